@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what is missing and builds everything; fast when nothing changed.
+#   bash scripts/setup.sh          runtime needs: libtorch, g++, npm packages, the addon, dist/
+#   bash scripts/setup.sh --test   also what the tests need (Debian python3-torch for golden values,
+#                                  python3-protobuf, python3-pil, chromium for the browser test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0; [ "${1:-}" = "--test" ] && want_test=1
+
+have_torch() {
+  [ -n "${LIBTORCH:-}" ] && return 0
+  [ -f /usr/include/ATen/ATen.h ] && return 0
+  python3 -c 'import torch,os,sys; sys.exit(0 if os.path.exists(os.path.join(os.path.dirname(torch.__file__),"include","ATen","ATen.h")) else 1)' 2>/dev/null
+}
+
+pkgs=()
+have_torch || pkgs+=(libtorch-dev)
+command -v g++ >/dev/null || pkgs+=(g++)
+if [ "$want_test" = 1 ]; then
+  /usr/bin/python3 -c 'import torch' 2>/dev/null || pkgs+=(python3-torch)
+  /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || pkgs+=(python3-protobuf)
+  /usr/bin/python3 -c 'import PIL' 2>/dev/null || pkgs+=(python3-pil)
+  command -v chromium >/dev/null || pkgs+=(chromium)
+fi
+if [ ${#pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${pkgs[*]} with apt-get (a few minutes the first time)"
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root for apt-get; run as root or install: ${pkgs[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+# npm packages: reinstall only when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+node native/build.mjs
+npx tsc -p tsconfig.json

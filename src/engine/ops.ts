@@ -1,0 +1,232 @@
+/** Tensor creation, functional NN ops, grad modes, autocast and runtime settings. */
+import { N } from './native.js';
+import { type Device, type DType, type Reduction, type Scalar, type Tensor, optHandleOf, wrap, wrapList } from './tensor.js';
+
+type Opts = { dtype?: DType; device?: Device | string };
+
+// ------------------------------------------------------------------------------------------------
+// Creation
+
+export const zeros = (shape: number[], o: Opts = {}): Tensor => wrap(N.zeros(shape, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const ones = (shape: number[], o: Opts = {}): Tensor => wrap(N.ones(shape, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const empty = (shape: number[], o: Opts = {}): Tensor => wrap(N.empty(shape, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const full = (shape: number[], value: Scalar, o: Opts = {}): Tensor =>
+  wrap(N.full(shape, value, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const rand = (shape: number[], o: Opts = {}): Tensor => wrap(N.rand(shape, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const randn = (shape: number[], o: Opts = {}): Tensor => wrap(N.randn(shape, o.dtype ?? 'float32', o.device ?? 'cpu'));
+export const randint = (low: number, high: number, shape: number[], o: Opts = {}): Tensor =>
+  wrap(N.randint(low, high, shape, o.dtype ?? 'int64', o.device ?? 'cpu'));
+export const randperm = (n: number, o: Opts = {}): Tensor => wrap(N.randperm(n, o.device ?? 'cpu'));
+export const arange = (start: number, end: number, step = 1, o: Opts = {}): Tensor =>
+  wrap(N.arange(start, end, step, o.dtype ?? 'int64', o.device ?? 'cpu'));
+export const scalar = (value: number, o: Opts = {}): Tensor => wrap(N.full([], value, o.dtype ?? 'float32', o.device ?? 'cpu'));
+
+const dtypeOfArray = (a: ArrayBufferView): DType => {
+  if (a instanceof Float32Array) return 'float32';
+  if (a instanceof Float64Array) return 'float64';
+  if (a instanceof Int32Array) return 'int32';
+  if (a instanceof BigInt64Array) return 'int64';
+  if (a instanceof Int16Array) return 'int16';
+  if (a instanceof Int8Array) return 'int8';
+  if (a instanceof Uint8Array || a instanceof Uint8ClampedArray) return 'uint8';
+  throw new TypeError(`cannot infer a dtype from ${a.constructor.name}; pass one explicitly`);
+};
+
+/** Copies a typed array into a new tensor (dtype inferred from the array type unless given). */
+export function tensor(data: ArrayBufferView | number[], shape?: number[], o: Opts = {}): Tensor {
+  const arr = Array.isArray(data) ? new Float32Array(data) : data;
+  const dtype = o.dtype ?? dtypeOfArray(arr);
+  const sh = shape ?? [Array.isArray(data) ? data.length : (arr as unknown as { length: number }).length];
+  return wrap(N.fromBuffer(arr, sh, dtype, o.device ?? 'cpu'));
+}
+
+export const cat = (ts: Tensor[], dim = 0): Tensor => wrap(N.cat(ts.map((t) => t.h), dim));
+export const stack = (ts: Tensor[], dim = 0): Tensor => wrap(N.stack(ts.map((t) => t.h), dim));
+export const where = (cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor =>
+  wrap(N.where(cond.h, typeof a === 'number' ? a : a.h, typeof b === 'number' ? b : b.h));
+export const bincount = (t: Tensor, weights: Tensor | null = null, minlength = 0): Tensor =>
+  wrap(N.bincount(t.h, optHandleOf(weights), minlength));
+
+// ------------------------------------------------------------------------------------------------
+// Functional NN ops (torch.nn.functional names)
+
+const pair = (v: number | number[]): number[] => (Array.isArray(v) ? v : [v, v]);
+
+export function conv2d(
+  x: Tensor, // [N,Cin,H,W]
+  weight: Tensor, // [Cout,Cin/groups,kH,kW]
+  bias: Tensor | null = null,
+  o: { stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; groups?: number } = {},
+): Tensor {
+  return wrap(N.conv2d(x.h, weight.h, optHandleOf(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1));
+}
+
+export function convTranspose2d(
+  x: Tensor, // [N,Cin,H,W]
+  weight: Tensor, // [Cin,Cout/groups,kH,kW]
+  bias: Tensor | null = null,
+  o: { stride?: number | number[]; padding?: number | number[]; outputPadding?: number | number[]; groups?: number; dilation?: number | number[] } = {},
+): Tensor {
+  return wrap(
+    N.convTranspose2d(x.h, weight.h, optHandleOf(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.outputPadding ?? 0), o.groups ?? 1, pair(o.dilation ?? 1)),
+  );
+}
+
+/** Updates runningMean/runningVar in place when training (momentum as in PyTorch). */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  training: boolean,
+  momentum = 0.1,
+  eps = 1e-5,
+): Tensor {
+  return wrap(N.batchNorm(x.h, optHandleOf(weight), optHandleOf(bias), optHandleOf(runningMean), optHandleOf(runningVar), training, momentum, eps));
+}
+
+export function maxPool2d(x: Tensor, kernel: number | number[], stride?: number | number[], padding: number | number[] = 0, dilation: number | number[] = 1, ceilMode = false): Tensor {
+  return wrap(N.maxPool2d(x.h, pair(kernel), pair(stride ?? kernel), pair(padding), pair(dilation), ceilMode));
+}
+
+export function avgPool2d(x: Tensor, kernel: number | number[], stride?: number | number[], padding: number | number[] = 0): Tensor {
+  return wrap(N.avgPool2d(x.h, pair(kernel), pair(stride ?? kernel), pair(padding)));
+}
+
+/** Resizes [N,C,H,W] to size [outH,outW]. */
+export function interpolate(x: Tensor, size: [number, number], mode: 'nearest' | 'bilinear' | 'bicubic' = 'nearest', alignCorners = false): Tensor {
+  return wrap(N.interpolate(x.h, size, mode, mode === 'nearest' ? false : alignCorners));
+}
+
+export const relu = (x: Tensor): Tensor => x.relu();
+export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
+export const softmax = (x: Tensor, dim: number, dtype?: DType): Tensor => x.softmax(dim, dtype);
+export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => x.logSoftmax(dim, dtype);
+
+export function crossEntropy(
+  logits: Tensor, // [N,C,...]
+  target: Tensor, // [N,...] int64 class indices
+  o: { weight?: Tensor | null; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
+): Tensor {
+  return wrap(N.crossEntropy(logits.h, target.h, optHandleOf(o.weight), o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0));
+}
+
+export function binaryCrossEntropyWithLogits(
+  logits: Tensor,
+  target: Tensor,
+  o: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
+): Tensor {
+  return wrap(N.bceWithLogits(logits.h, target.h, optHandleOf(o.weight), optHandleOf(o.posWeight), o.reduction ?? 'mean'));
+}
+
+export const mseLoss = (a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor => wrap(N.mseLoss(a.h, b.h, reduction));
+/** [N,H,W] int64 -> [N,H,W,C] int64 */
+export const oneHot = (t: Tensor, numClasses: number): Tensor => wrap(N.oneHot(t.h, numClasses));
+/** pad = [left, right, top, bottom] for the last two dims (torch.nn.functional.pad order). */
+export const pad = (x: Tensor, p: number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor =>
+  wrap(N.pad(x.h, p, mode, value));
+export const dropout = (x: Tensor, p: number, training: boolean): Tensor => wrap(N.dropout(x.h, p, training));
+
+// ------------------------------------------------------------------------------------------------
+// Foreach ops over tensor lists (the building blocks of optimizers)
+
+const hs = (ts: Tensor[]) => ts.map((t) => t.h);
+export const foreach = {
+  add_: (xs: Tensor[], ys: Tensor[] | number, alpha = 1): void => N.foreachAdd_(hs(xs), typeof ys === 'number' ? ys : hs(ys), alpha),
+  add: (xs: Tensor[], ys: Tensor[] | number, alpha = 1): Tensor[] => wrapList(N.foreachAdd(hs(xs), typeof ys === 'number' ? ys : hs(ys), alpha)),
+  /** ys: a list, a number, or a one-element tensor (no host sync). */
+  mul_: (xs: Tensor[], ys: Tensor[] | number | Tensor): void =>
+    N.foreachMul_(hs(xs), typeof ys === 'number' ? ys : Array.isArray(ys) ? hs(ys) : ys.h),
+  div_: (xs: Tensor[], ys: Tensor[] | number): void => N.foreachDiv_(hs(xs), typeof ys === 'number' ? ys : hs(ys)),
+  addcmul_: (xs: Tensor[], a: Tensor[], b: Tensor[], value = 1): void => N.foreachAddcmul_(hs(xs), hs(a), hs(b), value),
+  addcdiv_: (xs: Tensor[], a: Tensor[], b: Tensor[], value = 1): void => N.foreachAddcdiv_(hs(xs), hs(a), hs(b), value),
+  sqrt: (xs: Tensor[]): Tensor[] => wrapList(N.foreachSqrt(hs(xs))),
+  zero_: (xs: Tensor[]): void => N.foreachZero_(hs(xs)),
+  lerp_: (xs: Tensor[], ys: Tensor[], weight: number): void => N.foreachLerp_(hs(xs), hs(ys), weight),
+  copy_: (xs: Tensor[], ys: Tensor[]): void => N.foreachCopy_(hs(xs), hs(ys)),
+  /** Per-tensor 2-norms stacked into one float32 tensor [len]. */
+  norm: (xs: Tensor[]): Tensor => wrap(N.foreachNorm(hs(xs))),
+};
+
+// ------------------------------------------------------------------------------------------------
+// Autograd modes
+
+/** Runs fn with gradient recording off (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = N.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    N.setGradEnabled(prev);
+  }
+}
+export const isGradEnabled = (): boolean => N.isGradEnabled();
+
+/** Runs fn in torch.inference_mode (faster than noGrad; tensors made inside never need grad). */
+export function inferenceMode<T>(fn: () => T): T {
+  N.inferenceEnter();
+  try {
+    return fn();
+  } finally {
+    N.inferenceExit();
+  }
+}
+
+/** Drops the .grad of each tensor (zero_grad(set_to_none=True)). */
+export const clearGrads = (params: Tensor[]): void => N.clearGrads(hs(params));
+/** The .grad of each tensor (null where none); new handles, dispose them. */
+export const grads = (params: Tensor[]): (Tensor | null)[] => (N.grads(hs(params)) as (unknown | null)[]).map((g) => (g === null ? null : wrap(g as never)));
+
+// ------------------------------------------------------------------------------------------------
+// Mixed precision
+
+export type AutocastDtype = 'float16' | 'bfloat16';
+
+/** Runs fn under torch.autocast(deviceType, dtype). CPU supports bfloat16 only. */
+export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn: () => T, enabled = true): T {
+  if (!enabled) return fn();
+  N.autocastEnter(deviceType, dtype, true);
+  try {
+    return fn();
+  } finally {
+    N.autocastExit();
+  }
+}
+export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => N.isAutocastEnabled(deviceType);
+
+/** torch._amp_foreach_non_finite_check_and_unscale_ (CUDA kernels only on libtorch < 2.3). */
+export const ampUnscale_ = (grads: Tensor[], foundInf: Tensor, invScale: Tensor): void => N.ampUnscale_(hs(grads), foundInf.h, invScale.h);
+/** torch._amp_update_scale_ (CUDA kernels only on libtorch < 2.3). */
+export const ampUpdateScale_ = (scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growth: number, backoff: number, interval: number): void =>
+  N.ampUpdateScale_(scale.h, growthTracker.h, foundInf.h, growth, backoff, interval);
+
+// ------------------------------------------------------------------------------------------------
+// Runtime
+
+export const setNumThreads = (n: number): void => N.setNumThreads(n);
+export const getNumThreads = (): number => N.getNumThreads();
+/** Seeds libtorch's default CPU (and CUDA) generators. */
+export const manualSeed = (seed: number): void => N.manualSeed(seed);
+/** The CPU generator state as a uint8 tensor (torch.get_rng_state()). */
+export const getRngState = (): Tensor => wrap(N.getRngState());
+export const setRngState = (state: Tensor): void => N.setRngState(state.h);
+export const cudaIsAvailable = (): boolean => N.cudaIsAvailable();
+export const cudaDeviceCount = (): number => N.cudaDeviceCount();
+export const setBackendFlags = (f: { cudnnBenchmark?: boolean; cudnnDeterministic?: boolean; allowTF32?: boolean; mkldnn?: boolean }): void =>
+  N.setFlags(f);
+/** Returns freed heap pages to the OS (glibc malloc_trim). */
+export const mallocTrim = (): boolean => N.mallocTrim();
+export const buildInfo = (): { torch: string; cuda: boolean; mkldnn: boolean; config: string; parallel: string } => N.buildInfo();
+
+/** Resolves 'auto' to cuda when available, else cpu; checks explicit CUDA requests. */
+export function resolveDevice(d: string): Device {
+  if (d === 'auto') return cudaIsAvailable() ? 'cuda' : 'cpu';
+  if (d === 'cpu') return 'cpu';
+  const m = /^cuda(?::(\d+))?$/.exec(d);
+  if (!m) throw new Error(`unknown device '${d}': use auto, cpu, cuda or cuda:N`);
+  if (!cudaIsAvailable()) throw new Error(`--device ${d} was requested but CUDA is not available here (libtorch without CUDA, or no GPU); use --device cpu`);
+  const idx = m[1] === undefined ? 0 : Number(m[1]);
+  if (idx >= cudaDeviceCount()) throw new Error(`--device ${d}: only ${cudaDeviceCount()} CUDA device(s) present`);
+  return d as Device;
+}
