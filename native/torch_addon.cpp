@@ -15,6 +15,7 @@
 
 #include <malloc.h>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -191,7 +192,10 @@ at::TensorOptions Opts(const Napi::Value& dtype, const Napi::Value& device) {
 at::Scalar Scal(const Napi::Value& v) {
   if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
   if (v.IsNumber()) {
+    // JS has one number type: integral values become int64 scalars so in-place ops on integer
+    // tensors work (a float scalar cannot be added in place to an int64 tensor).
     double d = v.As<Napi::Number>().DoubleValue();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
     return at::Scalar(d);
   }
   TypeErr(v.Env(), "expected a number");

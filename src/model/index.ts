@@ -1,0 +1,3 @@
+/** The U-Net model and its parts. */
+export * from './parts.js';
+export * from './unet.js';

@@ -1,0 +1,55 @@
+/** Full assembly of the U-Net (milesial/Pytorch-UNet unet_model.py). */
+import type { Tensor } from '../engine/index.js';
+import { Module } from '../nn/index.js';
+import { DoubleConv, Down, OutConv, Up } from './parts.js';
+
+export interface UNetArgs {
+  nChannels: number; // 1 grayscale, 3 RGB
+  nClasses: number; // 1 = binary (sigmoid), >= 2 softmax over classes incl. background
+  bilinear: boolean; // bilinear upsampling instead of transposed convolutions
+}
+
+export class UNet extends Module {
+  readonly args: UNetArgs;
+  readonly inc: DoubleConv;
+  readonly down1: Down;
+  readonly down2: Down;
+  readonly down3: Down;
+  readonly down4: Down;
+  readonly up1: Up;
+  readonly up2: Up;
+  readonly up3: Up;
+  readonly up4: Up;
+  readonly outc: OutConv;
+
+  constructor(args: UNetArgs) {
+    super();
+    this.args = { ...args };
+    const { nChannels, nClasses, bilinear } = args;
+    const factor = bilinear ? 2 : 1;
+    this.inc = this.child('inc', new DoubleConv(nChannels, 64));
+    this.down1 = this.child('down1', new Down(64, 128));
+    this.down2 = this.child('down2', new Down(128, 256));
+    this.down3 = this.child('down3', new Down(256, 512));
+    this.down4 = this.child('down4', new Down(512, 1024 / factor));
+    this.up1 = this.child('up1', new Up(1024, 512 / factor, bilinear));
+    this.up2 = this.child('up2', new Up(512, 256 / factor, bilinear));
+    this.up3 = this.child('up3', new Up(256, 128 / factor, bilinear));
+    this.up4 = this.child('up4', new Up(128, 64, bilinear));
+    this.outc = this.child('outc', new OutConv(64, nClasses));
+  }
+
+  /** x: [N, nChannels, H, W] float -> logits [N, nClasses, H, W] (no activation). */
+  forward(x: Tensor): Tensor {
+    const x1 = this.inc.forward(x);
+    const x2 = this.down1.forward(x1);
+    const x3 = this.down2.forward(x2);
+    const x4 = this.down3.forward(x3);
+    const x5 = this.down4.forward(x4);
+    let y = this.up1.forward(x5, x4);
+    y = this.up2.forward(y, x3);
+    y = this.up3.forward(y, x2);
+    y = this.up4.forward(y, x1);
+    return this.outc.forward(y);
+  }
+}

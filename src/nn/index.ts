@@ -1,0 +1,3 @@
+/** nn: modules and layers. */
+export * from './module.js';
+export * from './layers.js';

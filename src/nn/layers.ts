@@ -1,0 +1,119 @@
+/** Layers with PyTorch's parameter names, shapes and default initialisation. */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { Module } from './module.js';
+
+/** U(-bound, bound), PyTorch's kaiming_uniform_(a=sqrt(5)) for conv weights reduces to bound = 1/sqrt(fan_in). */
+const uniform = (shape: number[], bound: number): Tensor => E.empty(shape).uniform_(-bound, bound);
+
+/** 2-D convolution. weight [out, in/groups, k, k], bias [out]. */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly opts: { stride?: number; padding?: number; bias?: boolean } = {},
+  ) {
+    super();
+    const fanIn = inChannels * kernelSize * kernelSize;
+    const bound = 1 / Math.sqrt(fanIn);
+    this.weight = this.param('weight', uniform([outChannels, inChannels, kernelSize, kernelSize], bound));
+    this.bias = opts.bias === false ? null : this.param('bias', uniform([outChannels], bound));
+  }
+  forward(x: Tensor): Tensor {
+    return E.conv2d(x, this.weight, this.bias, { stride: this.opts.stride ?? 1, padding: this.opts.padding ?? 0 });
+  }
+}
+
+/** Transposed convolution. weight [in, out, k, k]; PyTorch's fan_in for it is out*k*k. */
+export class ConvTranspose2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride: number,
+  ) {
+    super();
+    const bound = 1 / Math.sqrt(outChannels * kernelSize * kernelSize);
+    this.weight = this.param('weight', uniform([inChannels, outChannels, kernelSize, kernelSize], bound));
+    this.bias = this.param('bias', uniform([outChannels], bound));
+  }
+  forward(x: Tensor): Tensor {
+    return E.convTranspose2d(x, this.weight, this.bias, { stride: this.stride });
+  }
+}
+
+/** Batch normalisation over [N,C,H,W] with running statistics (momentum 0.1, eps 1e-5). */
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(
+    readonly numFeatures: number,
+    readonly momentum = 0.1,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = this.param('weight', E.ones([numFeatures]));
+    this.bias = this.param('bias', E.zeros([numFeatures]));
+    this.buffer('running_mean', E.zeros([numFeatures]));
+    this.buffer('running_var', E.ones([numFeatures]));
+    this.buffer('num_batches_tracked', E.zeros([], { dtype: 'int64' }));
+  }
+  forward(x: Tensor): Tensor {
+    if (this.training) E.noGrad(() => this.buf('num_batches_tracked').add_(1));
+    return E.batchNorm(x, this.buf('running_mean'), this.buf('running_var'), this.weight, this.bias, this.training, this.momentum, this.eps);
+  }
+}
+
+/** In-place ReLU, as the reference's ReLU(inplace=True): its input is always a fresh BN output. */
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return x.relu_();
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: number) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return E.maxPool2d(x, this.kernelSize);
+  }
+}
+
+/** Upsample by an integer factor with bilinear interpolation. */
+export class Upsample extends Module {
+  constructor(
+    readonly scaleFactor: number,
+    readonly alignCorners = true,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    const [, , h, w] = x.shape;
+    return E.interpolate(x, [h * this.scaleFactor, w * this.scaleFactor], 'bilinear', this.alignCorners);
+  }
+}
+
+/** A layer with a single-input forward, as stored in Sequential. */
+export interface Layer extends Module {
+  forward(x: Tensor): Tensor;
+}
+
+/** Children named "0", "1", ... as torch.nn.Sequential. */
+export class Sequential extends Module {
+  readonly layers: Layer[];
+  constructor(...layers: Layer[]) {
+    super();
+    this.layers = layers.map((l, i) => this.child(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const l of this.layers) y = l.forward(y);
+    return y;
+  }
+}

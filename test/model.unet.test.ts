@@ -1,0 +1,167 @@
+// The UNet against the reference architecture (../shared/bench/unet_reference.py) in Debian's
+// PyTorch: same weights -> same logits, loss, every gradient and BatchNorm statistics.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import * as E from '../src/engine/index.js';
+import { UNet } from '../src/model/index.js';
+import { segmentationLoss } from '../src/train/loss.js';
+import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
+import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
+
+const REF = resolve(import.meta.dirname, '../../shared/bench/unet_reference.py');
+const canCompare = hasTorch() && existsSync(REF);
+
+test('parameter counts and state_dict keys match the reference', () => {
+  const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
+  assert.equal(m.numParameters(), 31_037_698);
+  const keys = [...m.stateDict().keys()];
+  assert.equal(keys[0], 'inc.double_conv.0.weight');
+  assert.ok(keys.includes('down1.maxpool_conv.1.double_conv.4.num_batches_tracked'));
+  assert.ok(keys.includes('up1.up.weight'));
+  assert.equal(keys[keys.length - 1], 'outc.conv.bias');
+  m.dispose();
+  const b = new UNet({ nChannels: 3, nClasses: 2, bilinear: true });
+  assert.equal(b.numParameters(), 17_263_042);
+  assert.ok(![...b.stateDict().keys()].some((k) => k.startsWith('up1.up.')));
+  b.dispose();
+  const c1 = new UNet({ nChannels: 3, nClasses: 1, bilinear: false });
+  assert.equal(c1.numParameters(), 31_037_633);
+  c1.dispose();
+});
+
+test('default initialisation has PyTorch\'s distribution', () => {
+  E.manualSeed(0);
+  const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
+  const sd = m.stateDict();
+  E.tidy(() => {
+    // kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)); std = bound/sqrt(3)
+    const w = sd.get('down2.maxpool_conv.1.double_conv.0.weight') as E.Tensor; // [256,128,3,3]
+    const bound = 1 / Math.sqrt(128 * 9);
+    assert.ok(w.amax().item() <= bound && w.amin().item() >= -bound);
+    assert.ok(Math.abs(w.var().sqrt().item() - bound / Math.sqrt(3)) < bound * 0.01);
+    const t = sd.get('up1.up.weight') as E.Tensor; // [1024,512,2,2], fan_in = 512*4
+    assert.ok(t.amax().item() <= 1 / Math.sqrt(2048));
+    assert.deepEqual((sd.get('inc.double_conv.1.running_var') as E.Tensor).toArray().slice(0, 3), [1, 1, 1]);
+  });
+  m.dispose();
+});
+
+const configs = [
+  { nChannels: 3, nClasses: 2, bilinear: false, h: 64, w: 48 },
+  { nChannels: 1, nClasses: 1, bilinear: true, h: 61, w: 93 },
+  { nChannels: 1, nClasses: 5, bilinear: false, h: 61, w: 93 },
+  { nChannels: 3, nClasses: 2, bilinear: true, h: 61, w: 93 },
+];
+
+const PY = `${PY_EXCHANGE}
+import sys, json, importlib.util
+torch.set_num_threads(2)
+req = json.load(sys.stdin)
+spec = importlib.util.spec_from_file_location('ref', req['ref']); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+import torch.nn.functional as F
+from torch import nn
+d = req['dir']
+m = ref.UNet(req['nChannels'], req['nClasses'], req['bilinear'])
+sd = load(d, 'weights.json')
+m.load_state_dict(sd, strict=True)
+m.train()
+data = load(d, 'data.json')
+x, y = data['x'], data['y']
+pred = m(x)
+C = req['nClasses']
+if C == 1:
+    p = pred.squeeze(1)
+    # milesial's dice_loss(multiclass=False) on [N,H,W]: one Dice over the whole batch
+    # (unet_reference.py's benchmark criterion averages per image instead).
+    s_, t_ = torch.sigmoid(p), y.float()
+    inter = 2 * (s_ * t_).sum(); sets = s_.sum() + t_.sum()
+    sets = torch.where(sets == 0, inter, sets)
+    loss = F.binary_cross_entropy_with_logits(p, t_) + (1 - (inter + 1e-6) / (sets + 1e-6))
+else:
+    loss = F.cross_entropy(pred, y) + (1 - ref.dice_coeff(F.softmax(pred, 1).float().flatten(0, 1), F.one_hot(y, C).permute(0, 3, 1, 2).float().flatten(0, 1)))
+loss.backward()
+dump(d, {'logits': pred}, 'logits.json')
+dump(d, {k: p.grad for k, p in m.named_parameters()}, 'grads.json')
+dump(d, {k: v for k, v in m.state_dict().items() if 'running' in k}, 'stats.json')
+print(json.dumps({'loss': loss.item()}))
+`;
+
+for (const cfg of configs) {
+  test(`forward, loss, gradients and BN stats match PyTorch: ${JSON.stringify(cfg)}`, { skip: !canCompare && NO_TORCH }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unet-parity-'));
+    try {
+      E.manualSeed(1);
+      const m = new UNet(cfg);
+      dumpTensors(dir, m.stateDict(), 'weights.json');
+      const x = E.rand([2, cfg.nChannels, cfg.h, cfg.w]);
+      const y = E.randint(0, Math.max(cfg.nClasses, 2), [2, cfg.h, cfg.w]);
+      dumpTensors(dir, [['x', x], ['y', y]], 'data.json');
+      const { loss: pyLoss } = runPython<{ loss: number }>(PY, { ...cfg, dir, ref: REF });
+      E.tidy(() => {
+        const logits = m.forward(x);
+        const loss = segmentationLoss(logits, y, cfg.nClasses);
+        loss.backward();
+        const ref = loadTensors(dir, 'logits.json');
+        assertClose(logits.toArray(), (ref.get('logits') as E.Tensor).toArray(), 2e-5, 1e-4, 'logits');
+        assert.ok(Math.abs(loss.item() - pyLoss) < 1e-5, `loss ${loss.item()} vs ${pyLoss}`);
+        const grads = loadTensors(dir, 'grads.json');
+        for (const [name, p] of m.namedParameters()) {
+          const g = p.grad as E.Tensor;
+          const r = grads.get(name) as E.Tensor;
+          // Gradients summed over many pixels: compare relative to the tensor's scale.
+          const scale = r.abs().amax().item() + 1e-12;
+          const err = g.sub(r).abs().amax().item() / scale;
+          assert.ok(err < 2e-3, `grad ${name}: relative max error ${err}`);
+        }
+        for (const [name, r] of loadTensors(dir, 'stats.json')) {
+          assertClose((m.stateDict().get(name) as E.Tensor).toArray(), r.toArray(), 1e-5, 1e-4, name);
+        }
+      });
+      x.dispose();
+      y.dispose();
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('loadStateDict is strict and lists missing, unexpected and mis-shaped keys', () => {
+  const a = new UNet({ nChannels: 1, nClasses: 2, bilinear: true });
+  const b = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
+  assert.throws(
+    () => a.loadStateDict(b.stateDict()),
+    (e: Error) => /unexpected keys: up1\.up\.weight/.test(e.message) && /inc\.double_conv\.0\.weight: checkpoint has shape \[64,3,3,3\], model expects \[64,1,3,3\]/.test(e.message),
+  );
+  const sd = new Map(a.stateDict());
+  sd.delete('outc.conv.bias');
+  assert.throws(() => a.loadStateDict(sd), /missing keys: outc\.conv\.bias/);
+  assert.doesNotThrow(() => a.loadStateDict(sd, false));
+  a.dispose();
+  b.dispose();
+});
+
+test('train/eval switch BatchNorm; to(channels_last) keeps parameter identity and outputs', () => {
+  E.manualSeed(3);
+  const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: false });
+  const p0 = m.parameters()[0];
+  E.tidy(() => {
+    const x = E.rand([1, 1, 32, 32]);
+    m.eval();
+    assert.equal(m.modules().every((x) => !x.training), true);
+    const y1 = E.noGrad(() => m.forward(x));
+    m.to({ memoryFormat: 'channels_last' });
+    assert.equal(m.parameters()[0], p0);
+    assert.ok(p0.isContiguous('channels_last'));
+    const y2 = E.noGrad(() => m.forward(x.contiguous('channels_last')));
+    assert.ok(y1.sub(y2).abs().amax().item() < 1e-4);
+    m.train();
+    const bn = m.stateDict().get('inc.double_conv.1.num_batches_tracked') as E.Tensor;
+    m.forward(x);
+    assert.equal(bn.item(), 1);
+  });
+  m.dispose();
+});
