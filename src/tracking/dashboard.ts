@@ -1,0 +1,265 @@
+// Local dashboard: a small read-only HTTP server over the log directory.
+//
+// Routes (GET only):
+//   /                                  the page
+//   /assets/{uPlot.iife.min.js,uPlot.min.css,app.js,app.css}
+//   /api/runs                          {runs: RunInfo[]}
+//   /api/runs/<run>/config             config.json
+//   /api/runs/<run>/<metrics|histograms|media>?from=<byte offset>
+//                                      {records, next, more}: only what was appended since `from`
+//   /files/<run>/<path>                a file inside the run directory (PNG, JSON, report.html…)
+//
+// Security: bound to 127.0.0.1 by default; only GET; every path segment must
+// match a strict pattern (so "..", "%2e%2e", "%2f", backslashes, NUL and
+// absolute paths are rejected with 400 before touching the disk); the real
+// path of a served file must lie inside the real log directory (no symlink
+// escapes: 404); Host must name this machine when bound to loopback (blocks DNS
+// rebinding from web pages); no directory listings.
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, resolve } from 'node:path';
+import { CLIENT_CSS, CLIENT_JS, dashboardHtml, uplotAssets } from './page.js';
+import {
+  HISTOGRAMS_FILE,
+  isInside,
+  isSafeSegment,
+  listRuns,
+  MEDIA_FILE,
+  METRICS_FILE,
+  readConfig,
+  readJsonlFrom,
+} from './runfiles.js';
+
+export interface DashboardOptions {
+  /** directory holding the run directories (default "runs") */
+  logdir?: string;
+  /** 0 picks a free port (default 6006, TensorBoard's) */
+  port?: number;
+  /** default 127.0.0.1: only this machine can connect */
+  host?: string;
+}
+
+export interface Dashboard {
+  url: string;
+  port: number;
+  host: string;
+  close(): Promise<void>;
+}
+
+const JSONL_KINDS: Record<string, string> = { metrics: METRICS_FILE, histograms: HISTOGRAMS_FILE, media: MEDIA_FILE };
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.json': 'application/json; charset=utf-8',
+  '.jsonl': 'application/x-ndjson; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.log': 'text/plain; charset=utf-8',
+};
+
+const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
+// report.html is our own self-contained page, which needs its inline scripts; it may fetch nothing.
+const REPORT_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:";
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** Host header names this machine (with any port). */
+function hostAllowed(hostHeader: string | undefined, boundHost: string): boolean {
+  if (!hostHeader) return false;
+  let name = hostHeader.trim().toLowerCase();
+  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']'));
+  else if (name.includes(':')) name = name.slice(0, name.lastIndexOf(':'));
+  return isLoopback(name) || name === boundHost.toLowerCase();
+}
+
+/**
+ * Splits the raw request path into decoded, validated segments. The raw form
+ * is checked first: URL parsers normalise "/a/../b" to "/b", which would hide
+ * a traversal attempt instead of rejecting it.
+ */
+export function parsePath(rawUrl: string): { segments: string[]; query: URLSearchParams } {
+  const q = rawUrl.indexOf('?');
+  const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+  if (!rawPath.startsWith('/') || rawPath.startsWith('//')) throw new HttpError(400, 'bad path');
+  // Encoded dots, slashes, backslashes and NUL have no business in our URLs.
+  if (/%(2e|2f|5c|00)/i.test(rawPath) || rawPath.includes('\\') || rawPath.includes('\0')) throw new HttpError(400, 'bad path');
+  const parts = rawPath.split('/').slice(1);
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  const segments: string[] = [];
+  for (const p of parts) {
+    let s: string;
+    try {
+      s = decodeURIComponent(p);
+    } catch {
+      throw new HttpError(400, 'bad path');
+    }
+    if (s === '' && parts.length === 1) continue; // "/" itself
+    if (!isSafeSegment(s)) throw new HttpError(400, 'bad path');
+    segments.push(s);
+  }
+  return { segments, query };
+}
+
+/** Real path of `<logdir>/<run>/<rest>`, or 404 if missing or outside the log directory. */
+async function resolveInRun(logdir: string, run: string, rest: string[]): Promise<string> {
+  let realLogdir: string;
+  let real: string;
+  try {
+    realLogdir = await realpath(logdir);
+    real = await realpath(join(logdir, run, ...rest));
+  } catch {
+    throw new HttpError(404, 'not found');
+  }
+  const realRun = await realpath(join(logdir, run)).catch(() => '');
+  if (!realRun || !isInside(realLogdir, realRun) || realRun === realLogdir || !isInside(realRun, real)) {
+    throw new HttpError(404, 'not found');
+  }
+  return real;
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, type: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': String(Buffer.byteLength(body)),
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+    ...extra,
+  });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, value: unknown): void {
+  send(res, 200, JSON.stringify(value), 'application/json; charset=utf-8');
+}
+
+export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashboard> {
+  const logdir = resolve(opts.logdir ?? 'runs');
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 6006;
+  const uplot = uplotAssets();
+  const page = dashboardHtml();
+  const assets: Record<string, [string, string]> = {
+    'uPlot.iife.min.js': [uplot.js, 'text/javascript; charset=utf-8'],
+    'uPlot.min.css': [uplot.css, 'text/css; charset=utf-8'],
+    'app.js': [CLIENT_JS, 'text/javascript; charset=utf-8'],
+    'app.css': [CLIENT_CSS, 'text/css; charset=utf-8'],
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET') {
+      send(res, 405, 'method not allowed\n', 'text/plain; charset=utf-8', { Allow: 'GET' });
+      return;
+    }
+    if (isLoopback(host) && !hostAllowed(req.headers.host, host)) throw new HttpError(403, 'forbidden host');
+    const { segments, query } = parsePath(req.url ?? '/');
+    const [a, b, c, ...rest] = segments;
+
+    if (segments.length === 0 || (segments.length === 1 && a === 'index.html')) {
+      send(res, 200, page, 'text/html; charset=utf-8', { 'Content-Security-Policy': PAGE_CSP });
+      return;
+    }
+    if (a === 'assets' && b && segments.length === 2) {
+      const asset = assets[b];
+      if (!asset) throw new HttpError(404, 'not found');
+      send(res, 200, asset[0], asset[1], { 'Cache-Control': 'max-age=300' });
+      return;
+    }
+    if (a === 'api' && b === 'runs') {
+      if (segments.length === 2) {
+        sendJson(res, { runs: await listRuns(logdir) });
+        return;
+      }
+      if (c && rest.length === 1) {
+        const kind = rest[0] as string;
+        const dir = await resolveInRun(logdir, c, []);
+        if (kind === 'config') {
+          sendJson(res, await readConfig(dir));
+          return;
+        }
+        const file = JSONL_KINDS[kind];
+        if (file) {
+          const from = Number(query.get('from') ?? '0');
+          if (!Number.isFinite(from) || from < 0) throw new HttpError(400, 'bad offset');
+          sendJson(res, await readJsonlFrom(join(dir, file), from));
+          return;
+        }
+      }
+      throw new HttpError(404, 'not found');
+    }
+    if (a === 'files' && b && c) {
+      const fileSegs = segments.slice(2);
+      const path = await resolveInRun(logdir, b, fileSegs);
+      const st = await stat(path);
+      if (!st.isFile()) throw new HttpError(404, 'not found');
+      const type = CONTENT_TYPES[extname(path).toLowerCase()] ?? (path.includes('tfevents') ? 'application/octet-stream' : undefined);
+      if (!type) throw new HttpError(404, 'not found');
+      const isHtml = type.startsWith('text/html');
+      res.writeHead(200, {
+        'Content-Type': type,
+        'Content-Length': String(st.size),
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': isHtml ? REPORT_CSP : "default-src 'none'",
+      });
+      await new Promise<void>((ok, fail) => {
+        const s = createReadStream(path);
+        s.on('error', fail);
+        res.on('close', () => {
+          s.destroy();
+          ok();
+        });
+        s.pipe(res);
+      });
+      return;
+    }
+    throw new HttpError(404, 'not found');
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      const msg = err instanceof HttpError ? err.message : 'internal error';
+      if (!res.headersSent) send(res, status, `${msg}\n`, 'text/plain; charset=utf-8');
+      else res.destroy();
+    });
+  });
+  // Polling keeps connections alive; close() must not wait for idle keep-alive sockets.
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${urlHost}:${addr.port}/`,
+    port: addr.port,
+    host: addr.address,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.close(() => ok());
+        server.closeAllConnections();
+      }),
+  };
+}

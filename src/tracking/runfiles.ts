@@ -1,0 +1,240 @@
+// The run directory layout, and readers shared by the dashboard and the report.
+//
+// runs/<YYYYMMDD-HHMMSS>-<name>/
+//   config.json                      the object given to Tracker.create
+//   metrics.jsonl                    one JSON object per line (see MetricsRecord)
+//   histograms.jsonl                 one HistogramRecord per line (validation only)
+//   media.jsonl + media/<step>-<tag>.png   one MediaRecord per logged image
+//   events.out.tfevents.<secs>.<host>      TensorBoard
+//   report.html                      written by writeReport()
+import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+
+export const CONFIG_FILE = 'config.json';
+export const METRICS_FILE = 'metrics.jsonl';
+export const HISTOGRAMS_FILE = 'histograms.jsonl';
+export const MEDIA_FILE = 'media.jsonl';
+export const MEDIA_DIR = 'media';
+export const REPORT_FILE = 'report.html';
+
+/**
+ * metrics.jsonl records. Scalars logged at one step in one go share a record.
+ * Non-finite values are stored as the strings "NaN", "Infinity", "-Infinity"
+ * (JSON has no such numbers, and a NaN loss is worth seeing).
+ */
+export interface ScalarsRecord {
+  type: 'scalars';
+  step: number;
+  time: number;
+  values: Record<string, number | string>;
+}
+export interface EndRecord {
+  type: 'end';
+  time: number;
+}
+/** Anything passed to Tracker.record(), e.g. {type:"final", perClassDice:[...], perClassIoU:[...]}. */
+export type MetricsRecord = ScalarsRecord | EndRecord | ({ type?: string; time?: number } & Record<string, unknown>);
+
+export interface HistogramRecord {
+  step: number;
+  tag: string;
+  time: number;
+  min: number;
+  max: number;
+  num: number;
+  mean: number;
+  std: number;
+  nonFinite: number;
+  edges: number[];
+  counts: number[];
+}
+
+export interface MediaRecord {
+  step: number;
+  tag: string;
+  /** relative to the run directory, e.g. "media/120-pred_0.png" */
+  file: string;
+  width: number;
+  height: number;
+  channels: number;
+  time: number;
+}
+
+/** Safe file-name part: what the dashboard accepts in a URL path segment. */
+export function sanitizeName(s: string, maxLen = 80): string {
+  const out = s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/\.{2,}/g, '_').replace(/^[._-]+/, '');
+  return out.slice(0, maxLen) || 'x';
+}
+
+/** A run directory name or file-name segment as the dashboard allows it. */
+export const SAFE_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+export function isSafeSegment(s: string): boolean {
+  return s.length <= 200 && SAFE_SEGMENT.test(s) && !s.includes('..');
+}
+
+/** JSON replacer that keeps NaN/±Infinity visible (see ScalarsRecord). */
+export function encodeNumber(v: number): number | string {
+  return Number.isFinite(v) ? v : String(v);
+}
+
+export function decodeNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') return Number(v);
+  return NaN;
+}
+
+/**
+ * Reads complete JSONL lines from byte `from` on. `next` is the offset to pass
+ * next time, so a poller only reads what was appended since. A partly written
+ * last line is left for the next call. Bad lines are skipped.
+ */
+export async function readJsonlFrom<T = unknown>(
+  path: string,
+  from = 0,
+  maxBytes = 8 * 1024 * 1024,
+): Promise<{ records: T[]; next: number; more: boolean }> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], next: from, more: false };
+    throw err;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    // A file that shrank was rewritten: start over.
+    const start = from > size ? 0 : Math.max(0, Math.floor(from));
+    const len = Math.min(size - start, maxBytes);
+    if (len <= 0) return { records: [], next: start, more: false };
+    const buf = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(buf, got, len - got, start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    const lastNl = buf.lastIndexOf(10, got - 1);
+    if (lastNl < 0) {
+      // One line longer than maxBytes cannot be returned; skip past it rather than stall.
+      return { records: [], next: got === maxBytes ? start + got : start, more: got === maxBytes };
+    }
+    const text = buf.toString('utf8', 0, lastNl);
+    const records: T[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        records.push(JSON.parse(line) as T);
+      } catch {
+        // a corrupt line (e.g. from a crash mid-write) must not hide the rest
+      }
+    }
+    const next = start + lastNl + 1;
+    return { records, next, more: next < size };
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readAllJsonl<T = unknown>(path: string): Promise<T[]> {
+  const out: T[] = [];
+  let from = 0;
+  for (;;) {
+    const r = await readJsonlFrom<T>(path, from);
+    for (const rec of r.records) out.push(rec);
+    if (!r.more || r.next === from) return out;
+    from = r.next;
+  }
+}
+
+export interface RunInfo {
+  name: string;
+  /** ms since epoch of the latest write to metrics.jsonl (or the directory) */
+  mtime: number;
+  /** 'finished' once Tracker.close() wrote its end record; 'running' if written to in the last 2 min; else 'stopped' */
+  status: 'running' | 'finished' | 'stopped';
+  hasReport: boolean;
+  lastStep: number | null;
+}
+
+/** True if `child` (a real path) is `parent` or inside it. */
+export function isInside(parent: string, child: string): boolean {
+  return child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+}
+
+/** Run directories in `logdir`: safe names, and no symlinks that lead outside it. Newest first. */
+export async function listRuns(logdir: string): Promise<RunInfo[]> {
+  let realLogdir: string;
+  try {
+    realLogdir = await realpath(logdir);
+  } catch {
+    return [];
+  }
+  const entries = await readdir(realLogdir, { withFileTypes: true }).catch(() => []);
+  const runs: RunInfo[] = [];
+  for (const e of entries) {
+    if (!isSafeSegment(e.name) || !(e.isDirectory() || e.isSymbolicLink())) continue;
+    const dir = join(realLogdir, e.name);
+    try {
+      const real = await realpath(dir);
+      if (!isInside(realLogdir, real) || real === realLogdir) continue;
+      const st = await stat(real);
+      if (!st.isDirectory()) continue;
+      runs.push(await runInfo(real, e.name, st.mtimeMs));
+    } catch {
+      // vanished or unreadable: not listed
+    }
+  }
+  runs.sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
+  return runs;
+}
+
+async function runInfo(dir: string, name: string, dirMtime: number): Promise<RunInfo> {
+  let mtime = dirMtime;
+  let status: RunInfo['status'] = 'stopped';
+  let lastStep: number | null = null;
+  const metrics = join(dir, METRICS_FILE);
+  try {
+    const fh = await open(metrics, 'r');
+    try {
+      const st = await fh.stat();
+      mtime = st.mtimeMs;
+      // Only the tail is needed for the status and last step.
+      const len = Math.min(st.size, 16 * 1024);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, st.size - len);
+      const lines = buf.toString('utf8').split('\n');
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const line = lines[i];
+        if (!line || !line.startsWith('{')) continue;
+        try {
+          const rec = JSON.parse(line) as MetricsRecord;
+          if (rec.type === 'end') status = 'finished';
+          if (lastStep === null && typeof (rec as ScalarsRecord).step === 'number') lastStep = (rec as ScalarsRecord).step;
+        } catch {
+          // first line of the tail may be cut
+        }
+        // The end record, if any, is the last line, so it is seen before any step.
+        if (lastStep !== null) break;
+      }
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // no metrics yet
+  }
+  if (status !== 'finished' && Date.now() - mtime < 120_000) status = 'running';
+  const hasReport = await stat(join(dir, REPORT_FILE)).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  return { name, mtime, status, hasReport, lastStep };
+}
+
+export async function readConfig(runDir: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(join(runDir, CONFIG_FILE), 'utf8'));
+  } catch {
+    return null;
+  }
+}
