@@ -8,6 +8,11 @@ import type { Tensor } from '../engine/index.js';
  * true: one Dice over the whole batch (the loss).
  */
 export function diceCoeff(input: Tensor, target: Tensor, reduceBatchFirst = false, epsilon = 1e-6): Tensor {
+  return E.tidy(() => diceScores(input, target, reduceBatchFirst, epsilon).mean());
+}
+
+/** diceCoeff before the final mean: [N] per image (or a scalar with reduceBatchFirst). */
+export function diceScores(input: Tensor, target: Tensor, reduceBatchFirst = false, epsilon = 1e-6): Tensor {
   const a = input.shape;
   const b = target.shape;
   if (a.length !== b.length || a.some((v, i) => v !== b[i])) throw new Error(`diceCoeff: input [${a}] and target [${b}] differ in shape`);
@@ -17,7 +22,7 @@ export function diceCoeff(input: Tensor, target: Tensor, reduceBatchFirst = fals
     const inter = input.mul(target).sum(sumDim).mul(2);
     let setsSum = input.sum(sumDim).add(target.sum(sumDim));
     setsSum = E.where(setsSum.eq(0), inter, setsSum);
-    return inter.add(epsilon).div(setsSum.add(epsilon)).mean();
+    return inter.add(epsilon).div(setsSum.add(epsilon));
   });
 }
 

@@ -1,0 +1,184 @@
+/**
+ * The typed options tables: one entry per flag drives the CLI parser, --help, the run's
+ * config.json and the checkpoint's `config`. Values are validated here, at the boundary.
+ */
+import os from 'node:os';
+
+export class OptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptionError';
+  }
+}
+
+type Parser<T> = (raw: string, flag: string) => T;
+
+export interface OptionSpec<T> {
+  flags: string; // commander syntax, e.g. '-e, --epochs <n>'
+  help: string; // one line; the default is appended by the CLI
+  default: T;
+  parse?: Parser<T>; // absent for boolean switches
+  /** Options that are accepted several times or take several values (`-i a b c`). */
+  variadic?: boolean;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parsers: each names the flag and what it expected.
+
+const num = (raw: string, flag: string): number => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v)) throw new OptionError(`${flag} expects a number, got '${raw}'`);
+  return v;
+};
+export const posInt: Parser<number> = (raw, flag) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 1) throw new OptionError(`${flag} expects a positive integer, got '${raw}'`);
+  return v;
+};
+export const nonNegInt: Parser<number> = (raw, flag) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 0) throw new OptionError(`${flag} expects an integer >= 0, got '${raw}'`);
+  return v;
+};
+const posFloat: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v > 0)) throw new OptionError(`${flag} expects a number > 0, got '${raw}'`);
+  return v;
+};
+const nonNegFloat: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v >= 0)) throw new OptionError(`${flag} expects a number >= 0, got '${raw}'`);
+  return v;
+};
+export const scaleParser: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v > 0 && v <= 1)) throw new OptionError(`${flag} must be in (0, 1] (the fraction images are resized by; 0.5 halves them), got '${raw}'`);
+  return v;
+};
+const percent: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v >= 0 && v < 100)) throw new OptionError(`${flag} is a percentage of the data held out for validation, in [0, 100), got '${raw}'`);
+  return v;
+};
+const unit: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v >= 0 && v <= 1)) throw new OptionError(`${flag} must be in [0, 1], got '${raw}'`);
+  return v;
+};
+const str: Parser<string> = (raw, flag) => {
+  if (raw === '') throw new OptionError(`${flag} needs a value`);
+  return raw;
+};
+const choice =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, flag) => {
+    if (!values.includes(raw as T)) throw new OptionError(`${flag} must be one of ${values.join(', ')}; got '${raw}'`);
+    return raw as T;
+  };
+const device: Parser<string> = (raw, flag) => {
+  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(raw)) throw new OptionError(`${flag} must be auto, cpu, cuda or cuda:N; got '${raw}'`);
+  return raw;
+};
+const channels: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : posInt(raw, flag));
+const port: Parser<number> = (raw, flag) => {
+  const v = nonNegInt(raw, flag);
+  if (v > 65535) throw new OptionError(`${flag} must be a TCP port (0-65535), got '${raw}'`);
+  return v;
+};
+
+const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
+
+/** `-e, --epochs <n>` -> `--epochs` */
+export const longFlag = (spec: OptionSpec<unknown>): string => /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? spec.flags;
+
+// ------------------------------------------------------------------------------------------------
+// unet train (defaults as in the guide and the reference trainer)
+
+export const trainOptions = {
+  epochs: { flags: '-e, --epochs <n>', help: 'number of epochs', default: 5, parse: posInt },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'images per batch', default: 1, parse: posInt },
+  learningRate: { flags: '-l, --learning-rate <lr>', help: 'learning rate', default: 1e-5, parse: posFloat },
+  scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
+  validation: { flags: '-v, --validation <percent>', help: 'percent of the data used for validation', default: 10, parse: percent },
+  classes: { flags: '-c, --classes <n>', help: 'number of classes incl. background (1 = binary with sigmoid)', default: 2, parse: posInt },
+  load: { flags: '-f, --load <path>', help: 'resume from our checkpoint, or start from reference weights', default: '', parse: str },
+  bilinear: { flags: '--bilinear', help: 'bilinear upsampling instead of transposed convolutions', default: false },
+  amp: { flags: '--amp', help: 'mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU)', default: false },
+  accumulateGradBatches: { flags: '--accumulate-grad-batches <n>', help: 'step the optimizer every n batches', default: 1, parse: posInt },
+  imgs: { flags: '--imgs <dir>', help: 'directory of input images', default: 'data/imgs', parse: str },
+  masks: { flags: '--masks <dir>', help: 'directory of masks (same base names)', default: 'data/masks', parse: str },
+  maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
+  checkpointDir: { flags: '--checkpoint-dir <dir>', help: 'where checkpoints are written', default: 'checkpoints', parse: str },
+  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  seed: { flags: '--seed <n>', help: 'random seed (split, shuffling, initialisation)', default: 0, parse: nonNegInt },
+  patience: { flags: '--patience <n>', help: 'early stopping: epochs without improvement (0 = off)', default: 10, parse: nonNegInt },
+  minDelta: { flags: '--min-delta <d>', help: 'early stopping: smallest Dice gain that counts', default: 1e-3, parse: nonNegFloat },
+  optimizer: { flags: '--optimizer <name>', help: 'rmsprop, adam, adamw or sgd', default: 'rmsprop' as 'rmsprop' | 'adam' | 'adamw' | 'sgd', parse: choice('rmsprop', 'adam', 'adamw', 'sgd') },
+  scheduler: { flags: '--scheduler <name>', help: 'plateau, cosine, poly or none', default: 'plateau' as 'plateau' | 'cosine' | 'poly' | 'none', parse: choice('plateau', 'cosine', 'poly', 'none') },
+  weightDecay: { flags: '--weight-decay <wd>', help: 'weight decay', default: 1e-8, parse: nonNegFloat },
+  momentum: { flags: '--momentum <m>', help: 'momentum (RMSprop, SGD)', default: 0.999, parse: unit },
+  gradClip: { flags: '--grad-clip <norm>', help: 'clip the gradient norm (0 = off)', default: 1.0, parse: nonNegFloat },
+  augment: { flags: '--augment', help: 'random flips, 90-degree rotations, scale and brightness jitter', default: false },
+  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  channels: { flags: '--channels <n>', help: "input channels ('auto' from the data)", default: 'auto' as 'auto' | number, parse: channels },
+  valEvery: { flags: '--val-every <steps>', help: 'also validate every N optimizer steps (0 = once per epoch)', default: 0, parse: nonNegInt },
+  keepLast: { flags: '--keep-last <k>', help: 'keep only the last K epoch checkpoints (0 = all)', default: 0, parse: nonNegInt },
+  skipUnpaired: { flags: '--skip-unpaired', help: 'skip images without masks (and masks without images) with a warning', default: false },
+  maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels', default: 178_956_970, parse: posInt },
+  logdir: { flags: '--logdir <dir>', help: 'where run directories (metrics, TensorBoard files, report) go', default: 'runs', parse: str },
+  name: { flags: '--name <name>', help: 'run name (default: a timestamp)', default: '', parse: (r: string) => r },
+  tensorboard: { flags: '--no-tensorboard', help: 'do not write TensorBoard event files', default: true },
+  dashboard: { flags: '--dashboard', help: 'serve the live dashboard while training', default: false },
+  port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
+  wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
+// unet predict
+
+export const predictOptions = {
+  model: { flags: '-m, --model <path>', help: 'checkpoint to use', default: 'checkpoints/best_model.pth', parse: str },
+  input: { flags: '-i, --input <files...>', help: 'input images, directories or globs', default: [] as string[], parse: str, variadic: true },
+  output: { flags: '-o, --output <files...>', help: 'output file names, one per input', default: [] as string[], parse: str, variadic: true },
+  outputDir: { flags: '--output-dir <dir>', help: 'write masks into this directory (same names)', default: '', parse: str },
+  viz: { flags: '-v, --viz', help: 'also write an overlay image (input with coloured classes and a legend)', default: false },
+  noSave: { flags: '-n, --no-save', help: 'do not save the output masks', default: false },
+  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
+  scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
+  probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
+  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only)', default: 1, parse: posInt },
+  bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
+  classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
+  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
+// unet evaluate
+
+export const evaluateOptions = {
+  model: { flags: '-m, --model <path>', help: 'checkpoint to evaluate', default: 'checkpoints/best_model.pth', parse: str },
+  imgs: { flags: '--imgs <dir>', help: 'directory of images', default: 'data/imgs', parse: str },
+  masks: { flags: '--masks <dir>', help: 'directory of ground-truth masks', default: 'data/masks', parse: str },
+  maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
+  scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
+  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
+  json: { flags: '--json <file>', help: 'also write the metrics as JSON', default: '', parse: str },
+  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass', default: 1, parse: posInt },
+  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+export type ValuesOf<T extends Record<string, OptionSpec<unknown>>> = { -readonly [K in keyof T]: T[K]['default'] };
+export type TrainConfig = ValuesOf<typeof trainOptions>;
+export type PredictConfig = ValuesOf<typeof predictOptions>;
+export type EvaluateConfig = ValuesOf<typeof evaluateOptions>;
+
+/** Defaults of a table, e.g. for programmatic use and tests. */
+export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, spec] of Object.entries(table)) out[k] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+  return out as ValuesOf<T>;
+}

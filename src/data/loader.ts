@@ -1,0 +1,148 @@
+/**
+ * Batches for training and evaluation: an async iterator over a dataset and a list of sample
+ * indices, with seeded shuffling, optional augmentation and prefetching.
+ *
+ *   for await (const b of new DataLoader(ds, split.train, { batchSize: 4, shuffle: true, rng })) {
+ *     b.images // [N, C, H, W] float32 0..1
+ *     b.masks  // [N, H, W] uint8 class indices
+ *   }
+ */
+
+import { type AugmentOptions, type AugmentParams, augmentInto, sampleAugment } from './augment.js';
+import type { StoredSample } from './dataset.js';
+import { DataError, listSome } from './errors.js';
+import { toChwFloat32 } from './image.js';
+import { Rng, shuffle as shuffleInPlace } from './split.js';
+
+/** What the loader needs from a dataset (SegmentationDataset, or a test double). */
+export interface SampleSource {
+  load(i: number): Promise<StoredSample>;
+}
+
+export interface LoaderOptions {
+  /** Samples per batch. Default 1. */
+  batchSize?: number;
+  /** Reshuffle the indices at the start of every epoch (iteration). Default false. */
+  shuffle?: boolean;
+  /** Generator for shuffling and augmentation; its state advances, so save it to resume. Default new Rng(0). */
+  rng?: Rng;
+  /** Drop the last batch when it is smaller than batchSize. Default false. */
+  dropLast?: boolean;
+  /** Batches loaded ahead while the consumer works on the current one. Default 2. */
+  prefetch?: number;
+  /** Random flips/rotations/scale/brightness (see augment.ts): true for the defaults, or options. Default false. */
+  augment?: boolean | AugmentOptions;
+  /**
+   * Recycle batch arrays: a batch's `images`/`masks` are overwritten once the next batch is
+   * requested, so copy them (e.g. into a tensor) before asking for the next one. Saves the
+   * page faults of fresh multi-MB arrays (about half the cost of a cached epoch). Default false.
+   */
+  reuseBuffers?: boolean;
+}
+
+export interface Batch {
+  /** [N, C, H, W] float32 0..1 */
+  images: Float32Array;
+  /** [N, H, W] uint8 class indices */
+  masks: Uint8Array;
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  ids: string[];
+  /** Dataset indices of the samples. */
+  indices: number[];
+}
+
+export class DataLoader implements AsyncIterable<Batch> {
+  readonly batchSize: number;
+  private readonly opts: LoaderOptions;
+  private readonly rng: Rng;
+
+  constructor(private readonly dataset: SampleSource, private readonly indices: readonly number[], opts: LoaderOptions = {}) {
+    this.batchSize = opts.batchSize ?? 1;
+    if (!(Number.isInteger(this.batchSize) && this.batchSize >= 1)) throw new RangeError(`batchSize must be a positive integer, got ${opts.batchSize}`);
+    const prefetch = opts.prefetch ?? 2;
+    if (!(Number.isInteger(prefetch) && prefetch >= 0)) throw new RangeError(`prefetch must be an integer >= 0, got ${opts.prefetch}`);
+    this.opts = opts;
+    this.rng = opts.rng ?? new Rng(0);
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.indices.length;
+    return this.opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+    const order = [...this.indices];
+    if (this.opts.shuffle) shuffleInPlace(order, this.rng);
+    const batches: number[][] = [];
+    for (let i = 0; i + (this.opts.dropLast ? this.batchSize : 1) <= order.length; i += this.batchSize) {
+      batches.push(order.slice(i, i + this.batchSize));
+    }
+    const aug = this.opts.augment ? (this.opts.augment === true ? {} : this.opts.augment) : null;
+    const prefetch = this.opts.prefetch ?? 2;
+
+    const pending: Promise<Batch>[] = [];
+    let next = 0;
+    const fill = (k: number) => {
+      while (pending.length < k && next < batches.length) {
+        const idx = batches[next++];
+        // Draw augmentation parameters now, in batch order: results do not depend on decode timing.
+        const params = aug ? idx.map(() => sampleAugment(this.rng, aug)) : null;
+        const p = this.assemble(idx, params);
+        p.catch(() => {}); // handled when awaited; avoids unhandled rejections if iteration stops early
+        pending.push(p);
+      }
+    };
+    for (;;) {
+      fill(Math.max(1, prefetch));
+      const p = pending.shift();
+      if (!p) return;
+      const batch = await p;
+      fill(prefetch); // keep `prefetch` batches loading while the consumer works
+      yield batch;
+      if (this.opts.reuseBuffers) {
+        this.pool.push({ images: batch.images, masks: batch.masks }); // the consumer is done with it
+        if (this.pool.length > prefetch + 2) this.pool.shift(); // bounded, e.g. when sizes vary
+      }
+    }
+  }
+
+  /** Arrays of consumed batches, reused when `reuseBuffers` is on. */
+  private readonly pool: { images: Float32Array; masks: Uint8Array }[] = [];
+
+  private buffers(imageLength: number, maskLength: number): { images: Float32Array; masks: Uint8Array } {
+    const k = this.pool.findIndex((b) => b.images.length === imageLength && b.masks.length === maskLength);
+    if (k >= 0) return this.pool.splice(k, 1)[0];
+    return { images: new Float32Array(imageLength), masks: new Uint8Array(maskLength) };
+  }
+
+  private async assemble(idx: number[], params: AugmentParams[] | null): Promise<Batch> {
+    const samples = await Promise.all(idx.map((i) => this.dataset.load(i)));
+    const { channels: c, height: h, width: w } = samples[0];
+    const odd = samples.filter((s) => s.channels !== c || s.height !== h || s.width !== w);
+    if (odd.length > 0) {
+      const shape = (s: StoredSample) => `${s.id} is ${s.channels}×${s.height}×${s.width}`;
+      const channelsDiffer = odd.some((s) => s.channels !== c);
+      throw new DataError(`a batch needs samples of one size, but ${shape(samples[0])} and ${listSome(odd.map(shape), 5)} (C×H×W)`, {
+        hint: channelsDiffer
+          ? 'Some images are greyscale and some colour: convert them all to one mode (e.g. all RGB).'
+          : 'Use a batch size of 1 (-b 1), or resize your data to one size before training.',
+      });
+    }
+    const n = samples.length;
+    const chw = c * h * w;
+    const hw = h * w;
+    const { images, masks } = this.buffers(n * chw, n * hw); // [N, C, H, W] and [N, H, W]
+    samples.forEach((s, k) => {
+      if (params) augmentInto(s, params[k], images, k * chw, masks, k * hw);
+      else {
+        toChwFloat32(s.image, c, s.divisor, images, k * chw); // fused [H, W, C] -> [C, H, W] and / divisor
+        masks.set(s.mask, k * hw);
+      }
+    });
+    return { images, masks, n, c, h, w, ids: samples.map((s) => s.id), indices: idx };
+  }
+}

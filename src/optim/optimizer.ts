@@ -1,0 +1,387 @@
+/**
+ * Optimizer base: one parameter group over a list of leaf tensors, per-parameter state, and
+ * PyTorch-layout state dicts.
+ *
+ * Why one group: the trainer optimizes every parameter with the same hyper-parameters (as the
+ * reference trainer does), and one group keeps `lr` a plain mutable number that schedulers set.
+ *
+ * Memory contract: per-parameter state tensors are created inside `step()` (a tidy scope) and
+ * `.keep()`-ed, so they live until the optimizer replaces them (`loadStateDict`) or `dispose()`.
+ * Everything else a step creates (grad handles, foreach temporaries) dies with the step's scope.
+ *
+ * Numerics: every subclass follows PyTorch's `_multi_tensor_*` (foreach=True) code path op for op,
+ * with one native foreach call per op over the whole list, and the scalar arithmetic (bias
+ * corrections, 1 - beta...) done in JS doubles exactly as Python does it in floats.
+ */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+
+/** Per-parameter state as PyTorch stores it. `null` is Python's None (SGD's momentum_buffer when momentum = 0). */
+export type StateRecord = Record<string, Tensor | null>;
+
+/**
+ * `optimizer.state_dict()` in PyTorch's layout.
+ * - `state`: parameter index -> state (only parameters that have state, as in PyTorch).
+ * - `param_groups`: one group; hyper-parameters under PyTorch's keys, then `params: [0..n-1]`.
+ *   Numbers are plain JS numbers: lr, eps, betas, momentum... are Python floats in a PyTorch
+ *   checkpoint, so the checkpoint writer must emit them as floats (see `PY_FLOAT_KEYS`).
+ */
+export interface OptimizerStateDict {
+  state: Map<number, StateRecord>;
+  param_groups: Array<Record<string, unknown>>;
+}
+
+/**
+ * What `loadStateDict` accepts: our own `stateDict()` output, or a PyTorch checkpoint as read back
+ * (state keyed by number or numeric string; `step` a tensor or a plain number, e.g. Debian
+ * PyTorch 1.13's RMSprop stores an int).
+ */
+export interface LoadableOptimizerStateDict {
+  state: Map<number | string, Record<string, Tensor | number | null>> | Record<string, Record<string, Tensor | number | null>>;
+  param_groups: Array<Record<string, unknown>>;
+}
+
+/**
+ * Options of `step()`. `foundInf` is how a GradScaler skips the step: a one-element tensor that is
+ * non-zero when the unscaled gradients held an inf/NaN (read once, like PyTorch's
+ * `_maybe_opt_step`, which syncs on `found_inf.item()`).
+ */
+export interface StepOptions {
+  foundInf?: Tensor | null;
+}
+
+/** The subset of an optimizer that GradScaler and clipping need. */
+export interface SteppableOptimizer {
+  readonly params: Tensor[];
+  step(opts?: StepOptions): boolean;
+}
+
+/** Python's `ValueError("Invalid ...: x")` checks. */
+export function checkNonNegative(what: string, v: number): void {
+  if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`Invalid ${what}: ${v}`);
+}
+
+/**
+ * max(xs[i], ys[i]) written into xs[i] (torch._foreach_maximum_). The engine has no foreach
+ * maximum yet, so this is one `maximum` + `copy_` per tensor; it switches to a native
+ * `E.foreach.maximum_` automatically once the engine exposes one.
+ */
+export function foreachMaximum_(xs: Tensor[], ys: Tensor[]): void {
+  const native = (E.foreach as unknown as { maximum_?: (a: Tensor[], b: Tensor[]) => void }).maximum_;
+  if (native) return native(xs, ys);
+  E.tidy(() => {
+    for (let i = 0; i < xs.length; i++) xs[i].copy_(xs[i].maximum(ys[i]));
+  });
+}
+
+/** -g for each g, as new tensors (torch._foreach_neg): never negates the stored .grad in place. */
+export function foreachNeg(xs: Tensor[]): Tensor[] {
+  const out = E.foreach.add(xs, 0); // a copy (x + 0)
+  E.foreach.mul_(out, -1);
+  return out;
+}
+
+/** zeros_like(p, memory_format=preserve): same dtype, device and strides (channels_last survives). */
+export function zerosLike(p: Tensor): Tensor {
+  return E.tidy(() => p.detach().clone('preserve').zero_());
+}
+
+/** The step counter tensor PyTorch keeps per parameter: `torch.tensor(0.)` (float32 scalar on CPU). */
+function stepTensor(value: number): Tensor {
+  return E.scalar(value, { dtype: 'float32', device: 'cpu' });
+}
+
+function isTensor(v: unknown): v is Tensor {
+  return v instanceof E.Tensor;
+}
+
+function shapeEq(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+export abstract class Optimizer implements SteppableOptimizer {
+  /** The optimized leaf tensors; their order defines the state-dict indices. */
+  readonly params: Tensor[];
+  /** Per-parameter state (undefined until the parameter first gets a gradient). */
+  protected readonly states: (StateRecord | undefined)[];
+  /**
+   * Host copy of each parameter's `state.step`: bias corrections need it as a number, and reading
+   * the tensor would cost a sync per step (PyTorch 1.13 calls `.item()` on it; we do not need to).
+   */
+  protected readonly hostSteps: number[];
+  private _lr: number;
+  /**
+   * `initial_lr`, which PyTorch's epoch-based schedulers write into the param group when they are
+   * created; kept here so a state dict carries it like PyTorch's does.
+   */
+  initialLr: number | undefined;
+
+  /** PyTorch's class name, for messages. */
+  abstract readonly name: string;
+
+  protected constructor(params: Tensor[], lr: number) {
+    if (!Array.isArray(params) || params.length === 0) throw new Error('optimizer got an empty parameter list');
+    if (new Set(params).size !== params.length) throw new Error('some parameters appear more than once in the optimizer parameter list');
+    for (const [i, p] of params.entries()) {
+      if (!isTensor(p) || p.isDisposed) throw new TypeError(`parameter ${i} is not a live Tensor`);
+      if (!p.isLeaf) throw new Error(`can't optimize a non-leaf Tensor (parameter ${i})`);
+    }
+    checkNonNegative('learning rate', lr);
+    this.params = [...params];
+    this.states = params.map(() => undefined);
+    this.hostSteps = params.map(() => 0);
+    this._lr = lr;
+  }
+
+  /** The learning rate of the (single) parameter group; schedulers set it. */
+  get lr(): number {
+    return this._lr;
+  }
+  set lr(v: number) {
+    checkNonNegative('learning rate', v);
+    this._lr = v;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Subclass hooks
+
+  /** Group hyper-parameters under PyTorch's keys and in its order (without `params`). */
+  protected abstract groupHyper(): Record<string, unknown>;
+  /** Sets hyper-parameters from a loaded group (validated); `lr` is handled by the base. */
+  protected abstract loadGroupHyper(group: Record<string, unknown>): void;
+  /** The tensor state keys each parameter must have under the current hyper-parameters (plus 'step' when `hasStep`). */
+  protected abstract stateKeys(): string[];
+  /** Whether the state has a `step` counter (all but SGD). */
+  protected abstract readonly hasStep: boolean;
+  /**
+   * Applies one update to the parameters that have gradients. `idx` are their indices, `grads` the
+   * gradient handles (aliases of `.grad`: never modify them in place). Runs under noGrad and tidy.
+   */
+  protected abstract update(idx: number[], params: Tensor[], grads: Tensor[]): void;
+
+  // ---------------------------------------------------------------------------------------------
+  // Step / grads
+
+  /**
+   * One optimization step over the parameters whose `.grad` is set (others are skipped, as in
+   * PyTorch). With `opts.foundInf` non-zero the step is skipped (GradScaler). Returns whether the
+   * update ran.
+   */
+  step(opts: StepOptions = {}): boolean {
+    if (opts.foundInf && opts.foundInf.item() !== 0) return false;
+    E.tidy(() =>
+      E.noGrad(() => {
+        const all = E.grads(this.params);
+        const idx: number[] = [];
+        const grads: Tensor[] = [];
+        for (const [i, g] of all.entries()) {
+          if (g === null) continue;
+          idx.push(i);
+          grads.push(g);
+        }
+        if (idx.length === 0) return;
+        this.update(
+          idx,
+          idx.map((i) => this.params[i]),
+          grads,
+        );
+      }),
+    );
+    return true;
+  }
+
+  /** optimizer.zero_grad(set_to_none=True): drops every `.grad`. */
+  zeroGrad(): void {
+    E.clearGrads(this.params);
+  }
+
+  /**
+   * Creates (and keeps) state for parameter i if it has none: `step` = tensor(0.) when the
+   * optimizer counts steps, and zeros_like(param) for each of `keys`.
+   */
+  protected ensureState(i: number, keys: string[]): StateRecord {
+    let s = this.states[i];
+    if (s === undefined) {
+      s = {};
+      if (this.hasStep) s.step = stepTensor(0).keep();
+      for (const k of keys) s[k] = zerosLike(this.params[i]).keep();
+      this.states[i] = s;
+      this.hostSteps[i] = 0;
+    }
+    return s;
+  }
+
+  /** state[i][key] as a tensor (present by construction). */
+  protected st(i: number, key: string): Tensor {
+    const t = this.states[i]?.[key];
+    if (!t) throw new Error(`${this.name}: parameter ${i} has no '${key}' state`);
+    return t;
+  }
+
+  /** `torch._foreach_add_(state_steps, 1)` plus the host copies. */
+  protected incrementSteps(idx: number[]): void {
+    E.foreach.add_(
+      idx.map((i) => this.st(i, 'step')),
+      1,
+    );
+    for (const i of idx) this.hostSteps[i] += 1;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State dicts
+
+  /**
+   * PyTorch's `optimizer.state_dict()`. By default the state tensors are REFERENCES to the live
+   * state (like PyTorch's): do not dispose them, and serialize them before the next `step()`
+   * changes them. With `{ clone: true }` they are fresh copies the caller owns (dispose them, e.g.
+   * with `E.dispose(sd.state)`).
+   */
+  stateDict(opts: { clone?: boolean } = {}): OptimizerStateDict {
+    const state = new Map<number, StateRecord>();
+    for (const [i, s] of this.states.entries()) {
+      if (s === undefined) continue;
+      const rec: StateRecord = {};
+      for (const [k, v] of Object.entries(s)) rec[k] = v === null ? null : opts.clone ? E.tidy(() => v.clone()).keep() : v;
+      state.set(i, rec);
+    }
+    const group: Record<string, unknown> = { lr: this._lr, ...this.groupHyper() };
+    if (this.initialLr !== undefined) group.initial_lr = this.initialLr;
+    group.params = this.params.map((_, i) => i);
+    return { state, param_groups: [group] };
+  }
+
+  /**
+   * PyTorch's `load_state_dict`: the saved group's hyper-parameters replace the current ones (lr
+   * included), and the saved state is copied in (cast to each parameter's dtype and device), so the
+   * caller keeps ownership of `sd`. Validates group count, parameter count, state keys and shapes;
+   * on error nothing changes.
+   */
+  loadStateDict(sd: LoadableOptimizerStateDict): void {
+    const where = `${this.name}.loadStateDict`;
+    if (!sd || !Array.isArray(sd.param_groups) || sd.state === undefined || sd.state === null) {
+      throw new Error(`${where}: expected { state, param_groups }`);
+    }
+    if (sd.param_groups.length !== 1) {
+      throw new Error(`${where}: loaded state dict has ${sd.param_groups.length} parameter groups; this optimizer has 1`);
+    }
+    const group0 = sd.param_groups[0] as unknown;
+    const group = (group0 instanceof Map ? Object.fromEntries(group0) : group0) as Record<string, unknown>;
+    if (group === null || typeof group !== 'object') throw new Error(`${where}: param_groups[0] is not a dict`);
+    const ids = group.params;
+    if (!Array.isArray(ids) || ids.length !== this.params.length) {
+      throw new Error(
+        `${where}: loaded state dict contains a parameter group that doesn't match the size of optimizer's group ` +
+          `(${Array.isArray(ids) ? ids.length : 'no params list'} saved vs ${this.params.length} parameters)`,
+      );
+    }
+    // PyTorch maps saved ids to parameters by position within the group.
+    const posOf = new Map<number, number>();
+    ids.forEach((id, pos) => posOf.set(Number(id), pos));
+
+    const lr = group.lr;
+    if (typeof lr !== 'number' || !(lr >= 0)) throw new Error(`${where}: param_groups[0].lr must be a non-negative number, got ${String(lr)}`);
+    const initialLr = group.initial_lr;
+    if (initialLr !== undefined && typeof initialLr !== 'number') throw new Error(`${where}: param_groups[0].initial_lr must be a number`);
+
+    // Hyper-parameters first (the required state keys depend on them); restore them on failure.
+    const backup = { lr: this._lr, initialLr: this.initialLr, hyper: this.groupHyper() };
+    this.loadGroupHyper(group);
+    this._lr = lr;
+    this.initialLr = initialLr as number | undefined;
+
+    const entries: Array<[unknown, Record<string, Tensor | number | null>]> =
+      sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
+    const fresh: (StateRecord | undefined)[] = this.params.map(() => undefined);
+    const freshSteps = this.params.map(() => 0);
+    try {
+      const required = this.stateKeys();
+      for (const [key, raw] of entries) {
+        // a checkpoint reader may hand dicts over as Maps
+        const rec = (raw instanceof Map ? Object.fromEntries(raw) : raw) as Record<string, Tensor | number | null>;
+        const pos = posOf.get(Number(key));
+        if (pos === undefined) throw new Error(`${where}: state for parameter id ${String(key)}, which is not in param_groups[0].params`);
+        const p = this.params[pos];
+        if (rec === null || typeof rec !== 'object') throw new Error(`${where}: state for parameter ${pos} is not a dict`);
+        const out: StateRecord = {};
+        fresh[pos] = out;
+        if (this.hasStep) {
+          const rawStep = rec.step;
+          let step: number;
+          if (typeof rawStep === 'number') step = rawStep;
+          else if (isTensor(rawStep) && rawStep.numel === 1) step = rawStep.item();
+          else throw new Error(`${where}: state for parameter ${pos} lacks a numeric 'step'`);
+          if (!Number.isInteger(step) || step < 0) throw new Error(`${where}: state for parameter ${pos} has step ${step}; expected a non-negative integer`);
+          out.step = stepTensor(step).keep();
+          freshSteps[pos] = step;
+        }
+        for (const k of required) {
+          const v = rec[k];
+          if (v === null && this.allowsNullState(k)) {
+            // Python None: SGD re-creates the buffer from the next gradient.
+            out[k] = null;
+            continue;
+          }
+          if (!isTensor(v)) {
+            throw new Error(`${where}: state for parameter ${pos} lacks tensor '${k}' (has: ${Object.keys(rec).join(', ') || 'nothing'}); ` +
+              `was it saved by another optimizer or with other settings?`);
+          }
+          if (!shapeEq(v.shape, p.shape)) throw new Error(`${where}: state '${k}' of parameter ${pos} has shape [${v.shape}], the parameter has [${p.shape}]`);
+          // PyTorch's _cast: floating state follows the parameter's dtype and device. A copy, so
+          // the caller may dispose `sd`.
+          out[k] = E.tidy(() => {
+            const c = v.to({ device: p.device, dtype: p.dtype, copy: true });
+            // keep the parameter's memory format (channels_last) as zeros_like would
+            return p.isContiguous() || !p.isContiguous('channels_last') ? c : c.contiguous('channels_last');
+          }).keep();
+        }
+      }
+    } catch (e) {
+      for (const s of fresh) if (s) E.dispose(Object.values(s));
+      this._lr = backup.lr;
+      this.initialLr = backup.initialLr;
+      this.loadGroupHyper({ ...backup.hyper });
+      throw e;
+    }
+    for (const s of this.states) if (s) E.dispose(Object.values(s));
+    for (let i = 0; i < this.params.length; i++) {
+      this.states[i] = fresh[i];
+      this.hostSteps[i] = freshSteps[i];
+    }
+  }
+
+  /** Whether a state key may be None (SGD's momentum_buffer). */
+  protected allowsNullState(_key: string): boolean {
+    return false;
+  }
+
+  /** Frees the optimizer state (the parameters are the caller's). */
+  dispose(): void {
+    for (const [i, s] of this.states.entries()) {
+      if (s) E.dispose(Object.values(s));
+      this.states[i] = undefined;
+      this.hostSteps[i] = 0;
+    }
+  }
+
+  /** Number of live state tensors (for leak checks). */
+  stateTensorCount(): number {
+    let n = 0;
+    for (const s of this.states) if (s) for (const v of Object.values(s)) if (v) n++;
+    return n;
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Loaded-group validation helpers
+
+export function num(group: Record<string, unknown>, key: string, where: string): number {
+  const v = group[key];
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`${where}: param_groups[0].${key} must be a number, got ${String(v)}`);
+  return v;
+}
+export function bool(group: Record<string, unknown>, key: string, where: string, fallback?: boolean): boolean {
+  const v = group[key];
+  if (v === undefined && fallback !== undefined) return fallback; // keys added in later PyTorch versions
+  if (typeof v !== 'boolean') throw new Error(`${where}: param_groups[0].${key} must be a boolean, got ${String(v)}`);
+  return v;
+}

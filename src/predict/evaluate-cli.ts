@@ -1,0 +1,264 @@
+/**
+ * `unet evaluate`: per-class Dice and IoU, their means, the reference's validation Dice, pixel
+ * accuracy and the confusion matrix of a checkpoint on a labelled folder pair.
+ *
+ * Evaluation runs at the given scale exactly like training validation: images are resized with
+ * bicubic to `floor(scale*w) x floor(scale*h)`, masks with nearest-neighbour to the same size,
+ * and the prediction is compared at that size (no resizing of logits back to full size, unlike
+ * `unet predict`). Use `-s 1` to score at full resolution.
+ *
+ * - Per-class Dice/IoU and pixel accuracy are global: computed from confusion counts summed over
+ *   all images (an empty class that is never predicted scores 1).
+ * - "Mean Dice" / "mean IoU" follow the reference's Dice convention: the background (class 0) is
+ *   excluded for multi-class models; for a 1-output binary model it is the foreground class.
+ * - "Reference Dice" is the reference's evaluate.py number: one Dice per image (per foreground
+ *   class, averaged), then the mean over images (the reference averages per batch; per image is
+ *   the same with batch size 1 and does not depend on -b).
+ * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
+ * an error that lists the values.
+ */
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { EvaluateConfig } from '../cli/options.js';
+import * as E from '../engine/index.js';
+import { type MaskValues, type RGB, listPairs, mapPool, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
+import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
+import { type Preprocessed, PredictError, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+
+export interface ClassMetrics {
+  class: number;
+  value: number | RGB;
+  dice: number;
+  iou: number;
+  /** Ground-truth pixels of this class. */
+  support: number;
+  /** Predicted pixels of this class. */
+  predicted: number;
+}
+
+export interface EvaluateResult {
+  model: string;
+  imgs: string;
+  masks: string;
+  scale: number;
+  threshold: number;
+  images: number;
+  nClasses: number;
+  maskValues: MaskValues;
+  perClass: ClassMetrics[];
+  /** Mean over foreground classes (the reference's Dice convention). */
+  meanDice: number;
+  meanIoU: number;
+  /** Mean over all classes including the background. */
+  meanDiceAll: number;
+  meanIoUAll: number;
+  /** The reference evaluate.py's Dice: mean over images of the per-image Dice. */
+  referenceDice: number;
+  pixelAccuracy: number;
+  /** Rows: truth, columns: prediction. */
+  confusion: number[][];
+  failed: { image: string; mask: string; reason: string }[];
+  seconds: number;
+}
+
+const sameValue = (a: number | RGB, b: number | RGB): boolean => {
+  const ga = Array.isArray(a) ? a : [a, a, a];
+  const gb = Array.isArray(b) ? b : [b, b, b];
+  return ga[0] === gb[0] && ga[1] === gb[1] && ga[2] === gb[2];
+};
+
+/** Values of a mask that are not among the model's mask values (grey v matches colour [v, v, v]). */
+export function unknownMaskValues(found: readonly (number | RGB)[], maskValues: readonly (number | RGB)[]): (number | RGB)[] {
+  return found.filter((v) => !maskValues.some((m) => sameValue(v, m)));
+}
+
+const fmtValue = (v: number | RGB) => (Array.isArray(v) ? `[${v.join(', ')}]` : String(v));
+
+interface Item {
+  pre: Preprocessed;
+  classes: Uint8Array;
+}
+
+export interface EvaluateRunOptions {
+  /** Unused for now (the table is printed by evaluateCommand); kept for symmetry with predict. */
+  log?: (line: string) => void;
+  warn?: (line: string) => void;
+}
+
+export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions = {}): Promise<EvaluateResult> {
+  const warn = opts.warn ?? ((l: string) => console.error(l));
+  const t0 = performance.now();
+  const p = await loadPredictor(cfg.model, { device: cfg.device, amp: cfg.amp });
+  try {
+    for (const n of p.notes) warn(`note: ${n}`);
+    const { pairs, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix });
+    for (const w of warnings) warn(`warning: ${w}`);
+    const K = Math.max(p.args.nClasses, 2);
+    const cm: number[][] = Array.from({ length: K }, () => new Array<number>(K).fill(0));
+    const perImageDice: number[] = [];
+    const failed: EvaluateResult['failed'] = [];
+    const threshold = cfg.maskThreshold;
+    const workers = Math.max(1, cfg.workers ?? 4);
+    const windowSize = Math.max(8, cfg.batchSize * 2, workers * 2);
+
+    const load = async (pair: { image: string; mask: string }): Promise<Item | { error: string }> => {
+      try {
+        const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels);
+        for (const w of pre.warnings) warn(`warning: ${w}`);
+        const full = await readMaskRaw(pair.mask);
+        if (full.width !== pre.fullWidth || full.height !== pre.fullHeight) {
+          return { error: `mask ${pair.mask} is ${full.width}x${full.height} but the image is ${pre.fullWidth}x${pre.fullHeight}` };
+        }
+        const bad = unknownMaskValues(uniqueMaskValues(full), p.maskValues);
+        if (bad.length > 0) {
+          throw new PredictError(
+            `mask ${pair.mask} holds value(s) ${bad.slice(0, 10).map(fmtValue).join(', ')}${bad.length > 10 ? ` … (${bad.length})` : ''} that are not among the checkpoint's mask values ` +
+              `${JSON.stringify(p.maskValues)} (class i = the i-th value). Are these the masks the model was trained on? ` +
+              'Masks must hold exactly the label values (PNG, not JPEG; resized with nearest-neighbour).',
+          );
+        }
+        const data = resizeNearest(full.data, full.width, full.height, full.channels, pre.width, pre.height);
+        return { pre, classes: maskToClassIndex({ data, channels: full.channels }, p.maskValues) };
+      } catch (e) {
+        if (e instanceof PredictError) throw e;
+        const msg = (e as Error).message;
+        return { error: msg.startsWith(`${pair.image}: `) ? msg.slice(pair.image.length + 2) : msg };
+      }
+    };
+
+    const score = (batch: Item[]) => {
+      const { width: w, height: h } = batch[0].pre;
+      const masks = new Uint8Array(batch.length * w * h);
+      batch.forEach((it, i) => masks.set(it.classes, i * w * h));
+      const [counts, dice] = E.inferenceMode(() =>
+        E.tidy(() => {
+          const logits = forwardLogits(p, batch.map((b) => b.pre));
+          const y = E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
+          const pred = predictClasses(logits, p.args.nClasses, threshold);
+          return [confusionMatrix(pred, y, p.args.nClasses).to({ device: 'cpu' }), validationDice(logits, y, p.args.nClasses, threshold).to({ device: 'cpu' })];
+        }),
+      );
+      const c = counts.disposeAfter((t) => t.toArray());
+      for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) cm[i][j] += c[i * K + j];
+      perImageDice.push(...dice.disposeAfter((t) => t.toArray()));
+    };
+
+    let done = 0;
+    for (let start = 0; start < pairs.length; start += windowSize) {
+      const slice = pairs.slice(start, start + windowSize);
+      const loaded = await mapPool(slice, workers, load);
+      const groups = new Map<string, Item[]>();
+      loaded.forEach((r, i) => {
+        if ('error' in r) {
+          failed.push({ image: slice[i].image, mask: slice[i].mask, reason: r.error });
+          warn(`error: ${slice[i].image}: ${r.error} (skipped)`);
+          return;
+        }
+        const key = batchKey(r.pre);
+        groups.set(key, [...(groups.get(key) ?? []), r]);
+      });
+      for (const g of groups.values()) {
+        for (let i = 0; i < g.length; i += cfg.batchSize) {
+          const batch = g.slice(i, i + cfg.batchSize);
+          try {
+            score(batch);
+          } catch (e) {
+            for (const b of batch) {
+              failed.push({ image: b.pre.path, mask: '', reason: (e as Error).message });
+              warn(`error: ${b.pre.path}: ${(e as Error).message} (skipped)`);
+            }
+          }
+          done += batch.length;
+        }
+      }
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K[${done + failed.length}/${pairs.length}] evaluating`);
+    }
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+    const images = perImageDice.length;
+    if (images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
+
+    const m = metricsFromConfusion(cm);
+    const values = p.maskValues as (number | RGB)[];
+    const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
+      class: k,
+      value: values[k],
+      dice,
+      iou: m.perClassIoU[k],
+      support: cm[k].reduce((a, b) => a + b, 0),
+      predicted: cm.reduce((a, row) => a + row[k], 0),
+    }));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    return {
+      model: cfg.model,
+      imgs: cfg.imgs,
+      masks: cfg.masks,
+      scale: cfg.scale,
+      threshold,
+      images,
+      nClasses: p.args.nClasses,
+      maskValues: p.maskValues,
+      perClass,
+      meanDice: m.meanDice,
+      meanIoU: m.meanIoU,
+      meanDiceAll: mean(m.perClassDice),
+      meanIoUAll: mean(m.perClassIoU),
+      referenceDice: mean(perImageDice),
+      pixelAccuracy: m.pixelAccuracy,
+      confusion: cm,
+      failed,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    p.dispose();
+  }
+}
+
+/** The metrics as a terminal table. */
+export function formatEvaluation(r: EvaluateResult): string {
+  const f = (x: number) => x.toFixed(4);
+  const row = (label: string, value: string) => `${`${label}:`.padEnd(58)}${value}`;
+  const valueW = Math.max(5, ...r.perClass.map((c) => fmtValue(c.value).length));
+  const lines = [
+    `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}`,
+    `  at scale ${r.scale} (images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
+    '',
+    `${'class'.padEnd(6)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
+    ...r.perClass.map(
+      (c) =>
+        `${String(c.class).padEnd(6)}${fmtValue(c.value).padEnd(valueW + 2)}${f(c.dice).padStart(8)}${f(c.iou).padStart(9)}${String(c.support).padStart(12)}${String(c.predicted).padStart(12)}`,
+    ),
+    '',
+    row(`Mean Dice (${r.nClasses <= 2 ? 'foreground class' : 'foreground classes'}, reference convention)`, f(r.meanDice)),
+    row(`Mean IoU (${r.nClasses <= 2 ? 'foreground class' : 'foreground classes'})`, f(r.meanIoU)),
+    row('Mean Dice / IoU over all classes incl. background', `${f(r.meanDiceAll)} / ${f(r.meanIoUAll)}`),
+    row('Reference validation Dice (mean per-image Dice)', f(r.referenceDice)),
+    row('Pixel accuracy', f(r.pixelAccuracy)),
+    '',
+    'Confusion matrix (rows: true class, columns: predicted class):',
+  ];
+  const w = Math.max(8, ...r.confusion.flat().map((v) => String(v).length + 2));
+  lines.push(`${''.padEnd(8)}${r.confusion.map((_, j) => `pred ${j}`.padStart(w)).join('')}`);
+  r.confusion.forEach((row, i) => lines.push(`${`true ${i}`.padEnd(8)}${row.map((v) => String(v).padStart(w)).join('')}`));
+  if (r.failed.length > 0) lines.push('', `${r.failed.length} pair(s) failed and were skipped.`);
+  return lines.join('\n');
+}
+
+export async function writeEvaluationJson(path: string, r: EvaluateResult): Promise<void> {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    await writeFile(path, `${JSON.stringify(r, null, 2)}\n`);
+  } catch (e) {
+    throw new PredictError(`cannot write ${path}: ${(e as Error).message}`);
+  }
+}
+
+export async function evaluateCommand(cfg: EvaluateConfig): Promise<number> {
+  const r = await runEvaluate(cfg);
+  console.log(formatEvaluation(r));
+  if (cfg.json) {
+    await writeEvaluationJson(cfg.json, r);
+    console.log(`Metrics written to ${cfg.json}`);
+  }
+  return r.failed.length > 0 ? 2 : 0;
+}

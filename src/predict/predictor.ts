@@ -1,0 +1,292 @@
+/**
+ * The shared inference core of `unet predict` and `unet evaluate`: load a checkpoint (ours, the
+ * reference trainer's flat state_dict + mask_values, or the fork's nested format) into a UNet on a
+ * device, preprocess images exactly like training (`floor(scale*w) x floor(scale*h)`, bicubic,
+ * [C,H,W] in 0..1), run the forward pass, and turn logits into class maps.
+ *
+ * As the reference's predict.py, logits are resized to the input's FULL size with bilinear
+ * interpolation (align_corners=False) *before* the argmax / threshold.
+ */
+import { existsSync, statSync } from 'node:fs';
+import * as E from '../engine/index.js';
+import type { Device, Tensor } from '../engine/index.js';
+import { DataError, type MaskValues, readImage } from '../data/index.js';
+import { UNet, type UNetArgs } from '../model/index.js';
+import { CheckpointError, type CheckpointKind, loadCheckpoint, weightsToTensors } from '../train/checkpoint.js';
+
+/** Errors the CLI prints without a stack (see src/cli/errors.ts). */
+export class PredictError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'PredictError';
+    this.exitCode = exitCode;
+  }
+}
+
+export interface LoadModelOptions {
+  /** auto, cpu, cuda or cuda:N */
+  device?: string;
+  /** Mixed precision: float16 on CUDA, bfloat16 on CPU. */
+  amp?: boolean;
+}
+
+export interface Predictor {
+  path: string;
+  kind: CheckpointKind;
+  args: UNetArgs;
+  /** Class i is written as maskValues[i]. */
+  maskValues: MaskValues;
+  /** Where maskValues came from; 'default' = the file had none ([0, 1] like the reference). */
+  maskValuesSource: 'checkpoint' | 'default';
+  /** Notes for the user (defaulted/padded mask values). */
+  notes: string[];
+  device: Device;
+  amp: boolean;
+  model: UNet;
+  epoch: number;
+  valScore: number | null;
+  dispose(): void;
+}
+
+/** How many distinct mask values a model with `nClasses` outputs predicts (1 output = binary). */
+export const valueCount = (nClasses: number): number => (nClasses === 1 ? 2 : nClasses);
+
+function describeValues(v: MaskValues): string {
+  return JSON.stringify(v);
+}
+
+/**
+ * The checkpoint's mask values, checked against the number of classes. Files without them get
+ * [0, 1] like the reference's `state_dict.pop('mask_values', [0, 1])` (0..C-1 for more classes,
+ * where [0, 1] would lose classes).
+ */
+export function resolveMaskValues(found: MaskValues | null, nClasses: number, notes: string[]): { values: MaskValues; source: 'checkpoint' | 'default' } {
+  const n = valueCount(nClasses);
+  if (!found || found.length === 0) {
+    const values = n === 2 ? [0, 1] : Array.from({ length: n }, (_, i) => i);
+    notes.push(`the checkpoint has no mask_values; classes are written as ${describeValues(values)} (as the reference's predict.py)`);
+    return { values, source: 'default' };
+  }
+  if (found.length === n) return { values: found, source: 'checkpoint' };
+  if (found.length > n) {
+    notes.push(`the checkpoint lists ${found.length} mask values ${describeValues(found)} for a ${n}-class model; only the first ${n} are used`);
+    return { values: found.slice(0, n) as MaskValues, source: 'checkpoint' };
+  }
+  // Fewer values than classes: pad with the class index (grey) so every class has a value.
+  const rgb = Array.isArray(found[0]);
+  const padded = [...found] as (number | [number, number, number])[];
+  for (let i = found.length; i < n; i++) padded.push(rgb ? [i, i, i] : i);
+  notes.push(`the checkpoint lists ${found.length} mask values ${describeValues(found)} for a ${n}-class model; classes ${found.length}..${n - 1} are written as their index`);
+  return { values: padded as MaskValues, source: 'checkpoint' };
+}
+
+/** Loads a checkpoint into an eval-mode UNet on the requested device. */
+export async function loadPredictor(path: string, opts: LoadModelOptions = {}): Promise<Predictor> {
+  if (!path) throw new PredictError('no model given: pass the checkpoint with -m/--model (e.g. -m checkpoints/best_model.pth)');
+  if (!existsSync(path)) {
+    throw new PredictError(`model file ${path} does not exist; pass a checkpoint written by \`unet train\` (e.g. -m checkpoints/best_model.pth) or a reference .pth`);
+  }
+  if (statSync(path).isDirectory()) throw new PredictError(`model ${path} is a folder; pass the checkpoint file inside it (e.g. ${path}/best_model.pth)`);
+  let device: Device;
+  try {
+    device = E.resolveDevice(opts.device ?? 'auto');
+  } catch (e) {
+    throw new PredictError((e as Error).message);
+  }
+  let ckpt;
+  try {
+    ckpt = await loadCheckpoint(path);
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new PredictError(`${e.message.replace(/\.$/, '')}. Is ${path} a UNet checkpoint (.pth from \`unet train\` or the reference trainer)?`);
+    throw e;
+  }
+  const args = ckpt.modelArgs;
+  if (!args) throw new PredictError(`${path}: cannot tell the model's channels/classes from the checkpoint`);
+  if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
+  const notes: string[] = [];
+  const mv = resolveMaskValues(ckpt.maskValues as MaskValues | null, args.nClasses, notes);
+  const model = new UNet(args);
+  try {
+    const weights = weightsToTensors(ckpt.model);
+    try {
+      model.loadStateDict(weights);
+    } finally {
+      E.dispose([...weights.values()]);
+    }
+    model.eval();
+    model.to({ device, memoryFormat: device.startsWith('cuda') ? 'channels_last' : undefined });
+  } catch (e) {
+    model.dispose();
+    const msg = (e as Error).message;
+    throw new PredictError(`${path}: cannot load the weights into UNet(channels=${args.nChannels}, classes=${args.nClasses}, bilinear=${args.bilinear}): ${msg}`);
+  }
+  return {
+    path,
+    kind: ckpt.kind,
+    args,
+    maskValues: mv.values,
+    maskValuesSource: mv.source,
+    notes,
+    device,
+    amp: opts.amp ?? false,
+    model,
+    epoch: ckpt.epoch,
+    valScore: ckpt.valScore,
+    dispose: () => model.dispose(),
+  };
+}
+
+/** Checks -c/--classes and --bilinear (only when given on the command line) against the checkpoint. */
+export function checkGivenArgs(p: Pick<Predictor, 'args' | 'path'>, given: { classes?: number; bilinear?: boolean }): void {
+  const a = p.args;
+  const desc = `UNet(channels=${a.nChannels}, classes=${a.nClasses}, bilinear=${a.bilinear})`;
+  if (given.classes !== undefined && given.classes !== a.nClasses) {
+    throw new PredictError(
+      `--classes ${given.classes} was given, but the checkpoint ${p.path} has ${a.nClasses} class(es) (${desc}). ` +
+        'The model arguments are read from the checkpoint: drop -c/--classes, or pass the checkpoint trained with that many classes.',
+    );
+  }
+  if (given.bilinear !== undefined && given.bilinear !== a.bilinear) {
+    throw new PredictError(
+      `--bilinear was ${given.bilinear ? 'given' : 'not set'}, but the checkpoint ${p.path} uses ${a.bilinear ? 'bilinear upsampling' : 'transposed convolutions (no --bilinear)'} (${desc}). ` +
+        'The model arguments are read from the checkpoint: drop --bilinear.',
+    );
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Preprocessing
+
+export interface Preprocessed {
+  path: string;
+  /** [C, h, w] float32 in 0..1 at the scaled size */
+  data: Float32Array;
+  channels: number;
+  width: number;
+  height: number;
+  /** The input's full size (what predictions are resized back to). */
+  fullWidth: number;
+  fullHeight: number;
+  warnings: string[];
+}
+
+/** The smallest side the UNet accepts: four 2x2 poolings must leave at least one pixel. */
+export const MIN_SIDE = 16;
+
+const kind = (c: number) => (c === 1 ? 'greyscale' : c === 3 ? 'colour (RGB)' : `${c}-channel`);
+
+/**
+ * Reads an image like training does: `floor(scale*w) x floor(scale*h)` bicubic, [C,H,W] in 0..1.
+ * A greyscale image fed to a 3-channel model is replicated to RGB (as PIL's convert('RGB')),
+ * with a warning; any other channel mismatch is an error naming the file.
+ */
+export async function preprocess(path: string, scale: number, nChannels: number): Promise<Preprocessed> {
+  const raw = await readImage(path, { scale });
+  if (raw.width < MIN_SIDE || raw.height < MIN_SIDE) {
+    throw new DataError(
+      `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times)`,
+      { file: path, hint: `Use a larger -s/--scale (at least ${Math.min(1, MIN_SIDE / Math.min(raw.sourceWidth, raw.sourceHeight)).toPrecision(2)}) or a larger image.` },
+    );
+  }
+  const warnings = [...raw.warnings];
+  let data = raw.data;
+  let channels = raw.channels;
+  if (channels !== nChannels) {
+    if (channels === 1 && nChannels === 3) {
+      const plane = data.length;
+      const rgb = new Float32Array(plane * 3);
+      rgb.set(data, 0);
+      rgb.set(data, plane);
+      rgb.set(data, 2 * plane);
+      data = rgb;
+      channels = 3;
+      warnings.push(`${path}: greyscale image given to an RGB model; the grey channel was copied to R, G and B`);
+    } else {
+      throw new DataError(`image has ${raw.channels} channel(s) (${kind(raw.channels)}) but the model expects ${nChannels} (${kind(nChannels)})`, {
+        file: path,
+        hint: nChannels === 1 ? 'The model was trained on greyscale images: convert this image to greyscale.' : `Convert the image to ${kind(nChannels)}.`,
+      });
+    }
+  }
+  return { path, data, channels, width: raw.width, height: raw.height, fullWidth: raw.sourceWidth, fullHeight: raw.sourceHeight, warnings };
+}
+
+/** Images that can share a forward pass: same scaled size, same full size. */
+export const batchKey = (p: Preprocessed): string => `${p.channels}:${p.width}x${p.height}:${p.fullWidth}x${p.fullHeight}`;
+
+// ------------------------------------------------------------------------------------------------
+// Forward
+
+/** Logits [N, K, h, w] float32 on the model's device for same-size images (caller disposes). */
+export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Tensor {
+  if (items.length === 0) throw new Error('forwardLogits: no images');
+  const { channels: c, width: w, height: h } = items[0];
+  for (const it of items) {
+    if (it.channels !== c || it.width !== w || it.height !== h) throw new Error('forwardLogits: images of one batch must have the same size');
+  }
+  const plane = c * h * w;
+  const buf = new Float32Array(plane * items.length);
+  items.forEach((it, i) => buf.set(it.data, i * plane));
+  const cuda = p.device.startsWith('cuda');
+  return E.inferenceMode(() =>
+    E.tidy(() => {
+      let x = E.tensor(buf, [items.length, c, h, w]);
+      if (cuda) x = x.to({ device: p.device }).contiguous('channels_last');
+      const logits = E.autocast(cuda ? 'cuda' : 'cpu', cuda ? 'float16' : 'bfloat16', () => p.model.forward(x), p.amp);
+      return logits.float();
+    }),
+  );
+}
+
+export interface Prediction {
+  /** [H, W] class indices at the input's full size */
+  classes: Uint8Array;
+  width: number;
+  height: number;
+  /**
+   * Per-class probabilities scaled to 0..65535 ([H, W] each), when asked for: softmax over the
+   * classes, or for a 1-output (binary) model one map, the sigmoid = P(class 1).
+   */
+  probs?: Uint16Array[];
+}
+
+/**
+ * Class maps at full size: logits resized (bilinear) to the input's size, then argmax, or for a
+ * 1-output model sigmoid > threshold.
+ */
+export function predictBatch(p: Predictor, items: readonly Preprocessed[], opts: { threshold?: number; probs?: boolean } = {}): Prediction[] {
+  const threshold = opts.threshold ?? 0.5;
+  const { fullWidth: W, fullHeight: H, width: w, height: h } = items[0];
+  for (const it of items) {
+    if (it.fullWidth !== W || it.fullHeight !== H) throw new Error('predictBatch: images of one batch must have the same full size');
+  }
+  const K = p.args.nClasses;
+  const { classes, probs } = E.inferenceMode(() =>
+    E.tidy(() => {
+      let logits = forwardLogits(p, items);
+      if (W !== w || H !== h) logits = E.interpolate(logits, [H, W], 'bilinear', false);
+      const cls = K === 1 ? logits.squeeze(1).sigmoid().gt(threshold) : logits.argmax(1);
+      const classes = cls.to({ dtype: 'uint8' }).to({ device: 'cpu' }).contiguous();
+      let probs: Tensor | null = null;
+      if (opts.probs) {
+        const pr = K === 1 ? logits.sigmoid() : logits.softmax(1);
+        // Round to 16 bits on the device; int32 carries 0..65535 exactly.
+        probs = pr.mul(65535).round().clamp(0, 65535).to({ dtype: 'int32' }).to({ device: 'cpu' }).contiguous();
+      }
+      return { classes, probs };
+    }),
+  );
+  const plane = H * W;
+  const cdata = classes.disposeAfter((t) => t.data() as Uint8Array);
+  const pdata = probs ? probs.disposeAfter((t) => t.data() as Int32Array) : null;
+  const nOut = K === 1 ? 1 : K;
+  return items.map((_, i) => ({
+    classes: cdata.slice(i * plane, (i + 1) * plane),
+    width: W,
+    height: H,
+    probs: pdata
+      ? Array.from({ length: nOut }, (_, k) => Uint16Array.from(pdata.subarray((i * nOut + k) * plane, (i * nOut + k + 1) * plane)))
+      : undefined,
+  }));
+}

@@ -1,0 +1,168 @@
+/**
+ * `unet bench`: times the training step (or inference, or one conv layer) on synthetic data already
+ * on the device, and optionally runs ../shared/bench/unet_reference.py with the same settings in the
+ * same command to print our time / PyTorch's time. Prints JSON lines.
+ */
+import { spawnSync } from 'node:child_process';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { UNet } from '../model/index.js';
+import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
+import { segmentationLoss } from './loss.js';
+
+interface BenchOpts {
+  device: string;
+  batch: number;
+  height: number;
+  width: number;
+  channels: number;
+  classes: number;
+  amp: boolean;
+  bilinear: boolean;
+  steps: number;
+  warmup: number;
+  mode: 'train' | 'predict' | 'conv';
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export function benchTrain(o: BenchOpts): Record<string, unknown> {
+  const device = E.resolveDevice(o.device);
+  const cuda = device.startsWith('cuda');
+  E.manualSeed(0);
+  if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
+  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear });
+  const channelsLast = cuda;
+  model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
+  const params = model.parameters();
+  const opt = createOptimizer('rmsprop', params, { lr: 1e-5, weightDecay: 1e-8, momentum: 0.999 });
+  const scaler = new GradScaler({ enabled: o.amp && cuda, device });
+  const ampDtype = cuda ? 'float16' : 'bfloat16';
+  let x = E.rand([o.batch, o.channels, o.height, o.width], { device }).keep();
+  if (channelsLast) x = x.contiguous('channels_last').keep();
+  const y = E.randint(0, Math.max(o.classes, 2), [o.batch, o.height, o.width], { device }).keep();
+  const sync = (t: Tensor) => t.item(); // a host read waits for the device
+  let lastLoss = 0;
+  const step = (): number =>
+    E.tidy(() => {
+      if (o.mode === 'predict') {
+        model.eval();
+        return E.inferenceMode(() => sync(E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => model.forward(x), o.amp).sum()));
+      }
+      const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => segmentationLoss(model.forward(x), y, o.classes), o.amp);
+      opt.zeroGrad();
+      scaler.scale(loss).backward();
+      scaler.unscale_(opt);
+      clipGradNorm(params, 1.0);
+      scaler.step(opt);
+      scaler.update();
+      return sync(loss);
+    });
+  for (let i = 0; i < o.warmup; i++) step();
+  const times: number[] = [];
+  for (let i = 0; i < o.steps; i++) {
+    const t = performance.now();
+    lastLoss = step();
+    times.push(performance.now() - t);
+  }
+  const ms = median(times);
+  const out = {
+    impl: 'unet-ts',
+    mode: o.mode,
+    torch: E.buildInfo().torch,
+    device,
+    threads: E.getNumThreads(),
+    batch: o.batch,
+    channels: o.channels,
+    height: o.height,
+    width: o.width,
+    classes: o.classes,
+    amp: o.amp ? (cuda ? 'fp16' : 'bf16') : 'none',
+    bilinear: o.bilinear,
+    channels_last: channelsLast,
+    ms_per_step: Math.round(ms * 100) / 100,
+    img_per_s: Math.round((o.batch / ms) * 1000 * 100) / 100,
+    loss: Math.round(lastLoss * 1e5) / 1e5,
+    rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
+  };
+  E.dispose([x, y]);
+  opt.dispose?.();
+  model.dispose();
+  return out;
+}
+
+/** One UNet-sized conv layer (3x3, 128->128 at 128x128, batch 2), forward+backward. */
+export function benchConv(o: BenchOpts): Record<string, unknown> {
+  const x = E.rand([o.batch, 128, o.height / 2, o.width / 2]).requiresGrad_().keep();
+  const w = E.rand([128, 128, 3, 3]).requiresGrad_().keep();
+  const step = () =>
+    E.tidy(() => {
+      const y = E.conv2d(x, w, null, { padding: 1 });
+      y.sum().backward();
+      E.clearGrads([x, w]);
+    });
+  for (let i = 0; i < o.warmup; i++) step();
+  const times: number[] = [];
+  for (let i = 0; i < o.steps; i++) {
+    const t = performance.now();
+    step();
+    times.push(performance.now() - t);
+  }
+  E.dispose([x, w]);
+  return { impl: 'unet-ts', mode: 'conv', threads: E.getNumThreads(), shape: [o.batch, 128, o.height / 2, o.width / 2], ms: Math.round(median(times) * 100) / 100 };
+}
+
+const CONV_PY = `
+import sys, json, time, torch
+a = json.loads(sys.argv[1]); torch.set_num_threads(a['threads'])
+x = torch.rand(a['shape'], requires_grad=True); w = torch.rand(128, 128, 3, 3, requires_grad=True)
+def step():
+    y = torch.nn.functional.conv2d(x, w, None, padding=1); y.sum().backward(); x.grad = None; w.grad = None
+for _ in range(a['warmup']): step()
+ts = []
+for _ in range(a['steps']):
+    t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
+ts.sort(); print(json.dumps({'impl': 'pytorch', 'mode': 'conv', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'ms': round(ts[len(ts)//2]*1000, 2)}))
+`;
+
+export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
+  const o: BenchOpts = {
+    device: String(raw.device ?? 'auto'),
+    batch: Number(raw.batch ?? 2),
+    height: Number(raw.height ?? 256),
+    width: Number(raw.width ?? 256),
+    channels: Number(raw.channels ?? 3),
+    classes: Number(raw.classes ?? 2),
+    amp: raw.amp === true,
+    bilinear: raw.bilinear === true,
+    steps: Number(raw.steps ?? 10),
+    warmup: Number(raw.warmup ?? 3),
+    mode: raw.conv ? 'conv' : raw.predict ? 'predict' : 'train',
+  };
+  for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) {
+    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`bench: --${k} must be a positive integer`);
+  }
+  const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
+  console.log(JSON.stringify(ours));
+  const python = String(raw.python ?? '/usr/bin/python3');
+  if (o.mode === 'conv' && raw.reference !== undefined) {
+    const r = spawnSync(python, ['-c', CONV_PY, JSON.stringify({ threads: E.getNumThreads(), shape: ours.shape, steps: o.steps, warmup: o.warmup })], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`bench: PyTorch run failed: ${r.stderr}`);
+    const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+    console.log(JSON.stringify(theirs));
+    console.log(JSON.stringify({ ratio_ours_over_pytorch: Math.round(((ours.ms as number) / theirs.ms) * 1000) / 1000 }));
+  } else if (typeof raw.reference === 'string') {
+    const args = [raw.reference, '--device', String(ours.device).replace(/:.*/, ''), '--batch', String(o.batch), '--height', String(o.height), '--width', String(o.width),
+      '--channels', String(o.channels), '--classes', String(o.classes), '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(E.getNumThreads()),
+      '--amp', o.amp ? (String(ours.device).startsWith('cuda') ? 'fp16' : 'bf16') : 'none'];
+    if (o.bilinear) args.push('--bilinear');
+    if (ours.channels_last) args.push('--channels-last', '--cudnn-benchmark');
+    if (o.mode === 'predict') throw new Error('bench: --predict with --reference: use scripts/bench-predict.py');
+    const r = spawnSync(python, args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`bench: PyTorch run failed: ${r.stderr}`);
+    const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+    console.log(JSON.stringify(theirs));
+    console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: Math.round(((ours.ms_per_step as number) / theirs.ms_per_step) * 1000) / 1000 }));
+  }
+  return 0;
+}

@@ -1,0 +1,261 @@
+/**
+ * Checkpoints: PyTorch .pth files in the layout of the guide's trainer (model_state_dict,
+ * optimizer_state_dict, scheduler_state_dict, epoch, loss, val_score, mask_values), plus what an
+ * exact resume needs. Python reads them with torch.load(path, weights_only=True).
+ *
+ * Also reads the reference trainer's files (a flat state_dict plus mask_values) and the fork's
+ * nested files as weights only.
+ */
+import { existsSync } from 'node:fs';
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
+import type { UNetArgs } from '../model/index.js';
+
+export const FORMAT = 'unet-ts/1';
+
+export type MaskValues = number[] | [number, number, number][];
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tensor <-> RawTensor, and engine-side trees <-> Python values
+
+export function toRaw(t: Tensor): RawTensor {
+  return rawTensor(t.dtype, t.shape, t.bytes());
+}
+
+export function fromRaw(r: RawTensor): Tensor {
+  return E.tensor(r.data, r.shape, { dtype: r.dtype });
+}
+
+export const isRaw = (v: unknown): v is RawTensor => typeof v === 'object' && v !== null && (v as RawTensor).kind === 'tensor';
+
+/** Converts a tree holding engine Tensors (and numbers marked as floats) into Python values. */
+export function toPy(v: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS, key = ''): PyValue {
+  if (v instanceof E.Tensor) return toRaw(v);
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'number') return floatKeys.has(key) ? new PyFloat(v) : v;
+  if (typeof v === 'string' || typeof v === 'boolean' || typeof v === 'bigint') return v;
+  if (v instanceof PyFloat) return v;
+  if (Array.isArray(v)) return v.map((x) => toPy(x, floatKeys, key));
+  if (v instanceof Map) {
+    const m = new Map<string | number, PyValue>();
+    for (const [k, x] of v) m.set(k, toPy(x, floatKeys, String(k)));
+    return m;
+  }
+  if (typeof v === 'object') {
+    const o: Record<string, PyValue> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = toPy(x, floatKeys, k);
+    return o;
+  }
+  throw new CheckpointError(`cannot store a ${typeof v} in a checkpoint`);
+}
+
+/** Converts Python values back, turning RawTensors into engine Tensors (caller disposes them). */
+export function fromPy(v: PyValue): unknown {
+  if (isRaw(v)) return fromRaw(v);
+  if (v instanceof PyFloat) return v.value;
+  if (Array.isArray(v)) return v.map(fromPy);
+  if (v instanceof Map) {
+    const m = new Map<string | number, unknown>();
+    for (const [k, x] of v) m.set(k, fromPy(x));
+    return m;
+  }
+  if (v !== null && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = fromPy(x as PyValue);
+    return o;
+  }
+  return v;
+}
+
+/** Keys whose numbers Python must see as floats (lr = 1 must stay 1.0). */
+const FLOAT_KEYS = new Set([
+  'lr', 'initial_lr', 'alpha', 'eps', 'weight_decay', 'momentum', 'dampening', 'betas', 'loss', 'val_score', 'best_score',
+  'factor', 'threshold', 'min_lrs', 'best', 'scale', 'growth_factor', 'backoff_factor', 'min_delta', '_last_lr', 'eta_min',
+  'base_lrs', 'learning_rate', 'scale_factor', 'patience_best', 'mode_worse',
+]);
+
+// ------------------------------------------------------------------------------------------------
+// Saving
+
+export interface CheckpointData {
+  model: Map<string, Tensor>;
+  optimizer?: unknown;
+  scheduler?: unknown;
+  gradScaler?: unknown;
+  earlyStopping?: unknown;
+  epoch: number;
+  globalStep: number;
+  loss: number;
+  valScore: number;
+  maskValues: MaskValues;
+  modelArgs: UNetArgs;
+  config: Record<string, unknown>;
+  runDir?: string;
+  rng?: { torch: Tensor; data: unknown };
+}
+
+/** Writes atomically (temp file, fsync, rename): a crash never leaves a half-written checkpoint. */
+export async function saveCheckpoint(path: string, c: CheckpointData): Promise<void> {
+  const value: Record<string, PyValue> = {
+    format: FORMAT,
+    model_state_dict: toPy(c.model),
+    optimizer_state_dict: toPy(c.optimizer ?? null),
+    scheduler_state_dict: toPy(c.scheduler ?? null),
+    grad_scaler_state_dict: toPy(c.gradScaler ?? null),
+    early_stopping: toPy(c.earlyStopping ?? null),
+    epoch: c.epoch,
+    global_step: c.globalStep,
+    loss: new PyFloat(c.loss),
+    val_score: new PyFloat(c.valScore),
+    mask_values: c.maskValues as PyValue,
+    model_args: { n_channels: c.modelArgs.nChannels, n_classes: c.modelArgs.nClasses, bilinear: c.modelArgs.bilinear },
+    config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
+    run_dir: c.runDir ?? null,
+    rng_state: c.rng ? { torch: toRaw(c.rng.torch), data: toPy(c.rng.data) } : null,
+  };
+  await savePth(path, value);
+}
+
+/** Model weights only, as the reference trainer writes them (flat state_dict + mask_values). */
+export async function saveReferenceStateDict(path: string, model: Map<string, Tensor>, maskValues: MaskValues): Promise<void> {
+  const value: Record<string, PyValue> = {};
+  for (const [k, t] of model) value[k] = toRaw(t);
+  value.mask_values = maskValues as PyValue;
+  await savePth(path, value);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Loading
+
+export type CheckpointKind = 'unet-ts' | 'fork' | 'reference';
+
+export interface LoadedCheckpoint {
+  kind: CheckpointKind;
+  path: string;
+  model: Map<string, RawTensor>;
+  maskValues: MaskValues | null;
+  modelArgs: UNetArgs | null; // null: infer from the weights
+  epoch: number;
+  globalStep: number;
+  loss: number | null;
+  valScore: number | null;
+  optimizer: PyValue;
+  scheduler: PyValue;
+  gradScaler: PyValue;
+  earlyStopping: PyValue;
+  config: Record<string, unknown> | null;
+  rng: { torch: RawTensor; data: unknown } | null;
+  runDir: string | null;
+}
+
+const asRecord = (v: PyValue): Record<string, PyValue> | null =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !isRaw(v) && !(v instanceof PyFloat) ? (v as Record<string, PyValue>) : null;
+
+const num = (v: PyValue | undefined): number | null => (typeof v === 'number' ? v : v instanceof PyFloat ? v.value : typeof v === 'bigint' ? Number(v) : null);
+
+function weightsOf(v: PyValue, path: string, where: string): Map<string, RawTensor> {
+  const rec = asRecord(v);
+  if (!rec) throw new CheckpointError(`${path}: ${where} is not a state dict`);
+  const out = new Map<string, RawTensor>();
+  for (const [k, t] of Object.entries(rec)) {
+    if (k === 'mask_values') continue;
+    if (!isRaw(t)) throw new CheckpointError(`${path}: ${where} entry '${k}' is not a tensor; is this a UNet checkpoint?`);
+    out.set(k, t);
+  }
+  if (out.size === 0) throw new CheckpointError(`${path}: ${where} holds no weights`);
+  return out;
+}
+
+/** Infers (channels, classes, bilinear) from UNet weights with the reference key names. */
+export function inferModelArgs(model: Map<string, RawTensor>, path = 'checkpoint'): UNetArgs {
+  const inc = model.get('inc.double_conv.0.weight');
+  const out = model.get('outc.conv.weight');
+  if (!inc || !out) {
+    const some = [...model.keys()].slice(0, 5).join(', ');
+    throw new CheckpointError(`${path} does not hold UNet weights (no inc.double_conv.0.weight / outc.conv.weight; keys start with: ${some})`);
+  }
+  return { nChannels: inc.shape[1], nClasses: out.shape[0], bilinear: !model.has('up1.up.weight') };
+}
+
+function parseMaskValues(v: PyValue | undefined): MaskValues | null {
+  if (!Array.isArray(v)) return null;
+  const flat = v.map((x) => (Array.isArray(x) ? x.map((y) => num(y as PyValue) ?? 0) : (num(x) ?? 0)));
+  return flat as MaskValues;
+}
+
+/** Reads any of the three checkpoint kinds, with errors that name the file and say what to do. */
+export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist; check the path (e.g. checkpoints/best_model.pth)`);
+  let value: PyValue;
+  try {
+    value = await loadPth(path);
+  } catch (e) {
+    throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message}`);
+  }
+  const rec = asRecord(value);
+  if (!rec) throw new CheckpointError(`${path} is a PyTorch file but not a checkpoint dictionary`);
+  const base = {
+    path,
+    optimizer: null as PyValue,
+    scheduler: null as PyValue,
+    gradScaler: null as PyValue,
+    earlyStopping: null as PyValue,
+    config: null,
+    rng: null,
+    runDir: null,
+    globalStep: 0,
+  };
+  if ('model_state_dict' in rec) {
+    const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
+    const ours = rec.format === FORMAT;
+    const args = asRecord(rec.model_args ?? null);
+    const rng = asRecord(rec.rng_state ?? null);
+    return {
+      ...base,
+      kind: ours ? 'unet-ts' : 'fork',
+      model,
+      maskValues: parseMaskValues(rec.mask_values),
+      modelArgs: args
+        ? { nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true }
+        : inferModelArgs(model, path),
+      epoch: num(rec.epoch) ?? 0,
+      globalStep: num(rec.global_step) ?? 0,
+      loss: num(rec.loss),
+      valScore: num(rec.val_score),
+      optimizer: ours ? (rec.optimizer_state_dict ?? null) : null,
+      scheduler: ours ? (rec.scheduler_state_dict ?? null) : null,
+      gradScaler: ours ? (rec.grad_scaler_state_dict ?? null) : null,
+      earlyStopping: ours ? (rec.early_stopping ?? null) : null,
+      config: ours ? (fromPy(rec.config ?? null) as Record<string, unknown> | null) : null,
+      rng: ours && rng && isRaw(rng.torch) ? { torch: rng.torch, data: fromPy(rng.data ?? null) } : null,
+      runDir: typeof rec.run_dir === 'string' ? rec.run_dir : null,
+    };
+  }
+  // The reference trainer: a flat state_dict with mask_values beside the weights.
+  const model = weightsOf(rec, path, 'the file');
+  return {
+    ...base,
+    kind: 'reference',
+    model,
+    maskValues: parseMaskValues(rec.mask_values),
+    modelArgs: inferModelArgs(model, path),
+    epoch: 0,
+    loss: null,
+    valScore: null,
+  };
+}
+
+/** RawTensors -> engine tensors (caller disposes). */
+export function weightsToTensors(model: Map<string, RawTensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, r] of model) out.set(k, fromRaw(r));
+  return out;
+}

@@ -1,0 +1,443 @@
+/**
+ * unet train: the reference trainer's recipe (milesial/Pytorch-UNet train.py) with the guide's
+ * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { TrainConfig } from '../cli/options.js';
+import { DataLoader, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import * as E from '../engine/index.js';
+import type { Device, Tensor } from '../engine/index.js';
+import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
+import { UNet, type UNetArgs } from '../model/index.js';
+import { GradScaler, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
+import { Tracker } from '../tracking/index.js';
+import { type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, saveCheckpoint, weightsToTensors } from './checkpoint.js';
+import { EarlyStopping } from './early-stopping.js';
+import { segmentationLoss } from './loss.js';
+import { epochProgress } from './progress.js';
+import { versions } from './versions.js';
+
+export class TrainError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'TrainError';
+  }
+}
+
+export interface TrainHooks {
+  log?: (line: string) => void;
+  warn?: (line: string) => void;
+  /** Set by the CLI on SIGINT/SIGTERM: the loop stops between steps and saves INTERRUPTED.pth. */
+  signal?: AbortSignal;
+  /** Called once the run directory exists (the dashboard uses it). */
+  onRunDir?: (dir: string) => void;
+}
+
+export interface TrainResult {
+  epochsRun: number;
+  bestScore: number | null;
+  bestEpoch: number;
+  lastScore: number;
+  stoppedEarly: boolean;
+  interrupted: boolean;
+  checkpointDir: string;
+  runDir: string;
+  bestModel: string | null;
+  lastCheckpoint: string | null;
+}
+
+export const OOM_ADVICE = [
+  'Out of memory. Remedies, in the order the guide gives them:',
+  '  1. mixed precision:        --amp',
+  '  2. a smaller batch:        -b 2 (or -b 1)',
+  '  3. smaller images:         -s 0.25',
+  '  4. bilinear upsampling:    --bilinear',
+  '  5. gradient accumulation:  --accumulate-grad-batches 4 (keeps the effective batch)',
+  'Saved checkpoints were not touched.',
+].join('\n');
+
+const isOom = (e: unknown) => (e as { code?: string })?.code === 'ERR_OUT_OF_MEMORY';
+
+export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((l: string) => console.log(l));
+  const warn = hooks.warn ?? ((l: string) => console.warn(`warning: ${l}`));
+  const device: Device = E.resolveDevice(cfg.device);
+  const cuda = device.startsWith('cuda');
+  E.manualSeed(cfg.seed);
+  if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
+
+  // 0. A checkpoint to resume from (read first: its mask values and model args must agree).
+  const ckpt: LoadedCheckpoint | null = cfg.load ? await loadCheckpoint(cfg.load) : null;
+
+  // 1. Create dataset
+  const { pairs, maskSuffix, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix, skipUnpaired: cfg.skipUnpaired });
+  for (const w of warnings) warn(w);
+  const dataset = new SegmentationDataset(pairs, {
+    scale: cfg.scale,
+    workers: cfg.workers,
+    maxPixels: cfg.maxPixels,
+    channels: cfg.channels === 'auto' ? undefined : cfg.channels,
+    onWarning: warn,
+  });
+  log(`Scanning ${pairs.length} masks to determine their values...`);
+  const maskValues = (await dataset.scan()) as MaskValues;
+  const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
+  if (classProblem) throw new TrainError(classProblem);
+  if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
+    warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
+  }
+  const first = await dataset.load(0);
+  const nChannels = cfg.channels === 'auto' ? first.channels : cfg.channels;
+
+  // 2. Split into train / validation partitions (seeded, fixed across runs with the same seed)
+  const split = randomSplit(pairs.length, cfg.validation, cfg.seed);
+  if (split.train.length === 0) throw new TrainError(`no training images left: ${pairs.length} pairs with -v ${cfg.validation}% held out; lower -v/--validation`);
+  if (split.val.length === 0) warn(`validation set is empty (${pairs.length} pairs x ${cfg.validation}%): validation Dice, best model and early stopping use the training loss instead`);
+
+  // 3. Model, optimizer, loss, scheduler, scaler, early stopping
+  const modelArgs: UNetArgs = { nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
+  if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs);
+  const model = new UNet(modelArgs);
+  const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
+  const ampDtype = cuda ? 'float16' : 'bfloat16';
+  const scaler = new GradScaler({ enabled: cfg.amp && cuda, device });
+  let startEpoch = 1;
+  let globalStep = 0;
+  const dataRng = new Rng(cfg.seed + 1);
+  const early = new EarlyStopping(cfg.patience, cfg.minDelta);
+  try {
+    if (ckpt) {
+      const weights = weightsToTensors(ckpt.model);
+      model.loadStateDict(weights);
+      E.dispose([...weights.values()]);
+    }
+    model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
+    const params = model.parameters();
+    const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
+    const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: 5 });
+    if (ckpt?.kind === 'unet-ts') {
+      restore(ckpt, { optimizer, scheduler, scaler, early, dataRng });
+      startEpoch = ckpt.epoch + 1;
+      globalStep = ckpt.globalStep;
+      log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
+    } else if (ckpt) {
+      log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
+    }
+
+    // 4. Tracking: run directory, metrics, TensorBoard, optional W&B
+    const config = { ...cfg, device, maskSuffix, maskValues, nChannels, trainImages: split.train.length, valImages: split.val.length, versions: versions() };
+    const tracker = await Tracker.create({
+      logdir: cfg.logdir,
+      name: cfg.name || undefined,
+      config,
+      tensorboard: cfg.tensorboard,
+      wandb: cfg.wandb,
+      onWarning: warn,
+    });
+    hooks.onRunDir?.(tracker.runDir);
+    log(`Run directory: ${tracker.runDir}`);
+    const ckptDir = resolve(cfg.checkpointDir);
+    await mkdir(ckptDir, { recursive: true });
+
+    log(
+      [
+        'Starting training:',
+        `  Epochs:          ${cfg.epochs}${startEpoch > 1 ? ` (resuming at ${startEpoch})` : ''}`,
+        `  Batch size:      ${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}`,
+        `  Learning rate:   ${cfg.learningRate}`,
+        `  Training size:   ${split.train.length}`,
+        `  Validation size: ${split.val.length}`,
+        `  Images scaling:  ${cfg.scale}`,
+        `  Model:           UNet(${nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${model.numParameters().toLocaleString('en')} parameters`,
+        `  Device:          ${device}${cfg.amp ? ` (AMP ${ampDtype})` : ''}, ${E.getNumThreads()} threads`,
+      ].join('\n'),
+    );
+
+    const trainLoader = new DataLoader(dataset, split.train, { batchSize: cfg.batchSize, shuffle: true, rng: dataRng, augment: cfg.augment });
+    const valLoader = new DataLoader(dataset, split.val, { batchSize: cfg.batchSize, shuffle: false });
+    const toDevice = (images: Float32Array, masks: Uint8Array, n: number, c: number, h: number, w: number) => {
+      let x = E.tensor(images, [n, c, h, w]);
+      if (cuda) x = x.pinMemory().to({ device, nonBlocking: true });
+      if (channelsLast) x = x.contiguous('channels_last');
+      const y = E.tensor(masks, [n, h, w]).to({ device, dtype: 'int64' });
+      return { x, y };
+    };
+    const forward = (x: Tensor) => E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => model.forward(x), cfg.amp);
+
+    // Validation: mean per-image Dice (the reference's evaluate(), binary shape bug fixed).
+    const evaluate = async (withImages: boolean) => {
+      model.eval();
+      let sum = 0;
+      let count = 0;
+      const cm = E.zeros([Math.max(cfg.classes, 2), Math.max(cfg.classes, 2)], { dtype: 'int64', device }).keep();
+      let sample: { x: Tensor; y: Tensor; pred: Tensor } | null = null;
+      for await (const b of valLoader) {
+        E.tidy(() =>
+          E.inferenceMode(() => {
+            const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
+            const logits = forward(x);
+            sum += validationDice(logits, y, cfg.classes).sum().item();
+            count += b.n;
+            const pred = predictClasses(logits, cfg.classes);
+            cm.add_(confusionMatrix(pred, y, cfg.classes));
+            if (withImages && !sample) sample = E.tidy(() => ({ x: x.select(0, 0).to({ device: 'cpu' }), y: y.select(0, 0).to({ device: 'cpu' }), pred: pred.select(0, 0).to({ device: 'cpu' }) }));
+            return sample ? [sample.x, sample.y, sample.pred] : [];
+          }),
+        );
+      }
+      model.train();
+      const rows = Math.max(cfg.classes, 2);
+      const flat = cm.toArray();
+      cm.dispose();
+      const matrix = Array.from({ length: rows }, (_, r) => flat.slice(r * rows, (r + 1) * rows));
+      return { dice: count ? sum / count : Number.NaN, metrics: metricsFromConfusion(matrix), sample: sample as { x: Tensor; y: Tensor; pred: Tensor } | null };
+    };
+
+    const logValidation = async (score: number, step: number, epoch: number, sample: { x: Tensor; y: Tensor; pred: Tensor } | null) => {
+      tracker.scalar('validation Dice', score, step);
+      tracker.scalar('learning rate', optimizer.lr, step);
+      tracker.scalar('epoch', epoch, step);
+      // Histograms and images only at validation: they copy every weight to the host.
+      for (const [name, p] of model.namedParameters()) {
+        const tag = name.replaceAll('/', '.');
+        E.tidy(() => {
+          tracker.histogram(`Weights/${tag}`, p.float().to({ device: 'cpu' }).data() as Float32Array, step);
+          const g = p.grad;
+          if (g) tracker.histogram(`Gradients/${tag}`, g.float().to({ device: 'cpu' }).data() as Float32Array, step);
+        });
+      }
+      if (sample) {
+        tracker.image('images', toImage8(sample.x), step);
+        tracker.image('masks/true', maskImage(sample.y, cfg.classes), step);
+        tracker.image('masks/pred', maskImage(sample.pred, cfg.classes), step);
+        E.dispose(sample);
+      }
+    };
+
+    // 5. Begin training
+    const result: TrainResult = {
+      epochsRun: 0,
+      bestScore: early.state.best_score,
+      bestEpoch: early.state.best_epoch,
+      lastScore: Number.NaN,
+      stoppedEarly: false,
+      interrupted: false,
+      checkpointDir: ckptDir,
+      runDir: tracker.runDir,
+      bestModel: null,
+      lastCheckpoint: null,
+    };
+    let bestWeights: Map<string, Tensor> | null = null;
+    const snapshotBest = () => {
+      if (bestWeights) E.dispose([...bestWeights.values()]);
+      bestWeights = new Map([...model.stateDict()].map(([k, t]) => [k, E.noGrad(() => t.clone()).keep()]));
+    };
+    const makeCheckpoint = (epoch: number, loss: number, valScore: number): CheckpointData => ({
+      model: model.stateDict(),
+      optimizer: optimizer.stateDict(),
+      scheduler: scheduler.stateDict(),
+      gradScaler: scaler.stateDict(),
+      earlyStopping: early.stateDict(),
+      epoch,
+      globalStep,
+      loss,
+      valScore,
+      maskValues,
+      modelArgs,
+      config: { ...cfg },
+      runDir: tracker.runDir,
+      rng: { torch: E.getRngState(), data: { state: dataRng.getState() } },
+    });
+    const save = async (path: string, data: CheckpointData) => {
+      try {
+        await saveCheckpoint(path, data);
+      } finally {
+        data.rng?.torch.dispose();
+      }
+    };
+
+    const accum = cfg.accumulateGradBatches;
+    let consecutiveNonFinite = 0;
+    let epoch = startEpoch;
+    let lastLoss = Number.NaN;
+    try {
+      for (; epoch <= cfg.epochs; epoch++) {
+        model.train();
+        const progress = epochProgress(epoch, cfg.epochs, split.train.length);
+        const epochLoss = E.zeros([], { device }).keep();
+        let seen = 0;
+        let micro = 0;
+        let batches = 0;
+        const t0 = performance.now();
+        const stepOptimizer = () => {
+          scaler.unscale_(optimizer);
+          if (cfg.gradClip > 0) clipGradNorm(params, cfg.gradClip).dispose();
+          scaler.step(optimizer);
+          scaler.update();
+          optimizer.zeroGrad();
+          globalStep++;
+        };
+        for await (const b of trainLoader) {
+          if (hooks.signal?.aborted) break;
+          if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
+          const lossValue = E.tidy(() => {
+            const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
+            const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => segmentationLoss(model.forward(x), y, cfg.classes), cfg.amp);
+            scaler.scale(accum > 1 ? loss.div(accum) : loss).backward();
+            epochLoss.add_(loss.detach());
+            // On CPU reading the loss costs nothing; on CUDA it syncs, so only every 10 batches.
+            return !cuda || batches % 10 === 0 ? loss.item() : Number.NaN;
+          });
+          micro++;
+          batches++;
+          seen += b.n;
+          if (micro % accum === 0) stepOptimizer();
+          if (!Number.isNaN(lossValue)) {
+            lastLoss = lossValue;
+            if (!Number.isFinite(lossValue)) {
+              consecutiveNonFinite++;
+              if (!scaler.enabled && consecutiveNonFinite >= 5) {
+                throw new TrainError(`the loss was not finite (${lossValue}) for 5 batches in a row; stopping. Lower -l/--learning-rate, check the data, or try without --amp. The last good checkpoint is kept.`);
+              }
+            } else consecutiveNonFinite = 0;
+            tracker.scalar('train loss', lossValue, globalStep);
+          }
+          progress.update(seen, { loss: Number.isNaN(lastLoss) ? undefined : lastLoss, imgPerSec: (seen / (performance.now() - t0)) * 1000 });
+          if (cfg.valEvery > 0 && globalStep > 0 && micro % accum === 0 && globalStep % cfg.valEvery === 0 && split.val.length > 0) {
+            const v = await evaluate(false);
+            if (cfg.scheduler === 'plateau') scheduler.step(v.dice);
+            tracker.scalar('validation Dice', v.dice, globalStep);
+          }
+        }
+        // Flush the micro-batches that did not fill a whole accumulation window.
+        if (micro % accum !== 0 && !hooks.signal?.aborted) stepOptimizer();
+        progress.stop();
+        if (hooks.signal?.aborted) break;
+        const elapsed = (performance.now() - t0) / 1000;
+        const avgLoss = epochLoss.item() / Math.max(1, batches);
+        epochLoss.dispose();
+        tracker.scalar('img/s', seen / elapsed, globalStep);
+
+        // Validation, scheduler, early stopping, checkpoints.
+        const v = split.val.length > 0 ? await evaluate(true) : { dice: -avgLoss, metrics: null, sample: null };
+        const score = v.dice;
+        if (cfg.scheduler === 'plateau') scheduler.step(score);
+        else scheduler.step();
+        await logValidation(score, globalStep, epoch, v.sample);
+        tracker.record({ type: 'epoch', epoch, step: globalStep, loss: avgLoss, valDice: score, lr: optimizer.lr, seconds: elapsed, imgPerSec: seen / elapsed, ...(v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU } : {}) });
+        const { isBest, stop } = early.update(score, epoch);
+        result.epochsRun++;
+        result.lastScore = score;
+        log(`Epoch ${epoch}/${cfg.epochs}: loss ${avgLoss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${(seen / elapsed).toFixed(1)} img/s`);
+
+        const epochPath = join(ckptDir, `checkpoint_epoch${epoch}.pth`);
+        await save(epochPath, makeCheckpoint(epoch, avgLoss, score));
+        result.lastCheckpoint = epochPath;
+        if (isBest) {
+          const bestPath = join(ckptDir, 'best_model.pth');
+          await save(bestPath, makeCheckpoint(epoch, avgLoss, score));
+          result.bestModel = bestPath;
+          if (cfg.patience > 0) snapshotBest();
+        }
+        if (cfg.keepLast > 0) await pruneCheckpoints(ckptDir, cfg.keepLast);
+        await tracker.flush();
+        if (stop) {
+          log(`Early stopping: no Dice gain of ${cfg.minDelta} for ${cfg.patience} epochs; restoring the best weights (epoch ${early.state.best_epoch}).`);
+          if (bestWeights) model.loadStateDict(bestWeights);
+          result.stoppedEarly = true;
+          break;
+        }
+      }
+      if (hooks.signal?.aborted) {
+        result.interrupted = true;
+        const path = join(ckptDir, 'INTERRUPTED.pth');
+        // The interrupted epoch is incomplete: resuming from this file repeats it.
+        await save(path, makeCheckpoint(epoch - 1, lastLoss, result.lastScore));
+        result.lastCheckpoint = path;
+        log(`Interrupted: saved ${path}`);
+      }
+      if (bestWeights) E.dispose([...(bestWeights as Map<string, Tensor>).values()]);
+      result.bestScore = early.state.best_score;
+      result.bestEpoch = early.state.best_epoch;
+      if (result.bestModel === null && early.state.best_score !== null) {
+        const p = join(ckptDir, 'best_model.pth');
+        result.bestModel = p;
+      }
+      tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly });
+    } finally {
+      await tracker.close();
+    }
+    return result;
+  } catch (e) {
+    if (isOom(e)) throw new TrainError(`${(e as Error).message}\n\n${OOM_ADVICE}`, 3);
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}
+
+function checkArgs(ckpt: LoadedCheckpoint, want: UNetArgs): void {
+  const got = ckpt.modelArgs as UNetArgs;
+  const diffs: string[] = [];
+  if (got.nChannels !== want.nChannels) diffs.push(`input channels: checkpoint ${got.nChannels}, data/--channels ${want.nChannels}`);
+  if (got.nClasses !== want.nClasses) diffs.push(`classes: checkpoint ${got.nClasses}, -c/--classes ${want.nClasses}`);
+  if (got.bilinear !== want.bilinear) diffs.push(`upsampling: checkpoint ${got.bilinear ? 'bilinear' : 'transposed conv'}, flags ${want.bilinear ? '--bilinear' : 'no --bilinear'}`);
+  if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. -c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}) or start without --load.`);
+}
+
+interface Restorable {
+  optimizer: { loadStateDict(sd: never): void };
+  scheduler: { loadStateDict(sd: never): void };
+  scaler: { loadStateDict(sd: never): void };
+  early: EarlyStopping;
+  dataRng: Rng;
+}
+
+function restore(ckpt: LoadedCheckpoint, r: Restorable): void {
+  if (ckpt.optimizer) {
+    const sd = fromPy(ckpt.optimizer);
+    r.optimizer.loadStateDict(sd as never);
+    E.dispose(sd);
+  }
+  if (ckpt.scheduler) r.scheduler.loadStateDict(fromPy(ckpt.scheduler) as never);
+  if (ckpt.gradScaler) {
+    const sd = fromPy(ckpt.gradScaler);
+    r.scaler.loadStateDict(sd as never);
+    E.dispose(sd);
+  }
+  if (ckpt.earlyStopping) r.early.loadStateDict(fromPy(ckpt.earlyStopping) as never);
+  if (ckpt.rng) {
+    const t = E.tensor(ckpt.rng.torch.data, ckpt.rng.torch.shape, { dtype: 'uint8' });
+    E.setRngState(t);
+    t.dispose();
+    const data = ckpt.rng.data as { state?: number } | null;
+    if (data && typeof data.state === 'number') r.dataRng.setState(data.state);
+  }
+}
+
+async function pruneCheckpoints(dir: string, keep: number): Promise<void> {
+  const files = (await readdir(dir))
+    .map((f) => ({ f, n: Number(/^checkpoint_epoch(\d+)\.pth$/.exec(f)?.[1]) }))
+    .filter((x) => Number.isInteger(x.n))
+    .sort((a, b) => a.n - b.n);
+  for (const x of files.slice(0, Math.max(0, files.length - keep))) await rm(join(dir, x.f), { force: true });
+}
+
+/** [C,H,W] float 0..1 -> HWC uint8 for the tracker. */
+function toImage8(x: Tensor): { data: Uint8Array; width: number; height: number; channels: 1 | 3 } {
+  const [c, h, w] = x.shape;
+  const data = E.tidy(() => x.float().mul(255).clamp(0, 255).round().to({ dtype: 'uint8' }).permute([1, 2, 0]).contiguous()).disposeAfter((t) => t.bytes());
+  return { data, width: w, height: h, channels: c === 3 ? 3 : 1 };
+}
+
+/** Class map [H,W] -> grey levels spread over 0..255. */
+function maskImage(m: Tensor, nClasses: number): { data: Uint8Array; width: number; height: number; channels: 1 } {
+  const [h, w] = m.shape;
+  const k = Math.max(nClasses, 2) - 1;
+  const data = E.tidy(() => m.float().mul(255 / k).round().to({ dtype: 'uint8' }).contiguous()).disposeAfter((t) => t.bytes());
+  return { data, width: w, height: h, channels: 1 };
+}
