@@ -165,3 +165,136 @@ test('train/eval switch BatchNorm; to(channels_last) keeps parameter identity an
   });
   m.dispose();
 });
+
+const STEPS_PY = `${PY_EXCHANGE}
+import sys, json, importlib.util
+torch.set_num_threads(2)
+req = json.load(sys.stdin)
+spec = importlib.util.spec_from_file_location('ref', req['ref']); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+import torch.nn.functional as F
+d = req['dir']; C = req['nClasses']
+m = ref.UNet(req['nChannels'], C, req['bilinear'])
+m.load_state_dict(load(d, 'weights.json'), strict=True)
+m.train()
+data = load(d, 'data.json')
+if req['opt'] == 'rmsprop':
+    opt = torch.optim.RMSprop(m.parameters(), lr=req['lr'], weight_decay=1e-8, momentum=0.999, foreach=True)
+else:
+    opt = torch.optim.Adam(m.parameters(), lr=req['lr'], weight_decay=1e-8, foreach=True)
+losses = []
+for i in range(req['steps']):
+    x, y = data[f'x{i}'], data[f'y{i}']
+    pred = m(x)
+    if C == 1:
+        p = pred.squeeze(1); s_, t_ = torch.sigmoid(p), y.float()
+        inter = 2 * (s_ * t_).sum(); sets = s_.sum() + t_.sum(); sets = torch.where(sets == 0, inter, sets)
+        loss = F.binary_cross_entropy_with_logits(p, t_) + (1 - (inter + 1e-6) / (sets + 1e-6))
+    else:
+        loss = F.cross_entropy(pred, y) + (1 - ref.dice_coeff(F.softmax(pred, 1).float().flatten(0, 1), F.one_hot(y, C).permute(0, 3, 1, 2).float().flatten(0, 1)))
+    opt.zero_grad(set_to_none=True); loss.backward()
+    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); losses.append(loss.item())
+dump(d, m.state_dict(), 'after.json')
+print(json.dumps({'losses': losses}))
+`;
+
+for (const [opt, cfg] of [
+  ['rmsprop', { nChannels: 3, nClasses: 2, bilinear: false, h: 32, w: 48 }],
+  ['adam', { nChannels: 1, nClasses: 1, bilinear: true, h: 37, w: 29 }],
+  ['rmsprop', { nChannels: 1, nClasses: 5, bilinear: true, h: 61, w: 93 }],
+] as const) {
+  test(`10 ${opt} steps (clip 1.0) match PyTorch: weights and BatchNorm stats, ${JSON.stringify(cfg)}`, { skip: !canCompare && NO_TORCH }, async () => {
+    const { clipGradNorm, createOptimizer } = await import('../src/optim/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'unet-steps-'));
+    const steps = 10;
+    const lr = 1e-4;
+    try {
+      E.manualSeed(5);
+      const m = new UNet(cfg);
+      dumpTensors(dir, m.stateDict(), 'weights.json');
+      const batches: [string, E.Tensor][] = [];
+      for (let i = 0; i < steps; i++) {
+        batches.push([`x${i}`, E.rand([2, cfg.nChannels, cfg.h, cfg.w])], [`y${i}`, E.randint(0, Math.max(cfg.nClasses, 2), [2, cfg.h, cfg.w])]);
+      }
+      dumpTensors(dir, batches, 'data.json');
+      const py = runPython<{ losses: number[] }>(STEPS_PY, { ...cfg, dir, ref: REF, opt, lr, steps });
+      const params = m.parameters();
+      const o = createOptimizer(opt, params, { lr, weightDecay: 1e-8, momentum: 0.999 });
+      const losses: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        losses.push(
+          E.tidy(() => {
+            o.zeroGrad();
+            const loss = segmentationLoss(m.forward(batches[2 * i][1]), batches[2 * i + 1][1], cfg.nClasses);
+            loss.backward();
+            clipGradNorm(params, 1.0);
+            o.step();
+            return loss.item();
+          }),
+        );
+      }
+      assertClose(losses, py.losses, 1e-4, 1e-3, 'losses');
+      const after = loadTensors(dir, 'after.json');
+      const ours = m.stateDict();
+      for (const [name, r] of after) {
+        E.tidy(() => {
+          const t = ours.get(name) as E.Tensor;
+          const scale = r.float().abs().amax().item() + 1e-8;
+          const err = t.float().sub(r.float()).abs().amax().item() / scale;
+          assert.ok(err < 1e-3, `${name}: relative max error ${err}`);
+        });
+      }
+      E.dispose([...after.values(), ...batches.map(([, t]) => t)]);
+      o.dispose();
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('a state dict saved by us loads strict into the reference UNet in Python with the same outputs, and back', { skip: !canCompare && NO_TORCH }, async () => {
+  const { saveReferenceStateDict, loadCheckpoint, weightsToTensors } = await import('../src/train/checkpoint.js');
+  const dir = mkdtempSync(join(tmpdir(), 'unet-sd-'));
+  try {
+    E.manualSeed(9);
+    const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false }).eval();
+    const x = E.rand([1, 3, 40, 56]);
+    dumpTensors(dir, [['x', x]], 'data.json');
+    await saveReferenceStateDict(join(dir, 'ours.pth'), m.stateDict(), [0, 255]);
+    runPython(
+      `${PY_EXCHANGE}
+import sys, json, importlib.util
+req = json.load(sys.stdin); d = req['dir']
+spec = importlib.util.spec_from_file_location('ref', req['ref']); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+sd = torch.load(d + '/ours.pth', weights_only=True)
+assert sd.pop('mask_values') == [0, 255]
+m = ref.UNet(3, 2, False); m.load_state_dict(sd, strict=True); m.eval()
+with torch.no_grad(): y = m(load(d, 'data.json')['x'])
+dump(d, {'y': y}, 'y.json')
+# and back: Python trains one step, saves an OrderedDict state_dict (+ mask_values) for us
+m.train(); opt = torch.optim.SGD(m.parameters(), lr=0.1); m(torch.rand(1, 3, 32, 32)).sum().backward(); opt.step(); m.eval()
+sd2 = m.state_dict(); sd2['mask_values'] = [0, 255]; torch.save(sd2, d + '/py.pth')
+with torch.no_grad(): y2 = m(load(d, 'data.json')['x'])
+dump(d, {'y': y2}, 'y2.json')
+print(json.dumps({}))`,
+      { dir, ref: REF },
+    );
+    E.tidy(() => {
+      const y = E.noGrad(() => m.forward(x));
+      assertClose(y.toArray(), (loadTensors(dir, 'y.json').get('y') as E.Tensor).toArray(), 1e-4, 1e-4, 'ours in python');
+    });
+    const back = await loadCheckpoint(join(dir, 'py.pth'));
+    assert.equal(back.kind, 'reference');
+    assert.deepEqual(back.maskValues, [0, 255]);
+    const w = weightsToTensors(back.model);
+    m.loadStateDict(w);
+    E.tidy(() => {
+      const y2 = E.noGrad(() => m.forward(x));
+      assertClose(y2.toArray(), (loadTensors(dir, 'y2.json').get('y') as E.Tensor).toArray(), 1e-4, 1e-4, 'python in ours');
+    });
+    E.dispose([...w.values(), x]);
+    m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

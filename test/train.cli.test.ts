@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { type TrainConfig, defaults, trainOptions } from '../src/cli/options.js';
+import { GUIDE_LINES } from './helpers/guide.js';
 
 /** Parses a command line with handlers that only record the config. */
 async function parse(argv: string[]): Promise<{ cfg?: TrainConfig; error?: string }> {
@@ -88,42 +89,6 @@ for (const [argv, pattern] of [
   });
 }
 
-// The guide's command lines (scenarios 1-6, configurations 1-4, quick start, FAQ), with
-// `python train.py` replaced by `unet train`: every one must parse.
-export const GUIDE_LINES = [
-  'train',
-  'train --epochs 50 --batch-size 8 --learning-rate 1e-4 --amp',
-  'train --epochs 50 --batch-size 2 --scale 0.25 --amp --bilinear',
-  'train --epochs 10 --batch-size 4 --learning-rate 1e-4 --validation 20 --amp',
-  'train --epochs 100 --batch-size 16 --learning-rate 1e-4 --scale 0.75 --validation 15 --amp',
-  'train --epochs 80 --batch-size 2 --learning-rate 1e-4 --scale 0.25 --validation 15 --amp --bilinear --accumulate-grad-batches 4',
-  'train --load checkpoints/checkpoint_epoch30.pth --epochs 100 --batch-size 8 --learning-rate 1e-5 --amp',
-  'train --epochs 80 --batch-size 8 --learning-rate 1e-4 --classes 5 --scale 0.5 --validation 15 --amp',
-  'train --epochs 150 --batch-size 4 --learning-rate 5e-5 --scale 1.0 --validation 10 --amp',
-  'train --epochs 5 --batch-size 4 --amp',
-  'train --epochs 50 --batch-size 8 --learning-rate 1e-4 --scale 0.5 --validation 15 --amp',
-  'train --epochs 100 --batch-size 4 --learning-rate 5e-5 --scale 1.0 --validation 10 --amp',
-  'train --epochs 80 --batch-size 1 --learning-rate 1e-4 --scale 0.25 --validation 15 --amp --bilinear --accumulate-grad-batches 8',
-  'train --batch-size 1 --scale 0.25 --amp --bilinear',
-  'train --batch-size 8 --amp',
-  'train --learning-rate 1e-3',
-  'train -e 100',
-  'train -b 4',
-  'train -l 0.0001',
-  'train --scale 0.75',
-  'train -s 0.25',
-  'train --validation 20',
-  'train -v 15',
-  'train --classes 2',
-  'train -c 5',
-  'train --load checkpoints/checkpoint_epoch10.pth',
-  'train -f checkpoints/best_model.pth --epochs 50',
-  'train --bilinear',
-  'train --amp',
-  'train --batch-size 4 --accumulate-grad-batches 4',
-  'train --load checkpoints/best_model.pth',
-  'train --load checkpoints/checkpoint_epoch20.pth --epochs 50',
-];
 
 test('every command line of the guide parses', async () => {
   for (const line of GUIDE_LINES) {

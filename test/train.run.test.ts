@@ -11,7 +11,7 @@ import { makeDemoDataset } from '../src/data/index.js';
 import { loadPth } from '../src/io/pth.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { train } from '../src/train/train.js';
-import { GUIDE_LINES } from './train.cli.test.js';
+import { GUIDE_LINES } from './helpers/guide.js';
 
 let root = '';
 let data2 = ''; // 2 classes, 64x64

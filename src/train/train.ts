@@ -345,6 +345,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         }
         if (cfg.keepLast > 0) await pruneCheckpoints(ckptDir, cfg.keepLast);
         await tracker.flush();
+        if (!cuda) E.mallocTrim(); // hand freed activation memory back to the OS between epochs
         if (stop) {
           log(`Early stopping: no Dice gain of ${cfg.minDelta} for ${cfg.patience} epochs; restoring the best weights (epoch ${early.state.best_epoch}).`);
           if (bestWeights) model.loadStateDict(bestWeights);
