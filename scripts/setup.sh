@@ -16,6 +16,10 @@ have_torch() {
 pkgs=()
 have_torch || pkgs+=(libtorch-dev)
 command -v g++ >/dev/null || pkgs+=(g++)
+# Debian's libtorch links the generic libblas.so.3; without an optimized provider it gets the
+# reference BLAS, which makes transposed convolutions ~15x slower. OpenBLAS (OpenMP build, like
+# libtorch) registers itself as the libblas.so.3 alternative.
+[ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ] || [ -n "${LIBTORCH:-}" ] || pkgs+=(libopenblas0-openmp)
 if [ "$want_test" = 1 ]; then
   /usr/bin/python3 -c 'import torch' 2>/dev/null || pkgs+=(python3-torch)
   /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || pkgs+=(python3-protobuf)

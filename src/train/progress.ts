@@ -1,4 +1,8 @@
-/** Per-epoch progress: a bar on a terminal, plain periodic lines otherwise (CI logs, pipes). */
+/**
+ * Per-epoch progress: a bar on a terminal, plain lines every few seconds otherwise (CI logs,
+ * pipes). The plain lines are written from update() itself: training runs synchronous libtorch
+ * calls back to back, so a timer-driven printer would not get a turn until the epoch ends.
+ */
 import cliProgress from 'cli-progress';
 
 export interface Progress {
@@ -6,27 +10,49 @@ export interface Progress {
   stop(): void;
 }
 
-export function epochProgress(epoch: number, epochs: number, total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
-  const tty = Boolean(stream.isTTY);
+const fmt = (p: { loss?: number; imgPerSec?: number }) => ({
+  loss: p.loss === undefined ? '-' : p.loss.toFixed(4),
+  ips: p.imgPerSec === undefined ? '-' : p.imgPerSec.toFixed(1),
+});
+
+export function epochProgress(epoch: number, epochs: number, total: number, stream: NodeJS.WriteStream = process.stderr, intervalMs = 5000): Progress {
+  if (!stream.isTTY) {
+    let last = performance.now();
+    let done = 0;
+    let payload = fmt({});
+    const line = () => {
+      const eta = payload.ips === '-' ? '-' : `${Math.max(0, Math.round((total - done) / Number(payload.ips)))}s`;
+      stream.write(`Epoch ${epoch}/${epochs}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta}\n`);
+    };
+    return {
+      update(d, p) {
+        done = d;
+        payload = fmt(p);
+        if (performance.now() - last >= intervalMs) {
+          last = performance.now();
+          line();
+        }
+      },
+      stop() {
+        line();
+      },
+    };
+  }
   const bar = new cliProgress.SingleBar(
     {
       stream,
       format: `Epoch ${epoch}/${epochs} [{bar}] {value}/{total} img | loss {loss} | {ips} img/s | ETA {eta_formatted}`,
-      noTTYOutput: !tty,
-      notTTYSchedule: 5000,
-      hideCursor: tty,
+      hideCursor: true,
       etaBuffer: 50,
       barsize: 24,
+      synchronousUpdate: true,
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(total, 0, { loss: '-', ips: '-' });
+  bar.start(total, 0, fmt({}));
   return {
     update(done, p) {
-      bar.update(done, {
-        loss: p.loss === undefined ? '-' : p.loss.toFixed(4),
-        ips: p.imgPerSec === undefined ? '-' : p.imgPerSec.toFixed(1),
-      });
+      bar.update(done, fmt(p));
     },
     stop() {
       bar.stop();
