@@ -125,6 +125,25 @@ for _ in range(a['steps']):
 ts.sort(); print(json.dumps({'impl': 'pytorch', 'mode': 'conv', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'ms': round(ts[len(ts)//2]*1000, 2)}))
 `;
 
+/** The PyTorch side of `--predict`: the reference UNet in eval mode, a plain forward loop. */
+const PREDICT_PY = `
+import sys, json, time, importlib.util, torch
+a = json.loads(sys.argv[1]); torch.set_num_threads(a['threads'])
+spec = importlib.util.spec_from_file_location('ref', a['ref']); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+dev = torch.device(a['device']); cuda = dev.type == 'cuda'
+m = ref.UNet(a['channels'], a['classes'], a['bilinear']).to(dev).eval()
+x = torch.rand(a['batch'], a['channels'], a['height'], a['width'], device=dev)
+def step():
+    with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.float16 if cuda else torch.bfloat16, enabled=a['amp']):
+        return m(x).sum().item()
+for _ in range(a['warmup']): step()
+ts = []
+for _ in range(a['steps']):
+    t = time.perf_counter(); step(); ts.append(time.perf_counter() - t)
+ts.sort(); med = ts[len(ts)//2]
+print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'ms_per_step': round(med*1000, 2), 'img_per_s': round(a['batch']/med, 2)}))
+`;
+
 export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
   const o: BenchOpts = {
     device: String(raw.device ?? 'auto'),
@@ -157,8 +176,10 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
       '--amp', o.amp ? (String(ours.device).startsWith('cuda') ? 'fp16' : 'bf16') : 'none'];
     if (o.bilinear) args.push('--bilinear');
     if (ours.channels_last) args.push('--channels-last', '--cudnn-benchmark');
-    if (o.mode === 'predict') throw new Error('bench: --predict with --reference: use scripts/bench-predict.py');
-    const r = spawnSync(python, args, { encoding: 'utf8' });
+    const r =
+      o.mode === 'predict'
+        ? spawnSync(python, ['-c', PREDICT_PY, JSON.stringify({ ref: raw.reference, threads: E.getNumThreads(), batch: o.batch, channels: o.channels, classes: o.classes, height: o.height, width: o.width, bilinear: o.bilinear, steps: o.steps, warmup: o.warmup, device: String(ours.device), amp: o.amp })], { encoding: 'utf8' })
+        : spawnSync(python, args, { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`bench: PyTorch run failed: ${r.stderr}`);
     const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
     console.log(JSON.stringify(theirs));

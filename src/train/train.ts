@@ -2,6 +2,7 @@
  * unet train: the reference trainer's recipe (milesial/Pytorch-UNet train.py) with the guide's
  * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../cli/options.js';
@@ -104,6 +105,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const model = new UNet(modelArgs);
   const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
   const ampDtype = cuda ? 'float16' : 'bfloat16';
+  if (cfg.amp && !cuda && !cpuHasBf16()) warn('--amp on CPU uses bf16 autocast, but this CPU has no native bf16 instructions (avx512_bf16/amx_bf16): it is emulated and may be slower than fp32');
   const scaler = new GradScaler({ enabled: cfg.amp && cuda, device });
   let startEpoch = 1;
   let globalStep = 0;
@@ -300,8 +302,11 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             lastLoss = lossValue;
             if (!Number.isFinite(lossValue)) {
               consecutiveNonFinite++;
-              if (!scaler.enabled && consecutiveNonFinite >= 5) {
-                throw new TrainError(`the loss was not finite (${lossValue}) for 5 batches in a row; stopping. Lower -l/--learning-rate, check the data, or try without --amp. The last good checkpoint is kept.`);
+              // Under fp16 the GradScaler skips such steps and backs off; an overflow clears within a
+              // few steps, a real NaN does not.
+              const limit = scaler.enabled ? 20 : 5;
+              if (consecutiveNonFinite >= limit) {
+                throw new TrainError(`the loss was not finite (${lossValue}) for ${limit} batches in a row; stopping. Lower -l/--learning-rate, check the data for NaN values, or try without --amp. The last good checkpoint is kept.`);
               }
             } else consecutiveNonFinite = 0;
             tracker.scalar('train loss', lossValue, globalStep);
@@ -378,6 +383,15 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     throw e;
   } finally {
     model.dispose();
+  }
+}
+
+/** Whether the CPU runs bf16 math natively (AVX512-BF16 or AMX); elsewhere CPU autocast is emulated. */
+export function cpuHasBf16(): boolean {
+  try {
+    return /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
   }
 }
 
