@@ -17,12 +17,19 @@ export function reportError(e: unknown): Report {
     return { message: `error: ${err.message}`, exitCode };
   }
   const code = (err as { code?: string }).code;
+  const path = (err as { path?: string }).path ?? '';
   if (code === 'ERR_TORCH' || code === 'ERR_OUT_OF_MEMORY') return { message: `error (libtorch): ${err.message}`, exitCode };
+  if (code === 'ERR_DEVICE') return { message: `error: ${err.message}`, exitCode };
   if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-    return { message: `error: no permission to write ${(err as { path?: string }).path ?? ''}: choose a writable directory (e.g. --checkpoint-dir, --logdir, --output-dir)`, exitCode: 1 };
+    const why = code === 'EROFS' ? 'the file system is read-only' : 'no permission';
+    return { message: `error: cannot write ${path}: ${why}; choose a writable directory (e.g. --checkpoint-dir, --logdir, --output-dir)`, exitCode: 1 };
   }
-  if (code === 'ENOSPC') return { message: 'error: the disk is full; free space and resume with --load (earlier checkpoints are intact)', exitCode: 1 };
-  if (code === 'ENOENT') return { message: `error: file not found: ${(err as { path?: string }).path ?? err.message}`, exitCode: 1 };
+  if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR') {
+    const why = code === 'EISDIR' ? 'it is a folder, not a file' : 'a file is in the way of a folder';
+    return { message: `error: cannot use ${path}: ${why}; choose another path (e.g. --checkpoint-dir, --logdir, --output-dir, -o)`, exitCode: 1 };
+  }
+  if (code === 'ENOSPC' || code === 'EDQUOT') return { message: `error: the disk is full${path ? ` (writing ${path})` : ''}; free space and resume with --load (earlier checkpoints are intact)`, exitCode: 1 };
+  if (code === 'ENOENT') return { message: `error: file not found: ${path || err.message}`, exitCode: 1 };
   // Unknown: still no stack trace unless asked for.
   return { message: `error: ${err.message}${process.env.UNET_DEBUG ? `\n${err.stack}` : '\n(set UNET_DEBUG=1 for details)'}`, exitCode };
 }

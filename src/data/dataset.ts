@@ -370,12 +370,19 @@ export class SegmentationDataset {
         hint: `Set the model's input channels to ${image.channels} (e.g. --channels ${image.channels}), or convert the images (greyscale gives 1 channel, RGB 3).`,
       });
     }
+    let classIndex: Uint8Array;
+    try {
+      classIndex = maskToClassIndex(mask, maskValues);
+    } catch (e) {
+      if (e instanceof DataError && e.file === undefined) throw new DataError(e.message, { file: pair.mask, cause: e }); // name the file
+      throw e;
+    }
     return {
       id: pair.id,
       image: image.data,
       layout: 'hwc',
       divisor: image.divisor,
-      mask: maskToClassIndex(mask, maskValues),
+      mask: classIndex,
       channels: image.channels,
       height: image.height,
       width: image.width,

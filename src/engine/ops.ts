@@ -219,14 +219,17 @@ export const setBackendFlags = (f: { cudnnBenchmark?: boolean; cudnnDeterministi
 export const mallocTrim = (): boolean => N.mallocTrim();
 export const buildInfo = (): { torch: string; cuda: boolean; mkldnn: boolean; config: string; parallel: string } => N.buildInfo();
 
+/** A device the user asked for that cannot be used; code ERR_DEVICE (the CLI prints it without a stack). */
+const deviceError = (message: string): Error => Object.assign(new Error(message), { code: 'ERR_DEVICE' });
+
 /** Resolves 'auto' to cuda when available, else cpu; checks explicit CUDA requests. */
 export function resolveDevice(d: string): Device {
   if (d === 'auto') return cudaIsAvailable() ? 'cuda' : 'cpu';
   if (d === 'cpu') return 'cpu';
   const m = /^cuda(?::(\d+))?$/.exec(d);
-  if (!m) throw new Error(`unknown device '${d}': use auto, cpu, cuda or cuda:N`);
-  if (!cudaIsAvailable()) throw new Error(`--device ${d} was requested but CUDA is not available here (libtorch without CUDA, or no GPU); use --device cpu`);
+  if (!m) throw deviceError(`unknown device '${d}': use auto, cpu, cuda or cuda:N`);
+  if (!cudaIsAvailable()) throw deviceError(`--device ${d} was requested but CUDA is not available here (libtorch without CUDA, or no GPU); use --device cpu`);
   const idx = m[1] === undefined ? 0 : Number(m[1]);
-  if (idx >= cudaDeviceCount()) throw new Error(`--device ${d}: only ${cudaDeviceCount()} CUDA device(s) present`);
+  if (idx >= cudaDeviceCount()) throw deviceError(`--device ${d}: only ${cudaDeviceCount()} CUDA device(s) present; use --device cuda:0 or --device cpu`);
   return d as Device;
 }

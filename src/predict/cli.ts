@@ -299,7 +299,14 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
       try {
         mkdirSync(d, { recursive: true });
       } catch (e) {
-        throw new PredictError(`cannot create the output folder ${d}: ${message(e)}`);
+        // Node's recursive mkdir reports ENOENT for a read-only parent; a plain mkdir tells the truth.
+        let err = e;
+        try {
+          mkdirSync(d);
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code !== 'ENOENT') err = e2;
+        }
+        throw new PredictError(`cannot create the output folder ${d}: ${message(err)}. Choose a folder you can write to (--output-dir DIR or -o FILE).`);
       }
     }
     const mv = predictor.maskValues;
@@ -384,7 +391,9 @@ async function stream(
         rec.overlay = job.overlay;
       }
     } catch (e) {
-      fail(job.input, new Error(`cannot write the outputs: ${message(e)}`));
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      const fix = ['EROFS', 'EACCES', 'EPERM', 'ENOSPC', 'EDQUOT'].includes(code) ? ' (choose a writable folder with --output-dir DIR, or free space)' : '';
+      fail(job.input, new Error(`cannot write the outputs: ${message(e)}${fix}`));
       return;
     }
     predicted.push({ ...rec, index: job.index });

@@ -6,7 +6,9 @@
  * Also reads the reference trainer's files (a flat state_dict plus mask_values) and the fork's
  * nested files as weights only.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
@@ -132,6 +134,57 @@ export async function saveReferenceStateDict(path: string, model: Map<string, Te
   await savePth(path, value);
 }
 
+/** Temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`), left behind when a writer is killed. */
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Creates the checkpoint folder and proves it is writable before any training (a read-only or
+ * blocked folder would otherwise fail only after the first epoch), and removes the temp files
+ * that a killed run left behind (they can be as big as a checkpoint). Errors name the folder and
+ * the flag.
+ */
+export async function prepareCheckpointDir(dir: string): Promise<void> {
+  const fail = (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    const why: Record<string, string> = {
+      EACCES: 'no permission to write there',
+      EPERM: 'no permission to write there',
+      EROFS: 'the file system is read-only',
+      ENOTDIR: 'a file is in the way (a path component is not a folder)',
+      EEXIST: 'a file with that name is in the way',
+      ENOSPC: 'the disk is full',
+      EDQUOT: 'the disk quota is exhausted',
+    };
+    throw new CheckpointError(`cannot write checkpoints to ${dir}: ${why[code] ?? (e as Error).message}. Choose a writable folder with --checkpoint-dir DIR.`);
+  };
+  await mkdir(dir, { recursive: true }).catch(async (e: NodeJS.ErrnoException) => {
+    // Node's recursive mkdir reports ENOENT for a read-only parent; a plain mkdir tells the truth.
+    const plain = await mkdir(dir).then(() => null, (e2: NodeJS.ErrnoException) => e2);
+    fail(plain && plain.code !== 'ENOENT' ? plain : e);
+  });
+  const probe = join(dir, `.write-test.${process.pid}.tmp`);
+  try {
+    await writeFile(probe, 'unet');
+  } catch (e) {
+    await unlink(probe).catch(() => {}); // a full disk can create the file and then fail to write it
+    fail(e);
+  }
+  await unlink(probe).catch(() => {});
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const m = TEMP_FILE.exec(f);
+    if (m && !alive(Number(m[1]))) await rm(join(dir, f), { force: true }).catch(() => {});
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Loading
 
@@ -182,7 +235,34 @@ export function inferModelArgs(model: Map<string, RawTensor>, path = 'checkpoint
     const some = [...model.keys()].slice(0, 5).join(', ');
     throw new CheckpointError(`${path} does not hold UNet weights (no inc.double_conv.0.weight / outc.conv.weight; keys start with: ${some})`);
   }
-  return { nChannels: inc.shape[1], nClasses: out.shape[0], bilinear: !model.has('up1.up.weight') };
+  // The shapes the UNet's first and last layers have: a UNet is built from these numbers before the
+  // weights are loaded, so [64, 10^9, 0, 0] (no data, a huge model) must not get through.
+  const [o, c, kh, kw] = inc.shape;
+  const [k, ci, oh, ow] = out.shape;
+  if (inc.shape.length !== 4 || !(o >= 1) || kh !== 3 || kw !== 3 || !(c >= 1) || out.shape.length !== 4 || ci !== o || oh !== 1 || ow !== 1 || !(k >= 1)) {
+    throw new CheckpointError(`${path} does not hold UNet weights of the expected shapes (inc.double_conv.0.weight [${inc.shape}], outc.conv.weight [${out.shape}]; expected [64, channels, 3, 3] and [classes, 64, 1, 1])`);
+  }
+  return { nChannels: c, nClasses: k, bilinear: !model.has('up1.up.weight') };
+}
+
+/**
+ * model_args as stored, checked against the weights: a UNet is built from them before the weights
+ * are loaded, so a damaged or hostile file must not ask for a model of billions of parameters.
+ */
+function checkedArgs(args: Record<string, PyValue>, model: Map<string, RawTensor>, path: string): UNetArgs {
+  const stored: UNetArgs = { nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true };
+  const inc = model.get('inc.double_conv.0.weight');
+  const out = model.get('outc.conv.weight');
+  if (!inc || !out) return stored; // not UNet weights: loading them reports the missing keys
+  const fromWeights = inferModelArgs(model, path);
+  const ok = [stored.nChannels, stored.nClasses].every((n) => Number.isInteger(n) && n >= 1) &&
+    stored.nChannels === fromWeights.nChannels && stored.nClasses === fromWeights.nClasses && stored.bilinear === fromWeights.bilinear;
+  if (!ok) {
+    throw new CheckpointError(
+      `${path} is damaged: model_args ${JSON.stringify(stored)} do not match its weights (${JSON.stringify(fromWeights)}); use another checkpoint (e.g. best_model.pth or an earlier epoch)`,
+    );
+  }
+  return stored;
 }
 
 function parseMaskValues(v: PyValue | undefined): MaskValues | null {
@@ -194,6 +274,7 @@ function parseMaskValues(v: PyValue | undefined): MaskValues | null {
 /** Reads any of the three checkpoint kinds, with errors that name the file and say what to do. */
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist; check the path (e.g. checkpoints/best_model.pth)`);
+  if (statSync(path).isDirectory()) throw new CheckpointError(`checkpoint ${path} is a folder; pass a checkpoint file inside it (e.g. ${join(path, 'best_model.pth')})`);
   let value: PyValue;
   try {
     value = await loadPth(path);
@@ -223,9 +304,7 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
       kind: ours ? 'unet-ts' : 'fork',
       model,
       maskValues: parseMaskValues(rec.mask_values),
-      modelArgs: args
-        ? { nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true }
-        : inferModelArgs(model, path),
+      modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,
       loss: num(rec.loss),

@@ -20,6 +20,7 @@ export function epochProgress(epoch: number, epochs: number, total: number, stre
     let last = performance.now();
     let done = 0;
     let payload = fmt({});
+    let stopped = false;
     const line = () => {
       const eta = payload.ips === '-' ? '-' : `${Math.max(0, Math.round((total - done) / Number(payload.ips)))}s`;
       stream.write(`Epoch ${epoch}/${epochs}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta}\n`);
@@ -34,6 +35,8 @@ export function epochProgress(epoch: number, epochs: number, total: number, stre
         }
       },
       stop() {
+        if (stopped) return;
+        stopped = true;
         line();
       },
     };
@@ -50,11 +53,16 @@ export function epochProgress(epoch: number, epochs: number, total: number, stre
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0, fmt({}));
+  let stopped = false;
   return {
     update(done, p) {
       bar.update(done, fmt(p));
     },
+    // Also called when an error ends the epoch: the bar's timer would keep the process alive
+    // (and the cursor hidden) after the error is printed.
     stop() {
+      if (stopped) return;
+      stopped = true;
       bar.stop();
     },
   };

@@ -3,7 +3,7 @@
  * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../cli/options.js';
 import { DataLoader, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
@@ -13,7 +13,7 @@ import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice }
 import { UNet, type UNetArgs } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
-import { type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, saveCheckpoint, weightsToTensors } from './checkpoint.js';
+import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from './checkpoint.js';
 import { EarlyStopping } from './early-stopping.js';
 import { segmentationLoss } from './loss.js';
 import { epochProgress } from './progress.js';
@@ -36,6 +36,8 @@ export interface TrainHooks {
   signal?: AbortSignal;
   /** Called once the run directory exists (the dashboard uses it). */
   onRunDir?: (dir: string) => void;
+  /** Builds the model instead of `new UNet(args)` (tests: a narrow UNet with the same layout, for long runs). */
+  createModel?: (args: UNetArgs) => UNet;
 }
 
 export interface TrainResult {
@@ -102,7 +104,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   // 3. Model, optimizer, loss, scheduler, scaler, early stopping
   const modelArgs: UNetArgs = { nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
   if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs);
-  const model = new UNet(modelArgs);
+  const model = hooks.createModel ? hooks.createModel(modelArgs) : new UNet(modelArgs);
   const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
   const ampDtype = cuda ? 'float16' : 'bfloat16';
   if (cfg.amp && !cuda && !cpuHasBf16()) warn('--amp on CPU uses bf16 autocast, but this CPU has no native bf16 instructions (avx512_bf16/amx_bf16): it is emulated and may be slower than fp32');
@@ -111,15 +113,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   let globalStep = 0;
   const dataRng = new Rng(cfg.seed + 1);
   const early = new EarlyStopping(cfg.patience, cfg.minDelta);
+  const release: (() => void)[] = []; // optimizer state etc.: freed when train() ends, however it ends
   try {
-    if (ckpt) {
-      const weights = weightsToTensors(ckpt.model);
-      model.loadStateDict(weights);
-      E.dispose([...weights.values()]);
-    }
+    if (ckpt) loadWeights(model, ckpt);
     model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
     const params = model.parameters();
     const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
+    release.push(() => optimizer.dispose());
     const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: 5 });
     if (ckpt?.kind === 'unet-ts') {
       restore(ckpt, { optimizer, scheduler, scaler, early, dataRng });
@@ -143,7 +143,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     hooks.onRunDir?.(tracker.runDir);
     log(`Run directory: ${tracker.runDir}`);
     const ckptDir = resolve(cfg.checkpointDir);
-    await mkdir(ckptDir, { recursive: true });
+    await prepareCheckpointDir(ckptDir); // writable before any training; stale temp files of a killed run removed
 
     log(
       [
@@ -234,6 +234,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       lastCheckpoint: null,
     };
     let bestWeights: Map<string, Tensor> | null = null;
+    release.push(() => bestWeights && E.dispose([...bestWeights.values()])); // also when an error ends the run
     const snapshotBest = () => {
       if (bestWeights) E.dispose([...bestWeights.values()]);
       bestWeights = new Map([...model.stateDict()].map(([k, t]) => [k, E.noGrad(() => t.clone()).keep()]));
@@ -266,11 +267,19 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     let consecutiveNonFinite = 0;
     let epoch = startEpoch;
     let lastLoss = Number.NaN;
+    // When an error ends an epoch: stop the progress bar (its timer would keep the process alive
+    // after the error is printed, with the cursor hidden) and free the loss accumulator.
+    let openEpoch: { progress: { stop(): void }; epochLoss: Tensor } | null = null;
+    release.push(() => {
+      openEpoch?.progress.stop();
+      openEpoch?.epochLoss.dispose();
+    });
     try {
       for (; epoch <= cfg.epochs; epoch++) {
         model.train();
         const progress = epochProgress(epoch, cfg.epochs, split.train.length);
         const epochLoss = E.zeros([], { device }).keep();
+        openEpoch = { progress, epochLoss };
         let seen = 0;
         let micro = 0;
         let batches = 0;
@@ -292,13 +301,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             scaler.scale(accum > 1 ? loss.div(accum) : loss).backward();
             epochLoss.add_(loss.detach());
             // On CPU reading the loss costs nothing; on CUDA it syncs, so only every 10 batches.
-            return !cuda || batches % 10 === 0 ? loss.item() : Number.NaN;
+            return !cuda || batches % 10 === 0 ? loss.item() : null; // null: not read (a NaN loss is a value)
           });
           micro++;
           batches++;
           seen += b.n;
           if (micro % accum === 0) stepOptimizer();
-          if (!Number.isNaN(lossValue)) {
+          if (lossValue !== null) {
             lastLoss = lossValue;
             if (!Number.isFinite(lossValue)) {
               consecutiveNonFinite++;
@@ -382,6 +391,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     if (isOom(e)) throw new TrainError(`${(e as Error).message}\n\n${OOM_ADVICE}`, 3);
     throw e;
   } finally {
+    for (const f of release) f();
+    scaler.dispose();
     model.dispose();
   }
 }
@@ -404,7 +415,7 @@ function checkArgs(ckpt: LoadedCheckpoint, want: UNetArgs): void {
   if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. -c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}) or start without --load.`);
 }
 
-interface Restorable {
+export interface Restorable {
   optimizer: { loadStateDict(sd: never): void };
   scheduler: { loadStateDict(sd: never): void };
   scaler: { loadStateDict(sd: never): void };
@@ -412,25 +423,43 @@ interface Restorable {
   dataRng: Rng;
 }
 
-function restore(ckpt: LoadedCheckpoint, r: Restorable): void {
-  if (ckpt.optimizer) {
-    const sd = fromPy(ckpt.optimizer);
-    r.optimizer.loadStateDict(sd as never);
-    E.dispose(sd);
+/** Loads a checkpoint's weights into the model; a mismatch names the file (exported for the checkpoint fuzz test). */
+export function loadWeights(model: UNet, ckpt: LoadedCheckpoint): void {
+  const weights = weightsToTensors(ckpt.model);
+  try {
+    model.loadStateDict(weights);
+  } catch (e) {
+    throw new CheckpointError(`${ckpt.path}: ${(e as Error).message}`);
+  } finally {
+    E.dispose([...weights.values()]);
   }
-  if (ckpt.scheduler) r.scheduler.loadStateDict(fromPy(ckpt.scheduler) as never);
-  if (ckpt.gradScaler) {
-    const sd = fromPy(ckpt.gradScaler);
-    r.scaler.loadStateDict(sd as never);
-    E.dispose(sd);
-  }
-  if (ckpt.earlyStopping) r.early.loadStateDict(fromPy(ckpt.earlyStopping) as never);
-  if (ckpt.rng) {
-    const t = E.tensor(ckpt.rng.torch.data, ckpt.rng.torch.shape, { dtype: 'uint8' });
-    E.setRngState(t);
-    t.dispose();
-    const data = ckpt.rng.data as { state?: number } | null;
-    if (data && typeof data.state === 'number') r.dataRng.setState(data.state);
+}
+
+/** Restores the training state of one of our checkpoints (exported for the checkpoint fuzz test). */
+export function restore(ckpt: LoadedCheckpoint, r: Restorable): void {
+  const made: unknown[] = [];
+  const py = (v: Parameters<typeof fromPy>[0]) => {
+    const x = fromPy(v);
+    made.push(x);
+    return x;
+  };
+  try {
+    if (ckpt.optimizer) r.optimizer.loadStateDict(py(ckpt.optimizer) as never);
+    if (ckpt.scheduler) r.scheduler.loadStateDict(py(ckpt.scheduler) as never);
+    if (ckpt.gradScaler) r.scaler.loadStateDict(py(ckpt.gradScaler) as never);
+    if (ckpt.earlyStopping) r.early.loadStateDict(py(ckpt.earlyStopping) as never);
+    if (ckpt.rng) {
+      const t = E.tensor(ckpt.rng.torch.data, ckpt.rng.torch.shape, { dtype: 'uint8' });
+      made.push(t);
+      E.setRngState(t);
+      const data = ckpt.rng.data as { state?: number } | null;
+      if (data && typeof data.state === 'number') r.dataRng.setState(data.state);
+    }
+  } catch (e) {
+    // A damaged training state: say which file, and that its weights alone may still be usable.
+    throw new CheckpointError(`${ckpt.path}: cannot restore the training state (optimizer, scheduler, scaler, early stopping or RNG): ${(e as Error).message}. Use another checkpoint (e.g. an earlier epoch).`);
+  } finally {
+    E.dispose(made);
   }
 }
 

@@ -40,7 +40,9 @@ export function spawnCli(args: readonly string[], o: CliOptions = {}): { child: 
   const t0 = performance.now();
   const child = spawn(process.execPath, cliArgs(args, o.preload), {
     cwd: o.cwd ?? ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', UNET_DEBUG: '', FORCE_COLOR: '0', ...o.env },
+    // One intra-op thread: these runs test behaviour, and on two cores shared with the test runner
+    // (or anything else) two OpenMP threads per trainer slow small steps down many times over.
+    env: { ...process.env, NODE_OPTIONS: '', UNET_DEBUG: '', FORCE_COLOR: '0', UNET_THREADS: '1', ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

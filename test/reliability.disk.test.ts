@@ -1,0 +1,144 @@
+// Disks that fill up and folders that cannot be written, with real size-limited and read-only
+// file systems (tmpfs mounts; the test needs root and skips with the reason otherwise):
+//  - the disk fills while a checkpoint is written: the run stops with "disk is full", the temp
+//    file is removed, the earlier checkpoints are intact and resume;
+//  - a disk that is already full, or a read-only checkpoint folder, is refused before training;
+//  - a full disk under the run directory (logs) does not stop training;
+//  - `unet predict` into a read-only folder says so.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { makeDemoDataset } from '../src/data/index.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
+
+let root = '';
+let data = '';
+const mounts: string[] = [];
+
+function mountTmpfs(dir: string, sizeBytes: number, readOnly = false): void {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(sizeBytes / 4096) * 4096}${readOnly ? ',ro' : ''}`, 'tmpfs', dir], { stdio: 'pipe' });
+  mounts.push(dir);
+}
+
+const mountProblem = ((): string | false => {
+  if (process.platform !== 'linux') return 'tmpfs mounts need Linux';
+  const probe = mkdtempSync(join(tmpdir(), 'unet-mount-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'pipe' });
+    execFileSync('umount', [probe], { stdio: 'pipe' });
+    return false;
+  } catch (e) {
+    return `cannot mount a size-limited tmpfs here (needs root or CAP_SYS_ADMIN): ${(e as Error).message.split('\n')[0]}`;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+})();
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'unet-rel-disk-'));
+  data = join(root, 'data');
+  await makeDemoDataset(data, { count: 2, size: 32, classes: 2, seed: 7 });
+});
+after(() => {
+  for (const m of mounts.reverse()) {
+    try {
+      execFileSync('umount', [m], { stdio: 'pipe' });
+    } catch {
+      /* already gone */
+    }
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+const tempFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+
+describe('full and read-only disks', { skip: mountProblem }, () => {
+  let ckptSize = 0;
+  let model = '';
+
+  test('reference run on a normal disk (checkpoint size)', { timeout: 180_000 }, async () => {
+    const work = join(root, 'normal');
+    const r = await runCli(quickTrainArgs(data, work, ['-b', '2']), { cwd: root, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    model = join(work, 'checkpoints', 'checkpoint_epoch1.pth');
+    ckptSize = statSync(model).size;
+    assert.ok(ckptSize > 1e6);
+  });
+
+  test('the disk fills while a checkpoint is written: clear stop, temp file gone, earlier checkpoints intact and resumable', { timeout: 300_000 }, async (t) => {
+    const full = join(root, 'small-disk');
+    // Room for two checkpoints and a half: epoch 1 and best_model.pth fit, epoch 2 does not.
+    mountTmpfs(full, Math.floor(ckptSize * 2.5));
+    const work = join(root, 'full-run');
+    const args = [...quickTrainArgs(data, work, ['-b', '2', '-e', '3', '--patience', '0']), '--checkpoint-dir', full];
+    const r = await runCli(args, { cwd: root, timeoutMs: 240_000 });
+    assertCleanFailure(r, [/the disk is full/, /free space and resume with --load/, /earlier checkpoints are intact/], 'disk full', 1);
+    assert.match(r.stdout, /Epoch 2\/3: loss/, 'it failed saving epoch 2, after training it');
+    assert.deepEqual(tempFiles(full), [], 'the partial temp file was removed');
+    const files = [...snapshotDir(full).keys()].sort();
+    assert.deepEqual(files, ['best_model.pth', 'checkpoint_epoch1.pth']);
+    for (const f of files) assert.equal((await loadCheckpoint(join(full, f))).epoch, 1, f);
+    const fs = statfsSync(full);
+    t.diagnostic(`tmpfs of ${(Math.floor(ckptSize * 2.5) / 2 ** 20).toFixed(0)} MB, checkpoint ${(ckptSize / 2 ** 20).toFixed(0)} MB, ${((fs.bavail * fs.bsize) / 2 ** 20).toFixed(0)} MB free after the failure`);
+    assert.ok(fs.bavail * fs.bsize > ckptSize * 0.4, 'the space of the failed write was given back');
+
+    // Free space elsewhere and resume from the intact checkpoint.
+    const resumed = await runCli([...quickTrainArgs(data, work, ['-b', '2', '-e', '2', '--patience', '0', '--load', join(full, 'checkpoint_epoch1.pth')])], { cwd: root, timeoutMs: 180_000 });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /Resuming from .*checkpoint_epoch1\.pth \(epoch 1 done/);
+  });
+
+  test('a disk that is already full is refused before training, naming the folder and the flag', { timeout: 120_000 }, async () => {
+    const full = join(root, 'full-disk');
+    mountTmpfs(full, 256 * 1024);
+    try {
+      writeFileSync(join(full, 'filler'), Buffer.alloc(1024 * 1024));
+    } catch {
+      /* ENOSPC: full now */
+    }
+    const before = snapshotDir(full);
+    const r = await runCli([...quickTrainArgs(data, join(root, 'full-disk-run')), '--checkpoint-dir', join(full, 'ck')], { cwd: root });
+    assertCleanFailure(r, [/cannot write checkpoints to .*full-disk\/ck: the disk is full|the disk is full/, /--checkpoint-dir/], 'already full', 1);
+    assert.doesNotMatch(r.stdout, /Epoch 1\/1/, 'refused before training');
+    assert.deepEqual(snapshotDir(full), before);
+  });
+
+  test('a read-only checkpoint folder is refused before training (existing folder and a new one inside it)', { timeout: 120_000 }, async () => {
+    const ro = join(root, 'read-only');
+    mountTmpfs(ro, 1024 * 1024, true);
+    for (const dir of [ro, join(ro, 'checkpoints')]) {
+      const r = await runCli([...quickTrainArgs(data, join(root, 'ro-run')), '--checkpoint-dir', dir], { cwd: root });
+      assertCleanFailure(r, [new RegExp(`cannot write checkpoints to ${dir.replace(/[/.]/g, '\\$&')}: the file system is read-only`), /--checkpoint-dir DIR/], `read-only ${dir}`, 1);
+      assert.doesNotMatch(r.stdout, /Epoch 1\/1/, 'refused before training');
+    }
+  });
+
+  test('a full disk under the run directory (logs) does not stop training', { timeout: 180_000 }, async () => {
+    const logs = join(root, 'full-logs');
+    mountTmpfs(logs, 64 * 1024);
+    try {
+      writeFileSync(join(logs, 'filler'), Buffer.alloc(1024 * 1024));
+    } catch {
+      /* full */
+    }
+    const work = join(root, 'logs-run');
+    const r = await runCli([...quickTrainArgs(data, work, ['-b', '2']), '--logdir', logs], { cwd: root, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assertNoCrashText(r, 'full logdir');
+    assert.match(r.stderr, /warning: /);
+    assert.equal((await loadCheckpoint(join(work, 'checkpoints', 'checkpoint_epoch1.pth'))).epoch, 1);
+  });
+
+  test('unet predict into a read-only folder (existing, or a new one inside): a clear error naming it and --output-dir', { timeout: 120_000 }, async () => {
+    const ro = join(root, 'read-only');
+    let r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', ro, '--device', 'cpu'], { cwd: root });
+    assertCleanFailure(r, [/000\.png: cannot write the outputs: EROFS: read-only file system/, /--output-dir DIR/], 'predict read-only', 2);
+    r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', join(ro, 'masks'), '--device', 'cpu'], { cwd: root });
+    assertCleanFailure(r, [/cannot create the output folder .*read-only\/masks: EROFS: read-only file system/, /--output-dir DIR/], 'predict read-only new folder', 1);
+  });
+});
