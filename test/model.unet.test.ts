@@ -13,6 +13,7 @@ import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js'
 
 const REF = resolve(import.meta.dirname, '../../shared/bench/unet_reference.py');
 const canCompare = hasTorch() && existsSync(REF);
+const SKIP = !hasTorch() ? NO_TORCH : `the reference UNet ${REF} is not present (../shared missing)`;
 
 test('parameter counts and state_dict keys match the reference', () => {
   const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
@@ -90,7 +91,7 @@ print(json.dumps({'loss': loss.item()}))
 `;
 
 for (const cfg of configs) {
-  test(`forward, loss, gradients and BN stats match PyTorch: ${JSON.stringify(cfg)}`, { skip: !canCompare && NO_TORCH }, () => {
+  test(`forward, loss, gradients and BN stats match PyTorch: ${JSON.stringify(cfg)}`, { skip: !canCompare && SKIP }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'unet-parity-'));
     try {
       E.manualSeed(1);
@@ -202,7 +203,7 @@ for (const [opt, cfg] of [
   ['adam', { nChannels: 1, nClasses: 1, bilinear: true, h: 37, w: 29 }],
   ['rmsprop', { nChannels: 1, nClasses: 5, bilinear: true, h: 61, w: 93 }],
 ] as const) {
-  test(`10 ${opt} steps (clip 1.0) match PyTorch: weights and BatchNorm stats, ${JSON.stringify(cfg)}`, { skip: !canCompare && NO_TORCH }, async () => {
+  test(`10 ${opt} steps (clip 1.0) match PyTorch: weights and BatchNorm stats, ${JSON.stringify(cfg)}`, { skip: !canCompare && SKIP }, async () => {
     const { clipGradNorm, createOptimizer } = await import('../src/optim/index.js');
     const dir = mkdtempSync(join(tmpdir(), 'unet-steps-'));
     const steps = 10;
@@ -252,7 +253,7 @@ for (const [opt, cfg] of [
   });
 }
 
-test('a state dict saved by us loads strict into the reference UNet in Python with the same outputs, and back', { skip: !canCompare && NO_TORCH }, async () => {
+test('a state dict saved by us loads strict into the reference UNet in Python with the same outputs, and back', { skip: !canCompare && SKIP }, async () => {
   const { saveReferenceStateDict, loadCheckpoint, weightsToTensors } = await import('../src/train/checkpoint.js');
   const dir = mkdtempSync(join(tmpdir(), 'unet-sd-'));
   try {
