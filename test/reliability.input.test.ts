@@ -4,7 +4,7 @@
 //
 // Parsing of each flag in-process is covered by train.cli.test.ts, decoding of every broken file
 // kind by data.image.test.ts, pairing rules by data.dataset.test.ts; here the same mistakes go
-// through the whole program.
+// through the whole program. Independent cases run two at a time (each is mostly process start-up).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +71,7 @@ test('a run that succeeds despite odd files: RGBA and CMYK images and an unpaire
   savedBefore = snapshotDir(saved);
 });
 
-describe('data folders and pairing', () => {
+describe('data folders and pairing', { concurrency: 2 }, () => {
   test('missing images folder, missing masks folder, empty images folder', async () => {
     let r = await train(good, ['--imgs', join(root, 'nope')], 'missing-imgs');
     assertCleanFailure(r, [/nope: the images folder does not exist/, /--imgs/], 'missing imgs');
@@ -105,7 +105,7 @@ describe('data folders and pairing', () => {
   });
 });
 
-describe('broken files', () => {
+describe('broken files', { concurrency: 2 }, () => {
   const cases: [string, (imgs: string, masks: string) => void, RegExp[]][] = [
     ['zero-byte image', (imgs) => writeFileSync(join(imgs, '001.png'), ''), [/imgs\/001\.png: file is empty \(0 bytes\)/, /Re-create it, or remove it/]],
     ['truncated image', (imgs) => {
@@ -154,7 +154,7 @@ test('on a terminal (progress bar), an error in the middle of an epoch ends the 
   assertNoCrashText({ code, signal, stdout: out, stderr: '', ms: 0, timedOut: false }, 'tty');
 });
 
-describe('masks that do not fit', () => {
+describe('masks that do not fit', { concurrency: 2 }, () => {
   test('mask and image sizes differ: both files named', async () => {
     const data = await variant('size', (_imgs, masks) => writeFileSync(join(masks, '001.png'), squareMask(16, 16)));
     const r = await train(data, [], 'size');
@@ -198,7 +198,7 @@ describe('masks that do not fit', () => {
   });
 });
 
-describe('flags', () => {
+describe('flags', { concurrency: 2 }, () => {
   const cases: [string[], RegExp[]][] = [
     [['-e', '0'], [/--epochs/, /positive integer, got '0'/]],
     [['-e', 'ten'], [/--epochs/, /positive integer, got 'ten'/]],
@@ -207,6 +207,7 @@ describe('flags', () => {
     [['-v', '100'], [/--validation/, /\[0, 100\)/, /'100'/]],
     [['-b', '0'], [/--batch-size/, /positive integer, got '0'/]],
     [['-l', 'fast'], [/--learning-rate/, /'fast'/]],
+    [['-l', '-1'], [/--learning-rate/, /> 0, got '-1'/]],
     [['--epoch', '3'], [/unknown option '--epoch'/, /Did you mean --epochs\?/]],
     [['--lerning-rate', '1e-4'], [/unknown option '--lerning-rate'/, /Did you mean --learning-rate\?/]],
     [['--device', 'gpu'], [/--device/, /auto, cpu, cuda/]],
@@ -224,7 +225,7 @@ describe('flags', () => {
   });
 });
 
-describe('--load', () => {
+describe('--load', { concurrency: 2 }, () => {
   test('a missing file', async () => {
     const r = await train(good, ['--load', join(root, 'nope.pth')], 'load-missing');
     assertCleanFailure(r, [/nope\.pth does not exist/, /check the path/], 'load missing');
