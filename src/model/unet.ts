@@ -22,21 +22,26 @@ export class UNet extends Module {
   readonly up4: Up;
   readonly outc: OutConv;
 
-  constructor(args: UNetArgs) {
+  /**
+   * widthDivisor narrows every layer (64-128-256-512-1024 divided by it); 1 is the reference
+   * architecture. Only long-running tests use another value, so it is not part of UNetArgs.
+   */
+  constructor(args: UNetArgs, widthDivisor = 1) {
     super();
     this.args = { ...args };
     const { nChannels, nClasses, bilinear } = args;
     const factor = bilinear ? 2 : 1;
-    this.inc = this.child('inc', new DoubleConv(nChannels, 64));
-    this.down1 = this.child('down1', new Down(64, 128));
-    this.down2 = this.child('down2', new Down(128, 256));
-    this.down3 = this.child('down3', new Down(256, 512));
-    this.down4 = this.child('down4', new Down(512, 1024 / factor));
-    this.up1 = this.child('up1', new Up(1024, 512 / factor, bilinear));
-    this.up2 = this.child('up2', new Up(512, 256 / factor, bilinear));
-    this.up3 = this.child('up3', new Up(256, 128 / factor, bilinear));
-    this.up4 = this.child('up4', new Up(128, 64, bilinear));
-    this.outc = this.child('outc', new OutConv(64, nClasses));
+    const [c1, c2, c3, c4, c5] = [64, 128, 256, 512, 1024].map((c) => c / widthDivisor);
+    this.inc = this.child('inc', new DoubleConv(nChannels, c1));
+    this.down1 = this.child('down1', new Down(c1, c2));
+    this.down2 = this.child('down2', new Down(c2, c3));
+    this.down3 = this.child('down3', new Down(c3, c4));
+    this.down4 = this.child('down4', new Down(c4, c5 / factor));
+    this.up1 = this.child('up1', new Up(c5, c4 / factor, bilinear));
+    this.up2 = this.child('up2', new Up(c4, c3 / factor, bilinear));
+    this.up3 = this.child('up3', new Up(c3, c2 / factor, bilinear));
+    this.up4 = this.child('up4', new Up(c2, c1, bilinear));
+    this.outc = this.child('outc', new OutConv(c1, nClasses));
   }
 
   /** x: [N, nChannels, H, W] float -> logits [N, nClasses, H, W] (no activation). */
