@@ -5,6 +5,8 @@
 //
 // Figures are printed as test diagnostics (`# ...` lines in the TAP output).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
@@ -113,4 +115,41 @@ test('the measurement catches a leak of 64 KB per iteration', { timeout: 120_000
   assert.equal(E.memoryStats().liveTensors, live0 + 1000);
   E.dispose(leak);
   assert.equal(E.memoryStats().liveTensors, live0);
+});
+
+// Large CPU buffers (>= 4 MB) are kept for reuse by the addon's allocator: glibc would map each one
+// fresh and every page would fault again on first touch (see native/torch_addon.cpp).
+test('large CPU buffers are reused without page faults; the cache is bounded and emptied by mallocTrim', { timeout: 120_000 }, () => {
+  const faults = () => process.resourceUsage().minorPageFault;
+  const fill = (n: number) => E.tidy(() => E.zeros([n]).add_(1).sum().item()); // 4n bytes, every page written
+  const big = 12 << 20; // 48 MB: above glibc's 32 MB mmap limit, 12,288 pages
+  fill(big);
+  const f0 = faults();
+  for (let i = 0; i < 10; i++) assert.equal(fill(big), big);
+  const perIteration = (faults() - f0) / 10;
+  assert.ok(perIteration < 1000, `${perIteration} page faults per 48 MB buffer (12,288 without reuse)`);
+  assert.ok(E.memoryStats().cachedBytes >= big * 4, 'the freed block is cached');
+  // Many sizes: the cache never holds more than its limit (25% of RAM by default).
+  for (let i = 0; i < 40; i++) fill((1 + (i % 13)) << 20);
+  const limit = Math.floor(totalmem() / 4);
+  assert.ok(E.memoryStats().cachedBytes <= limit);
+  E.mallocTrim();
+  assert.equal(E.memoryStats().cachedBytes, 0);
+});
+
+test('UNET_CPU_CACHE_MB bounds the cache (0 turns it off)', { timeout: 120_000 }, () => {
+  const script = `
+    import * as E from './src/engine/index.js';
+    const out = [];
+    for (let i = 0; i < 12; i++) { E.tidy(() => E.zeros([(2 + i) << 20]).sum().item()); out.push(E.memoryStats().cachedBytes); }
+    console.log(JSON.stringify(out));`;
+  const run = (mb: string) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, UNET_CPU_CACHE_MB: mb } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop() as string) as number[];
+  };
+  const capped = run('40');
+  assert.ok(Math.max(...capped) <= 40 << 20, `cached ${Math.max(...capped)} bytes with a 40 MB limit`);
+  assert.ok(Math.max(...capped) > 0);
+  assert.deepEqual([...new Set(run('0'))], [0]);
 });

@@ -187,9 +187,26 @@ describe('output names', () => {
     const out = join(dir, 'nested', 'out');
     const r = await predict({ model: forced255, input: [a, b], outputDir: out, amp: true });
     assert.deepEqual(r.predicted.map((p) => p.mask), [join(out, 'od_a_OUT.png'), join(out, 'od_b_OUT.png')]);
-    assert.match(r.out, /with AMP/); // bfloat16 autocast on CPU
+    // bf16 autocast on CPUs with native bf16; elsewhere fp32 and a note saying so
+    assert.match(r.out + r.err, E.cpuHasNativeBf16() ? /with AMP/ : /no native bf16 instructions/);
     assert.deepEqual(uniq((await readMask(join(out, 'od_b_OUT.png'))).data), [255]);
     assert.ok(!existsSync(join(dir, 'od_a_OUT.png')));
+  });
+
+  test('UNET_CPU_AMP=bf16 forces bf16 autocast on any CPU; the masks stay the same', async () => {
+    const a = await greyPng(join(dir, 'bf_a.png'));
+    process.env.UNET_CPU_AMP = 'bf16';
+    try {
+      assert.equal(E.ampDtypeFor('cpu'), 'bfloat16');
+      const r = await predict({ model: forced255, input: [a], outputDir: join(dir, 'bf16'), amp: true });
+      assert.match(r.out, /with AMP/);
+      assert.doesNotMatch(r.err, /no native bf16/);
+      assert.deepEqual(uniq((await readMask(join(dir, 'bf16', 'bf_a_OUT.png'))).data), [255]);
+    } finally {
+      delete process.env.UNET_CPU_AMP;
+    }
+    assert.equal(E.ampDtypeFor('cpu'), E.cpuHasNativeBf16() ? 'bfloat16' : null);
+    assert.equal(E.ampDtypeFor('cuda:0'), 'float16');
   });
 
   test('-o: one per input; a count mismatch or a lossy extension is an error before any work', async () => {

@@ -113,6 +113,10 @@ program
   .option('--warmup <n>', 'untimed steps first', '3')
   .option('--predict', 'time inference (images/s) instead of training steps', false)
   .option('--conv', 'time one UNet-sized 3x3 conv layer forward+backward instead', false)
+  .option('--data [dir]', 'time the data loader instead (decode + resize per CPU core, vs PIL with --reference); without dir: synthetic 1918x1280 JPEG/GIF pairs')
+  .option('--count <n>', 'pairs to generate for --data', '200')
+  .option('-s, --scale <x>', 'image scale for --data', '0.5')
+  .option('-e, --epochs <n>', 'epochs for --data (epoch 2+ should decode nothing)', '2')
   .option('--reference <path>', 'also run this unet_reference.py with the same settings and print the ratio')
   .option('--python <path>', 'python with torch for --reference', '/usr/bin/python3')
   .action(async (o: Record<string, string | boolean>) => run(async () => (await import('../train/bench.js')).benchCommand(o)));

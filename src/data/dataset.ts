@@ -246,6 +246,8 @@ export class SegmentationDataset {
   private readonly maxPixels?: number;
   private readonly cacheLimit: number;
   private cacheBytes = 0;
+  /** Files decoded so far (images and masks of `load`, not `scan`): 0 per epoch once all is cached. */
+  private decodes = 0;
   private readonly cache = new Map<number, StoredSample>();
   private readonly inflight = new Map<number, Promise<StoredSample>>();
   /** Masks kept from scan(), already resized, raw values (mapped to classes on first load). */
@@ -329,9 +331,9 @@ export class SegmentationDataset {
     return [...this.warned.values()].map((w) => (w.count > 1 ? `${w.first} (and ${w.count - 1} more files like it)` : w.first));
   }
 
-  /** Samples and bytes held in memory. */
-  cacheStats(): { samples: number; bytes: number; maxBytes: number } {
-    return { samples: this.cache.size, bytes: this.cacheBytes, maxBytes: this.cacheLimit };
+  /** Samples and bytes held in memory, and how many samples were decoded from disk so far. */
+  cacheStats(): { samples: number; bytes: number; maxBytes: number; decoded: number } {
+    return { samples: this.cache.size, bytes: this.cacheBytes, maxBytes: this.cacheLimit, decoded: this.decodes };
   }
 
   private reserve(bytes: number): boolean {
@@ -354,6 +356,7 @@ export class SegmentationDataset {
     const maskValues = this.maskValues;
     if (!maskValues) throw new Error('SegmentationDataset: call scan() first, or pass maskValues (e.g. from a checkpoint)');
     const read = { scale: this.scale, maxPixels: this.maxPixels, layout: 'hwc' as const };
+    this.decodes++;
     const [image, mask] = await Promise.all([readImageRaw(pair.image, read), this.scanned.get(i) ?? readMaskRaw(pair.mask, read)]);
     this.noteWarnings(image.warnings);
     if (!this.scanned.has(i)) this.noteWarnings(mask.warnings);

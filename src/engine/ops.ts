@@ -1,4 +1,5 @@
 /** Tensor creation, functional NN ops, grad modes, autocast and runtime settings. */
+import { readFileSync } from 'node:fs';
 import { N } from './native.js';
 import { type Device, type DType, type Reduction, type Scalar, type Tensor, optHandleOf, wrap, wrapList } from './tensor.js';
 
@@ -195,6 +196,33 @@ export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn
 }
 export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => N.isAutocastEnabled(deviceType);
 
+let nativeBf16: boolean | undefined;
+/** Whether the CPU runs bf16 math natively (AVX512-BF16 or AMX); elsewhere oneDNN emulates it. */
+export function cpuHasNativeBf16(): boolean {
+  if (nativeBf16 === undefined) {
+    try {
+      nativeBf16 = /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    } catch {
+      nativeBf16 = false;
+    }
+  }
+  return nativeBf16;
+}
+
+/**
+ * The autocast dtype `--amp` gets on a device: float16 on CUDA, bfloat16 on a CPU with native bf16,
+ * null (fp32) on other CPUs, where emulated bf16 measured several times slower than fp32.
+ * UNET_CPU_AMP=bf16 forces bf16 autocast on any CPU (tests, comparisons).
+ */
+export function ampDtypeFor(device: string): AutocastDtype | null {
+  if (device.startsWith('cuda')) return 'float16';
+  return cpuHasNativeBf16() || process.env.UNET_CPU_AMP === 'bf16' ? 'bfloat16' : null;
+}
+
+/** The one line users see when `--amp` is asked for on a CPU that gets fp32 instead. */
+export const CPU_AMP_NOTE =
+  '--amp: this CPU has no native bf16 instructions (avx512_bf16/amx_bf16); emulated bf16 is slower than fp32 here, so fp32 is used (UNET_CPU_AMP=bf16 forces bf16)';
+
 /** torch._amp_foreach_non_finite_check_and_unscale_ (CUDA kernels only on libtorch < 2.3). */
 export const ampUnscale_ = (grads: Tensor[], foundInf: Tensor, invScale: Tensor): void => N.ampUnscale_(hs(grads), foundInf.h, invScale.h);
 /** torch._amp_update_scale_ (CUDA kernels only on libtorch < 2.3). */
@@ -215,7 +243,7 @@ export const cudaIsAvailable = (): boolean => N.cudaIsAvailable();
 export const cudaDeviceCount = (): number => N.cudaDeviceCount();
 export const setBackendFlags = (f: { cudnnBenchmark?: boolean; cudnnDeterministic?: boolean; allowTF32?: boolean; mkldnn?: boolean }): void =>
   N.setFlags(f);
-/** Returns freed heap pages to the OS (glibc malloc_trim). */
+/** Frees the cached large CPU blocks and returns freed heap pages to the OS (glibc malloc_trim). */
 export const mallocTrim = (): boolean => N.mallocTrim();
 export const buildInfo = (): { torch: string; cuda: boolean; mkldnn: boolean; config: string; parallel: string } => N.buildInfo();
 

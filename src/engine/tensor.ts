@@ -77,7 +77,7 @@ export function dispose(value: unknown): void {
 }
 
 /** Live tensor handles and their bytes, counted by the addon (for leak tests). */
-export function memoryStats(): { liveTensors: number; liveBytes: number } {
+export function memoryStats(): { liveTensors: number; liveBytes: number; cachedBytes: number } {
   return N.stats();
 }
 

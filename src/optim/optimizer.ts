@@ -180,11 +180,10 @@ export abstract class Optimizer implements SteppableOptimizer {
           grads.push(g);
         }
         if (idx.length === 0) return;
-        this.update(
-          idx,
-          idx.map((i) => this.params[i]),
-          grads,
-        );
+        const gradOf = new Map(idx.map((i, k) => [i, grads[k]]));
+        for (const chunk of this.params[idx[0]].device === 'cpu' ? cacheSizedChunks(idx, this.params) : [idx]) {
+          E.tidy(() => this.update(chunk, chunk.map((i) => this.params[i]), chunk.map((i) => gradOf.get(i) as Tensor)));
+        }
       }),
     );
     return true;
@@ -384,4 +383,25 @@ export function bool(group: Record<string, unknown>, key: string, where: string,
   if (v === undefined && fallback !== undefined) return fallback; // keys added in later PyTorch versions
   if (typeof v !== 'boolean') throw new Error(`${where}: param_groups[0].${key} must be a boolean, got ${String(v)}`);
   return v;
+}
+
+/**
+ * On CPU an update is memory-bound: running all of its ops over a few parameters at a time keeps
+ * them in cache, where each op over all of a UNet's 31M weights streams every buffer through
+ * memory once per op (UNet RMSprop step + clipping, B=2 256x256: 105 -> 80 ms).
+ * CUDA keeps one list: fewer kernel launches.
+ */
+function cacheSizedChunks(idx: number[], params: Tensor[]): number[][] {
+  const limit = 65_536; // elements: 256 KB per float32 buffer
+  const chunks: number[][] = [];
+  let cur: number[] = [];
+  let size = 0;
+  for (const i of idx) {
+    const n = params[i].numel;
+    if (cur.length > 0 && size + n > limit) { chunks.push(cur); cur = []; size = 0; }
+    cur.push(i);
+    size += n;
+  }
+  if (cur.length > 0) chunks.push(cur);
+  return chunks;
 }

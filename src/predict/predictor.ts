@@ -121,6 +121,8 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     const msg = (e as Error).message;
     throw new PredictError(`${path}: cannot load the weights into UNet(channels=${args.nChannels}, classes=${args.nClasses}, bilinear=${args.bilinear}): ${msg}`);
   }
+  const amp = (opts.amp ?? false) && E.ampDtypeFor(device) !== null;
+  if (opts.amp && !amp) notes.push(E.CPU_AMP_NOTE);
   return {
     path,
     kind: ckpt.kind,
@@ -129,7 +131,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     maskValuesSource: mv.source,
     notes,
     device,
-    amp: opts.amp ?? false,
+    amp,
     model,
     epoch: ckpt.epoch,
     valScore: ckpt.valScore,
@@ -233,7 +235,7 @@ export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Ten
     E.tidy(() => {
       let x = E.tensor(buf, [items.length, c, h, w]);
       if (cuda) x = x.to({ device: p.device }).contiguous('channels_last');
-      const logits = E.autocast(cuda ? 'cuda' : 'cpu', cuda ? 'float16' : 'bfloat16', () => p.model.forward(x), p.amp);
+      const logits = E.autocast(cuda ? 'cuda' : 'cpu', E.ampDtypeFor(p.device) ?? 'bfloat16', () => p.model.forward(x), p.amp);
       return logits.float();
     }),
   );

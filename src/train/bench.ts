@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { benchData } from '../data/bench.js';
 import { UNet } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
 import { segmentationLoss } from './loss.js';
@@ -36,8 +37,9 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
   model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
   const params = model.parameters();
   const opt = createOptimizer('rmsprop', params, { lr: 1e-5, weightDecay: 1e-8, momentum: 0.999 });
-  const scaler = new GradScaler({ enabled: o.amp && cuda, device });
-  const ampDtype = cuda ? 'float16' : 'bfloat16';
+  const ampDtype = o.amp ? E.ampDtypeFor(device) : null; // as train/predict: fp32 on CPUs without native bf16
+  const amp = ampDtype !== null;
+  const scaler = new GradScaler({ enabled: amp && cuda, device });
   let x = E.rand([o.batch, o.channels, o.height, o.width], { device }).keep();
   if (channelsLast) x = x.contiguous('channels_last').keep();
   const y = E.randint(0, Math.max(o.classes, 2), [o.batch, o.height, o.width], { device }).keep();
@@ -47,9 +49,9 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     E.tidy(() => {
       if (o.mode === 'predict') {
         model.eval();
-        return E.inferenceMode(() => sync(E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => model.forward(x), o.amp).sum()));
+        return E.inferenceMode(() => sync(E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => model.forward(x), amp).sum()));
       }
-      const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => segmentationLoss(model.forward(x), y, o.classes), o.amp);
+      const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => segmentationLoss(model.forward(x), y, o.classes), amp);
       opt.zeroGrad();
       scaler.scale(loss).backward();
       scaler.unscale_(opt);
@@ -77,7 +79,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     height: o.height,
     width: o.width,
     classes: o.classes,
-    amp: o.amp ? (cuda ? 'fp16' : 'bf16') : 'none',
+    amp: amp ? (cuda ? 'fp16' : 'bf16') : o.amp ? 'none (--amp asked; no native bf16 on this CPU: fp32)' : 'none',
     bilinear: o.bilinear,
     channels_last: channelsLast,
     ms_per_step: Math.round(ms * 100) / 100,
@@ -145,6 +147,18 @@ print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version
 `;
 
 export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
+  if (raw.data !== undefined) {
+    const count = Number(raw.count ?? 200), scale = Number(raw.scale ?? 0.5), epochs = Number(raw.epochs ?? 2);
+    if (!(Number.isInteger(count) && count > 0)) throw new Error('bench: --count must be a positive integer');
+    if (!(scale > 0 && scale <= 1)) throw new Error('bench: --scale must be in (0, 1]');
+    if (!(Number.isInteger(epochs) && epochs > 0)) throw new Error('bench: --epochs must be a positive integer');
+    const lines = await benchData({
+      dir: typeof raw.data === 'string' ? raw.data : undefined, count, scale, epochs,
+      python: raw.reference !== undefined ? String(raw.python ?? '/usr/bin/python3') : null,
+    });
+    for (const l of lines) console.log(JSON.stringify(l));
+    return 0;
+  }
   const o: BenchOpts = {
     device: String(raw.device ?? 'auto'),
     batch: Number(raw.batch ?? 2),

@@ -2,7 +2,6 @@
  * unet train: the reference trainer's recipe (milesial/Pytorch-UNet train.py) with the guide's
  * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
  */
-import { readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../cli/options.js';
@@ -106,9 +105,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs);
   const model = hooks.createModel ? hooks.createModel(modelArgs) : new UNet(modelArgs);
   const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
-  const ampDtype = cuda ? 'float16' : 'bfloat16';
-  if (cfg.amp && !cuda && !cpuHasBf16()) warn('--amp on CPU uses bf16 autocast, but this CPU has no native bf16 instructions (avx512_bf16/amx_bf16): it is emulated and may be slower than fp32');
-  const scaler = new GradScaler({ enabled: cfg.amp && cuda, device });
+  const ampDtype = cfg.amp ? E.ampDtypeFor(device) : null;
+  const amp = ampDtype !== null;
+  if (cfg.amp && !amp) warn(E.CPU_AMP_NOTE);
+  const scaler = new GradScaler({ enabled: amp && cuda, device });
   let startEpoch = 1;
   let globalStep = 0;
   const dataRng = new Rng(cfg.seed + 1);
@@ -155,7 +155,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         `  Validation size: ${split.val.length}`,
         `  Images scaling:  ${cfg.scale}`,
         `  Model:           UNet(${nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${model.numParameters().toLocaleString('en')} parameters`,
-        `  Device:          ${device}${cfg.amp ? ` (AMP ${ampDtype})` : ''}, ${E.getNumThreads()} threads`,
+        `  Device:          ${device}${amp ? ` (AMP ${ampDtype})` : ''}, ${E.getNumThreads()} threads`,
       ].join('\n'),
     );
 
@@ -168,7 +168,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       const y = E.tensor(masks, [n, h, w]).to({ device, dtype: 'int64' });
       return { x, y };
     };
-    const forward = (x: Tensor) => E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => model.forward(x), cfg.amp);
+    const forward = (x: Tensor) => E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => model.forward(x), amp);
 
     // Validation: mean per-image Dice (the reference's evaluate(), binary shape bug fixed).
     const evaluate = async (withImages: boolean) => {
@@ -297,7 +297,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
           const lossValue = E.tidy(() => {
             const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
-            const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype, () => segmentationLoss(model.forward(x), y, cfg.classes), cfg.amp);
+            const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => segmentationLoss(model.forward(x), y, cfg.classes), amp);
             scaler.scale(accum > 1 ? loss.div(accum) : loss).backward();
             epochLoss.add_(loss.detach());
             // On CPU reading the loss costs nothing; on CUDA it syncs, so only every 10 batches.
@@ -394,15 +394,6 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     for (const f of release) f();
     scaler.dispose();
     model.dispose();
-  }
-}
-
-/** Whether the CPU runs bf16 math natively (AVX512-BF16 or AMX); elsewhere CPU autocast is emulated. */
-export function cpuHasBf16(): boolean {
-  try {
-    return /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
   }
 }
 
