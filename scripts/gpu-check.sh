@@ -19,3 +19,10 @@ for amp in "" "--amp"; do
   node bin/unet.js bench --device cuda -b 8 --height 640 --width 959 --channels 3 --classes 2 $amp --steps 20 --warmup 5 \
     ${ref:+--reference $ref} --python python3 2>&1 | tee -a "$out/bench.jsonl"
 done
+# Data loader against PIL (if that python has PIL), then the full trainer on Carvana-sized JPEGs:
+# epoch 2's img/s in metrics.jsonl against the step-only figure above (target: within 10%).
+node bin/unet.js bench --data --count 200 --reference pil --python python3 2>&1 | tee "$out/data.jsonl"
+data=/tmp/unet-ts-bench-carvana-200
+node bin/unet.js train --imgs $data/imgs --masks $data/masks -e 2 -b 8 -s 0.5 --amp -v 10 --device cuda \
+  --checkpoint-dir /tmp/gpu-ckpt --logdir "$out/runs" --no-tensorboard 2>&1 | tail -40 | tee "$out/train.log"
+grep -h '"type":"epoch"' "$out"/runs/*/metrics.jsonl | tee "$out/epochs.jsonl"

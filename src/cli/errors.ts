@@ -8,7 +8,7 @@ export interface Report {
   exitCode: number;
 }
 
-const KNOWN = ['TrainError', 'PredictError', 'StateDictError', 'OptionError', 'CheckpointError', 'DataError'];
+const KNOWN = ['TrainError', 'PredictError', 'StateDictError', 'OptionError', 'CheckpointError', 'DataError', 'BenchError'];
 
 export function reportError(e: unknown): Report {
   const err = e instanceof Error ? e : new Error(String(e));

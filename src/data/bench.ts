@@ -12,6 +12,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SegmentationDataset, listPairs } from './dataset.js';
+import { DataError } from './errors.js';
 import { DataLoader } from './loader.js';
 import type { MaskValues } from './masks.js';
 import { makeJpegDataset } from './synthetic.js';
@@ -87,7 +88,11 @@ export async function benchData(o: DataBenchOptions): Promise<Record<string, unk
   if (o.python) {
     const arg = JSON.stringify({ scale: o.scale, maskValues, pairs: pairs.map((p) => [p.image, p.mask]) });
     const r = spawnSync(o.python, ['-c', PIL_PY, arg], { encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (r.status !== 0) throw new Error(`bench: the PIL run failed (needs numpy and PIL for ${o.python}): ${r.stderr.trim().split('\n').pop()}`);
+    if (r.status !== 0) {
+      throw new DataError(`bench: the PIL run failed: ${r.stderr.trim().split('\n').pop()}`, {
+        hint: `It needs numpy and PIL for ${o.python} (Debian: python3-numpy, python3-pil); leave out --reference to time ours only.`,
+      });
+    }
     const pil = JSON.parse(r.stdout.trim().split('\n').pop() as string);
     lines.push(pil);
     const first = lines[0] as { cpu_ms_per_sample: number; wall_ms_per_sample: number };

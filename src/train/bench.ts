@@ -11,6 +11,11 @@ import { UNet } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
 import { segmentationLoss } from './loss.js';
 
+/** A bad bench flag or a failed reference run: reported as one line, no stack trace. */
+export class BenchError extends Error {
+  override name = 'BenchError';
+}
+
 interface BenchOpts {
   device: string;
   batch: number;
@@ -149,9 +154,9 @@ print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version
 export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
   if (raw.data !== undefined) {
     const count = Number(raw.count ?? 200), scale = Number(raw.scale ?? 0.5), epochs = Number(raw.epochs ?? 2);
-    if (!(Number.isInteger(count) && count > 0)) throw new Error('bench: --count must be a positive integer');
-    if (!(scale > 0 && scale <= 1)) throw new Error('bench: --scale must be in (0, 1]');
-    if (!(Number.isInteger(epochs) && epochs > 0)) throw new Error('bench: --epochs must be a positive integer');
+    if (!(Number.isInteger(count) && count > 0)) throw new BenchError('bench: --count must be a positive integer');
+    if (!(scale > 0 && scale <= 1)) throw new BenchError('bench: --scale must be in (0, 1]');
+    if (!(Number.isInteger(epochs) && epochs > 0)) throw new BenchError('bench: --epochs must be a positive integer');
     const lines = await benchData({
       dir: typeof raw.data === 'string' ? raw.data : undefined, count, scale, epochs,
       python: raw.reference !== undefined ? String(raw.python ?? '/usr/bin/python3') : null,
@@ -173,14 +178,14 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     mode: raw.conv ? 'conv' : raw.predict ? 'predict' : 'train',
   };
   for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) {
-    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`bench: --${k} must be a positive integer`);
+    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new BenchError(`bench: --${k} must be a positive integer`);
   }
   const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
   console.log(JSON.stringify(ours));
   const python = String(raw.python ?? '/usr/bin/python3');
   if (o.mode === 'conv' && raw.reference !== undefined) {
     const r = spawnSync(python, ['-c', CONV_PY, JSON.stringify({ threads: E.getNumThreads(), shape: ours.shape, steps: o.steps, warmup: o.warmup })], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`bench: PyTorch run failed: ${r.stderr}`);
+    if (r.status !== 0) throw new BenchError(`bench: PyTorch run failed: ${r.stderr}`);
     const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
     console.log(JSON.stringify(theirs));
     console.log(JSON.stringify({ ratio_ours_over_pytorch: Math.round(((ours.ms as number) / theirs.ms) * 1000) / 1000 }));
@@ -194,7 +199,7 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
       o.mode === 'predict'
         ? spawnSync(python, ['-c', PREDICT_PY, JSON.stringify({ ref: raw.reference, threads: E.getNumThreads(), batch: o.batch, channels: o.channels, classes: o.classes, height: o.height, width: o.width, bilinear: o.bilinear, steps: o.steps, warmup: o.warmup, device: String(ours.device), amp: o.amp })], { encoding: 'utf8' })
         : spawnSync(python, args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`bench: PyTorch run failed: ${r.stderr}`);
+    if (r.status !== 0) throw new BenchError(`bench: PyTorch run failed: ${r.stderr}`);
     const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
     console.log(JSON.stringify(theirs));
     console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: Math.round(((ours.ms_per_step as number) / theirs.ms_per_step) * 1000) / 1000 }));

@@ -165,7 +165,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       let x = E.tensor(images, [n, c, h, w]);
       if (cuda) x = x.pinMemory().to({ device, nonBlocking: true });
       if (channelsLast) x = x.contiguous('channels_last');
-      const y = E.tensor(masks, [n, h, w]).to({ device, dtype: 'int64' });
+      // Masks cross as uint8 (8x fewer bytes than int64) and widen on the device.
+      const y = cuda ? E.tensor(masks, [n, h, w]).pinMemory().to({ device, nonBlocking: true }).to({ dtype: 'int64' }) : E.tensor(masks, [n, h, w]).to({ dtype: 'int64' });
       return { x, y };
     };
     const forward = (x: Tensor) => E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => model.forward(x), amp);

@@ -1,0 +1,70 @@
+// `unet bench`: the JSON lines it prints for the training step, inference, the data loader, and
+// the PyTorch/PIL side when asked. Speed itself is measured by running it, not here.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { benchData } from '../src/data/bench.js';
+import { makeJpegDataset } from '../src/data/index.js';
+import * as E from '../src/engine/index.js';
+import { assertCleanFailure, runCli } from './helpers/cli.js';
+import { hasTorch, PYTHON } from './helpers/python.js';
+
+const REF = resolve(import.meta.dirname, '../../shared/bench/unet_reference.py');
+const dir = mkdtempSync(join(tmpdir(), 'unet-bench-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hasPil = () => spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
+const jsonLines = (s: string) => s.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('bench --data', () => {
+  test('epoch 1 decodes every pair, epoch 2 none (the cache serves it); PIL side and ratio when asked', async (t) => {
+    const data = join(dir, 'carvana');
+    await makeJpegDataset(data, { count: 3, width: 240, height: 160 });
+    const pil = hasPil();
+    if (!pil) t.diagnostic('PIL/numpy missing for /usr/bin/python3: comparing our side only');
+    const lines = await benchData({ dir: data, count: 3, scale: 0.5, epochs: 2, python: pil ? PYTHON : null });
+    const [e1, e2] = lines;
+    assert.equal(e1.epoch, 1);
+    assert.equal(e1.samples, 3);
+    assert.equal(e1.decoded, 3);
+    assert.equal(e2.epoch, 2);
+    assert.equal(e2.decoded, 0);
+    assert.ok((e1.cpu_ms_per_sample as number) > 0);
+    if (pil) {
+      assert.equal(lines[2].impl, 'PIL');
+      assert.equal(lines[2].samples, 3);
+      assert.ok((lines[3].throughput_per_core_ours_over_pil as number) > 0);
+    } else assert.equal(lines.length, 2);
+  });
+
+  test('bad --count / --scale are refused with the flag named', async () => {
+    assertCleanFailure(await runCli(['bench', '--data', '--count', '0']), /--count must be a positive integer/);
+    assertCleanFailure(await runCli(['bench', '--data', dir, '--scale', '2']), /--scale must be in \(0, 1\]/);
+  });
+});
+
+describe('bench (training step, inference)', () => {
+  test('prints one JSON line with the settings and times; --amp on a CPU without native bf16 says fp32', async () => {
+    const r = await runCli(['bench', '--device', 'cpu', '-b', '1', '--height', '32', '--width', '32', '--channels', '1', '--steps', '2', '--warmup', '0', '--amp']);
+    assert.equal(r.code, 0, r.stderr);
+    const [line] = jsonLines(r.stdout);
+    assert.equal(line.impl, 'unet-ts');
+    assert.equal(line.mode, 'train');
+    assert.equal(line.height, 32);
+    assert.ok((line.ms_per_step as number) > 0 && (line.img_per_s as number) > 0);
+    assert.ok(Number.isFinite(line.loss));
+    assert.match(String(line.amp), E.cpuHasNativeBf16() ? /^bf16$/ : /no native bf16 on this CPU: fp32/);
+  });
+
+  test('--predict against the reference UNet prints both sides and the ratio', { skip: !hasTorch() ? 'no python3-torch' : !existsSync(REF) ? `${REF} absent` : false }, async () => {
+    const r = await runCli(['bench', '--predict', '--device', 'cpu', '-b', '1', '--height', '32', '--width', '32', '--steps', '2', '--warmup', '1', '--reference', REF], { timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const [ours, theirs, ratio] = jsonLines(r.stdout);
+    assert.equal(ours.mode, 'predict');
+    assert.equal(theirs.impl, 'pytorch');
+    assert.ok((ratio.ratio_ours_over_pytorch_step_time as number) > 0);
+  });
+});
