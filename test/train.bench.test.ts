@@ -40,9 +40,10 @@ describe('bench --data', () => {
     } else assert.equal(lines.length, 2);
   });
 
-  test('bad --count / --scale are refused with the flag named', async () => {
+  test('bad --count / --scale / DIR are refused, naming the flag or folder', async () => {
     assertCleanFailure(await runCli(['bench', '--data', '--count', '0']), /--count must be a positive integer/);
     assertCleanFailure(await runCli(['bench', '--data', dir, '--scale', '2']), /--scale must be in \(0, 1\]/);
+    assertCleanFailure(await runCli(['bench', '--data', join(dir, 'none')]), [/none\/imgs does not exist/, /DIR\/imgs and DIR\/masks/]);
   });
 });
 

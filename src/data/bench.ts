@@ -65,6 +65,11 @@ export async function benchData(o: DataBenchOptions): Promise<Record<string, unk
       await writeFile(join(dir, 'done'), '');
     }
   }
+  for (const sub of ['imgs', 'masks']) {
+    if (!existsSync(join(dir, sub))) {
+      throw new DataError(`bench --data: ${join(dir, sub)} does not exist`, { file: dir, hint: 'bench --data DIR expects DIR/imgs and DIR/masks (the training layout); leave out DIR for synthetic JPEGs.' });
+    }
+  }
   const { pairs } = await listPairs({ imgsDir: join(dir, 'imgs'), masksDir: join(dir, 'masks') });
   // Mask values come from a scan, untimed on both sides (the reference scans in a Pool beforehand too).
   const maskValues: MaskValues = await new SegmentationDataset(pairs, { scale: o.scale, cache: false }).scan();
