@@ -100,7 +100,7 @@ test(`${PREDICTIONS} predictions through the predictor API: flat resident memory
     maskValuesSource: 'checkpoint',
     notes: [],
     device: 'cpu',
-    amp: false,
+    ampDtype: null,
     model: model as unknown as UNet,
     epoch: 1,
     valScore: null,

@@ -196,6 +196,11 @@ export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn
 }
 export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => N.isAutocastEnabled(deviceType);
 
+/** Runs fn under autocast on `device` (cpu, cuda[:N]) with `dtype`, or plainly when dtype is null (fp32). */
+export function autocastOn<T>(device: string, dtype: AutocastDtype | null, fn: () => T): T {
+  return dtype === null ? fn() : autocast(device.startsWith('cuda') ? 'cuda' : 'cpu', dtype, fn);
+}
+
 let nativeBf16: boolean | undefined;
 /** Whether the CPU runs bf16 math natively (AVX512-BF16 or AMX); elsewhere oneDNN emulates it. */
 export function cpuHasNativeBf16(): boolean {

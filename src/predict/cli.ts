@@ -314,7 +314,7 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
       warn(`note: the mask values ${JSON.stringify(mv)} are small, so the mask PNGs look (almost) black in image viewers; they hold the class values. Use -v/--viz for a coloured overlay`);
     }
     const a = predictor.args;
-    log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.amp ? ' with AMP' : ''}`);
+    log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}`);
     return await stream(predictor, jobs, cfg, failed, { log, warn, progress: opts.progress });
   } finally {
     predictor.dispose();

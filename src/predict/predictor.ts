@@ -42,7 +42,8 @@ export interface Predictor {
   /** Notes for the user (defaulted/padded mask values). */
   notes: string[];
   device: Device;
-  amp: boolean;
+  /** Autocast dtype under --amp (float16 on CUDA, bfloat16 on CPUs with native bf16); null: fp32. */
+  ampDtype: E.AutocastDtype | null;
   model: UNet;
   epoch: number;
   valScore: number | null;
@@ -121,8 +122,8 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     const msg = (e as Error).message;
     throw new PredictError(`${path}: cannot load the weights into UNet(channels=${args.nChannels}, classes=${args.nClasses}, bilinear=${args.bilinear}): ${msg}`);
   }
-  const amp = (opts.amp ?? false) && E.ampDtypeFor(device) !== null;
-  if (opts.amp && !amp) notes.push(E.CPU_AMP_NOTE);
+  const ampDtype = opts.amp ? E.ampDtypeFor(device) : null;
+  if (opts.amp && !ampDtype) notes.push(E.CPU_AMP_NOTE);
   return {
     path,
     kind: ckpt.kind,
@@ -131,7 +132,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     maskValuesSource: mv.source,
     notes,
     device,
-    amp,
+    ampDtype,
     model,
     epoch: ckpt.epoch,
     valScore: ckpt.valScore,
@@ -235,7 +236,7 @@ export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Ten
     E.tidy(() => {
       let x = E.tensor(buf, [items.length, c, h, w]);
       if (cuda) x = x.to({ device: p.device }).contiguous('channels_last');
-      const logits = E.autocast(cuda ? 'cuda' : 'cpu', E.ampDtypeFor(p.device) ?? 'bfloat16', () => p.model.forward(x), p.amp);
+      const logits = E.autocastOn(p.device, p.ampDtype, () => p.model.forward(x));
       return logits.float();
     }),
   );

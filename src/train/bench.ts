@@ -43,8 +43,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
   const params = model.parameters();
   const opt = createOptimizer('rmsprop', params, { lr: 1e-5, weightDecay: 1e-8, momentum: 0.999 });
   const ampDtype = o.amp ? E.ampDtypeFor(device) : null; // as train/predict: fp32 on CPUs without native bf16
-  const amp = ampDtype !== null;
-  const scaler = new GradScaler({ enabled: amp && cuda, device });
+  const scaler = new GradScaler({ enabled: ampDtype === 'float16', device });
   let x = E.rand([o.batch, o.channels, o.height, o.width], { device }).keep();
   if (channelsLast) x = x.contiguous('channels_last').keep();
   const y = E.randint(0, Math.max(o.classes, 2), [o.batch, o.height, o.width], { device }).keep();
@@ -54,9 +53,9 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     E.tidy(() => {
       if (o.mode === 'predict') {
         model.eval();
-        return E.inferenceMode(() => sync(E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => model.forward(x), amp).sum()));
+        return E.inferenceMode(() => sync(E.autocastOn(device, ampDtype, () => model.forward(x)).sum()));
       }
-      const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => segmentationLoss(model.forward(x), y, o.classes), amp);
+      const loss = E.autocastOn(device, ampDtype, () => segmentationLoss(model.forward(x), y, o.classes));
       opt.zeroGrad();
       scaler.scale(loss).backward();
       scaler.unscale_(opt);
@@ -84,7 +83,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     height: o.height,
     width: o.width,
     classes: o.classes,
-    amp: amp ? (cuda ? 'fp16' : 'bf16') : o.amp ? 'none (--amp asked; no native bf16 on this CPU: fp32)' : 'none',
+    amp: ampDtype ? (cuda ? 'fp16' : 'bf16') : o.amp ? 'none (--amp asked; no native bf16 on this CPU: fp32)' : 'none',
     bilinear: o.bilinear,
     channels_last: channelsLast,
     ms_per_step: Math.round(ms * 100) / 100,
@@ -151,12 +150,16 @@ ts.sort(); med = ts[len(ts)//2]
 print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'ms_per_step': round(med*1000, 2), 'img_per_s': round(a['batch']/med, 2)}))
 `;
 
+function positiveInt(flag: string, v: number): number {
+  if (!(Number.isInteger(v) && v > 0)) throw new BenchError(`bench: --${flag} must be a positive integer`);
+  return v;
+}
+
 export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
   if (raw.data !== undefined) {
-    const count = Number(raw.count ?? 200), scale = Number(raw.scale ?? 0.5), epochs = Number(raw.epochs ?? 2);
-    if (!(Number.isInteger(count) && count > 0)) throw new BenchError('bench: --count must be a positive integer');
+    const count = positiveInt('count', Number(raw.count ?? 200)), epochs = positiveInt('epochs', Number(raw.epochs ?? 2));
+    const scale = Number(raw.scale ?? 0.5);
     if (!(scale > 0 && scale <= 1)) throw new BenchError('bench: --scale must be in (0, 1]');
-    if (!(Number.isInteger(epochs) && epochs > 0)) throw new BenchError('bench: --epochs must be a positive integer');
     const lines = await benchData({
       dir: typeof raw.data === 'string' ? raw.data : undefined, count, scale, epochs,
       python: raw.reference !== undefined ? String(raw.python ?? '/usr/bin/python3') : null,
@@ -177,9 +180,7 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     warmup: Number(raw.warmup ?? 3),
     mode: raw.conv ? 'conv' : raw.predict ? 'predict' : 'train',
   };
-  for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) {
-    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new BenchError(`bench: --${k} must be a positive integer`);
-  }
+  for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) positiveInt(k, o[k]);
   const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
   console.log(JSON.stringify(ours));
   const python = String(raw.python ?? '/usr/bin/python3');

@@ -106,9 +106,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const model = hooks.createModel ? hooks.createModel(modelArgs) : new UNet(modelArgs);
   const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
   const ampDtype = cfg.amp ? E.ampDtypeFor(device) : null;
-  const amp = ampDtype !== null;
-  if (cfg.amp && !amp) warn(E.CPU_AMP_NOTE);
-  const scaler = new GradScaler({ enabled: amp && cuda, device });
+  if (cfg.amp && !ampDtype) warn(E.CPU_AMP_NOTE);
+  const scaler = new GradScaler({ enabled: ampDtype === 'float16', device });
   let startEpoch = 1;
   let globalStep = 0;
   const dataRng = new Rng(cfg.seed + 1);
@@ -155,7 +154,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         `  Validation size: ${split.val.length}`,
         `  Images scaling:  ${cfg.scale}`,
         `  Model:           UNet(${nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${model.numParameters().toLocaleString('en')} parameters`,
-        `  Device:          ${device}${amp ? ` (AMP ${ampDtype})` : ''}, ${E.getNumThreads()} threads`,
+        `  Device:          ${device}${ampDtype ? ` (AMP ${ampDtype})` : ''}, ${E.getNumThreads()} threads`,
       ].join('\n'),
     );
 
@@ -169,7 +168,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       const y = cuda ? E.tensor(masks, [n, h, w]).pinMemory().to({ device, nonBlocking: true }).to({ dtype: 'int64' }) : E.tensor(masks, [n, h, w]).to({ dtype: 'int64' });
       return { x, y };
     };
-    const forward = (x: Tensor) => E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => model.forward(x), amp);
+    const forward = (x: Tensor) => E.autocastOn(device, ampDtype, () => model.forward(x));
 
     // Validation: mean per-image Dice (the reference's evaluate(), binary shape bug fixed).
     const evaluate = async (withImages: boolean) => {
@@ -298,7 +297,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
           const lossValue = E.tidy(() => {
             const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
-            const loss = E.autocast(cuda ? 'cuda' : 'cpu', ampDtype ?? 'bfloat16', () => segmentationLoss(model.forward(x), y, cfg.classes), amp);
+            const loss = E.autocastOn(device, ampDtype, () => segmentationLoss(model.forward(x), y, cfg.classes));
             scaler.scale(accum > 1 ? loss.div(accum) : loss).backward();
             epochLoss.add_(loss.detach());
             // On CPU reading the loss costs nothing; on CUDA it syncs, so only every 10 batches.
