@@ -2,14 +2,15 @@
 // Builds native/torch_addon.cpp into build/unet_torch.node against libtorch, found in this order:
 //   1. $LIBTORCH (a libtorch dir or a torch package dir; $LIBTORCH_CXX11_ABI overrides the ABI flag)
 //   2. the `torch` package of `python3` (how CUDA builds happen: pip wheels carry include/ and lib/)
-//   3. the system install (Debian `libtorch-dev`, CPU)
+//   3. the system install (Debian `libtorch-dev`, CPU; its library folder is the multiarch one,
+//      e.g. x86_64-linux-gnu or aarch64-linux-gnu)
 // We call g++ directly: node-gyp and cmake-js download Node headers, and nothing but package
 // registries can be reached here (nor anything at all on the GPU machine). The N-API headers come
 // from the node-api-headers and node-addon-api npm packages. Re-running is a no-op when the
 // sources, flags and libtorch are unchanged.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,12 @@ const src = join(root, 'native', 'torch_addon.cpp');
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');
+// `npm install` runs this with --install: without libtorch (or g++) it explains and exits 0, so the
+// package still installs (and `unet env` says what is missing) instead of failing the whole install.
+const installMode = process.argv.includes('--install');
+// A folder holding an addon built from the same source, flags and libtorch (e.g. the repository's
+// build/ for the packaging test): it is copied instead of compiling again.
+const cacheDir = process.env.UNET_ADDON_CACHE;
 
 function fail(msg) {
   console.error(`native build: ${msg}`);
@@ -50,12 +57,30 @@ function findLibtorch() {
     return {
       source: 'system (Debian libtorch-dev)',
       include: ['/usr/include', '/usr/include/torch/csrc/api/include'],
-      lib: '/usr/lib/x86_64-linux-gnu',
+      lib: systemLibDir(),
       abi: '1',
     };
   }
-  fail('libtorch not found. Install it with `apt-get install libtorch-dev` (CPU), set LIBTORCH, or install the torch Python package');
+  return null;
 }
+
+/** Debian's multiarch library folder (/usr/lib/x86_64-linux-gnu, /usr/lib/aarch64-linux-gnu, ...). */
+function systemLibDir() {
+  for (const [cmd, args] of [['gcc', ['-print-multiarch']], ['dpkg-architecture', ['-qDEB_HOST_MULTIARCH']]]) {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    const triple = r.status === 0 ? r.stdout.trim() : '';
+    if (triple && existsSync(join('/usr/lib', triple, 'libtorch.so'))) return join('/usr/lib', triple);
+  }
+  return existsSync('/usr/lib/libtorch.so') ? '/usr/lib' : join('/usr/lib', `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`);
+}
+
+const NO_LIBTORCH = [
+  'libtorch was not found, so the native addon was not built. Get one of:',
+  '  Debian/Ubuntu (CPU):  apt-get install libtorch-dev libopenblas0-openmp g++',
+  '  pip (CPU or CUDA):    pip install torch   (found through `python3`; or set LIBTORCH=<site-packages>/torch)',
+  '  a libtorch zip:       LIBTORCH=/path/to/libtorch (from pytorch.org; LIBTORCH_CXX11_ABI=0 for the pre-cxx11 ABI)',
+  'then run `npm rebuild unet-ts` (in this project: `npm run build`).',
+].join('\n');
 
 function torchVersion(includes) {
   for (const inc of includes) {
@@ -71,6 +96,22 @@ function torchVersion(includes) {
 }
 
 const torch = findLibtorch();
+if (!torch) {
+  if (installMode) {
+    console.warn(`unet-ts: ${NO_LIBTORCH}`);
+    process.exit(0);
+  }
+  fail(NO_LIBTORCH);
+}
+const cxx = process.env.CXX ?? 'g++';
+if (spawnSync(cxx, ['--version']).status !== 0) {
+  const msg = `${cxx} (a C++ compiler) was not found, so the native addon was not built: apt-get install g++ (or set CXX), then run \`npm rebuild unet-ts\` (in this project: \`npm run build\`).`;
+  if (installMode) {
+    console.warn(`unet-ts: ${msg}`);
+    process.exit(0);
+  }
+  fail(msg);
+}
 const ver = torchVersion(torch.include);
 const std = ver.major > 2 || (ver.major === 2 && ver.minor >= 8) ? 'c++20' : 'c++17';
 const napiInclude = require('node-api-headers').include_dir;
@@ -79,27 +120,43 @@ const hasCuda = existsSync(join(torch.lib, 'libtorch_cuda.so'));
 const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
 if (hasCuda) libs.push('-ltorch_cuda', '-lc10_cuda');
 const abi = torch.abi ?? '1';
-const flags = [
-  `-std=${std}`, '-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-w',
+// Our warnings are shown; headers of libtorch and Node-API are -isystem, so theirs are not.
+const options = [
+  `-std=${std}`, '-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra',
   `-D_GLIBCXX_USE_CXX11_ABI=${abi}`, '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-  `-I${napiInclude}`, `-I${addonInclude}`, ...torch.include.map((i) => `-I${i}`),
-  src, '-o', `${out}.tmp`,
-  `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs, '-Wl,--as-needed',
 ];
+// (/usr/include is a system folder already; naming it again breaks libstdc++'s #include_next.)
+const includes = [napiInclude, addonInclude, ...torch.include].filter((i) => i !== '/usr/include').flatMap((i) => ['-isystem', i]);
+const link = [`-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs, '-Wl,--as-needed'];
+const flags = [...options, ...includes, src, '-o', `${out}.tmp`, ...link];
 
-const stamp = createHash('sha256').update(readFileSync(src)).update(JSON.stringify(flags)).update(process.version).digest('hex');
+// What the binary depends on, without where this checkout is: the same stamp in the repository
+// and in an installed copy of the package means the same addon.
+const headerVersions = ['node-api-headers', 'node-addon-api'].map((p) => require(`${p}/package.json`).version);
+const stamp = createHash('sha256')
+  .update(readFileSync(src))
+  .update(JSON.stringify({ options, torch: [...torch.include, torch.lib], link, headerVersions, cxx, node: process.version }))
+  .digest('hex');
 const stampFile = join(outDir, 'unet_torch.stamp');
-if (!force && existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
+const stampOf = (dir) => (existsSync(join(dir, 'unet_torch.node')) && existsSync(join(dir, 'unet_torch.stamp')) ? readFileSync(join(dir, 'unet_torch.stamp'), 'utf8') : null);
+if (!force && stampOf(outDir) === stamp) process.exit(0);
+mkdirSync(outDir, { recursive: true });
+const info = JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda }, null, 2);
+if (!force && cacheDir && stampOf(cacheDir) === stamp) {
+  copyFileSync(join(cacheDir, 'unet_torch.node'), `${out}.tmp`);
+  renameSync(`${out}.tmp`, out);
+  writeFileSync(stampFile, stamp);
+  writeFileSync(join(outDir, 'libtorch.json'), info);
+  console.log(`native build: same source, flags and libtorch as ${cacheDir}; copied its addon to ${out}`);
   process.exit(0);
 }
-mkdirSync(outDir, { recursive: true });
-console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}; compiling (about a minute)...`);
+console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}; compiling (a few minutes on 2 cores)...`);
 try {
-  execFileSync(process.env.CXX ?? 'g++', flags, { stdio: 'inherit' });
+  execFileSync(cxx, flags, { stdio: 'inherit' });
 } catch {
-  fail('g++ failed (see above). Is build-essential installed?');
+  fail(`${cxx} failed (see above).`);
 }
 renameSync(`${out}.tmp`, out);
 writeFileSync(stampFile, stamp);
-writeFileSync(join(outDir, 'libtorch.json'), JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda }, null, 2));
+writeFileSync(join(outDir, 'libtorch.json'), info);
 console.log(`native build: wrote ${out}`);

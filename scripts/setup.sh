@@ -18,8 +18,10 @@ have_torch || pkgs+=(libtorch-dev)
 command -v g++ >/dev/null || pkgs+=(g++)
 # Debian's libtorch links the generic libblas.so.3; without an optimized provider it gets the
 # reference BLAS, which makes transposed convolutions ~15x slower. OpenBLAS (OpenMP build, like
-# libtorch) registers itself as the libblas.so.3 alternative.
-[ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ] || [ -n "${LIBTORCH:-}" ] || pkgs+=(libopenblas0-openmp)
+# libtorch) registers itself as the libblas.so.3 alternative. Its folder is the multiarch one
+# (x86_64-linux-gnu, aarch64-linux-gnu, ...).
+multiarch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
+[ -e "/usr/lib/$multiarch/openblas-openmp/libblas.so.3" ] || [ -n "${LIBTORCH:-}" ] || pkgs+=(libopenblas0-openmp)
 if [ "$want_test" = 1 ]; then
   /usr/bin/python3 -c 'import torch' 2>/dev/null || pkgs+=(python3-torch)
   /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || pkgs+=(python3-protobuf)
@@ -34,7 +36,9 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# npm packages: reinstall only when the lock file changed since the last install.
+# npm packages: reinstall only when the lock file changed since the last install. npm ci also runs
+# the package's install script, which builds the addon (libtorch is installed by now); the
+# build below is then a no-op.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error

@@ -164,7 +164,7 @@ export const evaluateOptions = {
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
   scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
-  json: { flags: '--json <file>', help: 'also write the metrics as JSON', default: '', parse: str },
+  json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   amp: { flags: '--amp', help: 'mixed precision inference', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass', default: 1, parse: posInt },

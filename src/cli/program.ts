@@ -1,25 +1,28 @@
-/** The `unet` command line: train, predict, evaluate, export, demo, bench, dashboard. */
-import { existsSync } from 'node:fs';
+/** The `unet` command line: train, predict, evaluate, export, demo, bench, dashboard, env. */
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
+import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import { type EvaluateConfig, type OptionSpec, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from './options.js';
-import { type Report, reportError } from './errors.js';
+import { resolveResume } from './resume.js';
+
+/** A table parser as a commander argParser: its message without the flag (commander names it). */
+function argParser<T>(parse: (raw: string, flag: string) => T, flag: string, variadicDefault?: unknown) {
+  return (raw: string, prev: unknown) => {
+    try {
+      const v = parse(raw, flag);
+      return variadicDefault !== undefined ? [...(Array.isArray(prev) && prev !== variadicDefault ? prev : []), v] : v;
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message.replace(`${flag} `, ''));
+    }
+  };
+}
 
 /** Adds every option of a table to a command; returns nothing, values come back via opts(). */
 function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
   for (const [key, spec] of Object.entries(table)) {
     const opt = new Option(spec.flags, spec.help);
-    if (spec.parse) {
-      const parse = spec.parse;
-      const flag = /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? key;
-      opt.argParser((raw: string, prev: unknown) => {
-        try {
-          const v = parse(raw, flag);
-          return spec.variadic ? [...(Array.isArray(prev) && prev !== spec.default ? prev : []), v] : v;
-        } catch (e) {
-          throw new InvalidArgumentError((e as Error).message.replace(`${flag} `, ''));
-        }
-      });
-    }
+    if (spec.parse) opt.argParser(argParser(spec.parse, /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? key, spec.variadic ? spec.default : undefined));
     if (!spec.flags.includes('--no-')) {
       const show = Array.isArray(spec.default) ? undefined : spec.default === '' ? undefined : JSON.stringify(spec.default);
       opt.default(spec.default, show);
@@ -30,15 +33,29 @@ function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): C
   return cmd;
 }
 
-function values<T extends Record<string, OptionSpec<unknown>>>(cmd: Command, table: T) {
+/** The --config file's values (none without --config). */
+function fileValues(cmd: Command, table: Record<string, OptionSpec<unknown>>, ignore: readonly string[] = []): Record<string, unknown> {
+  const file = cmd.opts().config as string | undefined;
+  return file ? readConfigFile(file, table, ignore) : {};
+}
+
+/** Option values: defaults < the --config file < the command line. */
+function values<T extends Record<string, OptionSpec<unknown>>>(cmd: Command, table: T, file: Record<string, unknown> = fileValues(cmd, table)) {
   const base = defaults(table);
-  const out = { ...base, ...cmd.opts() } as Record<string, unknown>;
-  // commander reads `--no-save` as the negation of `save`; our key `noSave` means "given".
+  const out = { ...base, ...file } as Record<string, unknown>;
   for (const [key, spec] of Object.entries(table)) {
-    if (key.startsWith('no') && spec.flags.includes('--no-')) out[key] = cmd.getOptionValueSource(key) === 'cli';
+    if (cmd.getOptionValueSource(key) !== 'cli') continue;
+    // commander reads `--no-save` as the negation of `save`; our key `noSave` means "given".
+    out[key] = key.startsWith('no') && spec.flags.includes('--no-') ? true : cmd.opts()[key];
   }
   return out as typeof base;
 }
+
+/** Set on the command line or in the --config file. */
+const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || key in file;
+
+const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
+const jsonOption = (what: string) => new Option('--json', what).default(false);
 
 async function run(fn: () => Promise<number | undefined>): Promise<void> {
   try {
@@ -50,17 +67,24 @@ async function run(fn: () => Promise<number | undefined>): Promise<void> {
   }
 }
 
+/** How a command reports: `json` = stdout carries only JSON, human output goes to stderr. */
+export interface Output {
+  json: boolean;
+}
+
 export interface Handlers {
-  train: (cfg: TrainConfig) => Promise<number>;
-  predict: (cfg: PredictConfig, classesGiven: boolean, bilinearGiven: boolean) => Promise<number>;
+  train: (cfg: TrainConfig, out?: Output) => Promise<number>;
+  predict: (cfg: PredictConfig, classesGiven: boolean, bilinearGiven: boolean, out?: Output) => Promise<number>;
   evaluate: (cfg: EvaluateConfig) => Promise<number>;
 }
 
 const realHandlers: Handlers = {
-  train: async (cfg) => (await import('../train/cli.js')).trainCommand(cfg),
-  predict: async (cfg, c, b) => (await import('../predict/cli.js')).predictCommand(cfg, c, b),
+  train: async (cfg, out) => (await import('../train/cli.js')).trainCommand(cfg, out),
+  predict: async (cfg, c, b, out) => (await import('../predict/cli.js')).predictCommand(cfg, c, b, out),
   evaluate: async (cfg) => (await import('../predict/evaluate-cli.js')).evaluateCommand(cfg),
 };
+
+const version = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Builds the parser; tests pass their own handlers to check parsing without running anything. */
 export function buildProgram(handlers: Handlers = realHandlers, opts: { exitOverride?: boolean; writeErr?: (s: string) => void } = {}): Command {
@@ -68,20 +92,41 @@ const program = new Command('unet')
   .description('UNet image segmentation: train, predict and evaluate (libtorch engine)')
   .showSuggestionAfterError(true)
   .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (s, write) => (opts.writeErr ?? write)(s) });
-if (opts.exitOverride) program.exitOverride();
+  .version(version(), '-V, --version', 'print the version')
+  .configureOutput({ outputError: (s, write) => (opts.writeErr ?? write)(s) })
+  .addHelpText('afterAll', `\n${EXIT_CODES_HELP}`)
+  // Usage errors (unknown flag, bad value) exit with EXIT.usage; set before the subcommands, which inherit it.
+  .exitOverride((err) => {
+    if (opts.exitOverride) throw err;
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  });
 
-addOptions(program.command('train').description('train a UNet on data/imgs + data/masks'), trainOptions).action(async (_o, cmd: Command) =>
-  run(() => handlers.train(values(cmd, trainOptions))),
-);
+addOptions(program.command('train').description('train a UNet on data/imgs + data/masks'), trainOptions)
+  .option('--resume [path]', 'continue from our checkpoint PATH, or without PATH from the newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in --checkpoint-dir')
+  .addOption(configOption())
+  .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
+  .action(async (_o, cmd: Command) =>
+    run(async () => {
+      const cfg = values(cmd, trainOptions, fileValues(cmd, trainOptions, RUN_RECORD_KEYS));
+      const o = cmd.opts() as { resume?: string | true; json: boolean };
+      if (o.resume !== undefined) cfg.load = resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
+      return handlers.train(cfg, { json: o.json });
+    }),
+  );
 
-addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions).action(async (_o, cmd: Command) =>
-  run(() => handlers.predict(values(cmd, predictOptions), cmd.getOptionValueSource('classes') === 'cli', cmd.getOptionValueSource('bilinear') === 'cli')),
-);
+addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
+  .addOption(configOption())
+  .addOption(jsonOption('print one JSON line per input file on stdout (everything else goes to stderr)'))
+  .action(async (_o, cmd: Command) =>
+    run(async () => {
+      const file = fileValues(cmd, predictOptions);
+      return handlers.predict(values(cmd, predictOptions, file), given(cmd, 'classes', file), given(cmd, 'bilinear', file), { json: cmd.opts().json === true });
+    }),
+  );
 
-addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel accuracy and confusion matrix on a labelled set'), evaluateOptions).action(
-  async (_o, cmd: Command) => run(() => handlers.evaluate(values(cmd, evaluateOptions))),
-);
+addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel accuracy and confusion matrix on a labelled set'), evaluateOptions)
+  .addOption(configOption())
+  .action(async (_o, cmd: Command) => run(() => handlers.evaluate(values(cmd, evaluateOptions))));
 
 program
   .command('export')
@@ -119,25 +164,32 @@ program
   .option('-e, --epochs <n>', 'epochs for --data (epoch 2+ should decode nothing)', '2')
   .option('--reference <path>', 'also run this unet_reference.py with the same settings and print the ratio')
   .option('--python <path>', 'python with torch for --reference', '/usr/bin/python3')
+  .addOption(jsonOption('accepted for symmetry: bench always prints JSON lines (one per measurement) on stdout'))
   .action(async (o: Record<string, string | boolean>) => run(async () => (await import('../train/bench.js')).benchCommand(o)));
 
 program
   .command('dashboard')
   .description('serve the live training dashboard (localhost only by default)')
   .option('--logdir <dir>', 'runs directory', 'runs')
-  .option('--port <n>', 'port', '6006')
+  .addOption(new Option('--port <n>', 'port').argParser(argParser(trainOptions.port.parse, '--port')).default(6006))
   .option('--host <host>', 'address to bind (127.0.0.1 keeps it private)', '127.0.0.1')
-  .action(async (o: { logdir: string; port: string; host: string }) =>
+  .action(async (o: { logdir: string; port: number; host: string }) =>
     run(async () => {
       const { startDashboard } = await import('../tracking/index.js');
       if (!existsSync(o.logdir)) console.warn(`note: ${o.logdir} does not exist yet; runs appear once training starts`);
-      const d = await startDashboard({ logdir: o.logdir, port: Number(o.port), host: o.host });
+      const d = await startDashboard({ logdir: o.logdir, port: o.port, host: o.host });
       console.log(`Dashboard: ${d.url} (Ctrl-C to stop)`);
       await new Promise<void>((res) => process.once('SIGINT', () => res()));
       await d.close();
       return 0;
     }),
   );
+
+program
+  .command('env')
+  .description('print what a bug report needs: versions, libtorch, CUDA, BLAS, threads, addon, distributed backends')
+  .addOption(jsonOption('print it as one JSON object'))
+  .action(async (o: { json: boolean }) => run(async () => (await import('./env.js')).envCommand(o)));
 
 return program;
 }

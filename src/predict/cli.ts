@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { PredictConfig } from '../cli/options.js';
+import type { Output } from '../cli/program.js';
 import { IMAGE_EXTENSIONS, mapPool } from '../data/index.js';
 import { encodeMaskPng, encodeProbPng, isBinary01, renderOverlay } from './overlay.js';
 import {
@@ -231,6 +232,8 @@ export interface PredictRunOptions {
   warn?: (line: string) => void;
   /** Show the progress line (default: when stderr is a terminal, or every 10% otherwise). */
   progress?: boolean;
+  /** Called once per input, in completion order (`--json` prints these). */
+  onFile?: (r: PredictedFile | { input: string; error: string }) => void;
 }
 
 export interface PredictedFile {
@@ -315,7 +318,8 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
     }
     const a = predictor.args;
     log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}`);
-    return await stream(predictor, jobs, cfg, failed, { log, warn, progress: opts.progress });
+    for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
+    return await stream(predictor, jobs, cfg, failed, { log, warn, progress: opts.progress, onFile: opts.onFile });
   } finally {
     predictor.dispose();
   }
@@ -326,7 +330,7 @@ async function stream(
   jobs: Job[],
   cfg: PredictConfig,
   failed: { input: string; reason: string }[],
-  io: { log: (l: string) => void; warn: (l: string) => void; progress?: boolean },
+  io: { log: (l: string) => void; warn: (l: string) => void; progress?: boolean; onFile?: PredictRunOptions['onFile'] },
 ): Promise<PredictResult> {
   const t0 = performance.now();
   const total = jobs.length;
@@ -355,6 +359,7 @@ async function stream(
   const fail = (input: string, e: unknown) => {
     const reason = reasonFor(input, e);
     failed.push({ input, reason });
+    io.onFile?.({ input, error: reason });
     if (tty && showProgress) process.stderr.write('\r\x1b[2K');
     io.warn(`error: ${input}: ${reason} (skipped)`);
   };
@@ -397,6 +402,7 @@ async function stream(
       return;
     }
     predicted.push({ ...rec, index: job.index });
+    io.onFile?.(rec);
     if (verbose) {
       const outs = [rec.mask, rec.overlay, ...(rec.probs ?? [])].filter(Boolean);
       if (tty && showProgress) process.stderr.write('\r\x1b[2K');
@@ -465,8 +471,10 @@ async function stream(
 }
 
 /** The CLI entry: exit code 0, or 2 when some inputs failed (errors before the run throw PredictError). */
-export async function predictCommand(cfg: PredictConfig, classesGiven: boolean, bilinearGiven: boolean): Promise<number> {
-  const r = await runPredict(cfg, { classesGiven, bilinearGiven });
+export async function predictCommand(cfg: PredictConfig, classesGiven: boolean, bilinearGiven: boolean, out: Output = { json: false }): Promise<number> {
+  // With --json, stdout carries only the per-file lines.
+  const json = out.json ? { log: (l: string) => console.error(l), onFile: (f: object) => console.log(JSON.stringify(f)) } : {};
+  const r = await runPredict(cfg, { classesGiven, bilinearGiven, ...json });
   return r.exitCode;
 }
 

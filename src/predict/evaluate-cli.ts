@@ -255,6 +255,12 @@ export async function writeEvaluationJson(path: string, r: EvaluateResult): Prom
 
 export async function evaluateCommand(cfg: EvaluateConfig): Promise<number> {
   const r = await runEvaluate(cfg);
+  if (cfg.json === true) {
+    // --json without a file: stdout carries only the JSON, the table goes to stderr.
+    console.error(formatEvaluation(r));
+    console.log(JSON.stringify(r));
+    return r.failed.length > 0 ? 2 : 0;
+  }
   console.log(formatEvaluation(r));
   if (cfg.json) {
     await writeEvaluationJson(cfg.json, r);

@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { crc32c } from '@aws-crypto/crc32c';
+import { crc32c } from './crc32c.js';
 import protobuf from 'protobufjs';
 import { AsyncAppender } from './appender.js';
 import { computeHistogram, DEFAULT_BINS, type HistogramSummary } from './histogram.js';
@@ -40,15 +40,29 @@ const root = protobuf.Root.fromJSON({
             },
             Value: {
               // A oneof member is always serialized when set, so a loss of exactly 0 is kept.
-              oneofs: { value: { oneof: ['simple_value', 'image', 'histo'] } },
+              oneofs: { value: { oneof: ['simple_value', 'image', 'histo', 'tensor'] } },
               fields: {
                 tag: { type: 'string', id: 1 },
                 simple_value: { type: 'float', id: 2 },
                 image: { type: 'Image', id: 4 },
                 histo: { type: 'HistogramProto', id: 5 },
+                tensor: { type: 'TensorProto', id: 8 },
+                metadata: { type: 'SummaryMetadata', id: 9 },
               },
             },
           },
+        },
+        // Text summaries (the text plugin): a DT_STRING tensor, tagged with plugin_name "text".
+        SummaryMetadata: {
+          fields: { plugin_data: { type: 'PluginData', id: 1 } },
+          nested: { PluginData: { fields: { plugin_name: { type: 'string', id: 1 }, content: { type: 'bytes', id: 2 } } } },
+        },
+        TensorProto: {
+          fields: { dtype: { type: 'int32', id: 1 }, tensor_shape: { type: 'TensorShapeProto', id: 2 }, string_val: { rule: 'repeated', type: 'bytes', id: 8 } },
+        },
+        TensorShapeProto: {
+          fields: { dim: { rule: 'repeated', type: 'Dim', id: 2 } },
+          nested: { Dim: { fields: { size: { type: 'int64', id: 1 } } } },
         },
         HistogramProto: {
           fields: {
@@ -96,6 +110,8 @@ export interface EventObject {
 export interface SummaryValueObject {
   tag: string;
   simple_value?: number;
+  tensor?: { dtype: number; tensor_shape: { dim: { size: number }[] }; string_val: Uint8Array[] };
+  metadata?: { plugin_data: { plugin_name: string } };
   image?: { height: number; width: number; colorspace: number; encoded_image_string: Uint8Array };
   histo?: {
     min: number;
@@ -188,6 +204,13 @@ export class EventFileWriter {
   /** `png` is an encoded image; colorspace 1 = gray, 2 = gray+alpha, 3 = RGB, 4 = RGBA. */
   addImage(tag: string, png: Uint8Array, width: number, height: number, colorspace: number, step: number, wallTime?: number): void {
     this.addSummary([{ tag, image: { height, width, colorspace, encoded_image_string: png } }], step, wallTime);
+  }
+
+  /** Markdown shown by TensorBoard's text plugin (a DT_STRING tensor, as tf.summary.text writes). */
+  addText(tag: string, markdown: string, step: number, wallTime?: number): void {
+    const DT_STRING = 7;
+    const tensor = { dtype: DT_STRING, tensor_shape: { dim: [{ size: 1 }] }, string_val: [new TextEncoder().encode(markdown)] };
+    this.addSummary([{ tag, tensor, metadata: { plugin_data: { plugin_name: 'text' } } }], step, wallTime);
   }
 
   flush(): Promise<void> {

@@ -114,6 +114,7 @@ export class Tracker implements MetricSink {
     tensorboard: boolean;
     bins: number;
     wandb: WandbSink | null;
+    configText: string;
   }) {
     this.runDir = init.runDir;
     this.name = init.name;
@@ -135,6 +136,8 @@ export class Tracker implements MetricSink {
     if (init.tensorboard) {
       try {
         tb = new EventFileWriter(this.runDir, { onError: onErr('TensorBoard events') });
+        // The run's options in TensorBoard's Text tab (indented: a code block in any Markdown).
+        tb.addText('config', init.configText.replace(/^/gm, '    '), 0);
       } catch (err) {
         onErr('TensorBoard events')(err);
       }
@@ -149,10 +152,10 @@ export class Tracker implements MetricSink {
     const logdir = resolve(opts.logdir ?? 'runs');
     let runDir = join(logdir, `${timestamp()}-${name}`);
     let enabled = true;
+    let configText = '{}';
     try {
       runDir = await makeRunDir(logdir, name);
       await mkdir(join(runDir, MEDIA_DIR));
-      let configText: string;
       try {
         configText = safeJson(opts.config ?? {}, 2);
       } catch (err) {
@@ -184,6 +187,7 @@ export class Tracker implements MetricSink {
       tensorboard: opts.tensorboard ?? true,
       bins: opts.histogramBins ?? DEFAULT_BINS,
       wandb,
+      configText,
     });
   }
 
@@ -286,6 +290,12 @@ export class Tracker implements MetricSink {
       this.emitPending();
       const rec = 'time' in obj ? obj : { ...obj, time: now() };
       this.metrics?.append(`${safeJson(rec)}\n`);
+      // Per-class metrics as TensorBoard scalars too, so TensorBoard (and wandb sync) show what the dashboard shows.
+      const r = obj as { step?: number; perClassDice?: unknown; perClassIoU?: unknown };
+      for (const [name, values] of [['Dice', r.perClassDice], ['IoU', r.perClassIoU]] as const) {
+        if (!Array.isArray(values)) continue;
+        values.forEach((v, k) => typeof v === 'number' && this.tb?.addScalar(`per-class ${name}/class ${k}`, v, r.step ?? 0));
+      }
       this.wandbSink?.record(obj);
     });
   }

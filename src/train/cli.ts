@@ -1,9 +1,12 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
 import type { TrainConfig } from '../cli/options.js';
+import type { Output } from '../cli/program.js';
 import { startDashboard, writeReport } from '../tracking/index.js';
 import { train } from './train.js';
 
-export async function trainCommand(cfg: TrainConfig): Promise<number> {
+export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }): Promise<number> {
+  // With --json, stdout carries only the summary line.
+  const say = out.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const ctrl = new AbortController();
   let signalCode = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -17,17 +20,23 @@ export async function trainCommand(cfg: TrainConfig): Promise<number> {
   let dashboard: { url: string; close(): Promise<void> } | null = null;
   if (cfg.dashboard) {
     dashboard = await startDashboard({ logdir: cfg.logdir, port: cfg.port });
-    console.log(`Dashboard: ${dashboard.url}`);
+    say(`Dashboard: ${dashboard.url}`);
   }
   try {
-    const r = await train(cfg, { signal: ctrl.signal });
+    const r = await train(cfg, { signal: ctrl.signal, log: say });
     let report = '';
     try {
       report = await writeReport(r.runDir);
     } catch (e) {
       console.warn(`warning: could not write the report: ${(e as Error).message}`);
     }
-    console.log(
+    const status = r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'finished';
+    const code = r.interrupted ? signalCode || 130 : 0;
+    if (out.json) {
+      const { bestScore, bestEpoch, bestModel, lastCheckpoint, runDir } = r;
+      console.log(JSON.stringify({ status, bestScore, bestEpoch, bestModel, lastCheckpoint, runDir, report: report || null, exitCode: code }));
+    }
+    say(
       [
         '',
         r.interrupted ? 'Training interrupted.' : r.stoppedEarly ? 'Training stopped early.' : 'Training finished.',
@@ -41,7 +50,7 @@ export async function trainCommand(cfg: TrainConfig): Promise<number> {
         .filter(Boolean)
         .join('\n'),
     );
-    return r.interrupted ? signalCode || 130 : 0;
+    return code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -15,20 +15,27 @@ const fmt = (p: { loss?: number; imgPerSec?: number }) => ({
   ips: p.imgPerSec === undefined ? '-' : p.imgPerSec.toFixed(1),
 });
 
+/** Seconds left at `imgPerSec`, or '-' while there is no usable rate (none yet, 0, NaN). */
+export function eta(left: number, imgPerSec: number | undefined): string {
+  if (imgPerSec === undefined || !(imgPerSec > 0) || !Number.isFinite(imgPerSec)) return '-';
+  return `${Math.max(0, Math.round(left / imgPerSec))}s`;
+}
+
 export function epochProgress(epoch: number, epochs: number, total: number, stream: NodeJS.WriteStream = process.stderr, intervalMs = 5000): Progress {
   if (!stream.isTTY) {
     let last = performance.now();
     let done = 0;
     let payload = fmt({});
+    let rate: number | undefined;
     let stopped = false;
     const line = () => {
-      const eta = payload.ips === '-' ? '-' : `${Math.max(0, Math.round((total - done) / Number(payload.ips)))}s`;
-      stream.write(`Epoch ${epoch}/${epochs}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta}\n`);
+      stream.write(`Epoch ${epoch}/${epochs}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta(total - done, rate)}\n`);
     };
     return {
       update(d, p) {
         done = d;
         payload = fmt(p);
+        rate = p.imgPerSec;
         if (performance.now() - last >= intervalMs) {
           last = performance.now();
           line();

@@ -1,0 +1,84 @@
+/**
+ * `--config FILE` (JSON or YAML): option values for train, predict or evaluate. Keys are the
+ * option names as a run's config.json writes them (`batchSize`) or as flags (`batch-size`,
+ * `batch_size`); values are checked by the same parsers as the flags. Precedence: defaults <
+ * the file < the command line. A run's own config.json replays that run: the facts it records
+ * beside the options (mask values, image counts, versions) are accepted and ignored.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { OptionError, type OptionSpec, longFlag } from './options.js';
+
+/** Recorded in runs/<run>/config.json by `unet train` beside the options. */
+export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'versions'];
+
+const camel = (k: string) => k.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  }
+  return d[a.length][b.length];
+}
+
+function readMapping(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new OptionError(`--config ${file}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+  }
+  let data: unknown;
+  const json = extname(file).toLowerCase() === '.json';
+  try {
+    data = json ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new OptionError(`--config ${file}: not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new OptionError(`--config ${file}: expected a mapping of option names to values (e.g. epochs: 10)`);
+  }
+  return data as Record<string, unknown>;
+}
+
+function convert(file: string, key: string, spec: OptionSpec<unknown>, v: unknown): unknown {
+  if (JSON.stringify(v) === JSON.stringify(spec.default)) return Array.isArray(v) ? [...v] : v;
+  const flag = longFlag(spec);
+  if (!spec.parse) {
+    if (typeof v !== 'boolean') throw new OptionError(`--config ${file}: ${key} (${flag}) must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  const parse = spec.parse;
+  const one = (x: unknown) => {
+    if (typeof x !== 'string' && typeof x !== 'number') throw new OptionError(`--config ${file}: ${key} (${flag}) expects a ${spec.variadic ? 'list of strings' : 'single value'}, got ${JSON.stringify(x)}`);
+    try {
+      return parse(String(x), flag);
+    } catch (e) {
+      throw new OptionError(`--config ${file}: ${key}: ${(e as Error).message}`);
+    }
+  };
+  return spec.variadic ? (Array.isArray(v) ? v : [v]).map(one) : one(v);
+}
+
+/** The file's values for a table's options; unknown keys are refused, naming the key and the file. */
+export function readConfigFile(file: string, table: Record<string, OptionSpec<unknown>>, ignore: readonly string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [raw, v] of Object.entries(readMapping(file))) {
+    if (ignore.includes(raw)) continue;
+    const key = raw in table ? raw : camel(raw);
+    const spec = table[key];
+    if (!spec) {
+      const near = Object.keys(table)
+        .map((k) => ({ k, d: Math.min(distance(raw, k), distance(camel(raw), k)) }))
+        .sort((a, b) => a.d - b.d)[0];
+      const hint = near && near.d <= 3 ? ` (did you mean '${near.k}'?)` : '';
+      throw new OptionError(`--config ${file}: unknown key '${raw}'${hint}; keys are option names such as ${Object.keys(table).slice(0, 3).join(', ')} (see --help)`);
+    }
+    out[key] = convert(file, raw, spec, v);
+  }
+  return out;
+}
