@@ -20,3 +20,20 @@ test('non-TTY progress prints plain lines from update() and at the end', () => {
   q.stop();
   assert.equal(quiet.length, 1);
 });
+
+test('the plain-text ETA is "-" while the rate is 0, rounds to 0 or is not a number (never Infinitys/NaNs)', () => {
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+  const p = epochProgress(1, 1, 100, stream, 0);
+  p.update(1, { loss: 1, imgPerSec: 0.01 }); // prints "0.0 img/s"
+  p.update(2, { loss: 1, imgPerSec: 0 });
+  p.update(3, { loss: 1, imgPerSec: Number.NaN });
+  p.update(4, { loss: 1, imgPerSec: Number.POSITIVE_INFINITY });
+  p.update(50, { loss: 1, imgPerSec: 5 });
+  for (const l of lines) assert.doesNotMatch(l, /Infinity|NaN/, l);
+  assert.match(lines[0], /\| 0\.0 img\/s \| ETA 9900s$/m);
+  assert.match(lines[1], /ETA -$/m);
+  assert.match(lines[2], /ETA -$/m);
+  assert.match(lines[3], /ETA -$/m);
+  assert.match(lines[4], /ETA 10s$/m);
+});

@@ -12,7 +12,7 @@ export interface Progress {
 
 const fmt = (p: { loss?: number; imgPerSec?: number }) => ({
   loss: p.loss === undefined ? '-' : p.loss.toFixed(4),
-  ips: p.imgPerSec === undefined ? '-' : p.imgPerSec.toFixed(1),
+  ips: p.imgPerSec === undefined || !Number.isFinite(p.imgPerSec) ? '-' : p.imgPerSec.toFixed(1),
 });
 
 /** Seconds left at `imgPerSec`, or '-' while there is no usable rate (none yet, 0, NaN). */
