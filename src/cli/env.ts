@@ -125,7 +125,7 @@ export function formatEnv(r: EnvReport): string {
     row('unet-ts', r.unetTs),
     row('Node.js', `${r.node} (${r.platform})`),
     row('addon', r.addon.built ? r.addon.path : `not built: ${r.addon.error ?? r.addon.path}`),
-    row('libtorch', t.version ? `${t.version} from ${t.source ?? '?'}, ${t.lib ?? '?'}, CXX11 ABI ${t.cxx11Abi ?? '?'}` : 'not loaded'),
+    row('libtorch', t.version ? `${t.version} from ${t.source ?? '?'}, ${t.lib ?? '?'}, CXX11 ABI ${t.cxx11Abi ?? '?'}` : t.source ? `not loaded (the addon was built against ${t.source}, ${t.lib})` : 'not loaded'),
     row('CUDA', r.cuda.available ? `available, runtime ${r.cuda.runtime ?? '?'}` : t.cudaBuild ? 'CUDA build, but no usable GPU' : 'no (CPU build)'),
     row('cuDNN', r.cuda.cudnn ?? 'no'),
     row('devices', r.cuda.devices.join(', ')),
