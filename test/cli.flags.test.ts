@@ -216,6 +216,12 @@ describe('the real command', { concurrency: 1 }, () => {
     assert.equal(summary.exitCode, 0);
     assert.match(summary.lastCheckpoint, /checkpoint_epoch1\.pth$/);
     assert.match(first.stderr, /Starting training/, 'human output went to stderr');
+    // The real config.json of that run parses back to the options it records.
+    const recorded = JSON.parse(readFileSync(join(summary.runDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const replay = await parse(['train', '--config', join(summary.runDir, 'config.json')]);
+    assert.ok(replay.train, replay.error);
+    for (const [k, v] of Object.entries(replay.train)) assert.deepEqual(v, recorded[k], k);
+    assert.equal(replay.train.epochs, 1);
 
     const resumed = await runCli([...args, '-e', '2', '--resume', '--json']); // the last -e wins
     assert.equal(resumed.code, 0, resumed.stderr);
