@@ -71,3 +71,13 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.match(train.out, /^error: the libtorch addon is not built .*native\/build\.mjs/m);
   assert.doesNotMatch(train.out, /\n\s+at /, 'no stack trace');
 });
+
+test('the install step without a C++ compiler: advice and exit 0 (npm install goes on); a plain build fails', () => {
+  const env = { CXX: join(dir, 'no-such-g++') };
+  const inst = sh(process.execPath, [join(ROOT, 'native', 'build.mjs'), '--install'], ROOT, env);
+  assert.equal(inst.code, 0, inst.out);
+  assert.match(inst.out, /no-such-g\+\+ \(a C\+\+ compiler\) was not found, so the native addon was not built: apt-get install g\+\+ .*npm rebuild unet-ts/);
+  const plain = sh(process.execPath, [join(ROOT, 'native', 'build.mjs')], ROOT, env);
+  assert.equal(plain.code, 1, plain.out);
+  assert.ok(existsSync(join(ROOT, 'build', 'unet_torch.node')), 'the built addon is left alone');
+});
