@@ -86,6 +86,22 @@ const port: Parser<number> = (raw, flag) => {
   return v;
 };
 
+/** --tile: a window size in scaled pixels, 'auto' (only images over the memory budget) or 'off'. */
+export type TileSetting = number | 'auto' | 'off';
+const tileParser: Parser<TileSetting> = (raw, flag) => {
+  if (raw === 'auto' || raw === 'off') return raw;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 16 || v % 16 !== 0) {
+    throw new OptionError(`${flag} expects a window size in pixels that is a multiple of 16 and at least 16 (e.g. 512), 'auto' or 'off'; got '${raw}'`);
+  }
+  return v;
+};
+const overlapParser: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v >= 0 && v < 1)) throw new OptionError(`${flag} is the fraction of a window shared with its neighbour, in [0, 1) (e.g. 0.25); got '${raw}'`);
+  return v;
+};
+
 const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
 
 /** `-e, --epochs <n>` -> `--epochs` */
@@ -134,6 +150,16 @@ export const trainOptions = {
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------
+// Tiled (sliding-window) inference, shared by predict and evaluate
+
+const tilingOptions = {
+  tile: { flags: '--tile <size>', help: "sliding-window prediction: window size in scaled pixels (multiple of 16), 'auto' (only images over the memory budget) or 'off'", default: 'off' as TileSetting, parse: tileParser },
+  overlap: { flags: '--overlap <f>', help: 'with --tile: fraction of a window shared with its neighbour, in [0, 1)', default: 0.25, parse: overlapParser },
+  blend: { flags: '--blend <mode>', help: 'with --tile: window weights, gaussian (sigma = window/8) or constant', default: 'gaussian' as 'gaussian' | 'constant', parse: choice('gaussian', 'constant') },
+  maxMemory: { flags: '--max-memory <MiB>', help: 'memory budget for --tile auto and region-by-region reading/writing (0 = half the available memory)', default: 0, parse: nonNegInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
 // unet predict
 
 export const predictOptions = {
@@ -148,10 +174,11 @@ export const predictOptions = {
   probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   amp: { flags: '--amp', help: 'mixed precision inference', default: false },
-  batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only)', default: 1, parse: posInt },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only), or --tile windows', default: 1, parse: posInt },
   bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------
@@ -167,8 +194,9 @@ export const evaluateOptions = {
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   amp: { flags: '--amp', help: 'mixed precision inference', default: false },
-  batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass', default: 1, parse: posInt },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
 export type ValuesOf<T extends Record<string, OptionSpec<unknown>>> = { -readonly [K in keyof T]: T[K]['default'] };

@@ -21,7 +21,8 @@ import { writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { PredictConfig } from '../cli/options.js';
 import type { Output } from '../cli/program.js';
-import { IMAGE_EXTENSIONS, mapPool } from '../data/index.js';
+import { IMAGE_EXTENSIONS, mapPool, scaledSize } from '../data/index.js';
+import { imageHeader } from '../data/regions.js';
 import { encodeMaskPng, encodeProbPng, isBinary01, renderOverlay } from './overlay.js';
 import {
   type Prediction,
@@ -34,6 +35,7 @@ import {
   predictBatch,
   preprocess,
 } from './predictor.js';
+import { type RowOptions, type TilePlan, megapixelProgress, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
 
 // ------------------------------------------------------------------------------------------------
 // Inputs
@@ -325,6 +327,20 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
   }
 }
 
+type JobPlan = TilePlan & { width: number; height: number };
+
+/** --tile for one input: its header decides (files libvips cannot read without decoding are planned in memory). */
+async function planJob(p: Predictor, input: string, cfg: PredictConfig): Promise<JobPlan> {
+  const outputs = 1 + (cfg.probs ? Math.max(p.args.nClasses, 1) : 0);
+  try {
+    const head = await imageHeader(input);
+    return { ...planTiles(p, cfg, head, scaledSize(head.width, head.height, cfg.scale), outputs), width: head.width, height: head.height };
+  } catch {
+    // Unreadable header (e.g. .npy, a broken file): the normal path decodes it or reports the error.
+    return { tile: cfg.tile === 'auto' ? null : (cfg.tile as number), regions: false, width: 0, height: 0 };
+  }
+}
+
 async function stream(
   p: Predictor,
   jobs: Job[],
@@ -422,11 +438,50 @@ async function stream(
     }
   };
 
+  // --tile: images to predict window by window (one at a time), the others in batches as before.
+  const tiled: { job: Job; plan: JobPlan }[] = [];
+  if (cfg.tile !== 'off') {
+    const whole: Job[] = [];
+    for (const job of jobs) {
+      const plan = await planJob(p, job.input, cfg);
+      if (plan.tile === null) whole.push(job);
+      else tiled.push({ job, plan });
+    }
+    jobs = whole;
+  }
+  const megapixels = (input: string, width: number, height: number) =>
+    showProgress ? megapixelProgress(input, width, height, (line, final) => (tty ? process.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`) : io.warn(line))) : undefined;
+  for (const { job, plan } of tiled) {
+    const o: RowOptions = {
+      tile: plan.tile as number, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize, threshold: cfg.maskThreshold, probs: cfg.probs,
+      onRows: megapixels(job.input, plan.width, plan.height),
+    };
+    try {
+      if (plan.regions) {
+        if (cfg.viz) io.warn(`note: ${job.input}: no overlay (-v) for an image read region by region (an overlay needs the whole image in memory)`);
+        const probCount = p.args.nClasses === 1 ? 1 : p.args.nClasses;
+        const probs = cfg.probs ? Array.from({ length: probCount }, (_, k) => `${job.probPrefix}${probIndex(k, probCount)}.png`) : undefined;
+        const mask = cfg.noSave ? undefined : job.mask;
+        const r = await predictTiledFile(p, job.input, cfg.scale, { mask, probs }, o, io.warn);
+        predicted.push({ input: job.input, width: r.width, height: r.height, mask, probs, index: job.index });
+        if (verbose) io.log(`${job.input} -> ${[mask, ...(probs ?? [])].filter(Boolean).join(', ') || '(not saved: -n)'} (windows of ${plan.tile}, region by region)`);
+      } else {
+        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels);
+        for (const w of pre.warnings) io.warn(`warning: ${w}`);
+        await writeOutputs(job, await predictTiledInMemory(p, pre, o));
+      }
+    } catch (e) {
+      fail(job.input, e);
+    }
+    done++;
+    progress(job.input);
+  }
+
   let next: Promise<Decoded[]> | null = decode(jobs.slice(0, windowSize));
-  for (let start = 0; start < total; start += windowSize) {
+  for (let start = 0; start < jobs.length; start += windowSize) {
     const decoded: Decoded[] = await (next as Promise<Decoded[]>);
     // Prefetch the next window while this one runs (sharp decodes on libuv threads).
-    next = start + windowSize < total ? decode(jobs.slice(start + windowSize, start + 2 * windowSize)) : null;
+    next = start + windowSize < jobs.length ? decode(jobs.slice(start + windowSize, start + 2 * windowSize)) : null;
     const groups = new Map<string, Decoded[]>();
     for (const d of decoded) {
       if (d.error !== undefined || !d.pre) {

@@ -25,6 +25,8 @@ import * as E from '../engine/index.js';
 import { type MaskValues, type RGB, listPairs, mapPool, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
 import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
 import { type Preprocessed, PredictError, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+import { planTiles } from './tiled.js';
+import { memoryRows, tiledLogits } from './tiles.js';
 
 export interface ClassMetrics {
   class: number;
@@ -127,13 +129,14 @@ export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions 
       }
     };
 
-    const score = (batch: Item[]) => {
+    // --tile: logits [1, K, h, w] blended from windows (given), else one forward pass for the batch.
+    const score = (batch: Item[], given?: E.Tensor) => {
       const { width: w, height: h } = batch[0].pre;
       const masks = new Uint8Array(batch.length * w * h);
       batch.forEach((it, i) => masks.set(it.classes, i * w * h));
       const [counts, dice] = E.inferenceMode(() =>
         E.tidy(() => {
-          const logits = forwardLogits(p, batch.map((b) => b.pre));
+          const logits = given ?? forwardLogits(p, batch.map((b) => b.pre));
           const y = E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
           const pred = predictClasses(logits, p.args.nClasses, threshold);
           return [confusionMatrix(pred, y, p.args.nClasses).to({ device: 'cpu' }), validationDice(logits, y, p.args.nClasses, threshold).to({ device: 'cpu' })];
@@ -149,15 +152,31 @@ export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions 
       const slice = pairs.slice(start, start + windowSize);
       const loaded = await mapPool(slice, workers, load);
       const groups = new Map<string, Item[]>();
+      const tiled: { it: Item; tile: number }[] = [];
       loaded.forEach((r, i) => {
         if ('error' in r) {
           failed.push({ image: slice[i].image, mask: slice[i].mask, reason: r.error });
           warn(`error: ${slice[i].image}: ${r.error} (skipped)`);
           return;
         }
-        const key = batchKey(r.pre);
-        groups.set(key, [...(groups.get(key) ?? []), r]);
+        const tile = planTiles(p, cfg, { format: '', width: r.pre.fullWidth, height: r.pre.fullHeight, channels: r.pre.channels, streamable: false }, r.pre, 0).tile;
+        if (tile !== null) tiled.push({ it: r, tile });
+        else {
+          const key = batchKey(r.pre);
+          groups.set(key, [...(groups.get(key) ?? []), r]);
+        }
       });
+      for (const { it, tile } of tiled) {
+        try {
+          const src = memoryRows(it.pre.data, it.pre.channels, it.pre.width, it.pre.height);
+          const logits = await tiledLogits(p, src, { tile, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize });
+          logits.disposeAfter((l) => score([it], l));
+        } catch (e) {
+          failed.push({ image: it.pre.path, mask: '', reason: (e as Error).message });
+          warn(`error: ${it.pre.path}: ${(e as Error).message} (skipped)`);
+        }
+        done++;
+      }
       for (const g of groups.values()) {
         for (let i = 0; i < g.length; i += cfg.batchSize) {
           const batch = g.slice(i, i + cfg.batchSize);

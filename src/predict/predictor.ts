@@ -180,6 +180,29 @@ export const MIN_SIDE = 16;
 const kind = (c: number) => (c === 1 ? 'greyscale' : c === 3 ? 'colour (RGB)' : `${c}-channel`);
 
 /**
+ * Checks an image's channel count against the model's: a greyscale image fed to a 3-channel model
+ * is replicated to RGB (as PIL's convert('RGB')) and the warning to print is returned; any other
+ * mismatch is an error naming the file. null: the counts match.
+ */
+export function checkChannels(path: string, channels: number, nChannels: number): string | null {
+  if (channels === nChannels) return null;
+  if (channels === 1 && nChannels === 3) return `${path}: greyscale image given to an RGB model; the grey channel was copied to R, G and B`;
+  throw new DataError(`image has ${channels} channel(s) (${kind(channels)}) but the model expects ${nChannels} (${kind(nChannels)})`, {
+    file: path,
+    hint: nChannels === 1 ? 'The model was trained on greyscale images: convert this image to greyscale.' : `Convert the image to ${kind(nChannels)}.`,
+  });
+}
+
+/** One grey plane [H*W] -> three identical planes [3, H, W]. */
+export function greyToRgb(plane: Float32Array): Float32Array {
+  const rgb = new Float32Array(plane.length * 3);
+  rgb.set(plane, 0);
+  rgb.set(plane, plane.length);
+  rgb.set(plane, 2 * plane.length);
+  return rgb;
+}
+
+/**
  * Reads an image like training does: `floor(scale*w) x floor(scale*h)` bicubic, [C,H,W] in 0..1.
  * A greyscale image fed to a 3-channel model is replicated to RGB (as PIL's convert('RGB')),
  * with a warning; any other channel mismatch is an error naming the file.
@@ -194,24 +217,12 @@ export async function preprocess(path: string, scale: number, nChannels: number)
   }
   const warnings = [...raw.warnings];
   let data = raw.data;
-  let channels = raw.channels;
-  if (channels !== nChannels) {
-    if (channels === 1 && nChannels === 3) {
-      const plane = data.length;
-      const rgb = new Float32Array(plane * 3);
-      rgb.set(data, 0);
-      rgb.set(data, plane);
-      rgb.set(data, 2 * plane);
-      data = rgb;
-      channels = 3;
-      warnings.push(`${path}: greyscale image given to an RGB model; the grey channel was copied to R, G and B`);
-    } else {
-      throw new DataError(`image has ${raw.channels} channel(s) (${kind(raw.channels)}) but the model expects ${nChannels} (${kind(nChannels)})`, {
-        file: path,
-        hint: nChannels === 1 ? 'The model was trained on greyscale images: convert this image to greyscale.' : `Convert the image to ${kind(nChannels)}.`,
-      });
-    }
+  const note = checkChannels(path, raw.channels, nChannels);
+  if (note) {
+    data = greyToRgb(data);
+    warnings.push(note);
   }
+  const channels = nChannels;
   return { path, data, channels, width: raw.width, height: raw.height, fullWidth: raw.sourceWidth, fullHeight: raw.sourceHeight, warnings };
 }
 
@@ -231,12 +242,16 @@ export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Ten
   const plane = c * h * w;
   const buf = new Float32Array(plane * items.length);
   items.forEach((it, i) => buf.set(it.data, i * plane));
+  return E.tidy(() => forwardTensor(p, E.tensor(buf, [items.length, c, h, w])));
+}
+
+/** Logits [N, K, h, w] float32 on the model's device for a CPU batch x [N, C, h, w] (caller disposes). */
+export function forwardTensor(p: Predictor, x: Tensor): Tensor {
   const cuda = p.device.startsWith('cuda');
   return E.inferenceMode(() =>
     E.tidy(() => {
-      let x = E.tensor(buf, [items.length, c, h, w]);
-      if (cuda) x = x.to({ device: p.device }).contiguous('channels_last');
-      const logits = E.autocastOn(p.device, p.ampDtype, () => p.model.forward(x));
+      const input = cuda ? x.to({ device: p.device }).contiguous('channels_last') : x;
+      const logits = E.autocastOn(p.device, p.ampDtype, () => p.model.forward(input));
       return logits.float();
     }),
   );
@@ -255,6 +270,23 @@ export interface Prediction {
 }
 
 /**
+ * Logits [N, K, H, W] -> class indices [N, H, W] uint8 (argmax, or for a 1-output model
+ * sigmoid > threshold) and, when asked, probabilities 0..65535 [N, K', H, W] int32, both on the CPU.
+ * Call inside tidy().
+ */
+export function classesAndProbs(logits: Tensor, K: number, threshold: number, withProbs: boolean): { classes: Tensor; probs: Tensor | null } {
+  const cls = K === 1 ? logits.squeeze(1).sigmoid().gt(threshold) : logits.argmax(1);
+  const classes = cls.to({ dtype: 'uint8' }).to({ device: 'cpu' }).contiguous();
+  let probs: Tensor | null = null;
+  if (withProbs) {
+    const pr = K === 1 ? logits.sigmoid() : logits.softmax(1);
+    // Round to 16 bits on the device; int32 carries 0..65535 exactly.
+    probs = pr.mul(65535).round().clamp(0, 65535).to({ dtype: 'int32' }).to({ device: 'cpu' }).contiguous();
+  }
+  return { classes, probs };
+}
+
+/**
  * Class maps at full size: logits resized (bilinear) to the input's size, then argmax, or for a
  * 1-output model sigmoid > threshold.
  */
@@ -269,15 +301,7 @@ export function predictBatch(p: Predictor, items: readonly Preprocessed[], opts:
     E.tidy(() => {
       let logits = forwardLogits(p, items);
       if (W !== w || H !== h) logits = E.interpolate(logits, [H, W], 'bilinear', false);
-      const cls = K === 1 ? logits.squeeze(1).sigmoid().gt(threshold) : logits.argmax(1);
-      const classes = cls.to({ dtype: 'uint8' }).to({ device: 'cpu' }).contiguous();
-      let probs: Tensor | null = null;
-      if (opts.probs) {
-        const pr = K === 1 ? logits.sigmoid() : logits.softmax(1);
-        // Round to 16 bits on the device; int32 carries 0..65535 exactly.
-        probs = pr.mul(65535).round().clamp(0, 65535).to({ dtype: 'int32' }).to({ device: 'cpu' }).contiguous();
-      }
-      return { classes, probs };
+      return classesAndProbs(logits, K, threshold, opts.probs === true);
     }),
   );
   const plane = H * W;

@@ -4,12 +4,18 @@
  * same command to print our time / PyTorch's time. Prints JSON lines.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { benchData } from '../data/bench.js';
 import { UNet } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
 import { segmentationLoss } from './loss.js';
+import type { Predictor } from '../predict/predictor.js';
+import { predictTiledFile } from '../predict/tiled.js';
 
 /** A bad bench flag or a failed reference run: reported as one line, no stack trace. */
 export class BenchError extends Error {
@@ -150,6 +156,53 @@ ts.sort(); med = ts[len(ts)//2]
 print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'ms_per_step': round(med*1000, 2), 'img_per_s': round(a['batch']/med, 2)}))
 `;
 
+/** Peak RSS since the last reset (VmHWM), in MiB; reset() starts a new peak (Linux /proc/self/clear_refs). */
+const peakRss = {
+  reset: () => writeFileSync('/proc/self/clear_refs', '5'),
+  mib: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024,
+};
+
+/**
+ * `--predict --tile SIZE`: `unet predict --tile` on one large grey image, file to mask PNG, region
+ * by region: megapixels of the input per second and the peak RSS of the prediction (the model and
+ * the synthetic image are made before the peak is reset). Without --image, a smooth synthetic
+ * `--width x --height` PNG is written first (libvips streams it).
+ */
+export async function benchTiled(o: BenchOpts & { tile: number; overlap: number; scale: number; divisor: number; image?: string }): Promise<Record<string, unknown>> {
+  const device = E.resolveDevice(o.device);
+  const dir = mkdtempSync(join(tmpdir(), 'unet-bench-tile-'));
+  try {
+    let image = o.image;
+    if (!image) {
+      image = join(dir, 'big.png');
+      const seed = Uint8Array.from({ length: 64 * 64 }, (_, i) => Math.floor(((Math.sin(i * 12.9898) * 43758.5453) % 1 + 1) % 1 * 255));
+      await sharp(seed, { raw: { width: 64, height: 64, channels: 1 } }).resize(o.width, o.height, { kernel: 'cubic' }).toColourspace('b-w').png().toFile(image);
+    }
+    E.manualSeed(0);
+    const model = new UNet({ nChannels: 1, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
+    model.eval();
+    model.to({ device, memoryFormat: device.startsWith('cuda') ? 'channels_last' : undefined });
+    const p = { args: model.args, model, device, ampDtype: o.amp ? E.ampDtypeFor(device) : null, maskValues: o.classes <= 2 ? [0, 1] : Array.from({ length: o.classes }, (_, i) => i) } as unknown as Predictor;
+    const before = process.memoryUsage().rss / 2 ** 20;
+    peakRss.reset();
+    const t = performance.now();
+    const r = await predictTiledFile(p, image, o.scale, { mask: join(dir, 'big_OUT.png') }, { tile: o.tile, overlap: o.overlap, blend: 'gaussian', batchSize: o.batch, threshold: 0.5, probs: false }, () => undefined);
+    const seconds = (performance.now() - t) / 1000;
+    model.dispose();
+    const mp = (r.width * r.height) / 1e6;
+    return {
+      impl: 'unet-ts', mode: 'predict-tile', torch: E.buildInfo().torch, device, threads: E.getNumThreads(),
+      image: o.image ?? 'synthetic grey PNG', width: r.width, height: r.height, scale: o.scale, tile: o.tile, overlap: o.overlap, batch: o.batch,
+      unet: o.divisor === 1 ? 'full width (64-1024 channels)' : `width / ${o.divisor}`, classes: o.classes,
+      seconds: Math.round(seconds * 10) / 10, mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
+      scaled_mp_per_s: Math.round(((mp * o.scale * o.scale) / seconds) * 1000) / 1000,
+      rss_before_mib: Math.round(before), peak_rss_mib: Math.round(peakRss.mib()), band_reads: r.reads, rows_per_read: r.maxRows,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function positiveInt(flag: string, v: number): number {
   if (!(Number.isInteger(v) && v > 0)) throw new BenchError(`bench: --${flag} must be a positive integer`);
   return v;
@@ -181,6 +234,18 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     mode: raw.conv ? 'conv' : raw.predict ? 'predict' : 'train',
   };
   for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) positiveInt(k, o[k]);
+  if (raw.tile !== undefined) {
+    if (o.mode !== 'predict') throw new BenchError('bench: --tile goes with --predict');
+    const tile = positiveInt('tile', Number(raw.tile));
+    if (tile % 16 !== 0) throw new BenchError('bench: --tile must be a multiple of 16');
+    const overlap = Number(raw.overlap ?? 0.25);
+    if (!(overlap >= 0 && overlap < 1)) throw new BenchError('bench: --overlap must be in [0, 1)');
+    const scale = Number(raw.scale ?? 0.5);
+    if (!(scale > 0 && scale <= 1)) throw new BenchError('bench: --scale must be in (0, 1]');
+    const divisor = positiveInt('width-divisor', Number(raw.widthDivisor ?? 1));
+    console.log(JSON.stringify(await benchTiled({ ...o, tile, overlap, scale, divisor, image: typeof raw.image === 'string' ? raw.image : undefined })));
+    return 0;
+  }
   const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
   console.log(JSON.stringify(ours));
   const python = String(raw.python ?? '/usr/bin/python3');
