@@ -449,8 +449,9 @@ async function stream(
     }
     jobs = whole;
   }
+  // Megapixel progress for a single image, or one of 10 MP and more (not for every window row of many small ones).
   const megapixels = (input: string, width: number, height: number) =>
-    showProgress ? megapixelProgress(input, width, height, (line, final) => (tty ? process.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`) : io.warn(line))) : undefined;
+    showProgress && (total === 1 || width * height >= 1e7) ? megapixelProgress(input, width, height, (line, final) => (tty ? process.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`) : io.warn(line))) : undefined;
   for (const { job, plan } of tiled) {
     const o: RowOptions = {
       tile: plan.tile as number, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize, threshold: cfg.maskThreshold, probs: cfg.probs,

@@ -20,10 +20,10 @@ import { freemem } from 'node:os';
 import type { TileSetting } from '../cli/options.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { DEFAULT_MAX_PIXELS, type MaskValues, classIndexToMaskValues } from '../data/index.js';
+import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
 import { type ImageHeader, PngRowWriter, type PngRowFormat, openScaledRegions } from '../data/regions.js';
 import { isBinary01 } from './overlay.js';
-import { type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
+import { MIN_SIDE, type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
 import { type RowSource, type TileOptions, logitBands, memoryRows } from './tiles.js';
 
 export interface TilingConfig {
@@ -218,6 +218,12 @@ export async function predictTiledFile(
   const src = await openScaledRegions(path, scale);
   const writers: PngRowWriter[] = [];
   try {
+    if (src.width < MIN_SIDE || src.height < MIN_SIDE) {
+      throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels`, {
+        file: path,
+        hint: 'Use a larger -s/--scale.',
+      });
+    }
     for (const w of src.warnings) warn(`warning: ${w}`);
     const note = checkChannels(path, src.channels, p.args.nChannels);
     if (note) warn(`warning: ${note}`);
