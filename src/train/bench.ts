@@ -185,16 +185,18 @@ export async function benchTiled(o: BenchOpts & { tile: number; overlap: number;
     const p = { args: model.args, model, device, ampDtype: o.amp ? E.ampDtypeFor(device) : null, maskValues: o.classes <= 2 ? [0, 1] : Array.from({ length: o.classes }, (_, i) => i) } as unknown as Predictor;
     const before = process.memoryUsage().rss / 2 ** 20;
     peakRss.reset();
+    const cpu0 = process.cpuUsage();
     const t = performance.now();
     const r = await predictTiledFile(p, image, o.scale, { mask: join(dir, 'big_OUT.png') }, { tile: o.tile, overlap: o.overlap, blend: 'gaussian', batchSize: o.batch, threshold: 0.5, probs: false }, () => undefined);
     const seconds = (performance.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     model.dispose();
     const mp = (r.width * r.height) / 1e6;
     return {
       impl: 'unet-ts', mode: 'predict-tile', torch: E.buildInfo().torch, device, threads: E.getNumThreads(),
       image: o.image ?? 'synthetic grey PNG', width: r.width, height: r.height, scale: o.scale, tile: o.tile, overlap: o.overlap, batch: o.batch,
       unet: o.divisor === 1 ? 'full width (64-1024 channels)' : `width / ${o.divisor}`, classes: o.classes,
-      seconds: Math.round(seconds * 10) / 10, mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
+      seconds: Math.round(seconds * 10) / 10, cpu_seconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
       scaled_mp_per_s: Math.round(((mp * o.scale * o.scale) / seconds) * 1000) / 1000,
       rss_before_mib: Math.round(before), peak_rss_mib: Math.round(peakRss.mib()), band_reads: r.reads, rows_per_read: r.maxRows,
     };
