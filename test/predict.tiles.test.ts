@@ -19,6 +19,7 @@ import { type Predictor, forwardLogits, predictBatch, preprocess, runEvaluate, r
 import { predictTiledFile, predictTiledInMemory, sourceRows } from '../src/predict/tiled.js';
 import { tileStarts, windowWeights } from '../src/predict/tiles.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { assertCleanFailure, runCli } from './helpers/cli.js';
 
 let dir: string;
 let model: string; // a full-width checkpoint for the command tests
@@ -257,6 +258,17 @@ describe('unet predict / evaluate --tile', () => {
         assert.ok(first.includes(flag), `${cmd} ${args.join(' ')}: ${first}`);
       }
     }
+  });
+
+  test('bench --predict --tile: one JSON line with MP/s and the peak RSS; bad --tile refused', async () => {
+    const r = await runCli(['bench', '--predict', '--tile', '64', '--width', '300', '--height', '200', '-s', '0.5', '--width-divisor', '16', '-b', '2', '--device', 'cpu'], { timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const line = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+    assert.equal(line.mode, 'predict-tile');
+    assert.deepEqual([line.width, line.height, line.tile, line.unet], [300, 200, 64, 'width / 16']);
+    assert.ok(line.mp_per_s > 0 && line.peak_rss_mib > 0 && line.cpu_seconds > 0);
+    assert.equal(line.band_reads, 2); // 150x100 scaled: window rows at 0 and 36
+    assertCleanFailure(await runCli(['bench', '--predict', '--tile', '100']), /--tile must be a multiple of 16/);
   });
 
   test('no tensors left behind', () => {
