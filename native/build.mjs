@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds native/torch_addon.cpp into build/unet_torch.node against libtorch, found in this order:
+// Builds native/*.cpp (the list `sources` below) into build/unet_torch.node against libtorch, found in this order:
 //   1. $LIBTORCH (a libtorch dir or a torch package dir; $LIBTORCH_CXX11_ABI overrides the ABI flag)
 //   2. the `torch` package of `python3` (how CUDA builds happen: pip wheels carry include/ and lib/)
 //   3. the system install (Debian `libtorch-dev`, CPU; its library folder is the multiarch one,
@@ -7,17 +7,19 @@
 // We call g++ directly: node-gyp and cmake-js download Node headers, and nothing but package
 // registries can be reached here (nor anything at all on the GPU machine). The N-API headers come
 // from the node-api-headers and node-addon-api npm packages. Re-running is a no-op when the
-// sources, flags and libtorch are unchanged.
+// sources, flags and libtorch are unchanged; each source compiles to its own cached object, so a
+// change to one file recompiles only that file.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
-const src = join(root, 'native', 'torch_addon.cpp');
+const nativeDir = join(root, 'native');
+const sources = ['torch_addon.cpp', 'distributed.cpp'];
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');
@@ -76,7 +78,7 @@ function systemLibDir() {
 
 const NO_LIBTORCH = [
   'libtorch was not found, so the native addon was not built. Get one of:',
-  '  Debian/Ubuntu (CPU):  apt-get install libtorch-dev libopenblas0-openmp g++',
+  '  Debian/Ubuntu (CPU):  apt-get install libtorch-dev libgloo-dev libopenblas0-openmp g++',
   '  pip (CPU or CUDA):    pip install torch   (found through `python3`; or set LIBTORCH=<site-packages>/torch)',
   '  a libtorch zip:       LIBTORCH=/path/to/libtorch (from pytorch.org; LIBTORCH_CXX11_ABI=0 for the pre-cxx11 ABI)',
   'then run `npm rebuild unet-ts` (in this project: `npm run build`).',
@@ -120,28 +122,42 @@ const hasCuda = existsSync(join(torch.lib, 'libtorch_cuda.so'));
 const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
 if (hasCuda) libs.push('-ltorch_cuda', '-lc10_cuda');
 const abi = torch.abi ?? '1';
+// c10d: ProcessGroupGloo.hpp is guarded by USE_C10D_GLOO and needs gloo's headers (Debian:
+// libgloo-dev); reducer.hpp includes a header Debian does not ship, stood in for by native/shim.
+const c10d = join(torch.include[0], 'torch', 'csrc', 'distributed', 'c10d');
+const hasGloo = existsSync(join(c10d, 'ProcessGroupGloo.hpp')) && [torch.include[0], '/usr/include'].some((i) => existsSync(join(i, 'gloo', 'config.h')));
+const ncclInclude = join(torch.include[0], '..', '..', 'nvidia', 'nccl', 'include'); // pip's nvidia-nccl package
+const hasNccl = hasCuda && existsSync(join(c10d, 'ProcessGroupNCCL.hpp')) && existsSync(join(ncclInclude, 'nccl.h'));
 // Our warnings are shown; headers of libtorch and Node-API are -isystem, so theirs are not.
 const options = [
-  `-std=${std}`, '-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra',
+  `-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra',
   `-D_GLIBCXX_USE_CXX11_ABI=${abi}`, '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+  ...(hasGloo ? ['-DUSE_C10D_GLOO'] : []), ...(hasNccl ? ['-DUSE_C10D_NCCL'] : []),
 ];
 // (/usr/include is a system folder already; naming it again breaks libstdc++'s #include_next.)
-const includes = [napiInclude, addonInclude, ...torch.include].filter((i) => i !== '/usr/include').flatMap((i) => ['-isystem', i]);
-const link = [`-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs, '-Wl,--as-needed'];
-const flags = [...options, ...includes, src, '-o', `${out}.tmp`, ...link];
+const includes = [napiInclude, addonInclude, ...torch.include, ...(hasNccl ? [ncclInclude] : [])].filter((i) => i !== '/usr/include').flatMap((i) => ['-isystem', i]);
+includes.push('-idirafter', join(nativeDir, 'shim')); // after the real headers: a libtorch that has them wins
+const link = ['-shared', `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, '-Wl,--no-as-needed', ...libs, '-Wl,--as-needed'];
 
 // What the binary depends on, without where this checkout is: the same stamp in the repository
 // and in an installed copy of the package means the same addon.
 const headerVersions = ['node-api-headers', 'node-addon-api'].map((p) => require(`${p}/package.json`).version);
-const stamp = createHash('sha256')
-  .update(readFileSync(src))
-  .update(JSON.stringify({ options, torch: [...torch.include, torch.lib], link, headerVersions, cxx, node: process.version }))
-  .digest('hex');
+const hash = (...parts) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+};
+// An object is stale when its source, a local header (native/*.h) or the flags changed.
+const headers = readdirSync(nativeDir).filter((f) => f.endsWith('.h')).sort().map((f) => readFileSync(join(nativeDir, f)));
+const compileKey = JSON.stringify({ options, torch: torch.include, headerVersions, cxx, node: process.version });
+const objects = sources.map((f) => ({ src: join(nativeDir, f), obj: join(outDir, 'obj', f.replace(/\.cpp$/, '.o')) }));
+for (const o of objects) o.stamp = hash(readFileSync(o.src), ...headers, compileKey);
+const stamp = hash(...objects.map((o) => o.stamp), JSON.stringify({ lib: torch.lib, link }));
 const stampFile = join(outDir, 'unet_torch.stamp');
 const stampOf = (dir) => (existsSync(join(dir, 'unet_torch.node')) && existsSync(join(dir, 'unet_torch.stamp')) ? readFileSync(join(dir, 'unet_torch.stamp'), 'utf8') : null);
 if (!force && stampOf(outDir) === stamp) process.exit(0);
 mkdirSync(outDir, { recursive: true });
-const info = JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda }, null, 2);
+const info = JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda, gloo: hasGloo, nccl: hasNccl }, null, 2);
 if (!force && cacheDir && stampOf(cacheDir) === stamp) {
   copyFileSync(join(cacheDir, 'unet_torch.node'), `${out}.tmp`);
   renameSync(`${out}.tmp`, out);
@@ -150,11 +166,23 @@ if (!force && cacheDir && stampOf(cacheDir) === stamp) {
   console.log(`native build: same source, flags and libtorch as ${cacheDir}; copied its addon to ${out}`);
   process.exit(0);
 }
-console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}; compiling (a few minutes on 2 cores)...`);
+mkdirSync(join(outDir, 'obj'), { recursive: true });
+for (const o of objects) {
+  const objStamp = `${o.obj}.stamp`;
+  if (!force && existsSync(o.obj) && existsSync(objStamp) && readFileSync(objStamp, 'utf8') === o.stamp) continue;
+  console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}${hasGloo ? ', Gloo' : ''}${hasNccl ? ', NCCL' : ''}; compiling ${o.src} (a few minutes on 2 cores)...`);
+  try {
+    execFileSync(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' });
+  } catch {
+    fail(`${cxx} failed (see above).`);
+  }
+  renameSync(`${o.obj}.tmp`, o.obj);
+  writeFileSync(objStamp, o.stamp);
+}
 try {
-  execFileSync(cxx, flags, { stdio: 'inherit' });
+  execFileSync(cxx, [...objects.map((o) => o.obj), '-o', `${out}.tmp`, ...link], { stdio: 'inherit' });
 } catch {
-  fail(`${cxx} failed (see above).`);
+  fail('linking the addon failed (see above)');
 }
 renameSync(`${out}.tmp`, out);
 writeFileSync(stampFile, stamp);

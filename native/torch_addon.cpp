@@ -2,7 +2,7 @@
 // Tensors, ops, autograd, autocast and AMP primitives only; every piece of training logic lives in
 // TypeScript (src/engine is the only importer). One source compiles against libtorch 1.13 and 2.x.
 #define NAPI_VERSION 8
-#include <napi.h>
+#include "addon.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -1049,9 +1049,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(autocastEnter); EXPORT(autocastExit); EXPORT(isAutocastEnabled); EXPORT(ampUnscale_); EXPORT(ampUpdateScale_);
   EXPORT(setNumThreads); EXPORT(getNumThreads); EXPORT(manualSeed); EXPORT(getRngState); EXPORT(setRngState);
   EXPORT(cudaIsAvailable); EXPORT(cudaDeviceCount); EXPORT(setFlags); EXPORT(stats); EXPORT(mallocTrim); EXPORT(buildInfo);
+  EXPORT(distInit); EXPORT(distInfo); EXPORT(distBroadcast); EXPORT(distAllreduce); EXPORT(distBarrier); EXPORT(distReducer);
+  EXPORT(distBackward); EXPORT(distBatchNorm); EXPORT(distDestroy);
   return exports;
 }
 
 }  // namespace
+
+// The helpers other source files use (addon.h).
+at::Tensor& unet::T(const Napi::Value& v) { return ::T(v); }
+std::vector<at::Tensor> unet::Tensors(const Napi::Value& v) { return ::Tensors(v); }
+Napi::Value unet::Wrap(Napi::Env env, at::Tensor t) { return ::Wrap(env, std::move(t)); }
+std::string unet::CleanMessage(std::string msg) { return ::CleanMessage(std::move(msg)); }
 
 NODE_API_MODULE(unet_torch, Init)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing and builds everything; fast when nothing changed.
-#   bash scripts/setup.sh          runtime needs: libtorch, g++, npm packages, the addon, dist/
+#   bash scripts/setup.sh          runtime needs: libtorch (+ gloo headers), g++, npm packages, the addon, dist/
 #   bash scripts/setup.sh --test   also what the tests need (Debian python3-torch for golden values,
 #                                  python3-protobuf, python3-pil, chromium for the browser test)
 set -euo pipefail
@@ -16,6 +16,9 @@ have_torch() {
 pkgs=()
 have_torch || pkgs+=(libtorch-dev)
 command -v g++ >/dev/null || pkgs+=(g++)
+# Debian's libtorch has Gloo (data-parallel training on CPU) compiled in, but its headers come with
+# libgloo-dev, which libtorch-dev does not pull in.
+[ -n "${LIBTORCH:-}" ] || [ ! -f /usr/include/ATen/ATen.h ] || [ -f /usr/include/gloo/config.h ] || pkgs+=(libgloo-dev)
 # Debian's libtorch links the generic libblas.so.3; without an optimized provider it gets the
 # reference BLAS, which makes transposed convolutions ~15x slower. OpenBLAS (OpenMP build, like
 # libtorch) registers itself as the libblas.so.3 alternative. Its folder is the multiarch one

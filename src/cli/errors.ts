@@ -46,7 +46,7 @@ export interface Report {
   exitCode: number;
 }
 
-const KNOWN = ['CliError', 'TrainError', 'PredictError', 'StateDictError', 'OptionError', 'CheckpointError', 'DataError', 'BenchError'];
+const KNOWN = ['CliError', 'TrainError', 'PredictError', 'StateDictError', 'OptionError', 'CheckpointError', 'DataError', 'BenchError', 'DistError', 'DistConfigError'];
 
 export function reportError(e: unknown): Report {
   const err = e instanceof Error ? e : new Error(String(e));

@@ -147,6 +147,15 @@ export const trainOptions = {
   dashboard: { flags: '--dashboard', help: 'serve the live dashboard while training', default: false },
   port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
+  // Data-parallel training (torchrun's flags; -b is the batch per process)
+  nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
+  nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },
+  nodeRank: { flags: '--node-rank <n>', help: 'index of this machine, 0 .. nnodes-1', default: 0, parse: nonNegInt },
+  masterAddr: { flags: '--master-addr <host>', help: 'address of the machine with rank 0', default: '127.0.0.1', parse: str },
+  masterPort: { flags: '--master-port <n>', help: 'rendezvous TCP port on the master', default: 29500, parse: port },
+  backend: { flags: '--backend <name>', help: 'auto (NCCL on CUDA when available, else Gloo), gloo or nccl', default: 'auto' as 'auto' | 'gloo' | 'nccl', parse: choice('auto', 'gloo', 'nccl') },
+  syncBn: { flags: '--sync-bn', help: 'BatchNorm statistics over all processes', default: false },
+  distTimeout: { flags: '--dist-timeout <seconds>', help: 'how long a worker waits for the others before failing', default: 1800, parse: posInt },
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------

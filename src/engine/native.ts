@@ -43,3 +43,17 @@ export function defaultThreads(): number {
 }
 
 N.setNumThreads(defaultThreads());
+
+/** The c10d entry points of native/distributed.cpp (typed in src/engine/distributed.ts). */
+export interface NativeDistributed {
+  distInit(o: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; backend: string }): Promise<void>;
+  distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string; gloo: boolean; nccl: boolean };
+  distBroadcast(tensors: NativeHandle[], root: number): Promise<void>;
+  distAllreduce(tensors: NativeHandle[], op: 'sum' | 'max' | 'min'): Promise<void>;
+  distBarrier(): Promise<void>;
+  distReducer(params: NativeHandle[], bucketCapMB: number): void;
+  distBackward(loss: NativeHandle, sync: boolean): Promise<void>;
+  distBatchNorm(x: NativeHandle, weight: NativeHandle, bias: NativeHandle, runningMean: NativeHandle, runningVar: NativeHandle, momentum: number, eps: number): NativeHandle;
+  distDestroy(): Promise<void>;
+}
+export const D = N as unknown as NativeDistributed;

@@ -63,8 +63,11 @@ export class BatchNorm2d extends Module {
     this.buffer('running_var', E.ones([numFeatures]));
     this.buffer('num_batches_tracked', E.zeros([], { dtype: 'int64' }));
   }
+  /** Statistics over all ranks of a data-parallel run when training (--sync-bn). */
+  syncStats = false;
   forward(x: Tensor): Tensor {
     if (this.training) E.noGrad(() => this.buf('num_batches_tracked').add_(1));
+    if (this.training && this.syncStats) return E.syncBatchNorm(x, this.weight, this.bias, this.buf('running_mean'), this.buf('running_var'), this.momentum, this.eps);
     return E.batchNorm(x, this.buf('running_mean'), this.buf('running_var'), this.weight, this.bias, this.training, this.momentum, this.eps);
   }
 }

@@ -1,10 +1,29 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
 import type { TrainConfig } from '../cli/options.js';
 import type { Output } from '../cli/program.js';
+import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
+import * as E from '../engine/index.js';
 import { startDashboard, writeReport } from '../tracking/index.js';
-import { train } from './train.js';
+import { type TrainHooks, train } from './train.js';
 
-export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }): Promise<number> {
+/** `model` lets tests train a narrow UNet through the whole command. */
+export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, model: Pick<TrainHooks, 'createModel'> = {}): Promise<number> {
+  // Data-parallel: launch this machine's workers, or join as a worker (RANK/WORLD_SIZE set).
+  const worker = workerFromEnv();
+  if (!worker && (cfg.nprocPerNode > 1 || cfg.nnodes > 1)) {
+    if (cfg.nodeRank >= cfg.nnodes) throw new DistConfigError(`--node-rank ${cfg.nodeRank} must be below --nnodes ${cfg.nnodes}`);
+    return launch(cfg);
+  }
+  let dist: DistContext | null = null;
+  if (worker && worker.worldSize > 1) {
+    exitWithLauncher();
+    const device = E.resolveDevice(cfg.device);
+    // One GPU per worker: cuda:LOCAL_RANK unless a device index was given.
+    if (device === 'cuda') cfg = { ...cfg, device: `cuda:${worker.localRank}` };
+    dist = await DistContext.join(worker, { backend: cfg.backend, timeoutSeconds: cfg.distTimeout, device: E.resolveDevice(cfg.device) });
+  }
+  if (cfg.syncBn && !dist) console.warn('warning: --sync-bn has no effect in a single process');
+  const isMain = dist?.isMain ?? true;
   // With --json, stdout carries only the summary line.
   const say = out.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const ctrl = new AbortController();
@@ -12,18 +31,24 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   const onSignal = (sig: NodeJS.Signals) => {
     if (ctrl.signal.aborted) return;
     signalCode = sig === 'SIGINT' ? 130 : 143;
-    console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (press again to wait)`);
+    if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (press again to wait)`);
     ctrl.abort();
+    dist?.requestStop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let dashboard: { url: string; close(): Promise<void> } | null = null;
-  if (cfg.dashboard) {
+  if (cfg.dashboard && isMain) {
     dashboard = await startDashboard({ logdir: cfg.logdir, port: cfg.port });
     say(`Dashboard: ${dashboard.url}`);
   }
   try {
-    const r = await train(cfg, { signal: ctrl.signal, log: say });
+    // Ranks other than 0 print nothing but errors.
+    const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
+    const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...model });
+    await dist?.close();
+    const code = r.interrupted ? signalCode || 130 : 0;
+    if (!isMain) return code;
     let report = '';
     try {
       report = await writeReport(r.runDir);
@@ -31,7 +56,6 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
       console.warn(`warning: could not write the report: ${(e as Error).message}`);
     }
     const status = r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'finished';
-    const code = r.interrupted ? signalCode || 130 : 0;
     if (out.json) {
       const { bestScore, bestEpoch, bestModel, lastCheckpoint, runDir } = r;
       console.log(JSON.stringify({ status, bestScore, bestEpoch, bestModel, lastCheckpoint, runDir, report: report || null, exitCode: code }));

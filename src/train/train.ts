@@ -6,6 +6,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../cli/options.js';
 import { DataLoader, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
@@ -37,6 +38,8 @@ export interface TrainHooks {
   onRunDir?: (dir: string) => void;
   /** Builds the model instead of `new UNet(args)` (tests: a narrow UNet with the same layout, for long runs). */
   createModel?: (args: UNetArgs) => UNet;
+  /** Data-parallel run: this process's rank, collectives and shards (src/distributed). */
+  dist?: DistContext;
 }
 
 export interface TrainResult {
@@ -89,6 +92,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const maskValues = (await dataset.scan()) as MaskValues;
   const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
   if (classProblem) throw new TrainError(classProblem);
+  const dist = hooks.dist; // data-parallel: see src/distributed
+  await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
   if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
     warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
   }
@@ -110,12 +115,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const scaler = new GradScaler({ enabled: ampDtype === 'float16', device });
   let startEpoch = 1;
   let globalStep = 0;
-  const dataRng = new Rng(cfg.seed + 1);
+  const dataRng = new Rng(cfg.seed + 1 + 7919 * (dist?.rank ?? 0)); // per-rank augmentation draws
   const early = new EarlyStopping(cfg.patience, cfg.minDelta);
   const release: (() => void)[] = []; // optimizer state etc.: freed when train() ends, however it ends
   try {
     if (ckpt) loadWeights(model, ckpt);
     model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
+    await dist?.wrapModel(model, cfg.syncBn);
     const params = model.parameters();
     const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
     release.push(() => optimizer.dispose());
@@ -130,8 +136,9 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     }
 
     // 4. Tracking: run directory, metrics, TensorBoard, optional W&B
-    const config = { ...cfg, device, maskSuffix, maskValues, nChannels, trainImages: split.train.length, valImages: split.val.length, versions: versions() };
-    const tracker = await Tracker.create({
+    const worldSize = dist?.worldSize ?? 1;
+    const config = { ...cfg, device, maskSuffix, maskValues, nChannels, trainImages: split.train.length, valImages: split.val.length, worldSize, versions: versions() };
+    const tracker = dist && !dist.isMain ? Tracker.disabled(resolve(cfg.logdir)) : await Tracker.create({
       logdir: cfg.logdir,
       name: cfg.name || undefined,
       config,
@@ -142,13 +149,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     hooks.onRunDir?.(tracker.runDir);
     log(`Run directory: ${tracker.runDir}`);
     const ckptDir = resolve(cfg.checkpointDir);
-    await prepareCheckpointDir(ckptDir); // writable before any training; stale temp files of a killed run removed
+    if (!dist || dist.isMain) await prepareCheckpointDir(ckptDir); // writable before any training; stale temp files of a killed run removed
 
     log(
       [
         'Starting training:',
         `  Epochs:          ${cfg.epochs}${startEpoch > 1 ? ` (resuming at ${startEpoch})` : ''}`,
-        `  Batch size:      ${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}`,
+        `  Batch size:      ${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}${dist ? ` per process x ${worldSize} processes = ${cfg.batchSize * cfg.accumulateGradBatches * worldSize} per optimizer step (${dist.backend}${cfg.syncBn ? ', sync-BN' : ''})` : ''}`,
         `  Learning rate:   ${cfg.learningRate}`,
         `  Training size:   ${split.train.length}`,
         `  Validation size: ${split.val.length}`,
@@ -159,7 +166,9 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     );
 
     const trainLoader = new DataLoader(dataset, split.train, { batchSize: cfg.batchSize, shuffle: true, rng: dataRng, augment: cfg.augment });
-    const valLoader = new DataLoader(dataset, split.val, { batchSize: cfg.batchSize, shuffle: false });
+    const valLoader = new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: cfg.batchSize, shuffle: false });
+    // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
+    const epochLoader = (epoch: number) => (dist ? new DataLoader(dataset, dist.shard(split.train, epoch, cfg.seed), { batchSize: cfg.batchSize, rng: dataRng, augment: cfg.augment }) : trainLoader);
     const toDevice = (images: Float32Array, masks: Uint8Array, n: number, c: number, h: number, w: number) => {
       let x = E.tensor(images, [n, c, h, w]);
       if (cuda) x = x.pinMemory().to({ device, nonBlocking: true });
@@ -192,6 +201,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         );
       }
       model.train();
+      if (dist) {
+        [sum, count] = await dist.reduce([sum, count]); // Dice sums over the ranks: the single-process score
+        await dist.reduceTensor(cm);
+      }
       const rows = Math.max(cfg.classes, 2);
       const flat = cm.toArray();
       cm.dispose();
@@ -251,13 +264,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       valScore,
       maskValues,
       modelArgs,
-      config: { ...cfg },
+      config: { ...cfg, worldSize },
       runDir: tracker.runDir,
       rng: { torch: E.getRngState(), data: { state: dataRng.getState() } },
     });
     const save = async (path: string, data: CheckpointData) => {
       try {
-        await saveCheckpoint(path, data);
+        if (!dist || dist.isMain) await saveCheckpoint(path, data); // rank 0 alone writes
       } finally {
         data.rng?.torch.dispose();
       }
@@ -277,7 +290,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     try {
       for (; epoch <= cfg.epochs; epoch++) {
         model.train();
-        const progress = epochProgress(epoch, cfg.epochs, split.train.length);
+        const loader = epochLoader(epoch);
+        const progress = dist && !dist.isMain ? { update() {}, stop() {} } : epochProgress(epoch, cfg.epochs, Math.ceil(split.train.length / worldSize)); // rank 0's shard
         const epochLoss = E.zeros([], { device }).keep();
         openEpoch = { progress, epochLoss };
         let seen = 0;
@@ -292,17 +306,25 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           optimizer.zeroGrad();
           globalStep++;
         };
-        for await (const b of trainLoader) {
+        for await (const b of loader) {
+          await dist?.agreeOnStop(); // all ranks stop at the same step
           if (hooks.signal?.aborted) break;
           if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
-          const lossValue = E.tidy(() => {
+          const { lossValue, pending } = E.tidy(() => {
             const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
             const loss = E.autocastOn(device, ampDtype, () => segmentationLoss(model.forward(x), y, cfg.classes));
-            scaler.scale(accum > 1 ? loss.div(accum) : loss).backward();
+            const scaled = scaler.scale(accum > 1 ? loss.div(accum) : loss);
+            if (!dist) scaled.backward();
             epochLoss.add_(loss.detach());
             // On CPU reading the loss costs nothing; on CUDA it syncs, so only every 10 batches.
-            return !cuda || batches % 10 === 0 ? loss.item() : null; // null: not read (a NaN loss is a value)
+            return { lossValue: !cuda || batches % 10 === 0 ? loss.item() : null, pending: dist ? scaled : null }; // null: not read (a NaN loss is a value)
           });
+          if (dist && pending) {
+            // Gradients are averaged over the ranks only on the micro-step that steps the optimizer
+            // (DDP's no_sync), including the epoch-end flush.
+            const steps = (micro + 1) % accum === 0 || batches + 1 === loader.length;
+            await dist.backward(pending, steps).finally(() => pending.dispose());
+          }
           micro++;
           batches++;
           seen += b.n;
@@ -357,7 +379,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           result.bestModel = bestPath;
           if (cfg.patience > 0) snapshotBest();
         }
-        if (cfg.keepLast > 0) await pruneCheckpoints(ckptDir, cfg.keepLast);
+        if (cfg.keepLast > 0 && (!dist || dist.isMain)) await pruneCheckpoints(ckptDir, cfg.keepLast);
         await tracker.flush();
         if (!cuda) E.mallocTrim(); // hand freed activation memory back to the OS between epochs
         if (stop) {
