@@ -1,0 +1,129 @@
+// `unet train` on 2 processes (127.0.0.1, Gloo, 1 thread each, narrow UNet): the launcher, resume
+// on another number of processes, and the faults of issue 14 (a worker killed, Ctrl-C/SIGTERM,
+// port in use, unreachable master, mismatched world sizes, data that differs between ranks).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { makeDemoDataset } from '../src/data/index.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { alive, childrenOf, freePort, startTs } from './helpers/dist.js';
+
+const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
+let root = '';
+let data = '';
+let other = ''; // the same images, one fewer pair: data that differs between ranks
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'unet-dist-'));
+  data = join(root, 'data');
+  other = join(root, 'other');
+  await makeDemoDataset(data, { count: 8, size: 32, classes: 2 });
+  await makeDemoDataset(other, { count: 7, size: 32, classes: 2 });
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const trainArgs = (dir: string, d = data) => ['train', '-s', '1', '-v', '25', '-b', '2', '--imgs', join(d, 'imgs'), '--masks', join(d, 'masks'), '--checkpoint-dir', join(dir, 'ckpt'), '--logdir', join(dir, 'runs'), '--no-tensorboard', '--workers', '1', '--patience', '0'];
+const sub = (name: string) => mkdtempSync(join(root, `${name}-`));
+const waitFor = async (cond: () => boolean, ms: number) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+test('--nproc-per-node 2 trains; the checkpoint records the world size and resumes on 1 process', { timeout: 300_000 }, async () => {
+  const dir = sub('ok');
+  const port = String(await freePort());
+  const r = await startTs(CLI, [...trainArgs(dir), '-e', '1', '--nproc-per-node', '2', '--master-port', port]).done;
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /Batch size: {6}2 per process x 2 processes = 4 per optimizer step \(gloo\)/);
+  assert.equal(r.out.match(/Starting training:/g)?.length, 1, 'rank 1 prints nothing');
+  const ck = await loadCheckpoint(join(dir, 'ckpt', 'checkpoint_epoch1.pth'));
+  assert.equal(ck.config?.worldSize, 2);
+  const again = await startTs(CLI, [...trainArgs(dir), '-e', '2', '--load', join(dir, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  assert.equal(again.code, 0, again.out);
+  assert.match(again.out, /Resuming from .*checkpoint_epoch1\.pth/);
+  assert.ok(existsSync(join(dir, 'ckpt', 'checkpoint_epoch2.pth')));
+});
+
+test('a worker killed with kill -9: the launcher and the other worker exit non-zero, naming the rank; nothing is left', { timeout: 300_000 }, async () => {
+  const dir = sub('kill');
+  const port = String(await freePort());
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '30']);
+  await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
+  const workers = childrenOf(run.child.pid as number);
+  assert.equal(workers.length, 2, JSON.stringify(workers));
+  const victim = workers.find((w) => w.rank === '1');
+  assert.ok(victim);
+  process.kill(victim.pid, 'SIGKILL');
+  const r = await run.done;
+  assert.notEqual(r.code, 0);
+  assert.ok(r.ms < 200_000);
+  assert.match(r.out, /launcher: rank 1 \(pid \d+\) was killed by SIGKILL/);
+  assert.doesNotMatch(r.out, /\n\s+at /, 'no stack trace');
+  for (const w of workers) assert.ok(!alive(w.pid), `worker ${w.pid} is still running`);
+  // The last checkpoint loads and resumes.
+  const resumed = await startTs(CLI, [...trainArgs(dir), '-e', '2', '--load', join(dir, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  assert.equal(resumed.code, 0, resumed.out);
+});
+
+test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', { timeout: 300_000 }, async () => {
+  const dir = sub('term');
+  const port = String(await freePort());
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port]);
+  await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
+  const workers = childrenOf(run.child.pid as number);
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  assert.equal(r.code, 143, r.out);
+  assert.ok(existsSync(join(dir, 'ckpt', 'INTERRUPTED.pth')), r.out);
+  for (const w of workers) assert.ok(!alive(w.pid));
+});
+
+test('master port in use: one clear error', { timeout: 120_000 }, async () => {
+  const dir = sub('port');
+  const busy = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => busy.once('listening', r));
+  const port = String((busy.address() as { port: number }).port);
+  try {
+    const r = await startTs(CLI, [...trainArgs(dir), '-e', '1', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '10']).done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /error: rank 0: the master port 127\.0\.0\.1:\d+ is already in use/);
+    assert.doesNotMatch(r.out, /\n\s+at /);
+  } finally {
+    busy.close();
+  }
+});
+
+// Workers started by another launcher (torchrun-style environment), each with its own flags.
+const worker = (dir: string, rank: number, world: number, port: string, d = data, extra: string[] = []) =>
+  startTs(CLI, [...trainArgs(dir, d), '-e', '1', '--dist-timeout', '8', ...extra], { env: { RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port } }).done;
+
+test('unreachable master, mismatched world sizes, data that differs: one clear error within the timeout', { timeout: 300_000 }, async () => {
+  const dir = sub('env');
+  // Nobody serves the port: rank 1 gives up after --dist-timeout.
+  const lonely = await worker(dir, 1, 2, String(await freePort()));
+  assert.notEqual(lonely.code, 0);
+  assert.match(lonely.out, /error: rank 1: the workers did not all meet at 127\.0\.0\.1:\d+ within 8s/);
+  assert.ok(lonely.ms < 60_000);
+
+  let port = String(await freePort());
+  const mismatched = await Promise.all([worker(dir, 0, 2, port), worker(dir, 1, 3, port)]);
+  for (const r of mismatched) {
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /error: rank \d: /);
+    assert.doesNotMatch(r.out, /\n\s+at /);
+    assert.ok(r.ms < 90_000);
+  }
+
+  port = String(await freePort());
+  const differ = await Promise.all([worker(dir, 0, 2, port), worker(dir, 1, 2, port, other)]);
+  for (const r of differ) {
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /error: rank \d: the workers do not agree on the data/);
+  }
+});
