@@ -167,6 +167,8 @@ program
   .option('-s, --scale <x>', 'image scale for --data and --predict --tile', '0.5')
   .option('-e, --epochs <n>', 'epochs for --data (epoch 2+ should decode nothing)', '2')
   .option('--reference <path>', 'also run this unet_reference.py with the same settings and print the ratio')
+  .option('--nproc-per-node <n>', 'data-parallel: N workers on batch/N each vs one process with N times the threads on the whole batch')
+  .option('--master-port <n>', 'rendezvous port for --nproc-per-node', '29500')
   .option('--python <path>', 'python with torch for --reference', '/usr/bin/python3')
   .addOption(jsonOption('accepted for symmetry: bench always prints JSON lines (one per measurement) on stdout'))
   .action(async (o: Record<string, string | boolean>) => run(async () => (await import('../train/bench.js')).benchCommand(o)));

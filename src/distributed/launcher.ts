@@ -66,6 +66,8 @@ export function launch(o: LaunchOptions): Promise<number> {
         MASTER_PORT: String(o.masterPort),
         UNET_THREADS: threads,
         OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
+        // c10d logs its socket retries through glog; our errors say what failed in one line.
+        GLOG_minloglevel: process.env.GLOG_minloglevel ?? '3',
         [LAUNCHED_ENV]: '1',
       };
       const proc = spawn(process.execPath, argv, { env, stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });

@@ -22,7 +22,7 @@ export class BenchError extends Error {
   override name = 'BenchError';
 }
 
-interface BenchOpts {
+export interface BenchOpts {
   device: string;
   batch: number;
   height: number;
@@ -247,6 +247,10 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     const divisor = positiveInt('width-divisor', Number(raw.widthDivisor ?? 1));
     console.log(JSON.stringify(await benchTiled({ ...o, tile, overlap, scale, divisor, image: typeof raw.image === 'string' ? raw.image : undefined })));
     return 0;
+  }
+  if (raw.nprocPerNode !== undefined && o.mode === 'train') {
+    const nproc = positiveInt('nproc-per-node', Number(raw.nprocPerNode));
+    return (await import('./bench-dist.js')).benchDistributed(o, nproc, positiveInt('master-port', Number(raw.masterPort ?? 29500)));
   }
   const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
   console.log(JSON.stringify(ours));
