@@ -84,6 +84,18 @@ test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', 
   for (const w of workers) assert.ok(!alive(w.pid));
 });
 
+test('the launcher killed with kill -9: its workers exit too', { timeout: 300_000 }, async () => {
+  const dir = sub('orphans');
+  const port = String(await freePort());
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port]);
+  await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
+  const workers = childrenOf(run.child.pid as number);
+  assert.equal(workers.length, 2);
+  run.child.kill('SIGKILL');
+  await run.done;
+  await waitFor(() => workers.every((w) => !alive(w.pid)), 30_000);
+});
+
 test('master port in use: one clear error', { timeout: 120_000 }, async () => {
   const dir = sub('port');
   const busy = createServer().listen(0, '127.0.0.1');

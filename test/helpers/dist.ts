@@ -64,10 +64,11 @@ export function childrenOf(pid: number): { pid: number; rank: string | null }[] 
   return out;
 }
 
+/** True while `pid` runs (a zombie, ended but not yet reaped by its new parent, counts as ended). */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
