@@ -118,7 +118,8 @@ test('data-parallel training matches PyTorch DDP, and sync-BN matches one proces
     const ddp = compare(dir, 'out-ddp.json', 'out-py.json');
     console.log(`max weight difference, ours vs PyTorch DDP: ${ddp.max.toExponential(2)}`);
     assert.equal(ddp.keys, 118); // every parameter and buffer (running stats: rank 0's)
-    compare(dir, 'out-syncbn.json', 'out-pysingle.json');
+    const syncBn = compare(dir, 'out-syncbn.json', 'out-pysingle.json');
+    console.log(`max weight difference, ours with sync-BN vs PyTorch on the full batch: ${syncBn.max.toExponential(2)}`);
     compare(dir, 'out-single.json', 'out-pysingle.json');
     // The comparisons can fail: per-process BatchNorm statistics (plain DDP) give other weights.
     assert.throws(() => compare(dir, 'out-ddp.json', 'out-pysingle.json'), /differs by/);
