@@ -193,7 +193,7 @@ export class Tracker implements MetricSink {
 
   /** A tracker that writes nothing (the ranks other than 0 of a data-parallel run). */
   static disabled(runDir: string): Tracker {
-    return new Tracker({ runDir, name: '', enabled: false, warn: new WarnOnce(() => {}), tensorboard: false, bins: DEFAULT_BINS, wandb: null });
+    return new Tracker({ runDir, name: '', enabled: false, warn: new WarnOnce(() => {}), tensorboard: false, bins: DEFAULT_BINS, wandb: null, configText: '' });
   }
 
   /** Path of the TensorBoard event file, if one is written. */

@@ -10,4 +10,4 @@ import { tinyUNet } from './tiny-unet.js';
 const onlyTrain = async (): Promise<number> => {
   throw new Error('tiny-cli runs only `train`');
 };
-await buildProgram({ train: (cfg) => trainCommand(cfg, { createModel: (a) => tinyUNet(a) }), predict: onlyTrain, evaluate: onlyTrain }).parseAsync(process.argv);
+await buildProgram({ train: (cfg, out) => trainCommand(cfg, out, { createModel: (a) => tinyUNet(a) }), predict: onlyTrain, evaluate: onlyTrain }).parseAsync(process.argv);
