@@ -3,7 +3,7 @@
  * option names as a run's config.json writes them (`batchSize`) or as flags (`batch-size`,
  * `batch_size`); values are checked by the same parsers as the flags. Precedence: defaults <
  * the file < the command line. A run's own config.json replays that run: the facts it records
- * beside the options (mask values, image counts, versions) are accepted and ignored.
+ * beside the options (mask values, image counts, world size, versions) are accepted and ignored.
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { OptionError, type OptionSpec, longFlag } from './options.js';
 
 /** Recorded in runs/<run>/config.json by `unet train` beside the options. */
-export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'versions'];
+export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'worldSize', 'versions'];
 
 const camel = (k: string) => k.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
