@@ -19,7 +19,9 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const nativeDir = join(root, 'native');
-const sources = ['torch_addon.cpp', 'distributed.cpp'];
+// torch_addon.cpp: the libtorch layer; distributed.cpp: c10d; resample.cpp: Pillow's 8-bit image
+// resampling (no torch).
+const sources = ['torch_addon.cpp', 'distributed.cpp', 'resample.cpp'];
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');

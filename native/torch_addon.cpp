@@ -30,6 +30,9 @@
 #define UNET_AUTOCAST_V2 1
 #endif
 
+// native/resample.cpp (Pillow's 8-bit resampling, no torch).
+Napi::Value resample8(const Napi::CallbackInfo& info);
+
 namespace {
 
 std::atomic<int64_t> g_live_tensors{0};
@@ -1051,6 +1054,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(cudaIsAvailable); EXPORT(cudaDeviceCount); EXPORT(setFlags); EXPORT(stats); EXPORT(mallocTrim); EXPORT(buildInfo);
   EXPORT(distInit); EXPORT(distInfo); EXPORT(distBroadcast); EXPORT(distAllreduce); EXPORT(distBarrier); EXPORT(distReducer);
   EXPORT(distBackward); EXPORT(distBatchNorm); EXPORT(distDestroy);
+  EXPORT(resample8);
   return exports;
 }
 

@@ -24,7 +24,7 @@ import { describeBytes, type FileFormat, type HeaderInfo, readHeader, sniffForma
 import { decodeGifIndices, gifSize } from './gif.js';
 import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
 import { decodePngIndices, paletteIsGrey, pngHeader, pngPalette } from './png.js';
-import { CUBIC, type PixelData, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
+import { type PixelData, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
 
 /** PIL's decompression-bomb limit (2 × `Image.MAX_IMAGE_PIXELS`), above which PIL raises. */
 export const DEFAULT_MAX_PIXELS = 178_956_970;
@@ -149,7 +149,7 @@ export function toFloat32(data: PixelData, divisor: number, out?: Float32Array, 
 
 const LUT_255 = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
-/** Decodes (and resizes, in the same sharp pipeline) an image without normalising it. */
+/** Decodes (sharp) and resizes (Pillow's arithmetic, resize.ts) an image without normalising it. */
 export async function readImageRaw(path: string, opts: ReadOptions = {}): Promise<RawImage> {
   const bytes = await readBytes(path);
   const format = checkFormat(bytes, path);
@@ -192,9 +192,9 @@ export async function readImageRaw(path: string, opts: ReadOptions = {}): Promis
     return finish(hwc, c, target, meta, floatDivisor(hwc), 32, warnings, opts.layout);
   }
   pipeline = pipeline.toColourspace(grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb');
-  if (resize) pipeline = pipeline.resize(target.width, target.height, CUBIC);
   const { data, info } = await run(pipeline.raw({ depth: is16 ? 'ushort' : 'uchar' }), path, format);
-  const hwc = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let hwc: PixelData = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (resize) hwc = await resizeBicubic(hwc, meta.width, meta.height, info.channels, target.width, target.height);
   return finish(hwc, info.channels, target, meta, is16 ? 65535 : 255, is16 ? 16 : 8, warnings, opts.layout);
 }
 

@@ -18,7 +18,7 @@ export {
   toChwFloat32,
   toFloat32,
 } from './image.js';
-export { CUBIC, type PixelData, nearestIndexTable, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
+export { type PixelData, nearestIndexTable, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
 export {
   type CheckClassesOptions,
   type MaskLike,

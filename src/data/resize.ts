@@ -1,20 +1,14 @@
 /**
  * Resizing with Pytorch-UNet's rules: `newW = floor(scale * w)`, bicubic for images, nearest for
- * masks (PIL BICUBIC / NEAREST). Decoded files are resized inside sharp's decode pipeline
- * (see image.ts); the helpers here cover data that is already in memory.
+ * masks (PIL BICUBIC / NEAREST), both ports of Pillow 9.4's arithmetic so that the results are
+ * byte-equal to PIL's (tested against it). sharp decodes; resizing happens here.
  */
 
-import sharp, { type ResizeOptions } from 'sharp';
+import { N } from '../engine/native.js';
 import { DataError } from './errors.js';
 
 /** Pixel arrays as decoded: 8-bit, 16-bit or float samples. */
 export type PixelData = Uint8Array | Uint16Array | Float32Array;
-
-/**
- * sharp options matching PIL's `Image.BICUBIC` (mean |Δ| ≈ 0.1/255 when downscaling).
- * `fastShrinkOnLoad: false`: JPEG shrink-on-load is a box filter, which PIL does not do.
- */
-export const CUBIC: ResizeOptions = { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false };
 
 /** `floor(scale * w) × floor(scale * h)` as in Pytorch-UNet's `preprocess`; throws if either is 0. */
 export function scaledSize(width: number, height: number, scale: number, file?: string): { width: number; height: number } {
@@ -88,23 +82,21 @@ function nearest8(src: Uint8Array, out: Uint8Array, width: number, xs: Int32Arra
 }
 
 /**
- * Bicubic resize of interleaved [H, W, C] data in memory (used for `.npy` and GIF inputs).
- * 8/16-bit data goes through sharp (raw input; the typed-array class sets the depth); float data
- * uses a JS port of Pillow's resampler, because sharp clips raw float input.
+ * Bicubic resize of interleaved [H, W, C] data, equal to Pillow's `Image.resize(size, BICUBIC)`
+ * (Pillow 9.4, `libImaging/Resample.c`):
+ * - 8-bit data as PIL's "L"/"RGB" modes: fixed-point coefficients, clipped to 0..255 after each pass;
+ * - 16-bit data as PIL's "I" mode (how PIL opens a 16-bit greyscale PNG): double coefficients,
+ *   rounded half away from zero after each pass, **not clipped**, so the result is a Float32Array
+ *   of integers that may leave 0..65535 near sharp edges, as PIL's int32 result does;
+ * - float data as PIL's "F" mode.
  */
 export async function resizeBicubic(
   src: PixelData, width: number, height: number, channels: number, newWidth: number, newHeight: number,
 ): Promise<PixelData> {
   if (newWidth === width && newHeight === height) return src;
-  if (src instanceof Float32Array) return resampleBicubicFloat(src, width, height, channels, newWidth, newHeight);
-  const is16 = src instanceof Uint16Array;
-  const space = channels === 1 ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb';
-  const { data } = await sharp(src, { raw: { width, height, channels: channels as 1 | 3 } })
-    .toColourspace(space)
-    .resize(newWidth, newHeight, CUBIC)
-    .raw({ depth: is16 ? 'ushort' : 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  return is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (src instanceof Uint8Array) return resample8(src, width, height, channels, newWidth, newHeight);
+  if (src instanceof Uint16Array) return resampleInt(src, width, height, channels, newWidth, newHeight);
+  return resampleBicubicFloat(src, width, height, channels, newWidth, newHeight);
 }
 
 /** A Uint16Array over a Buffer (copied if the Buffer is not 2-byte aligned). */
@@ -122,11 +114,15 @@ function bicubic(x: number): number {
   return 0;
 }
 
-/** Pillow's `precompute_coeffs`: per output index, the first input index and normalised weights. */
-function coefficients(inSize: number, outSize: number): { start: Int32Array; count: Int32Array; weights: Float64Array; ksize: number } {
+/** Per output index: the first input index, the number of taps, and `ksize` weights (row-major). */
+interface Taps { start: Int32Array; count: Int32Array; weights: Float64Array; ksize: number }
+
+/** Pillow's `precompute_coeffs` for the bicubic filter, in the same double arithmetic. */
+function coefficients(inSize: number, outSize: number): Taps {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 2 * filterScale;
+  const invScale = 1 / filterScale; // Pillow multiplies by the reciprocal; dividing can differ in the last bit
   const ksize = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
@@ -137,7 +133,7 @@ function coefficients(inSize: number, outSize: number): { start: Int32Array; cou
     const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
     let sum = 0;
     for (let k = 0; k < xmax; k++) {
-      const w = bicubic((k + xmin - center + 0.5) / filterScale);
+      const w = bicubic((k + xmin - center + 0.5) * invScale);
       weights[o * ksize + k] = w;
       sum += w;
     }
@@ -148,33 +144,80 @@ function coefficients(inSize: number, outSize: number): { start: Int32Array; cou
   return { start, count, weights, ksize };
 }
 
+/** Pillow's `normalize_coeffs_8bpc`: 22 fraction bits, rounded half away from zero. */
+function fixedPoint(weights: Float64Array): Int32Array {
+  const out = new Int32Array(weights.length);
+  const one = 1 << 22;
+  for (let i = 0; i < weights.length; i++) out[i] = Math.trunc(weights[i] < 0 ? -0.5 + weights[i] * one : 0.5 + weights[i] * one);
+  return out;
+}
+
+/**
+ * Pillow's 8-bit resampler, run by the addon (native/resample.cpp) on the libuv pool: horizontal
+ * pass, then vertical, each rounding and clipping to 0..255; a pass is skipped when that side
+ * keeps its size, as in Pillow.
+ */
+async function resample8(src: Uint8Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Promise<Uint8Array> {
+  const out = new Uint8Array(newWidth * newHeight * channels);
+  const taps = (inSize: number, outSize: number) => {
+    if (inSize === outSize) return [null, null, null];
+    const c = coefficients(inSize, outSize);
+    return [c.start, c.count, fixedPoint(c.weights)];
+  };
+  await N.resample8(src, width, height, channels, out, newWidth, newHeight, ...taps(width, newWidth), ...taps(height, newHeight));
+  return out;
+}
+
+/** Pillow's `ROUND_UP`: half away from zero, then C's (int) cast (`| 0` also turns -0 into 0). */
+const roundUp = (f: number) => (f >= 0 ? f + 0.5 : f - 0.5) | 0;
+
+/**
+ * Pillow's "I" (int32) resampler for 16-bit data: double weights, ROUND_UP after each pass, no
+ * clipping. Returns the integers as float32 (exact: |v| < 2^24).
+ */
+function resampleInt(src: Uint16Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Float32Array {
+  return Float32Array.from(resampleDouble(src, width, height, channels, newWidth, newHeight, roundUp));
+}
+
 /** Pillow's "F"-mode BICUBIC: horizontal pass, then vertical, float32 between passes. */
 export function resampleBicubicFloat(src: Float32Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Float32Array {
-  let tmp = src; // [H, newW, C] after the horizontal pass (skipped, as in Pillow, when widths match)
+  return Float32Array.from(resampleDouble(src, width, height, channels, newWidth, newHeight, Math.fround));
+}
+
+/**
+ * The 32-bit passes ("I" and "F" modes): sums in double, each pass's result stored through
+ * `store` (ROUND_UP to int32, or rounding to float32).
+ */
+function resampleDouble(
+  src: Uint16Array | Float32Array, width: number, height: number, channels: number, newWidth: number, newHeight: number,
+  store: (v: number) => number,
+): Float64Array {
+  let tmp: ArrayLike<number> = src; // [H, newW, C] after the horizontal pass (skipped, as in Pillow, when widths match)
   if (newWidth !== width) {
     const h = coefficients(width, newWidth);
-    tmp = new Float32Array(newWidth * height * channels);
+    const out = new Float64Array(newWidth * height * channels);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < newWidth; x++) {
         const s = h.start[x], n = h.count[x], k0 = x * h.ksize;
         for (let c = 0; c < channels; c++) {
           let acc = 0;
           for (let k = 0; k < n; k++) acc += src[(y * width + s + k) * channels + c] * h.weights[k0 + k];
-          tmp[(y * newWidth + x) * channels + c] = acc;
+          out[(y * newWidth + x) * channels + c] = store(acc);
         }
       }
     }
+    tmp = out;
   }
-  if (newHeight === height) return tmp;
+  if (newHeight === height) return tmp instanceof Float64Array ? tmp : Float64Array.from(tmp);
   const v = coefficients(height, newHeight);
-  const out = new Float32Array(newWidth * newHeight * channels); // [newH, newW, C]
+  const out = new Float64Array(newWidth * newHeight * channels); // [newH, newW, C]
   const rowLen = newWidth * channels;
   for (let y = 0; y < newHeight; y++) {
     const s = v.start[y], n = v.count[y], k0 = y * v.ksize;
     for (let i = 0; i < rowLen; i++) {
       let acc = 0;
       for (let k = 0; k < n; k++) acc += tmp[(s + k) * rowLen + i] * v.weights[k0 + k];
-      out[y * rowLen + i] = acc;
+      out[y * rowLen + i] = store(acc);
     }
   }
   return out;
