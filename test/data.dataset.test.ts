@@ -147,6 +147,16 @@ describe('SegmentationDataset', () => {
     return dirs;
   }
 
+  /** One more pair `<id>.png` (image + 0/255 mask) in an existing set; colour images repeat the grey value in R, G, B. */
+  async function makeSetInto(dirs: { imgsDir: string; masksDir: string }, id: string, width: number, height: number, c: 1 | 3 = 1) {
+    const img = Uint8Array.from({ length: width * height }, (_, k) => (k * 29) % 256);
+    const pix = c === 1 ? img : Uint8Array.from({ length: width * height * 3 }, (_, k) => img[Math.floor(k / 3)]);
+    let s = sharp(pix, { raw: { width, height, channels: c } });
+    if (c === 1) s = s.toColourspace('b-w');
+    await s.png().toFile(join(dirs.imgsDir, `${id}.png`));
+    await sharp(img.map((v) => (v > 127 ? 255 : 0)), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, `${id}.png`));
+  }
+
   test('scan + get: float image [C, H, W], class-index mask [H, W]', async () => {
     const dirs = await makeSet(3, 8, 6);
     const ds = new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 1 });
@@ -199,11 +209,63 @@ describe('SegmentationDataset', () => {
     assert.match(err.message, /8×6.*9×6/);
   });
 
-  test('channels check says how many channels the images have', async () => {
-    const dirs = await makeSet(1, 4, 4);
-    const ds = new SegmentationDataset((await listPairs(dirs)).pairs, { channels: 3, maskValues: [0, 255] });
-    const err = await rejectsData(ds.get(0), /1 channel\(s\) \(greyscale\) but the model expects 3/);
-    assert.match(err.hint!, /--channels 1/);
+  test('image and mask of different sizes: scan refuses before any epoch, naming both files', async () => {
+    const dirs = await makeSet(2, 8, 6);
+    await sharp(new Uint8Array(9 * 6), { raw: { width: 9, height: 6, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, '1.png'));
+    const ds = new SegmentationDataset((await listPairs(dirs)).pairs, {});
+    const err = await rejectsData(ds.scan(), /image and mask sizes differ/);
+    assert.ok(err.message.includes(join(dirs.imgsDir, '1.png')) && err.message.includes(join(dirs.masksDir, '1.png')));
+    assert.equal(ds.cacheStats().decoded, 0, 'no sample was decoded');
+  });
+
+  test('images below minSide after -s: scan names the smallest and the -s that works', async () => {
+    const dirs = await makeSet(1, 40, 30);
+    await makeSetInto(dirs, '1', 24, 20);
+    const pairs = (await listPairs(dirs)).pairs;
+    const err = await rejectsData(new SegmentationDataset(pairs, { scale: 0.5, minSide: 16 }).scan(), /image is 24×20, 12×10 at scale 0\.5, but the UNet needs at least 16×16 pixels/);
+    assert.equal(err.file, join(dirs.imgsDir, '1.png'));
+    assert.match(err.message, /2 of 2 images are too small/);
+    assert.match(err.hint!, /Use -s\/--scale 0\.8 or more/);
+    // -s 0.8 works: floor(0.8 * 20) = 16.
+    assert.deepEqual(await new SegmentationDataset(pairs, { scale: 0.8, minSide: 16 }).scan(), [0, 255]);
+    // Smaller than 16 px even at -s 1: no -s can help.
+    await makeSetInto(dirs, '2', 12, 40);
+    const tiny = await rejectsData(new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 1, minSide: 16 }).scan(), /image is 12×40/);
+    assert.match(tiny.hint!, /smaller than 16 px even at -s 1: remove it/);
+    // Without minSide (the dataset alone, not the UNet) small images are fine.
+    assert.deepEqual(await new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 1 }).scan(), [0, 255]);
+  });
+
+  test('greyscale and colour images mixed: scan refuses without channels, naming files of each kind', async () => {
+    const dirs = await makeSet(3, 6, 4);
+    await makeSetInto(dirs, '3', 6, 4, 3);
+    const pairs = (await listPairs(dirs)).pairs;
+    const err = await rejectsData(new SegmentationDataset(pairs, {}).scan(), /mix greyscale and colour: 3 greyscale \(.*0\.png, .*1\.png, .*2\.png\) and 1 colour \(.*3\.png\)/);
+    assert.match(err.hint!, /--channels 1 .*--channels 3/);
+    await rejectsData(new SegmentationDataset(pairs, { channels: 4 }).scan(), /expects 4 input channels/);
+  });
+
+  test('greyscale and colour images mixed with channels: converted, one warning with the count', async () => {
+    const dirs = await makeSet(3, 6, 4);
+    await makeSetInto(dirs, '3', 6, 4, 3);
+    const pairs = (await listPairs(dirs)).pairs;
+    for (const channels of [3, 1] as const) {
+      const seen: string[] = [];
+      const ds = new SegmentationDataset(pairs, { channels, onWarning: (m) => seen.push(m) });
+      await ds.scan();
+      assert.equal(seen.length, 1, seen.join('\n'));
+      assert.match(seen[0], channels === 3 ? /3 of 4 images are greyscale and were converted to RGB/ : /1 of 4 images are colour and were converted to greyscale/);
+      for (let i = 0; i < 4; i++) assert.equal((await ds.get(i)).channels, channels);
+      // Image 3 repeats its grey values in R, G and B: PIL's luma gives them back exactly.
+      const expected = Array.from({ length: 24 }, (_, k) => Math.fround(((k * 29) % 256) / 255));
+      const colour = await ds.get(3);
+      assert.deepEqual(Array.from(colour.image.subarray(0, 24)), expected);
+      if (channels === 3) {
+        const grey = (await ds.get(0)).image;
+        assert.deepEqual(grey.subarray(0, 24), grey.subarray(24, 48));
+        assert.deepEqual(grey.subarray(0, 24), grey.subarray(48, 72));
+      }
+    }
   });
 
   test('warnings are reported once per kind', async () => {

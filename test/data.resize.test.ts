@@ -22,7 +22,7 @@ let dir: string;
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-resize-')); });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-interface Job { file: string; size: [number, number]; out: string }
+interface Job { file: string; size: [number, number]; out: string; convert?: 'L' | 'RGB' }
 interface PilInfo { mode: string; dtype: string; shape: number[] }
 
 /** Runs PIL's resize on every job (one python process) and returns the arrays it produced. */
@@ -111,6 +111,23 @@ describe('bicubic resize is byte-equal to Pillow', { skip: hasPil ? false : `${P
     // The 16-bit edge overshoots like PIL's int32 result: values outside 0..65535 must occur.
     const g16 = pil.filter((_, i) => jobs[i].kind === 'grey16').flatMap((r) => Array.from(r.data));
     assert.ok(g16.some((v) => v < 0) && g16.some((v) => v > 65535), 'the test images make bicubic overshoot');
+  });
+
+  test("channel conversion equals PIL's convert('L') / convert('RGB') followed by the resize", async () => {
+    const w = 101, h = 67;
+    const rgb = await writePng('conv-rgb.png', 'rgb', testImage('rgb', w, h, 11), w, h);
+    const grey = await writePng('conv-grey.png', 'grey', testImage('grey', w, h, 12), w, h);
+    const jobs: (Job & { channels: 1 | 3 })[] = [];
+    for (const [nw, nh] of [[50, 33], [w, h], [33, 22]] as const) {
+      jobs.push({ file: rgb, size: [nw, nh], out: join(dir, `conv-L-${nw}.npy`), convert: 'L', channels: 1 });
+      jobs.push({ file: grey, size: [nw, nh], out: join(dir, `conv-RGB-${nw}.npy`), convert: 'RGB', channels: 3 });
+    }
+    const pil = await pilResize(jobs);
+    for (const [i, job] of jobs.entries()) {
+      const ours = await readImageRaw(job.file, { size: { width: job.size[0], height: job.size[1] }, layout: 'hwc', channels: job.channels });
+      assert.equal(ours.channels, job.channels);
+      assert.equal(countDiff(ours.data, pil[i].data), 0, `${job.convert} ${job.size.join('×')}`);
+    }
   });
 });
 

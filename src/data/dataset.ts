@@ -6,12 +6,12 @@
 
 import { readdir, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { DataError, listSome } from './errors.js';
 import { hasImageExtension } from './formats.js';
-import { type DataWarning, readImageRaw, readMaskRaw, type RawMask, toChwFloat32 } from './image.js';
+import { type DataWarning, type ImageInfo, probeImage, readImageRaw, readMaskRaw, type RawMask, toChwFloat32 } from './image.js';
 import { mapPool, maskToClassIndex, type MaskValues, mergeMaskValues, uniqueMaskValues } from './masks.js';
-import { type PixelData, resizeNearest, scaledSize } from './resize.js';
+import { minScale, type PixelData, resizeNearest, scaledSize } from './resize.js';
 
 // ---------------------------------------------------------------------------------------------
 // Pairing
@@ -200,8 +200,14 @@ export interface DatasetOptions {
   scale?: number;
   /** Known mask values (e.g. from a checkpoint). Otherwise call `scan()` before `get()`. */
   maskValues?: MaskValues;
-  /** Expected image channels (the model's input); a mismatch is a DataError. */
+  /**
+   * The model's input channels (1 or 3): images with the other count are converted (PIL's
+   * convert('L') / convert('RGB')), and `scan()` says how many. Unset: a folder that mixes
+   * greyscale and colour images is refused by `scan()`, naming files of each kind.
+   */
   channels?: number;
+  /** `scan()` refuses images smaller than this many pixels per side after scaling (the UNet needs MIN_SIDE). Default 0: no check. */
+  minSide?: number;
   /** Pairs decoded at once. Default: the libuv pool size (UV_THREADPOOL_SIZE, 4 by default). */
   workers?: number;
   /** Keep decoded samples in memory: true (default: up to 25% of RAM), false, or a byte budget. */
@@ -243,6 +249,7 @@ export class SegmentationDataset {
   readonly scale: number;
   maskValues: MaskValues | undefined;
   private readonly channels?: number;
+  private readonly minSide: number;
   private readonly maxPixels?: number;
   private readonly cacheLimit: number;
   private cacheBytes = 0;
@@ -262,6 +269,7 @@ export class SegmentationDataset {
     this.scale = opts.scale ?? 1;
     this.maskValues = opts.maskValues;
     this.channels = opts.channels;
+    this.minSide = opts.minSide ?? 0;
     this.maxPixels = opts.maxPixels;
     this.onWarning = opts.onWarning;
     const cache = opts.cache ?? true;
@@ -276,15 +284,21 @@ export class SegmentationDataset {
   /**
    * Reads every mask at full resolution ("Scanning mask files to determine unique values") and
    * sets `maskValues` to the sorted union. The resized masks are kept (within the cache budget)
-   * so the first epoch does not decode them again.
+   * so the first epoch does not decode them again. Image headers are read on the way, so that
+   * what would otherwise fail mid-epoch fails here, before training: an image whose mask has
+   * another size, images below `minSide` after scaling, and a mix of greyscale and colour images
+   * (converted when `channels` is set, refused otherwise).
    */
   async scan(opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<MaskValues> {
     let done = 0;
+    const images: ImageInfo[] = new Array(this.pairs.length);
     const lists = await mapPool(this.pairs, this.limiter.size, async (pair, i) => {
-      const full = await readMaskRaw(pair.mask, { maxPixels: this.maxPixels });
+      const [full, image] = await Promise.all([readMaskRaw(pair.mask, { maxPixels: this.maxPixels }), probeImage(pair.image, { maxPixels: this.maxPixels })]);
+      if (image.width !== full.width || image.height !== full.height) throw sizeMismatch(pair, image, full);
+      images[i] = image;
       this.noteWarnings(full.warnings);
       const values = uniqueMaskValues(full);
-      if (!this.cache.has(i)) {
+      if (!this.cache.has(i) && this.scaledLargeEnough(image)) {
         const size = scaledSize(full.width, full.height, this.scale, pair.mask);
         const data = resizeNearest(full.data, full.width, full.height, full.channels, size.width, size.height);
         if (this.reserve(data.byteLength)) this.scanned.set(i, { ...full, data, width: size.width, height: size.height });
@@ -292,8 +306,68 @@ export class SegmentationDataset {
       opts.onProgress?.(++done, this.pairs.length);
       return values;
     });
+    this.checkSizes(images);
+    this.checkChannels(images);
     this.maskValues = mergeMaskValues(lists);
     return this.maskValues;
+  }
+
+  private scaledLargeEnough(im: ImageInfo): boolean {
+    return Math.min(Math.floor(this.scale * im.width), Math.floor(this.scale * im.height)) >= Math.max(1, this.minSide);
+  }
+
+  /** Images below `minSide` after `-s`: one error naming the smallest and the -s that would work. */
+  private checkSizes(images: readonly ImageInfo[]): void {
+    const small = this.pairs.map((p, i) => ({ file: p.image, ...images[i] })).filter((im) => !this.scaledLargeEnough(im));
+    if (small.length === 0) return;
+    const min = Math.max(1, this.minSide);
+    const side = (im: ImageInfo) => Math.min(im.width, im.height);
+    const worst = small.reduce((a, b) => (side(b) < side(a) ? b : a));
+    const at = (im: ImageInfo) => `${Math.floor(this.scale * im.width)}×${Math.floor(this.scale * im.height)}`;
+    const s = minScale(side(worst), min);
+    const others = small.length > 1 ? ` (${small.length} of ${this.pairs.length} images are too small: ${listSome(small.map((im) => im.file), 5)})` : '';
+    throw new DataError(
+      `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, but the UNet needs at least ${min}×${min} pixels (it halves the size 4 times)${others}`,
+      {
+        file: worst.file,
+        hint: s === null
+          ? `It is smaller than ${min} px even at -s 1: remove it and its mask from the dataset, or enlarge it.`
+          : `Use -s/--scale ${s} or more (then every image has at least ${min} px per side), or remove the images that small.`,
+      },
+    );
+  }
+
+  /** Greyscale and colour images in one folder: converted to `channels`, or refused when it is not set. */
+  private checkChannels(images: readonly ImageInfo[]): void {
+    const byChannels = new Map<number, string[]>();
+    this.pairs.forEach((p, i) => {
+      const list = byChannels.get(images[i].channels);
+      if (list) list.push(p.image);
+      else byChannels.set(images[i].channels, [p.image]);
+    });
+    const grey = byChannels.get(1) ?? [];
+    const colour = byChannels.get(3) ?? [];
+    if (this.channels !== undefined && this.channels !== 1 && this.channels !== 3) {
+      const [have, files] = [...byChannels][0];
+      throw new DataError(`the model expects ${this.channels} input channels, but the images have ${have} (${listSome(files, 3)})`, {
+        file: files[0],
+        hint: 'Images are read as greyscale (1 channel) or RGB (3; alpha is dropped): use --channels 1 or 3, or leave it at auto.',
+      });
+    }
+    if (this.channels === undefined) {
+      if (grey.length === 0 || colour.length === 0) return;
+      throw new DataError(
+        `the images mix greyscale and colour: ${grey.length} greyscale (${listSome(grey, 3)}) and ${colour.length} colour (${listSome(colour, 3)})`,
+        { file: dirname(this.pairs[0].image), hint: 'Pass --channels 1 (colour images are converted to greyscale, as PIL\'s convert(\'L\')) or --channels 3 (greyscale images are copied to R, G and B).' },
+      );
+    }
+    const other = this.channels === 1 ? colour : grey;
+    if (other.length === 0) return;
+    this.onWarning?.(
+      this.channels === 1
+        ? `${other.length} of ${this.pairs.length} images are colour and were converted to greyscale (--channels 1; PIL's convert('L') luma): ${listSome(other, 3)}`
+        : `${other.length} of ${this.pairs.length} images are greyscale and were converted to RGB (--channels 3; grey copied to R, G and B): ${listSome(other, 3)}`,
+    );
   }
 
   /** The sample as float32 image + class map (copies; the cache is not exposed). */
@@ -357,21 +431,11 @@ export class SegmentationDataset {
     if (!maskValues) throw new Error('SegmentationDataset: call scan() first, or pass maskValues (e.g. from a checkpoint)');
     const read = { scale: this.scale, maxPixels: this.maxPixels, layout: 'hwc' as const };
     this.decodes++;
-    const [image, mask] = await Promise.all([readImageRaw(pair.image, read), this.scanned.get(i) ?? readMaskRaw(pair.mask, read)]);
+    const [image, mask] = await Promise.all([readImageRaw(pair.image, { ...read, channels: this.channels === 1 || this.channels === 3 ? this.channels : undefined }), this.scanned.get(i) ?? readMaskRaw(pair.mask, read)]);
     this.noteWarnings(image.warnings);
     if (!this.scanned.has(i)) this.noteWarnings(mask.warnings);
     if (image.sourceWidth !== mask.sourceWidth || image.sourceHeight !== mask.sourceHeight) {
-      throw new DataError(
-        `image and mask sizes differ: ${pair.image} is ${image.sourceWidth}×${image.sourceHeight}, ${pair.mask} is ${mask.sourceWidth}×${mask.sourceHeight}`,
-        { file: pair.image, hint: 'Each mask must have the size of its image. Re-export the mask at the image size (nearest-neighbour), or check that the files are paired correctly.' },
-      );
-    }
-    if (this.channels !== undefined && image.channels !== this.channels) {
-      const kind = image.channels === 1 ? 'greyscale' : image.channels === 3 ? 'colour' : `${image.channels}-channel`;
-      throw new DataError(`image has ${image.channels} channel(s) (${kind}) but the model expects ${this.channels}`, {
-        file: pair.image,
-        hint: `Set the model's input channels to ${image.channels} (e.g. --channels ${image.channels}), or convert the images (greyscale gives 1 channel, RGB 3).`,
-      });
+      throw sizeMismatch(pair, { width: image.sourceWidth, height: image.sourceHeight }, { width: mask.sourceWidth, height: mask.sourceHeight });
     }
     let classIndex: Uint8Array;
     try {
@@ -391,6 +455,13 @@ export class SegmentationDataset {
       width: image.width,
     };
   }
+}
+
+function sizeMismatch(pair: Pair, image: { width: number; height: number }, mask: { width: number; height: number }): DataError {
+  return new DataError(`image and mask sizes differ: ${pair.image} is ${image.width}×${image.height}, ${pair.mask} is ${mask.width}×${mask.height}`, {
+    file: pair.image,
+    hint: 'Each mask must have the size of its image. Re-export the mask at the image size (nearest-neighbour), or check that the files are paired correctly.',
+  });
 }
 
 /** Default concurrency: sharp runs on the libuv pool, so more jobs than its threads only queue. */

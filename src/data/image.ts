@@ -24,7 +24,7 @@ import { describeBytes, type FileFormat, type HeaderInfo, readHeader, sniffForma
 import { decodeGifIndices, gifSize } from './gif.js';
 import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
 import { decodePngIndices, paletteIsGrey, pngHeader, pngPalette } from './png.js';
-import { type PixelData, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
+import { type PixelData, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
 
 /** PIL's decompression-bomb limit (2 × `Image.MAX_IMAGE_PIXELS`), above which PIL raises. */
 export const DEFAULT_MAX_PIXELS = 178_956_970;
@@ -36,6 +36,8 @@ export interface ReadOptions {
   size?: { width: number; height: number };
   /** Refuse files with more pixels than this (0 = no limit). Default 178,956,970 like PIL. */
   maxPixels?: number;
+  /** Convert to this many channels (1 or 3): PIL's convert('L') / convert('RGB'). */
+  channels?: 1 | 3;
   /**
    * Layout of `readImageRaw` data: 'chw' (default) or sharp's native 'hwc', which saves a pass
    * when the transpose can be fused with a later one (the dataset cache does this).
@@ -149,71 +151,131 @@ export function toFloat32(data: PixelData, divisor: number, out?: Float32Array, 
 
 const LUT_255 = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
-/** Decodes (sharp) and resizes (Pillow's arithmetic, resize.ts) an image without normalising it. */
+/**
+ * Decodes (sharp, or our GIF/.npy readers) and resizes (Pillow's arithmetic, resize.ts) an image
+ * without normalising it. With `opts.channels`, a greyscale image becomes RGB (grey copied to R, G,
+ * B) and an RGB image greyscale (PIL's convert('L') luma, before resizing as PIL would).
+ */
 export async function readImageRaw(path: string, opts: ReadOptions = {}): Promise<RawImage> {
   const bytes = await readBytes(path);
   const format = checkFormat(bytes, path);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const warnings: DataWarning[] = [];
-  if (format === 'npy') return npyImage(parseNpyChecked(bytes, path, maxPixels), path, opts, warnings);
+  if (format === 'npy') return npyImage(parseNpyChecked(bytes, path, maxPixels), path, opts);
   if (format === 'gif') return gifImage(bytes, path, opts, maxPixels);
 
-  const meta = readHeader(bytes, format) ?? (await metadataOf(bytes, path, format));
-  checkPixels(meta.width, meta.height, maxPixels, path);
-  if ((meta.pages ?? 1) > 1) warnings.push({ code: 'multipage', message: `${path}: has ${meta.pages} pages/frames; only the first is used` });
-
+  const { meta, grey, warnings } = await inspect(bytes, path, format, maxPixels);
   const isFloat = meta.depth !== 'uchar' && meta.depth !== 'ushort';
   const is16 = meta.depth === 'ushort';
-  let grey = meta.space === 'b-w' || meta.space === 'grey16';
   let pipeline = sharp(bytes, SHARP_INPUT);
-  if (meta.hasAlpha) {
-    pipeline = pipeline.removeAlpha();
-    warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
-  }
-  if (!grey && meta.isPalette && format === 'png') {
-    const palette = pngPalette(bytes);
-    // A grey palette is a greyscale image: one channel, values taken as they are.
-    if (palette && paletteIsGrey(palette)) {
-      pipeline = pipeline.extractChannel(0);
-      grey = true;
-    }
-  }
-  if (meta.space === 'cmyk') warnings.push({ code: 'cmyk', message: `${path}: CMYK image converted to RGB` });
-
-  const target = targetSize(meta.width, meta.height, opts, path);
-  const resize = target.width !== meta.width || target.height !== meta.height;
+  if (meta.hasAlpha) pipeline = pipeline.removeAlpha();
+  if (!(meta.space === 'b-w' || meta.space === 'grey16') && grey) pipeline = pipeline.extractChannel(0); // grey palette
   if (isFloat) {
-    // Float samples (e.g. float32 TIFF): decode exactly, then resize like PIL's "F" mode.
+    // Float samples (e.g. float32 TIFF): decoded exactly, resized like PIL's "F" mode.
     if (grey) pipeline = pipeline.pipelineColourspace('b-w');
     const { data, info } = await run(pipeline.toColourspace(grey ? 'b-w' : 'srgb').raw({ depth: 'float' }), path, format);
-    const c = info.channels;
-    let hwc = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-    if (resize) hwc = resampleBicubicFloat(hwc, meta.width, meta.height, c, target.width, target.height);
-    return finish(hwc, c, target, meta, floatDivisor(hwc), 32, warnings, opts.layout);
+    const hwc = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    return resizeAndFinish(hwc, info.channels, meta, opts, path, 'float', 32, warnings);
   }
   pipeline = pipeline.toColourspace(grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb');
   const { data, info } = await run(pipeline.raw({ depth: is16 ? 'ushort' : 'uchar' }), path, format);
-  let hwc: PixelData = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (resize) hwc = await resizeBicubic(hwc, meta.width, meta.height, info.channels, target.width, target.height);
-  return finish(hwc, info.channels, target, meta, is16 ? 65535 : 255, is16 ? 16 : 8, warnings, opts.layout);
+  const hwc = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return resizeAndFinish(hwc, info.channels, meta, opts, path, is16 ? 65535 : 255, is16 ? 16 : 8, warnings);
 }
 
-function finish(
-  hwc: PixelData, channels: number, size: { width: number; height: number }, source: { width: number; height: number },
-  divisor: number, bitDepth: 8 | 16 | 32, warnings: DataWarning[], layout: 'chw' | 'hwc' = 'chw',
-): RawImage {
+/** What `readImageRaw` will give for a file, from its header (GIFs are decoded): no resize. */
+export interface ImageInfo {
+  width: number;
+  height: number;
+  /** 1 (greyscale) or 3 (colour), after dropping alpha and expanding palettes as readImageRaw does. */
+  channels: number;
+}
+
+/** The size and channel count of an image without decoding its pixels (PNG/JPEG headers, sharp's metadata for the rest). */
+export async function probeImage(path: string, opts: { maxPixels?: number } = {}): Promise<ImageInfo> {
+  const bytes = await readBytes(path);
+  const format = checkFormat(bytes, path);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (format === 'npy') {
+    const h = parseNpyHeader(bytes, path);
+    const { height, width, channels } = npyLayout({ shape: h.shape }, path, 'image');
+    checkPixels(width, height, maxPixels, path);
+    return { width, height, channels: channels === 4 || channels === 2 ? channels - 1 : channels };
+  }
+  if (format === 'gif') {
+    const { width, height, grey } = gifPixels(bytes, path, maxPixels);
+    return { width, height, channels: grey ? 1 : 3 };
+  }
+  const { meta, grey } = await inspect(bytes, path, format, maxPixels);
+  return { width: meta.width, height: meta.height, channels: grey ? 1 : 3 };
+}
+
+/** Header, pixel limit and the grey/colour decision shared by readImageRaw and probeImage. */
+async function inspect(bytes: Uint8Array, path: string, format: FileFormat, maxPixels: number): Promise<{ meta: Metadata | HeaderInfo; grey: boolean; warnings: DataWarning[] }> {
+  const meta = readHeader(bytes, format) ?? (await metadataOf(bytes, path, format));
+  checkPixels(meta.width, meta.height, maxPixels, path);
+  const warnings: DataWarning[] = [];
+  if ((meta.pages ?? 1) > 1) warnings.push({ code: 'multipage', message: `${path}: has ${meta.pages} pages/frames; only the first is used` });
+  if (meta.hasAlpha) warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
+  if (meta.space === 'cmyk') warnings.push({ code: 'cmyk', message: `${path}: CMYK image converted to RGB` });
+  let grey = meta.space === 'b-w' || meta.space === 'grey16';
+  if (!grey && meta.isPalette && format === 'png') {
+    // A grey palette is a greyscale image: one channel, values taken as they are.
+    const palette = pngPalette(bytes);
+    grey = palette !== null && paletteIsGrey(palette);
+  }
+  return { meta, grey, warnings };
+}
+
+/**
+ * Channel conversion (`opts.channels`), resize to the target size, and the RawImage. RGB -> grey
+ * happens before resizing, as `Image.open(f).convert('L').resize(...)` does; grey -> RGB after it
+ * (the same result, on a third of the pixels). `divisor: 'float'` applies the reference's rule
+ * to the resized data.
+ */
+async function resizeAndFinish(
+  hwc: PixelData, channels: number, source: { width: number; height: number }, opts: ReadOptions, path: string,
+  divisor: number | 'float', bitDepth: 8 | 16 | 32, warnings: DataWarning[],
+): Promise<RawImage> {
+  let c = channels;
+  if (opts.channels === 1 && c === 3) { hwc = rgbToLuma(hwc); c = 1; }
+  const size = targetSize(source.width, source.height, opts, path);
+  hwc = await resizeBicubic(hwc, source.width, source.height, c, size.width, size.height);
+  if (opts.channels === 3 && c === 1) { hwc = greyToRgb(hwc); c = 3; }
+  const div = divisor === 'float' ? floatDivisor(hwc as Float32Array) : divisor;
   return {
-    data: layout === 'hwc' ? hwc : hwcToChw(hwc, size.height, size.width, channels),
-    layout,
-    channels,
+    data: opts.layout === 'hwc' ? hwc : hwcToChw(hwc, size.height, size.width, c),
+    layout: opts.layout ?? 'chw',
+    channels: c,
     height: size.height,
     width: size.width,
     bitDepth,
-    divisor,
+    divisor: div,
     sourceWidth: source.width,
     sourceHeight: source.height,
     warnings,
   };
+}
+
+/**
+ * PIL's convert('L'): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (ITU-R 601-2 luma in 16-bit
+ * fixed point) for integer samples; the same weights without rounding for float samples.
+ */
+export function rgbToLuma<T extends PixelData>(hwc: T): T {
+  const n = hwc.length / 3;
+  const out = new (hwc.constructor as new (n: number) => T)(n);
+  if (hwc instanceof Float32Array) {
+    for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = (hwc[j] * 19595 + hwc[j + 1] * 38470 + hwc[j + 2] * 7471) / 65536;
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = Math.floor((hwc[j] * 19595 + hwc[j + 1] * 38470 + hwc[j + 2] * 7471 + 0x8000) / 65536);
+  }
+  return out;
+}
+
+/** PIL's convert('RGB') of a greyscale image: the value copied to R, G and B. */
+export function greyToRgb<T extends PixelData>(hwc: T): T {
+  const out = new (hwc.constructor as new (n: number) => T)(hwc.length * 3);
+  for (let i = 0, j = 0; i < hwc.length; i++, j += 3) { out[j] = hwc[i]; out[j + 1] = hwc[i]; out[j + 2] = hwc[i]; }
+  return out;
 }
 
 /** [H, W, C] interleaved -> [C, H, W] planar (no copy for one channel). */
@@ -231,32 +293,35 @@ function floatDivisor(data: Float32Array): number {
   return 1;
 }
 
-/** GIF images: palette lookup of the first frame (grey palette -> 1 channel), then bicubic. */
-async function gifImage(bytes: Uint8Array, path: string, opts: ReadOptions, maxPixels: number): Promise<RawImage> {
+/** The first frame of a GIF as colours: 1 channel when the palette is grey, else RGB. */
+function gifPixels(bytes: Uint8Array, path: string, maxPixels: number): { width: number; height: number; grey: boolean; hwc: Uint8Array } {
   const { width, height } = gifSize(bytes);
   checkPixels(width, height, maxPixels, path);
   const gif = decodeGifIndices(bytes, path);
-  const grey = paletteIsGrey(gif.palette);
-  const c = grey ? 1 : 3;
-  const hwc = new Uint8Array(width * height * c);
   const pal = gif.palette;
+  const grey = paletteIsGrey(pal);
+  const hwc = new Uint8Array(width * height * (grey ? 1 : 3));
   for (let i = 0; i < gif.indices.length; i++) {
     const rgb = pal[gif.indices[i]] ?? BLACK;
     if (grey) hwc[i] = rgb[0];
     else { hwc[3 * i] = rgb[0]; hwc[3 * i + 1] = rgb[1]; hwc[3 * i + 2] = rgb[2]; }
   }
-  const target = targetSize(width, height, opts, path);
-  const resized = await resizeBicubic(hwc, width, height, c, target.width, target.height);
-  return finish(resized, c, target, { width, height }, 255, 8, [], opts.layout);
+  return { width, height, grey, hwc };
+}
+
+async function gifImage(bytes: Uint8Array, path: string, opts: ReadOptions, maxPixels: number): Promise<RawImage> {
+  const { width, height, grey, hwc } = gifPixels(bytes, path, maxPixels);
+  return resizeAndFinish(hwc, grey ? 1 : 3, { width, height }, opts, path, 255, 8, []);
 }
 
 const BLACK: [number, number, number] = [0, 0, 0];
 
 /** `.npy` images: H×W or H×W×C (C = 1, 3 or 4) in C order. */
-async function npyImage(arr: NpyArray, path: string, opts: ReadOptions, warnings: DataWarning[]): Promise<RawImage> {
+async function npyImage(arr: NpyArray, path: string, opts: ReadOptions): Promise<RawImage> {
+  const warnings: DataWarning[] = [];
   const { height, width, channels } = npyLayout(arr, path, 'image');
   let hwc: PixelData;
-  let divisor: number;
+  let divisor: number | 'float';
   let bitDepth: 8 | 16 | 32;
   if (arr.dtype === 'uint8' || arr.dtype === 'bool') {
     hwc = arr.data as Uint8Array;
@@ -268,7 +333,7 @@ async function npyImage(arr: NpyArray, path: string, opts: ReadOptions, warnings
     bitDepth = 16;
   } else {
     hwc = arr.data instanceof Float32Array ? arr.data : Float32Array.from(arr.data);
-    divisor = floatDivisor(hwc);
+    divisor = 'float';
     bitDepth = 32;
   }
   let c = channels;
@@ -277,9 +342,7 @@ async function npyImage(arr: NpyArray, path: string, opts: ReadOptions, warnings
     c -= 1;
     warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
   }
-  const target = targetSize(width, height, opts, path);
-  const resized = await resizeBicubic(hwc, width, height, c, target.width, target.height);
-  return finish(resized, c, target, { width, height }, divisor, bitDepth, warnings, opts.layout);
+  return resizeAndFinish(hwc, c, { width, height }, opts, path, divisor, bitDepth, warnings);
 }
 
 function dropLastChannel<T extends PixelData>(src: T, channels: number): T {
@@ -289,7 +352,7 @@ function dropLastChannel<T extends PixelData>(src: T, channels: number): T {
   return out;
 }
 
-function npyLayout(arr: NpyArray, path: string, what: 'image' | 'mask'): { height: number; width: number; channels: number } {
+function npyLayout(arr: Pick<NpyArray, 'shape'>, path: string, what: 'image' | 'mask'): { height: number; width: number; channels: number } {
   const s = arr.shape;
   if (s.length === 2) return { height: s[0], width: s[1], channels: 1 };
   if (s.length === 3 && [1, 2, 3, 4].includes(s[2])) return { height: s[0], width: s[1], channels: s[2] };

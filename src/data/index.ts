@@ -13,12 +13,16 @@ export {
   readImage,
   readImageRaw,
   readMask,
+  type ImageInfo,
+  probeImage,
+  greyToRgb,
+  rgbToLuma,
   readMaskRaw,
   hwcToChw,
   toChwFloat32,
   toFloat32,
 } from './image.js';
-export { type PixelData, nearestIndexTable, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
+export { MIN_SIDE, type PixelData, minScale, nearestIndexTable, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
 export {
   type CheckClassesOptions,
   type MaskLike,

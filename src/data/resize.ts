@@ -26,6 +26,20 @@ export function scaledSize(width: number, height: number, scale: number, file?: 
   return { width: w, height: h };
 }
 
+/** The smallest side the UNet accepts: its four 2×2 poolings must leave at least one pixel. */
+export const MIN_SIDE = 16;
+
+/**
+ * The smallest `-s` (rounded up to two decimals) that keeps `side` pixels at least `min` after
+ * `floor(s * side)`, or null when even `-s 1` does not.
+ */
+export function minScale(side: number, min = MIN_SIDE): number | null {
+  if (side < min) return null;
+  let s = Math.ceil((min / side) * 100) / 100;
+  while (Math.floor(s * side) < min) s = (Math.round(s * 100) + 1) / 100; // float rounding at the boundary
+  return Math.min(s, 1);
+}
+
 /**
  * Source index for each output index, exactly as Pillow's NEAREST (`ImagingScaleAffine`):
  * `x_in = floor((x + 0.5) * in/out)`, accumulated in double like the C code so the rounding at

@@ -10,7 +10,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
-import { DataError, type MaskValues, readImage } from '../data/index.js';
+import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
 import { CheckpointError, type CheckpointKind, loadCheckpoint, weightsToTensors } from '../train/checkpoint.js';
 
@@ -174,8 +174,10 @@ export interface Preprocessed {
   warnings: string[];
 }
 
-/** The smallest side the UNet accepts: four 2x2 poolings must leave at least one pixel. */
-export const MIN_SIDE = 16;
+const smallImageHint = (side: number) => {
+  const s = minScale(side);
+  return s === null ? `It is smaller than ${MIN_SIDE} px even at -s 1: use a larger image.` : `Use -s/--scale ${s} or more, or a larger image.`;
+};
 
 const kind = (c: number) => (c === 1 ? 'greyscale' : c === 3 ? 'colour (RGB)' : `${c}-channel`);
 
@@ -212,7 +214,7 @@ export async function preprocess(path: string, scale: number, nChannels: number)
   if (raw.width < MIN_SIDE || raw.height < MIN_SIDE) {
     throw new DataError(
       `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times)`,
-      { file: path, hint: `Use a larger -s/--scale (at least ${Math.min(1, MIN_SIDE / Math.min(raw.sourceWidth, raw.sourceHeight)).toPrecision(2)}) or a larger image.` },
+      { file: path, hint: smallImageHint(Math.min(raw.sourceWidth, raw.sourceHeight)) },
     );
   }
   const warnings = [...raw.warnings];

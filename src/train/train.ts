@@ -5,7 +5,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../cli/options.js';
-import { DataLoader, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { DataLoader, MIN_SIDE, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
@@ -86,6 +86,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     workers: cfg.workers,
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
+    minSide: MIN_SIDE, // checked by scan(), before training starts
     onWarning: warn,
   });
   log(`Scanning ${pairs.length} masks to determine their values...`);

@@ -4,7 +4,8 @@ Pytorch-UNet's BasicDataset.preprocess does `pil_img.resize((newW, newH), resamp
 on `Image.open(path)` and then `np.asarray`. This script does exactly that for each job and saves
 the array as .npy, so the test compares our decoded + resized pixels with PIL's byte for byte.
 
-stdin: {"jobs": [{"file": "in.png", "size": [w, h], "out": "out.npy"}, ...]}
+stdin: {"jobs": [{"file": "in.png", "size": [w, h], "out": "out.npy", "convert": "L"}, ...]}
+("convert" is optional: Image.convert(mode) first, as a loader that forces grey or RGB would.)
 stdout (last line): [{"mode": "L", "dtype": "uint8", "shape": [h, w]}, ...] (PIL's mode as opened)
 """
 import json
@@ -19,6 +20,8 @@ def main():
     info = []
     for job in jobs:
         im = Image.open(job["file"])
+        if job.get("convert"):
+            im = im.convert(job["convert"])
         arr = np.asarray(im.resize(tuple(job["size"]), resample=Image.BICUBIC))
         np.save(job["out"], arr)
         info.append({"mode": im.mode, "dtype": str(arr.dtype), "shape": list(arr.shape)})
