@@ -325,9 +325,10 @@ export class SegmentationDataset {
     const worst = small.reduce((a, b) => (side(b) < side(a) ? b : a));
     const at = (im: ImageInfo) => `${Math.floor(this.scale * im.width)}×${Math.floor(this.scale * im.height)}`;
     const s = minScale(side(worst), min);
-    const others = small.length > 1 ? ` (${small.length} of ${this.pairs.length} images are too small: ${listSome(small.map((im) => im.file), 5)})` : '';
+    const others = small.filter((im) => im !== worst).map((im) => im.file);
+    const more = others.length > 0 ? `; ${others.length} more of the ${this.pairs.length} images are too small: ${listSome(others, 5)}` : '';
     throw new DataError(
-      `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, but the UNet needs at least ${min}×${min} pixels (it halves the size 4 times)${others}`,
+      `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, but the UNet needs at least ${min}×${min} pixels (it halves the size 4 times)${more}`,
       {
         file: worst.file,
         hint: s === null

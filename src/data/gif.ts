@@ -14,26 +14,28 @@ export interface GifIndexed {
   height: number;
   /** [H, W] palette indices */
   indices: Uint8Array;
-  /** Palette as [r, g, b] triples (local table of the first frame if any, else global). */
+  /** Palette as [r, g, b] triples (local table of the first frame if any, else global, else grey levels). */
   palette: [number, number, number][];
   /** Palette index marked transparent by a graphic control extension, if any. */
   transparentIndex?: number;
 }
 
-/** Reads width/height from the logical screen descriptor without decoding. */
-export function gifSize(bytes: Uint8Array): { width: number; height: number } {
+/** Width/height of the logical screen descriptor, without decoding (a larger first frame enlarges the image: decodeGifIndices). */
+function gifSize(bytes: Uint8Array): { width: number; height: number } {
   return { width: bytes[6] | (bytes[7] << 8), height: bytes[8] | (bytes[9] << 8) };
 }
 
-/** Decodes the first frame of a GIF into palette indices. Throws DataError on damaged files. */
-export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>'): GifIndexed {
+/**
+ * Decodes the first frame of a GIF into palette indices. Throws DataError on damaged files.
+ * `checkSize(width, height)` is called before the pixels are allocated (a pixel limit can throw).
+ */
+export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>', checkSize?: (width: number, height: number) => void): GifIndexed {
   const damaged = (what: string) =>
     new DataError(`damaged GIF (${what})`, { file, hint: 'The file is truncated or corrupt; export the mask again (PNG is preferred for masks).' });
   const n = bytes.length;
   if (n < 13) throw damaged('too short');
   const { width, height } = gifSize(bytes);
   const lsdFlags = bytes[10];
-  const background = bytes[11];
   let p = 13;
   let globalPalette: [number, number, number][] = [];
   if (lsdFlags & 0x80) {
@@ -67,6 +69,10 @@ export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>'): GifIndex
         palette = readPalette(bytes, p, size);
         p += 3 * size;
       }
+      // As Pillow: a first frame that reaches past the logical screen enlarges the image.
+      const w = Math.max(width, left + fw);
+      const h = Math.max(height, top + fh);
+      checkSize?.(w, h);
       const minCodeSize = bytes[p++];
       if (minCodeSize < 2 || minCodeSize > 11) throw damaged(`bad LZW code size ${minCodeSize}`);
       // Gather the data sub-blocks into one contiguous stream.
@@ -79,16 +85,15 @@ export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>'): GifIndex
       const frame = lzwDecode(stream, minCodeSize, fw * fh);
       if (frame === null) throw damaged('truncated LZW stream');
       const rows = flags & 0x40 ? deinterlace(frame, fw, fh) : frame;
+      // Around a smaller frame lies the transparent index, else 0 (Pillow; not the background index).
       let indices = rows;
-      if (left !== 0 || top !== 0 || fw !== width || fh !== height) {
-        // Frame smaller than the screen: the rest is the background index.
-        indices = new Uint8Array(width * height).fill(transparentIndex ?? background);
-        for (let y = 0; y < fh && y + top < height; y++) {
-          const w = Math.min(fw, width - left);
-          if (w > 0) indices.set(rows.subarray(y * fw, y * fw + w), (y + top) * width + left);
-        }
+      if (left !== 0 || top !== 0 || fw !== w || fh !== h) {
+        indices = new Uint8Array(w * h).fill(transparentIndex ?? 0);
+        for (let y = 0; y < fh; y++) indices.set(rows.subarray(y * fw, (y + 1) * fw), (y + top) * w + left);
       }
-      return { width, height, indices, palette, transparentIndex };
+      // No colour table at all: Pillow reads the indices as grey levels ("L").
+      if (palette.length === 0) palette = Array.from({ length: 256 }, (_, i) => [i, i, i] as [number, number, number]);
+      return { width: w, height: h, indices, palette, transparentIndex };
     } else if (block === 0x3b) {
       throw damaged('no image frame before the trailer');
     } else {

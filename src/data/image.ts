@@ -21,7 +21,7 @@ import { extname } from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { DataError } from './errors.js';
 import { describeBytes, type FileFormat, type HeaderInfo, readHeader, sniffFormat } from './formats.js';
-import { decodeGifIndices, gifSize } from './gif.js';
+import { decodeGifIndices } from './gif.js';
 import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
 import { decodePngIndices, paletteIsGrey, pngHeader, pngPalette } from './png.js';
 import { type PixelData, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
@@ -295,9 +295,8 @@ function floatDivisor(data: Float32Array): number {
 
 /** The first frame of a GIF as colours: 1 channel when the palette is grey, else RGB. */
 function gifPixels(bytes: Uint8Array, path: string, maxPixels: number): { width: number; height: number; grey: boolean; hwc: Uint8Array } {
-  const { width, height } = gifSize(bytes);
-  checkPixels(width, height, maxPixels, path);
-  const gif = decodeGifIndices(bytes, path);
+  const gif = decodeGifIndices(bytes, path, (w, h) => checkPixels(w, h, maxPixels, path));
+  const { width, height } = gif;
   const pal = gif.palette;
   const grey = paletteIsGrey(pal);
   const hwc = new Uint8Array(width * height * (grey ? 1 : 3));
@@ -403,10 +402,8 @@ async function decodeMaskFull(path: string, maxPixels: number): Promise<RawMask>
 
   if (format === 'npy') return npyMask(parseNpyChecked(bytes, path, maxPixels), path, warnings);
   if (format === 'gif') {
-    const { width, height } = gifSize(bytes);
-    checkPixels(width, height, maxPixels, path);
-    const gif = decodeGifIndices(bytes, path);
-    return mask(gif.indices, width, height, 1, true);
+    const gif = decodeGifIndices(bytes, path, (w, h) => checkPixels(w, h, maxPixels, path));
+    return mask(gif.indices, gif.width, gif.height, 1, true);
   }
   if (format === 'png') {
     const h = pngHeader(bytes);
