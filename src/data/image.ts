@@ -10,8 +10,11 @@
  *   TIFF, float/int `.npy`) keeps the reference rule: divided by 255 only if a value is > 1.
  * - RGBA and grey+alpha lose their alpha channel (with a warning) instead of giving 4/2 channels;
  *   CMYK becomes RGB instead of 4 channels.
- * - Palette ("P") *images* are expanded to RGB, or to grey when the palette is all grey (PIL
- *   would feed the indices to the network). Palette *masks* stay indices, as in the reference.
+ * - Palette ("P") *images* are expanded to RGB, or to grey when the palette is all grey, and
+ *   resized bicubic (PIL would resize the indices NEAREST and feed them to the network).
+ *   Palette *masks* stay indices, as in the reference.
+ * - 16-bit RGB PNGs keep 16 bits (PIL reads them as 8-bit RGB); 16-bit TIFFs are resized (PIL
+ *   9.4 cannot resize its "I;16" mode). Both use PIL's "I" arithmetic, as a 16-bit grey PNG does.
  * - ICC profiles and EXIF orientation are ignored, as PIL's `Image.open` does.
  * - BMP is not supported (the libvips bundled with sharp has no BMP reader): clear error.
  */
