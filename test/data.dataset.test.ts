@@ -232,7 +232,8 @@ describe('SegmentationDataset', () => {
     await makeSetInto(dirs, '2', 12, 40);
     const tiny = await rejectsData(new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 1, minSide: 16 }).scan(), /image is 12×40/);
     assert.match(tiny.hint!, /smaller than 16 px even at -s 1: remove it/);
-    // Without minSide (the dataset alone, not the UNet) small images are fine.
+    // Without minSide (the dataset alone, not the UNet) only an empty result is refused.
+    await rejectsData(new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 0.05 }).scan(), /image is 12×40, 0×2 at scale 0\.05, which is empty/);
     assert.deepEqual(await new SegmentationDataset((await listPairs(dirs)).pairs, { scale: 1 }).scan(), [0, 255]);
   });
 
