@@ -2,7 +2,8 @@
 # Installs what is missing and builds everything; fast when nothing changed.
 #   bash scripts/setup.sh          runtime needs: libtorch (+ gloo headers), g++, npm packages, the addon, dist/
 #   bash scripts/setup.sh --test   also what the tests need (Debian python3-torch for golden values,
-#                                  python3-protobuf, python3-pil, chromium for the browser test)
+#                                  python3-protobuf, python3-pil, chromium for the browser tests,
+#                                  python3-onnx and libonnx-dev for the ONNX export tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0; [ "${1:-}" = "--test" ] && want_test=1
@@ -30,6 +31,8 @@ if [ "$want_test" = 1 ]; then
   /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || pkgs+=(python3-protobuf)
   /usr/bin/python3 -c 'import PIL' 2>/dev/null || pkgs+=(python3-pil)
   command -v chromium >/dev/null || pkgs+=(chromium)
+  /usr/bin/python3 -c 'import onnx' 2>/dev/null || pkgs+=(python3-onnx)
+  [ -f /usr/include/onnx/onnx.proto ] || pkgs+=(libonnx-dev)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${pkgs[*]} with apt-get (a few minutes the first time)"
@@ -49,3 +52,5 @@ fi
 
 node native/build.mjs
 npx tsc -p tsconfig.json
+# the browser predictor page (src/web/): type-checked for the DOM, then bundled into dist/web/
+npx tsc -p tsconfig.web.json && node scripts/build-web.mjs

@@ -208,10 +208,21 @@ export const evaluateOptions = {
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
+// ------------------------------------------------------------------------------------------------
+// unet export
+
+export const exportOptions = {
+  model: { flags: '-m, --model <path>', help: 'checkpoint to export', default: 'checkpoints/best_model.pth', parse: str },
+  format: { flags: '--format <format>', help: 'safetensors, pth-state-dict, onnx, or web (a static folder that predicts in the browser)', default: 'safetensors', parse: str },
+  output: { flags: '-o, --output <path>', help: 'output file (a folder for --format web)', default: '', parse: str },
+  scale: { flags: '-s, --scale <s>', help: "onnx/web: the scale images are resized by before the forward pass (0 = the checkpoint's training scale)", default: 0, parse: (raw: string, flag: string) => (raw === '0' ? 0 : scaleParser(raw, flag)) },
+} satisfies Record<string, OptionSpec<unknown>>;
+
 export type ValuesOf<T extends Record<string, OptionSpec<unknown>>> = { -readonly [K in keyof T]: T[K]['default'] };
 export type TrainConfig = ValuesOf<typeof trainOptions>;
 export type PredictConfig = ValuesOf<typeof predictOptions>;
 export type EvaluateConfig = ValuesOf<typeof evaluateOptions>;
+export type ExportConfig = ValuesOf<typeof exportOptions>;
 
 /** Defaults of a table, e.g. for programmatic use and tests. */
 export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {

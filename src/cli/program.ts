@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
-import { type EvaluateConfig, type OptionSpec, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from './options.js';
+import { type EvaluateConfig, type OptionSpec, exportOptions, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from './options.js';
 import { resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
@@ -128,13 +128,12 @@ addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel ac
   .addOption(configOption())
   .action(async (_o, cmd: Command) => run(() => handlers.evaluate(values(cmd, evaluateOptions))));
 
-program
-  .command('export')
-  .description('export model weights for other tools')
-  .requiredOption('-m, --model <path>', 'checkpoint to export')
-  .option('--format <format>', 'safetensors or pth-state-dict', 'safetensors')
-  .requiredOption('-o, --output <file>', 'output file')
-  .action(async (o: { model: string; format: string; output: string }) => run(async () => (await import('../predict/export.js')).exportCommand(o)));
+addOptions(program.command('export').description('export the model for other tools: safetensors, PyTorch, ONNX, or a web page that predicts in the browser'), exportOptions).action(
+  async (_o, cmd: Command) => run(async () => {
+    const o = values(cmd, exportOptions);
+    return (await import('../predict/export.js')).exportCommand({ ...o, scale: o.scale || undefined });
+  }),
+);
 
 program
   .command('demo')
@@ -161,6 +160,8 @@ program
   .option('--overlap <f>', 'window overlap for --tile', '0.25')
   .option('--image <file>', 'image for --predict --tile (default: a synthetic --width x --height grey PNG)')
   .option('--width-divisor <n>', 'narrow UNet for --predict --tile: every width divided by n (1 = full)', '1')
+  .option('--onnx', 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', false)
+  .option('--web', 'with --predict: time the exported model in headless Chromium (onnxruntime-web, wasm, 1 thread)', false)
   .option('--conv', 'time one UNet-sized 3x3 conv layer forward+backward instead', false)
   .option('--data [dir]', 'time the data loader instead (decode + resize per CPU core, vs PIL with --reference); without dir: synthetic 1918x1280 JPEG/GIF pairs')
   .option('--count <n>', 'pairs to generate for --data', '200')
@@ -183,10 +184,12 @@ program
     run(async () => {
       const { startDashboard } = await import('../tracking/index.js');
       if (!existsSync(o.logdir)) console.warn(`note: ${o.logdir} does not exist yet; runs appear once training starts`);
-      const d = await startDashboard({ logdir: o.logdir, port: o.port, host: o.host });
+      const tryIt = (await import('../export/try-it.js')).tryItPages();
+      const d = await startDashboard({ logdir: o.logdir, port: o.port, host: o.host, tryIt: tryIt.serve });
       console.log(`Dashboard: ${d.url} (Ctrl-C to stop)`);
       await new Promise<void>((res) => process.once('SIGINT', () => res()));
       await d.close();
+      tryIt.close();
       return 0;
     }),
   );

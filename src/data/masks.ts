@@ -12,10 +12,8 @@ import { extname } from 'node:path';
 import { DataError } from './errors.js';
 import { readMaskRaw, type ReadOptions } from './image.js';
 
-export type RGB = [number, number, number];
-export type MaskValue = number | RGB;
-/** Sorted distinct mask values: numbers for greyscale/palette masks, [r, g, b] for colour masks. */
-export type MaskValues = number[] | RGB[];
+import type { MaskValues, RGB } from './mask-values.js';
+export { type MaskValue, type MaskValues, type RGB, classIndexToMaskValues } from './mask-values.js';
 
 /** The pixel data a mask carries: [H, W] values (channels 1) or [H, W, 3] RGB (channels 3). */
 export interface MaskLike {
@@ -123,28 +121,6 @@ export function maskToClassIndex(mask: MaskLike, maskValues: MaskValues, out?: U
 /** dst[i] = lut[src[i]] for bytes; a separate monomorphic function keeps the loop tight. */
 function lookup8(src: Uint8Array, lut: Uint8Array, dst: Uint8Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
-}
-
-/**
- * The inverse for predictions: class i -> maskValues[i] (Pytorch-UNet's `mask_to_image`).
- * Greyscale values give [H, W] (Uint16Array if a value exceeds 255); colours give [H, W, 3].
- */
-export function classIndexToMaskValues(classes: Uint8Array, maskValues: MaskValues): { data: Uint8Array | Uint16Array; channels: 1 | 3 } {
-  if (maskValues.length > 0 && Array.isArray(maskValues[0])) {
-    const vals = maskValues as RGB[];
-    const out = new Uint8Array(classes.length * 3);
-    for (let i = 0; i < classes.length; i++) {
-      const v = vals[classes[i]];
-      if (v) { out[3 * i] = v[0]; out[3 * i + 1] = v[1]; out[3 * i + 2] = v[2]; }
-    }
-    return { data: out, channels: 3 };
-  }
-  const vals = maskValues as number[];
-  const out = vals.some((v) => v > 255) ? new Uint16Array(classes.length) : new Uint8Array(classes.length);
-  const lut = new Uint16Array(256);
-  vals.forEach((v, i) => { if (i < 256) lut[i] = v; });
-  for (let i = 0; i < classes.length; i++) out[i] = lut[classes[i]];
-  return { data: out, channels: 1 };
 }
 
 export function formatMaskValues(values: MaskValues, max = 20): string {

@@ -6,21 +6,29 @@
  * - pth-state-dict: the reference trainer's checkpoint format, a flat state_dict plus
  *   `mask_values`, which the reference's predict.py loads (`state_dict.pop('mask_values', [0, 1])`
  *   then `load_state_dict`).
+ * - onnx: the network as an ONNX graph (src/export/onnx.ts), metadata_props model_args,
+ *   mask_values, scale (the training scale, or --scale) and min_size.
+ * - web: a static folder that predicts in the browser (src/export/web.ts).
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
+import { OPSET, type OnnxMetadata, writeOnnx } from '../export/onnx.js';
+import { writeWebSite } from '../export/web.js';
 import { saveSafetensors } from '../io/safetensors.js';
+import { MIN_SIDE } from '../model/limits.js';
 import { CheckpointError, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../train/checkpoint.js';
 import { PredictError, resolveMaskValues } from './predictor.js';
 
-export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict'] as const;
+export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportOptions {
   model: string;
   format: string;
   output: string;
+  /** The scale images are resized by before the forward pass (onnx, web); default: the checkpoint's training scale. */
+  scale?: number;
   /** Normal output; default console.log. */
   log?: (line: string) => void;
 }
@@ -30,7 +38,9 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(o.format)) {
     throw new PredictError(`--format must be one of ${EXPORT_FORMATS.join(', ')}; got '${o.format}'`);
   }
-  if (!o.output) throw new PredictError('no output file: pass -o/--output FILE');
+  if (!o.output) throw new PredictError(`no output ${o.format === 'web' ? 'folder' : 'file'}: pass -o/--output ${o.format === 'web' ? 'DIR' : 'FILE'}`);
+  if (o.format === 'web' && statSync(o.output, { throwIfNoEntry: false })?.isFile()) throw new PredictError(`-o ${o.output} is a file; --format web writes a folder: pass a folder name (e.g. -o site/)`);
+  if (o.format !== 'web' && statSync(o.output, { throwIfNoEntry: false })?.isDirectory()) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
   if (resolve(o.output) === resolve(o.model)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
   let ckpt;
   try {
@@ -46,32 +56,44 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, notes);
   for (const n of notes) console.error(`note: ${n}`);
   try {
-    mkdirSync(dirname(o.output), { recursive: true });
+    mkdirSync(o.format === 'web' ? o.output : dirname(o.output), { recursive: true });
   } catch (e) {
     throw new PredictError(`cannot create the folder for ${o.output}: ${(e as Error).message}`);
   }
   const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
+  let what = `${ckpt.model.size} tensors`;
   if (o.format === 'safetensors') {
     await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
       format: 'pt',
       model_args: JSON.stringify(modelArgs),
       mask_values: JSON.stringify(mv.values),
     });
-  } else {
+  } else if (o.format === 'pth-state-dict') {
     const tensors = weightsToTensors(ckpt.model);
     try {
       await saveReferenceStateDict(o.output, tensors, mv.values);
     } finally {
       E.dispose([...tensors.values()]);
     }
+  } else {
+    const trained = ckpt.config?.scale;
+    const scale = o.scale ?? (typeof trained === 'number' ? trained : 0.5);
+    if (o.scale === undefined && typeof trained !== 'number') console.error(`note: ${o.model} does not record its training scale; the exported model scales images by 0.5 (as \`unet predict\` by default): pass --scale S to change it`);
+    const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE) };
+    const r =
+      o.format === 'onnx'
+        ? await writeOnnx(o.output, ckpt.model, args, meta)
+        : await writeWebSite(o.output, ckpt.model, args, meta, `${basename(o.model)}${ckpt.epoch ? ` (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})` : ''}`);
+    what = `the UNet (${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
   }
-  const bytes = statSync(o.output).size;
+  const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
   log(
-    `Exported ${ckpt.model.size} tensors of ${o.model} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +
-      `mask values ${JSON.stringify(mv.values)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB)`,
+    `Exported ${what} of ${o.model} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +
+      `mask values ${JSON.stringify(mv.values)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
   );
   if (o.format === 'pth-state-dict') {
     log(`  reference: python predict.py -m ${o.output} -i IMAGE -c ${args.nClasses}${args.bilinear ? ' --bilinear' : ''} (its UNet has n_channels=3; edit it for ${args.nChannels === 3 ? 'other inputs' : `${args.nChannels}-channel input`})`);
   }
+  if (o.format === 'web') log(`  serve the folder with any static file server, e.g. \`cd ${o.output} && python3 -m http.server\`, and open http://127.0.0.1:8000/`);
   return 0;
 }

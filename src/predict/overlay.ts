@@ -10,49 +10,25 @@
  */
 import { encode } from 'fast-png';
 import sharp from 'sharp';
-import { type MaskValues, type RGB, classIndexToMaskValues, readImage } from '../data/index.js';
+import { type MaskValues, type RGB, readImage } from '../data/index.js';
+import { maskPng } from './mask-png.js';
+import { classColour } from './palette.js';
+
+export { isBinary01 } from './mask-png.js';
+export { PALETTE, classColour } from './palette.js';
 
 // ------------------------------------------------------------------------------------------------
 // Masks and probabilities
 
-/** True when the mask values are exactly [0, 1]: written as a 1-bit PNG like the reference's bool mask. */
-export const isBinary01 = (v: MaskValues): boolean => v.length === 2 && v[0] === 0 && v[1] === 1;
-
 /** Encodes a class map [H, W] as a PNG holding the mask values. */
 export async function encodeMaskPng(classes: Uint8Array, width: number, height: number, maskValues: MaskValues): Promise<Buffer> {
-  if (isBinary01(maskValues)) {
-    // 1-bit greyscale, rows packed MSB first: PIL reads mode "1" (False/True), viewers black/white.
-    const stride = Math.ceil(width / 8);
-    const packed = new Uint8Array(stride * height);
-    for (let y = 0; y < height; y++) {
-      const row = y * width;
-      for (let x = 0; x < width; x++) if (classes[row + x]) packed[y * stride + (x >> 3)] |= 0x80 >> (x & 7);
-    }
-    return Buffer.from(encode({ width, height, data: packed, depth: 1, channels: 1 }));
-  }
-  const { data, channels } = classIndexToMaskValues(classes, maskValues);
-  if (data instanceof Uint16Array) return Buffer.from(encode({ width, height, data, depth: 16, channels: 1 }));
-  // toColourspace: sharp would otherwise write one raw channel as an RGB PNG.
-  return sharp(data, { raw: { width, height, channels } }).toColourspace(channels === 1 ? 'b-w' : 'srgb').png().toBuffer();
+  return Buffer.from(maskPng(classes, width, height, maskValues));
 }
 
 /** A probability map (0..65535) as a 16-bit greyscale PNG. */
 export function encodeProbPng(probs: Uint16Array, width: number, height: number): Buffer {
   return Buffer.from(encode({ width, height, data: probs, depth: 16, channels: 1 }));
 }
-
-// ------------------------------------------------------------------------------------------------
-// Palette
-
-/** 20 distinct colours (Sasha Trubetskoy's list); class k >= 1 gets PALETTE[(k - 1) % 20]. */
-export const PALETTE: readonly RGB[] = [
-  [230, 25, 75], [60, 180, 75], [255, 225, 25], [67, 99, 216], [245, 130, 49], [145, 30, 180], [66, 212, 244], [240, 50, 230],
-  [191, 239, 69], [250, 190, 212], [70, 153, 144], [220, 190, 255], [154, 99, 36], [255, 250, 200], [128, 0, 0], [170, 255, 195],
-  [128, 128, 0], [255, 216, 177], [0, 0, 117], [169, 169, 169],
-];
-
-/** The overlay colour of class k, or null for the background (class 0). */
-export const classColour = (k: number): RGB | null => (k === 0 ? null : PALETTE[(k - 1) % PALETTE.length]);
 
 const hex = (c: RGB) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
 const valueText = (v: number | RGB) => (Array.isArray(v) ? `(${v.join(', ')})` : String(v));

@@ -178,6 +178,7 @@ const smallImageHint = (side: number) => {
   const s = minScale(side);
   return s === null ? `It is smaller than ${MIN_SIDE} px even at -s 1: use a larger image.` : `Use -s/--scale ${s} or more, or a larger image.`;
 };
+export { MIN_SIDE };
 
 const kind = (c: number) => (c === 1 ? 'greyscale' : c === 3 ? 'colour (RGB)' : `${c}-channel`);
 

@@ -1,0 +1,204 @@
+/**
+ * ONNX export of the UNet, written from the state dict (no tracing): opset 17, IR 8, dynamic
+ * batch/height/width, the reference's graph (Conv, BatchNormalization, Relu, MaxPool,
+ * ConvTranspose or Resize(linear, align_corners), Pad, Concat). Initializers are named by their
+ * state-dict keys.
+ *
+ * Memory: the small messages (nodes, inputs, metadata, each tensor's header) are encoded with
+ * protobufjs; the weights are written as they are, straight from the checkpoint's buffers, as
+ * slices of the file (a length-delimited field only needs its length up front). So exporting
+ * costs the headers plus fp32 copies of non-fp32 weights only.
+ */
+import protobuf from 'protobufjs';
+import type { RawTensor } from '../io/pth.js';
+import { writeFileAtomic } from '../io/pth.js';
+import type { UNetArgs } from '../model/index.js';
+import { AttributeType, DataType, GraphProto, ModelProto, TensorProto } from './onnx-schema.js';
+
+export const OPSET = 17;
+export const IR_VERSION = 8;
+export const INPUT_NAME = 'input';
+export const OUTPUT_NAME = 'logits';
+
+/** Carried in the file's metadata_props (strings) and in the web folder's model.json. */
+export interface OnnxMetadata {
+  /** JSON {"n_channels","n_classes","bilinear"}, as in safetensors exports */
+  model_args: string;
+  /** JSON list: class i is written as mask_values[i] */
+  mask_values: string;
+  /** the training scale: images are resized by it before the forward pass */
+  scale: string;
+  /** the smallest height/width the network accepts */
+  min_size: string;
+}
+
+type Attr = number | string | number[] | { floats: number[] };
+interface NodeSpec {
+  op_type: string;
+  input: string[];
+  output: string[];
+  name: string;
+  attribute: Record<string, unknown>[];
+}
+
+/** A tiny graph builder: each node is named after its module and outputs `<name>_out`. */
+class Graph {
+  readonly nodes: NodeSpec[] = [];
+  /** Small constant tensors (int64 shapes, scales), encoded inline. */
+  readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
+
+  node(op: string, name: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    const out = `${name}_out`;
+    const attribute = Object.entries(attrs).map(([k, v]) => {
+      if (typeof v === 'string') return { name: k, type: AttributeType.STRING, s: Buffer.from(v) };
+      if (typeof v === 'number') return { name: k, type: Number.isInteger(v) ? AttributeType.INT : AttributeType.FLOAT, ...(Number.isInteger(v) ? { i: v } : { f: v }) };
+      if (Array.isArray(v)) return { name: k, type: AttributeType.INTS, ints: v };
+      return { name: k, type: AttributeType.FLOATS, floats: v.floats };
+    });
+    this.nodes.push({ op_type: op, input: inputs, output: [out], name, attribute });
+    return out;
+  }
+
+  int64(name: string, values: number[]): string {
+    this.constants.push({ name, dims: [values.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+    return name;
+  }
+
+  float(name: string, values: number[]): string {
+    this.constants.push({ name, dims: [values.length], data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(values).buffer) });
+    return name;
+  }
+}
+
+/** (Conv 3x3 => BatchNormalization => Relu) * 2; `prefix` is the DoubleConv's state-dict prefix. */
+function doubleConv(g: Graph, x: string, prefix: string): string {
+  for (const [conv, bn] of [[0, 1], [3, 4]]) {
+    x = g.node('Conv', `${prefix}.${conv}`, [x, `${prefix}.${conv}.weight`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    const p = `${prefix}.${bn}`;
+    x = g.node('BatchNormalization', p, [x, `${p}.weight`, `${p}.bias`, `${p}.running_mean`, `${p}.running_var`], { epsilon: 1e-5 });
+    x = g.node('Relu', `${prefix}.${bn}.relu`, [x]);
+  }
+  return x;
+}
+
+/**
+ * Up: upsample x1, pad it to the skip's size (F.pad with diff//2 before, the rest after), concat
+ * [skip, up], DoubleConv. The padding is 7 nodes: d = Shape(skip)[2:] - Shape(up)[2:], half = d/2.
+ */
+function up(g: Graph, x1: string, skip: string, name: string, bilinear: boolean): string {
+  const u = bilinear
+    ? g.node('Resize', `${name}.up`, [x1, '', g.float(`${name}.up.scales`, [1, 1, 2, 2])], { mode: 'linear', coordinate_transformation_mode: 'align_corners' })
+    : g.node('ConvTranspose', `${name}.up`, [x1, `${name}.up.weight`, `${name}.up.bias`], { kernel_shape: [2, 2], strides: [2, 2] });
+  const skipHW = g.node('Shape', `${name}.pad.skip_hw`, [skip], { start: 2 });
+  const upHW = g.node('Shape', `${name}.pad.up_hw`, [u], { start: 2 });
+  const d = g.node('Sub', `${name}.pad.diff`, [skipHW, upHW]);
+  const half = g.node('Div', `${name}.pad.half`, [d, g.int64(`${name}.pad.two`, [2])]);
+  const rest = g.node('Sub', `${name}.pad.rest`, [d, half]);
+  const zeros = g.int64(`${name}.pad.zeros`, [0, 0]);
+  const pads = g.node('Concat', `${name}.pad.pads`, [zeros, half, zeros, rest], { axis: 0 });
+  const padded = g.node('Pad', `${name}.pad`, [u, pads]);
+  const cat = g.node('Concat', `${name}.cat`, [skip, padded], { axis: 1 });
+  return doubleConv(g, cat, `${name}.conv.double_conv`);
+}
+
+/** The reference UNet's forward (unet_model.py) as ONNX nodes. */
+function unetGraph(bilinear: boolean): Graph {
+  const g = new Graph();
+  const x1 = doubleConv(g, INPUT_NAME, 'inc.double_conv');
+  const skips = [x1];
+  let x = x1;
+  for (let i = 1; i <= 4; i++) {
+    x = g.node('MaxPool', `down${i}.maxpool_conv.0`, [x], { kernel_shape: [2, 2], strides: [2, 2] });
+    x = doubleConv(g, x, `down${i}.maxpool_conv.1.double_conv`);
+    skips.push(x);
+  }
+  for (let i = 1; i <= 4; i++) x = up(g, x, skips[4 - i], `up${i}`, bilinear);
+  g.node('Conv', 'outc.conv', [x, 'outc.conv.weight', 'outc.conv.bias'], { kernel_shape: [1, 1] });
+  g.nodes[g.nodes.length - 1].output = [OUTPUT_NAME]; // the graph's output, named plainly
+  return g;
+}
+
+/** A weight as little-endian float32 bytes: fp32 as it is (no copy), other float types converted. */
+function float32Bytes(name: string, t: RawTensor): Uint8Array {
+  if (t.dtype === 'float32') return t.data;
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  const dv = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  for (let i = 0; i < n; i++) {
+    if (t.dtype === 'float64') out[i] = dv.getFloat64(8 * i, true);
+    else if (t.dtype === 'bfloat16') out[i] = new Float32Array(new Uint32Array([dv.getUint16(2 * i, true) << 16]).buffer)[0];
+    else if (t.dtype === 'float16') out[i] = halfToFloat(dv.getUint16(2 * i, true));
+    else throw new Error(`${name}: cannot export a ${t.dtype} weight as float`);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+const varintPrefix = (field: number, length: number): Uint8Array => protobuf.Writer.create().uint32((field << 3) | 2).uint32(length).finish();
+
+function valueInfo(name: string, dims: (number | string)[]) {
+  return {
+    name,
+    type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
+  };
+}
+
+export interface OnnxExport {
+  bytes: number;
+  nodes: number;
+  initializers: number;
+}
+
+/**
+ * Writes the UNet of `weights` (reference state-dict keys) to `path` as ONNX, atomically.
+ * Input `input` [batch, n_channels, height, width] float32 in 0..1; output `logits`
+ * [batch, n_classes, height, width]. Height and width must be at least 16.
+ */
+export async function writeOnnx(path: string, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
+  const g = unetGraph(args.bilinear);
+  const used = new Set(g.nodes.flatMap((n) => n.input));
+  const missing = [...used].filter((n) => n !== INPUT_NAME && n !== '' && !weights.has(n) && !g.constants.some((c) => c.name === n) && !g.nodes.some((m) => m.output.includes(n)));
+  if (missing.length > 0) throw new Error(`the checkpoint lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}; is it a UNet of the reference architecture?`);
+
+  // Each weight: [tag+length][header: dims, data_type, name][raw_data tag+length][the bytes].
+  const pieces: Uint8Array[] = [];
+  let initBytes = 0;
+  let initializers = 0;
+  for (const [name, t] of weights) {
+    if (!used.has(name)) continue; // num_batches_tracked
+    const data = float32Bytes(name, t);
+    const head = TensorProto.encode({ dims: t.shape, data_type: DataType.FLOAT, name }).finish();
+    const rawPrefix = varintPrefix(9, data.length);
+    const msgPrefix = varintPrefix(5, head.length + rawPrefix.length + data.length);
+    pieces.push(msgPrefix, head, rawPrefix, data);
+    initBytes += msgPrefix.length + head.length + rawPrefix.length + data.length;
+    initializers++;
+  }
+  const graphHead = GraphProto.encode({
+    node: g.nodes,
+    name: 'unet',
+    initializer: g.constants,
+    doc_string: 'UNet (milesial/Pytorch-UNet architecture) exported by unet-ts',
+    input: [valueInfo(INPUT_NAME, ['batch', args.nChannels, 'height', 'width'])],
+    output: [valueInfo(OUTPUT_NAME, ['batch', args.nClasses, 'height', 'width'])],
+  }).finish();
+  const modelHead = ModelProto.encode({
+    ir_version: IR_VERSION,
+    opset_import: [{ domain: '', version: OPSET }],
+    producer_name: 'unet-ts',
+    producer_version: producerVersion,
+    doc_string: `input: float32 [batch, ${args.nChannels}, height, width] in 0..1 (height, width >= ${meta.min_size}); output: logits [batch, ${args.nClasses}, height, width]`,
+    metadata_props: Object.entries(meta).map(([key, value]) => ({ key, value })),
+  }).finish();
+  const graphPrefix = varintPrefix(7, graphHead.length + initBytes);
+  await writeFileAtomic(path, [modelHead, graphPrefix, graphHead, ...pieces]);
+  return { bytes: modelHead.length + graphPrefix.length + graphHead.length + initBytes, nodes: g.nodes.length, initializers: initializers + g.constants.length };
+}

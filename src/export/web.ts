@@ -1,0 +1,63 @@
+/**
+ * `unet export --format web`: a self-contained static folder that predicts in the browser:
+ * index.html + app.js + style.css (the page, built from src/web/ into dist/web/), model.onnx,
+ * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm file,
+ * copied from node_modules. Any static file server can serve it; nothing is fetched from elsewhere.
+ */
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RawTensor } from '../io/pth.js';
+import type { UNetArgs } from '../model/index.js';
+import type { WebModelInfo } from '../web/infer.js';
+import { type OnnxExport, type OnnxMetadata, writeOnnx } from './onnx.js';
+
+export const PAGE_FILES = ['index.html', 'app.js', 'style.css'] as const;
+/** onnxruntime-web's WebAssembly build (one thread, SIMD) and its loader. */
+export const WASM_FILES = ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs'] as const;
+
+/** dist/web, from src/export (tsx) or dist/export (built). */
+function pageDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const dir = [join(here, '../web'), join(here, '../../dist/web')].find((d) => existsSync(join(d, 'app.js')));
+  if (!dir) throw new Error('the browser page is not built (dist/web/app.js is missing): run `npm run build`');
+  return dir;
+}
+
+function wasmFile(name: string): string {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm')), name);
+  } catch {
+    throw new Error(`onnxruntime-web's ${name} was not found: run \`npm install\` (onnxruntime-web is a dependency)`);
+  }
+}
+
+/** Writes the folder; returns the ONNX export's figures. */
+export async function writeWebSite(
+  dir: string,
+  weights: Map<string, RawTensor>,
+  args: UNetArgs,
+  meta: OnnxMetadata,
+  source: string,
+): Promise<OnnxExport> {
+  const page = pageDir();
+  const wasm = WASM_FILES.map(wasmFile);
+  for (const f of wasm) if (!existsSync(f)) throw new Error(`${f} is missing: reinstall onnxruntime-web (\`npm install\`)`);
+  mkdirSync(dir, { recursive: true });
+  const onnx = await writeOnnx(join(dir, 'model.onnx'), weights, args, meta);
+  const info: WebModelInfo = {
+    model: 'model.onnx',
+    n_channels: args.nChannels,
+    n_classes: args.nClasses,
+    bilinear: args.bilinear,
+    mask_values: JSON.parse(meta.mask_values),
+    scale: Number(meta.scale),
+    min_size: Number(meta.min_size),
+    source,
+  };
+  writeFileSync(join(dir, 'model.json'), `${JSON.stringify(info, null, 1)}\n`);
+  for (const f of PAGE_FILES) copyFileSync(join(page, f), join(dir, f));
+  WASM_FILES.forEach((f, i) => copyFileSync(wasm[i], join(dir, f)));
+  return onnx;
+}

@@ -1,0 +1,180 @@
+/**
+ * The browser predictor page (index.html of `unet export --format web`): pick or drop an image,
+ * run the exported UNet with onnxruntime-web (WebAssembly, one thread) and show the mask over the
+ * image. Nothing leaves the browser: the page fetches only model.json, model.onnx and the wasm
+ * files beside it.
+ *
+ * Test hooks: <body data-state="loading|ready|running|done|error">, #error holds the message,
+ * #timing the inference time; the mask PNG is the #download link.
+ */
+import * as ort from 'onnxruntime-web/wasm';
+import { maskPng } from '../predict/mask-png.js';
+import { classColour } from '../predict/palette.js';
+import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+interface Result {
+  name: string;
+  width: number;
+  height: number;
+  /** full-size logits [K, H, W] (K = 1: the logit map the threshold applies to) */
+  logits: Float32Array;
+  classes: Uint8Array;
+}
+
+let info: WebModelInfo;
+let session: ort.InferenceSession;
+let result: Result | null = null;
+let maskUrl = '';
+
+function setState(state: string): void {
+  document.body.dataset.state = state;
+}
+
+function showError(message: string): void {
+  const el = $('error');
+  el.textContent = message;
+  el.hidden = false;
+  setState('error');
+}
+
+function valueText(v: number | number[]): string {
+  return Array.isArray(v) ? `(${v.join(', ')})` : String(v);
+}
+
+function renderLegend(): void {
+  const ul = $('legend');
+  ul.replaceChildren();
+  info.mask_values.forEach((v, k) => {
+    const li = document.createElement('li');
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    const c = classColour(k);
+    if (c) sw.style.background = `rgb(${c.join(',')})`;
+    else sw.classList.add('background');
+    li.append(sw, `class ${k}: value ${valueText(v)}${c ? '' : ' (background, not coloured)'}`);
+    ul.append(li);
+  });
+}
+
+async function loadModel(): Promise<void> {
+  setState('loading');
+  const res = await fetch('model.json');
+  if (!res.ok) throw new Error(`cannot load model.json (${res.status})`);
+  info = (await res.json()) as WebModelInfo;
+  ort.env.wasm.numThreads = 1; // threads need a cross-origin-isolated page; a plain static host is not
+  ort.env.wasm.wasmPaths = new URL('./', location.href).href;
+  session = await ort.InferenceSession.create(info.model, { executionProviders: ['wasm'] });
+  const kind = info.n_channels === 1 ? 'greyscale' : 'RGB';
+  $('model').textContent = `${info.source} · ${kind} input · ${info.n_classes === 1 ? 'binary (sigmoid)' : `${info.n_classes} classes`} · scale ${info.scale}`;
+  $('threshold-box').hidden = info.n_classes !== 1;
+  renderLegend();
+  setState('ready');
+}
+
+async function decode(file: File): Promise<ImageData> {
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch {
+    throw new InputError(`${file.name} is not an image this browser can read (${file.type || 'unknown type'}); pick a PNG, JPEG, GIF or WebP image.`);
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true }) as CanvasRenderingContext2D;
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return ctx.getImageData(0, 0, canvas.width, canvas.height);
+}
+
+async function predict(file: File): Promise<void> {
+  $('error').hidden = true;
+  setState('running');
+  const img = await decode(file);
+  const { width: W, height: H } = img;
+  const x = preprocessRgba(img.data, W, H, info.n_channels, info.scale);
+  const t0 = performance.now();
+  const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, info.n_channels, x.height, x.width]) });
+  const ms = performance.now() - t0;
+  const y = out[session.outputNames[0]];
+  const k = info.n_classes;
+  if (y.dims[2] !== x.height || y.dims[3] !== x.width) throw new Error(`the model returned ${y.dims.join('x')} for a ${x.width}x${x.height} input`);
+  const logits = resizeLogits(y.data as Float32Array, k, x.height, x.width, H, W);
+  y.dispose();
+  result = { name: file.name, width: W, height: H, logits, classes: classify(logits, k, W * H, threshold()) };
+  const imageCanvas = $<HTMLCanvasElement>('image');
+  imageCanvas.width = W;
+  imageCanvas.height = H;
+  (imageCanvas.getContext('2d') as CanvasRenderingContext2D).putImageData(img, 0, 0);
+  $('timing').textContent = `inference ${ms.toFixed(0)} ms (${x.width}x${x.height} at scale ${info.scale}; image ${W}x${H})`;
+  $('timing').dataset.ms = String(ms);
+  renderMask();
+  setState('done');
+}
+
+const threshold = (): number => Number($<HTMLInputElement>('threshold').value);
+
+/** Draws the class colours on the overlay canvas and refreshes the download link. */
+function renderMask(): void {
+  if (!result) return;
+  const { width: W, height: H, classes } = result;
+  const canvas = $<HTMLCanvasElement>('overlay');
+  canvas.width = W;
+  canvas.height = H;
+  const ctx = canvas.getContext('2d') as CanvasRenderingContext2D;
+  const px = ctx.createImageData(W, H);
+  const lut = Array.from({ length: 256 }, (_, k) => classColour(k));
+  for (let i = 0; i < classes.length; i++) {
+    const c = lut[classes[i]];
+    if (!c) continue;
+    px.data.set([c[0], c[1], c[2], 255], 4 * i);
+  }
+  ctx.putImageData(px, 0, 0);
+  canvas.style.opacity = $<HTMLInputElement>('opacity').value;
+  if (maskUrl) URL.revokeObjectURL(maskUrl);
+  maskUrl = URL.createObjectURL(new Blob([maskPng(classes, W, H, info.mask_values) as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
+  const a = $<HTMLAnchorElement>('download');
+  a.href = maskUrl;
+  a.download = `${result.name.replace(/\.[^.]*$/, '')}_OUT.png`;
+  a.hidden = false;
+}
+
+async function handle(file: File | undefined): Promise<void> {
+  if (!file) return;
+  try {
+    await predict(file);
+  } catch (e) {
+    showError(e instanceof InputError ? `${file.name}: ${e.message}` : `${file.name}: prediction failed: ${(e as Error).message}`);
+  }
+}
+
+function wire(): void {
+  const input = $<HTMLInputElement>('file');
+  input.addEventListener('change', () => void handle(input.files?.[0]));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    void handle(e.dataTransfer?.files[0]);
+  });
+  $<HTMLInputElement>('opacity').addEventListener('input', (e) => {
+    $('overlay').style.opacity = (e.target as HTMLInputElement).value;
+  });
+  $<HTMLInputElement>('threshold').addEventListener('input', () => {
+    $('threshold-value').textContent = threshold().toFixed(2);
+    if (result && info.n_classes === 1) {
+      result.classes = classify(result.logits, 1, result.width * result.height, threshold());
+      renderMask();
+    }
+  });
+}
+
+wire();
+loadModel().catch((e: Error) => showError(`cannot load the model: ${e.message}`));
