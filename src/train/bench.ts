@@ -210,6 +210,24 @@ function positiveInt(flag: string, v: number): number {
   return v;
 }
 
+/** --predict --onnx: libtorch, then onnxruntime-node on the same model; --web: onnxruntime-web in Chromium only. */
+async function benchOnnx(o: BenchOpts, web: boolean): Promise<number> {
+  if (o.mode !== 'predict') throw new BenchError('bench: --onnx and --web time inference: add --predict');
+  const { benchOnnxNode, benchOnnxWeb } = await import('../export/bench.js');
+  const oo = { args: { nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, batch: o.batch, height: o.height, width: o.width, steps: o.steps, warmup: o.warmup };
+  if (web) {
+    if (o.batch !== 1) throw new BenchError('bench: --web times one image at a time: use -b 1');
+    console.log(JSON.stringify(await benchOnnxWeb(oo)));
+    return 0;
+  }
+  const ours = benchTrain({ ...o, device: 'cpu' });
+  console.log(JSON.stringify(ours));
+  const theirs = await benchOnnxNode(oo);
+  console.log(JSON.stringify(theirs));
+  console.log(JSON.stringify({ ratio_libtorch_over_onnxruntime_step_time: Math.round(((ours.ms_per_step as number) / (theirs.ms_per_step as number)) * 1000) / 1000 }));
+  return 0;
+}
+
 export async function benchCommand(raw: Record<string, string | boolean>): Promise<number> {
   if (raw.data !== undefined) {
     const count = positiveInt('count', Number(raw.count ?? 200)), epochs = positiveInt('epochs', Number(raw.epochs ?? 2));
@@ -252,6 +270,7 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     const nproc = positiveInt('nproc-per-node', Number(raw.nprocPerNode));
     return (await import('./bench-dist.js')).benchDistributed(o, nproc, positiveInt('master-port', Number(raw.masterPort ?? 29500)));
   }
+  if (raw.web === true || raw.onnx === true) return benchOnnx(o, raw.web === true);
   const ours = o.mode === 'conv' ? benchConv(o) : benchTrain(o);
   console.log(JSON.stringify(ours));
   const python = String(raw.python ?? '/usr/bin/python3');

@@ -8,6 +8,7 @@
  * #timing the inference time; the mask PNG is the #download link.
  */
 import * as ort from 'onnxruntime-web/wasm';
+import { MIN_SIDE } from '../model/limits.js';
 import { maskPng } from '../predict/mask-png.js';
 import { classColour } from '../predict/palette.js';
 import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
@@ -175,6 +176,21 @@ function wire(): void {
     }
   });
 }
+
+/** `unet bench --predict --web`: median ms of `steps` forward passes on a random [1, C, h, w] input. */
+async function bench(h: number, w: number, steps: number, warmup: number): Promise<number> {
+  if (h < MIN_SIDE || w < MIN_SIDE) throw new InputError(`${w}x${h} is below the UNet's minimum of ${MIN_SIDE}x${MIN_SIDE}`);
+  const x = new Float32Array(info.n_channels * h * w).map(() => Math.random());
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x, [1, info.n_channels, h, w]) });
+    if (i >= warmup) times.push(performance.now() - t0);
+    for (const t of Object.values(out)) t.dispose();
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+(window as unknown as { unetBench: typeof bench }).unetBench = bench;
 
 wire();
 loadModel().catch((e: Error) => showError(`cannot load the model: ${e.message}`));
