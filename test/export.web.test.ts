@@ -233,3 +233,46 @@ describe('the exported web page in chromium', { skip }, () => {
     }
   });
 });
+
+describe('the dashboard\'s "Try it" page', { skip }, () => {
+  test('serves the run\'s best model as the browser predictor; other runs get a reason', { timeout: 120_000 }, async () => {
+    const { startDashboard } = await import('../src/tracking/index.js');
+    const { tryItPages } = await import('../src/export/try-it.js');
+    const logdir = join(dir, 'runs');
+    const run = join(logdir, '20250101-000000-demo');
+    const other = join(logdir, '20250101-000001-other');
+    const ckptDir = join(dir, 'ckpts');
+    mkdirSync(run, { recursive: true });
+    mkdirSync(other, { recursive: true });
+    mkdirSync(ckptDir, { recursive: true });
+    writeFileSync(join(run, 'config.json'), JSON.stringify({ checkpointDir: ckptDir, scale: 0.5 }));
+    writeFileSync(join(other, 'config.json'), JSON.stringify({ checkpointDir: join(dir, 'none') }));
+    E.manualSeed(1);
+    const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: false }, 8);
+    await saveCheckpoint(join(ckptDir, 'best_model.pth'), { model: m.stateDict(), epoch: 4, globalStep: 8, loss: 0.2, valScore: 0.9, maskValues: [0, 255], modelArgs: m.args, config: { scale: 0.5 }, runDir: run });
+    m.dispose();
+    const tryIt = tryItPages();
+    const dash = await startDashboard({ logdir, port: 0, tryIt: tryIt.serve });
+    const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    try {
+      assert.equal((await (await fetch(`${dash.url}api/runs`)).json()).tryIt, true);
+      const info = await (await fetch(`${dash.url}try/20250101-000000-demo/model.json`)).json();
+      assert.equal(info.source, '20250101-000000-demo: best_model.pth (epoch 4, validation Dice 0.900)');
+      const none = await fetch(`${dash.url}try/20250101-000001-other/`);
+      assert.equal(none.status, 404);
+      assert.match(await none.text(), /No model to try: no .*best_model\.pth yet/);
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e: Error) => errors.push(e.message));
+      page.on('console', (msg: { type(): string; text(): string }) => msg.type() === 'error' && errors.push(msg.text()));
+      await page.goto(`${dash.url}try/20250101-000000-demo`); // redirected to the folder URL
+      await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
+      assert.match(await page.locator('#model').innerText(), /epoch 4/);
+      assert.deepEqual(errors, [], 'no errors (the CSP allows the wasm)');
+    } finally {
+      await browser.close();
+      await dash.close();
+      tryIt.close();
+    }
+  });
+});

@@ -256,7 +256,8 @@ export const CLIENT_JS = String.raw`
         h('div', null, [
           h('div', { class: 'rname' }, [name, info.status ? h('span', { class: 'badge ' + info.status, text: info.status }) : null]),
           h('div', { class: 'meta', text: meta.join(' · ') }),
-          info.hasReport && !STATIC ? h('a', { href: '/files/' + enc(name) + '/report.html', target: '_blank', class: 'meta', text: 'report' }) : null
+          info.hasReport && !STATIC ? h('a', { href: '/files/' + enc(name) + '/report.html', target: '_blank', class: 'meta', text: 'report' }) : null,
+          state.tryIt && !STATIC ? h('a', { href: '/try/' + enc(name) + '/', target: '_blank', class: 'meta', title: 'predict with its best model in this browser', text: ' try it' }) : null
         ])
       ]);
       nav.appendChild(row);
@@ -475,6 +476,7 @@ export const CLIENT_JS = String.raw`
     if (busy) return;
     busy = true;
     getJSON('/api/runs').then(function (list) {
+      state.tryIt = !!list.tryIt;
       var names = [];
       (list.runs || []).forEach(function (info) { getRun(info.name, info); names.push(info.name); });
       var known = state.order.slice();

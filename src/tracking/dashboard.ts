@@ -8,6 +8,8 @@
 //   /api/runs/<run>/<metrics|histograms|media>?from=<byte offset>
 //                                      {records, next, more}: only what was appended since `from`
 //   /files/<run>/<path>                a file inside the run directory (PNG, JSON, report.html…)
+//   /try/<run>/                        the browser predictor for the run's best model (when the
+//                                      caller passes `tryIt`; `unet dashboard` does)
 //
 // Security: bound to 127.0.0.1 by default; only GET; every path segment must
 // match a strict pattern (so "..", "%2e%2e", "%2f", backslashes, NUL and
@@ -39,6 +41,11 @@ export interface DashboardOptions {
   port?: number;
   /** default 127.0.0.1: only this machine can connect */
   host?: string;
+  /**
+   * Serves /try/<run>/<file>: the browser predictor for the run's best model (`runDir` is the
+   * checked real path of the run directory). Given by the CLI, which knows about models.
+   */
+  tryIt?: (runDir: string, file: string, res: ServerResponse) => Promise<void>;
 }
 
 export interface Dashboard {
@@ -182,7 +189,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
     }
     if (a === 'api' && b === 'runs') {
       if (segments.length === 2) {
-        sendJson(res, { runs: await listRuns(logdir) });
+        sendJson(res, { runs: await listRuns(logdir), tryIt: Boolean(opts.tryIt) });
         return;
       }
       if (c && rest.length === 1) {
@@ -201,6 +208,14 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
         }
       }
       throw new HttpError(404, 'not found');
+    }
+    if (a === 'try' && b && opts.tryIt && segments.length <= 3) {
+      if (segments.length === 2 && !(req.url ?? '').split('?')[0].endsWith('/')) {
+        res.writeHead(302, { Location: `/try/${encodeURIComponent(b)}/` }).end();
+        return;
+      }
+      await opts.tryIt(await resolveInRun(logdir, b, []), c ?? 'index.html', res);
+      return;
     }
     if (a === 'files' && b && c) {
       const fileSegs = segments.slice(2);
