@@ -5,7 +5,7 @@
 // refused by the Node-side ONNX predictor.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -122,6 +122,22 @@ print(json.dumps({'opset': m.opset_import[0].version, 'ir': m.ir_version, 'meta'
     assert.equal(py.meta.min_size, '16');
     assert.deepEqual(py.ops, ['BatchNormalization', 'Concat', 'Conv', 'ConvTranspose', 'Div', 'MaxPool', 'Pad', 'Relu', 'Shape', 'Sub']);
     assert.equal(py.inferred[1], 4);
+  });
+
+  test('the writer streams: peak RSS grows by far less than the model while writing a full-width UNet', { skip: existsSync('/proc/self/clear_refs') ? false : 'needs Linux /proc/self/clear_refs' }, async () => {
+    E.manualSeed(0);
+    const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
+    const weights = new Map([...m.stateDict()].map(([k, t]) => [k, toRaw(t)]));
+    m.dispose();
+    const mib = (key: string) => Number(/(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[1]) / 1024;
+    writeFileSync('/proc/self/clear_refs', '5'); // resets the peak (VmHWM) to the current RSS
+    const before = mib('VmRSS:');
+    const r = await writeOnnx(join(dir, 'full.onnx'), weights, { nChannels: 3, nClasses: 2, bilinear: false }, META);
+    const growth = mib('VmHWM:') - before;
+    console.log(`# full-width UNet: ${(r.bytes / 1e6).toFixed(1)} MB written, peak RSS growth ${growth.toFixed(1)} MiB`);
+    assert.ok(r.bytes > 120e6);
+    assert.ok(growth < 16, `peak RSS grew by ${growth.toFixed(1)} MiB`);
+    rmSync(join(dir, 'full.onnx'));
   });
 
   test('errors: a folder as -o for onnx, a file as -o for web', async () => {
