@@ -40,7 +40,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   }
   if (!o.output) throw new PredictError(`no output ${o.format === 'web' ? 'folder' : 'file'}: pass -o/--output ${o.format === 'web' ? 'DIR' : 'FILE'}`);
   if (o.format === 'web' && statSync(o.output, { throwIfNoEntry: false })?.isFile()) throw new PredictError(`-o ${o.output} is a file; --format web writes a folder: pass a folder name (e.g. -o site/)`);
-  if (o.format !== 'web' && statSync(o.output, { throwIfNoEntry: false })?.isDirectory()) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
+  if (o.format !== 'web' && (/[\\/]$/.test(o.output) || statSync(o.output, { throwIfNoEntry: false })?.isDirectory())) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
   if (resolve(o.output) === resolve(o.model)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
   let ckpt;
   try {
