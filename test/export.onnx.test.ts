@@ -18,6 +18,7 @@ import { UNet, type UNetArgs } from '../src/model/index.js';
 import { exportCommand } from '../src/predict/index.js';
 import { saveCheckpoint, toRaw } from '../src/train/checkpoint.js';
 import { PYTHON, maxDiff, runPython } from './helpers/python.js';
+import { evalUNet } from './helpers/tiny-unet.js';
 
 const ONNX_PROTO = '/usr/include/onnx/onnx.proto';
 const NO_PROTO = existsSync(ONNX_PROTO) ? false : `${ONNX_PROTO} is missing (apt-get install libonnx-dev)`;
@@ -35,21 +36,7 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A UNet at 1/8 width, eval mode, with non-trivial BatchNorm statistics and affine parameters. */
-function model(args: UNetArgs, seed: number): UNet {
-  E.manualSeed(seed);
-  const m = new UNet(args, 8);
-  E.noGrad(() => {
-    for (const [k, t] of m.stateDict()) {
-      if (k.endsWith('running_mean')) t.normal_(0, 0.1);
-      else if (k.endsWith('running_var')) t.uniform_(0.5, 1.5);
-      else if (/\.[14]\.weight$/.test(k)) t.uniform_(0.5, 1.5);
-      else if (/\.[14]\.bias$/.test(k)) t.normal_(0, 0.1);
-    }
-  });
-  m.eval();
-  return m;
-}
+const model = evalUNet;
 
 const META = { model_args: '{}', mask_values: '[]', scale: '0.5', min_size: '16' };
 

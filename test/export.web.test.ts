@@ -19,6 +19,7 @@ import { encodeMaskPng } from '../src/predict/overlay.js';
 import { type Predictor, exportCommand, predictBatch, preprocess } from '../src/predict/index.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { PYTHON } from './helpers/python.js';
+import { evalUNet } from './helpers/tiny-unet.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = process.env.UNET_SCREENSHOTS === '1' ? (process.env.UNET_SCREENSHOT_DIR ?? 'docs') : null;
@@ -38,7 +39,7 @@ if (!skip && !existsSync(ISBI)) skip = `the ISBI image ${ISBI} is missing (../sh
 const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let dir: string;
-let server: ChildProcess | null = null;
+const servers: ChildProcess[] = [];
 const quiet = { log: () => {} };
 
 /**
@@ -47,15 +48,7 @@ const quiet = { log: () => {} };
  * loadPredictor builds full-width UNets only).
  */
 async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string): Promise<(image: string, pillow?: boolean) => Promise<MaskData>> {
-  E.manualSeed(seed);
-  const m = new UNet(args, 8);
-  E.noGrad(() => {
-    for (const [k, t] of m.stateDict()) {
-      if (k.endsWith('running_mean')) t.normal_(0, 0.1);
-      else if (k.endsWith('running_var')) t.uniform_(0.5, 1.5);
-    }
-  });
-  m.eval();
+  const m = evalUNet(args, seed);
   // Centre each class's logits on this image, so that the mask has every class (a random UNet
   // otherwise predicts one class everywhere).
   const pre = await preprocess(image, 0.5, args.nChannels);
@@ -87,20 +80,28 @@ async function checkpoint(path: string, args: UNetArgs, maskValues: number[], se
   };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
+/** Serves `site` with Python's http.server (a plain static host) on 127.0.0.1; killed after the tests. */
+async function serveWithPython(site: string): Promise<string> {
+  const port = await new Promise<number>((ok) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address() as { port: number };
       s.close(() => ok(port));
     });
   });
+  servers.push(spawn(PYTHON, ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', site], { stdio: 'ignore' }));
+  const origin = `http://127.0.0.1:${port}/`;
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(origin).then((res) => res.ok, () => false)) break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  return origin;
 }
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'unet-web-'));
 });
 after(() => {
-  server?.kill();
+  for (const s of servers) s.kill();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -114,13 +115,7 @@ describe('the exported web page in chromium', { skip }, () => {
     assert.equal(await exportCommand({ model: ckpt, format: 'web', output: site, ...quiet }), 0);
 
 
-    const port = await freePort();
-    server = spawn(PYTHON, ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', site], { stdio: 'ignore' });
-    const origin = `http://127.0.0.1:${port}/`;
-    for (let i = 0; i < 100; i++) {
-      if (await fetch(origin).then((res) => res.ok, () => false)) break;
-      await new Promise((ok) => setTimeout(ok, 100));
-    }
+    const origin = await serveWithPython(site);
 
     const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
     try {
@@ -193,13 +188,7 @@ describe('the exported web page in chromium', { skip }, () => {
     const predictMask = await checkpoint(ckpt, { nChannels: 3, nClasses: 1, bilinear: true }, [0, 255], 9, image);
     const site = join(dir, 'site-binary');
     assert.equal(await exportCommand({ model: ckpt, format: 'web', output: site, ...quiet }), 0);
-    const port = await freePort();
-    const srv = spawn(PYTHON, ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', site], { stdio: 'ignore' });
-    const origin = `http://127.0.0.1:${port}/`;
-    for (let i = 0; i < 100; i++) {
-      if (await fetch(origin).then((res) => res.ok, () => false)) break;
-      await new Promise((ok) => setTimeout(ok, 100));
-    }
+    const origin = await serveWithPython(site);
     const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
     try {
       const page = await browser.newPage({ acceptDownloads: true });
@@ -229,7 +218,6 @@ describe('the exported web page in chromium', { skip }, () => {
       assert.ok(Math.abs(mid - refOnes) <= W * H * 0.001 + 1, `browser ${mid} vs predict ${refOnes} foreground pixels`);
     } finally {
       await browser.close();
-      srv.kill();
     }
   });
 });
