@@ -109,6 +109,7 @@ async function predict(file: File): Promise<void> {
   imageCanvas.width = W;
   imageCanvas.height = H;
   (imageCanvas.getContext('2d') as CanvasRenderingContext2D).putImageData(img, 0, 0);
+  imageCanvas.style.width = W < 512 ? `${Math.min(512, W * 4)}px` : ''; // small images shown larger, pixelated
   $('timing').textContent = `inference ${ms.toFixed(0)} ms (${x.width}x${x.height} at scale ${info.scale}; image ${W}x${H})`;
   $('timing').dataset.ms = String(ms);
   renderMask();
