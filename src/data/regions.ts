@@ -3,10 +3,10 @@
  *
  * Reading: libvips (through sharp) streams the file once, top to bottom (`sequentialRead`: PNG,
  * JPEG and WebP cannot be read at random), converts it like `readImageRaw` (alpha dropped, grey
- * palettes to grey, CMYK to RGB, 8/16 bits kept) and resizes it by `--scale` with the same bicubic
- * as training, into a temporary *tiled* TIFF. Memory stays at a few rows of tiles. Rows of the
+ * palettes to grey, CMYK to RGB, 8/16 bits kept) and resizes it by `--scale` with libvips' bicubic
+ * (not byte-equal to Pillow's, unlike the in-memory path), into a temporary *tiled* TIFF. Memory stays at a few rows of tiles. Rows of the
  * scaled image are then extracted from that TIFF, which libvips reads tile by tile. (A row band
- * extracted from it is bit-identical to the same rows of a whole-image decode + resize.)
+ * extracted from it is bit-identical to the same rows of the staged image.)
  *
  * Writing: PNG must be written top to bottom, so `PngRowWriter` deflates rows as they come
  * (filter "none"; masks compress well anyway) into IDAT chunks, to a temp file renamed at the end.
@@ -16,11 +16,11 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createDeflate } from 'node:zlib';
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type ResizeOptions } from 'sharp';
 import { DataError } from './errors.js';
 import { toChwFloat32 } from './image.js';
 import { paletteIsGrey, pngPalette } from './png.js';
-import { CUBIC, scaledSize, u16View } from './resize.js';
+import { scaledSize, u16View } from './resize.js';
 
 /** Formats that libvips can stream: the others (GIF, .npy, float TIFF) are decoded whole. */
 const STREAMABLE = new Set(['png', 'jpeg', 'tiff', 'webp']);
@@ -72,6 +72,10 @@ export interface ScaledRegions {
   close(): void;
 }
 
+// Images larger than memory are resized by libvips while streaming: its cubic kernel is within a
+// few grey levels of Pillow's BICUBIC, not byte-equal (the in-memory path is; see resize.ts).
+const VIPS_CUBIC: ResizeOptions = { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false };
+
 /**
  * Stages `path` resized by `scale` as a tiled TIFF in a temp folder (one streaming pass), then
  * serves row bands of it. The caller must close() it.
@@ -107,7 +111,7 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
   if ((m.pages ?? 1) > 1) warnings.push(`${path}: has ${m.pages} pages/frames; only the first is used`);
   const space = grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb';
   pipeline = pipeline.toColourspace(space);
-  if (width !== fullWidth || height !== fullHeight) pipeline = pipeline.resize(width, height, CUBIC);
+  if (width !== fullWidth || height !== fullHeight) pipeline = pipeline.resize(width, height, VIPS_CUBIC);
   const dir = mkdtempSync(join(tmpRoot, 'unet-regions-'));
   const staged = join(dir, 'scaled.tif');
   try {

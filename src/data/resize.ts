@@ -5,6 +5,7 @@
  */
 
 import { N } from '../engine/native.js';
+import { MIN_SIDE } from '../model/limits.js';
 import { DataError } from './errors.js';
 
 /** Pixel arrays as decoded: 8-bit, 16-bit or float samples. */
@@ -26,8 +27,7 @@ export function scaledSize(width: number, height: number, scale: number, file?: 
   return { width: w, height: h };
 }
 
-/** The smallest side the UNet accepts: its four 2×2 poolings must leave at least one pixel. */
-export const MIN_SIDE = 16;
+export { MIN_SIDE }; // the UNet's limit, defined beside the model
 
 /**
  * The smallest `-s` (rounded up to two decimals) that keeps `side` pixels at least `min` after
