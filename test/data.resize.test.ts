@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
-import { parseNpy, readImageRaw, resizeBicubic, Rng } from '../src/data/index.js';
+import { bicubicBands, parseNpy, readImageRaw, resizeBicubic, Rng } from '../src/data/index.js';
 
 const PY = process.env.UNET_TEST_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'reference', 'pil_resize.py');
@@ -151,5 +151,28 @@ describe('resizeBicubic', () => {
     assert.ok(up.some((v) => v === 0) && up.some((v) => v === 255), 'both ends reached');
     const u16 = await resizeBicubic(Uint16Array.from(src, (v) => v * 257), 16, 1, 1, 40, 1);
     assert.ok(u16.some((v) => v < 0) && u16.some((v) => v > 65535), '16-bit (PIL "I") is not clipped');
+  });
+
+  test('by bands of output rows, from only the input rows their taps reach: equal to the whole-image resize', async () => {
+    const rng = new Rng(5);
+    const [w, h] = [61, 47];
+    for (const [c, make] of [[1, Uint8Array], [3, Uint8Array], [1, Uint16Array], [3, Float32Array]] as const) {
+      const max = make === Uint16Array ? 65536 : make === Uint8Array ? 256 : 1;
+      const src = make.from({ length: w * h * c }, () => (max === 1 ? rng.next() : Math.floor(rng.next() * max)));
+      // Down by odd ratios, one side kept, up, and the same size.
+      for (const [nw, nh] of [[22, 17], [61, 20], [23, 47], [90, 70], [61, 47]]) {
+        const whole = await resizeBicubic(src, w, h, c, nw, nh);
+        const bands = bicubicBands(w, h, c, nw, nh);
+        const parts: number[] = [];
+        for (let y0 = 0; y0 < nh; y0 += 6) {
+          const y1 = Math.min(nh, y0 + 6);
+          const [i0, i1] = bands.inputRows(y0, y1);
+          assert.ok(i1 - i0 < h, `rows ${y0}..${y1} need input rows ${i0}..${i1}`);
+          parts.push(...(await bands.resize(src.subarray(i0 * w * c, i1 * w * c), i0, y0, y1)));
+        }
+        assert.deepEqual(parts, Array.from(whole), `${make.name} ×${c} ${w}x${h} -> ${nw}x${nh}`);
+      }
+    }
+    await assert.rejects(bicubicBands(w, h, 1, 22, 17).resize(new Uint8Array(w * 3), 0, 5, 10), /need input rows/);
   });
 });

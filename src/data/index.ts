@@ -22,7 +22,7 @@ export {
   toChwFloat32,
   toFloat32,
 } from './image.js';
-export { MIN_SIDE, type PixelData, minScale, nearestIndexTable, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
+export { type BicubicBands, MIN_SIDE, type PixelData, minScale, nearestIndexTable, bicubicBands, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
 export {
   type CheckClassesOptions,
   type MaskLike,

@@ -3,10 +3,12 @@
  *
  * Reading: libvips (through sharp) streams the file once, top to bottom (`sequentialRead`: PNG,
  * JPEG and WebP cannot be read at random), converts it like `readImageRaw` (alpha dropped, grey
- * palettes to grey, CMYK to RGB, 8/16 bits kept) and resizes it by `--scale` with libvips' bicubic
- * (not byte-equal to Pillow's, unlike the in-memory path), into a temporary *tiled* TIFF. Memory stays at a few rows of tiles. Rows of the
- * scaled image are then extracted from that TIFF, which libvips reads tile by tile. (A row band
- * extracted from it is bit-identical to the same rows of the staged image.)
+ * palettes to grey, CMYK to RGB, 8/16 bits kept) and stages it, unscaled, as a temporary *tiled*
+ * TIFF (uncompressed: as large on disk as the decoded image). Memory stays at a few rows of tiles.
+ * A band of scaled rows is then served by extracting, full width, only the input rows that the
+ * vertical bicubic taps of those rows reach (libvips reads the TIFF tile by tile), and resizing
+ * them with the in-memory path's arithmetic (`bicubicBands`): the result is byte-equal to
+ * `readImageRaw`'s, which is Pillow's.
  *
  * Writing: PNG must be written top to bottom, so `PngRowWriter` deflates rows as they come
  * (filter "none"; masks compress well anyway) into IDAT chunks, to a temp file renamed at the end.
@@ -16,11 +18,11 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createDeflate } from 'node:zlib';
-import sharp, { type Metadata, type ResizeOptions } from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { DataError } from './errors.js';
 import { toChwFloat32 } from './image.js';
 import { paletteIsGrey, pngPalette } from './png.js';
-import { scaledSize, u16View } from './resize.js';
+import { bicubicBands, scaledSize, u16View } from './resize.js';
 
 /** Formats that libvips can stream: the others (GIF, .npy, float TIFF) are decoded whole. */
 const STREAMABLE = new Set(['png', 'jpeg', 'tiff', 'webp']);
@@ -66,19 +68,18 @@ export interface ScaledRegions {
   warnings: string[];
   /** Rows [y0, y1) of the scaled image as [C, y1 - y0, width] float32 in 0..1 (8-bit / 255, 16-bit / 65535). */
   read(y0: number, y1: number): Promise<Float32Array>;
-  /** How many reads and the most rows one read returned (tests check that no read is the whole image). */
-  stats: { reads: number; maxRows: number };
+  /**
+   * How many reads, the most scaled rows one read returned, and the most input rows one read
+   * extracted from the staged file (tests check that no read is the whole image).
+   */
+  stats: { reads: number; maxRows: number; maxInputRows: number };
   /** Removes the temporary file. */
   close(): void;
 }
 
-// Images larger than memory are resized by libvips while streaming: its cubic kernel is within a
-// few grey levels of Pillow's BICUBIC, not byte-equal (the in-memory path is; see resize.ts).
-const VIPS_CUBIC: ResizeOptions = { kernel: 'cubic', fit: 'fill', fastShrinkOnLoad: false };
-
 /**
- * Stages `path` resized by `scale` as a tiled TIFF in a temp folder (one streaming pass), then
- * serves row bands of it. The caller must close() it.
+ * Stages `path` as a tiled TIFF in a temp folder (one streaming pass), then serves row bands of
+ * it resized by `scale`. The caller must close() it.
  */
 export async function openScaledRegions(path: string, scale: number, tmpRoot = tmpdir()): Promise<ScaledRegions> {
   const m = await metadataOf(path);
@@ -111,9 +112,8 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
   if ((m.pages ?? 1) > 1) warnings.push(`${path}: has ${m.pages} pages/frames; only the first is used`);
   const space = grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb';
   pipeline = pipeline.toColourspace(space);
-  if (width !== fullWidth || height !== fullHeight) pipeline = pipeline.resize(width, height, VIPS_CUBIC);
   const dir = mkdtempSync(join(tmpRoot, 'unet-regions-'));
-  const staged = join(dir, 'scaled.tif');
+  const staged = join(dir, 'staged.tif');
   try {
     await pipeline.tiff({ tile: true, tileWidth: 256, tileHeight: 256, compression: 'none' }).toFile(staged);
   } catch (err) {
@@ -121,12 +121,13 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
     const msg = ((err as Error).message ?? '').trim();
     throw new DataError(`cannot decode the image region by region (${msg})`, {
       file: path,
-      hint: /space|disk|write/i.test(msg) ? `The scaled copy goes to ${tmpRoot}; free space there or set TMPDIR.` : 'The file is damaged or truncated; export it again.',
+      hint: /space|disk|write/i.test(msg) ? `An uncompressed copy goes to ${tmpRoot}; free space there or set TMPDIR.` : 'The file is damaged or truncated; export it again.',
       cause: err,
     });
   }
   const channels = grey ? 1 : 3;
-  const stats = { reads: 0, maxRows: 0 };
+  const stats = { reads: 0, maxRows: 0, maxInputRows: 0 };
+  const bands = bicubicBands(fullWidth, fullHeight, channels, width, height);
   return {
     width,
     height,
@@ -136,15 +137,17 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
     warnings,
     stats,
     read: async (y0, y1) => {
+      const [i0, i1] = bands.inputRows(y0, y1);
       stats.reads++;
       stats.maxRows = Math.max(stats.maxRows, y1 - y0);
+      stats.maxInputRows = Math.max(stats.maxInputRows, i1 - i0);
       const data = await sharp(staged, { limitInputPixels: false })
-        .extract({ left: 0, top: y0, width, height: y1 - y0 })
+        .extract({ left: 0, top: i0, width: fullWidth, height: i1 - i0 })
         .toColourspace(space)
         .raw({ depth: is16 ? 'ushort' : 'uchar' })
         .toBuffer();
       const hwc = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      return toChwFloat32(hwc, channels, is16 ? 65535 : 255);
+      return toChwFloat32(await bands.resize(hwc, i0, y0, y1), channels, is16 ? 65535 : 255);
     },
     close: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -108,9 +108,61 @@ export async function resizeBicubic(
   src: PixelData, width: number, height: number, channels: number, newWidth: number, newHeight: number,
 ): Promise<PixelData> {
   if (newWidth === width && newHeight === height) return src;
-  if (src instanceof Uint8Array) return resample8(src, width, height, channels, newWidth, newHeight);
-  if (src instanceof Uint16Array) return resampleInt(src, width, height, channels, newWidth, newHeight);
-  return resampleBicubicFloat(src, width, height, channels, newWidth, newHeight);
+  return bicubicBands(width, height, channels, newWidth, newHeight).resize(src, 0, 0, newHeight);
+}
+
+/**
+ * `resizeBicubic` by bands of output rows, for images read in pieces: output rows [y0, y1) need
+ * only input rows `inputRows(y0, y1)`, and `resize(band, bandY0, y0, y1)` computes them from those
+ * rows alone (full width), byte-equal to the same rows of the whole-image result. Pillow itself
+ * resamples horizontally only the rows its vertical pass reads, so nothing differs.
+ */
+export interface BicubicBands {
+  inputRows(y0: number, y1: number): [number, number];
+  resize(band: PixelData, bandY0: number, y0: number, y1: number): Promise<PixelData>;
+}
+
+export function bicubicBands(width: number, height: number, channels: number, newWidth: number, newHeight: number): BicubicBands {
+  const h = newWidth === width ? null : coefficients(width, newWidth);
+  const hFixed = h && fixedPoint(h.weights);
+  const v = newHeight === height ? null : coefficients(height, newHeight);
+  const inputRows = (y0: number, y1: number): [number, number] => {
+    if (!v) return [y0, y1];
+    let lo = height, hi = 0;
+    for (let y = y0; y < y1; y++) { lo = Math.min(lo, v.start[y]); hi = Math.max(hi, v.start[y] + v.count[y]); }
+    return [lo, hi];
+  };
+  return {
+    inputRows,
+    resize: async (band, bandY0, y0, y1) => {
+      const [lo, hi] = inputRows(y0, y1);
+      const rowLen = width * channels;
+      if (lo < bandY0 || hi > bandY0 + band.length / rowLen) throw new Error(`bicubicBands: rows ${y0}..${y1} need input rows ${lo}..${hi}`);
+      if (!v) band = band.subarray((y0 - bandY0) * rowLen, (y1 - bandY0) * rowLen); // the rows themselves
+      if (!h && !v) return band;
+      const rows = band.length / rowLen;
+      const vs = v && shiftTaps(v, y0, y1, bandY0);
+      if (band instanceof Uint8Array) {
+        const out = new Uint8Array(newWidth * (y1 - y0) * channels);
+        const hArgs = h ? [h.start, h.count, hFixed] : [null, null, null];
+        const vArgs = vs ? [vs.start, vs.count, fixedPoint(vs.weights)] : [null, null, null];
+        await N.resample8(band, width, rows, channels, out, newWidth, y1 - y0, ...hArgs, ...vArgs);
+        return out;
+      }
+      // 16-bit data as PIL's "I" mode (ROUND_UP, no clipping), float data as its "F" mode.
+      return Float32Array.from(resampleDouble(band, width, rows, channels, newWidth, h, vs, band instanceof Uint16Array ? roundUp : Math.fround));
+    },
+  };
+}
+
+/** The taps of output indices [o0, o1), their input indices counted from `first`. */
+function shiftTaps(t: Taps, o0: number, o1: number, first: number): Taps {
+  return {
+    start: t.start.slice(o0, o1).map((s) => s - first),
+    count: t.count.subarray(o0, o1),
+    weights: t.weights.subarray(o0 * t.ksize, o1 * t.ksize),
+    ksize: t.ksize,
+  };
 }
 
 /** A Uint16Array over a Buffer (copied if the Buffer is not 2-byte aligned). */
@@ -166,36 +218,18 @@ function fixedPoint(weights: Float64Array): Int32Array {
   return out;
 }
 
-/**
- * Pillow's 8-bit resampler, run by the addon (native/resample.cpp) on the libuv pool: horizontal
- * pass, then vertical, each rounding and clipping to 0..255; a pass is skipped when that side
- * keeps its size, as in Pillow.
- */
-async function resample8(src: Uint8Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Promise<Uint8Array> {
-  const out = new Uint8Array(newWidth * newHeight * channels);
-  const taps = (inSize: number, outSize: number) => {
-    if (inSize === outSize) return [null, null, null];
-    const c = coefficients(inSize, outSize);
-    return [c.start, c.count, fixedPoint(c.weights)];
-  };
-  await N.resample8(src, width, height, channels, out, newWidth, newHeight, ...taps(width, newWidth), ...taps(height, newHeight));
-  return out;
-}
+// Pillow's 8-bit resampler runs in the addon (native/resample.cpp) on the libuv pool: horizontal
+// pass, then vertical, each rounding and clipping to 0..255; a pass is skipped (null taps) when
+// that side keeps its size, as in Pillow.
 
 /** Pillow's `ROUND_UP`: half away from zero, then C's (int) cast (`| 0` also turns -0 into 0). */
 const roundUp = (f: number) => (f >= 0 ? f + 0.5 : f - 0.5) | 0;
 
-/**
- * Pillow's "I" (int32) resampler for 16-bit data: double weights, ROUND_UP after each pass, no
- * clipping. Returns the integers as float32 (exact: |v| < 2^24).
- */
-function resampleInt(src: Uint16Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Float32Array {
-  return Float32Array.from(resampleDouble(src, width, height, channels, newWidth, newHeight, roundUp));
-}
-
 /** Pillow's "F"-mode BICUBIC: horizontal pass, then vertical, float32 between passes. */
 export function resampleBicubicFloat(src: Float32Array, width: number, height: number, channels: number, newWidth: number, newHeight: number): Float32Array {
-  return Float32Array.from(resampleDouble(src, width, height, channels, newWidth, newHeight, Math.fround));
+  const h = newWidth === width ? null : coefficients(width, newWidth);
+  const v = newHeight === height ? null : coefficients(height, newHeight);
+  return Float32Array.from(resampleDouble(src, width, height, channels, newWidth, h, v, Math.fround));
 }
 
 /**
@@ -203,12 +237,11 @@ export function resampleBicubicFloat(src: Float32Array, width: number, height: n
  * `store` (ROUND_UP to int32, or rounding to float32).
  */
 function resampleDouble(
-  src: Uint16Array | Float32Array, width: number, height: number, channels: number, newWidth: number, newHeight: number,
-  store: (v: number) => number,
+  src: Uint16Array | Float32Array, width: number, height: number, channels: number, newWidth: number,
+  h: Taps | null, v: Taps | null, store: (v: number) => number,
 ): Float64Array {
   let tmp: ArrayLike<number> = src; // [H, newW, C] after the horizontal pass (skipped, as in Pillow, when widths match)
-  if (newWidth !== width) {
-    const h = coefficients(width, newWidth);
+  if (h) {
     const out = new Float64Array(newWidth * height * channels);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < newWidth; x++) {
@@ -222,8 +255,8 @@ function resampleDouble(
     }
     tmp = out;
   }
-  if (newHeight === height) return tmp instanceof Float64Array ? tmp : Float64Array.from(tmp);
-  const v = coefficients(height, newHeight);
+  if (!v) return tmp instanceof Float64Array ? tmp : Float64Array.from(tmp);
+  const newHeight = v.start.length;
   const out = new Float64Array(newWidth * newHeight * channels); // [newH, newW, C]
   const rowLen = newWidth * channels;
   for (let y = 0; y < newHeight; y++) {

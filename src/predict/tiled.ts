@@ -214,7 +214,7 @@ export interface RegionOutputs {
  */
 export async function predictTiledFile(
   p: Predictor, path: string, scale: number, outputs: RegionOutputs, o: RowOptions, warn: (l: string) => void,
-): Promise<{ width: number; height: number; reads: number; maxRows: number }> {
+): Promise<{ width: number; height: number; reads: number; maxRows: number; maxInputRows: number }> {
   const src = await openScaledRegions(path, scale);
   const writers: PngRowWriter[] = [];
   try {
@@ -241,7 +241,7 @@ export async function predictTiledFile(
       if (probs) for (let k = 0; k < probWriters.length; k++) await probWriters[k].write(probs[k], n);
     });
     for (const w of writers) await w.close();
-    return { width: W, height: H, reads: src.stats.reads, maxRows: src.stats.maxRows };
+    return { width: W, height: H, ...src.stats };
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;

@@ -198,7 +198,7 @@ export async function benchTiled(o: BenchOpts & { tile: number; overlap: number;
       unet: o.divisor === 1 ? 'full width (64-1024 channels)' : `width / ${o.divisor}`, classes: o.classes,
       seconds: Math.round(seconds * 10) / 10, cpu_seconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
       scaled_mp_per_s: Math.round(((mp * o.scale * o.scale) / seconds) * 1000) / 1000,
-      rss_before_mib: Math.round(before), peak_rss_mib: Math.round(peakRss.mib()), band_reads: r.reads, rows_per_read: r.maxRows,
+      rss_before_mib: Math.round(before), peak_rss_mib: Math.round(peakRss.mib()), band_reads: r.reads, rows_per_read: r.maxRows, input_rows_per_read: r.maxInputRows,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
