@@ -47,7 +47,7 @@ const quiet = { log: () => {} };
  * `unet predict`'s mask for an image with that model (its preprocess + predictBatch + mask PNG:
  * loadPredictor builds full-width UNets only).
  */
-async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string): Promise<(image: string, pillow?: boolean) => Promise<MaskData>> {
+async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string): Promise<(image: string) => Promise<MaskData>> {
   const m = evalUNet(args, seed);
   // Centre each class's logits on this image, so that the mask has every class (a random UNet
   // otherwise predicts one class everywhere).
@@ -57,22 +57,20 @@ async function checkpoint(path: string, args: UNetArgs, maskValues: number[], se
   const means = Float32Array.from({ length: args.nClasses }, (_, k) => y.subarray(k * plane, (k + 1) * plane).reduce((a, b) => a + b, 0) / plane);
   E.noGrad(() => E.tensor(means, [args.nClasses]).disposeAfter((t) => m.stateDict().get('outc.conv.bias')?.add_(t, -1)));
   await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, modelArgs: args, config: { scale: 0.5 } });
-  /** predict's mask; `pillow`: with the image resized by the page's resampler (Pillow's bicubic) instead. */
-  return async (image, pillow = false) => {
+  /** predict's mask; also checks that the page's preprocessing gives predict's input exactly. */
+  return async (image) => {
     const p = { args, model: m, device: 'cpu', ampDtype: null } as unknown as Predictor;
     const pre = await preprocess(image, 0.5, args.nChannels);
-    if (pillow) {
-      const raw = await readImageRaw(image);
-      const rgba = new Uint8Array(raw.width * raw.height * 4);
-      const plane = raw.width * raw.height;
-      for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) {
-          const k = Math.min(c, raw.channels - 1);
-          rgba[4 * i + c] = raw.data[raw.layout === 'chw' ? k * plane + i : i * raw.channels + k];
-        }
+    const raw = await readImageRaw(image);
+    const rgba = new Uint8Array(raw.width * raw.height * 4);
+    const plane = raw.width * raw.height;
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) {
+        const k = Math.min(c, raw.channels - 1);
+        rgba[4 * i + c] = raw.data[raw.layout === 'chw' ? k * plane + i : i * raw.channels + k];
       }
-      pre.data = preprocessRgba(rgba, raw.width, raw.height, args.nChannels, 0.5).data;
     }
+    assert.deepEqual(preprocessRgba(rgba, raw.width, raw.height, args.nChannels, 0.5).data, pre.data, "the page's resized input equals predict's");
     const [pred] = predictBatch(p, [pre]);
     const file = join(dir, `predict-${seed}.png`);
     writeFileSync(file, await encodeMaskPng(pred.classes, pred.width, pred.height, maskValues));
@@ -140,15 +138,11 @@ describe('the exported web page in chromium', { skip }, () => {
       const a = await predictMask(image);
 
       const b = await readMask(got);
-      // The page resizes with Pillow's bicubic; `unet predict` with sharp's until issue 12 makes it
-      // Pillow's too. Against predict's forward and post-processing on the page's resize: exact.
-      const ap = await predictMask(image, true);
-      const agree = (x: MaskData) => x.data.reduce((n: number, v: number, i: number) => n + (v === b.data[i] ? 1 : 0), 0) / x.data.length;
-      const exact = agree(ap);
-      const withPredict = agree(a);
-      console.log(`# browser vs unet predict: ${(100 * withPredict).toFixed(3)}% of ${a.data.length} pixels agree; with the page's resize on both sides: ${(100 * exact).toFixed(3)}%`);
-      assert.ok(exact >= 0.999, `only ${(100 * exact).toFixed(3)}% of the pixels agree with the same resize`);
-      assert.ok(withPredict >= 0.99, `only ${(100 * withPredict).toFixed(3)}% of the pixels agree with unet predict`);
+      // Both resize with Pillow's bicubic (checked in predictMask): only onnxruntime-web's float
+      // arithmetic against libtorch's can flip a pixel where classes tie.
+      const agree = a.data.reduce((n: number, v: number, i: number) => n + (v === b.data[i] ? 1 : 0), 0) / a.data.length;
+      console.log(`# browser vs unet predict: ${(100 * agree).toFixed(3)}% of ${a.data.length} pixels agree`);
+      assert.ok(agree >= 0.999, `only ${(100 * agree).toFixed(3)}% of the pixels agree with unet predict`);
       const counts = [0, 100, 200].map((v) => a.data.reduce((n: number, x: number) => n + (x === v ? 1 : 0), 0));
       console.log(`# pixels per class (unet predict): ${counts.join(', ')}`);
       assert.ok(counts.every((c) => c > a.data.length / 50), 'every class covers part of the image');
