@@ -272,6 +272,8 @@ describe('unet predict / evaluate --tile', () => {
     assert.deepEqual([line.width, line.height, line.tile, line.unet], [300, 200, 64, 'width / 16']);
     assert.ok(line.mp_per_s > 0 && line.peak_rss_mib > 0 && line.cpu_seconds > 0);
     assert.equal(line.band_reads, 2); // 150x100 scaled: window rows at 0 and 36
+    // 64 scaled rows need 128 input rows plus the taps' reach (about 4 rows beyond, one side clipped at the border): not all 200.
+    assert.deepEqual([line.rows_per_read, line.input_rows_per_read], [64, 131]);
     assertCleanFailure(await runCli(['bench', '--predict', '--tile', '100']), /--tile must be a multiple of 16/);
   });
 
