@@ -5,7 +5,7 @@
 // half of the pixels of the test image are foreground: every pixel is near a decision boundary,
 // which makes agreement harder than with a trained model.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +13,7 @@ import { decode as decodePng } from 'fast-png';
 import sharp from 'sharp';
 import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, predictOptions } from '../src/cli/options.js';
 import { buildProgram } from '../src/cli/program.js';
+import { readMask } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
 import { type Predictor, forwardLogits, predictBatch, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
@@ -203,6 +204,19 @@ describe('region by region', () => {
       }
     }
   });
+
+  test('-o x.tif: the mask as a TIFF with the mask values, written region by region ([0, 1] as 8-bit 0/1)', async () => {
+    const img = await greyPng(join(dir, 'region_tif.png'), 251, 190);
+    const pre = await preprocess(img, 0.5, 1);
+    const mem = await predictTiledInMemory(p, pre, opts(48));
+    const tif = join(dir, 'region_01.tif');
+    const r = await predictTiledFile({ ...p, maskValues: [0, 1] }, img, 0.5, { mask: tif }, opts(48), () => undefined);
+    assert.equal(r.reads, 3);
+    const m = await readMask(tif);
+    assert.deepEqual([m.width, m.height, m.channels, (await sharp(tif).metadata()).format], [251, 190, 1, 'tiff']);
+    assert.deepEqual(m.data, mem.classes);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp files left');
+  });
 });
 
 describe('unet predict / evaluate --tile', () => {
@@ -224,6 +238,14 @@ describe('unet predict / evaluate --tile', () => {
     assert.equal(log.filter((l) => l.includes('region by region')).length, 1);
     assert.equal(mem.exitCode, 0);
     assert.deepEqual(decodePng(readFileSync(join(dir, 'tight.png'))).data, decodePng(readFileSync(join(dir, 'mem.png'))).data);
+    // -o x.tif: the same mask as a TIFF, in memory and region by region.
+    for (const [name, maxMemory] of [['mem.tif', 100000], ['tight.tif', 1]] as const) {
+      assert.equal((await runPredict(predictCfg({ input: [img], output: [join(dir, name)], tile: 64, scale: 0.25, maxMemory }), io)).exitCode, 0);
+      const m = await readMask(join(dir, name));
+      assert.deepEqual([m.width, m.height, m.channels], [480, 400, 1]);
+      assert.deepEqual(m.data, decodePng(readFileSync(join(dir, 'mem.png'))).data, name);
+    }
+    assert.equal(log.filter((l) => l.includes('region by region')).length, 2);
   });
 
   test('evaluate --tile: one window = the untiled metrics; small windows score close to them', async () => {

@@ -174,7 +174,7 @@ const tilingOptions = {
 export const predictOptions = {
   model: { flags: '-m, --model <path>', help: 'checkpoint to use', default: 'checkpoints/best_model.pth', parse: str },
   input: { flags: '-i, --input <files...>', help: 'input images, directories or globs', default: [] as string[], parse: str, variadic: true },
-  output: { flags: '-o, --output <files...>', help: 'output file names, one per input', default: [] as string[], parse: str, variadic: true },
+  output: { flags: '-o, --output <files...>', help: 'output file names, one per input (.png, or .tif for a TIFF mask)', default: [] as string[], parse: str, variadic: true },
   outputDir: { flags: '--output-dir <dir>', help: 'write masks into this directory (same names)', default: '', parse: str },
   viz: { flags: '-v, --viz', help: 'also write an overlay image (input with coloured classes and a legend)', default: false },
   noSave: { flags: '-n, --no-save', help: 'do not save the output masks', default: false },

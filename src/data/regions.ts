@@ -166,7 +166,7 @@ async function readHead(path: string): Promise<Uint8Array> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Streaming PNG writer
+// Streaming PNG writer, and PNG -> TIFF
 
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -282,3 +282,24 @@ export class PngRowWriter {
     }
   }
 }
+
+/**
+ * Rewrites a PNG (a file or its bytes) as a deflate-compressed TIFF at `path`, same samples (8 or
+ * 16 bits, grey or RGB). libvips streams it strip by strip, so a mask larger than memory converts
+ * in bounded memory. Written to a temp name, renamed at the end.
+ */
+export async function pngToTiff(png: string | Uint8Array, path: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    const input = { limitInputPixels: false, sequentialRead: true };
+    const { space } = await sharp(png, input).metadata(); // kept: sharp would otherwise write grey as sRGB
+    await sharp(png, input).toColourspace(space).tiff({ compression: 'deflate', predictor: 'horizontal' }).toFile(tmp);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Whether an output name asks for a TIFF. */
+export const isTiffName = (path: string): boolean => /\.tiff?$/i.test(path);

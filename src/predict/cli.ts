@@ -3,7 +3,7 @@
  *
  * As the reference's predict.py: the model's arguments and mask values come from the checkpoint,
  * images are scaled like training, logits are resized to the input's full size (bilinear) before
- * the argmax / threshold, and masks are written as PNG with the original mask values
+ * the argmax / threshold, and masks are written as PNG (TIFF for a .tif -o name) with the original mask values
  * (`{stem}_OUT.png` next to the input unless -o/--output-dir say otherwise).
  *
  * Beyond it: folders and globs, same-size batching (-b), broken inputs reported and skipped
@@ -22,8 +22,8 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { PredictConfig } from '../cli/options.js';
 import type { Output } from '../cli/program.js';
 import { IMAGE_EXTENSIONS, mapPool, scaledSize } from '../data/index.js';
-import { imageHeader } from '../data/regions.js';
-import { encodeMaskPng, encodeProbPng, isBinary01, renderOverlay } from './overlay.js';
+import { imageHeader, isTiffName } from '../data/regions.js';
+import { encodeMaskPng, encodeProbPng, isBinary01, renderOverlay, writeMaskTiff } from './overlay.js';
 import {
   type Prediction,
   type Predictor,
@@ -184,8 +184,8 @@ export function planOutputs(inputs: readonly string[], cfg: Pick<PredictConfig, 
       mask = outs[index];
       const ext = extname(mask).toLowerCase();
       if (ext === '') mask = `${mask}.png`;
-      else if (ext !== '.png') {
-        throw new PredictError(`-o ${outs[index]}: masks are written as PNG (JPEG and other lossy formats change label values); use a .png name`);
+      else if (ext !== '.png' && !isTiffName(mask)) {
+        throw new PredictError(`-o ${outs[index]}: masks are written as PNG or TIFF (JPEG and other lossy formats change label values); use a .png or .tif name`);
       }
       base = stemOf(mask);
     } else {
@@ -396,7 +396,8 @@ async function stream(
     const rec: PredictedFile = { input: job.input, width: pred.width, height: pred.height };
     try {
       if (!cfg.noSave) {
-        await writeFile(job.mask, await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues));
+        if (isTiffName(job.mask)) await writeMaskTiff(pred.classes, pred.width, pred.height, p.maskValues, job.mask);
+        else await writeFile(job.mask, await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues));
         rec.mask = job.mask;
       }
       if (cfg.probs && pred.probs) {

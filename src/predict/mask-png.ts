@@ -10,9 +10,9 @@ import { type MaskValues, classIndexToMaskValues } from '../data/mask-values.js'
 /** True when the mask values are exactly [0, 1]: written as a 1-bit PNG like the reference's bool mask. */
 export const isBinary01 = (v: MaskValues): boolean => v.length === 2 && v[0] === 0 && v[1] === 1;
 
-/** Encodes a class map [H, W] as a PNG holding the mask values. */
-export function maskPng(classes: Uint8Array, width: number, height: number, maskValues: MaskValues): Uint8Array {
-  if (isBinary01(maskValues)) {
+/** Encodes a class map [H, W] as a PNG holding the mask values; `oneBit: false` keeps [0, 1] as 8-bit samples. */
+export function maskPng(classes: Uint8Array, width: number, height: number, maskValues: MaskValues, oneBit = true): Uint8Array {
+  if (oneBit && isBinary01(maskValues)) {
     // 1-bit greyscale, rows packed MSB first: PIL reads mode "1" (False/True).
     const stride = Math.ceil(width / 8);
     const packed = new Uint8Array(stride * height);

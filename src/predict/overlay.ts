@@ -1,6 +1,6 @@
 /**
  * The images `unet predict` writes:
- * - masks as PNG with the original mask values (class i -> maskValues[i]): [0, 1] as a 1-bit PNG
+ * - masks as PNG (or TIFF for a .tif/.tiff -o name) with the original mask values (class i -> maskValues[i]): [0, 1] as a 1-bit PNG
  *   (the reference writes a bool image, which viewers show black/white), other grey values as 8-bit
  *   or, above 255, 16-bit PNG; colour values as RGB PNG;
  * - probability maps as 16-bit grey PNG (0..65535 = 0..1);
@@ -11,6 +11,7 @@
 import { encode } from 'fast-png';
 import sharp from 'sharp';
 import { type MaskValues, type RGB, readImage } from '../data/index.js';
+import { pngToTiff } from '../data/regions.js';
 import { maskPng } from './mask-png.js';
 import { classColour } from './palette.js';
 
@@ -23,6 +24,14 @@ export { PALETTE, classColour } from './palette.js';
 /** Encodes a class map [H, W] as a PNG holding the mask values. */
 export async function encodeMaskPng(classes: Uint8Array, width: number, height: number, maskValues: MaskValues): Promise<Buffer> {
   return Buffer.from(maskPng(classes, width, height, maskValues));
+}
+
+/**
+ * Writes a class map as a TIFF holding the mask values (8-bit, 16-bit above 255, RGB for colours;
+ * [0, 1] as 8-bit 0/1 samples, which PIL reads as mode "L").
+ */
+export async function writeMaskTiff(classes: Uint8Array, width: number, height: number, maskValues: MaskValues, path: string): Promise<void> {
+  await pngToTiff(maskPng(classes, width, height, maskValues, false), path);
 }
 
 /** A probability map (0..65535) as a 16-bit greyscale PNG. */

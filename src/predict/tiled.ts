@@ -16,12 +16,14 @@
  * at full width for the resize-back) and `-b` windows' activations: it grows with the width, not
  * with the height.
  */
+import { rmSync } from 'node:fs';
 import { freemem } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import type { TileSetting } from '../cli/options.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
-import { type ImageHeader, PngRowWriter, type PngRowFormat, openScaledRegions } from '../data/regions.js';
+import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/regions.js';
 import { isBinary01 } from './overlay.js';
 import { MIN_SIDE, type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
 import { type RowSource, type TileOptions, logitBands, memoryRows } from './tiles.js';
@@ -217,6 +219,7 @@ export async function predictTiledFile(
 ): Promise<{ width: number; height: number; reads: number; maxRows: number; maxInputRows: number }> {
   const src = await openScaledRegions(path, scale);
   const writers: PngRowWriter[] = [];
+  let maskPngPath: string | null = null;
   try {
     if (src.width < MIN_SIDE || src.height < MIN_SIDE) {
       throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels`, {
@@ -232,7 +235,11 @@ export async function predictTiledFile(
       : src;
     const W = src.fullWidth;
     const H = src.fullHeight;
-    const mask = outputs.mask ? new PngRowWriter(outputs.mask, maskPngFormat(W, H, p.maskValues)) : null;
+    // A TIFF mask is written as an 8/16-bit PNG first (no 1-bit packing), then converted by streaming.
+    const tiff = outputs.mask && isTiffName(outputs.mask) ? outputs.mask : null;
+    if (tiff) maskPngPath = join(dirname(tiff), `.${basename(tiff)}.${process.pid}.png`);
+    const format = maskPngFormat(W, H, p.maskValues);
+    const mask = outputs.mask ? new PngRowWriter(maskPngPath ?? outputs.mask, tiff ? { ...format, depth: format.depth === 1 ? 8 : format.depth } : format) : null;
     if (mask) writers.push(mask);
     const probWriters = (outputs.probs ?? []).map((f) => new PngRowWriter(f, { width: W, height: H, depth: 16, channels: 1 }));
     writers.push(...probWriters);
@@ -241,12 +248,14 @@ export async function predictTiledFile(
       if (probs) for (let k = 0; k < probWriters.length; k++) await probWriters[k].write(probs[k], n);
     });
     for (const w of writers) await w.close();
+    if (tiff && maskPngPath) await pngToTiff(maskPngPath, tiff);
     return { width: W, height: H, ...src.stats };
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;
   } finally {
     src.close();
+    if (maskPngPath) rmSync(maskPngPath, { force: true });
   }
 }
 
