@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { defaults, predictOptions } from '../src/cli/options.js';
@@ -18,9 +18,11 @@ import { exportCommand, forwardLogits, loadPredictor, preprocess, runPredict } f
 import { saveCheckpoint, toRaw } from '../src/train/checkpoint.js';
 import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, PYTHON, assertClose, hasTorch, runPython } from './helpers/python.js';
+import { REFERENCE_BENCH } from './helpers/reference.js';
 
-const REF = resolve(import.meta.dirname, '../../shared/bench/unet_reference.py');
-const TORCH = hasTorch() && existsSync(REF) ? false : hasTorch() ? `${REF} is missing` : NO_TORCH;
+// The project's reference UNet (test/reference/model.py), through the bench script that exposes it.
+const REF = REFERENCE_BENCH;
+const TORCH = hasTorch() ? false : NO_TORCH;
 const NUMPY = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0 ? false : `${PYTHON} cannot import numpy`;
 const W = 48;
 const H = 32;

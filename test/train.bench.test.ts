@@ -2,17 +2,17 @@
 // the PyTorch/PIL side when asked. Speed itself is measured by running it, not here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { benchData } from '../src/data/bench.js';
 import { makeJpegDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
 import { hasTorch, PYTHON } from './helpers/python.js';
+import { REFERENCE_BENCH as REF } from './helpers/reference.js';
 
-const REF = resolve(import.meta.dirname, '../../shared/bench/unet_reference.py');
 const dir = mkdtempSync(join(tmpdir(), 'unet-bench-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -60,7 +60,7 @@ describe('bench (training step, inference)', () => {
     assert.match(String(line.amp), E.cpuHasNativeBf16() ? /^bf16$/ : /no native bf16 on this CPU: fp32/);
   });
 
-  test('--predict against the reference UNet prints both sides and the ratio', { skip: !hasTorch() ? 'no python3-torch' : !existsSync(REF) ? `${REF} absent` : false }, async () => {
+  test('--predict against the reference UNet prints both sides and the ratio', { skip: !hasTorch() ? 'no python3-torch' : false }, async () => {
     const r = await runCli(['bench', '--predict', '--device', 'cpu', '-b', '1', '--height', '32', '--width', '32', '--steps', '2', '--warmup', '1', '--reference', REF], { timeoutMs: 300_000 });
     assert.equal(r.code, 0, r.stderr);
     const [ours, theirs, ratio] = jsonLines(r.stdout);

@@ -80,6 +80,7 @@ const device: Parser<string> = (raw, flag) => {
   return raw;
 };
 const channels: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : posInt(raw, flag));
+const autoOrNonNegInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : nonNegInt(raw, flag));
 const port: Parser<number> = (raw, flag) => {
   const v = nonNegInt(raw, flag);
   if (v > 65535) throw new OptionError(`${flag} must be a TCP port (0-65535), got '${raw}'`);
@@ -137,7 +138,9 @@ export const trainOptions = {
   augment: { flags: '--augment', help: 'random flips, 90-degree rotations, scale and brightness jitter', default: false },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   channels: { flags: '--channels <n>', help: "input channels ('auto' from the data)", default: 'auto' as 'auto' | number, parse: channels },
-  valEvery: { flags: '--val-every <steps>', help: 'also validate every N optimizer steps (0 = once per epoch)', default: 0, parse: nonNegInt },
+  valEvery: { flags: '--val-every <steps>', help: "validation rounds that step the plateau scheduler: 'auto' = the reference's, every n_train // (5 x batch) batches; N = every N optimizer steps; 0 = end of epoch only", default: 'auto' as 'auto' | number, parse: autoOrNonNegInt },
+  lrPatience: { flags: '--lr-patience <n>', help: 'plateau scheduler: validation rounds without improvement before the lr is divided by 10', default: 5, parse: nonNegInt },
+  preciseBn: { flags: '--precise-bn <batches>', help: 'recompute BatchNorm statistics over this many training batches before each validation and checkpoint (0 = off)', default: 0, parse: nonNegInt },
   keepLast: { flags: '--keep-last <k>', help: 'keep only the last K epoch checkpoints (0 = all)', default: 0, parse: nonNegInt },
   skipUnpaired: { flags: '--skip-unpaired', help: 'skip images without masks (and masks without images) with a warning', default: false },
   maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels', default: 178_956_970, parse: posInt },

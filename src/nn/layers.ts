@@ -51,12 +51,15 @@ export class ConvTranspose2d extends Module {
 export class BatchNorm2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
+  /** null: a cumulative average over the batches since num_batches_tracked was 0 (PyTorch's momentum=None; precise BN uses it). */
+  momentum: number | null;
   constructor(
     readonly numFeatures: number,
-    readonly momentum = 0.1,
+    momentum: number | null = 0.1,
     readonly eps = 1e-5,
   ) {
     super();
+    this.momentum = momentum;
     this.weight = this.param('weight', E.ones([numFeatures]));
     this.bias = this.param('bias', E.zeros([numFeatures]));
     this.buffer('running_mean', E.zeros([numFeatures]));
@@ -66,9 +69,14 @@ export class BatchNorm2d extends Module {
   /** Statistics over all ranks of a data-parallel run when training (--sync-bn). */
   syncStats = false;
   forward(x: Tensor): Tensor {
-    if (this.training) E.noGrad(() => this.buf('num_batches_tracked').add_(1));
-    if (this.training && this.syncStats) return E.syncBatchNorm(x, this.weight, this.bias, this.buf('running_mean'), this.buf('running_var'), this.momentum, this.eps);
-    return E.batchNorm(x, this.buf('running_mean'), this.buf('running_var'), this.weight, this.bias, this.training, this.momentum, this.eps);
+    let momentum = this.momentum ?? 0;
+    if (this.training) {
+      const tracked = this.buf('num_batches_tracked');
+      E.noGrad(() => tracked.add_(1));
+      if (this.momentum === null) momentum = 1 / tracked.item();
+    }
+    if (this.training && this.syncStats) return E.syncBatchNorm(x, this.weight, this.bias, this.buf('running_mean'), this.buf('running_var'), momentum, this.eps);
+    return E.batchNorm(x, this.buf('running_mean'), this.buf('running_var'), this.weight, this.bias, this.training, momentum, this.eps);
   }
 }
 

@@ -14,8 +14,10 @@ import { UNet, type UNetArgs } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
 import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from './checkpoint.js';
+import { describeCadence, roundDue, validationCadence } from './cadence.js';
 import { EarlyStopping } from './early-stopping.js';
 import { segmentationLoss } from './loss.js';
+import { recomputeBatchNorm } from './precise-bn.js';
 import { epochProgress } from './progress.js';
 import { versions } from './versions.js';
 
@@ -40,6 +42,9 @@ export interface TrainHooks {
   createModel?: (args: UNetArgs) => UNet;
   /** Data-parallel run: this process's rank, collectives and shards (src/distributed). */
   dist?: DistContext;
+  /** Sees the split and every training batch, in order (tests: feed the same data to PyTorch). */
+  onSplit?: (split: { train: string[]; val: string[] }) => void;
+  onTrainBatch?: (epoch: number, ids: string[]) => void;
 }
 
 export interface TrainResult {
@@ -126,7 +131,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     const params = model.parameters();
     const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
     release.push(() => optimizer.dispose());
-    const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: 5 });
+    const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience });
     if (ckpt?.kind === 'unet-ts') {
       restore(ckpt, { optimizer, scheduler, scaler, early, dataRng });
       startEpoch = ckpt.epoch + 1;
@@ -170,6 +175,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     const valLoader = new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: cfg.batchSize, shuffle: false });
     // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
     const epochLoader = (epoch: number) => (dist ? new DataLoader(dataset, dist.shard(split.train, epoch, cfg.seed), { batchSize: cfg.batchSize, rng: dataRng, augment: cfg.augment }) : trainLoader);
+    hooks.onSplit?.({ train: split.train.map((i) => pairs[i].id), val: split.val.map((i) => pairs[i].id) });
+    // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
+    const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), cfg.batchSize);
+    log(`Validation: ${split.val.length > 0 ? describeCadence(cadence) : 'none (empty validation set)'}${cfg.preciseBn > 0 ? `; precise BatchNorm statistics over ${cfg.preciseBn} training batches before each` : ''}`);
     const toDevice = (images: Float32Array, masks: Uint8Array, n: number, c: number, h: number, w: number) => {
       let x = E.tensor(images, [n, c, h, w]);
       if (cuda) x = x.pinMemory().to({ device, nonBlocking: true });
@@ -179,6 +188,16 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       return { x, y };
     };
     const forward = (x: Tensor) => E.autocastOn(device, ampDtype, () => model.forward(x));
+
+    // Precise BN: the first N training batches in split order, unshuffled and unaugmented (the
+    // training RNG and data order are untouched, so resuming stays exact).
+    const bnLoader = cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize: cfg.batchSize, shuffle: false }) : null;
+    let bnFresh = false; // statistics recomputed since the last optimizer step
+    const preciseBn = async () => {
+      if (!bnLoader || bnFresh) return;
+      await recomputeBatchNorm(model, bnLoader, cfg.preciseBn, (b) => forward(toDevice(b.images, b.masks, b.n, b.c, b.h, b.w).x));
+      bnFresh = true;
+    };
 
     // Validation: mean per-image Dice (the reference's evaluate(), binary shape bug fixed).
     const evaluate = async (withImages: boolean) => {
@@ -299,17 +318,23 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         let micro = 0;
         let batches = 0;
         const t0 = performance.now();
+        // Batches over all epochs, for the reference's validation cadence (every epoch has the same count).
+        let globalBatch = (epoch - 1) * loader.length;
         const stepOptimizer = () => {
           scaler.unscale_(optimizer);
           if (cfg.gradClip > 0) clipGradNorm(params, cfg.gradClip).dispose();
           scaler.step(optimizer);
           scaler.update();
-          optimizer.zeroGrad();
           globalStep++;
+          bnFresh = false;
         };
         for await (const b of loader) {
           await dist?.agreeOnStop(); // all ranks stop at the same step
           if (hooks.signal?.aborted) break;
+          hooks.onTrainBatch?.(epoch, b.ids);
+          // Cleared before a window's first backward (not after the step): the gradients stay
+          // readable for the Gradients/* histograms at validation, as in the reference.
+          if (micro % accum === 0) optimizer.zeroGrad();
           if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
           const { lossValue, pending } = E.tidy(() => {
             const { x, y } = toDevice(b.images, b.masks, b.n, b.c, b.h, b.w);
@@ -328,8 +353,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           }
           micro++;
           batches++;
+          globalBatch++;
           seen += b.n;
-          if (micro % accum === 0) stepOptimizer();
+          const stepped = micro % accum === 0;
+          if (stepped) stepOptimizer();
           if (lossValue !== null) {
             lastLoss = lossValue;
             if (!Number.isFinite(lossValue)) {
@@ -344,10 +371,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             tracker.scalar('train loss', lossValue, globalStep);
           }
           progress.update(seen, { loss: Number.isNaN(lastLoss) ? undefined : lastLoss, imgPerSec: (seen / (performance.now() - t0)) * 1000 });
-          if (cfg.valEvery > 0 && globalStep > 0 && micro % accum === 0 && globalStep % cfg.valEvery === 0 && split.val.length > 0) {
+          if (split.val.length > 0 && roundDue(cadence, globalBatch, globalStep, stepped)) {
+            await preciseBn();
             const v = await evaluate(false);
-            if (cfg.scheduler === 'plateau') scheduler.step(v.dice);
+            if (scheduler.interval === 'metric') scheduler.step(v.dice);
             tracker.scalar('validation Dice', v.dice, globalStep);
+            tracker.scalar('learning rate', optimizer.lr, globalStep);
+            tracker.record({ type: 'validation', epoch, step: globalStep, batch: globalBatch, valDice: v.dice, lr: optimizer.lr });
           }
         }
         // Flush the micro-batches that did not fill a whole accumulation window.
@@ -360,10 +390,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         tracker.scalar('img/s', seen / elapsed, globalStep);
 
         // Validation, scheduler, early stopping, checkpoints.
+        await preciseBn(); // also without a validation set: the checkpoint gets the recomputed statistics
         const v = split.val.length > 0 ? await evaluate(true) : { dice: -avgLoss, metrics: null, sample: null };
         const score = v.dice;
-        if (cfg.scheduler === 'plateau') scheduler.step(score);
-        else scheduler.step();
+        // The plateau scheduler steps at the validation rounds; here only when the epoch's end is the round.
+        if (scheduler.interval === 'metric') {
+          if (cadence.unit === 'epoch' || split.val.length === 0) scheduler.step(score);
+        } else scheduler.step();
         await logValidation(score, globalStep, epoch, v.sample);
         tracker.record({ type: 'epoch', epoch, step: globalStep, loss: avgLoss, valDice: score, lr: optimizer.lr, seconds: elapsed, imgPerSec: seen / elapsed, ...(v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU } : {}) });
         const { isBest, stop } = early.update(score, epoch);

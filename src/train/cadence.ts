@@ -1,0 +1,33 @@
+/**
+ * When validation rounds run during training. Each round steps the plateau scheduler with its
+ * Dice; the validation at every epoch's end (best model, early stopping, the checkpoint's
+ * val_score) runs in any case.
+ *
+ * 'auto' is the reference trainer's cadence: every `n_train // (5 * batch_size)` batches (its
+ * division_step), counted over all epochs (its global_step, one per batch, also under gradient
+ * accumulation as in the guide's fork), so about five rounds per epoch at positions that drift
+ * from epoch to epoch. Where that is 0 (fewer than 5 batches per epoch) the reference never
+ * validates and never steps its scheduler; we fall back to the epoch's end.
+ */
+export type Cadence = { unit: 'batches' | 'steps'; every: number } | { unit: 'epoch' };
+
+export function validationCadence(valEvery: 'auto' | number, nTrain: number, batchSize: number): Cadence {
+  if (valEvery === 'auto') {
+    const division = Math.floor(nTrain / (5 * batchSize));
+    return division > 0 ? { unit: 'batches', every: division } : { unit: 'epoch' };
+  }
+  return valEvery > 0 ? { unit: 'steps', every: valEvery } : { unit: 'epoch' };
+}
+
+/** Whether a round is due after a batch: `batch` counts batches over all epochs, `step` optimizer steps. */
+export function roundDue(c: Cadence, batch: number, step: number, stepped: boolean): boolean {
+  if (c.unit === 'batches') return batch % c.every === 0;
+  if (c.unit === 'steps') return stepped && step > 0 && step % c.every === 0;
+  return false;
+}
+
+export function describeCadence(c: Cadence): string {
+  if (c.unit === 'batches') return `every ${c.every} batches (the reference's cadence) and at each epoch's end`;
+  if (c.unit === 'steps') return `every ${c.every} optimizer steps and at each epoch's end`;
+  return "at each epoch's end";
+}
