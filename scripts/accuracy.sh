@@ -9,6 +9,7 @@
 #
 #   scripts/accuracy.sh                        # -e 5 -b 1 -l 1e-5 -s 0.25 -v 10 -c 2, seeds 0 1 2
 #   EPOCHS=10 SCALE=0.5 PRECISE_BN=8 scripts/accuracy.sh [DATA_DIR]
+#   THREADS=1 PARALLEL=1 ...     # one thread per trainer, a seed's trainers side by side (busy machines)
 #
 # Prints one JSON line per run and a Markdown table (mean ± sd over the seeds).
 set -euo pipefail
@@ -19,6 +20,9 @@ SCALE=${SCALE:-0.25}
 SEEDS=${SEEDS:-0 1 2}
 PRECISE_BN=${PRECISE_BN:-0}
 PY=${PYTHON:-/usr/bin/python3}
+THREADS=${THREADS:-$(nproc)}
+PARALLEL=${PARALLEL:-0}
+export UNET_THREADS=$THREADS
 FLAGS=(-e "$EPOCHS" -b 1 -l 1e-5 -s "$SCALE" -v 10 -c 2)
 [ -d "$DATA/imgs" ] && [ -d "$DATA/masks" ] || { echo "accuracy: $DATA needs imgs/ and masks/ (e.g. ../shared/data/isbi2012-membranes)" >&2; exit 1; }
 bash scripts/setup.sh >&2  # builds what is missing or stale (dist/, the addon)
@@ -37,29 +41,41 @@ done
 echo "accuracy: ${#names[@]} images, $(( ${#names[@]} - held )) for training, $held held out; flags ${FLAGS[*]}; seeds $SEEDS" >&2
 
 ckpts=()
+# run NAME COMMAND...: logs to $work/NAME.log, says how long it took
+run() {
+  local name=$1 start=$SECONDS
+  shift
+  "$@" >"$work/$name.log" 2>&1 || { echo "accuracy: $name failed:" >&2; tail -20 "$work/$name.log" >&2; return 1; }
+  echo "accuracy: $name: $(( SECONDS - start )) s" >&2
+}
+ours() { # NAME SEED [more flags]
+  local name=$1 seed=$2
+  shift 2
+  run "$name-$seed" node bin/unet.js train --imgs "$work/train/imgs" --masks "$work/train/masks" "${FLAGS[@]}" --seed "$seed" \
+    --checkpoint-dir "$work/$name-$seed" --logdir "$work/runs" --no-tensorboard "$@"
+}
+reference() { # SEED
+  run "ref-$1" "$PY" test/reference/trainer.py --imgs "$work/train/imgs" --masks "$work/train/masks" "${FLAGS[@]}" --seed "$1" \
+    --threads "$THREADS" --save "$work/ref-$1.pth"
+}
 for seed in $SEEDS; do
-  start=$SECONDS
-  node bin/unet.js train --imgs "$work/train/imgs" --masks "$work/train/masks" "${FLAGS[@]}" --seed "$seed" \
-    --checkpoint-dir "$work/ours-$seed" --logdir "$work/runs" --no-tensorboard >"$work/ours-$seed.log" 2>&1 \
-    || { cat "$work/ours-$seed.log" >&2; exit 1; }
-  echo "accuracy: ours seed $seed: $(( SECONDS - start )) s" >&2
-  ckpts+=("$work/ours-$seed/checkpoint_epoch$EPOCHS.pth")
-  if [ "$PRECISE_BN" -gt 0 ]; then
-    start=$SECONDS
-    node bin/unet.js train --imgs "$work/train/imgs" --masks "$work/train/masks" "${FLAGS[@]}" --seed "$seed" --precise-bn "$PRECISE_BN" \
-      --checkpoint-dir "$work/pbn-$seed" --logdir "$work/runs" --no-tensorboard >"$work/pbn-$seed.log" 2>&1 \
-      || { cat "$work/pbn-$seed.log" >&2; exit 1; }
-    echo "accuracy: ours --precise-bn $PRECISE_BN seed $seed: $(( SECONDS - start )) s" >&2
-    ckpts+=("$work/pbn-$seed/checkpoint_epoch$EPOCHS.pth")
+  pids=()
+  if [ "$PARALLEL" = 1 ]; then
+    ours ours "$seed" & pids+=($!)
+    [ "$PRECISE_BN" -gt 0 ] && { ours pbn "$seed" --precise-bn "$PRECISE_BN" & pids+=($!); }
+    reference "$seed" & pids+=($!)
+    for p in "${pids[@]}"; do wait "$p"; done
+  else
+    ours ours "$seed"
+    [ "$PRECISE_BN" -gt 0 ] && ours pbn "$seed" --precise-bn "$PRECISE_BN"
+    reference "$seed"
   fi
-  start=$SECONDS
-  "$PY" test/reference/trainer.py --imgs "$work/train/imgs" --masks "$work/train/masks" "${FLAGS[@]}" --seed "$seed" \
-    --save "$work/ref-$seed.pth" >"$work/ref-$seed.log" 2>&1 || { cat "$work/ref-$seed.log" >&2; exit 1; }
-  echo "accuracy: PyTorch seed $seed: $(( SECONDS - start )) s" >&2
+  ckpts+=("$work/ours-$seed/checkpoint_epoch$EPOCHS.pth")
+  [ "$PRECISE_BN" -gt 0 ] && ckpts+=("$work/pbn-$seed/checkpoint_epoch$EPOCHS.pth")
   ckpts+=("$work/ref-$seed.pth")
 done
 
-"$PY" test/reference/heldout.py --imgs "$work/test/imgs" --masks "$work/test/masks" -s "$SCALE" "${ckpts[@]}" >"$work/scores.jsonl"
+"$PY" test/reference/heldout.py --threads "$THREADS" --imgs "$work/test/imgs" --masks "$work/test/masks" -s "$SCALE" "${ckpts[@]}" >"$work/scores.jsonl"
 cat "$work/scores.jsonl"
 "$PY" - "$work/scores.jsonl" "$PRECISE_BN" <<'PYEOF'
 import json, statistics, sys, os
