@@ -90,7 +90,7 @@ test('checkpoints hold weights, optimizer, scheduler, epoch, loss and val score;
   assert.ok(existsSync(join(r.runDir, 'metrics.jsonl')));
 });
 
-test('resuming at epoch 2 of 4 ends with the same weights as an uninterrupted run (also with --precise-bn)', { timeout: 300_000 }, async () => {
+test('resuming at epoch 2 of 4 ends with the same weights as an uninterrupted run (also with --precise-bn)', { timeout: 900_000 }, async () => {
   // Precise BN reads training batches between steps: it must leave the data order and RNGs alone.
   // Batch 1: 6 batches per epoch, so validation rounds (every 6 // 5 = 1 batch) run mid-epoch too.
   const cfg = (dir: string): TrainConfig => ({ ...base(data3, dir), epochs: 4, batchSize: 1, learningRate: 1e-3, scale: 1, validation: 25, classes: 3, bilinear: true, augment: true, accumulateGradBatches: 2, preciseBn: 2 });
