@@ -216,8 +216,8 @@ test('creation ops, dtypes, devices and typed-array round trips', () => {
       assert.deepEqual(t.toArray(), dtype === 'bool' ? [0, 1, 1, 1] : [0, 1, 2, 3], dtype);
       assert.equal(t.bytes().length, 4 * ({ float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 } as Record<string, number>)[dtype] || 4);
     }
-    assert.deepEqual(Array.from(E.tensor(new Uint8Array([1, 2, 250])).data()), [1, 2, 250]);
-    assert.deepEqual(Array.from(E.tensor(new BigInt64Array([1n, -2n])).data()), [1n, -2n]);
+    assert.deepEqual(Array.from(E.tensor(new Uint8Array([1, 2, 250])).data() as Uint8Array), [1, 2, 250]);
+    assert.deepEqual(Array.from(E.tensor(new BigInt64Array([1n, -2n])).data() as BigInt64Array), [1n, -2n]);
     assert.deepEqual(E.tensor(new Int32Array([5, 6]), [2, 1]).shape, [2, 1]);
     // channels_last
     const x = E.rand([2, 3, 4, 5]);
