@@ -45,6 +45,8 @@ export interface TrainHooks {
   /** Sees the split and every training batch, in order (tests: feed the same data to PyTorch). */
   onSplit?: (split: { train: string[]; val: string[] }) => void;
   onTrainBatch?: (epoch: number, ids: string[]) => void;
+  /** Replaces each measured validation Dice (tests: score sequences that improve, drop and plateau). */
+  validationScore?: (measured: number, at: { epoch: number; step: number }) => number;
 }
 
 export interface TrainResult {
@@ -229,7 +231,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       const flat = cm.toArray();
       cm.dispose();
       const matrix = Array.from({ length: rows }, (_, r) => flat.slice(r * rows, (r + 1) * rows));
-      return { dice: count ? sum / count : Number.NaN, metrics: metricsFromConfusion(matrix), sample: sample as { x: Tensor; y: Tensor; pred: Tensor } | null };
+      const dice = count ? sum / count : Number.NaN;
+      return { dice: hooks.validationScore ? hooks.validationScore(dice, { epoch, step: globalStep }) : dice, metrics: metricsFromConfusion(matrix), sample: sample as { x: Tensor; y: Tensor; pred: Tensor } | null };
     };
 
     const logValidation = async (score: number, step: number, epoch: number, sample: { x: Tensor; y: Tensor; pred: Tensor } | null) => {
