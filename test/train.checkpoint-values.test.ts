@@ -31,7 +31,7 @@ test('epoch, global_step, loss and val_score are the run\'s; val_score is what u
   const dir = join(root, 'values');
   // 5 training images in batches of 2 = 3 batches, accumulated by 2: 2 optimizer steps per epoch
   // (one full window, then the remainder flushed). The real UNet: `unet evaluate` loads it.
-  const r = await train(runConfig(data, dir, { epochs: 2, batchSize: 2, accumulateGradBatches: 2, learningRate: 1e-3, scale: 1, validation: 30, classes: 3, bilinear: true, patience: 0 }), quiet);
+  const r = await train(runConfig(data, dir, { epochs: 2, batchSize: 2, accumulateGradBatches: 2, learningRate: 1e-3, scale: 1, validation: 30, classes: 3, bilinear: true, patience: 0, valEvery: 0 }), quiet);
   const split = randomSplit(COUNT, 30, 0);
   assert.deepEqual([split.train.length, split.val.length], [5, 2]);
   const { epochs, scalars } = runRecords(r.runDir);

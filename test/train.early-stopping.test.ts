@@ -31,7 +31,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 // counter          0     1     0     1     2  -> stop (patience 2, min-delta 0.05)
 const SCORES = [0.5, 0.4, 0.7, 0.72, 0.72, 0.9, 0.9, 0.9];
 const cfg = (dir: string, over: Partial<TrainConfig> = {}): TrainConfig =>
-  runConfig(data, dir, { epochs: 8, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 20, bilinear: true, patience: 2, minDelta: 0.05, ...over });
+  runConfig(data, dir, { epochs: 8, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 20, bilinear: true, patience: 2, minDelta: 0.05, valEvery: 0, ...over });
 
 /** A narrow UNet that keeps a copy of its weights as they are when train() disposes it. */
 class Probe extends TinyUNet {

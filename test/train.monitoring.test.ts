@@ -25,7 +25,7 @@ before(async () => {
   await makeDemoDataset(data, { count: 6, size: 32, classes: 3, seed: 4 });
   // 4 training images in batches of 2, 2 validation images; the validation steps are read from
   // the run's own epoch records, not assumed.
-  run = await train(runConfig(data, join(root, 'work'), { epochs: 2, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 34, classes: 3, bilinear: true }), {
+  run = await train(runConfig(data, join(root, 'work'), { epochs: 2, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 34, classes: 3, bilinear: true, valEvery: 0 }), {
     ...quiet,
     createModel: tinyUNet,
   });

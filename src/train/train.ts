@@ -11,7 +11,7 @@ import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { GradScaler, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
+import { GradScaler, type GradScalerOptions, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
 import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from './checkpoint.js';
 import { describeCadence, roundDue, validationCadence } from './cadence.js';
@@ -47,6 +47,8 @@ export interface TrainHooks {
   onTrainBatch?: (epoch: number, ids: string[]) => void;
   /** Replaces each measured validation Dice (tests: score sequences that improve, drop and plateau). */
   validationScore?: (measured: number, at: { epoch: number; step: number }) => number;
+  /** A GradScaler with these options whatever the device (tests: its skip and backoff logic on CPU, in fp32). */
+  gradScaler?: GradScalerOptions;
 }
 
 export interface TrainResult {
@@ -120,7 +122,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const channelsLast = cuda; // NHWC convolutions are the fast path on GPUs (tensor cores)
   const ampDtype = cfg.amp ? E.ampDtypeFor(device) : null;
   if (cfg.amp && !ampDtype) warn(E.CPU_AMP_NOTE);
-  const scaler = new GradScaler({ enabled: ampDtype === 'float16', device });
+  const scaler = new GradScaler(hooks.gradScaler ? { device, ...hooks.gradScaler } : { enabled: ampDtype === 'float16', device });
   let startEpoch = 1;
   let globalStep = 0;
   const dataRng = new Rng(cfg.seed + 1 + 7919 * (dist?.rank ?? 0)); // per-rank augmentation draws
