@@ -1,7 +1,7 @@
 // TensorBoard event files, decoded by an independent reader (helpers/tfevents-reader.ts: Python's
 // google.protobuf with hand-built descriptors and its own CRC32C). Skips when python3-protobuf is missing.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { PYTHON } from './python.js';
 
 export const PY_READER = String.raw`
 import json, struct, sys
@@ -142,8 +142,6 @@ export interface PyEvent {
     image?: { height: number; width: number; colorspace: number; png_signature: boolean; ihdr_width: number; ihdr_height: number; bytes: number };
   }>;
 }
-
-export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 /** A reason when python3-protobuf cannot be imported, else false. */
 export function pythonProtobufMissing(): string | false {
