@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
-import { type TrainConfig, defaults, trainOptions } from '../src/cli/options.js';
+import type { TrainConfig } from '../src/cli/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import { loadPth } from '../src/io/pth.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
@@ -14,6 +14,7 @@ import { train } from '../src/train/train.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { GUIDE_LINES } from './helpers/guide.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
+import { runConfig } from './helpers/runs.js';
 
 let root = '';
 let data2 = ''; // 2 classes, 64x64
@@ -32,15 +33,7 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const base = (data: string, dir: string): TrainConfig => ({
-  ...defaults(trainOptions),
-  imgs: join(data, 'imgs'),
-  masks: join(data, 'masks'),
-  checkpointDir: join(dir, 'checkpoints'),
-  logdir: join(dir, 'runs'),
-  device: 'cpu',
-  workers: 2,
-});
+const base = (data: string, dir: string): TrainConfig => runConfig(data, dir);
 
 test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeout: 600_000 }, async () => {
   let lastCkpt = '';
