@@ -20,7 +20,7 @@ interface Served {
 }
 let result: CliResult;
 let runDir = '';
-/** What the dashboard served while the trainer was still running (the last such answer). */
+/** What the dashboard served while the run was still training (the last such answer). */
 let whileTraining: Served | null = null;
 let answers = 0;
 
@@ -40,7 +40,9 @@ before(async () => {
         const mine = runs.runs.find((r) => r.name.endsWith('-flags'));
         if (mine) {
           const m = (await (await fetch(`${url}api/runs/${mine.name}/metrics?from=0`)).json()) as { records: Served['records'] };
-          if (run.child.exitCode === null) {
+          // the last answer while the run was still going (between its end record and the
+          // process's exit the dashboard already says 'finished')
+          if (run.child.exitCode === null && mine.status === 'running') {
             whileTraining = { status: mine.status, records: m.records };
             answers++;
           }
