@@ -158,7 +158,7 @@ describe('resizeBicubic', () => {
     const [w, h] = [61, 47];
     for (const [c, make] of [[1, Uint8Array], [3, Uint8Array], [1, Uint16Array], [3, Float32Array]] as const) {
       const max = make === Uint16Array ? 65536 : make === Uint8Array ? 256 : 1;
-      const src = make.from({ length: w * h * c }, () => (max === 1 ? rng.next() : Math.floor(rng.next() * max)));
+      const src = make.from(Array.from({ length: w * h * c }, () => (max === 1 ? rng.next() : Math.floor(rng.next() * max))));
       // Down by odd ratios, one side kept, up, and the same size.
       for (const [nw, nh] of [[22, 17], [61, 20], [23, 47], [90, 70], [61, 47]]) {
         const whole = await resizeBicubic(src, w, h, c, nw, nh);

@@ -140,10 +140,10 @@ describe('the exported web page in chromium', { skip }, () => {
       const b = await readMask(got);
       // Both resize with Pillow's bicubic (checked in predictMask): only onnxruntime-web's float
       // arithmetic against libtorch's can flip a pixel where classes tie.
-      const agree = a.data.reduce((n: number, v: number, i: number) => n + (v === b.data[i] ? 1 : 0), 0) / a.data.length;
+      const agree = Array.from(a.data).reduce((n: number, v: number, i: number) => n + (v === b.data[i] ? 1 : 0), 0) / a.data.length;
       console.log(`# browser vs unet predict: ${(100 * agree).toFixed(3)}% of ${a.data.length} pixels agree`);
       assert.ok(agree >= 0.999, `only ${(100 * agree).toFixed(3)}% of the pixels agree with unet predict`);
-      const counts = [0, 100, 200].map((v) => a.data.reduce((n: number, x: number) => n + (x === v ? 1 : 0), 0));
+      const counts = [0, 100, 200].map((v) => Array.from(a.data).reduce((n: number, x: number) => n + (x === v ? 1 : 0), 0));
       console.log(`# pixels per class (unet predict): ${counts.join(', ')}`);
       assert.ok(counts.every((c) => c > a.data.length / 50), 'every class covers part of the image');
       if (SHOTS) {
@@ -197,7 +197,7 @@ describe('the exported web page in chromium', { skip }, () => {
         await download.saveAs(f);
         const m = await readMask(f);
         assert.deepEqual([m.width, m.height], [W, H]);
-        return m.data.reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
+        return Array.from(m.data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
       };
       const at = async (t: number) => {
         await page.locator('#threshold').fill(String(t));
@@ -208,7 +208,7 @@ describe('the exported web page in chromium', { skip }, () => {
       assert.ok(low > high, `threshold 0.01 marks more pixels (${low}) than 0.99 (${high})`);
       // the 0.5 mask equals unet predict's
       const mid = await at(0.5);
-      const refOnes = (await predictMask(image)).data.reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
+      const refOnes = Array.from((await predictMask(image)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
       assert.ok(Math.abs(mid - refOnes) <= W * H * 0.001 + 1, `browser ${mid} vs predict ${refOnes} foreground pixels`);
     } finally {
       await browser.close();
