@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { EXIT, EXIT_CODES_HELP } from '../src/cli/errors.js';
 import { type PredictConfig, type TrainConfig, defaults, trainOptions } from '../src/cli/options.js';
-import { type Handlers, type Output, buildProgram } from '../src/cli/program.js';
+import type { Output } from '../src/cli/options.js';
+import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { ROOT, assertCleanFailure, quickTrainArgs, runCli } from './helpers/cli.js';
 import { writePng } from './helpers/fixtures.js';
 

@@ -233,3 +233,8 @@ export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T
   for (const [k, spec] of Object.entries(table)) out[k] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
   return out as ValuesOf<T>;
 }
+
+/** How a command reports: `json` = stdout carries only JSON, human output goes to stderr. */
+export interface Output {
+  json: boolean;
+}
