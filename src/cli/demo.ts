@@ -29,10 +29,13 @@ export async function demoCommand(o: { dir: string; epochs: string }): Promise<n
     classes: 3,
     bilinear: true,
     optimizer: 'adam' as const,
+    // 39 training images in batches of 4 would validate after every batch on the reference's
+    // cadence, cutting the lr 100x per epoch: the demo validates (and steps the scheduler) per epoch.
+    valEvery: 0,
     device: 'cpu',
     name: 'demo',
   };
-  console.log(`Training: unet train --imgs ${imgs} --masks ${masks} -e ${cfg.epochs} -b 4 -l 1e-3 -s 1 -v 20 -c 3 --bilinear --optimizer adam --device cpu\n`);
+  console.log(`Training: unet train --imgs ${imgs} --masks ${masks} -e ${cfg.epochs} -b 4 -l 1e-3 -s 1 -v 20 -c 3 --bilinear --optimizer adam --val-every 0 --device cpu\n`);
   const { trainCommand } = await import('../train/cli.js');
   const code = await trainCommand(cfg);
   if (code !== 0) return code;
