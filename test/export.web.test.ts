@@ -20,23 +20,12 @@ import { type Predictor, exportCommand, predictBatch, preprocess } from '../src/
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { PYTHON } from './helpers/python.js';
 import { evalUNet } from './helpers/tiny-unet.js';
+import { CHROMIUM, LAUNCH_ARGS, SHOTS, browserSkip, pw } from './helpers/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = process.env.UNET_SCREENSHOTS === '1' ? (process.env.UNET_SCREENSHOT_DIR ?? 'docs') : null;
 const ISBI = resolve(import.meta.dirname, '../../shared/data/isbi2012-membranes/imgs/00.png');
 
-// biome-ignore lint/suspicious/noExplicitAny: playwright-core's types are optional here
-let pw: any = null;
-let skip: string | false = false;
-try {
-  pw = await import('playwright-core');
-} catch {
-  skip = 'playwright-core is not installed (npm i -D playwright-core)';
-}
-if (!skip && !existsSync(CHROMIUM)) skip = `no chromium at ${CHROMIUM} (apt-get install chromium)`;
+let skip: string | false = browserSkip;
 if (!skip && !existsSync(ISBI)) skip = `the ISBI image ${ISBI} is missing (../shared/data)`;
-
-const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let dir: string;
 const servers: ChildProcess[] = [];

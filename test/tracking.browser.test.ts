@@ -5,25 +5,15 @@
 // missing. UNET_SCREENSHOTS=1 saves docs/dashboard.png and docs/report.png
 // (UNET_SCREENSHOT_DIR picks another folder).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { maskToImage, startDashboard, Tracker, writeReport } from '../src/tracking/index.js';
+import { CHROMIUM, LAUNCH_ARGS, SHOTS, browserSkip, pw } from './helpers/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = process.env.UNET_SCREENSHOTS === '1' ? (process.env.UNET_SCREENSHOT_DIR ?? 'docs') : null;
-
-// biome-ignore lint/suspicious/noExplicitAny: playwright-core is optional, so its types may be absent
-let pw: any = null;
-let skip: string | false = false;
-try {
-  pw = await import('playwright-core');
-} catch {
-  skip = 'playwright-core is not installed (npm i -D playwright-core)';
-}
-if (!skip && !existsSync(CHROMIUM)) skip = `no chromium at ${CHROMIUM} (apt-get install chromium)`;
+const skip = browserSkip;
 
 const tmp = mkdtempSync(join(tmpdir(), 'unet-browser-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -62,16 +52,6 @@ function fakeTraining(t: Tracker, everyMs: number, lossScale = 1): { stop: () =>
     step: () => step,
   };
 }
-
-const LAUNCH_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('dashboard and report in chromium', { skip }, () => {
   test('live curves grow, runs compare, report renders offline', { timeout: 90_000 }, async () => {
