@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { alive, childrenOf, freePort, startTs } from './helpers/dist.js';
 
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');

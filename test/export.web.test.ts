@@ -17,7 +17,7 @@ import * as E from '../src/engine/index.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { encodeMaskPng } from '../src/predict/overlay.js';
 import { type Predictor, exportCommand, predictBatch, preprocess } from '../src/predict/index.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { PYTHON } from './helpers/python.js';
 import { evalUNet } from './helpers/tiny-unet.js';
 import { CHROMIUM, LAUNCH_ARGS, SHOTS, browserSkip, pw } from './helpers/browser.js';

@@ -241,7 +241,7 @@ for (const [opt, cfg] of [
 }
 
 test('a state dict saved by us loads strict into the reference UNet in Python with the same outputs, and back', { skip: !canCompare && SKIP }, async () => {
-  const { saveReferenceStateDict, loadCheckpoint, weightsToTensors } = await import('../src/train/checkpoint.js');
+  const { saveReferenceStateDict, loadCheckpoint, weightsToTensors } = await import('../src/model/checkpoint.js');
   const dir = mkdtempSync(join(tmpdir(), 'unet-sd-'));
   try {
     E.manualSeed(9);

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
-import { defaults, predictOptions, type PredictConfig } from '../src/cli/options.js';
+import { defaults, predictOptions, type PredictConfig } from '../src/config/options.js';
 import { type MaskValues, readMask, scanMaskValues } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { savePth } from '../src/io/pth.js';
@@ -27,7 +27,7 @@ import {
 } from '../src/predict/index.js';
 import { buildProgram } from '../src/cli/program.js';
 import { predictCommand } from '../src/predict/cli.js';
-import { saveCheckpoint, saveReferenceStateDict, toRaw } from '../src/train/checkpoint.js';
+import { saveCheckpoint, saveReferenceStateDict, toRaw } from '../src/model/checkpoint.js';
 import { hasTorch, runPython } from './helpers/python.js';
 
 const ROOT = resolve(import.meta.dirname, '..');

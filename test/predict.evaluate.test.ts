@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { defaults, evaluateOptions, type EvaluateConfig } from '../src/cli/options.js';
+import { defaults, evaluateOptions, type EvaluateConfig } from '../src/config/options.js';
 import type { MaskValues } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { evaluateCommand, formatEvaluation, runEvaluate, unknownMaskValues } from '../src/predict/index.js';
-import { saveCheckpoint, saveReferenceStateDict } from '../src/train/checkpoint.js';
+import { saveCheckpoint, saveReferenceStateDict } from '../src/model/checkpoint.js';
 
 const W = 48;
 const H = 32;

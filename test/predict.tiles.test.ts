@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
-import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, predictOptions } from '../src/cli/options.js';
+import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import { buildProgram } from '../src/cli/program.js';
 import { readImage, readMask } from '../src/data/index.js';
 import { openScaledRegions } from '../src/data/regions.js';
@@ -20,7 +20,7 @@ import { UNet } from '../src/model/index.js';
 import { type Predictor, forwardLogits, predictBatch, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
 import { predictTiledFile, predictTiledInMemory, sourceRows } from '../src/predict/tiled.js';
 import { tileStarts, windowWeights } from '../src/predict/tiles.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
 
 let dir: string;

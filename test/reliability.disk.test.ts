@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
 
 let root = '';

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { reportError } from '../src/cli/errors.js';
-import { defaults, trainOptions } from '../src/cli/options.js';
+import { defaults, trainOptions } from '../src/config/options.js';
 import { encodeNpy, makeDemoDataset, readImage } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { OOM_ADVICE, train } from '../src/train/train.js';
 import { ROOT, assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
 

@@ -28,7 +28,7 @@ import { UNet } from '../src/model/index.js';
 import { GradScaler, createOptimizer, createScheduler } from '../src/optim/index.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
 import { segmentationLoss } from '../src/train/loss.js';
-import { saveCheckpoint, saveReferenceStateDict } from '../src/train/checkpoint.js';
+import { saveCheckpoint, saveReferenceStateDict } from '../src/model/checkpoint.js';
 import { ROOT, TSX, assertNoCrashText, runCli } from './helpers/cli.js';
 import { png, prng, rgbPattern } from './helpers/fixtures.js';
 import { TinyUNet } from './helpers/tiny-unet.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
 import { zipChunks, concatChunks } from '../src/io/zip.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { type CliResult, assertCleanFailure, assertNoCrashText, cliArgs, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
 import { cmykJpeg, png, rgbaPng, squareMask } from './helpers/fixtures.js';
 

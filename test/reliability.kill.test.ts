@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeDemoDataset } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertNoCrashText, quickTrainArgs, runCli, spawnCli } from './helpers/cli.js';
 import { prng } from './helpers/fixtures.js';
 

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type TrainConfig, defaults, trainOptions } from '../src/cli/options.js';
+import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import type { UNet } from '../src/model/index.js';

@@ -13,7 +13,7 @@ import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import type { RawTensor } from '../src/io/pth.js';
 import type { UNetArgs } from '../src/model/index.js';
-import { loadCheckpoint, saveReferenceStateDict } from '../src/train/checkpoint.js';
+import { loadCheckpoint, saveReferenceStateDict } from '../src/model/checkpoint.js';
 import { train } from '../src/train/train.js';
 import { ROOT } from './helpers/cli.js';
 import { NO_TORCH, PYTHON, hasTorch } from './helpers/python.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { decode } from 'fast-png';
 import { makeDemoDataset, randomSplit } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, assertNoCrashText, runCli } from './helpers/cli.js';
 import { runRecords } from './helpers/runs.js';
 

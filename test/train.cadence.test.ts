@@ -1,7 +1,7 @@
 // When validation rounds run (and step the plateau scheduler): --val-every auto / N / 0.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { trainOptions } from '../src/cli/options.js';
+import { trainOptions } from '../src/config/options.js';
 import { roundDue, validationCadence } from '../src/train/cadence.js';
 
 const parseValEvery = (raw: string) => trainOptions.valEvery.parse(raw, '--val-every');

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
-import { type TrainConfig, defaults, trainOptions } from '../src/cli/options.js';
+import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
 import { GUIDE_LINES } from './helpers/guide.js';
 
 /** Parses a command line with handlers that only record the config. */

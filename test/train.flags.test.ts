@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { type CliResult, assertNoCrashText, spawnCli } from './helpers/cli.js';
 import { readJsonl, runRecords, scalarSeries } from './helpers/runs.js';
 

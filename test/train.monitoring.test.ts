@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { train, type TrainResult } from '../src/train/train.js';
 import { writeReport } from '../src/tracking/index.js';
 import { type PyEvent, decodeEvents, pythonProtobufMissing } from './helpers/tfevents-reader.js';

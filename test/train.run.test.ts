@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
-import type { TrainConfig } from '../src/cli/options.js';
+import type { TrainConfig } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import { loadPth } from '../src/io/pth.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { train } from '../src/train/train.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { GUIDE_LINES } from './helpers/guide.js';
@@ -109,7 +109,7 @@ test('--load of a reference-format file starts from its weights; a different arc
     train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, load: ck }, quiet),
     /another architecture[\s\S]*upsampling: checkpoint bilinear, flags no --bilinear/,
   );
-  const { saveReferenceStateDict, weightsToTensors } = await import('../src/train/checkpoint.js');
+  const { saveReferenceStateDict, weightsToTensors } = await import('../src/model/checkpoint.js');
   const loaded = await loadCheckpoint(ck);
   const ref = join(dir, 'reference.pth');
   await saveReferenceStateDict(ref, weightsToTensors(loaded.model), [0, 127, 255]);

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { OptionError, type OptionSpec, longFlag } from './options.js';
+import { OptionError, type OptionSpec, longFlag } from '../config/options.js';
 
 /** Recorded in runs/<run>/config.json by `unet train` beside the options. */
 export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'worldSize', 'versions'];

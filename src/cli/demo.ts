@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDemoDataset } from '../data/index.js';
-import { defaults, trainOptions } from './options.js';
+import { defaults, trainOptions } from '../config/options.js';
 
 export async function demoCommand(o: { dir: string; epochs: string }): Promise<number> {
   const imgs = join(o.dir, 'imgs');
@@ -44,7 +44,7 @@ export async function demoCommand(o: { dir: string; epochs: string }): Promise<n
   if (existsSync(sample)) {
     console.log(`\nPredicting ${sample} with the best model (mask + overlay in demo-output/)...`);
     return predictCommand(
-      { ...defaults((await import('./options.js')).predictOptions), model: join(cfg.checkpointDir, 'best_model.pth'), input: [sample], outputDir: 'demo-output', viz: true, scale: 1, device: 'cpu' },
+      { ...defaults((await import('../config/options.js')).predictOptions), model: join(cfg.checkpointDir, 'best_model.pth'), input: [sample], outputDir: 'demo-output', viz: true, scale: 1, device: 'cpu' },
       false,
       false,
     );

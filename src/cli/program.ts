@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
-import { type EvaluateConfig, type OptionSpec, type Output, exportOptions, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from './options.js';
+import { type EvaluateConfig, type OptionSpec, type Output, exportOptions, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from '../config/options.js';
 import { resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */

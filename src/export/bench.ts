@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { toRaw } from '../train/checkpoint.js';
+import { toRaw } from '../model/checkpoint.js';
 import { writeOnnx } from './onnx.js';
 import { loadOnnxPredictor } from './onnx-runtime.js';
 import { serveSite } from './serve.js';

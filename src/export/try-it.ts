@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { MIN_SIDE } from '../model/limits.js';
 import { resolveMaskValues } from '../predict/predictor.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { sendSiteFile } from './serve.js';
 import { writeWebSite } from './web.js';
 

@@ -19,7 +19,7 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import * as fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import type { Output, PredictConfig } from '../cli/options.js';
+import type { Output, PredictConfig } from '../config/options.js';
 import { IMAGE_EXTENSIONS, mapPool, scaledSize } from '../data/index.js';
 import { imageHeader, isTiffName } from '../data/regions.js';
 import { encodeMaskPng, encodeProbPng, isBinary01, renderOverlay, writeMaskTiff } from './overlay.js';

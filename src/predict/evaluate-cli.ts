@@ -20,7 +20,7 @@
 import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { EvaluateConfig } from '../cli/options.js';
+import type { EvaluateConfig } from '../config/options.js';
 import * as E from '../engine/index.js';
 import { type MaskValues, type RGB, listPairs, mapPool, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
 import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';

@@ -17,7 +17,7 @@ import { OPSET, type OnnxMetadata, writeOnnx } from '../export/onnx.js';
 import { writeWebSite } from '../export/web.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
-import { CheckpointError, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../train/checkpoint.js';
+import { CheckpointError, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
 import { PredictError, resolveMaskValues } from './predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;

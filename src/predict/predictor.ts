@@ -12,7 +12,7 @@ import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { CheckpointError, type CheckpointKind, loadCheckpoint, weightsToTensors } from '../train/checkpoint.js';
+import { CheckpointError, type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 
 /** Errors the CLI prints without a stack (see src/cli/errors.ts). */
 export class PredictError extends Error {

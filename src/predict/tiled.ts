@@ -19,7 +19,7 @@
 import { rmSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import type { TileSetting } from '../cli/options.js';
+import type { TileSetting } from '../config/options.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';

@@ -1,5 +1,5 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
-import type { Output, TrainConfig } from '../cli/options.js';
+import type { Output, TrainConfig } from '../config/options.js';
 import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import { startDashboard, writeReport } from '../tracking/index.js';

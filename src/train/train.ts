@@ -4,7 +4,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { TrainConfig } from '../cli/options.js';
+import type { TrainConfig } from '../config/options.js';
 import { DataLoader, MIN_SIDE, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
@@ -13,7 +13,7 @@ import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice }
 import { UNet, type UNetArgs } from '../model/index.js';
 import { GradScaler, type GradScalerOptions, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
-import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from './checkpoint.js';
+import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import { describeCadence, roundDue, validationCadence } from './cadence.js';
 import { EarlyStopping } from './early-stopping.js';
 import { segmentationLoss } from './loss.js';

@@ -20,7 +20,7 @@ import { DataError, Rng, SegmentationDataset, readImage, readMask } from '../../
 import * as E from '../../src/engine/index.js';
 import { GradScaler, createOptimizer, createScheduler } from '../../src/optim/index.js';
 import { loadPredictor } from '../../src/predict/predictor.js';
-import { CheckpointError, loadCheckpoint } from '../../src/train/checkpoint.js';
+import { CheckpointError, loadCheckpoint } from '../../src/model/checkpoint.js';
 import { EarlyStopping } from '../../src/train/early-stopping.js';
 import { loadWeights, restore } from '../../src/train/train.js';
 import type { UNet } from '../../src/model/index.js';

@@ -1,7 +1,7 @@
 /** Small CPU training runs for the behaviour tests, and readers for what a run leaves behind. */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TrainConfig, defaults, trainOptions } from '../../src/cli/options.js';
+import { type TrainConfig, defaults, trainOptions } from '../../src/config/options.js';
 import type { RawTensor } from '../../src/io/pth.js';
 
 /** The guide's defaults on `data/{imgs,masks}`, CPU, files under `dir`, 2 decoders, then `over`. */

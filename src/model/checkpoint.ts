@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
-import type { UNetArgs } from '../model/index.js';
+import type { UNetArgs } from './unet.js';
 
 export const FORMAT = 'unet-ts/1';
 
