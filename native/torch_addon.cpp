@@ -32,6 +32,8 @@
 
 // native/resample.cpp (Pillow's 8-bit resampling, no torch).
 Napi::Value resample8(const Napi::CallbackInfo& info);
+// native/jpeg.cpp (JPEG decoding with the system libjpeg-turbo, as Pillow does; no torch).
+Napi::Value decodeJpeg(const Napi::CallbackInfo& info);
 
 namespace {
 
@@ -1054,7 +1056,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(cudaIsAvailable); EXPORT(cudaDeviceCount); EXPORT(setFlags); EXPORT(stats); EXPORT(mallocTrim); EXPORT(buildInfo);
   EXPORT(distInit); EXPORT(distInfo); EXPORT(distBroadcast); EXPORT(distAllreduce); EXPORT(distBarrier); EXPORT(distReducer);
   EXPORT(distBackward); EXPORT(distBatchNorm); EXPORT(distDestroy);
-  EXPORT(resample8);
+  EXPORT(resample8); EXPORT(decodeJpeg);
   return exports;
 }
 

@@ -1,7 +1,8 @@
 /**
  * Image resize against Pillow 9.4 (Debian's python3-pil, run through test/reference/pil_resize.py):
  * decoded + bicubic-resized pixels must be byte-equal to `np.asarray(Image.open(f).resize(size,
- * Image.BICUBIC))`, the reference loader's preprocessing, for grey, RGB and 16-bit images.
+ * Image.BICUBIC))`, the reference loader's preprocessing, for grey, RGB and 16-bit images, and
+ * for JPEGs Pillow wrote (decoded by the system libjpeg-turbo, as Pillow decodes them).
  */
 
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import { bicubicBands, parseNpy, readImageRaw, resizeBicubic, Rng } from '../src/data/index.js';
+import { decodeJpeg } from '../src/data/jpeg.js';
 
 const PY = process.env.UNET_TEST_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'reference', 'pil_resize.py');
@@ -128,6 +130,51 @@ describe('bicubic resize is byte-equal to Pillow', { skip: hasPil ? false : `${P
       assert.equal(ours.channels, job.channels);
       assert.equal(countDiff(ours.data, pil[i].data), 0, `${job.convert} ${job.size.join('×')}`);
     }
+  });
+});
+
+describe('JPEG decode (system libjpeg-turbo in the addon) + resize is byte-equal to Pillow', { skip: hasPil ? false : `${PY} with PIL and numpy not found` }, () => {
+  test('baseline 4:2:0 and 4:4:4, progressive, optimised tables, greyscale, odd sizes, at several scales', async () => {
+    const variants = [
+      { name: 'rgb420.jpg', size: [257, 193], mode: 'RGB', subsampling: 2 },
+      { name: 'rgb444.jpg', size: [101, 67], mode: 'RGB', subsampling: 0, quality: 95 },
+      { name: 'rgb422-prog.jpg', size: [98, 61], mode: 'RGB', subsampling: 1, progressive: true },
+      { name: 'rgb-opt.jpg', size: [64, 48], mode: 'RGB', quality: 75, optimize: true },
+      { name: 'grey.jpg', size: [131, 77], mode: 'L' },
+      { name: 'grey-prog.jpg', size: [17, 9], mode: 'L', progressive: true },
+    ];
+    const made = spawnSync(PY, [join(import.meta.dirname, 'reference', 'pil_jpeg.py')], { input: JSON.stringify({ dir, seed: 3, jobs: variants }), encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const jobs: (Job & { channels: number })[] = [];
+    for (const v of variants) {
+      const [w, h] = v.size;
+      for (const s of [1, 0.5, 0.33, 0.25]) {
+        const size: [number, number] = [Math.max(1, Math.floor(w * s)), Math.max(1, Math.floor(h * s))];
+        jobs.push({ file: join(dir, v.name), size, out: join(dir, `${v.name}-${size.join('x')}.npy`), channels: v.mode === 'L' ? 1 : 3 });
+      }
+    }
+    const pil = await pilResize(jobs);
+    for (const [i, job] of jobs.entries()) {
+      const what = `${job.file} -> ${job.size.join('×')}`;
+      const ours = await readImageRaw(job.file, { size: { width: job.size[0], height: job.size[1] }, layout: 'hwc' });
+      assert.equal(ours.channels, job.channels, what);
+      const diff = countDiff(ours.data, pil[i].data);
+      assert.equal(diff, 0, `${what}: ${diff} of ${pil[i].data.length} samples differ`);
+    }
+    // These files go through the addon's decoder (sharp's would be used only as the fallback).
+    const decoded = await decodeJpeg(await readFile(join(dir, 'rgb420.jpg')));
+    assert.ok(decoded, 'the addon was built with libjpeg');
+    assert.deepEqual([decoded.width, decoded.height, decoded.channels], [257, 193, 3]);
+  });
+
+  test('a file libjpeg cannot decode falls back to sharp, whose error names the file', async () => {
+    const good = await readFile(join(dir, 'rgb420.jpg'));
+    assert.equal(await decodeJpeg(good.subarray(0, 40)), null);
+    // Cut inside the scan: libjpeg would pad with grey; Pillow says "image file is truncated", so do we.
+    assert.equal(await decodeJpeg(good.subarray(0, good.length >> 1)), null);
+    const file = join(dir, 'cut.jpg');
+    await writeFile(file, good.subarray(0, 40));
+    await assert.rejects(readImageRaw(file), (e: Error) => e.message.includes(file));
   });
 });
 
