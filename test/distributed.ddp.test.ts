@@ -20,7 +20,7 @@ const PER = 2;
 
 // The same narrow UNet (widths 64..1024 / 16) and steps in PyTorch.
 const PY = `${PY_EXCHANGE}
-import sys, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist, torch.multiprocessing as mp
+import contextlib, sys, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist, torch.multiprocessing as mp
 def dc(i, o):
     return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True), nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
 class DoubleConv(nn.Module):
@@ -53,10 +53,9 @@ def ddp(rank, d, port):
     for s in range(${STEPS}):
         for k in range(${MICRO}):
             st = (s * ${MICRO} + k) * 2 * ${PER} + rank * ${PER}
-            loss = F.cross_entropy(model(data['x'][st:st + ${PER}]), data['y'][st:st + ${PER}]) / ${MICRO}
-            if k < ${MICRO} - 1:
-                with model.no_sync(): loss.backward()
-            else: loss.backward()
+            # The forward too: DDP's forward arms the gradient allreduce unless inside no_sync().
+            with contextlib.nullcontext() if k == ${MICRO} - 1 else model.no_sync():
+                (F.cross_entropy(model(data['x'][st:st + ${PER}]), data['y'][st:st + ${PER}]) / ${MICRO}).backward()
         opt.step(); opt.zero_grad()
     if rank == 0: dump(d, m.state_dict(), 'out-py.json')
     dist.destroy_process_group()

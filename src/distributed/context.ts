@@ -121,6 +121,16 @@ export class DistContext {
     if (syncBn) for (const m of model.modules()) if (m instanceof BatchNorm2d) m.syncStats = true;
   }
 
+  /**
+   * Rank 0's BatchNorm running statistics everywhere (DDP's broadcast_buffers), before validation:
+   * without sync-BN each rank's statistics follow its own batches, and sharded validation must
+   * score rank 0's model (the one that is saved) on every shard.
+   */
+  async syncBuffers(model: Module): Promise<void> {
+    const buffers = model.namedBuffers().map(([, b]) => b);
+    if (buffers.length) await this.guard('broadcasting the BatchNorm statistics', () => E.broadcast(buffers, 0));
+  }
+
   /** backward() with gradients averaged over the ranks (sync) or accumulated locally (no_sync). */
   async backward(loss: Tensor, sync: boolean): Promise<void> {
     await this.guard('synchronising gradients', () => E.backwardSynced(loss, sync));

@@ -5,8 +5,8 @@ import * as E from '../engine/index.js';
 import { startDashboard, writeReport } from '../tracking/index.js';
 import { type TrainHooks, train } from './train.js';
 
-/** `model` lets tests train a narrow UNet through the whole command. */
-export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, model: Pick<TrainHooks, 'createModel'> = {}): Promise<number> {
+/** `hooks` let tests train a narrow UNet through the whole command and see what each rank saw. */
+export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, hooks: Pick<TrainHooks, 'createModel' | 'validationScore' | 'onSplit' | 'onTrainBatch'> = {}): Promise<number> {
   // Data-parallel: launch this machine's workers, or join as a worker (RANK/WORLD_SIZE set).
   const worker = workerFromEnv();
   if (!worker && (cfg.nprocPerNode > 1 || cfg.nnodes > 1)) {
@@ -44,7 +44,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   try {
     // Ranks other than 0 print nothing but errors.
     const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
-    const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...model });
+    const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...hooks });
     await dist?.close();
     const code = r.interrupted ? signalCode || 130 : 0;
     if (!isMain) return code;

@@ -205,6 +205,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 
     // Validation: mean per-image Dice (the reference's evaluate(), binary shape bug fixed).
     const evaluate = async (withImages: boolean) => {
+      await dist?.syncBuffers(model); // every shard scored with rank 0's statistics
       model.eval();
       let sum = 0;
       let count = 0;
@@ -390,7 +391,9 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         progress.stop();
         if (hooks.signal?.aborted) break;
         const elapsed = (performance.now() - t0) / 1000;
-        const avgLoss = epochLoss.item() / Math.max(1, batches);
+        // Over all ranks: without a validation set it is the score early stopping sees on every rank.
+        const [lossSum, lossBatches] = dist ? await dist.reduce([epochLoss.item(), batches]) : [epochLoss.item(), batches];
+        const avgLoss = lossSum / Math.max(1, lossBatches);
         epochLoss.dispose();
         tracker.scalar('img/s', seen / elapsed, globalStep);
 
