@@ -154,7 +154,7 @@ program
   .option('--tile <n>', 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)')
   .option('--overlap <f>', 'window overlap for --tile', '0.25')
   .option('--image <file>', 'image for --predict --tile (default: a synthetic --width x --height grey PNG)')
-  .option('--width-divisor <n>', 'narrow UNet for --predict --tile: every width divided by n (1 = full)', '1')
+  .option('--width-divisor <n>', 'narrow UNet (training and inference steps, --nproc-per-node, --predict --tile): every width divided by n (1 = full)', '1')
   .option('--onnx', 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', false)
   .option('--web', 'with --predict: time the exported model in headless Chromium (onnxruntime-web, wasm, 1 thread)', false)
   .option('--conv', 'time one UNet-sized 3x3 conv layer forward+backward instead', false)

@@ -26,7 +26,7 @@ async function worker(o: BenchOpts, worldSize: number): Promise<void> {
   const device = E.resolveDevice(o.device === 'auto' || o.device === 'cuda' ? (E.cudaIsAvailable() ? `cuda:${w.localRank}` : 'cpu') : o.device);
   const dist = await DistContext.join(w, { backend: 'auto', timeoutSeconds: 300, device });
   E.manualSeed(0);
-  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear });
+  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
   model.to({ device });
   await dist.wrapModel(model, false);
   const params = model.parameters();
@@ -61,7 +61,7 @@ async function worker(o: BenchOpts, worldSize: number): Promise<void> {
       process.env[OUT_ENV],
       JSON.stringify({
         impl: 'unet-ts', mode: 'train-ddp', torch: E.buildInfo().torch, device, backend: dist.backend, processes: worldSize, threads_per_process: E.getNumThreads(),
-        batch: o.batch, batch_per_process: per, height: o.height, width: o.width, ms_per_step: round(msSync), img_per_s: round((o.batch / msSync) * 1000),
+        batch: o.batch, batch_per_process: per, height: o.height, width: o.width, ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}), ms_per_step: round(msSync), img_per_s: round((o.batch / msSync) * 1000),
         ms_per_step_without_allreduce: round(msLocal), communication_share: round(Math.max(0, msSync - msLocal) / msSync, 3),
       }),
     );

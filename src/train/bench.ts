@@ -34,6 +34,8 @@ export interface BenchOpts {
   steps: number;
   warmup: number;
   mode: 'train' | 'predict' | 'conv';
+  /** Every UNet width divided by this (1 = the full 64-1024 channels). */
+  divisor: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -43,7 +45,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
   const cuda = device.startsWith('cuda');
   E.manualSeed(0);
   if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
-  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear });
+  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
   const channelsLast = cuda;
   model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
   const params = model.parameters();
@@ -91,6 +93,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     classes: o.classes,
     amp: ampDtype ? (cuda ? 'fp16' : 'bf16') : o.amp ? 'none (--amp asked; no native bf16 on this CPU: fp32)' : 'none',
     bilinear: o.bilinear,
+    ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}),
     channels_last: channelsLast,
     ms_per_step: Math.round(ms * 100) / 100,
     img_per_s: Math.round((o.batch / ms) * 1000 * 100) / 100,
@@ -168,7 +171,7 @@ const peakRss = {
  * the synthetic image are made before the peak is reset). Without --image, a smooth synthetic
  * `--width x --height` PNG is written first (libvips streams it).
  */
-export async function benchTiled(o: BenchOpts & { tile: number; overlap: number; scale: number; divisor: number; image?: string }): Promise<Record<string, unknown>> {
+export async function benchTiled(o: BenchOpts & { tile: number; overlap: number; scale: number; image?: string }): Promise<Record<string, unknown>> {
   const device = E.resolveDevice(o.device);
   const dir = mkdtempSync(join(tmpdir(), 'unet-bench-tile-'));
   try {
@@ -252,6 +255,7 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     steps: Number(raw.steps ?? 10),
     warmup: Number(raw.warmup ?? 3),
     mode: raw.conv ? 'conv' : raw.predict ? 'predict' : 'train',
+    divisor: positiveInt('width-divisor', Number(raw.widthDivisor ?? 1)),
   };
   for (const k of ['batch', 'height', 'width', 'channels', 'classes', 'steps'] as const) positiveInt(k, o[k]);
   if (raw.tile !== undefined) {
@@ -262,10 +266,11 @@ export async function benchCommand(raw: Record<string, string | boolean>): Promi
     if (!(overlap >= 0 && overlap < 1)) throw new BenchError('bench: --overlap must be in [0, 1)');
     const scale = Number(raw.scale ?? 0.5);
     if (!(scale > 0 && scale <= 1)) throw new BenchError('bench: --scale must be in (0, 1]');
-    const divisor = positiveInt('width-divisor', Number(raw.widthDivisor ?? 1));
-    console.log(JSON.stringify(await benchTiled({ ...o, tile, overlap, scale, divisor, image: typeof raw.image === 'string' ? raw.image : undefined })));
+    console.log(JSON.stringify(await benchTiled({ ...o, tile, overlap, scale, image: typeof raw.image === 'string' ? raw.image : undefined })));
     return 0;
   }
+  // The other sides (PyTorch, ONNX) build the full-width UNet: a ratio needs the same model.
+  if (o.divisor > 1 && (raw.reference !== undefined || raw.onnx === true || raw.web === true)) throw new BenchError('bench: --width-divisor applies to our side only; drop it with --reference, --onnx or --web');
   if (raw.nprocPerNode !== undefined && o.mode === 'train') {
     const nproc = positiveInt('nproc-per-node', Number(raw.nprocPerNode));
     return (await import('./bench-dist.js')).benchDistributed(o, nproc, positiveInt('master-port', Number(raw.masterPort ?? 29500)));
