@@ -25,6 +25,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <type_traits>
 
 namespace {
 
@@ -237,6 +238,32 @@ Napi::Value distBarrier(const Napi::CallbackInfo& info) {
   return Start(info.Env(), []() { Wait(g.pg->barrier()); });
 }
 
+namespace {
+
+// c10d::Reducer's constructor as this libtorch declares it: up to torch 2.7 it takes per-bucket size
+// limits (unused since 1.12); torch 2.8 dropped them and added two flags without defaults. Chosen
+// at compile time, so one source builds against both.
+template <typename R = c10d::Reducer>
+std::shared_ptr<R> MakeReducer(const std::vector<at::Tensor>& params, const std::vector<std::vector<size_t>>& buckets, const std::vector<size_t>& limits,
+                               const std::vector<bool>& sparse, int64_t cap) {
+  using Tensors = std::vector<at::Tensor>;
+  using Buckets = std::vector<std::vector<size_t>>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using Names = std::unordered_map<size_t, std::string>;
+  const auto first = static_cast<int64_t>(c10d::kDefaultFirstBucketBytes);
+  const bool findUnused = false, gradAsBucketView = false;
+  if constexpr (std::is_constructible_v<R, Tensors, Buckets, std::vector<size_t>, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_shared<R>(params, buckets, limits, g.pg, sparse, cap, findUnused, gradAsBucketView, Names(), first);
+  } else if constexpr (std::is_constructible_v<R, Tensors, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t, bool, bool>) {
+    const bool skipAllReduceUnused = false, usePythonReducer = false;
+    return std::make_shared<R>(params, buckets, g.pg, sparse, cap, findUnused, gradAsBucketView, Names(), first, skipAllReduceUnused, usePythonReducer);
+  } else {
+    static_assert(sizeof(R) == 0, "this libtorch's c10d::Reducer constructor is not one MakeReducer knows (native/distributed.cpp)");
+  }
+}
+
+}  // namespace
+
 // distReducer(params, bucketCapMB = 25): DDP's gradient Reducer over these parameters, with the
 // bucket layout DistributedDataParallel builds (reverse order, a small first bucket).
 Napi::Value distReducer(const Napi::CallbackInfo& info) {
@@ -251,9 +278,7 @@ Napi::Value distReducer(const Napi::CallbackInfo& info) {
   std::reverse(buckets.begin(), buckets.end());
   std::reverse(bucket_limits.begin(), bucket_limits.end());
   g.reducer.reset();
-  g.reducer = std::make_shared<c10d::Reducer>(params, buckets, bucket_limits, g.pg, sparse, cap, /*find_unused_parameters=*/false,
-                                              /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>(),
-                                              static_cast<int64_t>(c10d::kDefaultFirstBucketBytes));
+  g.reducer = MakeReducer(params, buckets, bucket_limits, sparse, cap);
   return info.Env().Undefined();
 }
 
