@@ -149,7 +149,7 @@ test('--json reaches the handlers of train and predict', async () => {
 
 test('the exit-code table is in every --help and in the README', async () => {
   const program = buildProgram(undefined, { exitOverride: true });
-  for (const name of ['train', 'predict', 'evaluate', 'export', 'bench', 'dashboard', 'env']) {
+  for (const name of ['train', 'predict', 'evaluate', 'export', 'demo', 'bench', 'dashboard', 'env']) {
     let out = '';
     const cmd = program.commands.find((c) => c.name() === name);
     assert.ok(cmd, name);

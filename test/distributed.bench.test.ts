@@ -33,6 +33,6 @@ test('prints the data-parallel line, the one-process line and their images/s rat
 });
 
 test('a global batch that does not split over the workers, and --width-divisor against another implementation, are refused in one line', async () => {
-  assertCleanFailure(await runCli(['bench', '--device', 'cpu', '-b', '3', '--nproc-per-node', '2']), /--batch 3 must be a multiple of --nproc-per-node 2/);
+  assertCleanFailure(await runCli(['bench', '--device', 'cpu', '-b', '3', '--nproc-per-node', '2']), /--batch-size 3 must be a multiple of --nproc-per-node 2/);
   assertCleanFailure(await runCli(['bench', '--device', 'cpu', '--width-divisor', '16', '--reference', 'x.py']), /--width-divisor applies to our side only/);
 });

@@ -15,7 +15,7 @@ import { OPSET, writeOnnx } from '../src/export/onnx.js';
 import { loadOnnxPredictor } from '../src/export/onnx-runtime.js';
 import { ONNX_SUBSET } from '../src/export/onnx-schema.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
-import { exportCommand } from '../src/predict/index.js';
+import { exportCommand } from '../src/export/command.js';
 import { saveCheckpoint, toRaw } from '../src/model/checkpoint.js';
 import { PYTHON, maxDiff, runPython } from './helpers/python.js';
 import { evalUNet } from './helpers/tiny-unet.js';

@@ -329,7 +329,7 @@ describe('unet predict / evaluate --tile', () => {
     assert.equal(line.band_reads, 2); // 150x100 scaled: window rows at 0 and 36
     // 64 scaled rows need 128 input rows plus the taps' reach (about 4 rows beyond, one side clipped at the border): not all 200.
     assert.deepEqual([line.rows_per_read, line.input_rows_per_read], [64, 131]);
-    assertCleanFailure(await runCli(['bench', '--predict', '--tile', '100']), /--tile must be a multiple of 16/);
+    assertCleanFailure(await runCli(['bench', '--predict', '--tile', '100']), /--tile <n>' argument '100' is invalid\. must be a multiple of 16/, '--tile', 64);
   });
 
   test('no tensors left behind', () => {

@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDemoDataset } from '../data/index.js';
-import { defaults, trainOptions } from '../config/options.js';
+import { type DemoConfig, defaults, trainOptions } from '../config/options.js';
 
-export async function demoCommand(o: { dir: string; epochs: string }): Promise<number> {
+export async function demoCommand(o: DemoConfig): Promise<number> {
   const imgs = join(o.dir, 'imgs');
   const masks = join(o.dir, 'masks');
   if (!existsSync(imgs) || !existsSync(masks)) {
@@ -21,7 +21,7 @@ export async function demoCommand(o: { dir: string; epochs: string }): Promise<n
     ...defaults(trainOptions),
     imgs,
     masks,
-    epochs: Number(o.epochs),
+    epochs: o.epochs,
     batchSize: 4,
     learningRate: 1e-3,
     scale: 1,

@@ -1,9 +1,12 @@
 /** The `unet` command line: train, predict, evaluate, export, demo, bench, dashboard, env. */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
-import { type EvaluateConfig, type OptionSpec, type Output, exportOptions, type PredictConfig, type TrainConfig, defaults, evaluateOptions, predictOptions, trainOptions } from '../config/options.js';
+import {
+  type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
+  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, trainOptions,
+} from '../config/options.js';
 import { resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
@@ -22,13 +25,17 @@ function argParser<T>(parse: (raw: string, flag: string) => T, flag: string, var
 function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
   for (const [key, spec] of Object.entries(table)) {
     const opt = new Option(spec.flags, spec.help);
-    if (spec.parse) opt.argParser(argParser(spec.parse, /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? key, spec.variadic ? spec.default : undefined));
     if (!spec.flags.includes('--no-')) {
       const show = Array.isArray(spec.default) ? undefined : spec.default === '' ? undefined : JSON.stringify(spec.default);
       opt.default(spec.default, show);
     }
-    opt.attributeName = () => key;
-    cmd.addOption(opt);
+    // The alias writes the same value; it has no default of its own and does not show in --help.
+    const alias = spec.alias ? new Option(spec.alias, spec.help).hideHelp() : undefined;
+    for (const o of alias ? [opt, alias] : [opt]) {
+      if (spec.parse) o.argParser(argParser(spec.parse, /--[a-z0-9-]+/.exec(o.flags)?.[0] ?? key, spec.variadic ? spec.default : undefined));
+      o.attributeName = () => key;
+      cmd.addOption(o);
+    }
   }
   return cmd;
 }
@@ -126,74 +133,25 @@ addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel ac
 addOptions(program.command('export').description('export the model for other tools: safetensors, PyTorch, ONNX, or a web page that predicts in the browser'), exportOptions).action(
   async (_o, cmd: Command) => run(async () => {
     const o = values(cmd, exportOptions);
-    return (await import('../predict/export.js')).exportCommand({ ...o, scale: o.scale || undefined });
+    return (await import('../export/command.js')).exportCommand({ ...o, scale: o.scale || undefined });
   }),
 );
 
-program
-  .command('demo')
-  .description('make a small synthetic dataset (when data/ is absent) and train on it for a few epochs on CPU')
-  .option('--dir <dir>', 'where the demo data goes', 'data')
-  .option('-e, --epochs <n>', 'epochs', '3')
-  .action(async (o: { dir: string; epochs: string }) => run(async () => (await import('./demo.js')).demoCommand(o)));
+addOptions(program.command('demo').description('make a small synthetic dataset (when data/ is absent) and train on it for a few epochs on CPU'), demoOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('./demo.js')).demoCommand(values(cmd, demoOptions))),
+);
 
-program
-  .command('bench')
-  .description('time training steps on synthetic data; optionally against PyTorch (unet_reference.py)')
-  .option('--device <device>', 'auto, cpu, cuda', 'auto')
-  .option('-b, --batch <n>', 'batch size', '2')
-  .option('--height <n>', 'image height', '256')
-  .option('--width <n>', 'image width', '256')
-  .option('--channels <n>', 'input channels', '3')
-  .option('--classes <n>', 'classes', '2')
-  .option('--amp', 'mixed precision', false)
-  .option('--bilinear', 'bilinear upsampling', false)
-  .option('--steps <n>', 'timed steps', '10')
-  .option('--warmup <n>', 'untimed steps first', '3')
-  .option('--predict', 'time inference (images/s) instead of training steps', false)
-  .option('--tile <n>', 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)')
-  .option('--overlap <f>', 'window overlap for --tile', '0.25')
-  .option('--image <file>', 'image for --predict --tile (default: a synthetic --width x --height grey PNG)')
-  .option('--width-divisor <n>', 'narrow UNet (training and inference steps, --nproc-per-node, --predict --tile): every width divided by n (1 = full)', '1')
-  .option('--onnx', 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', false)
-  .option('--web', 'with --predict: time the exported model in headless Chromium (onnxruntime-web, wasm, 1 thread)', false)
-  .option('--conv', 'time one UNet-sized 3x3 conv layer forward+backward instead', false)
-  .option('--data [dir]', 'time the data loader instead (decode + resize per CPU core, vs PIL with --reference); without dir: synthetic 1918x1280 JPEG/GIF pairs')
-  .option('--count <n>', 'pairs to generate for --data', '200')
-  .option('-s, --scale <x>', 'image scale for --data and --predict --tile', '0.5')
-  .option('-e, --epochs <n>', 'epochs for --data (epoch 2+ should decode nothing)', '2')
-  .option('--reference <path>', 'also run this unet_reference.py with the same settings and print the ratio')
-  .option('--nproc-per-node <n>', 'data-parallel: N workers on batch/N each vs one process with N times the threads on the whole batch')
-  .option('--master-port <n>', 'rendezvous port for --nproc-per-node', '29500')
-  .option('--python <path>', 'python with torch for --reference', '/usr/bin/python3')
-  .addOption(jsonOption('accepted for symmetry: bench always prints JSON lines (one per measurement) on stdout'))
-  .action(async (o: Record<string, string | boolean>) => run(async () => (await import('../train/bench.js')).benchCommand(o)));
+addOptions(program.command('bench').description('time training steps on synthetic data; optionally against PyTorch (unet_reference.py)'), benchOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('../bench/command.js')).benchCommand(values(cmd, benchOptions))),
+);
 
-program
-  .command('dashboard')
-  .description('serve the live training dashboard (localhost only by default)')
-  .option('--logdir <dir>', 'runs directory', 'runs')
-  .addOption(new Option('--port <n>', 'port').argParser(argParser(trainOptions.port.parse, '--port')).default(6006))
-  .option('--host <host>', 'address to bind (127.0.0.1 keeps it private)', '127.0.0.1')
-  .action(async (o: { logdir: string; port: number; host: string }) =>
-    run(async () => {
-      const { startDashboard } = await import('../tracking/index.js');
-      if (!existsSync(o.logdir)) console.warn(`note: ${o.logdir} does not exist yet; runs appear once training starts`);
-      const tryIt = (await import('../export/try-it.js')).tryItPages();
-      const d = await startDashboard({ logdir: o.logdir, port: o.port, host: o.host, tryIt: tryIt.serve });
-      console.log(`Dashboard: ${d.url} (Ctrl-C to stop)`);
-      await new Promise<void>((res) => process.once('SIGINT', () => res()));
-      await d.close();
-      tryIt.close();
-      return 0;
-    }),
-  );
+addOptions(program.command('dashboard').description('serve the live training dashboard (localhost only by default)'), dashboardOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('./dashboard.js')).dashboardCommand(values(cmd, dashboardOptions))),
+);
 
-program
-  .command('env')
-  .description('print what a bug report needs: versions, libtorch, CUDA, BLAS, threads, addon, distributed backends')
-  .addOption(jsonOption('print it as one JSON object'))
-  .action(async (o: { json: boolean }) => run(async () => (await import('./env.js')).envCommand(o)));
+addOptions(program.command('env').description('print what a bug report needs: versions, libtorch, CUDA, BLAS, threads, addon, distributed backends'), envOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('./env.js')).envCommand(values(cmd, envOptions))),
+);
 
 return program;
 }

@@ -20,6 +20,8 @@ export interface OptionSpec<T> {
   parse?: Parser<T>; // absent for boolean switches
   /** Options that are accepted several times or take several values (`-i a b c`). */
   variadic?: boolean;
+  /** A former spelling still accepted, hidden from --help (e.g. bench's '--batch <n>'). */
+  alias?: string;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -221,11 +223,72 @@ export const exportOptions = {
   scale: { flags: '-s, --scale <s>', help: "onnx/web: the scale images are resized by before the forward pass (0 = the checkpoint's training scale)", default: 0, parse: (raw: string, flag: string) => (raw === '0' ? 0 : scaleParser(raw, flag)) },
 } satisfies Record<string, OptionSpec<unknown>>;
 
+// ------------------------------------------------------------------------------------------------
+// unet bench (absent = that mode is off)
+
+const benchTile: Parser<number> = (raw, flag) => {
+  const v = posInt(raw, flag);
+  if (v % 16 !== 0) throw new OptionError(`${flag} must be a multiple of 16, got '${raw}'`);
+  return v;
+};
+
+export const benchOptions = {
+  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  batchSize: { flags: '-b, --batch-size <n>', help: 'batch size', default: 2, parse: posInt, alias: '--batch <n>' },
+  height: { flags: '--height <n>', help: 'image height', default: 256, parse: posInt },
+  width: { flags: '--width <n>', help: 'image width', default: 256, parse: posInt },
+  channels: { flags: '--channels <n>', help: 'input channels', default: 3, parse: posInt },
+  classes: { flags: '--classes <n>', help: 'classes', default: 2, parse: posInt },
+  amp: { flags: '--amp', help: 'mixed precision', default: false },
+  bilinear: { flags: '--bilinear', help: 'bilinear upsampling', default: false },
+  steps: { flags: '--steps <n>', help: 'timed steps', default: 10, parse: posInt },
+  warmup: { flags: '--warmup <n>', help: 'untimed steps first', default: 3, parse: nonNegInt },
+  predict: { flags: '--predict', help: 'time inference (images/s) instead of training steps', default: false },
+  tile: { flags: '--tile <n>', help: 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)', default: undefined as number | undefined, parse: benchTile },
+  overlap: { flags: '--overlap <f>', help: 'window overlap for --tile', default: 0.25, parse: overlapParser },
+  image: { flags: '--image <file>', help: 'image for --predict --tile (default: a synthetic --width x --height grey PNG)', default: undefined as string | undefined, parse: str },
+  widthDivisor: { flags: '--width-divisor <n>', help: 'narrow UNet (training and inference steps, --nproc-per-node, --predict --tile): every width divided by n (1 = full)', default: 1, parse: posInt },
+  onnx: { flags: '--onnx', help: 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', default: false },
+  web: { flags: '--web', help: 'with --predict: time the exported model in headless Chromium (onnxruntime-web, wasm, 1 thread)', default: false },
+  conv: { flags: '--conv', help: 'time one UNet-sized 3x3 conv layer forward+backward instead', default: false },
+  data: { flags: '--data [dir]', help: 'time the data loader instead (decode + resize per CPU core, vs PIL with --reference); without dir: synthetic 1918x1280 JPEG/GIF pairs', default: undefined as string | true | undefined, parse: str },
+  count: { flags: '--count <n>', help: 'pairs to generate for --data', default: 200, parse: posInt },
+  scale: { flags: '-s, --scale <x>', help: 'image scale for --data and --predict --tile', default: 0.5, parse: scaleParser },
+  epochs: { flags: '-e, --epochs <n>', help: 'epochs for --data (epoch 2+ should decode nothing)', default: 2, parse: posInt },
+  reference: { flags: '--reference <path>', help: 'also run this unet_reference.py with the same settings and print the ratio', default: undefined as string | undefined, parse: str },
+  nprocPerNode: { flags: '--nproc-per-node <n>', help: 'data-parallel: N workers on batch/N each vs one process with N times the threads on the whole batch', default: undefined as number | undefined, parse: posInt },
+  masterPort: { flags: '--master-port <n>', help: 'rendezvous port for --nproc-per-node', default: 29500, parse: port },
+  python: { flags: '--python <path>', help: 'python with torch for --reference', default: '/usr/bin/python3', parse: str },
+  json: { flags: '--json', help: 'accepted for symmetry: bench always prints JSON lines (one per measurement) on stdout', default: false },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
+// unet demo, unet dashboard, unet env
+
+export const demoOptions = {
+  dir: { flags: '--dir <dir>', help: 'where the demo data goes', default: 'data', parse: str },
+  epochs: { flags: '-e, --epochs <n>', help: 'epochs', default: 3, parse: posInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+export const dashboardOptions = {
+  logdir: { flags: '--logdir <dir>', help: 'runs directory', default: 'runs', parse: str },
+  port: { flags: '--port <n>', help: 'port', default: 6006, parse: port },
+  host: { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+export const envOptions = {
+  json: { flags: '--json', help: 'print it as one JSON object', default: false },
+} satisfies Record<string, OptionSpec<unknown>>;
+
 export type ValuesOf<T extends Record<string, OptionSpec<unknown>>> = { -readonly [K in keyof T]: T[K]['default'] };
 export type TrainConfig = ValuesOf<typeof trainOptions>;
 export type PredictConfig = ValuesOf<typeof predictOptions>;
 export type EvaluateConfig = ValuesOf<typeof evaluateOptions>;
 export type ExportConfig = ValuesOf<typeof exportOptions>;
+export type BenchConfig = ValuesOf<typeof benchOptions>;
+export type DemoConfig = ValuesOf<typeof demoOptions>;
+export type DashboardConfig = ValuesOf<typeof dashboardOptions>;
+export type EnvConfig = ValuesOf<typeof envOptions>;
 
 /** Defaults of a table, e.g. for programmatic use and tests. */
 export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {

@@ -12,8 +12,8 @@ import { DistContext, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import { UNet } from '../model/index.js';
 import { clipGradNorm, createOptimizer } from '../optim/index.js';
-import { BenchError, type BenchOpts, benchTrain } from './bench.js';
-import { segmentationLoss } from './loss.js';
+import { BenchError, type BenchOpts, benchTrain } from './steps.js';
+import { segmentationLoss } from '../train/loss.js';
 
 const OUT_ENV = 'UNET_BENCH_OUT';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -73,7 +73,7 @@ async function worker(o: BenchOpts, worldSize: number): Promise<void> {
 }
 
 export async function benchDistributed(o: BenchOpts, nproc: number, masterPort: number): Promise<number> {
-  if (o.batch % nproc !== 0) throw new BenchError(`bench: --batch ${o.batch} must be a multiple of --nproc-per-node ${nproc} (the same global batch on both sides)`);
+  if (o.batch % nproc !== 0) throw new BenchError(`bench: --batch-size ${o.batch} must be a multiple of --nproc-per-node ${nproc} (the same global batch on both sides)`);
   if (workerFromEnv()) {
     await worker(o, nproc);
     return 0;

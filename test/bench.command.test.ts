@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { benchData } from '../src/data/bench.js';
+import { benchData } from '../src/bench/data.js';
 import { makeJpegDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
@@ -41,8 +41,9 @@ describe('bench --data', () => {
   });
 
   test('bad --count / --scale / DIR are refused, naming the flag or folder', async () => {
-    assertCleanFailure(await runCli(['bench', '--data', '--count', '0']), /--count must be a positive integer/);
-    assertCleanFailure(await runCli(['bench', '--data', dir, '--scale', '2']), /--scale must be in \(0, 1\]/);
+    // Bad values are usage errors (64), worded as for every other command's table.
+    assertCleanFailure(await runCli(['bench', '--data', '--count', '0']), /--count <n>' argument '0' is invalid\. expects a positive integer/, '--count', 64);
+    assertCleanFailure(await runCli(['bench', '--data', dir, '--scale', '2']), /--scale <x>' argument '2' is invalid\. must be in \(0, 1\]/, '--scale', 64);
     assertCleanFailure(await runCli(['bench', '--data', join(dir, 'none')]), [/none\/imgs does not exist/, /DIR\/imgs and DIR\/masks/]);
   });
 });
@@ -67,5 +68,20 @@ describe('bench (training step, inference)', () => {
     assert.equal(ours.mode, 'predict');
     assert.equal(theirs.impl, 'pytorch');
     assert.ok((ratio.ratio_ours_over_pytorch_step_time as number) > 0);
+  });
+});
+
+describe('bench flags', () => {
+  test('-b/--batch-size is documented; the former --batch is still accepted and hidden', async () => {
+    const help = await runCli(['bench', '--help']);
+    assert.match(help.stdout, /-b, --batch-size <n>/);
+    assert.doesNotMatch(help.stdout, /--batch </);
+    const conv = async (flag: string, n: string) => {
+      const r = await runCli(['bench', '--conv', '--steps', '1', '--warmup', '0', '--height', '16', '--width', '16', flag, n]);
+      assert.equal(r.code, 0, r.stderr);
+      return (jsonLines(r.stdout)[0].shape as number[])[0];
+    };
+    assert.equal(await conv('--batch', '1'), 1);
+    assert.equal(await conv('--batch-size', '3'), 3);
   });
 });

@@ -11,11 +11,11 @@ import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SegmentationDataset, listPairs } from './dataset.js';
-import { DataError } from './errors.js';
-import { DataLoader } from './loader.js';
-import type { MaskValues } from './masks.js';
-import { makeJpegDataset } from './synthetic.js';
+import { SegmentationDataset, listPairs } from '../data/dataset.js';
+import { DataError } from '../data/errors.js';
+import { DataLoader } from '../data/loader.js';
+import type { MaskValues } from '../data/masks.js';
+import { makeJpegDataset } from '../data/synthetic.js';
 
 export interface DataBenchOptions {
   /** Folder with imgs/ and masks/; default: synthetic Carvana-sized JPEG/GIF pairs (made once, reused). */

@@ -13,12 +13,12 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
-import { OPSET, type OnnxMetadata, writeOnnx } from '../export/onnx.js';
-import { writeWebSite } from '../export/web.js';
+import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
+import { writeWebSite } from './web.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
 import { CheckpointError, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
-import { PredictError, resolveMaskValues } from './predictor.js';
+import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
 import { toRaw } from '../model/checkpoint.js';
-import { writeOnnx } from './onnx.js';
-import { loadOnnxPredictor } from './onnx-runtime.js';
-import { serveSite } from './serve.js';
-import { writeWebSite } from './web.js';
+import { writeOnnx } from '../export/onnx.js';
+import { loadOnnxPredictor } from '../export/onnx-runtime.js';
+import { serveSite } from '../export/serve.js';
+import { writeWebSite } from '../export/web.js';
 
 export interface OnnxBenchOptions {
   args: UNetArgs;
