@@ -494,6 +494,6 @@ test('end to end: `unet predict` as a subprocess (exit codes, messages, -n)', as
 
   const m = cli(['-m', join(d, 'missing.pth'), '-i', good]);
   assert.equal(m.status, 1);
-  assert.match(m.stderr, /^error: model file .*missing\.pth does not exist/m);
+  assert.match(m.stderr, /^error: checkpoint .*missing\.pth does not exist/m);
   assert.ok(!/\n\s+at /.test(m.stderr), 'no stack trace');
 });

@@ -108,7 +108,7 @@ print(json.dumps({'meta': h['__metadata__'], 'shape': list(a.shape), 'sum': floa
 
   test('errors: unknown format, missing model, output = input', async () => {
     await assert.rejects(exportCommand({ model: ckpt, format: 'tflite', output: join(dir, 'x'), ...quiet }), /--format must be one of safetensors, pth-state-dict, onnx, web/);
-    await assert.rejects(exportCommand({ model: join(dir, 'nope.pth'), format: 'safetensors', output: join(dir, 'x'), ...quiet }), (e: Error) => e.name === 'PredictError' && /nope\.pth does not exist/.test(e.message));
+    await assert.rejects(exportCommand({ model: join(dir, 'nope.pth'), format: 'safetensors', output: join(dir, 'x'), ...quiet }), (e: Error) => e.name === 'CheckpointError' && /nope\.pth does not exist/.test(e.message));
     await assert.rejects(exportCommand({ model: ckpt, format: 'pth-state-dict', output: ckpt, ...quiet }), /is the model file itself/);
   });
 

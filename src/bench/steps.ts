@@ -2,6 +2,7 @@
  * The timed steps of `unet bench`: one training step (or an inference forward) of the UNet on
  * synthetic data already on the device, or one UNet-sized conv layer. Median of --steps runs.
  */
+import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { UNet } from '../model/index.js';
@@ -9,9 +10,7 @@ import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
 import { segmentationLoss } from '../train/loss.js';
 
 /** A bad bench flag or a failed reference run: reported as one line, no stack trace. */
-export class BenchError extends Error {
-  override name = 'BenchError';
-}
+export class BenchError extends UserError {}
 
 export interface BenchOpts {
   device: string;

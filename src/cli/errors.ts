@@ -1,58 +1,25 @@
 /**
- * Exit codes, and any error turned into a message for the user and an exit code; never a stack
- * trace for known errors. Errors are recognised by name, not by class: importing the classes would
- * load libtorch before `unet --version`, `--help` or `env` could run.
+ * Any error turned into a message for the user and an exit code; never a stack trace for a
+ * UserError (src/config/errors.ts, no libtorch behind it, so `--version`, `--help` and `env` still
+ * run without the addon) or a known system error.
  */
+import { EXIT, UserError } from '../config/errors.js';
 
-/** One table for every command (README "Exit codes", `--help` epilogue). */
-export const EXIT = {
-  ok: 0,
-  /** bad data, a missing or damaged file, a libtorch error, an unwritable folder */
-  error: 1,
-  /** predict/evaluate: some inputs failed and were skipped; the others were done */
-  partial: 2,
-  outOfMemory: 3,
-  /** a bad flag, value or config file: nothing ran */
-  usage: 64,
-  /** SIGINT (Ctrl-C); train saves INTERRUPTED.pth first */
-  interrupted: 130,
-  /** SIGTERM; as SIGINT */
-  terminated: 143,
-} as const;
-
-export const EXIT_CODES_HELP = [
-  'Exit codes:',
-  '  0    success',
-  '  1    error (bad data, missing or damaged file, libtorch error); saved files are intact',
-  '  2    partial failure: some inputs failed and were skipped (predict, evaluate)',
-  '  3    out of memory (the message lists the remedies)',
-  '  64   usage error: unknown flag, bad value or bad --config file; nothing ran',
-  '  130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM; train saves INTERRUPTED.pth first',
-].join('\n');
+export { EXIT, EXIT_CODES_HELP } from '../config/errors.js';
 
 /** A command-line problem found outside the option parsers (e.g. nothing to --resume from). */
-export class CliError extends Error {
-  override name = 'CliError';
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT.error,
-  ) {
-    super(message);
-  }
-}
+export class CliError extends UserError {}
 
 export interface Report {
   message: string;
   exitCode: number;
 }
 
-const KNOWN = ['CliError', 'TrainError', 'PredictError', 'StateDictError', 'OptionError', 'CheckpointError', 'DataError', 'BenchError', 'DistError', 'DistConfigError'];
-
 export function reportError(e: unknown): Report {
+  if (e instanceof UserError) return { message: `error: ${e.message}`, exitCode: e.exitCode };
   const err = e instanceof Error ? e : new Error(String(e));
   const code = (err as { code?: string }).code;
-  const exitCode = (err as { exitCode?: number }).exitCode ?? (err.name === 'OptionError' ? EXIT.usage : code === 'ERR_OUT_OF_MEMORY' ? EXIT.outOfMemory : EXIT.error);
-  if (KNOWN.includes(err.name)) return { message: `error: ${err.message}`, exitCode };
+  const exitCode = code === 'ERR_OUT_OF_MEMORY' ? EXIT.outOfMemory : EXIT.error;
   const path = (err as { path?: string }).path ?? '';
   if (code === 'ERR_TORCH' || code === 'ERR_OUT_OF_MEMORY') return { message: `error (libtorch): ${err.message}`, exitCode };
   if (code === 'ERR_DEVICE' || code === 'ERR_ADDON_MISSING') return { message: `error: ${err.message}`, exitCode };

@@ -3,11 +3,12 @@
  * config.json and the checkpoint's `config`. Values are validated here, at the boundary.
  */
 import os from 'node:os';
+import { EXIT, UserError } from './errors.js';
 
-export class OptionError extends Error {
+/** A bad flag or option value: a usage error, nothing ran. */
+export class OptionError extends UserError {
   constructor(message: string) {
-    super(message);
-    this.name = 'OptionError';
+    super(message, EXIT.usage);
   }
 }
 

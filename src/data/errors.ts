@@ -1,4 +1,5 @@
 /** Errors of the data layer: every message names the file and says what to do. */
+import { EXIT, UserError } from '../config/errors.js';
 
 export interface DataErrorOptions {
   /** The file (or folder) the problem is about. */
@@ -13,15 +14,14 @@ export interface DataErrorOptions {
  * `message` already contains the file and the hint, so printing it alone is enough; `file` and
  * `hint` are kept separately for callers that format errors themselves.
  */
-export class DataError extends Error {
+export class DataError extends UserError {
   readonly file?: string;
   readonly hint?: string;
 
   constructor(problem: string, opts: DataErrorOptions = {}) {
     const where = opts.file !== undefined && !problem.includes(opts.file) ? `${opts.file}: ` : '';
     const hint = opts.hint ? `\n  Hint: ${opts.hint}` : '';
-    super(`${where}${problem}${hint}`, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'DataError';
+    super(`${where}${problem}${hint}`, EXIT.error, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.file = opts.file;
     this.hint = opts.hint;
   }

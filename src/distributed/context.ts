@@ -3,6 +3,7 @@
  * synchronisation, sharding and the reductions the trainer needs. train() receives one of these as
  * `dist` and stays single-process code with a few delimited calls.
  */
+import { UserError } from '../config/errors.js';
 import { createHash } from 'node:crypto';
 import * as E from '../engine/index.js';
 import type { Backend, Device, Tensor } from '../engine/index.js';
@@ -12,12 +13,7 @@ import type { WorkerEnv } from './env.js';
 import { shardForEpoch, strided } from './sampler.js';
 
 /** A collective failed: a peer died, disagreed, or the timeout passed. Exit code 1, one line. */
-export class DistError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DistError';
-  }
-}
+export class DistError extends UserError {}
 
 export interface JoinOptions {
   backend: 'auto' | Backend;

@@ -3,6 +3,8 @@
  * Kubernetes operators and our own launcher set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
  * MASTER_PORT). Global rank = node_rank · nproc_per_node + local_rank, as torchrun.
  */
+import { UserError } from '../config/errors.js';
+
 export interface WorkerEnv {
   rank: number;
   worldSize: number;
@@ -13,12 +15,8 @@ export interface WorkerEnv {
 
 export const DEFAULT_MASTER_PORT = 29500;
 
-export class DistConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DistConfigError';
-  }
-}
+/** A bad torchrun/Slurm environment variable (RANK, WORLD_SIZE, ...). */
+export class DistConfigError extends UserError {}
 
 function int(env: NodeJS.ProcessEnv, name: string, min: number): number {
   const raw = env[name] ?? '';

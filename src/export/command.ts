@@ -17,7 +17,7 @@ import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
 import { writeWebSite } from './web.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
-import { CheckpointError, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
+import { loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
 import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
@@ -42,14 +42,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   if (o.format === 'web' && statSync(o.output, { throwIfNoEntry: false })?.isFile()) throw new PredictError(`-o ${o.output} is a file; --format web writes a folder: pass a folder name (e.g. -o site/)`);
   if (o.format !== 'web' && (/[\\/]$/.test(o.output) || statSync(o.output, { throwIfNoEntry: false })?.isDirectory())) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
   if (resolve(o.output) === resolve(o.model)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
-  let ckpt;
-  try {
-    if (statSync(o.model, { throwIfNoEntry: false })?.isDirectory()) throw new CheckpointError(`${o.model} is a folder, not a checkpoint file`);
-    ckpt = await loadCheckpoint(o.model);
-  } catch (e) {
-    if (e instanceof CheckpointError) throw new PredictError(e.message);
-    throw e;
-  }
+  const ckpt = await loadCheckpoint(o.model);
   const args = ckpt.modelArgs;
   if (!args) throw new PredictError(`${o.model}: cannot tell the model's channels/classes from the checkpoint`);
   const notes: string[] = [];

@@ -4,14 +4,13 @@
  * when asked for, and its absence is one clear line. Install it without its CUDA download:
  * `npm i -D onnxruntime-node --onnxruntime-node-install=skip`.
  */
+import { UserError } from '../config/errors.js';
 import { MIN_SIDE } from '../model/limits.js';
 import { INPUT_NAME, OUTPUT_NAME } from './onnx.js';
 
 type Ort = typeof import('onnxruntime-node');
 
-export class OnnxRuntimeError extends Error {
-  override name = 'OnnxRuntimeError';
-}
+export class OnnxRuntimeError extends UserError {}
 
 export async function importOnnxRuntime(): Promise<Ort> {
   try {

@@ -6,6 +6,7 @@
  * Also reads the reference trainer's files (a flat state_dict plus mask_values) and the fork's
  * nested files as weights only.
  */
+import { UserError } from '../config/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,12 +19,7 @@ export const FORMAT = 'unet-ts/1';
 
 export type MaskValues = number[] | [number, number, number][];
 
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
+export class CheckpointError extends UserError {}
 
 // ------------------------------------------------------------------------------------------------
 // Tensor <-> RawTensor, and engine-side trees <-> Python values
@@ -271,10 +267,23 @@ function parseMaskValues(v: PyValue | undefined): MaskValues | null {
   return flat as MaskValues;
 }
 
-/** Reads any of the three checkpoint kinds, with errors that name the file and say what to do. */
-export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
-  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist; check the path (e.g. checkpoints/best_model.pth)`);
+/**
+ * Reads any of the three checkpoint kinds, with errors that name the file (and `flag`, the option
+ * that gave it) and say what to do. The one place a checkpoint path is checked.
+ */
+export async function loadCheckpoint(path: string, flag = '-m/--model'): Promise<LoadedCheckpoint> {
+  if (!path) throw new CheckpointError(`no model given: pass the checkpoint with ${flag} (e.g. ${flag.replace(/\/.*/, '')} checkpoints/best_model.pth)`);
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist; check the path, or pass a checkpoint written by \`unet train\` (e.g. checkpoints/best_model.pth) or a reference .pth with ${flag}`);
   if (statSync(path).isDirectory()) throw new CheckpointError(`checkpoint ${path} is a folder; pass a checkpoint file inside it (e.g. ${join(path, 'best_model.pth')})`);
+  try {
+    return await readCheckpoint(path);
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new CheckpointError(`${e.message.replace(/\.$/, '')}. Is ${path} a UNet checkpoint (.pth from \`unet train\` or the reference trainer)?`);
+    throw e;
+  }
+}
+
+async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   let value: PyValue;
   try {
     value = await loadPth(path);

@@ -1,4 +1,5 @@
 /** Module: named parameters, buffers and children, with PyTorch's state_dict naming and order. */
+import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Device, DType, Tensor } from '../engine/index.js';
 
@@ -10,13 +11,12 @@ export interface LoadReport {
   mismatched: { key: string; expected: number[]; got: number[] }[];
 }
 
-export class StateDictError extends Error {
+export class StateDictError extends UserError {
   constructor(
     message: string,
     readonly report: LoadReport,
   ) {
     super(message);
-    this.name = 'StateDictError';
   }
 }
 

@@ -7,22 +7,14 @@
  * As the reference's predict.py, logits are resized to the input's FULL size with bilinear
  * interpolation (align_corners=False) *before* the argmax / threshold.
  */
-import { existsSync, statSync } from 'node:fs';
+import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { CheckpointError, type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
+import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 
-/** Errors the CLI prints without a stack (see src/cli/errors.ts). */
-export class PredictError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
-    this.name = 'PredictError';
-    this.exitCode = exitCode;
-  }
-}
+export class PredictError extends UserError {}
 
 export interface LoadModelOptions {
   /** auto, cpu, cuda or cuda:N */
@@ -84,23 +76,12 @@ export function resolveMaskValues(found: MaskValues | null, nClasses: number, no
 
 /** Loads a checkpoint into an eval-mode UNet on the requested device. */
 export async function loadPredictor(path: string, opts: LoadModelOptions = {}): Promise<Predictor> {
-  if (!path) throw new PredictError('no model given: pass the checkpoint with -m/--model (e.g. -m checkpoints/best_model.pth)');
-  if (!existsSync(path)) {
-    throw new PredictError(`model file ${path} does not exist; pass a checkpoint written by \`unet train\` (e.g. -m checkpoints/best_model.pth) or a reference .pth`);
-  }
-  if (statSync(path).isDirectory()) throw new PredictError(`model ${path} is a folder; pass the checkpoint file inside it (e.g. ${path}/best_model.pth)`);
+  const ckpt = await loadCheckpoint(path);
   let device: Device;
   try {
     device = E.resolveDevice(opts.device ?? 'auto');
   } catch (e) {
     throw new PredictError((e as Error).message);
-  }
-  let ckpt;
-  try {
-    ckpt = await loadCheckpoint(path);
-  } catch (e) {
-    if (e instanceof CheckpointError) throw new PredictError(`${e.message.replace(/\.$/, '')}. Is ${path} a UNet checkpoint (.pth from \`unet train\` or the reference trainer)?`);
-    throw e;
   }
   const args = ckpt.modelArgs;
   if (!args) throw new PredictError(`${path}: cannot tell the model's channels/classes from the checkpoint`);

@@ -2,6 +2,7 @@
  * unet train: the reference trainer's recipe (milesial/Pytorch-UNet train.py) with the guide's
  * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
  */
+import { UserError } from '../config/errors.js';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../config/options.js';
@@ -21,15 +22,7 @@ import { recomputeBatchNorm } from './precise-bn.js';
 import { epochProgress } from './progress.js';
 import { versions } from './versions.js';
 
-export class TrainError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'TrainError';
-  }
-}
+export class TrainError extends UserError {}
 
 export interface TrainHooks {
   log?: (line: string) => void;
@@ -85,7 +78,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
 
   // 0. A checkpoint to resume from (read first: its mask values and model args must agree).
-  const ckpt: LoadedCheckpoint | null = cfg.load ? await loadCheckpoint(cfg.load) : null;
+  const ckpt: LoadedCheckpoint | null = cfg.load ? await loadCheckpoint(cfg.load, '-f/--load') : null;
 
   // 1. Create dataset
   const { pairs, maskSuffix, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix, skipUnpaired: cfg.skipUnpaired });
