@@ -23,14 +23,15 @@ describe('Rng (mulberry32)', () => {
     }
   });
 
-  test('getState/setState resumes the sequence exactly', () => {
+  test('stateDict/loadStateDict resumes the sequence exactly; a bad state is refused', () => {
     const a = new Rng(7);
     for (let i = 0; i < 10; i++) a.next();
-    const saved = a.getState();
+    const saved = a.stateDict();
     const expected = Array.from({ length: 5 }, () => a.next());
     const b = new Rng(123);
-    b.setState(saved);
+    b.loadStateDict(saved);
     assert.deepEqual(Array.from({ length: 5 }, () => b.next()), expected);
+    for (const bad of [{ state: -1 }, { state: 1.5 }, { state: 2 ** 32 }, {} as { state: number }]) assert.throws(() => b.loadStateDict(bad), /'state' must be an integer/);
   });
 
   test('int(n) stays in [0, n) and covers it', () => {

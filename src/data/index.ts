@@ -52,7 +52,7 @@ export {
   defaultWorkers,
   listPairs,
 } from './dataset.js';
-export { Rng, mulberry32, randomSplit, shuffle } from './split.js';
+export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';
 export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, augmentInto, sampleAugment } from './augment.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';
 export { type DemoOptions, type JpegDatasetOptions, type WrittenDataset, demoMaskLevel, makeDemoDataset, makeJpegDataset } from './synthetic.js';

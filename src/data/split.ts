@@ -2,12 +2,17 @@
  * Seeded randomness for data handling: a small PRNG whose state can be saved in a checkpoint,
  * the train/validation split, and shuffling.
  */
+import type { Stateful } from '../io/stateful.js';
+
+export interface RngStateDict {
+  state: number;
+}
 
 /**
  * mulberry32 (Tommy Ettinger's 32-bit generator): one uint32 of state, period 2^32, fast and
- * good enough for shuffles and augmentation. `getState()`/`setState()` let a run resume exactly.
+ * good enough for shuffles and augmentation. `stateDict()`/`loadStateDict()` let a run resume exactly.
  */
-export class Rng {
+export class Rng implements Stateful<RngStateDict> {
   private state: number;
 
   constructor(seed = 0) {
@@ -38,12 +43,14 @@ export class Rng {
   }
 
   /** The whole state, for checkpoints. */
-  getState(): number {
-    return this.state;
+  stateDict(): RngStateDict {
+    return { state: this.state };
   }
 
-  setState(state: number): void {
-    this.state = state >>> 0;
+  loadStateDict(sd: RngStateDict): void {
+    const s = sd?.state;
+    if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new Error(`Rng.loadStateDict: 'state' must be an integer in [0, 2^32), got ${String(s)}`);
+    this.state = s;
   }
 }
 

@@ -22,6 +22,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { SteppableOptimizer } from './optimizer.js';
+import type { Stateful } from '../io/stateful.js';
 
 export interface GradScalerOptions {
   enabled?: boolean; // true
@@ -111,7 +112,7 @@ function updateScaleFallback(scale: Tensor, growthTracker: Tensor, foundInf: Ten
   }
 }
 
-export class GradScaler {
+export class GradScaler implements Stateful<GradScalerStateDict> {
   /** Whether scaling is on (fixed at construction). */
   readonly enabled: boolean;
   private initScale: number;

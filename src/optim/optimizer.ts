@@ -15,6 +15,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import type { Stateful } from '../io/stateful.js';
 
 /** Per-parameter state as PyTorch stores it. `null` is Python's None (SGD's momentum_buffer when momentum = 0). */
 export type StateRecord = Record<string, Tensor | null>;
@@ -99,7 +100,7 @@ function shapeEq(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export abstract class Optimizer implements SteppableOptimizer {
+export abstract class Optimizer implements SteppableOptimizer, Stateful<OptimizerStateDict, LoadableOptimizerStateDict> {
   /** The optimized leaf tensors; their order defines the state-dict indices. */
   readonly params: Tensor[];
   /** Per-parameter state (undefined until the parameter first gets a gradient). */

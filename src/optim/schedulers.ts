@@ -21,21 +21,20 @@
  * and writes lr(last_epoch). Call `step()` after the optimizer steps of that epoch (or step).
  */
 import type { Optimizer } from './optimizer.js';
+import type { Stateful } from '../io/stateful.js';
 
 /** The optimizer surface schedulers need: a mutable lr, and initial_lr for the state dict. */
 export type LrTarget = Pick<Optimizer, 'lr' | 'initialLr'>;
 
 export type StepInterval = 'metric' | 'epoch' | 'step' | 'never';
 
-export interface LRScheduler {
+export interface LRScheduler extends Stateful<Record<string, unknown>> {
   /** When the trainer should call step(): see the module comment. */
   readonly interval: StepInterval;
   /** Advances the schedule; `metric` is required by ReduceLROnPlateau and ignored by the others. */
   step(metric?: number): void;
   /** The lr after the last step (`get_last_lr()`, one entry per param group). */
   getLastLr(): number[];
-  stateDict(): Record<string, unknown>;
-  loadStateDict(sd: Record<string, unknown>): void;
 }
 
 function need<T>(sd: Record<string, unknown>, key: string, type: 'number' | 'string' | 'boolean', where: string): T {

@@ -3,6 +3,8 @@
  * strictly better than every earlier score, and the best weights are a deep copy (the fork's
  * shallow dict copy restored the current weights).
  */
+import type { Stateful } from '../io/stateful.js';
+
 export interface EarlyStoppingState {
   best_score: number | null; // best validation Dice so far
   best_epoch: number;
@@ -12,7 +14,7 @@ export interface EarlyStoppingState {
   min_delta: number;
 }
 
-export class EarlyStopping {
+export class EarlyStopping implements Stateful<EarlyStoppingState, Partial<EarlyStoppingState> | null> {
   state: EarlyStoppingState;
   constructor(patience: number, minDelta: number) {
     this.state = { best_score: null, best_epoch: 0, patience_best: null, counter: 0, patience, min_delta: minDelta };

@@ -2,17 +2,18 @@
  * unet train: the reference trainer's recipe (milesial/Pytorch-UNet train.py) with the guide's
  * features (early stopping, best model, full checkpoints, gradient accumulation) and its bugs fixed.
  */
-import { UserError } from '../config/errors.js';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { UserError } from '../config/errors.js';
 import type { TrainConfig } from '../config/options.js';
-import { DataLoader, MIN_SIDE, Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { DataLoader, MIN_SIDE, Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
+import type { Stateful } from '../io/stateful.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { GradScaler, type GradScalerOptions, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
+import { GradScaler, type GradScalerOptions, type GradScalerStateDict, type LRScheduler, type LoadableOptimizerStateDict, clipGradNorm, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
 import { CheckpointError, type CheckpointData, type LoadedCheckpoint, type MaskValues, fromPy, loadCheckpoint, prepareCheckpointDir, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import { describeCadence, roundDue, validationCadence } from './cadence.js';
@@ -20,6 +21,7 @@ import { EarlyStopping } from './early-stopping.js';
 import { segmentationLoss } from './loss.js';
 import { recomputeBatchNorm } from './precise-bn.js';
 import { epochProgress } from './progress.js';
+import { torchRng } from './rng.js';
 import { versions } from './versions.js';
 
 export class TrainError extends UserError {}
@@ -285,7 +287,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       modelArgs,
       config: { ...cfg, worldSize },
       runDir: tracker.runDir,
-      rng: { torch: E.getRngState(), data: { state: dataRng.getState() } },
+      rng: { torch: torchRng.stateDict(), data: dataRng.stateDict() },
     });
     const save = async (path: string, data: CheckpointData) => {
       try {
@@ -464,9 +466,9 @@ function checkArgs(ckpt: LoadedCheckpoint, want: UNetArgs): void {
 }
 
 export interface Restorable {
-  optimizer: { loadStateDict(sd: never): void };
-  scheduler: { loadStateDict(sd: never): void };
-  scaler: { loadStateDict(sd: never): void };
+  optimizer: Stateful<unknown, LoadableOptimizerStateDict>;
+  scheduler: LRScheduler;
+  scaler: Stateful<unknown, GradScalerStateDict>;
   early: EarlyStopping;
   dataRng: Rng;
 }
@@ -486,22 +488,22 @@ export function loadWeights(model: UNet, ckpt: LoadedCheckpoint): void {
 /** Restores the training state of one of our checkpoints (exported for the checkpoint fuzz test). */
 export function restore(ckpt: LoadedCheckpoint, r: Restorable): void {
   const made: unknown[] = [];
-  const py = (v: Parameters<typeof fromPy>[0]) => {
-    const x = fromPy(v);
+  // The file's values as read; each loadStateDict checks their shape and throws on a bad one.
+  const load = <L>(target: Stateful<unknown, L>, saved: Parameters<typeof fromPy>[0]) => {
+    const x = fromPy(saved);
     made.push(x);
-    return x;
+    target.loadStateDict(x as L);
   };
   try {
-    if (ckpt.optimizer) r.optimizer.loadStateDict(py(ckpt.optimizer) as never);
-    if (ckpt.scheduler) r.scheduler.loadStateDict(py(ckpt.scheduler) as never);
-    if (ckpt.gradScaler) r.scaler.loadStateDict(py(ckpt.gradScaler) as never);
-    if (ckpt.earlyStopping) r.early.loadStateDict(py(ckpt.earlyStopping) as never);
+    if (ckpt.optimizer) load(r.optimizer, ckpt.optimizer);
+    if (ckpt.scheduler) load(r.scheduler, ckpt.scheduler);
+    if (ckpt.gradScaler) load(r.scaler, ckpt.gradScaler);
+    if (ckpt.earlyStopping) load(r.early, ckpt.earlyStopping);
     if (ckpt.rng) {
       const t = E.tensor(ckpt.rng.torch.data, ckpt.rng.torch.shape, { dtype: 'uint8' });
       made.push(t);
-      E.setRngState(t);
-      const data = ckpt.rng.data as { state?: number } | null;
-      if (data && typeof data.state === 'number') r.dataRng.setState(data.state);
+      torchRng.loadStateDict(t);
+      if (ckpt.rng.data) r.dataRng.loadStateDict(ckpt.rng.data as RngStateDict);
     }
   } catch (e) {
     // A damaged training state: say which file, and that its weights alone may still be usable.
