@@ -5,6 +5,7 @@
  * channel to the launcher and exit when it closes, so none outlives the launcher.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { EXIT } from '../config/errors.js';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -22,7 +23,7 @@ export interface LaunchOptions {
 /** Marks a worker spawned by our launcher: it exits when the launcher's IPC channel closes. */
 export const LAUNCHED_ENV = 'UNET_LAUNCHED';
 
-const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: EXIT.interrupted, SIGTERM: EXIT.terminated };
 
 /** Runs the workers of this node; resolves with the exit code for the launcher. */
 export function launch(o: LaunchOptions): Promise<number> {

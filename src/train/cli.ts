@@ -1,4 +1,5 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
+import { EXIT } from '../config/errors.js';
 import type { Output, TrainConfig } from '../config/options.js';
 import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
@@ -29,7 +30,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   let signalCode = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (ctrl.signal.aborted) return;
-    signalCode = sig === 'SIGINT' ? 130 : 143;
+    signalCode = sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
     if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (press again to wait)`);
     ctrl.abort();
     dist?.requestStop();
@@ -46,7 +47,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
     const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
     const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...hooks });
     await dist?.close();
-    const code = r.interrupted ? signalCode || 130 : 0;
+    const code = r.interrupted ? signalCode || EXIT.interrupted : EXIT.ok;
     if (!isMain) return code;
     let report = '';
     try {
