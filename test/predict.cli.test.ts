@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
+import { UserError } from '../src/config/errors.js';
 import { defaults, predictOptions, type PredictConfig } from '../src/config/options.js';
 import { type MaskValues, readMask, scanMaskValues } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
@@ -429,7 +430,7 @@ describe('model and argument errors', () => {
     assert.doesNotThrow(() => checkGivenArgs(p, { classes: 2, bilinear: false }));
   });
 
-  test('missing model, a folder, not a checkpoint, not UNet weights: PredictError with the file', async () => {
+  test('missing model, a folder, not a checkpoint, not UNet weights: a CheckpointError (one line, exit 1) with the file', async () => {
     const img = await greyPng(join(dir, 'err.png'));
     const notCkpt = join(dir, 'notckpt.pth');
     writeFileSync(notCkpt, 'hello');
@@ -442,7 +443,8 @@ describe('model and argument errors', () => {
       [notUnet, /does not hold UNet weights/],
     ] as const) {
       await assert.rejects(predict({ model, input: [img] }), (e: Error) => {
-        assert.equal(e.name, 'PredictError', e.message);
+        assert.ok(e instanceof UserError && e.exitCode === 1, `${e.name}: ${e.message}`);
+        assert.equal(e.name, 'CheckpointError', e.message);
         assert.match(e.message, re);
         return true;
       });
