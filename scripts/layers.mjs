@@ -103,7 +103,7 @@ const upward = [];
 const unplaced = new Set();
 for (const [from, tos] of edges) {
   const a = folderOf(from);
-  if (!rank.has(a) && a.endsWith('.ts') === false) unplaced.add(a);
+  if (!rank.has(a) && !a.endsWith('.ts')) unplaced.add(a);
   for (const to of tos) {
     const b = folderOf(to);
     if (a === b) continue;
