@@ -19,9 +19,12 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const nativeDir = join(root, 'native');
-// torch_addon.cpp: the libtorch layer; distributed.cpp: c10d; resample.cpp: Pillow's 8-bit image
-// resampling; jpeg.cpp: JPEG decoding through the system libjpeg-turbo (the last two: no torch).
-const sources = ['torch_addon.cpp', 'distributed.cpp', 'resample.cpp', 'jpeg.cpp'];
+// The libtorch layer, by concern (addon.h is what they share): tensor.cpp (handles, argument
+// conversion, errors), ops.cpp, autograd.cpp (autograd, autocast, AMP), allocator.cpp (the CPU
+// allocator; c10 only), runtime.cpp (runtime settings and the module's Init); distributed.cpp: c10d;
+// resample.cpp: Pillow's 8-bit image resampling; jpeg.cpp: JPEG decoding through the system
+// libjpeg-turbo (the last two: no torch).
+const sources = ['tensor.cpp', 'ops.cpp', 'autograd.cpp', 'allocator.cpp', 'runtime.cpp', 'distributed.cpp', 'resample.cpp', 'jpeg.cpp'];
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');

@@ -118,7 +118,7 @@ test('the measurement catches a leak of 64 KB per iteration', { timeout: 120_000
 });
 
 // Large CPU buffers (>= 4 MB) are kept for reuse by the addon's allocator: glibc would map each one
-// fresh and every page would fault again on first touch (see native/torch_addon.cpp).
+// fresh and every page would fault again on first touch (see native/allocator.cpp).
 test('large CPU buffers are reused without page faults; the cache is bounded and emptied by mallocTrim', { timeout: 120_000 }, () => {
   const faults = () => process.resourceUsage().minorPageFault;
   const fill = (n: number) => E.tidy(() => E.zeros([n]).add_(1).sum().item()); // 4n bytes, every page written
