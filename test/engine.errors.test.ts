@@ -223,7 +223,7 @@ test('nonsense straight into the addon: TypeErrors, never a crash', () => {
   }
   assert.ok(calls > 1000);
   // A handle made from JS without a tensor is "disposed", not a null pointer.
-  const empty = new (N.TensorHandle as unknown as new () => object)();
+  const empty = new N.TensorHandle();
   expectError('a bare handle', () => N.shape(empty), /disposed/);
   real.dispose();
 });
@@ -232,7 +232,7 @@ test('global settings with bad values are refused or ignored, not crashes', () =
   const threads = E.getNumThreads();
   expectError('setNumThreads(-3)', () => E.setNumThreads(-3));
   expectError('setNumThreads(NaN)', () => E.setNumThreads(Number.NaN));
-  expectError('setFlags(undefined)', () => N.setFlags(undefined));
+  expectError('setFlags(undefined)', () => N.setFlags(undefined as never));
   expectError('autocast on an unknown dtype', () => E.autocast('cpu', 'int8' as never, () => 0));
   assert.equal(E.getNumThreads(), threads);
   assert.equal(E.isAutocastEnabled('cpu'), false);

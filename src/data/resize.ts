@@ -145,9 +145,8 @@ export function bicubicBands(width: number, height: number, channels: number, ne
       const vs = v && shiftTaps(v, y0, y1, bandY0);
       if (band instanceof Uint8Array) {
         const out = new Uint8Array(newWidth * (y1 - y0) * channels);
-        const hArgs = h ? [h.start, h.count, hFixed] : [null, null, null];
-        const vArgs = vs ? [vs.start, vs.count, fixedPoint(vs.weights)] : [null, null, null];
-        await N.resample8(band, width, rows, channels, out, newWidth, y1 - y0, ...hArgs, ...vArgs);
+        const vFixed = vs && fixedPoint(vs.weights);
+        await N.resample8(band, width, rows, channels, out, newWidth, y1 - y0, h && h.start, h && h.count, hFixed, vs && vs.start, vs && vs.count, vFixed);
         return out;
       }
       // 16-bit data as PIL's "I" mode (ROUND_UP, no clipping), float data as its "F" mode.

@@ -3,7 +3,8 @@
  * default group. Everything that communicates returns a Promise: it runs off Node's thread and
  * rejects (code ERR_DIST) when a peer is gone or the group's timeout passes.
  */
-import { D } from './native.js';
+import type { ProcessGroupState } from './native-contract.js';
+import { N as D } from './native.js';
 import { type Tensor, wrap } from './tensor.js';
 
 export type Backend = 'gloo' | 'nccl';
@@ -22,7 +23,7 @@ export interface ProcessGroupOptions {
 export function initProcessGroup(o: ProcessGroupOptions): Promise<void> {
   return D.distInit(o);
 }
-export function processGroupInfo(): ReturnType<typeof D.distInfo> {
+export function processGroupInfo(): ProcessGroupState {
   return D.distInfo();
 }
 /** Rank `root`'s values into every rank's tensors (in place). */

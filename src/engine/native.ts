@@ -1,18 +1,13 @@
-/** The one module that loads the native libtorch addon (native/torch_addon.cpp). */
+/** The one module that loads the native libtorch addon (native/*.cpp), typed by native-contract.ts. */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Opaque handle to an at::Tensor held by the addon. */
-export interface NativeHandle {
-  readonly __brand: 'TensorHandle';
-}
+import type { NativeModule } from './native-contract.js';
 
-// The addon's functions are loosely typed here; src/engine/tensor.ts gives them their real types.
-// biome-ignore lint/suspicious/noExplicitAny: native boundary
-export type NativeModule = Record<string, (...args: any[]) => any>;
+export type { NativeHandle, NativeModule } from './native-contract.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // src/engine or dist/engine: the project root is two levels up.
@@ -43,17 +38,3 @@ export function defaultThreads(): number {
 }
 
 N.setNumThreads(defaultThreads());
-
-/** The c10d entry points of native/distributed.cpp (typed in src/engine/distributed.ts). */
-export interface NativeDistributed {
-  distInit(o: { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs: number; backend: string }): Promise<void>;
-  distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string; gloo: boolean; nccl: boolean };
-  distBroadcast(tensors: NativeHandle[], root: number): Promise<void>;
-  distAllreduce(tensors: NativeHandle[], op: 'sum' | 'max' | 'min'): Promise<void>;
-  distBarrier(): Promise<void>;
-  distReducer(params: NativeHandle[], bucketCapMB: number): void;
-  distBackward(loss: NativeHandle, sync: boolean): Promise<void>;
-  distBatchNorm(x: NativeHandle, weight: NativeHandle, bias: NativeHandle, runningMean: NativeHandle, runningVar: NativeHandle, momentum: number, eps: number): NativeHandle;
-  distDestroy(): Promise<void>;
-}
-export const D = N as unknown as NativeDistributed;

@@ -1,7 +1,6 @@
-/** Tensor creation, functional NN ops, grad modes, autocast and runtime settings. */
-import { readFileSync } from 'node:fs';
+/** Tensor creation, functional NN ops and foreach lists (native/ops.cpp). */
 import { N } from './native.js';
-import { type Device, type DType, type Reduction, type Scalar, type Tensor, optHandleOf, wrap, wrapList } from './tensor.js';
+import { type Device, type DType, type Reduction, type Scalar, type Tensor, handlesOf as hs, optHandleOf, wrap, wrapList } from './tensor.js';
 
 type Opts = { dtype?: DType; device?: Device | string };
 
@@ -132,7 +131,6 @@ export const dropout = (x: Tensor, p: number, training: boolean): Tensor => wrap
 // ------------------------------------------------------------------------------------------------
 // Foreach ops over tensor lists (the building blocks of optimizers)
 
-const hs = (ts: Tensor[]) => ts.map((t) => t.h);
 export const foreach = {
   add_: (xs: Tensor[], ys: Tensor[] | number, alpha = 1): void => N.foreachAdd_(hs(xs), typeof ys === 'number' ? ys : hs(ys), alpha),
   add: (xs: Tensor[], ys: Tensor[] | number, alpha = 1): Tensor[] => wrapList(N.foreachAdd(hs(xs), typeof ys === 'number' ? ys : hs(ys), alpha)),
@@ -149,120 +147,3 @@ export const foreach = {
   /** Per-tensor 2-norms stacked into one float32 tensor [len]. */
   norm: (xs: Tensor[]): Tensor => wrap(N.foreachNorm(hs(xs))),
 };
-
-// ------------------------------------------------------------------------------------------------
-// Autograd modes
-
-/** Runs fn with gradient recording off (torch.no_grad). */
-export function noGrad<T>(fn: () => T): T {
-  const prev = N.setGradEnabled(false);
-  try {
-    return fn();
-  } finally {
-    N.setGradEnabled(prev);
-  }
-}
-export const isGradEnabled = (): boolean => N.isGradEnabled();
-
-/** Runs fn in torch.inference_mode (faster than noGrad; tensors made inside never need grad). */
-export function inferenceMode<T>(fn: () => T): T {
-  N.inferenceEnter();
-  try {
-    return fn();
-  } finally {
-    N.inferenceExit();
-  }
-}
-
-/** Drops the .grad of each tensor (zero_grad(set_to_none=True)). */
-export const clearGrads = (params: Tensor[]): void => N.clearGrads(hs(params));
-/** The .grad of each tensor (null where none); new handles, dispose them. */
-export const grads = (params: Tensor[]): (Tensor | null)[] => (N.grads(hs(params)) as (unknown | null)[]).map((g) => (g === null ? null : wrap(g as never)));
-
-// ------------------------------------------------------------------------------------------------
-// Mixed precision
-
-export type AutocastDtype = 'float16' | 'bfloat16';
-
-/** Runs fn under torch.autocast(deviceType, dtype). CPU supports bfloat16 only. */
-export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn: () => T, enabled = true): T {
-  if (!enabled) return fn();
-  N.autocastEnter(deviceType, dtype, true);
-  try {
-    return fn();
-  } finally {
-    N.autocastExit();
-  }
-}
-export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => N.isAutocastEnabled(deviceType);
-
-/** Runs fn under autocast on `device` (cpu, cuda[:N]) with `dtype`, or plainly when dtype is null (fp32). */
-export function autocastOn<T>(device: string, dtype: AutocastDtype | null, fn: () => T): T {
-  return dtype === null ? fn() : autocast(device.startsWith('cuda') ? 'cuda' : 'cpu', dtype, fn);
-}
-
-let nativeBf16: boolean | undefined;
-/** Whether the CPU runs bf16 math natively (AVX512-BF16 or AMX); elsewhere oneDNN emulates it. */
-export function cpuHasNativeBf16(): boolean {
-  if (nativeBf16 === undefined) {
-    try {
-      nativeBf16 = /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    } catch {
-      nativeBf16 = false;
-    }
-  }
-  return nativeBf16;
-}
-
-/**
- * The autocast dtype `--amp` gets on a device: float16 on CUDA, bfloat16 on a CPU with native bf16,
- * null (fp32) on other CPUs, where emulated bf16 measured 38x slower than fp32 (UNet step, AVX2).
- * UNET_CPU_AMP=bf16 forces bf16 autocast on any CPU (tests, comparisons).
- */
-export function ampDtypeFor(device: string): AutocastDtype | null {
-  if (device.startsWith('cuda')) return 'float16';
-  return cpuHasNativeBf16() || process.env.UNET_CPU_AMP === 'bf16' ? 'bfloat16' : null;
-}
-
-/** The one line users see when `--amp` is asked for on a CPU that gets fp32 instead. */
-export const CPU_AMP_NOTE =
-  '--amp: this CPU has no native bf16 instructions (avx512_bf16/amx_bf16); emulated bf16 is slower than fp32 here, so fp32 is used (UNET_CPU_AMP=bf16 forces bf16)';
-
-/** torch._amp_foreach_non_finite_check_and_unscale_ (CUDA kernels only on libtorch < 2.3). */
-export const ampUnscale_ = (grads: Tensor[], foundInf: Tensor, invScale: Tensor): void => N.ampUnscale_(hs(grads), foundInf.h, invScale.h);
-/** torch._amp_update_scale_ (CUDA kernels only on libtorch < 2.3). */
-export const ampUpdateScale_ = (scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growth: number, backoff: number, interval: number): void =>
-  N.ampUpdateScale_(scale.h, growthTracker.h, foundInf.h, growth, backoff, interval);
-
-// ------------------------------------------------------------------------------------------------
-// Runtime
-
-export const setNumThreads = (n: number): void => N.setNumThreads(n);
-export const getNumThreads = (): number => N.getNumThreads();
-/** Seeds libtorch's default CPU (and CUDA) generators. */
-export const manualSeed = (seed: number): void => N.manualSeed(seed);
-/** The CPU generator state as a uint8 tensor (torch.get_rng_state()). */
-export const getRngState = (): Tensor => wrap(N.getRngState());
-export const setRngState = (state: Tensor): void => N.setRngState(state.h);
-export const cudaIsAvailable = (): boolean => N.cudaIsAvailable();
-export const cudaDeviceCount = (): number => N.cudaDeviceCount();
-export const setBackendFlags = (f: { cudnnBenchmark?: boolean; cudnnDeterministic?: boolean; allowTF32?: boolean; mkldnn?: boolean }): void =>
-  N.setFlags(f);
-/** Frees the cached large CPU blocks and returns freed heap pages to the OS (glibc malloc_trim). */
-export const mallocTrim = (): boolean => N.mallocTrim();
-export const buildInfo = (): { torch: string; cuda: boolean; mkldnn: boolean; config: string; parallel: string } => N.buildInfo();
-
-/** A device the user asked for that cannot be used; code ERR_DEVICE (the CLI prints it without a stack). */
-const deviceError = (message: string): Error => Object.assign(new Error(message), { code: 'ERR_DEVICE' });
-
-/** Resolves 'auto' to cuda when available, else cpu; checks explicit CUDA requests. */
-export function resolveDevice(d: string): Device {
-  if (d === 'auto') return cudaIsAvailable() ? 'cuda' : 'cpu';
-  if (d === 'cpu') return 'cpu';
-  const m = /^cuda(?::(\d+))?$/.exec(d);
-  if (!m) throw deviceError(`unknown device '${d}': use auto, cpu, cuda or cuda:N`);
-  if (!cudaIsAvailable()) throw deviceError(`--device ${d} was requested but CUDA is not available here (libtorch without CUDA, or no GPU); use --device cpu`);
-  const idx = m[1] === undefined ? 0 : Number(m[1]);
-  if (idx >= cudaDeviceCount()) throw deviceError(`--device ${d}: only ${cudaDeviceCount()} CUDA device(s) present; use --device cuda:0 or --device cpu`);
-  return d as Device;
-}

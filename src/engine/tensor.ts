@@ -1,88 +1,10 @@
-/**
- * Tensor: a typed handle over a libtorch tensor, plus the memory contract.
- *
- * JS garbage collection cannot see GPU memory (and barely sees native CPU memory), so lifetime is
- * explicit: `dispose()` frees a tensor now, and `tidy(fn)` frees every tensor created inside `fn`
- * except what `fn` returns. Tensors made outside any scope live until disposed; a GC finalizer in
- * the addon is only a safety net.
- */
+/** Tensor: a typed handle over a libtorch tensor (native/tensor.cpp, ops.cpp, autograd.cpp). */
 import { N, type NativeHandle } from './native.js';
+import type { Device, DType, MemoryFormat, Scalar } from './native-contract.js';
+import { keep, Scoped, tidy } from './scope.js';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
-export type MemoryFormat = 'contiguous' | 'channels_last' | 'preserve';
-export type Reduction = 'mean' | 'sum' | 'none';
-export type Scalar = number | boolean;
+export type { Device, DType, MemoryFormat, Reduction, Scalar } from './native-contract.js';
 type TensorOrScalar = Tensor | Scalar;
-
-// ------------------------------------------------------------------------------------------------
-// Scopes
-
-const scopes: Set<Tensor>[] = [];
-
-function track(t: Tensor): void {
-  const s = scopes[scopes.length - 1];
-  if (s !== undefined) s.add(t);
-}
-
-/** Collects the tensors reachable from a tidy() result (tensors, arrays, plain objects, Maps). */
-function collect(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
-  if (value === null || typeof value !== 'object' || seen.has(value)) return;
-  seen.add(value);
-  if (value instanceof Tensor) out.add(value);
-  else if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
-  else if (value instanceof Map) for (const v of value.values()) collect(v, out, seen);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
-}
-
-/**
- * Runs `fn` in a scope: tensors created inside are disposed when it returns, except those in its
- * result, which move to the enclosing scope. Synchronous only (async code would interleave scopes).
- */
-export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Tensor>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } catch (e) {
-    scopes.pop();
-    for (const t of scope) t.dispose();
-    throw e;
-  }
-  scopes.pop();
-  if (result instanceof Promise) throw new Error('tidy() needs a synchronous function; dispose tensors explicitly in async code');
-  const keepSet = new Set<Tensor>();
-  collect(result, keepSet);
-  const parent = scopes[scopes.length - 1];
-  for (const t of scope) {
-    if (keepSet.has(t)) parent?.add(t);
-    else t.dispose();
-  }
-  return result;
-}
-
-/** Removes tensors from every enclosing scope so they outlive it (parameters, optimizer state). */
-export function keep<T extends Tensor | Tensor[]>(t: T): T {
-  const list = Array.isArray(t) ? t : [t];
-  for (const x of list) for (const s of scopes) s.delete(x);
-  return t;
-}
-
-/** Disposes every tensor found in a value (tensor, array, object). */
-export function dispose(value: unknown): void {
-  const set = new Set<Tensor>();
-  collect(value, set);
-  for (const t of set) t.dispose();
-}
-
-/** Live tensor handles and their bytes, counted by the addon (for leak tests). */
-export function memoryStats(): { liveTensors: number; liveBytes: number; cachedBytes: number } {
-  return N.stats();
-}
-
-// ------------------------------------------------------------------------------------------------
-// Tensor
 
 const isT = (x: unknown): x is Tensor => x instanceof Tensor;
 const h = (x: TensorOrScalar): NativeHandle | Scalar => (isT(x) ? x.h : x);
@@ -94,14 +16,16 @@ export function wrap(handle: NativeHandle): Tensor {
 export function wrapList(handles: NativeHandle[]): Tensor[] {
   return handles.map(wrap);
 }
+/** The handles of a tensor list. */
+export const handlesOf = (ts: Tensor[]): NativeHandle[] => ts.map((t) => t.h);
 
-export class Tensor {
+export class Tensor extends Scoped {
   /** @internal the native handle; only src/engine uses it. */
   readonly h: NativeHandle;
 
   constructor(handle: NativeHandle) {
+    super();
     this.h = handle;
-    track(this);
   }
 
   // ---- metadata
