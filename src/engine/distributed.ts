@@ -4,7 +4,7 @@
  * rejects (code ERR_DIST) when a peer is gone or the group's timeout passes.
  */
 import type { ProcessGroupState } from './native-contract.js';
-import { N as D } from './native.js';
+import { N } from './native.js';
 import { type Tensor, wrap } from './tensor.js';
 
 export type Backend = 'gloo' | 'nccl';
@@ -21,37 +21,37 @@ export interface ProcessGroupOptions {
 
 /** Rendezvous through a TCPStore (rank 0 listens on masterPort), then the process group. */
 export function initProcessGroup(o: ProcessGroupOptions): Promise<void> {
-  return D.distInit(o);
+  return N.distInit(o);
 }
 export function processGroupInfo(): ProcessGroupState {
-  return D.distInfo();
+  return N.distInfo();
 }
 /** Rank `root`'s values into every rank's tensors (in place). */
 export function broadcast(tensors: Tensor[], root = 0): Promise<void> {
-  return D.distBroadcast(tensors.map((t) => t.h), root);
+  return N.distBroadcast(tensors.map((t) => t.h), root);
 }
 /** Reduces each tensor over the ranks, in place. */
 export function allreduce(tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
-  return D.distAllreduce(tensors.map((t) => t.h), op);
+  return N.distAllreduce(tensors.map((t) => t.h), op);
 }
 export function barrier(): Promise<void> {
-  return D.distBarrier();
+  return N.distBarrier();
 }
 /** DDP's gradient Reducer over `params` (bucketed allreduce from autograd hooks, averaged). */
 export function createReducer(params: Tensor[], bucketCapMB = 25): void {
-  D.distReducer(params.map((t) => t.h), bucketCapMB);
+  N.distReducer(params.map((t) => t.h), bucketCapMB);
 }
 /**
  * loss.backward() off Node's thread. sync: gradients are averaged over the ranks during backward;
  * otherwise they only accumulate here (DDP's no_sync, for accumulation micro-steps).
  */
 export function backwardSynced(loss: Tensor, sync: boolean): Promise<void> {
-  return D.distBackward(loss.h, sync);
+  return N.distBackward(loss.h, sync);
 }
 /** Training-mode BatchNorm with statistics over all ranks (forward and backward). */
 export function syncBatchNorm(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: number, eps: number): Tensor {
-  return wrap(D.distBatchNorm(x.h, weight.h, bias.h, runningMean.h, runningVar.h, momentum, eps));
+  return wrap(N.distBatchNorm(x.h, weight.h, bias.h, runningMean.h, runningVar.h, momentum, eps));
 }
 export function destroyProcessGroup(): Promise<void> {
-  return D.distDestroy();
+  return N.distDestroy();
 }
