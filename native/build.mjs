@@ -8,11 +8,12 @@
 // registries can be reached here (nor anything at all on the GPU machine). The N-API headers come
 // from the node-api-headers and node-addon-api npm packages. Re-running is a no-op when the
 // sources, flags and libtorch are unchanged; each source compiles to its own cached object, so a
-// change to one file recompiles only that file.
-import { execFileSync, spawnSync } from 'node:child_process';
+// change to one file recompiles only that file; stale files compile in parallel.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -183,18 +184,22 @@ if (!force && cacheDir && stampOf(cacheDir) === stamp) {
   process.exit(0);
 }
 mkdirSync(join(outDir, 'obj'), { recursive: true });
-for (const o of objects) {
-  const objStamp = `${o.obj}.stamp`;
-  if (!force && existsSync(o.obj) && existsSync(objStamp) && readFileSync(objStamp, 'utf8') === o.stamp) continue;
+// Stale objects compile side by side, up to one per core (at most 4: each g++ of a libtorch file
+// takes ~0.8 GB); most of each one's time is parsing ATen's headers.
+const stale = objects.filter((o) => force || !existsSync(o.obj) || !existsSync(`${o.obj}.stamp`) || readFileSync(`${o.obj}.stamp`, 'utf8') !== o.stamp);
+async function compile(o) {
   console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}${hasGloo ? ', Gloo' : ''}${hasNccl ? ', NCCL' : ''}; compiling ${o.src} (a few minutes on 2 cores)...`);
-  try {
-    execFileSync(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' });
-  } catch {
-    fail(`${cxx} failed (see above).`);
-  }
+  const code = await new Promise((done) => {
+    spawn(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' }).on('error', () => done(-1)).on('close', done);
+  });
+  if (code !== 0) fail(`${cxx} failed (see above).`);
   renameSync(`${o.obj}.tmp`, o.obj);
-  writeFileSync(objStamp, o.stamp);
+  writeFileSync(`${o.obj}.stamp`, o.stamp);
 }
+const jobs = Math.max(1, Math.min(4, availableParallelism()));
+await Promise.all(Array.from({ length: jobs }, async () => {
+  while (stale.length > 0) await compile(stale.shift());
+}));
 try {
   execFileSync(cxx, [...objects.map((o) => o.obj), '-o', `${out}.tmp`, ...link], { stdio: 'inherit' });
 } catch {
