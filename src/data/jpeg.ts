@@ -1,23 +1,18 @@
 /**
  * JPEG decoding with the system libjpeg-turbo through the addon (native/jpeg.cpp): the decoder and
- * defaults Pillow uses, at about a third of libvips' CPU time for a full-size decode.
+ * defaults Pillow uses, at about two thirds of libvips' CPU time for a full-size decode.
  */
 import { N } from '../engine/native.js';
-
-export interface DecodedJpeg {
-  data: Uint8Array; // [H,W,C] interleaved
-  width: number;
-  height: number;
-  channels: 1 | 3;
-}
+import type { DecodedJpegPixels } from '../engine/native-contract.js';
 
 /**
- * The pixels of a greyscale or YCbCr/RGB JPEG, or null when this file (CMYK, 12-bit, damaged) or
- * this build (no libjpeg headers) needs sharp instead: sharp then decodes it or says what is wrong.
+ * The [H,W,C] pixels of a greyscale or YCbCr/RGB JPEG, or null when this file (CMYK, 12-bit,
+ * truncated, damaged) or this build (no libjpeg headers) needs sharp: sharp then decodes it or says
+ * what is wrong.
  */
-export async function decodeJpeg(bytes: Uint8Array): Promise<DecodedJpeg | null> {
+export async function decodeJpeg(bytes: Uint8Array): Promise<DecodedJpegPixels | null> {
   try {
-    return (await N.decodeJpeg(bytes)) as DecodedJpeg;
+    return await N.decodeJpeg(bytes);
   } catch {
     return null;
   }
