@@ -1,23 +1,22 @@
-// Builds the browser predictor page into dist/web/: src/web/main.ts (type-checked by
-// `tsc -p tsconfig.web.json`) bundled with its imports (onnxruntime-web, fast-png) by esbuild
-// into app.js, plus index.html and style.css. `unet export --format web` copies this folder.
+// Builds the two browser pages (both type-checked by `tsc -p tsconfig.web.json`) with esbuild:
+// - dist/web/: the predictor page, src/web/main.ts bundled with its imports (onnxruntime-web,
+//   fast-png) into app.js, plus index.html and style.css. `unet export --format web` copies it.
+// - dist/dashboard/: the dashboard and report page, src/tracking/client/main.ts as app.js (a
+//   classic script: the report inlines it) and style.css as app.css. uPlot stays its own file.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist/web');
-mkdirSync(out, { recursive: true });
-await build({
-  entryPoints: [join(root, 'src/web/main.ts')],
-  outfile: join(out, 'app.js'),
-  bundle: true,
-  format: 'esm',
-  platform: 'browser',
-  target: 'es2022',
-  minify: true,
-  sourcemap: true,
-  logLevel: 'warning',
-});
-for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src/web', f), join(out, f));
+const common = { bundle: true, platform: 'browser', target: 'es2022', minify: true, logLevel: 'warning' };
+
+const web = join(root, 'dist/web');
+mkdirSync(web, { recursive: true });
+await build({ ...common, entryPoints: [join(root, 'src/web/main.ts')], outfile: join(web, 'app.js'), format: 'esm', sourcemap: true });
+for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src/web', f), join(web, f));
+
+const dashboard = join(root, 'dist/dashboard');
+mkdirSync(dashboard, { recursive: true });
+await build({ ...common, entryPoints: [join(root, 'src/tracking/client/main.ts')], outfile: join(dashboard, 'app.js'), format: 'iife' });
+copyFileSync(join(root, 'src/tracking/client/style.css'), join(dashboard, 'app.css'));

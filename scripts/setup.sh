@@ -54,5 +54,6 @@ fi
 
 node native/build.mjs
 npx tsc -p tsconfig.json
-# the browser predictor page (src/web/): type-checked for the DOM, then bundled into dist/web/
+# the browser pages (src/web/, src/tracking/client/): type-checked for the DOM, then bundled into
+# dist/web/ and dist/dashboard/
 npx tsc -p tsconfig.web.json && node scripts/build-web.mjs

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { ROOT } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'unet-package-'));
@@ -28,7 +29,7 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(packed.code, 0, packed.out);
   const tarball = join(dir, readdirSync(dir).find((n) => n.endsWith('.tgz')) as string);
   const list = sh('tar', ['tzf', tarball], dir).stdout.split('\n').filter(Boolean);
-  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/README.md', 'package/LICENSE']) {
+  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/native/jpeg.cpp', 'package/README.md', 'package/LICENSE']) {
     assert.ok(list.includes(f), `${f} is in the package`);
   }
   assert.ok(!list.some((f) => f.startsWith('package/test/') || f.startsWith('package/src/') || f.endsWith('.tsbuildinfo')), 'no tests, sources or build caches');
@@ -61,6 +62,15 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.match(e.sharp.libvips, /^\d+\.\d+/);
   // `unet export --format web` copies onnxruntime-web's wasm from the installed dependencies
   assert.ok(existsSync(join(app, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm')));
+  // the dashboard serves its built page from the installed copy
+  const served = sh(process.execPath, ['--input-type=module', '-e', `
+    const { startDashboard } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist', 'tracking', 'index.js')).href)});
+    const d = await startDashboard({ logdir: '.', port: 0 });
+    const res = await fetch(d.url + 'assets/app.js');
+    console.log(res.status, (await res.text()).length);
+    await d.close();`], app);
+  assert.equal(served.code, 0, served.out);
+  assert.match(served.stdout, /^200 \d{4,}$/m, served.out);
 
   // 4. Without the addon: --version still works, env and commands say how to build it.
   rmSync(join(installed, 'build', 'unet_torch.node'));

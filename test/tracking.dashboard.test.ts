@@ -1,12 +1,14 @@
 // Dashboard server over HTTP: run list, incremental metrics, assets, files,
 // and what it must refuse (traversal, symlinks out of logdir, non-GET, foreign Host).
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Script } from 'node:vm';
 import { type Dashboard, startDashboard, Tracker } from '../src/tracking/index.js';
+import { ROOT } from './helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'unet-dash-'));
 const logdir = join(tmp, 'runs');
@@ -86,6 +88,17 @@ describe('dashboard', () => {
     assert.match(String(app.headers['content-type']), /javascript/);
     assert.equal((await raw('/assets/app.css')).status, 200);
     assert.equal((await raw('/assets/nope.js')).status, 404);
+  });
+
+  test('app.js and app.css are the built client (dist/dashboard/), and app.js is a classic script that parses', async () => {
+    // tracking.browser runs it in Chromium; this catches a missing or unparsable build without one
+    const app = await raw('/assets/app.js');
+    assert.equal(app.status, 200);
+    const js = app.body.toString();
+    assert.equal(js, readFileSync(join(ROOT, 'dist/dashboard/app.js'), 'utf8'));
+    assert.ok(js.includes('__UNET_BOOT__') && js.includes('/api/runs'), 'the dashboard client');
+    assert.doesNotThrow(() => new Script(js, { filename: 'app.js' }));
+    assert.equal((await raw('/assets/app.css')).body.toString(), readFileSync(join(ROOT, 'dist/dashboard/app.css'), 'utf8'));
   });
 
   test('run list, config, incremental metrics', async () => {

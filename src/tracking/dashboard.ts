@@ -22,7 +22,8 @@ import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve } from 'node:path';
-import { CLIENT_CSS, CLIENT_JS, dashboardHtml, uplotAssets } from './page.js';
+import { clientAssets, dashboardHtml, uplotAssets } from './page.js';
+import type { RunList } from './records.js';
 import {
   HISTOGRAMS_FILE,
   isInside,
@@ -160,12 +161,13 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 6006;
   const uplot = uplotAssets();
+  const client = clientAssets();
   const page = dashboardHtml();
   const assets: Record<string, [string, string]> = {
     'uPlot.iife.min.js': [uplot.js, 'text/javascript; charset=utf-8'],
     'uPlot.min.css': [uplot.css, 'text/css; charset=utf-8'],
-    'app.js': [CLIENT_JS, 'text/javascript; charset=utf-8'],
-    'app.css': [CLIENT_CSS, 'text/css; charset=utf-8'],
+    'app.js': [client.js, 'text/javascript; charset=utf-8'],
+    'app.css': [client.css, 'text/css; charset=utf-8'],
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -189,7 +191,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
     }
     if (a === 'api' && b === 'runs') {
       if (segments.length === 2) {
-        sendJson(res, { runs: await listRuns(logdir), tryIt: Boolean(opts.tryIt) });
+        sendJson(res, { runs: await listRuns(logdir), tryIt: Boolean(opts.tryIt) } satisfies RunList);
         return;
       }
       if (c && rest.length === 1) {

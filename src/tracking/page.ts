@@ -1,10 +1,12 @@
 // HTML shell shared by the dashboard (assets by URL) and the report (everything inlined).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { CLIENT_CSS, CLIENT_JS } from './client.js';
+import { fileURLToPath } from 'node:url';
+import type { Boot } from './records.js';
 
 const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
 
 let uplotCache: { js: string; css: string } | null = null;
 
@@ -21,6 +23,28 @@ export function uplotAssets(): { js: string; css: string } {
   return uplotCache;
 }
 
+let clientCache: { js: string; css: string } | null = null;
+
+/**
+ * The page's own code and styles: dist/dashboard/{app.js,app.css}, built from src/tracking/client/
+ * by scripts/build-web.mjs (npm run build), found from dist/tracking (built) or src/tracking (tsx).
+ */
+export function clientAssets(): { js: string; css: string } {
+  if (!clientCache) {
+    const dir = [join(here, '../dashboard'), join(here, '../../dist/dashboard')].find((d) => existsSync(join(d, 'app.js')));
+    if (!dir) throw new Error('the dashboard page is not built (dist/dashboard/app.js is missing): run `npm run build`');
+    // In a source checkout, a build older than its sources would serve (and test) old code.
+    const src = join(here, 'client');
+    if (existsSync(src)) {
+      const built = statSync(join(dir, 'app.js')).mtimeMs;
+      const newer = readdirSync(src).find((f) => statSync(join(src, f)).mtimeMs > built);
+      if (newer) throw new Error(`dist/dashboard/app.js is older than src/tracking/client/${newer}: run \`npm run build\``);
+    }
+    clientCache = { js: readFileSync(join(dir, 'app.js'), 'utf8'), css: readFileSync(join(dir, 'app.css'), 'utf8') };
+  }
+  return clientCache;
+}
+
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 }
@@ -30,7 +54,7 @@ export function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-/** Text that is safe inside <script>…</script> (for code we did not write, like uPlot). */
+/** Text that is safe inside <script>…</script> (for minified code, ours and uPlot's). */
 function scriptText(code: string): string {
   return code.replace(/<\/script/gi, '<\\/script');
 }
@@ -69,20 +93,19 @@ ${body()}
 }
 
 /** A self-contained page: uPlot, styles, code and data are all inline. */
-export function staticHtml(title: string, boot: unknown): string {
+export function staticHtml(title: string, boot: Boot): string {
   const { js, css } = uplotAssets();
+  const client = clientAssets();
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>${css}</style>
-<style>${CLIENT_CSS}</style>
+<style>${client.css}</style>
 </head><body>
 ${body()}
 <script>${scriptText(js)}</script>
 <script>window.__UNET_BOOT__ = ${scriptJson(boot)};</script>
-<script>${CLIENT_JS}</script>
+<script>${scriptText(client.js)}</script>
 </body></html>
 `;
 }
-
-export { CLIENT_CSS, CLIENT_JS };

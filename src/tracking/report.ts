@@ -3,6 +3,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { staticHtml } from './page.js';
+import type { Boot } from './records.js';
 import {
   HISTOGRAMS_FILE,
   type HistogramRecord,
@@ -75,7 +76,7 @@ export async function writeReport(runDir: string, opts: ReportOptions = {}): Pro
 
   const last = [...metrics].reverse().find((r) => typeof (r as { step?: unknown }).step === 'number') as { step?: number } | undefined;
   const ended = metrics.some((r) => r.type === 'end');
-  const boot = {
+  const boot: Boot = {
     mode: 'static',
     generated: new Date().toISOString().replace('T', ' ').slice(0, 19),
     runs: [

@@ -9,6 +9,9 @@
 //   report.html                      written by writeReport()
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import type { JsonlChunk, MetricsRecord, RunInfo, ScalarsRecord } from './records.js';
+
+export type { EndRecord, HistogramRecord, MediaRecord, MetricsRecord, RunInfo, ScalarsRecord } from './records.js';
 
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -16,49 +19,6 @@ export const HISTOGRAMS_FILE = 'histograms.jsonl';
 export const MEDIA_FILE = 'media.jsonl';
 export const MEDIA_DIR = 'media';
 export const REPORT_FILE = 'report.html';
-
-/**
- * metrics.jsonl records. Scalars logged at one step in one go share a record.
- * Non-finite values are stored as the strings "NaN", "Infinity", "-Infinity"
- * (JSON has no such numbers, and a NaN loss is worth seeing).
- */
-export interface ScalarsRecord {
-  type: 'scalars';
-  step: number;
-  time: number;
-  values: Record<string, number | string>;
-}
-export interface EndRecord {
-  type: 'end';
-  time: number;
-}
-/** Anything passed to Tracker.record(), e.g. {type:"final", perClassDice:[...], perClassIoU:[...]}. */
-export type MetricsRecord = ScalarsRecord | EndRecord | ({ type?: string; time?: number } & Record<string, unknown>);
-
-export interface HistogramRecord {
-  step: number;
-  tag: string;
-  time: number;
-  min: number;
-  max: number;
-  num: number;
-  mean: number;
-  std: number;
-  nonFinite: number;
-  edges: number[];
-  counts: number[];
-}
-
-export interface MediaRecord {
-  step: number;
-  tag: string;
-  /** relative to the run directory, e.g. "media/120-pred_0.png" */
-  file: string;
-  width: number;
-  height: number;
-  channels: number;
-  time: number;
-}
 
 /** Safe file-name part: what the dashboard accepts in a URL path segment. */
 export function sanitizeName(s: string, maxLen = 80): string {
@@ -93,7 +53,7 @@ export async function readJsonlFrom<T = unknown>(
   path: string,
   from = 0,
   maxBytes = 8 * 1024 * 1024,
-): Promise<{ records: T[]; next: number; more: boolean }> {
+): Promise<JsonlChunk<T>> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -145,16 +105,6 @@ export async function readAllJsonl<T = unknown>(path: string): Promise<T[]> {
     if (!r.more || r.next === from) return out;
     from = r.next;
   }
-}
-
-export interface RunInfo {
-  name: string;
-  /** ms since epoch of the latest write to metrics.jsonl (or the directory) */
-  mtime: number;
-  /** 'finished' once Tracker.close() wrote its end record; 'running' if written to in the last 2 min; else 'stopped' */
-  status: 'running' | 'finished' | 'stopped';
-  hasReport: boolean;
-  lastStep: number | null;
 }
 
 /** True if `child` (a real path) is `parent` or inside it. */
