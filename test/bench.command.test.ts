@@ -2,19 +2,17 @@
 // the PyTorch/PIL side when asked. Speed itself is measured by running it, not here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { benchData } from '../src/bench/data.js';
 import { makeJpegDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
 import { hasTorch, PYTHON } from './helpers/python.js';
 import { REFERENCE_BENCH as REF } from './helpers/reference.js';
+import { tempDir } from './helpers/workdir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'unet-bench-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('bench');
 
 const hasPil = () => spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
 const jsonLines = (s: string) => s.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);

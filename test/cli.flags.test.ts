@@ -2,10 +2,9 @@
 // and flag errors as one line. Parsing is checked with handlers that only record the config; the
 // rest runs the real command on a tiny dataset (32x32 images, one epoch).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { EXIT, EXIT_CODES_HELP } from '../src/cli/errors.js';
 import { EXIT_CODES } from '../src/config/errors.js';
 import { type PredictConfig, type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
@@ -13,12 +12,9 @@ import type { Output } from '../src/config/options.js';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { ROOT, assertCleanFailure, quickTrainArgs, runCli } from './helpers/cli.js';
 import { writePng } from './helpers/fixtures.js';
+import { tempDir } from './helpers/workdir.js';
 
-let dir: string;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'unet-cli-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('cli');
 
 interface Parsed {
   train?: TrainConfig;

@@ -2,16 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { DataError, listPairs, SegmentationDataset } from '../src/data/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-let root: string;
-before(async () => { root = await mkdtemp(join(tmpdir(), 'unet-data-dataset-')); });
-after(async () => { await rm(root, { recursive: true, force: true }); });
+const root = tempDir('data-dataset');
 
 let n = 0;
 /** A fresh data/imgs + data/masks pair of folders with the given files (content: tiny PNGs). */

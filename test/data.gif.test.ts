@@ -9,19 +9,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { encodeGifIndices, parseNpy, readImageRaw, readMask } from '../src/data/index.js';
+import { tempDir } from './helpers/workdir.js';
 
 const PY = process.env.UNET_TEST_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'reference', 'pil_gif.py');
 const hasPil = existsSync(PY) && spawnSync(PY, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
 
-let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-gif-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+const dir = tempDir('data-gif');
 
 interface Written { file: string; mode: string; frames: number }
 

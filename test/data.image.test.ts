@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import sharp, { type Sharp } from 'sharp';
 import {
@@ -23,10 +22,9 @@ import {
   resizeNearest,
   Rng,
 } from '../src/data/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-image-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+const dir = tempDir('data-image');
 const p = (name: string) => join(dir, name);
 
 const W = 7;

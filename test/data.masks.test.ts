@@ -1,10 +1,9 @@
 /** Mask values (scan, union, order), class mapping and its inverse, the classes check. */
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
 import {
@@ -16,10 +15,9 @@ import {
   scanMaskValues,
   uniqueMaskValues,
 } from '../src/data/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-masks-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+const dir = tempDir('data-masks');
 
 async function greyPng(name: string, values: number[], width = values.length) {
   const f = join(dir, name);

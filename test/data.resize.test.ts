@@ -8,21 +8,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import { bicubicBands, parseNpy, readImageRaw, resizeBicubic, Rng } from '../src/data/index.js';
 import { decodeJpeg } from '../src/data/jpeg.js';
+import { tempDir } from './helpers/workdir.js';
 
 const PY = process.env.UNET_TEST_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'reference', 'pil_resize.py');
 const hasPil = existsSync(PY) && spawnSync(PY, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
 
-let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-resize-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+const dir = tempDir('data-resize');
 
 interface Job { file: string; size: [number, number]; out: string; convert?: 'L' | 'RGB' }
 interface PilInfo { mode: string; dtype: string; shape: number[] }

@@ -1,10 +1,9 @@
 /** Synthetic datasets: determinism, mask levels, Carvana-like layout; end-to-end through the loader. */
 
 import assert from 'node:assert/strict';
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   DataLoader,
   demoMaskLevel,
@@ -17,10 +16,9 @@ import {
   Rng,
   SegmentationDataset,
 } from '../src/data/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-let dir: string;
-before(async () => { dir = await mkdtemp(join(tmpdir(), 'unet-data-synth-')); });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+const dir = tempDir('data-synth');
 
 async function filesOf(d: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();

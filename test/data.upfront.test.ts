@@ -4,22 +4,16 @@
 // evaluate` name the small file, skip it and exit with 2. The rules themselves are unit-tested
 // in data.dataset.test.ts.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
 import { assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli } from './helpers/cli.js';
 import { png } from './helpers/fixtures.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-let root = '';
-let good = ''; // 2 pairs, 32×32 RGB, masks 0/255
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-data-upfront-'));
-  good = join(root, 'good');
-  await makeDemoDataset(good, { count: 2, size: 32, classes: 2, seed: 3 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+// good: 2 pairs, 32×32 RGB, masks 0/255
+const { root, data: good } = demoDataDir('data-upfront', { count: 2, size: 32, classes: 2, seed: 3 }, 'good');
 
 const files = (dir: string) => (existsSync(dir) ? readdirSync(dir, { recursive: true }) : []);
 

@@ -3,17 +3,14 @@
 // planes (down and up, odd sizes), the logit resize equals torch's F.interpolate(bilinear,
 // align_corners=False), and argmax/threshold follow predict's rules. Skips without python3-torch.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import { InputError, classify, preprocessRgba, resizeLogits, scaledSize } from '../src/web/infer.js';
 import { resizeBicubicU8 } from '../src/web/resample.js';
 import { NO_TORCH, hasTorch, maxDiff, runPython } from './helpers/python.js';
+import { tempDir } from './helpers/workdir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'unet-web-infer-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('web-infer');
 
 /** A plane with edges and noise, so every rounding path is exercised. */
 const plane = (w: number, h: number, seed: number) =>

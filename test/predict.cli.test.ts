@@ -4,10 +4,9 @@
 // picks one class everywhere, so the expected mask is known exactly.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
 import { UserError } from '../src/config/errors.js';
@@ -30,16 +29,12 @@ import { buildProgram } from '../src/cli/program.js';
 import { predictCommand } from '../src/predict/cli.js';
 import { saveCheckpoint, saveReferenceStateDict, toRaw } from '../src/model/checkpoint.js';
 import { hasTorch, runPython } from './helpers/python.js';
+import { tempDir } from './helpers/workdir.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const W = 48;
 const H = 32;
-let dir: string;
-
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'unet-predict-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('predict');
 
 // ------------------------------------------------------------------------------------------------
 // Fixtures

@@ -5,10 +5,9 @@
 // logits come from our UNet on PIL's input (the UNet itself is compared with PyTorch elsewhere),
 // so every step around the network is checked here.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { decode } from 'fast-png';
 import { defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import * as E from '../src/engine/index.js';
@@ -20,9 +19,9 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { prng, writePng } from './helpers/fixtures.js';
 import { NO_TORCH, hasTorch, runPython } from './helpers/python.js';
+import { tempDir } from './helpers/workdir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'unet-mcref-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('mcref');
 const W = 45;
 const H = 37;
 const SCALE = 0.5; // 22 x 18

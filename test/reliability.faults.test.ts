@@ -4,30 +4,25 @@
 // The GradScaler's skipped step on inf/NaN gradients (fp16, CUDA) is tested at the unit level on
 // CPU by optim.grad-scaler.test.ts ("inf/nan skip, backoff"); there is no GPU here.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { reportError } from '../src/cli/errors.js';
 import { defaults, trainOptions } from '../src/config/options.js';
-import { encodeNpy, makeDemoDataset, readImage } from '../src/data/index.js';
+import { encodeNpy, readImage } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { OOM_ADVICE, train } from '../src/train/train.js';
 import { ROOT, assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-let root = '';
-let pngData = ''; // 6 pairs, PNG
-let npyData = ''; // the same images as float32 .npy in 0..1
-let nanData = ''; // the same ids, images full of NaN
+// 6 pairs, PNG
+const { root, data: pngData } = demoDataDir('rel-faults', { count: 6, size: 32, classes: 2, seed: 5 }, 'png');
+const npyData = join(root, 'npy'); // the same images as float32 .npy in 0..1
+const nanData = join(root, 'nan'); // the same ids, images full of NaN
 
 before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-rel-faults-'));
-  pngData = join(root, 'png');
-  await makeDemoDataset(pngData, { count: 6, size: 32, classes: 2, seed: 5 });
-  npyData = join(root, 'npy');
-  nanData = join(root, 'nan');
   for (const d of [npyData, nanData]) {
     mkdirSync(join(d, 'imgs'), { recursive: true });
     cpSync(join(pngData, 'masks'), join(d, 'masks'), { recursive: true });
@@ -42,7 +37,6 @@ before(async () => {
     writeFileSync(join(nanData, 'imgs', `${id}.npy`), encodeNpy(nan, [img.height, img.width, img.channels]));
   }
 });
-after(() => rmSync(root, { recursive: true, force: true }));
 
 test('NaN in the data: the run stops after 5 non-finite losses in a row with advice; the last good checkpoint is kept', { timeout: 300_000 }, async () => {
   const work = join(root, 'nan-run');

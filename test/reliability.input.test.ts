@@ -7,30 +7,22 @@
 // through the whole program. Independent cases run two at a time (each is mostly process start-up).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { makeDemoDataset } from '../src/data/index.js';
 import { zipChunks, concatChunks } from '../src/io/zip.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { type CliResult, assertCleanFailure, assertNoCrashText, cliArgs, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
 import { cmykJpeg, png, rgbaPng, squareMask } from './helpers/fixtures.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-let root = '';
-let good = ''; // 2 pairs, 32x32 RGB, masks 0/255
-let saved = ''; // a checkpoint folder with the user's saved work in it
+// good: 2 pairs, 32x32 RGB, masks 0/255
+const { root, data: good } = demoDataDir('rel-input', { count: 2, size: 32, classes: 2, seed: 1 }, 'good');
+const saved = join(root, 'saved'); // a checkpoint folder with the user's saved work in it
 let ckpt = ''; // a real checkpoint (bilinear, 3 channels, 2 classes)
 let savedBefore = new Map<string, string>();
 
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-rel-input-'));
-  good = join(root, 'good');
-  await makeDemoDataset(good, { count: 2, size: 32, classes: 2, seed: 1 });
-  saved = join(root, 'saved');
-  mkdirSync(saved);
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+before(() => mkdirSync(saved));
 
 /** A copy of the good dataset with changes. */
 async function variant(name: string, change: (imgs: string, masks: string) => void | Promise<void>): Promise<string> {

@@ -7,30 +7,19 @@
 // checkpoint temp file appears (0-150 ms into the write), and SIGINT followed by SIGKILL 0-400 ms
 // later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 21.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeDemoDataset } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertNoCrashText, quickTrainArgs, runCli, spawnCli } from './helpers/cli.js';
 import { prng } from './helpers/fixtures.js';
+import { demoDataDir } from './helpers/workdir.js';
 
 const KILLS = process.env.UNET_LONG_TESTS === '1' ? 60 : 21;
-let root = '';
-let data = '';
-let work = '';
-let ckptDir = '';
-
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-rel-kill-'));
-  data = join(root, 'data');
-  await makeDemoDataset(data, { count: 2, size: 32, classes: 2, seed: 4 });
-  work = join(root, 'work');
-  ckptDir = join(work, 'checkpoints');
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, data } = demoDataDir('rel-kill', { count: 2, size: 32, classes: 2, seed: 4 });
+const work = join(root, 'work');
+const ckptDir = join(work, 'checkpoints');
 
 const isTemp = (f: string) => f.endsWith('.tmp');
 const temps = () => (existsSync(ckptDir) ? readdirSync(ckptDir).filter(isTemp) : []);

@@ -11,18 +11,16 @@
 // forward, resize, argmax, probabilities and their PNG encoding, with the image file decoded and the
 // mask PNG encoded every 5th prediction. UNET_LONG_TESTS=1 runs 10,000 training steps and 50,000 predictions.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
-import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import type { UNet } from '../src/model/index.js';
 import { type Predictor, encodeMaskPng, encodeProbPng, predictBatch, preprocess } from '../src/predict/index.js';
 import { train } from '../src/train/train.js';
 import { type Sample, describeTrend, gc, rssMB, trend } from './helpers/memory.js';
 import { TinyUNet, tinyUNet } from './helpers/tiny-unet.js';
+import { demoDataDir } from './helpers/workdir.js';
 
 // One intra-op thread: small ops on two threads slow down badly when another process competes for
 // the cores (OpenMP barriers spin), and this test is about memory, not speed.
@@ -34,12 +32,7 @@ const PREDICTIONS = LONG ? 50_000 : 10_000;
 /** MB of resident memory per 1000 steps (or predictions) that counts as a leak. */
 const MAX_SLOPE = 5;
 
-let root = '';
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-rel-memory-'));
-  await makeDemoDataset(join(root, 'data'), { count: 20, size: 32, classes: 2, seed: 8 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root } = demoDataDir('rel-memory', { count: 20, size: 32, classes: 2, seed: 8 });
 
 test(`${TRAIN_STEPS} training steps through train(): flat resident memory, every tensor freed at the end`, { timeout: 900_000 }, async (t) => {
   // 20 images, -v 10: 18 training steps per epoch.

@@ -2,24 +2,15 @@
 // atomically and exits with 130 / 143; the file loads and `--load` of it resumes. (A kill -9
 // during the INTERRUPTED.pth write is covered by reliability.kill.test.ts.)
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeDemoDataset } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertNoCrashText, quickTrainArgs, runCli, spawnCli } from './helpers/cli.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-let root = '';
-let data = '';
-
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-rel-signals-'));
-  data = join(root, 'data');
-  await makeDemoDataset(data, { count: 4, size: 32, classes: 2, seed: 6 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, data } = demoDataDir('rel-signals', { count: 4, size: 32, classes: 2, seed: 6 });
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = performance.now() + ms;

@@ -3,14 +3,13 @@
 // small fake test files.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { ROOT } from './helpers/cli.js';
+import { tempDir } from './helpers/workdir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'unet-skipcheck-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('skipcheck');
 
 function file(name: string, body: string): string {
   const p = join(dir, name);

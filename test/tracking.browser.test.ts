@@ -5,18 +5,17 @@
 // missing. UNET_SCREENSHOTS=1 saves docs/dashboard.png and docs/report.png
 // (UNET_SCREENSHOT_DIR picks another folder).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { maskToImage, startDashboard, Tracker, writeReport } from '../src/tracking/index.js';
 import { CHROMIUM, LAUNCH_ARGS, SHOTS, browserSkip, pw } from './helpers/browser.js';
+import { tempDir } from './helpers/workdir.js';
 
 const skip = browserSkip;
 
-const tmp = mkdtempSync(join(tmpdir(), 'unet-browser-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('browser');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,10 +1,9 @@
 // TensorBoard event files, decoded by an independent reader (helpers/tfevents-reader.ts: Python's
 // google.protobuf with hand-built descriptors and its own CRC32C). Skips when python3-protobuf is missing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   computeHistogram,
   EventFileWriter,
@@ -16,11 +15,11 @@ import {
   Tracker,
 } from '../src/tracking/index.js';
 import { decodeEvents as decode, type PyEvent, pythonProtobufMissing } from './helpers/tfevents-reader.js';
+import { tempDir } from './helpers/workdir.js';
 
 const skipPy = pythonProtobufMissing();
 
-const tmp = mkdtempSync(join(tmpdir(), 'unet-tfevents-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('tfevents');
 
 function f32(x: number): number {
   return Math.fround(x);

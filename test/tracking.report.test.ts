@@ -1,13 +1,12 @@
 // report.html: self-contained (inline uPlot, code, data, images), no network references.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { maskToImage, Tracker, writeReport } from '../src/tracking/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'unet-report-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('report');
 
 /** The page's JSON boot data. */
 function bootData(html: string): any {

@@ -4,16 +4,13 @@
 // CRC32C of the record framing against the published check values.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Tracker } from '../src/tracking/index.js';
 import { crc32c } from '../src/tracking/crc32c.js';
 import { PYTHON } from './helpers/python.js';
+import { tempDir } from './helpers/workdir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'unet-tb-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('tb');
 
 const hasProtobuf = spawnSync(PYTHON, ['-c', 'import google.protobuf'], { encoding: 'utf8' }).status === 0;
 const skip = hasProtobuf ? false : 'python3-protobuf is not installed (bash scripts/setup.sh --test installs it)';

@@ -2,15 +2,14 @@
 // isolation (nothing may stop training), cost per step, and the W&B sink.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readAllJsonl, Tracker, WandbSink, wandbRequested } from '../src/tracking/index.js';
+import { tempDir } from './helpers/workdir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'unet-tracker-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('tracker');
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -4,11 +4,8 @@
 // and, without CUDA, that --amp on CPU never takes the fp16 path.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import type { RawTensor } from '../src/io/pth.js';
@@ -19,15 +16,10 @@ import { ROOT } from './helpers/cli.js';
 import { NO_TORCH, PYTHON, hasTorch } from './helpers/python.js';
 import { floats, quiet, runConfig, runRecords, scalarSeries } from './helpers/runs.js';
 import { TinyUNet } from './helpers/tiny-unet.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'unet-amp-'));
-let data = '';
-before(async () => {
-  data = join(root, 'data');
-  // 2 images of 16x16, all for training: one full batch, so both sides see the same batch per step
-  await makeDemoDataset(data, { count: 2, size: 16, classes: 2, seed: 41 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+// 2 images of 16x16, all for training: one full batch, so both sides see the same batch per step
+const { root, data } = demoDataDir('amp', { count: 2, size: 16, classes: 2, seed: 41 });
 
 const LR = 1e-3;
 const ARGS: UNetArgs = { nChannels: 3, nClasses: 2, bilinear: true };

@@ -2,23 +2,21 @@
 // with validation, `predict --model checkpoints/best_model.pth` (the guide's own line, long flag)
 // with -t, and evaluate, all on one small dataset of 0/255 masks.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { decode } from 'fast-png';
-import { makeDemoDataset, randomSplit } from '../src/data/index.js';
+import { randomSplit } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, assertNoCrashText, runCli } from './helpers/cli.js';
 import { runRecords } from './helpers/runs.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const work = mkdtempSync(join(tmpdir(), 'unet-binary-'));
-after(() => rmSync(work, { recursive: true, force: true }));
 const COUNT = 7;
+const { root: work } = demoDataDir('binary', { count: COUNT, size: 32, classes: 2, seed: 21 });
 let trainOut = '';
 
 before(async () => {
-  await makeDemoDataset(join(work, 'data'), { count: COUNT, size: 32, classes: 2, seed: 21 });
   // The guide's layout: data/imgs, data/masks and checkpoints/ under the working directory.
   const r = await runCli(['train', '-c', '1', '-e', '2', '-b', '2', '-l', '1e-3', '-s', '1', '-v', '30', '--bilinear', '--device', 'cpu', '--workers', '2', '--name', 'binary'], { cwd: work, timeoutMs: 600_000 });
   assert.equal(r.code, 0, r.stderr);

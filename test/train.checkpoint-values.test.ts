@@ -3,12 +3,11 @@
 // state after a forced plateau shows the learning-rate reduction, and the GradScaler state
 // round-trips through a checkpoint.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { defaults, evaluateOptions } from '../src/config/options.js';
-import { Rng, makeDemoDataset, randomSplit } from '../src/data/index.js';
+import { Rng, randomSplit } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { GradScaler, SGD, createScheduler } from '../src/optim/index.js';
 import { runEvaluate } from '../src/predict/evaluate-cli.js';
@@ -17,15 +16,10 @@ import { EarlyStopping } from '../src/train/early-stopping.js';
 import { restore, train } from '../src/train/train.js';
 import { quiet, runConfig, runRecords, scalarSeries } from './helpers/runs.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'unet-ckvalues-'));
-let data = '';
 const COUNT = 7;
-before(async () => {
-  data = join(root, 'data');
-  await makeDemoDataset(data, { count: COUNT, size: 32, classes: 3, seed: 11 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, data } = demoDataDir('ckvalues', { count: COUNT, size: 32, classes: 3, seed: 11 });
 
 test('epoch, global_step, loss and val_score are the run\'s; val_score is what unet evaluate gives the saved weights', { timeout: 600_000 }, async () => {
   const dir = join(root, 'values');

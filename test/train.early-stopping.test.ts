@@ -5,26 +5,19 @@
 // in the model when it stops, the last epoch's checkpoint is still written, and a resumed run
 // stops where an uninterrupted one does.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import type { TrainConfig } from '../src/config/options.js';
-import { makeDemoDataset } from '../src/data/index.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { train } from '../src/train/train.js';
 import { sha256 } from './helpers/fixtures.js';
 import { quiet, runConfig, sameWeights } from './helpers/runs.js';
 import { TinyUNet } from './helpers/tiny-unet.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'unet-early-'));
-let data = '';
-before(async () => {
-  data = join(root, 'data');
-  await makeDemoDataset(data, { count: 5, size: 32, classes: 2, seed: 7 });
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, data } = demoDataDir('early', { count: 5, size: 32, classes: 2, seed: 7 });
 
 // epoch:           1     2     3     4     5
 // best?            yes   no    yes   yes   no (equal)

@@ -2,17 +2,15 @@
 // --val-every adds validations at those optimizer steps, --keep-last prunes epoch checkpoints, and
 // --dashboard serves this run's metrics while it trains.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { makeDemoDataset } from '../src/data/index.js';
+import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { type CliResult, assertNoCrashText, spawnCli } from './helpers/cli.js';
 import { readJsonl, runRecords, scalarSeries } from './helpers/runs.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const work = mkdtempSync(join(tmpdir(), 'unet-flags-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+const { root: work } = demoDataDir('flags', { count: 7, size: 32, classes: 3, seed: 31 });
 
 interface Served {
   status: string;
@@ -25,7 +23,6 @@ let whileTraining: Served | null = null;
 let answers = 0;
 
 before(async () => {
-  await makeDemoDataset(join(work, 'data'), { count: 7, size: 32, classes: 3, seed: 31 });
   // 5 training images in batches of 2: 3 optimizer steps per epoch, 9 in all.
   const run = spawnCli(
     ['train', '-c', '3', '-e', '3', '-b', '2', '-l', '3e-4', '-s', '1', '-v', '30', '--bilinear', '--scheduler', 'none', '--val-every', '2', '--keep-last', '1', '--dashboard', '--port', '0', '--device', 'cpu', '--workers', '2', '--name', 'flags'],

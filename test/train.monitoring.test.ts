@@ -2,27 +2,23 @@
 // images), then its TensorBoard event file decoded in Python (helpers/tfevents-reader.ts), its
 // metrics.jsonl, its report.html and its checkpoints, checked against each other.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { makeDemoDataset } from '../src/data/index.js';
+import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { train, type TrainResult } from '../src/train/train.js';
 import { writeReport } from '../src/tracking/index.js';
 import { type PyEvent, decodeEvents, pythonProtobufMissing } from './helpers/tfevents-reader.js';
 import { type EpochRecord, eventFileOf, floats, quiet, runConfig, runRecords, scalarSeries } from './helpers/runs.js';
 import { TinyUNet, tinyUNet } from './helpers/tiny-unet.js';
+import { demoDataDir } from './helpers/workdir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'unet-monitor-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, data } = demoDataDir('monitor', { count: 6, size: 32, classes: 3, seed: 4 });
 const ARGS = { nChannels: 3, nClasses: 3, bilinear: true };
 let run: TrainResult;
 let epochs: EpochRecord[];
 
 before(async () => {
-  const data = join(root, 'data');
-  await makeDemoDataset(data, { count: 6, size: 32, classes: 3, seed: 4 });
   // 4 training images in batches of 2, 2 validation images; the validation steps are read from
   // the run's own epoch records, not assumed.
   run = await train(runConfig(data, join(root, 'work'), { epochs: 2, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 34, classes: 3, bilinear: true, valEvery: 0 }), {

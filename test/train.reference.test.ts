@@ -4,10 +4,9 @@
 // cadence and a plateau scheduler that really reduces the lr. And the validation Dice against
 // the reference's evaluate.py formula on models that predict several classes.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
@@ -18,13 +17,10 @@ import { train } from '../src/train/train.js';
 import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
 import { PY_IMPORT_REFERENCE, REFERENCE_ROOT } from './helpers/reference.js';
+import { tempDir } from './helpers/workdir.js';
 
 const SKIP = hasTorch() ? false : NO_TORCH;
-let root = '';
-before(() => {
-  root = mkdtempSync(join(tmpdir(), 'unet-refloop-'));
-});
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir('refloop');
 
 const FIT_PY = `${PY_IMPORT_REFERENCE}${PY_EXCHANGE}
 torch.set_num_threads(2)

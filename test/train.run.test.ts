@@ -1,8 +1,7 @@
 // unet train end to end on small synthetic data: the guide's scenarios run, checkpoints hold what
 // the guide lists, resume is exact, early stopping and errors behave.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
@@ -15,23 +14,19 @@ import type { UNetArgs } from '../src/model/index.js';
 import { GUIDE_LINES } from './helpers/guide.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
 import { runConfig } from './helpers/runs.js';
+import { tempDir } from './helpers/workdir.js';
 
-let root = '';
-let data2 = ''; // 2 classes, 64x64
-let data5 = ''; // 5 classes
-let data3 = ''; // 3 classes, 32x32
+const root = tempDir('train');
+const data2 = join(root, 'd2'); // 2 classes, 64x64
+const data5 = join(root, 'd5'); // 5 classes
+const data3 = join(root, 'd3'); // 3 classes, 32x32
 const quiet = { log: () => {}, warn: () => {} };
 
 before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'unet-train-'));
-  data2 = join(root, 'd2');
-  data5 = join(root, 'd5');
-  data3 = join(root, 'd3');
   await makeDemoDataset(data2, { count: 6, size: 64, classes: 2, seed: 1 });
   await makeDemoDataset(data5, { count: 6, size: 64, classes: 5, seed: 2 });
   await makeDemoDataset(data3, { count: 8, size: 32, classes: 3, seed: 3 });
 });
-after(() => rmSync(root, { recursive: true, force: true }));
 
 const base = (data: string, dir: string): TrainConfig => runConfig(data, dir);
 
