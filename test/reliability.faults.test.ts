@@ -18,11 +18,12 @@ import { ROOT, assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, sn
 import { demoDataDir } from './helpers/workdir.js';
 
 // 6 pairs, PNG
-const { root, data: pngData } = demoDataDir('rel-faults', { count: 6, size: 32, classes: 2, seed: 5 }, 'png');
+const { root, data: pngData, ready } = demoDataDir('rel-faults', { count: 6, size: 32, classes: 2, seed: 5 }, 'png');
 const npyData = join(root, 'npy'); // the same images as float32 .npy in 0..1
 const nanData = join(root, 'nan'); // the same ids, images full of NaN
 
 before(async () => {
+  await ready();
   for (const d of [npyData, nanData]) {
     mkdirSync(join(d, 'imgs'), { recursive: true });
     cpSync(join(pngData, 'masks'), join(d, 'masks'), { recursive: true });

@@ -13,10 +13,11 @@ import { runRecords } from './helpers/runs.js';
 import { demoDataDir } from './helpers/workdir.js';
 
 const COUNT = 7;
-const { root: work } = demoDataDir('binary', { count: COUNT, size: 32, classes: 2, seed: 21 });
+const { root: work, ready } = demoDataDir('binary', { count: COUNT, size: 32, classes: 2, seed: 21 });
 let trainOut = '';
 
 before(async () => {
+  await ready();
   // The guide's layout: data/imgs, data/masks and checkpoints/ under the working directory.
   const r = await runCli(['train', '-c', '1', '-e', '2', '-b', '2', '-l', '1e-3', '-s', '1', '-v', '30', '--bilinear', '--device', 'cpu', '--workers', '2', '--name', 'binary'], { cwd: work, timeoutMs: 600_000 });
   assert.equal(r.code, 0, r.stderr);

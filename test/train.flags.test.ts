@@ -10,7 +10,7 @@ import { type CliResult, assertNoCrashText, spawnCli } from './helpers/cli.js';
 import { readJsonl, runRecords, scalarSeries } from './helpers/runs.js';
 import { demoDataDir } from './helpers/workdir.js';
 
-const { root: work } = demoDataDir('flags', { count: 7, size: 32, classes: 3, seed: 31 });
+const { root: work, ready } = demoDataDir('flags', { count: 7, size: 32, classes: 3, seed: 31 });
 
 interface Served {
   status: string;
@@ -23,6 +23,7 @@ let whileTraining: Served | null = null;
 let answers = 0;
 
 before(async () => {
+  await ready();
   // 5 training images in batches of 2: 3 optimizer steps per epoch, 9 in all.
   const run = spawnCli(
     ['train', '-c', '3', '-e', '3', '-b', '2', '-l', '3e-4', '-s', '1', '-v', '30', '--bilinear', '--scheduler', 'none', '--val-every', '2', '--keep-last', '1', '--dashboard', '--port', '0', '--device', 'cpu', '--workers', '2', '--name', 'flags'],

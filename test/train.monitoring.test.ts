@@ -13,12 +13,13 @@ import { type EpochRecord, eventFileOf, floats, quiet, runConfig, runRecords, sc
 import { TinyUNet, tinyUNet } from './helpers/tiny-unet.js';
 import { demoDataDir } from './helpers/workdir.js';
 
-const { root, data } = demoDataDir('monitor', { count: 6, size: 32, classes: 3, seed: 4 });
+const { root, data, ready } = demoDataDir('monitor', { count: 6, size: 32, classes: 3, seed: 4 });
 const ARGS = { nChannels: 3, nClasses: 3, bilinear: true };
 let run: TrainResult;
 let epochs: EpochRecord[];
 
 before(async () => {
+  await ready();
   // 4 training images in batches of 2, 2 validation images; the validation steps are read from
   // the run's own epoch records, not assumed.
   run = await train(runConfig(data, join(root, 'work'), { epochs: 2, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 34, classes: 3, bilinear: true, valEvery: 0 }), {

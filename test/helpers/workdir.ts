@@ -14,12 +14,15 @@ export function tempDir(name: string): string {
 
 /**
  * tempDir(name) as `root`, and the demo dataset (`makeDemoDataset(data, opts)`: imgs/, masks/)
- * written to `<root>/<folder>` before the file's first test. Call it before the file's own
- * `before` hooks, which then see the dataset.
+ * written to `<root>/<folder>` before the file's first test. Node 20 runs a file's top-level
+ * `before` hooks concurrently, so a hook of the file's own that reads the dataset starts with
+ * `await ready()` (the one write, shared).
  */
-export function demoDataDir(name: string, opts: DemoOptions, folder = 'data'): { root: string; data: string } {
+export function demoDataDir(name: string, opts: DemoOptions, folder = 'data'): { root: string; data: string; ready: () => Promise<void> } {
   const root = tempDir(name);
   const data = join(root, folder);
-  before(() => makeDemoDataset(data, opts).then(() => {}));
-  return { root, data };
+  let written: Promise<void> | undefined;
+  const ready = () => (written ??= makeDemoDataset(data, opts).then(() => {}));
+  before(ready);
+  return { root, data, ready };
 }
