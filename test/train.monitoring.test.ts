@@ -79,7 +79,8 @@ test('the event file holds every guide tag at the right steps; histograms match 
     assert.deepEqual([images?.width, images?.height, images?.colorspace, images?.png_signature], [32, 32, 3, true], 'input image');
     for (const tag of ['masks/true', 'masks/pred']) {
       const im = one(tag, r.step).image;
-      assert.deepEqual([im?.width, im?.height, im?.colorspace, im?.png_signature], [32, 32, 1, true], tag);
+      // 3 classes: RGB in the overlays' palette (src/data/palette.ts); two classes would be black/white.
+      assert.deepEqual([im?.width, im?.height, im?.colorspace, im?.png_signature], [32, 32, 3, true], tag);
     }
     // The weights histograms were taken from the weights this epoch's checkpoint saved.
     const ck = await loadCheckpoint(join(run.checkpointDir, `checkpoint_epoch${r.epoch}.pth`));

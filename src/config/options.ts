@@ -106,7 +106,8 @@ const overlapParser: Parser<number> = (raw, flag) => {
   return v;
 };
 
-const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
+/** Parallel image decoders unless --workers says otherwise (train, predict, evaluate and the dataset API). */
+export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
 
 /** `-e, --epochs <n>` -> `--epochs` */
 export const longFlag = (spec: OptionSpec<unknown>): string => /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? spec.flags;

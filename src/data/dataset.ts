@@ -5,8 +5,9 @@
  */
 
 import { readdir, stat } from 'node:fs/promises';
-import { availableParallelism, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
+import { defaultWorkers } from '../config/options.js';
 import { DataError, listSome } from './errors.js';
 import { hasImageExtension } from './formats.js';
 import { type DataWarning, type ImageInfo, probeImage, readImageRaw, readMaskRaw, type RawMask, toChwFloat32 } from './image.js';
@@ -208,7 +209,7 @@ export interface DatasetOptions {
   channels?: number;
   /** `scan()` refuses images smaller than this many pixels per side after scaling (the UNet needs MIN_SIDE). Default 0: no check. */
   minSide?: number;
-  /** Pairs decoded at once. Default: the libuv pool size (UV_THREADPOOL_SIZE, 4 by default). */
+  /** Pairs decoded at once. Default: --workers' default (src/config/options.ts). */
   workers?: number;
   /** Keep decoded samples in memory: true (default: up to 25% of RAM), false, or a byte budget. */
   cache?: boolean | { maxBytes: number };
@@ -274,7 +275,7 @@ export class SegmentationDataset {
     this.onWarning = opts.onWarning;
     const cache = opts.cache ?? true;
     this.cacheLimit = cache === false ? 0 : cache === true ? Math.floor(totalmem() * 0.25) : cache.maxBytes;
-    this.limiter = new Limiter(opts.workers ?? defaultWorkers());
+    this.limiter = new Limiter(opts.workers ?? defaultWorkers);
   }
 
   get length(): number {
@@ -463,12 +464,6 @@ function sizeMismatch(pair: Pair, image: { width: number; height: number }, mask
     file: pair.image,
     hint: 'Each mask must have the size of its image. Re-export the mask at the image size (nearest-neighbour), or check that the files are paired correctly.',
   });
-}
-
-/** Default concurrency: sharp runs on the libuv pool, so more jobs than its threads only queue. */
-export function defaultWorkers(): number {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  return Math.max(1, Math.min(pool, availableParallelism()));
 }
 
 /** A counting semaphore: at most `size` calls of `run` execute at once. */

@@ -49,7 +49,6 @@ export {
   type StoredSample,
   Limiter,
   SegmentationDataset,
-  defaultWorkers,
   listPairs,
 } from './dataset.js';
 export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';

@@ -9,6 +9,7 @@
  */
 
 import { extname } from 'node:path';
+import { defaultWorkers } from '../config/options.js';
 import { DataError } from './errors.js';
 import { readMaskRaw, type ReadOptions } from './image.js';
 
@@ -64,7 +65,7 @@ export interface ScanOptions extends Pick<ReadOptions, 'maxPixels'> {
 
 /** Reads every mask at full resolution and returns the sorted union of their values. */
 export async function scanMaskValues(maskPaths: readonly string[], opts: ScanOptions = {}): Promise<MaskValues> {
-  const lists = await mapPool(maskPaths, opts.workers ?? 4, async (p) => uniqueMaskValues(await readMaskRaw(p, { maxPixels: opts.maxPixels })));
+  const lists = await mapPool(maskPaths, opts.workers ?? defaultWorkers, async (p) => uniqueMaskValues(await readMaskRaw(p, { maxPixels: opts.maxPixels })));
   return mergeMaskValues(lists);
 }
 

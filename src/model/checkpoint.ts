@@ -8,10 +8,11 @@
  */
 import { UserError } from '../config/errors.js';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { makeDirs } from '../io/dirs.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
 import type { UNetArgs } from './unet.js';
 
@@ -162,11 +163,7 @@ export async function prepareCheckpointDir(dir: string): Promise<void> {
     };
     throw new CheckpointError(`cannot write checkpoints to ${dir}: ${why[code] ?? (e as Error).message}. Choose a writable folder with --checkpoint-dir DIR.`);
   };
-  await mkdir(dir, { recursive: true }).catch(async (e: NodeJS.ErrnoException) => {
-    // Node's recursive mkdir reports ENOENT for a read-only parent; a plain mkdir tells the truth.
-    const plain = await mkdir(dir).then(() => null, (e2: NodeJS.ErrnoException) => e2);
-    fail(plain && plain.code !== 'ENOENT' ? plain : e);
-  });
+  await makeDirs(dir).catch(fail);
   const probe = join(dir, `.write-test.${process.pid}.tmp`);
   try {
     await writeFile(probe, 'unet');

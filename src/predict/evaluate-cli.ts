@@ -17,14 +17,16 @@
  * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
  * an error that lists the values.
  */
-import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { EvaluateConfig } from '../config/options.js';
 import * as E from '../engine/index.js';
-import { type MaskValues, type RGB, listPairs, mapPool, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
-import { confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from '../metrics/evaluate.js';
-import { type Preprocessed, PredictError, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+import { type MaskValues, type RGB, listPairs, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
+import { makeDirs } from '../io/dirs.js';
+import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
+import { decodeWindows, sameSizeBatches } from './batches.js';
+import { type Predictor, type Preprocessed, PredictError, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+import { reasonFor } from './progress.js';
 import { planTiles } from './tiled.js';
 import { memoryRows, tiledLogits } from './tiles.js';
 
@@ -77,6 +79,9 @@ export function unknownMaskValues(found: readonly (number | RGB)[], maskValues: 
 
 const fmtValue = (v: number | RGB) => (Array.isArray(v) ? `[${v.join(', ')}]` : String(v));
 
+type Pair = { image: string; mask: string };
+
+/** An image scaled as in training and its mask as class indices at that size. */
 interface Item {
   pre: Preprocessed;
   classes: Uint8Array;
@@ -92,145 +97,127 @@ export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions 
   const warn = opts.warn ?? ((l: string) => console.error(l));
   const t0 = performance.now();
   const p = await loadPredictor(cfg.model, { device: cfg.device, amp: cfg.amp });
+  const meter = new SegmentationMeter(p.args.nClasses, { device: p.device, threshold: cfg.maskThreshold });
   try {
     for (const n of p.notes) warn(`note: ${n}`);
     const { pairs, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix });
     for (const w of warnings) warn(`warning: ${w}`);
-    const K = Math.max(p.args.nClasses, 2);
-    const cm: number[][] = Array.from({ length: K }, () => new Array<number>(K).fill(0));
-    const perImageDice: number[] = [];
     const failed: EvaluateResult['failed'] = [];
-    const threshold = cfg.maskThreshold;
-    const workers = Math.max(1, cfg.workers ?? 4);
-    const windowSize = Math.max(8, cfg.batchSize * 2, workers * 2);
-
-    const load = async (pair: { image: string; mask: string }): Promise<Item | { error: string }> => {
-      try {
-        const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels);
-        for (const w of pre.warnings) warn(`warning: ${w}`);
-        const full = await readMaskRaw(pair.mask);
-        if (full.width !== pre.fullWidth || full.height !== pre.fullHeight) {
-          return { error: `mask ${pair.mask} is ${full.width}x${full.height} but the image is ${pre.fullWidth}x${pre.fullHeight}` };
-        }
-        const bad = unknownMaskValues(uniqueMaskValues(full), p.maskValues);
-        if (bad.length > 0) {
-          throw new PredictError(
-            `mask ${pair.mask} holds value(s) ${bad.slice(0, 10).map(fmtValue).join(', ')}${bad.length > 10 ? ` … (${bad.length})` : ''} that are not among the checkpoint's mask values ` +
-              `${JSON.stringify(p.maskValues)} (class i = the i-th value). Are these the masks the model was trained on? ` +
-              'Masks must hold exactly the label values (PNG, not JPEG; resized with nearest-neighbour).',
-          );
-        }
-        const data = resizeNearest(full.data, full.width, full.height, full.channels, pre.width, pre.height);
-        return { pre, classes: maskToClassIndex({ data, channels: full.channels }, p.maskValues) };
-      } catch (e) {
-        if (e instanceof PredictError) throw e;
-        const msg = (e as Error).message;
-        return { error: msg.startsWith(`${pair.image}: `) ? msg.slice(pair.image.length + 2) : msg };
-      }
+    const skip = (image: string, mask: string, e: unknown) => {
+      const reason = e instanceof Error ? e.message : String(e);
+      failed.push({ image, mask, reason });
+      warn(`error: ${image}: ${reason} (skipped)`);
     };
-
     // --tile: logits [1, K, h, w] blended from windows (given), else one forward pass for the batch.
-    const score = (batch: Item[], given?: E.Tensor) => {
-      const { width: w, height: h } = batch[0].pre;
-      const masks = new Uint8Array(batch.length * w * h);
-      batch.forEach((it, i) => masks.set(it.classes, i * w * h));
-      const [counts, dice] = E.inferenceMode(() =>
+    const score = (batch: Item[], given?: E.Tensor) =>
+      E.inferenceMode(() =>
         E.tidy(() => {
-          const logits = given ?? forwardLogits(p, batch.map((b) => b.pre));
-          const y = E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
-          const pred = predictClasses(logits, p.args.nClasses, threshold);
-          return [confusionMatrix(pred, y, p.args.nClasses).to({ device: 'cpu' }), validationDice(logits, y, p.args.nClasses, threshold).to({ device: 'cpu' })];
+          meter.add(given ?? forwardLogits(p, batch.map((b) => b.pre)), classTensor(p, batch));
         }),
       );
-      const c = counts.disposeAfter((t) => t.toArray());
-      for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) cm[i][j] += c[i * K + j];
-      perImageDice.push(...dice.disposeAfter((t) => t.toArray()));
-    };
-
     let done = 0;
-    for (let start = 0; start < pairs.length; start += windowSize) {
-      const slice = pairs.slice(start, start + windowSize);
-      const loaded = await mapPool(slice, workers, load);
-      const groups = new Map<string, Item[]>();
-      const tiled: { it: Item; tile: number }[] = [];
-      loaded.forEach((r, i) => {
-        if ('error' in r) {
-          failed.push({ image: slice[i].image, mask: slice[i].mask, reason: r.error });
-          warn(`error: ${slice[i].image}: ${r.error} (skipped)`);
-          return;
-        }
-        const tile = planTiles(p, cfg, { format: '', width: r.pre.fullWidth, height: r.pre.fullHeight, channels: r.pre.channels, streamable: false }, r.pre, 0).tile;
-        if (tile !== null) tiled.push({ it: r, tile });
-        else {
-          const key = batchKey(r.pre);
-          groups.set(key, [...(groups.get(key) ?? []), r]);
-        }
-      });
-      for (const { it, tile } of tiled) {
+    for await (const loaded of decodeWindows(pairs, cfg, (pair) => loadPair(p, cfg, pair, warn))) {
+      const items: Item[] = [];
+      for (const r of loaded) {
+        if ('error' in r) skip(r.pair.image, r.pair.mask, r.error);
+        else items.push(r);
+      }
+      const tile = (it: Item) => planTiles(p, cfg, { format: '', width: it.pre.fullWidth, height: it.pre.fullHeight, channels: it.pre.channels, streamable: false }, it.pre, 0).tile;
+      const tiles = items.map(tile);
+      for (const [i, it] of items.entries()) {
+        if (tiles[i] === null) continue;
         try {
           const src = memoryRows(it.pre.data, it.pre.channels, it.pre.width, it.pre.height);
-          const logits = await tiledLogits(p, src, { tile, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize });
+          const logits = await tiledLogits(p, src, { tile: tiles[i] as number, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize });
           logits.disposeAfter((l) => score([it], l));
         } catch (e) {
-          failed.push({ image: it.pre.path, mask: '', reason: (e as Error).message });
-          warn(`error: ${it.pre.path}: ${(e as Error).message} (skipped)`);
+          skip(it.pre.path, '', e);
         }
         done++;
       }
-      for (const g of groups.values()) {
-        for (let i = 0; i < g.length; i += cfg.batchSize) {
-          const batch = g.slice(i, i + cfg.batchSize);
-          try {
-            score(batch);
-          } catch (e) {
-            for (const b of batch) {
-              failed.push({ image: b.pre.path, mask: '', reason: (e as Error).message });
-              warn(`error: ${b.pre.path}: ${(e as Error).message} (skipped)`);
-            }
-          }
-          done += batch.length;
+      for (const batch of sameSizeBatches(items.filter((_, i) => tiles[i] === null), (it) => batchKey(it.pre), cfg.batchSize)) {
+        try {
+          score(batch);
+        } catch (e) {
+          for (const b of batch) skip(b.pre.path, '', e);
         }
+        done += batch.length;
       }
       if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K[${done + failed.length}/${pairs.length}] evaluating`);
     }
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
-    const images = perImageDice.length;
-    if (images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
-
-    const m = metricsFromConfusion(cm);
-    const values = p.maskValues as (number | RGB)[];
-    const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
-      class: k,
-      value: values[k],
-      dice,
-      iou: m.perClassIoU[k],
-      support: cm[k].reduce((a, b) => a + b, 0),
-      predicted: cm.reduce((a, row) => a + row[k], 0),
-    }));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    return {
-      model: cfg.model,
-      imgs: cfg.imgs,
-      masks: cfg.masks,
-      scale: cfg.scale,
-      threshold,
-      images,
-      nClasses: p.args.nClasses,
-      maskValues: p.maskValues,
-      perClass,
-      meanDice: m.meanDice,
-      meanIoU: m.meanIoU,
-      meanDiceAll: mean(m.perClassDice),
-      meanIoUAll: mean(m.perClassIoU),
-      referenceDice: mean(perImageDice),
-      pixelAccuracy: m.pixelAccuracy,
-      confusion: cm,
-      failed,
-      seconds: (performance.now() - t0) / 1000,
-    };
+    const m = meter.read();
+    if (m.images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
+    return { ...summarize(cfg, p, m), failed, seconds: (performance.now() - t0) / 1000 };
   } finally {
+    meter.dispose();
     p.dispose();
   }
+}
+
+/** Reads an image as in training and its mask at the same size; a mask value the model does not know stops the run. */
+async function loadPair(p: Predictor, cfg: EvaluateConfig, pair: Pair, warn: (l: string) => void): Promise<Item | { pair: Pair; error: string }> {
+  try {
+    const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels);
+    for (const w of pre.warnings) warn(`warning: ${w}`);
+    const full = await readMaskRaw(pair.mask);
+    if (full.width !== pre.fullWidth || full.height !== pre.fullHeight) {
+      return { pair, error: `mask ${pair.mask} is ${full.width}x${full.height} but the image is ${pre.fullWidth}x${pre.fullHeight}` };
+    }
+    const bad = unknownMaskValues(uniqueMaskValues(full), p.maskValues);
+    if (bad.length > 0) {
+      throw new PredictError(
+        `mask ${pair.mask} holds value(s) ${bad.slice(0, 10).map(fmtValue).join(', ')}${bad.length > 10 ? ` … (${bad.length})` : ''} that are not among the checkpoint's mask values ` +
+          `${JSON.stringify(p.maskValues)} (class i = the i-th value). Are these the masks the model was trained on? ` +
+          'Masks must hold exactly the label values (PNG, not JPEG; resized with nearest-neighbour).',
+      );
+    }
+    const data = resizeNearest(full.data, full.width, full.height, full.channels, pre.width, pre.height);
+    return { pre, classes: maskToClassIndex({ data, channels: full.channels }, p.maskValues) };
+  } catch (e) {
+    if (e instanceof PredictError) throw e;
+    return { pair, error: reasonFor(pair.image, e) };
+  }
+}
+
+/** The batch's masks as classes [N,h,w] int64 on the model's device. */
+function classTensor(p: Predictor, batch: Item[]): E.Tensor {
+  const { width: w, height: h } = batch[0].pre;
+  const masks = new Uint8Array(batch.length * w * h);
+  batch.forEach((it, i) => masks.set(it.classes, i * w * h));
+  return E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
+}
+
+function summarize(cfg: EvaluateConfig, p: Predictor, m: MeterReading): Omit<EvaluateResult, 'failed' | 'seconds'> {
+  const cm = m.confusion;
+  const values = p.maskValues as (number | RGB)[];
+  const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
+    class: k,
+    value: values[k],
+    dice,
+    iou: m.perClassIoU[k],
+    support: cm[k].reduce((a, b) => a + b, 0),
+    predicted: cm.reduce((a, row) => a + row[k], 0),
+  }));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return {
+    model: cfg.model,
+    imgs: cfg.imgs,
+    masks: cfg.masks,
+    scale: cfg.scale,
+    threshold: cfg.maskThreshold,
+    images: m.images,
+    nClasses: p.args.nClasses,
+    maskValues: p.maskValues,
+    perClass,
+    meanDice: m.meanDice,
+    meanIoU: m.meanIoU,
+    meanDiceAll: mean(m.perClassDice),
+    meanIoUAll: mean(m.perClassIoU),
+    referenceDice: m.dice,
+    pixelAccuracy: m.pixelAccuracy,
+    confusion: cm,
+  };
 }
 
 /** The metrics as a terminal table. */
@@ -265,7 +252,7 @@ export function formatEvaluation(r: EvaluateResult): string {
 
 export async function writeEvaluationJson(path: string, r: EvaluateResult): Promise<void> {
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    await makeDirs(dirname(path));
     await writeFile(path, `${JSON.stringify(r, null, 2)}\n`);
   } catch (e) {
     throw new PredictError(`cannot write ${path}: ${(e as Error).message}`);

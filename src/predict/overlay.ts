@@ -13,10 +13,10 @@ import sharp from 'sharp';
 import { type MaskValues, type RGB, readImage } from '../data/index.js';
 import { pngToTiff } from '../data/regions.js';
 import { maskPng } from './mask-png.js';
-import { classColour } from './palette.js';
+import { classColour } from '../tracking/palette.js';
 
 export { isBinary01 } from './mask-png.js';
-export { PALETTE, classColour } from './palette.js';
+export { PALETTE, classColour } from '../tracking/palette.js';
 
 // ------------------------------------------------------------------------------------------------
 // Masks and probabilities

@@ -1,6 +1,7 @@
 // Small image helpers for logging: PNG encoding of HWC uint8 buffers, and
 // conversions the training loop needs to turn tensors' data into such buffers.
 import { encode } from 'fast-png';
+import { classColour } from './palette.js';
 
 /** HWC uint8 image, as the tracker takes it. */
 export interface ImageData8 {
@@ -27,26 +28,10 @@ export function encodePng(img: ImageData8): Uint8Array {
   return encode({ width: img.width, height: img.height, data: img.data, channels: img.channels, depth: 8 });
 }
 
-// Distinct colours for class ids 1.. (0 = background is black).
-const PALETTE: ReadonlyArray<readonly [number, number, number]> = [
-  [0, 0, 0],
-  [230, 25, 75],
-  [60, 180, 75],
-  [255, 225, 25],
-  [0, 130, 200],
-  [245, 130, 48],
-  [145, 30, 180],
-  [70, 240, 240],
-  [240, 50, 230],
-  [210, 245, 60],
-  [250, 190, 212],
-  [0, 128, 128],
-];
-
 /**
  * Class-index mask (H*W, values 0..nClasses-1) → image. Binary masks become
- * black/white grayscale; more classes get a fixed RGB palette, so the same
- * class has the same colour in every run.
+ * black/white grayscale; more classes get the overlays' palette (src/data/palette.ts)
+ * on black, so a class has the same colour in every run and in `unet predict -v`.
  */
 export function maskToImage(mask: ArrayLike<number>, width: number, height: number, nClasses = 2): ImageData8 {
   const n = width * height;
@@ -57,13 +42,7 @@ export function maskToImage(mask: ArrayLike<number>, width: number, height: numb
     return { data, width, height, channels: 1 };
   }
   const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    const c = Math.max(0, Math.trunc(mask[i] as number));
-    const rgb = PALETTE[c % PALETTE.length] as readonly [number, number, number];
-    data[i * 3] = rgb[0];
-    data[i * 3 + 1] = rgb[1];
-    data[i * 3 + 2] = rgb[2];
-  }
+  for (let i = 0; i < n; i++) data.set(classColour(Math.max(0, Math.trunc(mask[i] as number))) ?? [0, 0, 0], i * 3);
   return { data, width, height, channels: 3 };
 }
 

@@ -10,7 +10,7 @@
 import * as ort from 'onnxruntime-web/wasm';
 import { MIN_SIDE } from '../model/limits.js';
 import { maskPng } from '../predict/mask-png.js';
-import { classColour } from '../predict/palette.js';
+import { classColour } from '../tracking/palette.js';
 import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;

@@ -1,5 +1,6 @@
-/** The class colours of overlays (Node and the browser page share this file: no Node imports). */
-import type { RGB } from '../data/mask-values.js';
+/** The class colours of overlays, TensorBoard masks and the report (Node and the browser page share this file: no Node imports). */
+/** An RGB colour (the same shape as a colour mask value, src/data/mask-values.ts). */
+type RGB = [number, number, number];
 
 /** 20 distinct colours (Sasha Trubetskoy's list); class k >= 1 gets PALETTE[(k - 1) % 20]. */
 export const PALETTE: readonly RGB[] = [

@@ -1,0 +1,97 @@
+/** What one training run shares between its steps (train.ts builds it; epoch.ts and validation.ts use it). */
+import { UserError } from '../config/errors.js';
+import type { TrainConfig } from '../config/options.js';
+import type { DataLoader, Pair, Rng, SegmentationDataset } from '../data/index.js';
+import type { DistContext } from '../distributed/index.js';
+import type { AutocastDtype, Device, Tensor } from '../engine/index.js';
+import type { MaskValues } from '../model/checkpoint.js';
+import type { UNet, UNetArgs } from '../model/index.js';
+import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../optim/index.js';
+import type { Tracker } from '../tracking/index.js';
+import type { Cadence } from './cadence.js';
+import type { EarlyStopping } from './early-stopping.js';
+
+export class TrainError extends UserError {}
+
+export interface TrainHooks {
+  log?: (line: string) => void;
+  warn?: (line: string) => void;
+  /** Set by the CLI on SIGINT/SIGTERM: the loop stops between steps and saves INTERRUPTED.pth. */
+  signal?: AbortSignal;
+  /** Called once the run directory exists (the dashboard uses it). */
+  onRunDir?: (dir: string) => void;
+  /** Builds the model instead of `new UNet(args)` (tests: a narrow UNet with the same layout, for long runs). */
+  createModel?: (args: UNetArgs) => UNet;
+  /** Data-parallel run: this process's rank, collectives and shards (src/distributed). */
+  dist?: DistContext;
+  /** Sees the split and every training batch, in order (tests: feed the same data to PyTorch). */
+  onSplit?: (split: { train: string[]; val: string[] }) => void;
+  onTrainBatch?: (epoch: number, ids: string[]) => void;
+  /** Replaces each measured validation Dice (tests: score sequences that improve, drop and plateau). */
+  validationScore?: (measured: number, at: { epoch: number; step: number }) => number;
+  /** A GradScaler with these options whatever the device (tests: its skip and backoff logic on CPU, in fp32). */
+  gradScaler?: GradScalerOptions;
+}
+
+export interface TrainResult {
+  epochsRun: number;
+  bestScore: number | null;
+  bestEpoch: number;
+  lastScore: number;
+  stoppedEarly: boolean;
+  interrupted: boolean;
+  checkpointDir: string;
+  runDir: string;
+  bestModel: string | null;
+  lastCheckpoint: string | null;
+}
+
+/** The data side of a run: steps 1 and 2 of the recipe. */
+export interface TrainData {
+  pairs: Pair[];
+  maskSuffix: string;
+  maskValues: MaskValues;
+  nChannels: number;
+  dataset: SegmentationDataset;
+  /** Indices into `pairs`. */
+  split: { train: number[]; val: number[] };
+}
+
+export interface TrainRun {
+  cfg: TrainConfig;
+  hooks: TrainHooks;
+  log: (line: string) => void;
+  warn: (line: string) => void;
+  device: Device;
+  cuda: boolean;
+  /** NHWC convolutions: the fast path on GPUs (tensor cores). */
+  channelsLast: boolean;
+  ampDtype: AutocastDtype | null;
+  dist: DistContext | undefined;
+  worldSize: number;
+  data: TrainData;
+  modelArgs: UNetArgs;
+  model: UNet;
+  params: Tensor[];
+  optimizer: Optimizer;
+  scheduler: LRScheduler;
+  scaler: GradScaler;
+  early: EarlyStopping;
+  /** Shuffling and augmentation draws (per rank); saved in checkpoints. */
+  dataRng: Rng;
+  tracker: Tracker;
+  ckptDir: string;
+  cadence: Cadence;
+  loaders: { train: DataLoader; val: DataLoader; preciseBn: DataLoader | null };
+  /** Optimizer steps so far (the x axis of every logged value). */
+  globalStep: number;
+  /** Precise BN statistics recomputed since the last optimizer step. */
+  bnFresh: boolean;
+  /** The last loss read (NaN before the first). */
+  lastLoss: number;
+  /** Non-finite losses in a row (the guard in epoch.ts). */
+  nonFinite: number;
+}
+
+/** Only rank 0 writes checkpoints, logs and draws progress bars. */
+export const isMain = (run: Pick<TrainRun, 'dist'>): boolean => !run.dist || run.dist.isMain;

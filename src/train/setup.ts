@@ -1,0 +1,143 @@
+/** Steps 1-4 of the recipe in detail: the data and its split, the optimizer and friends, tracking, the loaders. */
+import { resolve } from 'node:path';
+import type { TrainConfig } from '../config/options.js';
+import { DataLoader, MIN_SIDE, type Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import type { DistContext } from '../distributed/index.js';
+import * as E from '../engine/index.js';
+import type { AutocastDtype, Device } from '../engine/index.js';
+import { type LoadedCheckpoint, type MaskValues, prepareCheckpointDir } from '../model/checkpoint.js';
+import type { UNet, UNetArgs } from '../model/index.js';
+import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
+import { Tracker } from '../tracking/index.js';
+import { describeCadence, validationCadence } from './cadence.js';
+import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
+import type { EarlyStopping } from './early-stopping.js';
+import { restore } from './state.js';
+import { versions } from './versions.js';
+
+type Log = (line: string) => void;
+
+/** 1. The dataset (pairs, mask values scanned, classes checked) and 2. its seeded train/validation split. */
+export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, ckpt: LoadedCheckpoint | null, log: Log, warn: Log): Promise<TrainData> {
+  const { pairs, maskSuffix, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix, skipUnpaired: cfg.skipUnpaired });
+  for (const w of warnings) warn(w);
+  const dataset = new SegmentationDataset(pairs, {
+    scale: cfg.scale,
+    workers: cfg.workers,
+    maxPixels: cfg.maxPixels,
+    channels: cfg.channels === 'auto' ? undefined : cfg.channels,
+    minSide: MIN_SIDE, // checked by scan(), before training starts
+    onWarning: warn,
+  });
+  log(`Scanning ${pairs.length} masks to determine their values...`);
+  const maskValues = (await dataset.scan()) as MaskValues;
+  const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
+  if (classProblem) throw new TrainError(classProblem);
+  await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
+  if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
+    warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
+  }
+  const first = await dataset.load(0);
+  const nChannels = cfg.channels === 'auto' ? first.channels : cfg.channels;
+
+  // Seeded: the same split across runs with the same seed.
+  const split = randomSplit(pairs.length, cfg.validation, cfg.seed);
+  if (split.train.length === 0) throw new TrainError(`no training images left: ${pairs.length} pairs with -v ${cfg.validation}% held out; lower -v/--validation`);
+  if (split.val.length === 0) warn(`validation set is empty (${pairs.length} pairs x ${cfg.validation}%): validation Dice, best model and early stopping use the training loss instead`);
+  return { pairs, maskSuffix, maskValues, nChannels, dataset, split };
+}
+
+/** The refusal of a checkpoint whose architecture differs from the one the flags and data ask for. */
+export function checkArgs(ckpt: LoadedCheckpoint, want: UNetArgs): void {
+  const got = ckpt.modelArgs as UNetArgs;
+  const diffs: string[] = [];
+  if (got.nChannels !== want.nChannels) diffs.push(`input channels: checkpoint ${got.nChannels}, data/--channels ${want.nChannels}`);
+  if (got.nClasses !== want.nClasses) diffs.push(`classes: checkpoint ${got.nClasses}, -c/--classes ${want.nClasses}`);
+  if (got.bilinear !== want.bilinear) diffs.push(`upsampling: checkpoint ${got.bilinear ? 'bilinear' : 'transposed conv'}, flags ${want.bilinear ? '--bilinear' : 'no --bilinear'}`);
+  if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. -c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}) or start without --load.`);
+}
+
+export interface RunParts {
+  cfg: TrainConfig;
+  hooks: TrainHooks;
+  log: Log;
+  warn: Log;
+  device: Device;
+  ampDtype: AutocastDtype | null;
+  data: TrainData;
+  modelArgs: UNetArgs;
+  model: UNet;
+  scaler: GradScaler;
+  early: EarlyStopping;
+  dataRng: Rng;
+  ckpt: LoadedCheckpoint | null;
+}
+
+/**
+ * 3. The optimizer and scheduler (with the checkpoint's training state when resuming), 4. tracking
+ * and the checkpoint folder, and the loaders. `release` gets what train() frees however it ends.
+ */
+export async function createRun(p: RunParts, release: (() => void)[]): Promise<TrainRun> {
+  const { cfg, hooks, log, ckpt, data, model } = p;
+  const dist = hooks.dist;
+  const cuda = p.device.startsWith('cuda');
+  model.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
+  await dist?.wrapModel(model, cfg.syncBn);
+  const params = model.parameters();
+  const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
+  release.push(() => optimizer.dispose());
+  const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience });
+  let globalStep = 0;
+  if (ckpt?.kind === 'unet-ts') {
+    restore(ckpt, { optimizer, scheduler, scaler: p.scaler, early: p.early, dataRng: p.dataRng });
+    globalStep = ckpt.globalStep;
+    log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
+  } else if (ckpt) {
+    log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
+  }
+
+  const worldSize = dist?.worldSize ?? 1;
+  const { split } = data;
+  const config = { ...cfg, device: p.device, maskSuffix: data.maskSuffix, maskValues: data.maskValues, nChannels: data.nChannels, trainImages: split.train.length, valImages: split.val.length, worldSize, versions: versions() };
+  const tracker = isMain({ dist })
+    ? await Tracker.create({ logdir: cfg.logdir, name: cfg.name || undefined, config, tensorboard: cfg.tensorboard, wandb: cfg.wandb, onWarning: p.warn })
+    : Tracker.disabled(resolve(cfg.logdir));
+  hooks.onRunDir?.(tracker.runDir);
+  log(`Run directory: ${tracker.runDir}`);
+  const ckptDir = resolve(cfg.checkpointDir);
+  if (isMain({ dist })) await prepareCheckpointDir(ckptDir); // writable before any training; stale temp files of a killed run removed
+
+  const { dataset } = data;
+  const batchSize = cfg.batchSize;
+  const loaders = {
+    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment }),
+    val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize, shuffle: false }),
+    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false }) : null,
+  };
+  hooks.onSplit?.({ train: split.train.map((i) => data.pairs[i].id), val: split.val.map((i) => data.pairs[i].id) });
+  // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
+  const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
+  return {
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, cadence, loaders,
+    globalStep, bnFresh: false, lastLoss: Number.NaN, nonFinite: 0,
+  };
+}
+
+/** The reference's "Starting training" summary, then the validation schedule: two log lines. */
+export function describeRun(run: TrainRun, startEpoch: number): [string, string] {
+  const { cfg, dist, data, worldSize } = run;
+  const validation = `Validation: ${data.split.val.length > 0 ? describeCadence(run.cadence) : 'none (empty validation set)'}${cfg.preciseBn > 0 ? `; precise BatchNorm statistics over ${cfg.preciseBn} training batches before each` : ''}`;
+  const batch = `${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}${dist ? ` per process x ${worldSize} processes = ${cfg.batchSize * cfg.accumulateGradBatches * worldSize} per optimizer step (${dist.backend}${cfg.syncBn ? ', sync-BN' : ''})` : ''}`;
+  const summary = [
+    'Starting training:',
+    `  Epochs:          ${cfg.epochs}${startEpoch > 1 ? ` (resuming at ${startEpoch})` : ''}`,
+    `  Batch size:      ${batch}`,
+    `  Learning rate:   ${cfg.learningRate}`,
+    `  Training size:   ${data.split.train.length}`,
+    `  Validation size: ${data.split.val.length}`,
+    `  Images scaling:  ${cfg.scale}`,
+    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${run.model.numParameters().toLocaleString('en')} parameters`,
+    `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
+  ].join('\n');
+  return [summary, validation];
+}

@@ -1,0 +1,106 @@
+/**
+ * Validation (the reference's evaluate(): mean per-image Dice, binary shape bug fixed) and its
+ * logging: scalars, weight and gradient histograms, one sample's image and masks.
+ */
+import * as E from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { SegmentationMetrics } from '../metrics/evaluate.js';
+import { SegmentationMeter } from '../metrics/meter.js';
+import { floatImageToImage, maskToImage } from '../tracking/index.js';
+import type { TrainRun } from './context.js';
+import { forward, toDevice } from './device.js';
+import { recomputeBatchNorm } from './precise-bn.js';
+
+/** The first validation image, its mask and prediction, on the CPU ([C,H,W] float, [H,W], [H,W]). */
+export interface ValidationSample {
+  x: Tensor;
+  y: Tensor;
+  pred: Tensor;
+}
+
+export interface Validation {
+  dice: number;
+  metrics: SegmentationMetrics | null;
+  sample: ValidationSample | null;
+}
+
+/**
+ * Precise BN: BatchNorm statistics recomputed over the first --precise-bn training batches in split
+ * order, unshuffled and unaugmented (the training RNG and data order are untouched, so resuming stays exact).
+ */
+export async function preciseBn(run: TrainRun): Promise<void> {
+  const loader = run.loaders.preciseBn;
+  if (!loader || run.bnFresh) return;
+  await recomputeBatchNorm(run.model, loader, run.cfg.preciseBn, (b) => forward(run, toDevice(run, b).x));
+  run.bnFresh = true;
+}
+
+/** Scores the validation set (every rank its shard, summed: the single-process score). */
+export async function validate(run: TrainRun, epoch: number, withImages: boolean): Promise<Validation> {
+  const { model, cfg } = run;
+  await run.dist?.syncBuffers(model); // every shard scored with rank 0's statistics
+  model.eval();
+  const meter = new SegmentationMeter(cfg.classes, { device: run.device });
+  let sample: ValidationSample | null = null;
+  try {
+    for await (const b of run.loaders.val) {
+      E.tidy(() =>
+        E.inferenceMode(() => {
+          const { x, y } = toDevice(run, b);
+          const pred = meter.add(forward(run, x), y);
+          if (withImages && !sample) sample = E.tidy(() => ({ x: x.select(0, 0).to({ device: 'cpu' }), y: y.select(0, 0).to({ device: 'cpu' }), pred: pred.select(0, 0).to({ device: 'cpu' }) }));
+          const kept: ValidationSample | null = sample;
+          return kept ? [kept.x, kept.y, kept.pred] : [];
+        }),
+      );
+    }
+    model.train();
+    if (run.dist) await meter.reduce(run.dist);
+    const { dice, ...metrics } = meter.read();
+    const score = run.hooks.validationScore ? run.hooks.validationScore(dice, { epoch, step: run.globalStep }) : dice;
+    return { dice: score, metrics, sample };
+  } finally {
+    meter.dispose();
+  }
+}
+
+/** A validation round inside an epoch (--val-every): the plateau scheduler steps on its score. */
+export async function validationRound(run: TrainRun, epoch: number, batch: number): Promise<void> {
+  const { optimizer, scheduler, tracker } = run;
+  await preciseBn(run);
+  const v = await validate(run, epoch, false);
+  if (scheduler.interval === 'metric') scheduler.step(v.dice);
+  tracker.scalar('validation Dice', v.dice, run.globalStep);
+  tracker.scalar('learning rate', optimizer.lr, run.globalStep);
+  tracker.record({ type: 'validation', epoch, step: run.globalStep, batch, valDice: v.dice, lr: optimizer.lr });
+}
+
+/** The end-of-epoch logging: scalars; histograms and images only here, as they copy every weight to the host. */
+export async function logValidation(run: TrainRun, score: number, epoch: number, sample: ValidationSample | null): Promise<void> {
+  const { tracker, globalStep: step } = run;
+  tracker.scalar('validation Dice', score, step);
+  tracker.scalar('learning rate', run.optimizer.lr, step);
+  tracker.scalar('epoch', epoch, step);
+  for (const [name, p] of run.model.namedParameters()) {
+    const tag = name.replaceAll('/', '.');
+    E.tidy(() => {
+      tracker.histogram(`Weights/${tag}`, p.float().to({ device: 'cpu' }).data() as Float32Array, step);
+      const g = p.grad;
+      if (g) tracker.histogram(`Gradients/${tag}`, g.float().to({ device: 'cpu' }).data() as Float32Array, step);
+    });
+  }
+  if (sample) {
+    const [c, h, w] = sample.x.shape;
+    const pixels = E.tidy(() => sample.x.float().contiguous()).disposeAfter((t) => t.data() as Float32Array);
+    tracker.image('images', floatImageToImage(pixels, c === 3 ? 3 : 1, h, w, { range: [0, 1] }), step);
+    tracker.image('masks/true', classImage(sample.y, run.cfg.classes), step);
+    tracker.image('masks/pred', classImage(sample.pred, run.cfg.classes), step);
+    E.dispose(sample);
+  }
+}
+
+/** Class map [H,W] -> the palette image the report and overlays share. */
+function classImage(m: Tensor, nClasses: number) {
+  const [h, w] = m.shape;
+  return maskToImage(m.toArray(), w, h, Math.max(nClasses, 2));
+}
