@@ -13,7 +13,8 @@
  *   excluded for multi-class models; for a 1-output binary model it is the foreground class.
  * - "Reference Dice" is the reference's evaluate.py number: one Dice per image (per foreground
  *   class, averaged), then the mean over images (the reference averages per batch; per image is
- *   the same with batch size 1 and does not depend on -b).
+ *   the same with batch size 1 and does not depend on -b beyond float32 rounding). The scores come
+ *   from SegmentationMeter (src/metrics/meter.ts), as training validation's do.
  * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
  * an error that lists the values.
  */

@@ -43,10 +43,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   // 0. A checkpoint to resume from (read first: its mask values and model args must agree).
   const ckpt: LoadedCheckpoint | null = cfg.load ? await loadCheckpoint(cfg.load, '-f/--load') : null;
 
-  // 1. Create dataset, 2. split into train / validation partitions
+  // 1. Create dataset  2. Split into train / validation partitions (seeded)
   const data = await loadData(cfg, hooks.dist, ckpt, log, warn);
 
-  // 3. Model, optimizer, loss, scheduler, scaler, early stopping
+  // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
   const modelArgs: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
   if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs);
   const model = hooks.createModel ? hooks.createModel(modelArgs) : new UNet(modelArgs);
@@ -58,12 +58,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const release: (() => void)[] = []; // optimizer state etc.: freed when train() ends, however it ends
   try {
     if (ckpt) loadWeights(model, ckpt);
-    // (and 4. tracking: run directory, metrics, TensorBoard, optional W&B)
+    // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
+    // and tracking: run directory, metrics, TensorBoard, optional W&B
     const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, scaler, early, dataRng, ckpt }, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
     try {
-      // 5. Begin training
+      // 5. Begin training (epoch.ts: micro-batches and optimizer steps; validation.ts; state.ts: checkpoints)
       return await epochs(run, startEpoch, release);
     } finally {
       await run.tracker.close();
