@@ -302,6 +302,41 @@ test('zip layout matches torch.save: records, 64-byte alignment, CRC, version', 
   assert.equal(hex(encodePth({ x: 1 })), hex(encodePth({ x: 1 })));
 });
 
+test('zip64 archives are read: Python zipfile with its limits lowered, and a saturated end record', () => {
+  // CPython's own trick for testing zip64 on small files: lower the limits so every record
+  // gets a zip64 extra field (sizes and offsets 0xffffffff in the fixed headers).
+  const script = [
+    'import io, sys, zipfile',
+    'zipfile.ZIP64_LIMIT = 8',
+    'zipfile.ZIP_FILECOUNT_LIMIT = 1',
+    'buf = io.BytesIO()',
+    "with zipfile.ZipFile(buf, 'w', allowZip64=True) as z:",
+    "    z.writestr('a/data.bin', b'0123456789abcdef' * 4)",
+    "    z.writestr('a/small', b'hi')",
+    "    z.writestr('a/deflated', b'x' * 100, compress_type=zipfile.ZIP_DEFLATED)",
+    'sys.stdout.write(buf.getvalue().hex())',
+  ].join('\n');
+  const bytes = new Uint8Array(Buffer.from(python(script, []), 'hex'));
+  const check = (b: Uint8Array): void => {
+    const zip = new ZipReader(b);
+    assert.deepEqual([...zip.entries.values()].map((e) => [e.name, e.size, e.compressedSize > 0]), [['a/data.bin', 64, true], ['a/small', 2, true], ['a/deflated', 100, true]]);
+    assert.equal(Buffer.from(zip.read('a/data.bin')).toString(), '0123456789abcdef'.repeat(4));
+    assert.equal(Buffer.from(zip.read('a/small')).toString(), 'hi');
+    assert.equal(Buffer.from(zip.read('a/deflated')).toString(), 'x'.repeat(100));
+  };
+  check(bytes);
+  // An archive past 65535 records or 4 GiB saturates the classic end record: the zip64 one must be used.
+  const sat = new Uint8Array(bytes);
+  const eocd = sat.length - 22;
+  sat.fill(0xff, eocd + 10, eocd + 12);
+  sat.fill(0xff, eocd + 12, eocd + 20);
+  check(sat);
+  // Without the zip64 locator that saturated record cannot be resolved.
+  const noLocator = new Uint8Array(sat);
+  noLocator.fill(0, eocd - 20, eocd - 16);
+  assert.throws(() => new ZipReader(noLocator), /zip: zip64 end-of-central-directory locator is missing/);
+});
+
 test('savePth is atomic, names the archive after the file, and loadPth reads it back', async () => {
   const dir = tmpDir();
   const file = path.join(dir, 'best_model.pth');

@@ -59,177 +59,229 @@ function toIntValue(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-/** Run a pickle program and return the object it builds. */
-export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks): unknown {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = bytes.length;
-  let pos = 0;
-  let op = 0;
-  let opPos = 0;
-  let stack: unknown[] = [];
-  const metastack: unknown[][] = [];
-  const memo = new Map<number, unknown>();
+/**
+ * The VM's state and its bounded readers. Each opcode is a small handler in OPCODES, as in
+ * CPython's pickle.py `dispatch` table.
+ */
+class Unpickler {
+  pos = 0;
+  /** The opcode being run and where it starts, for error messages. */
+  op = 0;
+  opPos = 0;
+  stack: unknown[] = [];
+  readonly metastack: unknown[][] = [];
+  readonly memo = new Map<number, unknown>();
+  /** Set by STOP. */
+  done = false;
+  result: unknown;
+  readonly n: number;
+  private readonly dv: DataView;
 
-  const fail = (msg: string): never => {
-    throw new Error(`pickle: ${msg} (opcode 0x${op.toString(16).padStart(2, '0')} at byte ${opPos})`);
-  };
-  const need = (k: number): void => {
-    if (k > n - pos) fail('unexpected end of data (truncated?)');
-  };
-  const take = (k: number): Uint8Array => {
-    need(k);
-    const s = bytes.subarray(pos, pos + k);
-    pos += k;
+  constructor(readonly bytes: Uint8Array, readonly hooks: UnpickleHooks) {
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.n = bytes.length;
+  }
+
+  fail(msg: string): never {
+    throw new Error(`pickle: ${msg} (opcode 0x${this.op.toString(16).padStart(2, '0')} at byte ${this.opPos})`);
+  }
+  need(k: number): void {
+    if (k > this.n - this.pos) this.fail('unexpected end of data (truncated?)');
+  }
+  take(k: number): Uint8Array {
+    this.need(k);
+    const s = this.bytes.subarray(this.pos, this.pos + k);
+    this.pos += k;
     return s;
-  };
-  const u8 = (): number => (need(1), bytes[pos++]);
-  const u16 = (): number => (need(2), (pos += 2), dv.getUint16(pos - 2, true));
-  const u32 = (): number => (need(4), (pos += 4), dv.getUint32(pos - 4, true));
-  const u64 = (): number => {
-    need(8);
-    const v = dv.getBigUint64(pos, true);
-    pos += 8;
-    if (v > BigInt(n)) fail('length exceeds the data');
+  }
+  u8(): number {
+    this.need(1);
+    return this.bytes[this.pos++];
+  }
+  u16(): number {
+    this.need(2);
+    this.pos += 2;
+    return this.dv.getUint16(this.pos - 2, true);
+  }
+  u32(): number {
+    this.need(4);
+    this.pos += 4;
+    return this.dv.getUint32(this.pos - 4, true);
+  }
+  i32(): number {
+    this.need(4);
+    this.pos += 4;
+    return this.dv.getInt32(this.pos - 4, true);
+  }
+  u64(): number {
+    this.need(8);
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    if (v > BigInt(this.n)) this.fail('length exceeds the data');
     return Number(v);
-  };
-  const str = (k: number): string => {
-    const b = take(k);
+  }
+  /** BINFLOAT is big-endian. */
+  f64(): number {
+    this.need(8);
+    this.pos += 8;
+    return this.dv.getFloat64(this.pos - 8, false);
+  }
+  str(k: number): string {
+    const b = this.take(k);
     try {
       return utf8.decode(b);
     } catch {
-      return fail('string is not valid UTF-8');
+      return this.fail('string is not valid UTF-8');
     }
-  };
+  }
   /** Text line for GLOBAL, bounded so a missing newline cannot scan far. */
-  const line = (): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0 || end - pos > 1024) fail('GLOBAL name is unterminated or too long');
-    const s = Buffer.from(bytes.buffer, bytes.byteOffset + pos, end - pos).toString('latin1');
-    pos = end + 1;
+  line(): string {
+    const end = this.bytes.indexOf(0x0a, this.pos);
+    if (end < 0 || end - this.pos > 1024) this.fail('GLOBAL name is unterminated or too long');
+    const s = Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.pos, end - this.pos).toString('latin1');
+    this.pos = end + 1;
     return s;
-  };
-  const pop = (): unknown => {
-    if (stack.length === 0) fail('stack underflow');
-    return stack.pop();
-  };
-  const top = (): unknown => {
-    if (stack.length === 0) fail('stack underflow');
-    return stack[stack.length - 1];
-  };
-  const popMark = (): unknown[] => {
-    const items = stack;
-    const prev = metastack.pop();
-    if (!prev) fail('no MARK on the stack');
-    stack = prev!;
+  }
+
+  push(v: unknown): void {
+    this.stack.push(v);
+  }
+  pop(): unknown {
+    if (this.stack.length === 0) this.fail('stack underflow');
+    return this.stack.pop();
+  }
+  top(): unknown {
+    if (this.stack.length === 0) this.fail('stack underflow');
+    return this.stack[this.stack.length - 1];
+  }
+  /** Items since the last MARK; restores the stack below it (so call it before touching `stack`). */
+  popMark(): unknown[] {
+    const items = this.stack;
+    const prev = this.metastack.pop();
+    if (!prev) this.fail('no MARK on the stack');
+    this.stack = prev;
     return items;
-  };
-  const tuple = (items: unknown[]): unknown[] => Object.freeze(items) as unknown[];
-  const setItems = (dict: unknown, kv: unknown[]): void => {
-    if (!(dict instanceof PyDict)) fail(`cannot set items on a ${describe(dict)}`);
-    if (kv.length % 2) fail('odd number of items for SETITEMS');
+  }
+  setItems(dict: unknown, kv: unknown[]): void {
+    if (!(dict instanceof PyDict)) this.fail(`cannot set items on a ${describe(dict)}`);
+    if (kv.length % 2) this.fail('odd number of items for SETITEMS');
     for (let i = 0; i < kv.length; i += 2) {
       const k = kv[i];
       // Map keys: JS distinguishes 1 and "1" just like Python does. Other key
       // types (tuples, None, bools, huge ints) have no faithful JS equivalent.
-      if (typeof k !== 'string' && typeof k !== 'number') fail(`unsupported dict key type: ${describe(k)}`);
-      (dict as PyDict).entries.set(k as DictKey, kv[i + 1]);
-    }
-  };
-  const append = (list: unknown, items: unknown[]): void => {
-    if (!Array.isArray(list) || Object.isFrozen(list)) fail(`cannot append to a ${describe(list)}`);
-    for (const it of items) (list as unknown[]).push(it);
-  };
-  const memoPut = (idx: number): void => {
-    memo.set(idx, top());
-  };
-  const memoGet = (idx: number): void => {
-    if (!memo.has(idx)) fail(`memo key ${idx} is not defined`);
-    stack.push(memo.get(idx));
-  };
-
-  for (;;) {
-    opPos = pos;
-    if (pos >= n) {
-      op = 0;
-      fail('missing STOP opcode (truncated?)');
-    }
-    op = bytes[pos++];
-    switch (op) {
-      case 0x80: { // PROTO
-        const v = u8();
-        if (v < 2 || v > 5) fail(`unsupported pickle protocol ${v}`);
-        break;
-      }
-      case 0x95: // FRAME: a length prefix for buffering; the contents are ordinary opcodes
-        u64();
-        break;
-      case 0x2e: // STOP
-        if (metastack.length) fail('STOP inside an unclosed MARK');
-        return pop();
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x4a: need(4); stack.push(dv.getInt32(pos, true)); pos += 4; break; // BININT
-      case 0x8a: stack.push(decodeLong(take(u8()))); break; // LONG1
-      case 0x8b: { // LONG4
-        need(4);
-        const k = dv.getInt32(pos, true);
-        pos += 4;
-        if (k < 0 || k > MAX_LONG_BYTES) fail(`LONG4 length ${k} is not supported`);
-        stack.push(decodeLong(take(k)));
-        break;
-      }
-      case 0x47: need(8); stack.push(dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x8d: stack.push(str(u64())); break; // BINUNICODE8
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
-      case 0x28: metastack.push(stack); stack = []; break; // MARK: items up to the matching pop go in a fresh frame
-      // Note: popMark() replaces `stack`, so call it before touching `stack`.
-      case 0x74: { const items = popMark(); stack.push(tuple(items)); break; } // TUPLE
-      case 0x85: stack.push(tuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(tuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(tuple([a, b, c])); break; } // TUPLE3
-      case 0x6c: { const items = popMark(); stack.push(items); break; } // LIST
-      case 0x64: { const d = new PyDict(); setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x61: { const v = pop(); append(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); append(top(), items); break; } // APPENDS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
-      case 0x63: { const module = line(); const name = line(); stack.push(hooks.findGlobal(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
-        const name = pop();
-        const module = pop();
-        if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
-        stack.push(hooks.findGlobal(module as string, name as string));
-        break;
-      }
-      case 0x52: // REDUCE
-      case 0x81: { // NEWOBJ (cls.__new__(cls, *args)); only allow-listed tokens get here
-        const args = pop();
-        const fn = pop();
-        if (!Array.isArray(args) || !Object.isFrozen(args)) fail(`arguments must be a tuple, got ${describe(args)}`);
-        stack.push(hooks.call(fn, args as unknown[]));
-        break;
-      }
-      case 0x62: { const state = pop(); const obj = pop(); stack.push(hooks.build(obj, state)); break; } // BUILD
-      case 0x51: stack.push(hooks.persistentLoad(pop())); break; // BINPERSID
-      case 0x71: memoPut(u8()); break; // BINPUT
-      case 0x72: memoPut(u32()); break; // LONG_BINPUT
-      case 0x94: memoPut(memo.size); break; // MEMOIZE
-      case 0x68: memoGet(u8()); break; // BINGET
-      case 0x6a: memoGet(u32()); break; // LONG_BINGET
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      default:
-        fail('unsupported pickle opcode');
+      if (typeof k !== 'string' && typeof k !== 'number') this.fail(`unsupported dict key type: ${describe(k)}`);
+      dict.entries.set(k, kv[i + 1]);
     }
   }
+  append(list: unknown, items: unknown[]): void {
+    if (!Array.isArray(list) || Object.isFrozen(list)) this.fail(`cannot append to a ${describe(list)}`);
+    for (const it of items) list.push(it);
+  }
+  memoPut(idx: number): void {
+    this.memo.set(idx, this.top());
+  }
+  memoGet(idx: number): void {
+    if (!this.memo.has(idx)) this.fail(`memo key ${idx} is not defined`);
+    this.stack.push(this.memo.get(idx));
+  }
+}
+
+const tuple = (items: unknown[]): unknown[] => Object.freeze(items) as unknown[];
+
+/** REDUCE and NEWOBJ (cls.__new__(cls, *args)); only allow-listed tokens get here. */
+function reduce(vm: Unpickler): void {
+  const args = vm.pop();
+  const fn = vm.pop();
+  if (!Array.isArray(args) || !Object.isFrozen(args)) vm.fail(`arguments must be a tuple, got ${describe(args)}`);
+  vm.push(vm.hooks.call(fn, args));
+}
+
+type Handler = (vm: Unpickler) => void;
+
+/** Opcode -> handler, named as in CPython's pickletools. */
+const OPCODES: Readonly<Record<number, Handler>> = {
+  0x80: (vm) => { // PROTO
+    const v = vm.u8();
+    if (v < 2 || v > 5) vm.fail(`unsupported pickle protocol ${v}`);
+  },
+  0x95: (vm) => void vm.u64(), // FRAME: a length prefix for buffering; the contents are ordinary opcodes
+  0x2e: (vm) => { // STOP
+    if (vm.metastack.length) vm.fail('STOP inside an unclosed MARK');
+    vm.result = vm.pop();
+    vm.done = true;
+  },
+  0x4e: (vm) => vm.push(null), // NONE
+  0x88: (vm) => vm.push(true), // NEWTRUE
+  0x89: (vm) => vm.push(false), // NEWFALSE
+  0x4b: (vm) => vm.push(vm.u8()), // BININT1
+  0x4d: (vm) => vm.push(vm.u16()), // BININT2
+  0x4a: (vm) => vm.push(vm.i32()), // BININT
+  0x8a: (vm) => vm.push(decodeLong(vm.take(vm.u8()))), // LONG1
+  0x8b: (vm) => { // LONG4
+    const k = vm.i32();
+    if (k < 0 || k > MAX_LONG_BYTES) vm.fail(`LONG4 length ${k} is not supported`);
+    vm.push(decodeLong(vm.take(k)));
+  },
+  0x47: (vm) => vm.push(vm.f64()), // BINFLOAT
+  0x58: (vm) => vm.push(vm.str(vm.u32())), // BINUNICODE
+  0x8c: (vm) => vm.push(vm.str(vm.u8())), // SHORT_BINUNICODE
+  0x8d: (vm) => vm.push(vm.str(vm.u64())), // BINUNICODE8
+  0x7d: (vm) => vm.push(new PyDict()), // EMPTY_DICT
+  0x5d: (vm) => vm.push([]), // EMPTY_LIST
+  0x29: (vm) => vm.push(tuple([])), // EMPTY_TUPLE
+  0x28: (vm) => { // MARK: items up to the matching pop go in a fresh frame
+    vm.metastack.push(vm.stack);
+    vm.stack = [];
+  },
+  0x74: (vm) => { const items = vm.popMark(); vm.push(tuple(items)); }, // TUPLE
+  0x85: (vm) => vm.push(tuple([vm.pop()])), // TUPLE1
+  0x86: (vm) => { const b = vm.pop(); const a = vm.pop(); vm.push(tuple([a, b])); }, // TUPLE2
+  0x87: (vm) => { const c = vm.pop(); const b = vm.pop(); const a = vm.pop(); vm.push(tuple([a, b, c])); }, // TUPLE3
+  0x6c: (vm) => { const items = vm.popMark(); vm.push(items); }, // LIST
+  0x64: (vm) => { const d = new PyDict(); vm.setItems(d, vm.popMark()); vm.push(d); }, // DICT
+  0x61: (vm) => { const v = vm.pop(); vm.append(vm.top(), [v]); }, // APPEND
+  0x65: (vm) => { const items = vm.popMark(); vm.append(vm.top(), items); }, // APPENDS
+  0x73: (vm) => { const v = vm.pop(); const k = vm.pop(); vm.setItems(vm.top(), [k, v]); }, // SETITEM
+  0x75: (vm) => { const kv = vm.popMark(); vm.setItems(vm.top(), kv); }, // SETITEMS
+  0x63: (vm) => { const module = vm.line(); const name = vm.line(); vm.push(vm.hooks.findGlobal(module, name)); }, // GLOBAL
+  0x93: (vm) => { // STACK_GLOBAL
+    const name = vm.pop();
+    const module = vm.pop();
+    if (typeof module !== 'string' || typeof name !== 'string') vm.fail('STACK_GLOBAL needs two strings');
+    vm.push(vm.hooks.findGlobal(module as string, name as string));
+  },
+  0x52: reduce, // REDUCE
+  0x81: reduce, // NEWOBJ
+  0x62: (vm) => { const state = vm.pop(); const obj = vm.pop(); vm.push(vm.hooks.build(obj, state)); }, // BUILD
+  0x51: (vm) => vm.push(vm.hooks.persistentLoad(vm.pop())), // BINPERSID
+  0x71: (vm) => vm.memoPut(vm.u8()), // BINPUT
+  0x72: (vm) => vm.memoPut(vm.u32()), // LONG_BINPUT
+  0x94: (vm) => vm.memoPut(vm.memo.size), // MEMOIZE
+  0x68: (vm) => vm.memoGet(vm.u8()), // BINGET
+  0x6a: (vm) => vm.memoGet(vm.u32()), // LONG_BINGET
+  0x30: (vm) => void vm.pop(), // POP
+  0x31: (vm) => void vm.popMark(), // POP_MARK
+  0x32: (vm) => vm.push(vm.top()), // DUP
+};
+
+/** OPCODES as a dense array: one indexed load per opcode. */
+const DISPATCH: readonly (Handler | undefined)[] = Array.from({ length: 256 }, (_, op) => OPCODES[op]);
+
+/** Run a pickle program and return the object it builds. */
+export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks): unknown {
+  const vm: Unpickler = new Unpickler(bytes, hooks); // typed, so vm.fail() narrows
+  while (!vm.done) {
+    vm.opPos = vm.pos;
+    if (vm.pos >= vm.n) {
+      vm.op = 0;
+      vm.fail('missing STOP opcode (truncated?)');
+    }
+    vm.op = bytes[vm.pos++];
+    const handler = DISPATCH[vm.op];
+    if (!handler) vm.fail('unsupported pickle opcode');
+    handler(vm);
+  }
+  return vm.result;
 }
 
 // ---------------------------------------------------------------------------

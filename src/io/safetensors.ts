@@ -8,7 +8,8 @@
 // size (largest first), as the reference implementation does, so every tensor
 // starts aligned to its item size and can be viewed as a typed array in place.
 import { readFile } from 'node:fs/promises';
-import { DTYPE_ITEMSIZE, writeFileAtomic, type DType, type RawTensor } from './pth.js';
+import { writeFileAtomic } from './atomic.js';
+import { DTYPE_ITEMSIZE, type DType, type RawTensor } from './tensor.js';
 
 const TO_ST: Readonly<Record<DType, string>> = {
   float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',

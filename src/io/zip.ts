@@ -74,6 +74,94 @@ function u64(dv: DataView, at: number, what: string): number {
 }
 
 /**
+ * Locate the central directory from the end-of-central-directory record (zip64 too), checking
+ * that it lies inside the file and is large enough for its entry count.
+ */
+function findCentralDirectory(dv: DataView, len: number): { count: number; cdOffset: number; cdSize: number } {
+  if (len < EOCD_SIZE) fail(`file is too short to be a zip archive (${len} bytes)`);
+  // The end-of-central-directory record sits at the end, followed by a comment
+  // of up to 65535 bytes; scan backwards for its signature.
+  let eocd = -1;
+  for (let p = len - EOCD_SIZE; p >= Math.max(0, len - EOCD_SIZE - 0xffff); p--) {
+    if (dv.getUint32(p, true) === SIG_EOCD && p + EOCD_SIZE + dv.getUint16(p + 20, true) <= len) {
+      eocd = p;
+      break;
+    }
+  }
+  if (eocd < 0) fail('no end-of-central-directory record (not a zip archive, or truncated)');
+
+  let count = dv.getUint16(eocd + 10, true);
+  let cdSize = dv.getUint32(eocd + 12, true);
+  let cdOffset = dv.getUint32(eocd + 16, true);
+  let cdLimit = eocd; // the central directory must end before this
+  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+    // Zip64: a locator right before the EOCD points at the zip64 EOCD record.
+    const loc = eocd - 20;
+    if (loc < 0 || dv.getUint32(loc, true) !== SIG_ZIP64_LOCATOR) fail('zip64 end-of-central-directory locator is missing');
+    const z64 = u64(dv, loc + 8, 'zip64 end-of-central-directory offset');
+    if (z64 + 56 > loc || dv.getUint32(z64, true) !== SIG_ZIP64_EOCD) fail('zip64 end-of-central-directory record is missing or corrupt');
+    count = u64(dv, z64 + 32, 'zip64 entry count');
+    cdSize = u64(dv, z64 + 40, 'zip64 central directory size');
+    cdOffset = u64(dv, z64 + 48, 'zip64 central directory offset');
+    cdLimit = z64;
+  }
+  if (cdOffset + cdSize > cdLimit) fail('central directory lies outside the file (truncated?)');
+  // Every central header is at least 46 bytes, which bounds the entry loop.
+  if (count * CENTRAL_HEADER_SIZE > cdSize) fail(`central directory is too small for ${count} entries`);
+  return { count, cdOffset, cdSize };
+}
+
+/** The central directory entry `i` at byte `p` (which must end by `cdEnd`), and where the next one starts. */
+function readCentralEntry(dv: DataView, bytes: Uint8Array, p: number, cdEnd: number, i: number): { entry: ZipEntry; next: number } {
+  if (p + CENTRAL_HEADER_SIZE > cdEnd || dv.getUint32(p, true) !== SIG_CENTRAL) fail(`central directory entry ${i} is corrupt`);
+  const flags = dv.getUint16(p + 8, true);
+  const method = dv.getUint16(p + 10, true);
+  const crc = dv.getUint32(p + 16, true);
+  const nameLen = dv.getUint16(p + 28, true);
+  const extraLen = dv.getUint16(p + 30, true);
+  const commentLen = dv.getUint16(p + 32, true);
+  const nameStart = p + CENTRAL_HEADER_SIZE;
+  const extraStart = nameStart + nameLen;
+  const next = extraStart + extraLen + commentLen;
+  if (next > cdEnd) fail(`central directory entry ${i} overruns the directory`);
+  const nameBytes = bytes.subarray(nameStart, extraStart);
+  const name = Buffer.from(nameBytes.buffer, nameBytes.byteOffset, nameBytes.length).toString(flags & FLAG_UTF8 ? 'utf8' : 'latin1');
+  const sizes = { compressedSize: dv.getUint32(p + 20, true), size: dv.getUint32(p + 24, true), localHeaderOffset: dv.getUint32(p + 42, true) };
+  if (sizes.size === 0xffffffff || sizes.compressedSize === 0xffffffff || sizes.localHeaderOffset === 0xffffffff) {
+    readZip64Extra(dv, extraStart, extraLen, name, sizes);
+  }
+  return { entry: { name, method, flags, crc32: crc, ...sizes }, next };
+}
+
+/** Zip64 extended information: only the fields saturated in the fixed header are present, in this order. */
+function readZip64Extra(
+  dv: DataView, extraStart: number, extraLen: number, name: string,
+  sizes: { compressedSize: number; size: number; localHeaderOffset: number },
+): void {
+  let e = extraStart;
+  while (e + 4 <= extraStart + extraLen) {
+    const id = dv.getUint16(e, true);
+    const n = dv.getUint16(e + 2, true);
+    if (e + 4 + n > extraStart + extraLen) break;
+    if (id === 0x0001) {
+      let q = e + 4;
+      const take = (what: string): number => {
+        if (q + 8 > e + 4 + n) fail(`zip64 extra field of "${name}" is too short`);
+        const v = u64(dv, q, what);
+        q += 8;
+        return v;
+      };
+      if (sizes.size === 0xffffffff) sizes.size = take('size');
+      if (sizes.compressedSize === 0xffffffff) sizes.compressedSize = take('compressed size');
+      if (sizes.localHeaderOffset === 0xffffffff) sizes.localHeaderOffset = take('local header offset');
+      return;
+    }
+    e += 4 + n;
+  }
+  fail(`entry "${name}" needs a zip64 extra field but has none`);
+}
+
+/**
  * Parsed central directory of an in-memory zip. `read(name)` returns a record's
  * bytes (a view into the input for stored records) after checking its CRC.
  */
@@ -84,92 +172,16 @@ export class ZipReader {
   private readonly cdStart: number;
 
   constructor(private readonly bytes: Uint8Array) {
-    const len = bytes.length;
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const dv = this.dv;
-    if (len < EOCD_SIZE) fail(`file is too short to be a zip archive (${len} bytes)`);
-
-    // The end-of-central-directory record sits at the end, followed by a comment
-    // of up to 65535 bytes; scan backwards for its signature.
-    let eocd = -1;
-    for (let p = len - EOCD_SIZE; p >= Math.max(0, len - EOCD_SIZE - 0xffff); p--) {
-      if (dv.getUint32(p, true) === SIG_EOCD && p + EOCD_SIZE + dv.getUint16(p + 20, true) <= len) {
-        eocd = p;
-        break;
-      }
-    }
-    if (eocd < 0) fail('no end-of-central-directory record (not a zip archive, or truncated)');
-
-    let count = dv.getUint16(eocd + 10, true);
-    let cdSize = dv.getUint32(eocd + 12, true);
-    let cdOffset = dv.getUint32(eocd + 16, true);
-    let cdLimit = eocd; // the central directory must end before this
-    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
-      // Zip64: a locator right before the EOCD points at the zip64 EOCD record.
-      const loc = eocd - 20;
-      if (loc < 0 || dv.getUint32(loc, true) !== SIG_ZIP64_LOCATOR) fail('zip64 end-of-central-directory locator is missing');
-      const z64 = u64(dv, loc + 8, 'zip64 end-of-central-directory offset');
-      if (z64 + 56 > loc || dv.getUint32(z64, true) !== SIG_ZIP64_EOCD) fail('zip64 end-of-central-directory record is missing or corrupt');
-      count = u64(dv, z64 + 32, 'zip64 entry count');
-      cdSize = u64(dv, z64 + 40, 'zip64 central directory size');
-      cdOffset = u64(dv, z64 + 48, 'zip64 central directory offset');
-      cdLimit = z64;
-    }
-    if (cdOffset + cdSize > cdLimit) fail('central directory lies outside the file (truncated?)');
-    // Every central header is at least 46 bytes, which bounds the loop below.
-    if (count * CENTRAL_HEADER_SIZE > cdSize) fail(`central directory is too small for ${count} entries`);
+    const { count, cdOffset, cdSize } = findCentralDirectory(this.dv, bytes.length);
     this.cdStart = cdOffset;
-
     const cdEnd = cdOffset + cdSize;
     let p = cdOffset;
     for (let i = 0; i < count; i++) {
-      if (p + CENTRAL_HEADER_SIZE > cdEnd || dv.getUint32(p, true) !== SIG_CENTRAL) fail(`central directory entry ${i} is corrupt`);
-      const flags = dv.getUint16(p + 8, true);
-      const method = dv.getUint16(p + 10, true);
-      const crc = dv.getUint32(p + 16, true);
-      let compressedSize = dv.getUint32(p + 20, true);
-      let size = dv.getUint32(p + 24, true);
-      const nameLen = dv.getUint16(p + 28, true);
-      const extraLen = dv.getUint16(p + 30, true);
-      const commentLen = dv.getUint16(p + 32, true);
-      let localHeaderOffset = dv.getUint32(p + 42, true);
-      const nameStart = p + CENTRAL_HEADER_SIZE;
-      const extraStart = nameStart + nameLen;
-      const next = extraStart + extraLen + commentLen;
-      if (next > cdEnd) fail(`central directory entry ${i} overruns the directory`);
-      const nameBytes = bytes.subarray(nameStart, extraStart);
-      const name = Buffer.from(nameBytes.buffer, nameBytes.byteOffset, nameBytes.length).toString(flags & FLAG_UTF8 ? 'utf8' : 'latin1');
-
-      // Zip64 extended information: only the fields saturated in the fixed header are present, in this order.
-      if (size === 0xffffffff || compressedSize === 0xffffffff || localHeaderOffset === 0xffffffff) {
-        let e = extraStart;
-        let found = false;
-        while (e + 4 <= extraStart + extraLen) {
-          const id = dv.getUint16(e, true);
-          const n = dv.getUint16(e + 2, true);
-          if (e + 4 + n > extraStart + extraLen) break;
-          if (id === 0x0001) {
-            let q = e + 4;
-            const take = (what: string): number => {
-              if (q + 8 > e + 4 + n) fail(`zip64 extra field of "${name}" is too short`);
-              const v = u64(dv, q, what);
-              q += 8;
-              return v;
-            };
-            if (size === 0xffffffff) size = take('size');
-            if (compressedSize === 0xffffffff) compressedSize = take('compressed size');
-            if (localHeaderOffset === 0xffffffff) localHeaderOffset = take('local header offset');
-            found = true;
-            break;
-          }
-          e += 4 + n;
-        }
-        if (!found) fail(`entry "${name}" needs a zip64 extra field but has none`);
-      }
-
+      const { entry, next } = readCentralEntry(this.dv, bytes, p, cdEnd, i);
       // Duplicate names are ambiguous (readers disagree on which wins), so refuse them.
-      if (this.entries.has(name)) fail(`duplicate entry "${name}"`);
-      this.entries.set(name, { name, method, flags, crc32: crc, compressedSize, size, localHeaderOffset });
+      if (this.entries.has(entry.name)) fail(`duplicate entry "${entry.name}"`);
+      this.entries.set(entry.name, entry);
       p = next;
     }
   }

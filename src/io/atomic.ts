@@ -1,0 +1,40 @@
+// Atomic file writes: a checkpoint or export is either the old file or the complete new one,
+// never a torn mix, even if the process dies mid-write.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Write chunks to `path` atomically: temp file in the same directory, fsync, rename. */
+export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx');
+  try {
+    for (const c of chunks) {
+      for (let off = 0; off < c.length; ) off += (await fh.write(c, off, c.length - off)).bytesWritten;
+    }
+    await fh.sync();
+    await fh.close();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  // Persist the rename itself; not every platform can fsync a directory, so this is best effort.
+  try {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    /* best effort */
+  }
+}
