@@ -11,10 +11,11 @@ import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SegmentationDataset, listPairs } from '../data/dataset.js';
+import { SegmentationDataset } from '../data/dataset.js';
 import { DataError } from '../data/errors.js';
 import { DataLoader } from '../data/loader.js';
 import type { MaskValues } from '../data/masks.js';
+import { listPairs } from '../data/pairs.js';
 import { makeJpegDataset } from '../data/synthetic.js';
 
 export interface DataBenchOptions {

@@ -1,7 +1,7 @@
 /**
- * Reading images and masks from disk into typed arrays, following Pytorch-UNet's
- * `load_image` + `preprocess` (PIL): images are bicubic-resized and scaled to 0..1, masks keep
- * their raw values (palette indices for "P" PNG/GIF masks) and are nearest-resized.
+ * Reading images from disk into typed arrays, following Pytorch-UNet's `load_image` +
+ * `preprocess` (PIL): images are bicubic-resized and scaled to 0..1. (Masks keep their raw
+ * values and are nearest-resized: mask-read.ts.)
  *
  * Differences from the reference, on purpose:
  * - Normalisation: 8-bit data is divided by 255 and 16-bit data by 65535 (the type's maximum).
@@ -19,41 +19,19 @@
  * - BMP is not supported (the libvips bundled with sharp has no BMP reader): clear error.
  */
 
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
-import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
-import { DataError } from './errors.js';
-import { describeBytes, type FileFormat, type HeaderInfo, readHeader, sniffFormat } from './formats.js';
+import type { Metadata } from 'sharp';
+import {
+  type DataWarning, DEFAULT_MAX_PIXELS, type ReadOptions,
+  checkFormat, checkPixels, metadataOf, npyLayout, parseNpyChecked, readBytes, run, targetSize,
+} from './decode.js';
+import { type FileFormat, type HeaderInfo, readHeader } from './formats.js';
 import { decodeGifIndices } from './gif.js';
 import { decodeJpeg } from './jpeg.js';
-import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
-import { decodePngIndices, paletteIsGrey, pngHeader, pngPalette } from './png.js';
-import { type PixelData, resizeBicubic, resizeNearest, scaledSize, u16View } from './resize.js';
-
-/** PIL's decompression-bomb limit (2 × `Image.MAX_IMAGE_PIXELS`), above which PIL raises. */
-export const DEFAULT_MAX_PIXELS = 178_956_970;
-
-export interface ReadOptions {
-  /** Resize by this factor while decoding: `floor(scale * w) × floor(scale * h)`. */
-  scale?: number;
-  /** Resize to exactly this size (takes precedence over `scale`). */
-  size?: { width: number; height: number };
-  /** Refuse files with more pixels than this (0 = no limit). Default 178,956,970 like PIL. */
-  maxPixels?: number;
-  /** Convert to this many channels (1 or 3): PIL's convert('L') / convert('RGB'). */
-  channels?: 1 | 3;
-  /**
-   * Layout of `readImageRaw` data: 'chw' (default) or sharp's native 'hwc', which saves a pass
-   * when the transpose can be fused with a later one (the dataset cache does this).
-   */
-  layout?: 'chw' | 'hwc';
-}
-
-/** A non-fatal finding; `code` lets a dataset report each kind once. */
-export interface DataWarning {
-  code: 'alpha' | 'cmyk' | 'multipage' | 'depth';
-  message: string;
-}
+import { parseNpyHeader, type NpyArray } from './npy.js';
+import { dropLastChannel, greyToRgb, hwcToChw, rgbToLuma, toChwFloat32 } from './pixels.js';
+import { paletteIsGrey, pngPalette } from './png.js';
+import { type PixelData, resizeBicubic, u16View } from './resize.js';
+import { SHARP_INPUT, sharp } from './sharp.js';
 
 /** A decoded image before normalisation: what the dataset caches (8/16-bit stays compact). */
 export interface RawImage {
@@ -85,19 +63,6 @@ export interface ImageData {
   warnings: string[];
 }
 
-export interface MaskData {
-  /** [H, W] values for 1 channel, [H, W, 3] interleaved RGB for 3 channels */
-  data: Uint8Array | Uint16Array;
-  channels: 1 | 3;
-  height: number;
-  width: number;
-  /** True when `data` holds palette indices (palette PNG or GIF), like PIL's "P" mode. */
-  palette?: boolean;
-  sourceWidth: number;
-  sourceHeight: number;
-  warnings: string[];
-}
-
 /** Reads an image as [C, H, W] float32 in 0..1 (1 channel for greyscale, 3 for colour). */
 export async function readImage(path: string, opts: ReadOptions = {}): Promise<ImageData> {
   const raw = await readImageRaw(path, { ...opts, layout: 'hwc' });
@@ -112,48 +77,6 @@ export async function readImage(path: string, opts: ReadOptions = {}): Promise<I
     warnings: raw.warnings.map((w) => w.message),
   };
 }
-
-/**
- * [H, W, C] samples -> [C, H, W] float32 in 0..1, written at `out[offset…]` (e.g. into a batch).
- * 8-bit data goes through a table, which gives exactly float32(v / 255) as the reference.
- */
-export function toChwFloat32(hwc: PixelData, channels: number, divisor: number, out?: Float32Array, offset = 0): Float32Array {
-  const n = hwc.length;
-  const dst = out ?? new Float32Array(n);
-  const plane = n / channels;
-  const lut = hwc instanceof Uint8Array && divisor === 255 ? LUT_255 : null;
-  if (channels === 1) {
-    if (lut) for (let i = 0; i < n; i++) dst[offset + i] = lut[hwc[i]];
-    else if (divisor === 1) dst.set(hwc, offset);
-    else for (let i = 0; i < n; i++) dst[offset + i] = hwc[i] / divisor;
-    return dst;
-  }
-  if (channels === 3 && lut) {
-    // The common case: one sequential pass over the source, three output streams (2x faster
-    // than three strided passes).
-    const src = hwc as Uint8Array;
-    const o0 = offset, o1 = offset + plane, o2 = offset + 2 * plane;
-    for (let i = 0, j = 0; i < plane; i++, j += 3) {
-      dst[o0 + i] = lut[src[j]];
-      dst[o1 + i] = lut[src[j + 1]];
-      dst[o2 + i] = lut[src[j + 2]];
-    }
-    return dst;
-  }
-  for (let c = 0; c < channels; c++) {
-    const o = offset + c * plane;
-    if (lut) for (let i = 0, j = c; i < plane; i++, j += channels) dst[o + i] = lut[hwc[j]];
-    else for (let i = 0, j = c; i < plane; i++, j += channels) dst[o + i] = hwc[j] / divisor;
-  }
-  return dst;
-}
-
-/** Element-wise samples / divisor as float32 (any layout; 8-bit via the exact table). */
-export function toFloat32(data: PixelData, divisor: number, out?: Float32Array, offset = 0): Float32Array {
-  return toChwFloat32(data, 1, divisor, out, offset);
-}
-
-const LUT_255 = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
 /**
  * Decodes (sharp, or our GIF/.npy readers) and resizes (Pillow's arithmetic, resize.ts) an image
@@ -266,37 +189,6 @@ async function resizeAndFinish(
   };
 }
 
-/**
- * PIL's convert('L'): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (ITU-R 601-2 luma in 16-bit
- * fixed point) for integer samples; the same weights without rounding for float samples.
- */
-export function rgbToLuma<T extends PixelData>(hwc: T): T {
-  const n = hwc.length / 3;
-  const out = new (hwc.constructor as new (n: number) => T)(n);
-  if (hwc instanceof Float32Array) {
-    for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = (hwc[j] * 19595 + hwc[j + 1] * 38470 + hwc[j + 2] * 7471) / 65536;
-  } else {
-    for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = Math.floor((hwc[j] * 19595 + hwc[j + 1] * 38470 + hwc[j + 2] * 7471 + 0x8000) / 65536);
-  }
-  return out;
-}
-
-/** PIL's convert('RGB') of a greyscale image: the value copied to R, G and B. */
-export function greyToRgb<T extends PixelData>(hwc: T): T {
-  const out = new (hwc.constructor as new (n: number) => T)(hwc.length * 3);
-  for (let i = 0, j = 0; i < hwc.length; i++, j += 3) { out[j] = hwc[i]; out[j + 1] = hwc[i]; out[j + 2] = hwc[i]; }
-  return out;
-}
-
-/** [H, W, C] interleaved -> [C, H, W] planar (no copy for one channel). */
-export function hwcToChw<T extends PixelData>(src: T, height: number, width: number, channels: number): T {
-  if (channels === 1) return src;
-  const plane = height * width;
-  const out = new (src.constructor as new (n: number) => T)(plane * channels);
-  for (let c = 0; c < channels; c++) for (let i = 0, j = c; i < plane; i++, j += channels) out[c * plane + i] = src[j];
-  return out;
-}
-
 /** The reference's rule for float data: divide by 255 only if some value is > 1. */
 function floatDivisor(data: Float32Array): number {
   for (let i = 0; i < data.length; i++) if (data[i] > 1) return 255;
@@ -352,232 +244,4 @@ async function npyImage(arr: NpyArray, path: string, opts: ReadOptions): Promise
     warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
   }
   return resizeAndFinish(hwc, c, { width, height }, opts, path, divisor, bitDepth, warnings);
-}
-
-function dropLastChannel<T extends PixelData>(src: T, channels: number): T {
-  const n = src.length / channels;
-  const out = new (src.constructor as new (n: number) => T)(n * (channels - 1));
-  for (let i = 0, o = 0; i < n; i++) for (let c = 0; c < channels - 1; c++) out[o++] = src[i * channels + c];
-  return out;
-}
-
-function npyLayout(arr: Pick<NpyArray, 'shape'>, path: string, what: 'image' | 'mask'): { height: number; width: number; channels: number } {
-  const s = arr.shape;
-  if (s.length === 2) return { height: s[0], width: s[1], channels: 1 };
-  if (s.length === 3 && [1, 2, 3, 4].includes(s[2])) return { height: s[0], width: s[1], channels: s[2] };
-  const chwHint = s.length === 3 && [1, 3, 4].includes(s[0]) && s[2] > 4
-    ? `It looks channels-first (C, H, W); save it as (H, W, C): np.save(path, a.transpose(1, 2, 0)).`
-    : what === 'mask' ? 'Save masks as (H, W) class/value arrays or (H, W, 3) colour arrays.' : 'Save images as (H, W) or (H, W, C) arrays with C = 1, 3 or 4.';
-  throw new DataError(`.npy ${what} has shape (${s.join(', ')}); expected (H, W) or (H, W, C)`, { file: path, hint: chwHint });
-}
-
-function parseNpyChecked(bytes: Uint8Array, path: string, maxPixels: number): NpyArray {
-  const h = parseNpyHeader(bytes, path);
-  if (h.shape.length >= 2) checkPixels(h.shape[1], h.shape[0], maxPixels, path);
-  return parseNpy(bytes, path);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Masks
-
-/**
- * Reads a mask with its raw values (no class mapping): greyscale -> [H, W] (16-bit kept), colour
- * -> [H, W, 3], palette PNG/GIF -> [H, W] palette indices. Resizing is nearest (PIL-exact).
- */
-export async function readMask(path: string, opts: ReadOptions = {}): Promise<MaskData> {
-  const m = await readMaskRaw(path, opts);
-  return { ...m, warnings: m.warnings.map((w) => w.message) };
-}
-
-export type RawMask = Omit<MaskData, 'warnings'> & { warnings: DataWarning[] };
-
-export async function readMaskRaw(path: string, opts: ReadOptions = {}): Promise<RawMask> {
-  const full = await decodeMaskFull(path, opts.maxPixels ?? DEFAULT_MAX_PIXELS);
-  const target = targetSize(full.width, full.height, opts, path);
-  if (target.width === full.width && target.height === full.height) return full;
-  return {
-    ...full,
-    data: resizeNearest(full.data, full.width, full.height, full.channels, target.width, target.height),
-    width: target.width,
-    height: target.height,
-  };
-}
-
-async function decodeMaskFull(path: string, maxPixels: number): Promise<RawMask> {
-  const bytes = await readBytes(path);
-  const format = checkFormat(bytes, path);
-  const warnings: DataWarning[] = [];
-  const mask = (data: Uint8Array | Uint16Array, width: number, height: number, channels: 1 | 3, palette?: boolean): RawMask =>
-    ({ data, channels, width, height, sourceWidth: width, sourceHeight: height, warnings, ...(palette ? { palette } : {}) });
-
-  if (format === 'npy') return npyMask(parseNpyChecked(bytes, path, maxPixels), path, warnings);
-  if (format === 'gif') {
-    const gif = decodeGifIndices(bytes, path, (w, h) => checkPixels(w, h, maxPixels, path));
-    return mask(gif.indices, gif.width, gif.height, 1, true);
-  }
-  if (format === 'png') {
-    const h = pngHeader(bytes);
-    if (h && h.colorType === 3) {
-      checkPixels(h.width, h.height, maxPixels, path);
-      const png = decodePngIndices(bytes, path);
-      return mask(png.indices, png.width, png.height, 1, true);
-    }
-  }
-  const meta = readHeader(bytes, format) ?? (await metadataOf(bytes, path, format));
-  checkPixels(meta.width, meta.height, maxPixels, path);
-  if ((meta.pages ?? 1) > 1) warnings.push({ code: 'multipage', message: `${path}: has ${meta.pages} pages/frames; only the first is used` });
-  if (meta.depth !== 'uchar' && meta.depth !== 'ushort') {
-    throw new DataError(`mask has ${meta.depth} samples; masks must be 8- or 16-bit integer images`, {
-      file: path,
-      hint: 'Save masks as 8-bit PNG (class ids or colours), or as integer .npy arrays.',
-    });
-  }
-  let pipeline = sharp(bytes, SHARP_INPUT);
-  if (meta.hasAlpha) {
-    pipeline = pipeline.removeAlpha();
-    warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
-  }
-  const grey = meta.space === 'b-w' || meta.space === 'grey16';
-  if (grey) {
-    const is16 = meta.depth === 'ushort';
-    const { data } = await run(pipeline.toColourspace(is16 ? 'grey16' : 'b-w').raw({ depth: is16 ? 'ushort' : 'uchar' }), path, format);
-    const values = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    // A 1-bit PNG is PIL mode "1": values 0/1 (bool), not the 0/255 that libvips returns.
-    if (format === 'png' && pngHeader(bytes)?.bitDepth === 1) for (let i = 0; i < values.length; i++) values[i] = values[i] ? 1 : 0;
-    return mask(values, meta.width, meta.height, 1);
-  }
-  if (meta.depth === 'ushort') warnings.push({ code: 'depth', message: `${path}: 16-bit colour mask reduced to 8 bits per channel` });
-  if (meta.space === 'cmyk') warnings.push({ code: 'cmyk', message: `${path}: CMYK mask converted to RGB` });
-  const { data } = await run(pipeline.toColourspace('srgb').raw({ depth: 'uchar' }), path, format);
-  return mask(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), meta.width, meta.height, 3);
-}
-
-function npyMask(arr: NpyArray, path: string, warnings: DataWarning[]): RawMask {
-  const { height, width, channels } = npyLayout(arr, path, 'mask');
-  let c = channels;
-  let data: Uint8Array | Uint16Array;
-  if (arr.dtype === 'uint8' || arr.dtype === 'bool') data = arr.data as Uint8Array;
-  else if (arr.dtype === 'uint16') data = arr.data as Uint16Array;
-  else {
-    // Other dtypes are fine when they hold small non-negative integers (class ids).
-    let max = 0;
-    for (let i = 0; i < arr.data.length; i++) {
-      const v = arr.data[i];
-      if (!(v >= 0 && v <= 65535 && Number.isInteger(v))) {
-        throw new DataError(`.npy mask (${arr.dtype}) contains the value ${v}; masks must hold integers in 0..65535`, {
-          file: path,
-          hint: 'Store class ids (0, 1, 2, …) or grey levels, e.g. np.save(path, mask.astype(np.uint8)).',
-        });
-      }
-      if (v > max) max = v;
-    }
-    data = max <= 255 ? Uint8Array.from(arr.data) : Uint16Array.from(arr.data);
-  }
-  if (c === 4 || c === 2) {
-    data = dropLastChannel(data, c);
-    c -= 1;
-    warnings.push({ code: 'alpha', message: `${path}: has an alpha channel; it was dropped` });
-  }
-  if (c === 3 && data instanceof Uint16Array) {
-    throw new DataError('.npy colour mask must be uint8', { file: path, hint: 'Save colour masks as (H, W, 3) uint8 arrays.' });
-  }
-  return { data, channels: c as 1 | 3, width, height, sourceWidth: width, sourceHeight: height, warnings };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared checks
-
-/**
- * `failOn: 'error'`: refuse truncated/corrupt data like PIL, but accept files that only raise
- * libjpeg warnings (e.g. extraneous bytes), which PIL also accepts. Pixel limits are ours.
- */
-const SHARP_INPUT: SharpOptions = { failOn: 'error', limitInputPixels: false, ignoreIcc: true };
-
-// libvips' operation cache never hits for one-off decodes of distinct files, yet costs ~6% CPU
-// per decode and up to 50 MB. (Process-wide; harmless for the encoders elsewhere.)
-sharp.cache(false);
-
-const SUPPORTED = 'PNG, JPEG, GIF, TIFF, WebP and NumPy .npy';
-
-async function readBytes(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DataError('file not found', { file: path, hint: 'Check the path and the --imgs/--masks folders.', cause: err });
-    if (code === 'EISDIR') throw new DataError('is a folder, not an image file', { file: path, hint: 'Pass image files, or the folder through --imgs/--masks.', cause: err });
-    if (code === 'EACCES' || code === 'EPERM') throw new DataError('permission denied', { file: path, hint: 'Make the file readable (chmod +r).', cause: err });
-    throw new DataError(`cannot read file (${(err as Error).message})`, { file: path, cause: err });
-  }
-}
-
-function checkFormat(bytes: Uint8Array, path: string): FileFormat {
-  if (bytes.length === 0) {
-    throw new DataError('file is empty (0 bytes)', {
-      file: path,
-      hint: 'It was probably cut off by an interrupted copy or download. Re-create it, or remove it (and its image/mask partner) from the dataset.',
-    });
-  }
-  const format = sniffFormat(bytes);
-  if (format === 'unknown') {
-    throw new DataError(`not an image file: it starts with ${describeBytes(bytes)} although it is named ${extname(path) || '(no extension)'}`, {
-      file: path,
-      hint: `Only ${SUPPORTED} files can be read. Remove this file from the folder or convert it.`,
-    });
-  }
-  if (format === 'bmp') {
-    throw new DataError('BMP files are not supported (the libvips bundled with sharp has no BMP reader)', {
-      file: path,
-      hint: "Convert to PNG first, e.g. `mogrify -format png *.bmp` (ImageMagick) or Python: Image.open('x.bmp').save('x.png').",
-    });
-  }
-  return format;
-}
-
-function checkPixels(width: number, height: number, maxPixels: number, path: string): void {
-  if (maxPixels > 0 && width * height > maxPixels) {
-    throw new DataError(`image is ${width}×${height} = ${width * height} pixels, above the limit of ${maxPixels}`, {
-      file: path,
-      hint: 'Very large images are refused to protect memory (like PIL\'s decompression-bomb check). Downscale or tile it, or raise the limit (maxPixels option, --max-pixels) if you trust the file.',
-    });
-  }
-}
-
-function targetSize(width: number, height: number, opts: ReadOptions, path: string): { width: number; height: number } {
-  if (opts.size) return opts.size;
-  if (opts.scale !== undefined) return scaledSize(width, height, opts.scale, path);
-  return { width, height };
-}
-
-function decodeError(err: unknown, path: string, format: FileFormat): DataError {
-  const msg = ((err as Error).message ?? String(err)).trim().replace(/\s+/g, ' ');
-  return new DataError(`cannot decode ${format.toUpperCase()} data (${msg})`, {
-    file: path,
-    hint: 'The file is damaged or truncated (e.g. an interrupted copy). Export it again, or remove it and its image/mask partner from the dataset.',
-    cause: err,
-  });
-}
-
-async function metadataOf(bytes: Uint8Array, path: string, format: FileFormat): Promise<Metadata | HeaderInfo> {
-  try {
-    return await sharp(bytes, SHARP_INPUT).metadata();
-  } catch (err) {
-    throw decodeError(err, path, format);
-  }
-}
-
-async function run(pipeline: Sharp, path: string, format: FileFormat): Promise<{ data: Buffer; info: OutputInfo }> {
-  try {
-    return await pipeline.toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    const msg = (err as Error).message ?? '';
-    if (/no known route|colourspace/i.test(msg)) {
-      return Promise.reject(new DataError(`unsupported colour layout (${msg.trim()})`, {
-        file: path,
-        hint: 'Save the file as greyscale or RGB (PNG/TIFF), or as an (H, W, C) .npy array.',
-        cause: err,
-      }));
-    }
-    throw decodeError(err, path, format);
-  }
 }

@@ -2,26 +2,10 @@
 
 export { DataError, type DataErrorOptions } from './errors.js';
 export { IMAGE_EXTENSIONS, type FileFormat, type HeaderInfo, hasImageExtension, readHeader, sniffFormat } from './formats.js';
-export {
-  DEFAULT_MAX_PIXELS,
-  type DataWarning,
-  type ImageData,
-  type MaskData,
-  type RawImage,
-  type RawMask,
-  type ReadOptions,
-  readImage,
-  readImageRaw,
-  readMask,
-  type ImageInfo,
-  probeImage,
-  greyToRgb,
-  rgbToLuma,
-  readMaskRaw,
-  hwcToChw,
-  toChwFloat32,
-  toFloat32,
-} from './image.js';
+export { DEFAULT_MAX_PIXELS, type DataWarning, type ReadOptions } from './decode.js';
+export { type ImageData, type ImageInfo, type RawImage, probeImage, readImage, readImageRaw } from './image.js';
+export { type MaskData, type RawMask, readMask, readMaskRaw } from './mask-read.js';
+export { greyToRgb, hwcToChw, rgbToLuma, toChwFloat32, toFloat32 } from './pixels.js';
 export { type BicubicBands, MIN_SIDE, type PixelData, minScale, nearestIndexTable, bicubicBands, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
 export {
   type CheckClassesOptions,
@@ -33,24 +17,14 @@ export {
   checkClasses,
   classIndexToMaskValues,
   formatMaskValues,
-  mapPool,
   maskToClassIndex,
   mergeMaskValues,
   scanMaskValues,
   uniqueMaskValues,
 } from './masks.js';
-export {
-  AUTO_MASK_SUFFIXES,
-  type DatasetOptions,
-  type ListPairsOptions,
-  type Pair,
-  type PairList,
-  type Sample,
-  type StoredSample,
-  Limiter,
-  SegmentationDataset,
-  listPairs,
-} from './dataset.js';
+export { AUTO_MASK_SUFFIXES, type ListPairsOptions, type Pair, type PairList, listPairs } from './pairs.js';
+export { type DatasetOptions, type Sample, type StoredSample, SegmentationDataset } from './dataset.js';
+export { Limiter, mapPool } from './pool.js';
 export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';
 export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, augmentInto, sampleAugment } from './augment.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';

@@ -11,7 +11,7 @@
 import { type AugmentOptions, type AugmentParams, augmentInto, sampleAugment } from './augment.js';
 import type { StoredSample } from './dataset.js';
 import { DataError, listSome } from './errors.js';
-import { toChwFloat32 } from './image.js';
+import { toChwFloat32 } from './pixels.js';
 import { Rng, shuffle as shuffleInPlace } from './split.js';
 
 /** What the loader needs from a dataset (SegmentationDataset, or a test double). */

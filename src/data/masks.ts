@@ -11,7 +11,9 @@
 import { extname } from 'node:path';
 import { defaultWorkers } from '../config/options.js';
 import { DataError } from './errors.js';
-import { readMaskRaw, type ReadOptions } from './image.js';
+import type { ReadOptions } from './decode.js';
+import { readMaskRaw } from './mask-read.js';
+import { mapPool } from './pool.js';
 
 import type { MaskValues, RGB } from './mask-values.js';
 export { type MaskValue, type MaskValues, type RGB, classIndexToMaskValues } from './mask-values.js';
@@ -67,20 +69,6 @@ export interface ScanOptions extends Pick<ReadOptions, 'maxPixels'> {
 export async function scanMaskValues(maskPaths: readonly string[], opts: ScanOptions = {}): Promise<MaskValues> {
   const lists = await mapPool(maskPaths, opts.workers ?? defaultWorkers, async (p) => uniqueMaskValues(await readMaskRaw(p, { maxPixels: opts.maxPixels })));
   return mergeMaskValues(lists);
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 /**

@@ -18,11 +18,12 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createDeflate } from 'node:zlib';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
 import { DataError } from './errors.js';
-import { toChwFloat32 } from './image.js';
+import { toChwFloat32 } from './pixels.js';
 import { paletteIsGrey, pngPalette } from './png.js';
 import { bicubicBands, scaledSize, u16View } from './resize.js';
+import { sharp } from './sharp.js';
 
 /** Formats that libvips can stream: the others (GIF, .npy, float TIFF) are decoded whole. */
 const STREAMABLE = new Set(['png', 'jpeg', 'tiff', 'webp']);

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeGifIndices } from './gif.js';
-import { mapPool } from './masks.js';
+import { mapPool } from './pool.js';
 import { Rng } from './split.js';
 
 export interface DemoOptions {
