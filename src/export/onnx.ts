@@ -11,7 +11,7 @@
  */
 import protobuf from 'protobufjs';
 import type { RawTensor } from '../io/pth.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../io/files.js';
 import type { UNetArgs } from '../model/index.js';
 import { AttributeType, DataType, GraphProto, ModelProto, TensorProto } from './onnx-schema.js';
 

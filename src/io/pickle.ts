@@ -85,46 +85,36 @@ class Unpickler {
   fail(msg: string): never {
     throw new Error(`pickle: ${msg} (opcode 0x${this.op.toString(16).padStart(2, '0')} at byte ${this.opPos})`);
   }
-  need(k: number): void {
+  /** Consume `k` bytes and return where they start. */
+  advance(k: number): number {
     if (k > this.n - this.pos) this.fail('unexpected end of data (truncated?)');
+    this.pos += k;
+    return this.pos - k;
   }
   take(k: number): Uint8Array {
-    this.need(k);
-    const s = this.bytes.subarray(this.pos, this.pos + k);
-    this.pos += k;
-    return s;
+    const at = this.advance(k);
+    return this.bytes.subarray(at, at + k);
   }
   u8(): number {
-    this.need(1);
-    return this.bytes[this.pos++];
+    return this.bytes[this.advance(1)];
   }
   u16(): number {
-    this.need(2);
-    this.pos += 2;
-    return this.dv.getUint16(this.pos - 2, true);
+    return this.dv.getUint16(this.advance(2), true);
   }
   u32(): number {
-    this.need(4);
-    this.pos += 4;
-    return this.dv.getUint32(this.pos - 4, true);
+    return this.dv.getUint32(this.advance(4), true);
   }
   i32(): number {
-    this.need(4);
-    this.pos += 4;
-    return this.dv.getInt32(this.pos - 4, true);
+    return this.dv.getInt32(this.advance(4), true);
   }
   u64(): number {
-    this.need(8);
-    const v = this.dv.getBigUint64(this.pos, true);
-    this.pos += 8;
+    const v = this.dv.getBigUint64(this.advance(8), true);
     if (v > BigInt(this.n)) this.fail('length exceeds the data');
     return Number(v);
   }
   /** BINFLOAT is big-endian. */
   f64(): number {
-    this.need(8);
-    this.pos += 8;
-    return this.dv.getFloat64(this.pos - 8, false);
+    return this.dv.getFloat64(this.advance(8), false);
   }
   str(k: number): string {
     const b = this.take(k);

@@ -1,6 +1,6 @@
 // Reading torch.save checkpoints (see pth.ts for the file layout). Loading is data-only: the
 // pickle's globals are checked against an allow-list and nothing is executed (see pickle.ts).
-import { readFile } from 'node:fs/promises';
+import { readDecoded } from './files.js';
 import { PyDict, unpickle, type DictKey, type UnpickleHooks } from './pickle.js';
 import { gather } from './strided.js';
 import { DTYPE_ITEMSIZE, STORAGE_CLASS, copyBytes, isRawTensor, type DType, type PyValue, type RawTensor } from './tensor.js';
@@ -265,11 +265,6 @@ export function decodePth(bytes: Uint8Array): PyValue {
 }
 
 /** Load a torch.save checkpoint. Errors name the file. */
-export async function loadPth(path: string): Promise<PyValue> {
-  const bytes = await readFile(path);
-  try {
-    return decodePth(bytes);
-  } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
-  }
+export function loadPth(path: string): Promise<PyValue> {
+  return readDecoded(path, decodePth);
 }

@@ -1,7 +1,7 @@
 // Writing torch.save checkpoints (see pth.ts for the file layout), byte for byte the records
 // Python's pickler would write for the same value (protocol 2, memoized globals and tensors).
 import { basename, extname } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from './files.js';
 import { PickleWriter } from './pickle.js';
 import { DTYPE_ITEMSIZE, PyFloat, STORAGE_CLASS, checkShape, isDType, isRawTensor, type PyValue, type RawTensor } from './tensor.js';
 import { concatChunks, zipChunks, type ZipRecord } from './zip.js';

@@ -19,8 +19,8 @@
 // is executed (see pickle.ts).
 //
 // The parts: tensor.ts (the value types), pth-read.ts, pth-write.ts, strided.ts (views of a
-// storage), pickle.ts and zip.ts (the two container formats), atomic.ts (safe file writes).
+// storage), pickle.ts and zip.ts (the two container formats), files.ts (whole-file reads, atomic writes).
 export { DTYPE_ITEMSIZE, PyFloat, rawTensor, type DType, type PyValue, type RawTensor } from './tensor.js';
 export { decodePth, loadPth } from './pth-read.js';
 export { encodePth, savePth } from './pth-write.js';
-export { writeFileAtomic } from './atomic.js';
+export { writeFileAtomic } from './files.js';

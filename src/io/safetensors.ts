@@ -7,8 +7,7 @@
 // We pad the header with spaces to a multiple of 8 and order tensors by item
 // size (largest first), as the reference implementation does, so every tensor
 // starts aligned to its item size and can be viewed as a typed array in place.
-import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from './atomic.js';
+import { readDecoded, writeFileAtomic } from './files.js';
 import { DTYPE_ITEMSIZE, type DType, type RawTensor } from './tensor.js';
 
 const TO_ST: Readonly<Record<DType, string>> = {
@@ -240,11 +239,6 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
 }
 
 /** Load a safetensors file. Errors name the file. */
-export async function loadSafetensors(path: string): Promise<Safetensors> {
-  const bytes = await readFile(path);
-  try {
-    return decodeSafetensors(bytes);
-  } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
-  }
+export function loadSafetensors(path: string): Promise<Safetensors> {
+  return readDecoded(path, decodeSafetensors);
 }

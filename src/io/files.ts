@@ -1,8 +1,19 @@
-// Atomic file writes: a checkpoint or export is either the old file or the complete new one,
-// never a torn mix, even if the process dies mid-write.
+// Whole-file reads and writes of checkpoints and exports: errors name the file, and a write
+// leaves either the old file or the complete new one, never a torn mix, even if the process
+// dies mid-write.
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** Read `path` and decode it; a decoding error is prefixed with the path. */
+export async function readDecoded<T>(path: string, decode: (bytes: Uint8Array) => T): Promise<T> {
+  const bytes = await readFile(path);
+  try {
+    return decode(bytes);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 /** Write chunks to `path` atomically: temp file in the same directory, fsync, rename. */
 export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
