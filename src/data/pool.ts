@@ -1,6 +1,5 @@
 /** How many files are decoded at once: a pool for one-off maps and a semaphore for the dataset. */
 
-
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
 export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
