@@ -2,14 +2,14 @@
 // Files over MAX_FILE lines and functions over MAX_FUNCTION lines in src/ (TypeScript) and native/
 // (C++), the house limits of issue 13. A function made of one table (an object or array literal)
 // is not counted. Prints the offenders; exits 1 if there are any (--report: always 0).
-//   node scripts/sizes.mjs [--report]
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+//   node scripts/sizes.mjs [--report] [ROOT]     (ROOT: another tree with src/ and native/, for its test)
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
 
 const MAX_FILE = 450;
 const MAX_FUNCTION = 80;
-const root = new URL('..', import.meta.url).pathname;
+const root = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? new URL('..', import.meta.url).pathname;
 
 function walk(dir) {
   return readdirSync(dir).flatMap((f) => {
@@ -18,7 +18,7 @@ function walk(dir) {
   });
 }
 
-const files = [...walk(join(root, 'src')), ...walk(join(root, 'native'))].filter((f) => /\.(ts|cpp|h)$/.test(f) && !f.includes('/shim/'));
+const files = ['src', 'native'].filter((d) => existsSync(join(root, d))).flatMap((d) => walk(join(root, d))).filter((f) => /\.(ts|cpp|h)$/.test(f) && !f.includes('/shim/'));
 const long = [];
 const functions = [];
 for (const file of files) {

@@ -258,6 +258,44 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
    */
   loadStateDict(sd: LoadableOptimizerStateDict): void {
     const where = `${this.name}.loadStateDict`;
+    const { group, posOf, lr, initialLr } = this.readGroup(sd, where);
+
+    // Hyper-parameters first (the required state keys depend on them); restore them on failure.
+    const backup = { lr: this._lr, initialLr: this.initialLr, hyper: this.groupHyper() };
+    this.loadGroupHyper(group);
+    this._lr = lr;
+    this.initialLr = initialLr;
+
+    const entries: Array<[unknown, Record<string, Tensor | number | null>]> =
+      sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
+    const fresh: (StateRecord | undefined)[] = this.params.map(() => undefined);
+    const freshSteps = this.params.map(() => 0);
+    try {
+      for (const [key, raw] of entries) {
+        // a checkpoint reader may hand dicts over as Maps
+        const rec = (raw instanceof Map ? Object.fromEntries(raw) : raw) as Record<string, Tensor | number | null>;
+        const pos = posOf.get(Number(key));
+        if (pos === undefined) throw new Error(`${where}: state for parameter id ${String(key)}, which is not in param_groups[0].params`);
+        if (rec === null || typeof rec !== 'object') throw new Error(`${where}: state for parameter ${pos} is not a dict`);
+        fresh[pos] = {};
+        freshSteps[pos] = this.loadParamState(rec, pos, fresh[pos] as StateRecord, where);
+      }
+    } catch (e) {
+      for (const s of fresh) if (s) E.dispose(Object.values(s));
+      this._lr = backup.lr;
+      this.initialLr = backup.initialLr;
+      this.loadGroupHyper({ ...backup.hyper });
+      throw e;
+    }
+    for (const s of this.states) if (s) E.dispose(Object.values(s));
+    for (let i = 0; i < this.params.length; i++) {
+      this.states[i] = fresh[i];
+      this.hostSteps[i] = freshSteps[i];
+    }
+  }
+
+  /** The one saved parameter group, checked, with saved ids mapped to positions as PyTorch does. */
+  private readGroup(sd: LoadableOptimizerStateDict, where: string) {
     if (!sd || !Array.isArray(sd.param_groups) || sd.state === undefined || sd.state === null) {
       throw new Error(`${where}: expected { state, param_groups }`);
     }
@@ -277,76 +315,46 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
     // PyTorch maps saved ids to parameters by position within the group.
     const posOf = new Map<number, number>();
     ids.forEach((id, pos) => posOf.set(Number(id), pos));
-
     const lr = group.lr;
     if (typeof lr !== 'number' || !(lr >= 0)) throw new Error(`${where}: param_groups[0].lr must be a non-negative number, got ${String(lr)}`);
     const initialLr = group.initial_lr;
     if (initialLr !== undefined && typeof initialLr !== 'number') throw new Error(`${where}: param_groups[0].initial_lr must be a number`);
+    return { group, posOf, lr, initialLr: initialLr as number | undefined };
+  }
 
-    // Hyper-parameters first (the required state keys depend on them); restore them on failure.
-    const backup = { lr: this._lr, initialLr: this.initialLr, hyper: this.groupHyper() };
-    this.loadGroupHyper(group);
-    this._lr = lr;
-    this.initialLr = initialLr as number | undefined;
-
-    const entries: Array<[unknown, Record<string, Tensor | number | null>]> =
-      sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
-    const fresh: (StateRecord | undefined)[] = this.params.map(() => undefined);
-    const freshSteps = this.params.map(() => 0);
-    try {
-      const required = this.stateKeys();
-      for (const [key, raw] of entries) {
-        // a checkpoint reader may hand dicts over as Maps
-        const rec = (raw instanceof Map ? Object.fromEntries(raw) : raw) as Record<string, Tensor | number | null>;
-        const pos = posOf.get(Number(key));
-        if (pos === undefined) throw new Error(`${where}: state for parameter id ${String(key)}, which is not in param_groups[0].params`);
-        const p = this.params[pos];
-        if (rec === null || typeof rec !== 'object') throw new Error(`${where}: state for parameter ${pos} is not a dict`);
-        const out: StateRecord = {};
-        fresh[pos] = out;
-        if (this.hasStep) {
-          const rawStep = rec.step;
-          let step: number;
-          if (typeof rawStep === 'number') step = rawStep;
-          else if (isTensor(rawStep) && rawStep.numel === 1) step = rawStep.item();
-          else throw new Error(`${where}: state for parameter ${pos} lacks a numeric 'step'`);
-          if (!Number.isInteger(step) || step < 0) throw new Error(`${where}: state for parameter ${pos} has step ${step}; expected a non-negative integer`);
-          out.step = stepTensor(step).keep();
-          freshSteps[pos] = step;
-        }
-        for (const k of required) {
-          const v = rec[k];
-          if (v === null && this.allowsNullState(k)) {
-            // Python None: SGD re-creates the buffer from the next gradient.
-            out[k] = null;
-            continue;
-          }
-          if (!isTensor(v)) {
-            throw new Error(`${where}: state for parameter ${pos} lacks tensor '${k}' (has: ${Object.keys(rec).join(', ') || 'nothing'}); ` +
-              `was it saved by another optimizer or with other settings?`);
-          }
-          if (!shapeEq(v.shape, p.shape)) throw new Error(`${where}: state '${k}' of parameter ${pos} has shape [${v.shape}], the parameter has [${p.shape}]`);
-          // PyTorch's _cast: floating state follows the parameter's dtype and device. A copy, so
-          // the caller may dispose `sd`.
-          out[k] = E.tidy(() => {
-            const c = v.to({ device: p.device, dtype: p.dtype, copy: true });
-            // keep the parameter's memory format (channels_last) as zeros_like would
-            return p.isContiguous() || !p.isContiguous('channels_last') ? c : c.contiguous('channels_last');
-          }).keep();
-        }
+  /** Copies one parameter's saved state into `out` (checked, cast as PyTorch's _cast); returns its step. */
+  private loadParamState(rec: Record<string, Tensor | number | null>, pos: number, out: StateRecord, where: string): number {
+    const p = this.params[pos];
+    let step = 0;
+    if (this.hasStep) {
+      const rawStep = rec.step;
+      if (typeof rawStep === 'number') step = rawStep;
+      else if (isTensor(rawStep) && rawStep.numel === 1) step = rawStep.item();
+      else throw new Error(`${where}: state for parameter ${pos} lacks a numeric 'step'`);
+      if (!Number.isInteger(step) || step < 0) throw new Error(`${where}: state for parameter ${pos} has step ${step}; expected a non-negative integer`);
+      out.step = stepTensor(step).keep();
+    }
+    for (const k of this.stateKeys()) {
+      const v = rec[k];
+      if (v === null && this.allowsNullState(k)) {
+        // Python None: SGD re-creates the buffer from the next gradient.
+        out[k] = null;
+        continue;
       }
-    } catch (e) {
-      for (const s of fresh) if (s) E.dispose(Object.values(s));
-      this._lr = backup.lr;
-      this.initialLr = backup.initialLr;
-      this.loadGroupHyper({ ...backup.hyper });
-      throw e;
+      if (!isTensor(v)) {
+        throw new Error(`${where}: state for parameter ${pos} lacks tensor '${k}' (has: ${Object.keys(rec).join(', ') || 'nothing'}); ` +
+          `was it saved by another optimizer or with other settings?`);
+      }
+      if (!shapeEq(v.shape, p.shape)) throw new Error(`${where}: state '${k}' of parameter ${pos} has shape [${v.shape}], the parameter has [${p.shape}]`);
+      // PyTorch's _cast: floating state follows the parameter's dtype and device. A copy, so
+      // the caller may dispose `sd`.
+      out[k] = E.tidy(() => {
+        const c = v.to({ device: p.device, dtype: p.dtype, copy: true });
+        // keep the parameter's memory format (channels_last) as zeros_like would
+        return p.isContiguous() || !p.isContiguous('channels_last') ? c : c.contiguous('channels_last');
+      }).keep();
     }
-    for (const s of this.states) if (s) E.dispose(Object.values(s));
-    for (let i = 0; i < this.params.length; i++) {
-      this.states[i] = fresh[i];
-      this.hostSteps[i] = freshSteps[i];
-    }
+    return step;
   }
 
   /** Whether a state key may be None (SGD's momentum_buffer). */

@@ -19,7 +19,7 @@
 // rebinding from web pages); no directory listings.
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve } from 'node:path';
 import { clientAssets, dashboardHtml, uplotAssets } from './page.js';
@@ -156,6 +156,56 @@ function sendJson(res: ServerResponse, value: unknown): void {
   send(res, 200, JSON.stringify(value), 'application/json; charset=utf-8');
 }
 
+/** /api/runs (the run list), /api/runs/<run>/config and /api/runs/<run>/<jsonl kind>?from=N. */
+async function serveApi(res: ServerResponse, logdir: string, segments: string[], query: URLSearchParams, tryIt: boolean): Promise<void> {
+  if (segments.length === 0) {
+    sendJson(res, { runs: await listRuns(logdir), tryIt } satisfies RunList);
+    return;
+  }
+  if (segments.length === 2) {
+    const [run, kind] = segments as [string, string];
+    const dir = await resolveInRun(logdir, run, []);
+    if (kind === 'config') {
+      sendJson(res, await readConfig(dir));
+      return;
+    }
+    const file = JSONL_KINDS[kind];
+    if (file) {
+      const from = Number(query.get('from') ?? '0');
+      if (!Number.isFinite(from) || from < 0) throw new HttpError(400, 'bad offset');
+      sendJson(res, await readJsonlFrom(join(dir, file), from));
+      return;
+    }
+  }
+  throw new HttpError(404, 'not found');
+}
+
+/** A file of a run (report, images, event files), streamed with headers that keep it inert. */
+async function serveRunFile(res: ServerResponse, path: string): Promise<void> {
+  const st = await stat(path);
+  if (!st.isFile()) throw new HttpError(404, 'not found');
+  const type = CONTENT_TYPES[extname(path).toLowerCase()] ?? (path.includes('tfevents') ? 'application/octet-stream' : undefined);
+  if (!type) throw new HttpError(404, 'not found');
+  const isHtml = type.startsWith('text/html');
+  res.writeHead(200, {
+    'Content-Type': type,
+    'Content-Length': String(st.size),
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': isHtml ? REPORT_CSP : "default-src 'none'",
+  });
+  await new Promise<void>((ok, fail) => {
+    const s = createReadStream(path);
+    s.on('error', fail);
+    res.on('close', () => {
+      s.destroy();
+      ok();
+    });
+    s.pipe(res);
+  });
+}
+
 export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashboard> {
   const logdir = resolve(opts.logdir ?? 'runs');
   const host = opts.host ?? '127.0.0.1';
@@ -177,7 +227,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
     }
     if (isLoopback(host) && !hostAllowed(req.headers.host, host)) throw new HttpError(403, 'forbidden host');
     const { segments, query } = parsePath(req.url ?? '/');
-    const [a, b, c, ...rest] = segments;
+    const [a, b, c] = segments;
 
     if (segments.length === 0 || (segments.length === 1 && a === 'index.html')) {
       send(res, 200, page, 'text/html; charset=utf-8', { 'Content-Security-Policy': PAGE_CSP });
@@ -190,26 +240,8 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
       return;
     }
     if (a === 'api' && b === 'runs') {
-      if (segments.length === 2) {
-        sendJson(res, { runs: await listRuns(logdir), tryIt: Boolean(opts.tryIt) } satisfies RunList);
-        return;
-      }
-      if (c && rest.length === 1) {
-        const kind = rest[0] as string;
-        const dir = await resolveInRun(logdir, c, []);
-        if (kind === 'config') {
-          sendJson(res, await readConfig(dir));
-          return;
-        }
-        const file = JSONL_KINDS[kind];
-        if (file) {
-          const from = Number(query.get('from') ?? '0');
-          if (!Number.isFinite(from) || from < 0) throw new HttpError(400, 'bad offset');
-          sendJson(res, await readJsonlFrom(join(dir, file), from));
-          return;
-        }
-      }
-      throw new HttpError(404, 'not found');
+      await serveApi(res, logdir, segments.slice(2), query, Boolean(opts.tryIt));
+      return;
     }
     if (a === 'try' && b && opts.tryIt && segments.length <= 3) {
       if (segments.length === 2 && !(req.url ?? '').split('?')[0].endsWith('/')) {
@@ -220,30 +252,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
       return;
     }
     if (a === 'files' && b && c) {
-      const fileSegs = segments.slice(2);
-      const path = await resolveInRun(logdir, b, fileSegs);
-      const st = await stat(path);
-      if (!st.isFile()) throw new HttpError(404, 'not found');
-      const type = CONTENT_TYPES[extname(path).toLowerCase()] ?? (path.includes('tfevents') ? 'application/octet-stream' : undefined);
-      if (!type) throw new HttpError(404, 'not found');
-      const isHtml = type.startsWith('text/html');
-      res.writeHead(200, {
-        'Content-Type': type,
-        'Content-Length': String(st.size),
-        'X-Content-Type-Options': 'nosniff',
-        'Referrer-Policy': 'no-referrer',
-        'Cache-Control': 'no-store',
-        'Content-Security-Policy': isHtml ? REPORT_CSP : "default-src 'none'",
-      });
-      await new Promise<void>((ok, fail) => {
-        const s = createReadStream(path);
-        s.on('error', fail);
-        res.on('close', () => {
-          s.destroy();
-          ok();
-        });
-        s.pipe(res);
-      });
+      await serveRunFile(res, await resolveInRun(logdir, b, segments.slice(2)));
       return;
     }
     throw new HttpError(404, 'not found');
@@ -260,6 +269,11 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
   // Polling keeps connections alive; close() must not wait for idle keep-alive sockets.
   server.keepAliveTimeout = 5000;
 
+  return listen(server, port, host);
+}
+
+/** Listens, and the handle with the address it got (port 0: one the system picked). */
+async function listen(server: Server, port: number, host: string): Promise<Dashboard> {
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {
