@@ -92,5 +92,3 @@ Napi::Value distBatchNorm(const Napi::CallbackInfo& info);
 Napi::Value distDestroy(const Napi::CallbackInfo& info);
 // native/resample.cpp (Pillow's 8-bit resampling, no torch).
 Napi::Value resample8(const Napi::CallbackInfo& info);
-// native/jpeg.cpp (JPEG decoding with the system libjpeg-turbo, as Pillow does; no torch).
-Napi::Value decodeJpeg(const Napi::CallbackInfo& info);

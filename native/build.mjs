@@ -23,9 +23,8 @@ const nativeDir = join(root, 'native');
 // The libtorch layer, by concern (addon.h is what they share): tensor.cpp (handles, argument
 // conversion, errors), ops.cpp, autograd.cpp (autograd, autocast, AMP), allocator.cpp (the CPU
 // allocator; c10 only), runtime.cpp (runtime settings and the module's Init); distributed.cpp: c10d;
-// resample.cpp: Pillow's 8-bit image resampling; jpeg.cpp: JPEG decoding through the system
-// libjpeg-turbo (the last two: no torch).
-const sources = ['tensor.cpp', 'ops.cpp', 'autograd.cpp', 'allocator.cpp', 'runtime.cpp', 'distributed.cpp', 'resample.cpp', 'jpeg.cpp'];
+// resample.cpp: Pillow's 8-bit image resampling (no torch).
+const sources = ['tensor.cpp', 'ops.cpp', 'autograd.cpp', 'allocator.cpp', 'runtime.cpp', 'distributed.cpp', 'resample.cpp'];
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');
@@ -84,7 +83,7 @@ function systemLibDir() {
 
 const NO_LIBTORCH = [
   'libtorch was not found, so the native addon was not built. Get one of:',
-  '  Debian/Ubuntu (CPU):  apt-get install libtorch-dev libgloo-dev libopenblas0-openmp libjpeg-dev g++',
+  '  Debian/Ubuntu (CPU):  apt-get install libtorch-dev libgloo-dev libopenblas0-openmp g++',
   '  pip (CPU or CUDA):    pip install torch   (found through `python3`; or set LIBTORCH=<site-packages>/torch)',
   '  a libtorch zip:       LIBTORCH=/path/to/libtorch (from pytorch.org; LIBTORCH_CXX11_ABI=0 for the pre-cxx11 ABI)',
   'then run `npm rebuild unet-ts` (in this project: `npm run build`).',
@@ -126,17 +125,6 @@ const napiInclude = require('node-api-headers').include_dir;
 const addonInclude = dirname(require.resolve('node-addon-api/package.json'));
 const hasCuda = existsSync(join(torch.lib, 'libtorch_cuda.so'));
 const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
-// JPEG decoding through the system libjpeg-turbo (Pillow's decoder) when its headers are there
-// (Debian: libjpeg-dev); without them jpeg.cpp compiles to a stub and sharp decodes JPEGs.
-const hasJpeg = (() => {
-  try {
-    execFileSync(cxx, ['-x', 'c++', '-', '-o', '/dev/null', '-ljpeg'], { input: '#include <cstdio>\n#include <jpeglib.h>\nint main() { jpeg_error_mgr e; jpeg_std_error(&e); }\n', stdio: ['pipe', 'ignore', 'ignore'] });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (hasJpeg) libs.push('-ljpeg');
 if (hasCuda) libs.push('-ltorch_cuda', '-lc10_cuda');
 const abi = torch.abi ?? '1';
 // c10d: ProcessGroupGloo.hpp is guarded by USE_C10D_GLOO and needs gloo's headers (Debian:
@@ -149,7 +137,7 @@ const hasNccl = hasCuda && existsSync(join(c10d, 'ProcessGroupNCCL.hpp')) && exi
 const options = [
   `-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra',
   `-D_GLIBCXX_USE_CXX11_ABI=${abi}`, '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-  ...(hasGloo ? ['-DUSE_C10D_GLOO'] : []), ...(hasNccl ? ['-DUSE_C10D_NCCL'] : []), ...(hasJpeg ? ['-DUNET_JPEG'] : []),
+  ...(hasGloo ? ['-DUSE_C10D_GLOO'] : []), ...(hasNccl ? ['-DUSE_C10D_NCCL'] : []),
 ];
 // (/usr/include is a system folder already; naming it again breaks libstdc++'s #include_next.)
 const includes = [napiInclude, addonInclude, ...torch.include, ...(hasNccl ? [ncclInclude] : [])].filter((i) => i !== '/usr/include').flatMap((i) => ['-isystem', i]);
@@ -174,7 +162,7 @@ const stampFile = join(outDir, 'unet_torch.stamp');
 const stampOf = (dir) => (existsSync(join(dir, 'unet_torch.node')) && existsSync(join(dir, 'unet_torch.stamp')) ? readFileSync(join(dir, 'unet_torch.stamp'), 'utf8') : null);
 if (!force && stampOf(outDir) === stamp) process.exit(0);
 mkdirSync(outDir, { recursive: true });
-const info = JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda, gloo: hasGloo, nccl: hasNccl, jpeg: hasJpeg }, null, 2);
+const info = JSON.stringify({ ...torch, version: `${ver.major}.${ver.minor}`, cuda: hasCuda, gloo: hasGloo, nccl: hasNccl }, null, 2);
 if (!force && cacheDir && stampOf(cacheDir) === stamp) {
   copyFileSync(join(cacheDir, 'unet_torch.node'), `${out}.tmp`);
   renameSync(`${out}.tmp`, out);

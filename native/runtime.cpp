@@ -101,7 +101,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT(cudaIsAvailable); EXPORT(cudaDeviceCount); EXPORT(setFlags); EXPORT(stats); EXPORT(mallocTrim); EXPORT(buildInfo);
   EXPORT(distInit); EXPORT(distInfo); EXPORT(distBroadcast); EXPORT(distAllreduce); EXPORT(distBarrier); EXPORT(distReducer);
   EXPORT(distBackward); EXPORT(distBatchNorm); EXPORT(distDestroy);
-  EXPORT(resample8); EXPORT(decodeJpeg);
+  EXPORT(resample8);
   return exports;
 }
 

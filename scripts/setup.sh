@@ -20,8 +20,6 @@ command -v g++ >/dev/null || pkgs+=(g++)
 # Debian's libtorch has Gloo (data-parallel training on CPU) compiled in, but its headers come with
 # libgloo-dev, which libtorch-dev does not pull in.
 [ -n "${LIBTORCH:-}" ] || [ ! -f /usr/include/ATen/ATen.h ] || [ -f /usr/include/gloo/config.h ] || pkgs+=(libgloo-dev)
-# JPEGs are decoded by the system libjpeg-turbo, as Pillow does (the addon builds without it, slower).
-[ -f /usr/include/jpeglib.h ] || pkgs+=(libjpeg-dev)
 # Debian's libtorch links the generic libblas.so.3; without an optimized provider it gets the
 # reference BLAS, which makes transposed convolutions ~15x slower. OpenBLAS (OpenMP build, like
 # libtorch) registers itself as the libblas.so.3 alternative. Its folder is the multiarch one

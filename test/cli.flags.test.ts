@@ -201,9 +201,8 @@ describe('the real command', { concurrency: 1 }, () => {
     assert.match(env.sharp.libvips, /^\d+\.\d+/);
     assert.equal(typeof env.distributed.gloo, 'boolean', 'the libtorch libraries were probed');
     assert.ok(Array.isArray(env.blas.loaded));
-    assert.equal(env.jpeg, 'libjpeg', 'the addon decodes JPEGs with the system libjpeg-turbo (setup installs libjpeg-dev)');
     const human = await runCli(['env']);
-    for (const k of ['unet-ts', 'Node.js', 'addon', 'libtorch', 'CUDA', 'cuDNN', 'devices', 'BLAS', 'threads', 'sharp', 'JPEG decoder', 'distributed']) assert.match(human.stdout, new RegExp(`^${k} `, 'm'));
+    for (const k of ['unet-ts', 'Node.js', 'addon', 'libtorch', 'CUDA', 'cuDNN', 'devices', 'BLAS', 'threads', 'sharp', 'distributed']) assert.match(human.stdout, new RegExp(`^${k} `, 'm'));
   });
 
   test('train --json, --resume without a path, predict --json and evaluate --json', async () => {

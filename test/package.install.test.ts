@@ -29,7 +29,7 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(packed.code, 0, packed.out);
   const tarball = join(dir, readdirSync(dir).find((n) => n.endsWith('.tgz')) as string);
   const list = sh('tar', ['tzf', tarball], dir).stdout.split('\n').filter(Boolean);
-  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/native/jpeg.cpp', 'package/README.md', 'package/LICENSE']) {
+  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/README.md', 'package/LICENSE']) {
     assert.ok(list.includes(f), `${f} is in the package`);
   }
   assert.ok(!list.some((f) => f.startsWith('package/test/') || f.startsWith('package/src/') || f.endsWith('.tsbuildinfo')), 'no tests, sources or build caches');

@@ -20,8 +20,6 @@ export interface EnvReport {
   threads: { intraOp?: number; backend?: string; UNET_THREADS?: string; OMP_NUM_THREADS?: string };
   sharp: { sharp?: string; libvips?: string; error?: string };
   distributed: Record<'gloo' | 'nccl' | 'mpi', boolean | null>;
-  /** JPEG decoder: the addon's, through the system libjpeg-turbo (Pillow's), or sharp's; null: not built. */
-  jpeg: 'libjpeg' | 'sharp' | null;
 }
 
 /** The dynamic symbol names of an ELF64 shared library (its .dynstr section), or null. */
@@ -75,12 +73,10 @@ export async function collectEnv(): Promise<EnvReport> {
     threads: { UNET_THREADS: process.env.UNET_THREADS, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS },
     sharp: {},
     distributed: { gloo: null, nccl: null, mpi: null },
-    jpeg: null,
   };
   try {
-    const info = JSON.parse(readFileSync(join(root, 'build', 'libtorch.json'), 'utf8')) as { source: string; lib: string; abi: string; cuda: boolean; jpeg?: boolean };
+    const info = JSON.parse(readFileSync(join(root, 'build', 'libtorch.json'), 'utf8')) as { source: string; lib: string; abi: string; cuda: boolean };
     Object.assign(r.libtorch, { source: info.source, lib: info.lib, cxx11Abi: info.abi, cudaBuild: info.cuda });
-    r.jpeg = info.jpeg ? 'libjpeg' : 'sharp';
   } catch {
     // not built yet: the addon line says how
   }
@@ -136,7 +132,6 @@ export function formatEnv(r: EnvReport): string {
     row('BLAS', `${r.blas.loaded.length ? r.blas.loaded.join(', ') : 'none loaded as a library'}${r.blas.builtWith ? ` (libtorch built with BLAS_INFO=${r.blas.builtWith})` : ''}`),
     row('threads', `${r.threads.intraOp ?? '?'} intra-op (${r.threads.backend ?? '?'}; UNET_THREADS=${r.threads.UNET_THREADS ?? 'unset'}, OMP_NUM_THREADS=${r.threads.OMP_NUM_THREADS ?? 'unset'})`),
     row('sharp', r.sharp.error ? `not loadable: ${r.sharp.error}` : `${r.sharp.sharp}, libvips ${r.sharp.libvips}`),
-    row('JPEG decoder', r.jpeg === 'libjpeg' ? 'system libjpeg-turbo (as Pillow)' : r.jpeg === 'sharp' ? 'sharp (built without libjpeg headers: apt-get install libjpeg-dev, then npm run build)' : 'not built'),
     row('distributed', `gloo ${yesNo(r.distributed.gloo)}, nccl ${yesNo(r.distributed.nccl)}, mpi ${yesNo(r.distributed.mpi)}`),
   ].join('\n');
 }

@@ -26,7 +26,6 @@ import {
 } from './decode.js';
 import { type FileFormat, type HeaderInfo, readHeader } from './formats.js';
 import { decodeGifIndices } from './gif.js';
-import { decodeJpeg } from './jpeg.js';
 import { parseNpyHeader, type NpyArray } from './npy.js';
 import { dropLastChannel, greyToRgb, hwcToChw, rgbToLuma, toChwFloat32 } from './pixels.js';
 import { paletteIsGrey, pngPalette } from './png.js';
@@ -93,12 +92,6 @@ export async function readImageRaw(path: string, opts: ReadOptions = {}): Promis
   const { meta, grey, warnings } = await inspect(bytes, path, format, maxPixels);
   const isFloat = meta.depth !== 'uchar' && meta.depth !== 'ushort';
   const is16 = meta.depth === 'ushort';
-  if (format === 'jpeg' && (meta.space === 'srgb' || meta.space === 'b-w') && meta.depth === 'uchar') {
-    const jpeg = await decodeJpeg(bytes);
-    if (jpeg && jpeg.channels === (grey ? 1 : 3) && jpeg.width === meta.width && jpeg.height === meta.height) {
-      return resizeAndFinish(jpeg.data, jpeg.channels, meta, opts, path, 255, 8, warnings);
-    }
-  }
   let pipeline = sharp(bytes, SHARP_INPUT);
   if (meta.hasAlpha) pipeline = pipeline.removeAlpha();
   if (!(meta.space === 'b-w' || meta.space === 'grey16') && grey) pipeline = pipeline.extractChannel(0); // grey palette

@@ -59,13 +59,6 @@ export interface ProcessGroupState {
 }
 
 /** [H,W,C] interleaved 8-bit pixels. */
-export interface DecodedJpegPixels {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: 1 | 3;
-}
-
 /** Pillow's 8-bit resampling taps (native/resample.cpp); null skips that pass. */
 type TapArg = Int32Array | null;
 
@@ -272,8 +265,6 @@ export interface NativeModule {
     hStart: TapArg, hCount: TapArg, hWeights: TapArg, vStart: TapArg, vCount: TapArg, vWeights: TapArg,
   ): Promise<void>;
 
-  // ---- jpeg.cpp: JPEG decoding with the system libjpeg-turbo, on the libuv pool (rejects when not built in)
-  decodeJpeg(bytes: Uint8Array): Promise<DecodedJpegPixels>;
 }
 
 // Each name once; `satisfies` makes the compiler refuse a name missing here or not in NativeModule.
@@ -299,7 +290,7 @@ const names = {
   setFlags: 1, stats: 1, mallocTrim: 1, buildInfo: 1,
   distInit: 1, distInfo: 1, distBroadcast: 1, distAllreduce: 1, distBarrier: 1, distReducer: 1, distBackward: 1,
   distBatchNorm: 1, distDestroy: 1,
-  resample8: 1, decodeJpeg: 1,
+  resample8: 1,
 } satisfies Record<keyof NativeModule, 1>;
 
 /** The names the addon exports, sorted. */
