@@ -13,7 +13,7 @@ import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { freePort, startTs } from './helpers/dist.js';
-import { PY_EXCHANGE, loadTensors } from './helpers/exchange.js';
+import { PY_EXCHANGE, assertMovedAsReference, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, hasTorch, runPython } from './helpers/python.js';
 import { PY_IMPORT_REFERENCE, REFERENCE_ROOT } from './helpers/reference.js';
 
@@ -106,19 +106,7 @@ test('accumulation over an odd number of micro-batches per rank: no allreduce on
   try {
     // After each epoch (at its validation) both ranks hold the same bits: weights, and BatchNorm statistics broadcast from rank 0.
     for (const [a, b] of ours) for (const [k, t] of a) assert.equal(E.tidy(() => t.sub(b.get(k) as E.Tensor).abs().amax().item()), 0, `${k} differs between the ranks`);
-    let worst = 0;
-    for (const [k, ref] of final) {
-      E.tidy(() => {
-        const t = ours[1][0].get(k) as E.Tensor;
-        if (k.endsWith('num_batches_tracked')) return assert.equal(t.item(), ref.item(), k);
-        // Relative to how far the tensor moved in training (weights and running statistics alike).
-        const change = ref.sub(init.get(k) as E.Tensor).abs().amax().item();
-        const err = t.sub(ref).abs().amax().item();
-        assert.ok(change > 0, `${k} did not change`);
-        assert.ok(err <= 1e-3 * change + 1e-6, `${k}: max error ${err} against PyTorch DDP, for a change of ${change}`);
-        worst = Math.max(worst, err / change);
-      });
-    }
+    const worst = assertMovedAsReference(ours[1][0], init, final, { rel: 1e-3, abs: 1e-6, what: 'PyTorch DDP' });
     console.log(`ours vs PyTorch DDP after 2 epochs: max error / change ${worst.toExponential(2)} over ${final.size} tensors`);
   } finally {
     E.dispose([...init.values(), ...final.values(), ...ours.flat().flatMap((m) => [...m.values()])]);

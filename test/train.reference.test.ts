@@ -14,7 +14,7 @@ import { validationDice } from '../src/metrics/evaluate.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { loadCheckpoint, weightsToTensors } from '../src/model/checkpoint.js';
 import { train } from '../src/train/train.js';
-import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
+import { PY_EXCHANGE, assertMovedAsReference, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
 import { PY_IMPORT_REFERENCE, REFERENCE_ROOT } from './helpers/reference.js';
 import { tempDir } from './helpers/workdir.js';
@@ -99,17 +99,7 @@ test('3 epochs of train() equal the reference loop: weights, lr, losses, validat
   const init = loadTensors(dir, 'init.json');
   const final = loadTensors(dir, 'final.json');
   const ours = weightsToTensors(ck.model);
-  for (const [name, ref] of final) {
-    E.tidy(() => {
-      const t = ours.get(name) as E.Tensor;
-      if (name.endsWith('num_batches_tracked')) return assert.equal(t.item(), ref.item(), name);
-      // Relative to how far the tensor moved in training (running stats and weights alike).
-      const change = ref.sub(init.get(name) as E.Tensor).abs().amax().item();
-      const err = t.sub(ref).abs().amax().item();
-      assert.ok(change > 0, `${name} did not change`);
-      assert.ok(err <= 1e-3 * change + 1e-6, `${name}: max error ${err} against a change of ${change}`);
-    });
-  }
+  assertMovedAsReference(ours, init, final, { rel: 1e-3, abs: 1e-6, what: 'the reference loop' });
   E.dispose([...init.values(), ...final.values(), ...ours.values()]);
 });
 

@@ -1,4 +1,5 @@
 /** Raw-file tensor exchange with Python tests (independent of our .pth code, so it can check it). */
+import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from '../../src/engine/index.js';
@@ -58,3 +59,27 @@ def dump(d, tensors, name):
         m.append({'name': k, 'file': f, 'shape': list(t.shape), 'dtype': str(t.dtype).replace('torch.', '')})
     json.dump(m, open(os.path.join(d, name), 'w'))
 `;
+
+/**
+ * Every tensor of `ours` against the reference's `final`, relative to how far the reference moved
+ * it from `init` (weights and running statistics alike): a skipped update is an error as large as
+ * the change itself. Asserts change > 0 and max |ours - final| <= rel * change + abs for each;
+ * num_batches_tracked must be equal. Returns the worst error / change.
+ */
+export function assertMovedAsReference(
+  ours: Map<string, Tensor>, init: Map<string, Tensor>, final: Map<string, Tensor>, tol: { rel: number; abs?: number; what: string },
+): number {
+  let worst = 0;
+  for (const [name, ref] of final) {
+    E.tidy(() => {
+      const t = ours.get(name) as Tensor;
+      if (name.endsWith('num_batches_tracked')) return assert.equal(t.item(), ref.item(), name);
+      const change = ref.sub(init.get(name) as Tensor).abs().amax().item();
+      const err = t.sub(ref).abs().amax().item();
+      assert.ok(change > 0, `${name}: the reference did not change it`);
+      assert.ok(err <= tol.rel * change + (tol.abs ?? 0), `${name}: max error ${err} against ${tol.what}, ${((100 * err) / change).toFixed(2)}% of its change ${change}`);
+      worst = Math.max(worst, err / change);
+    });
+  }
+  return worst;
+}
