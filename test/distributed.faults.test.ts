@@ -50,7 +50,10 @@ test('--nproc-per-node 2 trains; the checkpoint records the world size and resum
   assert.ok(existsSync(join(dir, 'ckpt', 'checkpoint_epoch2.pth')));
 });
 
-test('a worker killed with kill -9: the launcher and the other worker exit non-zero, naming the rank; nothing is left', { timeout: 300_000 }, async () => {
+// Gloo's own text for a lost peer ("[../gloo/transport/tcp/pair.cc:589] Read error [127.0.0.1]:45484: Connection reset by peer").
+const RAW_GLOO = /pair\.cc|gloo\/|Read error|Connection reset|Application timeout|timed out!/i;
+
+test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text, rank 0 saves INTERRUPTED.pth (the last optimizer step) which resumes, exit 1, nothing left', { timeout: 300_000 }, async () => {
   const dir = sub('kill');
   const port = String(await freePort());
   const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '30']);
@@ -61,14 +64,49 @@ test('a worker killed with kill -9: the launcher and the other worker exit non-z
   assert.ok(victim);
   process.kill(victim.pid, 'SIGKILL');
   const r = await run.done;
-  assert.notEqual(r.code, 0);
+  assert.equal(r.code, 1, r.out); // README: a worker killed by a signal makes the launcher exit 1
   assert.ok(r.ms < 200_000);
-  assert.match(r.out, /launcher: rank 1 \(pid \d+\) was killed by SIGKILL/);
+  assert.equal(r.out.match(/worker 1 died/g)?.length, 1, r.out);
+  assert.match(r.out, /launcher: worker 1 died \(pid \d+, killed by SIGKILL\)/);
+  assert.doesNotMatch(r.out, RAW_GLOO, 'no raw Gloo text');
+  assert.doesNotMatch(r.out, /SIGTERM: finishing/, 'no promise of a save');
   assert.doesNotMatch(r.out, /\n\s+at /, 'no stack trace');
   for (const w of workers) assert.ok(!alive(w.pid), `worker ${w.pid} is still running`);
-  // The last checkpoint loads and resumes.
-  const resumed = await startTs(CLI, [...trainArgs(dir), '-e', '2', '--load', join(dir, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  // Rank 0 announces the file it wrote, and it holds at least the steps of epoch 1.
+  const interrupted = join(dir, 'ckpt', 'INTERRUPTED.pth');
+  assert.match(r.out, /error: rank 0: lost the connection to the other workers while .*; saved \S+INTERRUPTED\.pth \(weights and training state after optimizer step \d+/);
+  assert.ok(existsSync(interrupted), r.out);
+  const [ck, epoch1] = [await loadCheckpoint(interrupted), await loadCheckpoint(join(dir, 'ckpt', 'checkpoint_epoch1.pth'))];
+  assert.ok((ck.globalStep ?? 0) >= (epoch1.globalStep ?? 0) && ck.epoch >= 1, `${ck.globalStep} ${ck.epoch}`);
+  const resumed = await startTs(CLI, [...trainArgs(dir), '-e', String(ck.epoch + 1), '--load', interrupted]).done;
   assert.equal(resumed.code, 0, resumed.out);
+  assert.match(resumed.out, /Resuming from .*INTERRUPTED\.pth/);
+});
+
+test('a hung worker (SIGSTOP) with --dist-timeout 6: rank 0 saves INTERRUPTED.pth and the run ends within the timeout plus a few seconds, the hung worker killed', { timeout: 300_000 }, async () => {
+  const dir = sub('hung');
+  const port = String(await freePort());
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '6']);
+  await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
+  const workers = childrenOf(run.child.pid as number);
+  const victim = workers.find((w) => w.rank === '1');
+  assert.ok(victim);
+  const t0 = performance.now();
+  process.kill(victim.pid, 'SIGSTOP');
+  try {
+    const r = await run.done;
+    const seconds = (performance.now() - t0) / 1000;
+    // 6 s, rank 0's save and exit, 3 s for the hung worker to go (before: 6 s + a 30 s grace).
+    assert.ok(seconds < 6 + 10, `the run ended ${seconds.toFixed(1)} s after the worker hung`);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /error: rank 0: no answer from the other workers within --dist-timeout 6s while .*; saved \S+INTERRUPTED\.pth/);
+    assert.match(r.out, /launcher: worker 1 did not exit within 3s \(hung\?\); killing it/);
+    assert.doesNotMatch(r.out, RAW_GLOO);
+    assert.ok(existsSync(join(dir, 'ckpt', 'INTERRUPTED.pth')), r.out);
+    for (const w of workers) assert.ok(!alive(w.pid), `worker ${w.pid} is still running`);
+  } finally {
+    if (alive(victim.pid)) process.kill(victim.pid, 'SIGKILL');
+  }
 });
 
 test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', { timeout: 300_000 }, async () => {
