@@ -2,14 +2,14 @@
 // on another number of processes, and the faults of issue 14 (a worker killed, Ctrl-C/SIGTERM,
 // port in use, unreachable master, mismatched world sizes, data that differs between ranks).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { alive, childrenOf, freePort, startTs } from './helpers/dist.js';
+import { alive, childrenOf, freePort, startTs, stopped } from './helpers/dist.js';
 
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
 let root = '';
@@ -54,11 +54,6 @@ test('--nproc-per-node 2 trains; the checkpoint records the world size and resum
 const RAW_GLOO = /pair\.cc|gloo\/|Read error|Connection reset|Application timeout|timed out!/i;
 /** Both workers exec'd (their RANK readable): before, a forked child still has the launcher's environment. */
 const bothStarted = (launcher: number) => childrenOf(launcher).filter((w) => w.rank !== null).length === 2;
-/** True while `pid` is stopped (SIGSTOP): state T in /proc. */
-const stopped = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
-};
 
 test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text, rank 0 saves INTERRUPTED.pth at the last optimizer step, which resumes; exit 1, nothing left', { timeout: 300_000 }, async () => {
   const dir = sub('kill');
