@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { alive, childrenOf, freePort, startTs } from './helpers/dist.js';
+import { alive, childrenOf, freePort, startTs, stopped } from './helpers/dist.js';
 
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
 let root = '';
@@ -50,25 +50,66 @@ test('--nproc-per-node 2 trains; the checkpoint records the world size and resum
   assert.ok(existsSync(join(dir, 'ckpt', 'checkpoint_epoch2.pth')));
 });
 
-test('a worker killed with kill -9: the launcher and the other worker exit non-zero, naming the rank; nothing is left', { timeout: 300_000 }, async () => {
+// Gloo's own text for a lost peer ("[../gloo/transport/tcp/pair.cc:589] Read error [127.0.0.1]:45484: Connection reset by peer").
+const RAW_GLOO = /pair\.cc|gloo\/|Read error|Connection reset|Application timeout|timed out!/i;
+/** Both workers exec'd (their RANK readable): before, a forked child still has the launcher's environment. */
+const bothStarted = (launcher: number) => childrenOf(launcher).filter((w) => w.rank !== null).length === 2;
+
+test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text, rank 0 saves INTERRUPTED.pth at the last optimizer step, which resumes; exit 1, nothing left', { timeout: 300_000 }, async () => {
   const dir = sub('kill');
   const port = String(await freePort());
-  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '30']);
-  await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
+  // 6 training images, 3 per rank at -b 2: 2 steps per epoch. Rank 1 dies before its 2nd batch of
+  // epoch 2, so rank 0's 2nd backward of epoch 2 fails: the last step done is epoch 1's + 1.
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '30'], { env: { UNET_TEST_SIGNAL_AT: 'SIGKILL:1:2:2' } });
+  await waitFor(() => bothStarted(run.child.pid as number), 60_000);
   const workers = childrenOf(run.child.pid as number);
-  assert.equal(workers.length, 2, JSON.stringify(workers));
-  const victim = workers.find((w) => w.rank === '1');
-  assert.ok(victim);
-  process.kill(victim.pid, 'SIGKILL');
   const r = await run.done;
-  assert.notEqual(r.code, 0);
-  assert.ok(r.ms < 200_000);
-  assert.match(r.out, /launcher: rank 1 \(pid \d+\) was killed by SIGKILL/);
+  assert.equal(r.code, 1, r.out); // README: a worker killed by a signal makes the launcher exit 1
+  assert.equal(r.out.match(/worker 1 died/g)?.length, 1, r.out);
+  assert.match(r.out, /launcher: worker 1 died \(pid \d+, killed by SIGKILL\)/);
+  assert.doesNotMatch(r.out, RAW_GLOO, 'no raw Gloo text');
+  assert.doesNotMatch(r.out, /SIGTERM: finishing/, 'no promise of a save');
   assert.doesNotMatch(r.out, /\n\s+at /, 'no stack trace');
   for (const w of workers) assert.ok(!alive(w.pid), `worker ${w.pid} is still running`);
-  // The last checkpoint loads and resumes.
-  const resumed = await startTs(CLI, [...trainArgs(dir), '-e', '2', '--load', join(dir, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  // Rank 0 announces the file it wrote: the state after the first step of epoch 2 (resuming repeats epoch 2).
+  const interrupted = join(dir, 'ckpt', 'INTERRUPTED.pth');
+  const epoch1 = await loadCheckpoint(join(dir, 'ckpt', 'checkpoint_epoch1.pth'));
+  const step = epoch1.globalStep + 1;
+  assert.match(r.out, new RegExp(`error: rank 0: lost the connection to the other workers while [^;]+; saved \\S+INTERRUPTED\\.pth \\(weights and training state after optimizer step ${step}; resuming from it repeats epoch 2\\)`));
+  assert.ok(existsSync(interrupted), r.out);
+  const ck = await loadCheckpoint(interrupted);
+  assert.deepEqual([ck.epoch, ck.globalStep], [1, step]);
+  const resumed = await startTs(CLI, [...trainArgs(dir), '-e', '2', '--load', interrupted]).done;
   assert.equal(resumed.code, 0, resumed.out);
+  assert.match(resumed.out, /Resuming from .*INTERRUPTED\.pth/);
+  assert.ok(existsSync(join(dir, 'ckpt', 'checkpoint_epoch2.pth')));
+});
+
+test('a hung worker (SIGSTOP mid-epoch) with --dist-timeout 6: rank 0 saves INTERRUPTED.pth and the run ends within the timeout plus a few seconds, the hung worker killed', { timeout: 300_000 }, async () => {
+  const dir = sub('hung');
+  const port = String(await freePort());
+  const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '6'], { env: { UNET_TEST_SIGNAL_AT: 'SIGSTOP:1:2:2' } });
+  await waitFor(() => bothStarted(run.child.pid as number), 60_000);
+  const workers = childrenOf(run.child.pid as number);
+  const victim = workers.find((w) => w.rank === '1');
+  assert.ok(victim);
+  try {
+    await waitFor(() => stopped(victim.pid), 240_000);
+    const t0 = performance.now();
+    const r = await run.done;
+    const seconds = (performance.now() - t0) / 1000;
+    // 6 s, rank 0's save and exit, 3 s for the hung worker to go (before: 6 s + a 30 s grace).
+    assert.ok(seconds < 6 + 10, `the run ended ${seconds.toFixed(1)} s after the worker hung`);
+    assert.equal(r.code, 1, r.out);
+    const step = (await loadCheckpoint(join(dir, 'ckpt', 'checkpoint_epoch1.pth'))).globalStep + 1;
+    assert.match(r.out, new RegExp(`error: rank 0: no answer from the other workers within --dist-timeout 6s while [^;]+; saved \\S+INTERRUPTED\\.pth \\(weights and training state after optimizer step ${step};`));
+    assert.match(r.out, /launcher: worker 0 exited with code 1; stopping the other workers\nlauncher: worker 1 did not exit within 3s \(hung\?\); killing it/);
+    assert.doesNotMatch(r.out, RAW_GLOO);
+    assert.equal((await loadCheckpoint(join(dir, 'ckpt', 'INTERRUPTED.pth'))).globalStep, step);
+    for (const w of workers) assert.ok(!alive(w.pid), `worker ${w.pid} is still running`);
+  } finally {
+    if (alive(victim.pid)) process.kill(victim.pid, 'SIGKILL');
+  }
 });
 
 test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', { timeout: 300_000 }, async () => {

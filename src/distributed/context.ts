@@ -36,12 +36,15 @@ export class DistContext {
   readonly isMain: boolean;
   private stopRequested = false;
   private readonly stopCtrl = new AbortController();
+  /** The model's buffers and their values at the last optimizer step (see restoreStepBuffers). */
+  private stepBuffers: { live: Tensor; copy: Tensor }[] = [];
 
   private constructor(
     readonly worker: WorkerEnv,
     readonly backend: Backend,
     /** Device of the tensors collectives run on (NCCL: the GPU). */
     private readonly commDevice: Device,
+    private readonly timeoutSeconds: number,
   ) {
     this.isMain = worker.rank === 0;
   }
@@ -70,7 +73,7 @@ export class DistContext {
         `rank ${worker.rank}: the workers did not all meet at ${where} within ${o.timeoutSeconds}s (${firstLine(msg)}). Check --master-addr/--master-port (MASTER_ADDR/MASTER_PORT), that the master is reachable, and that every worker has the same world size (this one: ${worker.worldSize}).`,
       );
     }
-    return new DistContext(worker, backend, backend === 'nccl' ? o.device : 'cpu');
+    return new DistContext(worker, backend, backend === 'nccl' ? o.device : 'cpu', o.timeoutSeconds);
   }
 
   /** Turns a failed collective into one line naming this rank. */
@@ -78,23 +81,38 @@ export class DistContext {
     try {
       return await p();
     } catch (e) {
-      if ((e as { code?: string }).code !== 'ERR_DIST') throw e;
-      throw new DistError(`rank ${this.rank}: ${what} failed: another worker stopped or did not answer within the timeout (${firstLine((e as Error).message)})`);
+      throw this.asFailure(e, what) ?? e;
     }
+  }
+
+  /**
+   * A collective's failure (a DistError, or a raw ERR_DIST such as sync-BN's forward throws) as one
+   * line: a peer that stopped answering within --dist-timeout, or one whose connection closed (it
+   * died; our launcher names it). The backend's own text (Gloo's "pair.cc ... Connection reset by
+   * peer") only with UNET_DEBUG set. Null for any other error.
+   */
+  asFailure(e: unknown, what = 'computing BatchNorm statistics (sync-BN)'): DistError | null {
+    if (e instanceof DistError) return e;
+    if ((e as { code?: string })?.code !== 'ERR_DIST') return null;
+    const raw = firstLine((e as Error).message);
+    const why = /timed? ?out/i.test(raw)
+      ? `no answer from the other workers within --dist-timeout ${this.timeoutSeconds}s while ${what} (a worker hung or cannot be reached)`
+      : `lost the connection to the other workers while ${what} (a worker stopped or died)`;
+    return new DistError(`rank ${this.rank}: ${why}${process.env.UNET_DEBUG ? ` [${this.backend}: ${raw}]` : ''}`);
   }
 
   /** Equal values of `text` on every rank, or an error naming what differs (data, configuration). */
   async checkSame(what: string, text: string): Promise<void> {
     const h = Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 12), 16);
-    const [max, negMin] = await this.reduce([h, -h], 'max');
+    const [max, negMin] = await this.reduce([h, -h], 'max', `comparing ${what}`);
     if (max !== -negMin) throw new DistError(`rank ${this.rank}: the workers do not agree on ${what}; every worker must see the same data and flags`);
   }
 
   /** Element-wise reduction of numbers over the ranks (float64). */
-  async reduce(values: number[], op: E.ReduceOp = 'sum'): Promise<number[]> {
+  async reduce(values: number[], op: E.ReduceOp = 'sum', what = 'reducing values'): Promise<number[]> {
     const t = E.tensor(Float64Array.from(values), [values.length], { dtype: 'float64' }).to({ device: this.commDevice });
     try {
-      await this.guard('a reduction', () => E.allreduce([t], op));
+      await this.guard(what, () => E.allreduce([t], op));
       return t.toArray();
     } finally {
       t.dispose();
@@ -103,7 +121,7 @@ export class DistContext {
 
   /** Sums a tensor over the ranks, in place. */
   async reduceTensor(t: Tensor): Promise<void> {
-    await this.guard('a reduction', () => E.allreduce([t], 'sum'));
+    await this.guard('reducing values', () => E.allreduce([t], 'sum'));
   }
 
   /**
@@ -114,6 +132,7 @@ export class DistContext {
     const tensors = [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)];
     await this.guard('broadcasting the weights', () => E.broadcast(tensors, 0));
     E.createReducer(model.parameters());
+    this.stepBuffers = model.namedBuffers().map(([, b]) => ({ live: b, copy: b.clone().keep() }));
     if (syncBn) for (const m of model.modules()) if (m instanceof BatchNorm2d) m.syncStats = true;
   }
 
@@ -130,6 +149,18 @@ export class DistContext {
   /** backward() with gradients averaged over the ranks (sync) or accumulated locally (no_sync). */
   async backward(loss: Tensor, sync: boolean): Promise<void> {
     await this.guard('synchronising gradients', () => E.backwardSynced(loss, sync));
+    // A synchronised backward is followed by the (synchronous) optimizer step: these are the
+    // buffers of that step, whatever forwards run before the next one.
+    if (sync) for (const b of this.stepBuffers) b.copy.copy_(b.live);
+  }
+
+  /**
+   * The model's buffers (BatchNorm running statistics) back to their values at the last optimizer
+   * step, after a failed collective: the forwards since then updated them, the weights did not
+   * change. With the weights and optimizer state, a consistent point to save.
+   */
+  restoreStepBuffers(): void {
+    for (const b of this.stepBuffers) b.live.copy_(b.copy);
   }
 
   /** This rank's training samples for an epoch (DistributedSampler). */
@@ -153,8 +184,10 @@ export class DistContext {
   }
 
   async close(): Promise<void> {
-    await this.guard('the final barrier', () => E.barrier());
+    await this.guard('waiting at the final barrier', () => E.barrier());
     await E.destroyProcessGroup();
+    E.dispose(this.stepBuffers.map((b) => b.copy));
+    this.stepBuffers = [];
   }
 }
 

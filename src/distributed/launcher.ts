@@ -1,7 +1,7 @@
 /**
  * `unet train --nproc-per-node N`: torchrun's job for this machine. Spawns N workers (this same
  * command line, with RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set), forwards
- * Ctrl-C/SIGTERM to them, and when one fails stops the others and names it. Workers hold an IPC
+ * Ctrl-C/SIGTERM to them, and when one fails names it and ends the others. Workers hold an IPC
  * channel to the launcher and exit when it closes, so none outlives the launcher.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,7 +13,7 @@ export interface LaunchOptions {
   nodeRank: number;
   masterAddr: string;
   masterPort: number;
-  /** Seconds a failed run's remaining workers get to exit before they are killed. */
+  /** Seconds rank 0 gets, once another worker failed, to save INTERRUPTED.pth and exit before it is killed. */
   graceSeconds?: number;
   /** Command line to run per worker (default: this process's). */
   argv?: string[];
@@ -25,6 +25,11 @@ export const LAUNCHED_ENV = 'UNET_LAUNCHED';
 
 const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: EXIT.interrupted, SIGTERM: EXIT.terminated };
 
+/** Seconds a worker gets to exit on its own once another failed: it saves nothing (rank 0 alone writes). */
+const PEER_EXIT_SECONDS = 3;
+/** Seconds rank 0 gets to answer the launcher once another failed; one that does not is hung. */
+const MAIN_ANSWER_SECONDS = 10;
+
 /** Runs the workers of this node; resolves with the exit code for the launcher. */
 export function launch(o: LaunchOptions): Promise<number> {
   const log = o.log ?? ((l: string) => console.error(l));
@@ -32,21 +37,11 @@ export function launch(o: LaunchOptions): Promise<number> {
   const argv = o.argv ?? [...process.execArgv, process.argv[1], ...process.argv.slice(2)];
   // One intra-op thread per worker unless the user chose (torchrun sets OMP_NUM_THREADS=1 too).
   const threads = process.env.UNET_THREADS ?? '1';
-  const children: { rank: number; proc: ChildProcess; done: boolean }[] = [];
+  const children: Worker[] = [];
   return new Promise((resolvePromise) => {
     let failed: { rank: number; code: number } | null = null;
     let signalled: NodeJS.Signals | null = null;
-    let killTimer: NodeJS.Timeout | null = null;
     const running = () => children.filter((c) => !c.done);
-    const stopAll = (sig: NodeJS.Signals) => {
-      for (const c of running()) c.proc.kill(sig);
-      if (!killTimer) {
-        killTimer = setTimeout(() => {
-          for (const c of running()) c.proc.kill('SIGKILL');
-        }, (o.graceSeconds ?? 30) * 1000);
-        killTimer.unref();
-      }
-    };
     const onSignal = (sig: NodeJS.Signals) => {
       if (signalled) return;
       signalled = sig;
@@ -72,26 +67,62 @@ export function launch(o: LaunchOptions): Promise<number> {
         [LAUNCHED_ENV]: '1',
       };
       const proc = spawn(process.execPath, argv, { env, stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
-      const child = { rank, proc, done: false };
+      const child: Worker = { rank, proc, done: false, killTimer: null };
       children.push(child);
+      // Rank 0 answers once another worker failed: it is alive (saving INTERRUPTED.pth, or about to
+      // fail its next collective), so it gets the whole grace period.
+      proc.on('message', (m) => {
+        if ((m as { unet?: string })?.unet === 'pong' && failed) killAfter(child, o.graceSeconds ?? 30, log);
+      });
       proc.on('exit', (code, sig) => {
         child.done = true;
-        const exitCode = code ?? (sig ? 128 + (sig === 'SIGKILL' ? 9 : sig === 'SIGTERM' ? 15 : sig === 'SIGINT' ? 2 : 1) : 1);
-        if (exitCode !== 0 && !failed && !signalled) {
-          failed = { rank, code: exitCode };
-          log(`launcher: rank ${rank} (pid ${proc.pid}) ${sig ? `was killed by ${sig}` : `exited with code ${code}`}; stopping the other workers`);
-          stopAll('SIGTERM');
+        if (child.killTimer) clearTimeout(child.killTimer);
+        if ((code ?? 1) !== 0 && !failed && !signalled) {
+          // A signal's death has no message of its own: one line here. An exit code follows the worker's own error line.
+          failed = { rank, code: sig ? EXIT.error : (code ?? EXIT.error) };
+          log(`launcher: ${sig ? `worker ${rank} died (pid ${proc.pid}, killed by ${sig})` : `worker ${rank} exited with code ${code}`}; stopping the other workers`);
+          stopOthers(running(), log);
         }
         if (running().length === 0) {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
-          if (killTimer) clearTimeout(killTimer);
           const worst = children.map((c) => c.proc.exitCode ?? 1).find((c) => c !== 0) ?? 0;
-          resolvePromise(signalled ? (SIGNAL_CODES[signalled] ?? 1) : failed ? failed.code || 1 : worst);
+          resolvePromise(signalled ? (SIGNAL_CODES[signalled] ?? 1) : failed ? failed.code : worst);
         }
       });
     }
   });
+}
+
+interface Worker {
+  rank: number;
+  proc: ChildProcess;
+  done: boolean;
+  killTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * After a worker failed: the others fail their next collective and exit by themselves (a dead peer
+ * within moments, a hung one within --dist-timeout). Those still there after a few seconds are hung
+ * (or stopped) and are killed, so the run ends within --dist-timeout plus a few seconds; rank 0,
+ * which may be saving INTERRUPTED.pth, is asked first and killed only if it does not answer.
+ */
+function stopOthers(workers: Worker[], log: (line: string) => void): void {
+  for (const c of workers) {
+    const main = c.rank === 0 && c.proc.connected;
+    if (main) c.proc.send({ unet: 'ping' }, () => {}); // a send error: it is exiting anyway
+    killAfter(c, main ? MAIN_ANSWER_SECONDS : PEER_EXIT_SECONDS, log);
+  }
+}
+
+function killAfter(c: Worker, seconds: number, log: (line: string) => void): void {
+  if (c.killTimer) clearTimeout(c.killTimer);
+  c.killTimer = setTimeout(() => {
+    if (c.done) return;
+    log(`launcher: worker ${c.rank} did not exit within ${seconds}s (hung?); killing it`);
+    c.proc.kill('SIGKILL');
+  }, seconds * 1000);
+  c.killTimer.unref();
 }
 
 /** In a worker our launcher started: exit when the launcher is gone (its IPC channel closes). */
@@ -101,5 +132,9 @@ export function exitWithLauncher(): void {
   process.on('disconnect', () => {
     console.error(`rank ${process.env.RANK}: the launcher is gone; exiting`);
     process.exit(1);
+  });
+  // The launcher asks once another worker failed: an answer shows this one is not hung.
+  process.on('message', (m) => {
+    if ((m as { unet?: string })?.unet === 'ping') process.send?.({ unet: 'pong' });
   });
 }

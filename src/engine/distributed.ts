@@ -48,9 +48,18 @@ export function createReducer(params: Tensor[], bucketCapMB = 25): void {
 export function backwardSynced(loss: Tensor, sync: boolean): Promise<void> {
   return N.distBackward(loss.h, sync);
 }
-/** Training-mode BatchNorm with statistics over all ranks (forward and backward). */
+/**
+ * Training-mode BatchNorm with statistics over all ranks (forward and backward). Its forward
+ * allreduce runs here, synchronously: a failure there is a collective's (code ERR_DIST), as the
+ * Promises' rejections.
+ */
 export function syncBatchNorm(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: number, eps: number): Tensor {
-  return wrap(N.distBatchNorm(x.h, weight.h, bias.h, runningMean.h, runningVar.h, momentum, eps));
+  try {
+    return wrap(N.distBatchNorm(x.h, weight.h, bias.h, runningMean.h, runningVar.h, momentum, eps));
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_TORCH') (e as { code?: string }).code = 'ERR_DIST';
+    throw e;
+  }
 }
 export function destroyProcessGroup(): Promise<void> {
   return N.distDestroy();

@@ -12,6 +12,7 @@ import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
 import { UNet, type UNetArgs } from '../model/index.js';
 import { GradScaler } from '../optim/index.js';
 import { TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
+import { saveAfterDistFailure } from './dist-failure.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, trainEpoch } from './epoch.js';
 import { checkArgs, createRun, describeRun, loadData } from './setup.js';
@@ -97,10 +98,15 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   const best = new BestWeights();
   release.push(() => best.dispose()); // also when an error ends the run
   let epoch = startEpoch;
-  for (; epoch <= cfg.epochs; epoch++) {
-    const stats = await trainEpoch(run, epoch);
-    if (stats.aborted) break;
-    if (await endEpoch(run, epoch, stats, result, best)) break;
+  const firstStep = run.globalStep;
+  try {
+    for (; epoch <= cfg.epochs; epoch++) {
+      const stats = await trainEpoch(run, epoch);
+      if (stats.aborted) break;
+      if (await endEpoch(run, epoch, stats, result, best)) break;
+    }
+  } catch (e) {
+    throw await saveAfterDistFailure(run, e, epoch, firstStep, result.lastScore); // a worker died or hung
   }
   if (run.hooks.signal?.aborted) {
     result.interrupted = true;

@@ -64,12 +64,18 @@ export function childrenOf(pid: number): { pid: number; rank: string | null }[] 
   return out;
 }
 
-/** True while `pid` runs (a zombie, ended but not yet reaped by its new parent, counts as ended). */
-export function alive(pid: number): boolean {
+/** The state letter of `pid` in /proc (R, S, T for stopped, Z for zombie...), or null when it is gone. */
+function procState(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   } catch {
-    return false;
+    return null;
   }
 }
+
+/** True while `pid` runs (a zombie, ended but not yet reaped by its new parent, counts as ended). */
+export const alive = (pid: number): boolean => !['Z', null].includes(procState(pid));
+
+/** True while `pid` is stopped (SIGSTOP). */
+export const stopped = (pid: number): boolean => procState(pid) === 'T';
