@@ -44,6 +44,19 @@ async function checkpoint(name: string, config: Record<string, unknown>): Promis
   return file;
 }
 
+/** `<name>-imgs/` and `<name>-masks/` holding the pairs `<id>.png` (size x size; masks all `mask`). */
+async function pairFolders(name: string, ids: readonly string[], size: number, mask: number): Promise<{ imgs: string; masks: string }> {
+  const imgs = join(dir, `${name}-imgs`);
+  const masks = join(dir, `${name}-masks`);
+  mkdirSync(imgs);
+  mkdirSync(masks);
+  for (const id of ids) {
+    await greyPng(join(imgs, `${id}.png`), size, size);
+    await greyPng(join(masks, `${id}.png`), size, size, mask);
+  }
+  return { imgs, masks };
+}
+
 const pcfg = (over: Partial<PredictConfig>): PredictConfig => ({ ...defaults(predictOptions), device: 'cpu', workers: 1, ...over });
 async function predict(over: Partial<PredictConfig>) {
   const out: string[] = [];
@@ -87,12 +100,7 @@ describe('the scale', () => {
   });
 
   test('evaluate uses the checkpoint\'s training scale by default, reports it, and warns on a differing -s', async () => {
-    const imgs = join(dir, 'ev-imgs');
-    const masks = join(dir, 'ev-masks');
-    mkdirSync(imgs);
-    mkdirSync(masks);
-    await greyPng(join(imgs, 'a.png'), 32, 32);
-    await greyPng(join(masks, 'a.png'), 32, 32, 255);
+    const { imgs, masks } = await pairFolders('ev', ['a'], 32, 255);
     const ecfg = (over: Partial<EvaluateConfig>): EvaluateConfig => ({ ...defaults(evaluateOptions), device: 'cpu', workers: 1, imgs, masks, ...over });
     const warns: string[] = [];
     const r = await runEvaluate(ecfg({ model: atScale1 }), { warn: (l) => warns.push(l) });
@@ -116,16 +124,9 @@ describe('the scale', () => {
 
 describe('inputs and pairing', () => {
   test('training\'s pairing skips the files predict wrote next to the images, with one note', async () => {
-    const imgs = join(dir, 'pair-imgs');
-    const masks = join(dir, 'pair-masks');
-    mkdirSync(imgs);
-    mkdirSync(masks);
-    for (const id of ['a', 'b']) {
-      await greyPng(join(imgs, `${id}.png`), 16, 16);
-      await greyPng(join(masks, `${id}.png`), 16, 16, 0);
-      // What `unet predict -i imgs -v --probs` leaves there.
-      for (const s of ['_OUT', '_OVERLAY', '_PROB1']) await greyPng(join(imgs, `${id}${s}.png`), 16, 16, 0);
-    }
+    const { imgs, masks } = await pairFolders('pair', ['a', 'b'], 16, 0);
+    // What `unet predict -i imgs -v --probs` leaves there.
+    for (const id of ['a', 'b']) for (const s of ['_OUT', '_OVERLAY', '_PROB1']) await greyPng(join(imgs, `${id}${s}.png`), 16, 16, 0);
     const r = await listPairs({ imgsDir: imgs, masksDir: masks });
     assert.deepEqual(r.pairs.map((p) => p.id), ['a', 'b']);
     assert.equal(r.warnings.length, 1, r.warnings.join('\n'));
@@ -133,12 +134,7 @@ describe('inputs and pairing', () => {
   });
 
   test('dangling links and folders named like images: skipped with a warning by predict and by the pairing', async () => {
-    const imgs = join(dir, 'odd-imgs');
-    const masks = join(dir, 'odd-masks');
-    mkdirSync(imgs);
-    mkdirSync(masks);
-    await greyPng(join(imgs, 'a.png'), 16, 16);
-    await greyPng(join(masks, 'a.png'), 16, 16, 0);
+    const { imgs, masks } = await pairFolders('odd', ['a'], 16, 0);
     symlinkSync(join(dir, 'gone.png'), join(imgs, 'broken.png'));
     mkdirSync(join(imgs, 'folder.png'));
     const e = expandInputs([imgs]);
@@ -233,7 +229,7 @@ describe('pixel limit, staging files, exit codes', () => {
     run.child.kill('SIGINT');
     const r = await run.done;
     assert.equal(r.code, 130, r.stderr);
-    assert.match(r.stderr, /read region by region from an uncompressed copy of about \d+ MiB/);
+    assert.match(r.stderr, /staged as an uncompressed copy of about \d+ MiB/);
     assert.match(r.stderr, /interrupted \(SIGINT\): removed 2 temporary file\(s\)/);
     assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith(STAGING_PREFIX)), [], 'the staged copy is gone');
     assert.deepEqual(readdirSync(out), [], 'the temp output is gone');

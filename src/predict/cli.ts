@@ -164,7 +164,7 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
       if (plan.regions) {
         if (cfg.viz) report.io.warn(`note: ${job.input}: no overlay (-v) for an image read region by region (an overlay needs the whole image in memory)`);
         const staged = (plan.width * plan.height * plan.channels) / 2 ** 20;
-        report.io.warn(`note: ${job.input} is ${plan.width}x${plan.height}: read region by region from an uncompressed copy of about ${staged.toFixed(0)} MiB in ${tmpdir()} (removed at the end)`);
+        report.io.warn(`note: ${job.input} is ${plan.width}x${plan.height}: staged as an uncompressed copy of about ${staged.toFixed(0)} MiB in ${tmpdir()} to be read in bands (removed at the end)`);
         const probs = cfg.probs ? probFiles(job, probCount(p)) : undefined;
         const mask = cfg.noSave ? undefined : job.mask;
         const r = await predictTiledFile(p, job.input, cfg.scale, { mask, probs }, o, report.io.warn);
