@@ -44,7 +44,8 @@ export const LAYOUT_HINT =
 
 /**
  * Pairs images and masks by exact base name (+ suffix): `1.png` never matches `10_mask.png`.
- * Hidden files and sub-folders are ignored. Throws DataError for missing/empty folders, unpaired
+ * Hidden files and sub-folders are ignored, and so are the files `unet predict` wrote next to their
+ * images (`a_OUT.png` beside `a.png`; one warning). Throws DataError for missing/empty folders, unpaired
  * files (unless `skipUnpaired`), several masks for one image and several images with one id.
  */
 export async function listPairs(opts: ListPairsOptions): Promise<PairList> {

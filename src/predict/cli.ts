@@ -7,8 +7,8 @@
  * (`{stem}_OUT.png` next to the input unless -o/--output-dir say otherwise).
  *
  * Beyond it: folders and globs, same-size batching (-b), broken inputs reported and skipped
- * (exit code 2; 1 when nothing was written), overlays with a legend (-v), probability maps (--probs), a progress line and a
- * summary. Precedence of output names: -o (one per input) > --output-dir > next to the input.
+ * (exit code 2; 1 when nothing was written), overlays with a legend (-v), probability maps
+ * (--probs), a progress line and a summary. Precedence of output names: -o (one per input) > --output-dir > next to the input.
  * Overlays and probability maps go beside the mask: `{base}_OVERLAY.png`, `{base}_PROB{k}.png`,
  * base = the -o name's stem, else the input's stem. A 1-output (sigmoid) model writes one
  * probability map, `{base}_PROB1.png` = P(class 1); softmax models one per class.
