@@ -57,7 +57,7 @@ before(async () => {
   E.manualSeed(3);
   const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: false }, 4);
   m.eval();
-  p = { path: 'narrow', kind: 'unet-ts', args: m.args, maskValues: [0, 255], maskValuesSource: 'checkpoint', notes: [], device: 'cpu', ampDtype: null, model: m, epoch: 1, valScore: null, dispose: () => m.dispose() };
+  p = { path: 'narrow', kind: 'unet-ts', args: m.args, maskValues: [0, 255], maskValuesSource: 'checkpoint', notes: [], device: 'cpu', ampDtype: null, model: m, epoch: 1, valScore: null, trainingScale: null, dispose: () => m.dispose() };
   // Shift class 1's bias by the median logit difference on the test image: half the pixels each way.
   const pre = await preprocess(img, 1, 1);
   const diff = E.tidy(() => forwardLogits(p, [pre]).disposeAfter((l) => l.select(1, 1).sub(l.select(1, 0)).flatten()));

@@ -4,10 +4,13 @@
 //    file is removed, the earlier checkpoints are intact and resume;
 //  - a disk that is already full, or a read-only checkpoint folder, is refused before training;
 //  - a full disk under the run directory (logs) does not stop training;
-//  - `unet predict` into a read-only folder says so.
+//  - `unet predict` into a read-only folder says so;
+//  - predict, evaluate and export on a disk that fills keep the earlier outputs intact (temp file,
+//    then rename), leave no temp or 0-byte files, and say which file and that the disk is full;
+//    `export --format web` to a read-only place says the folder is not writable.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -137,8 +140,57 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
   test('unet predict into a read-only folder (existing, or a new one inside): a clear error naming it and --output-dir', { timeout: 120_000 }, async () => {
     const ro = join(root, 'read-only');
     let r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', ro, '--device', 'cpu'], { cwd: root });
-    assertCleanFailure(r, [/000\.png: cannot write the outputs: EROFS: read-only file system/, /--output-dir DIR/], 'predict read-only', 2);
+    // Nothing was written: exit 1 (2 means some outputs were written).
+    assertCleanFailure(r, [/000\.png: cannot write .*000_OUT\.png: the folder .*read-only is not writable \(read-only file system\)/, /--output-dir DIR/], 'predict read-only', 1);
     r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', join(ro, 'masks'), '--device', 'cpu'], { cwd: root });
     assertCleanFailure(r, [/cannot create the output folder .*read-only\/masks: EROFS: read-only file system/, /--output-dir DIR/], 'predict read-only new folder', 1);
+  });
+  /** Fills the file system of `dir` (the filler file takes what is left). */
+  const fill = (dir: string) => {
+    try {
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(8 * 1024 * 1024));
+    } catch {
+      /* ENOSPC: full now */
+    }
+  };
+  const withoutFiller = (dir: string) => new Map([...snapshotDir(dir)].filter(([k]) => k !== 'filler'));
+
+  test('predict and evaluate on a disk that fills: earlier outputs intact, no temp or empty files, the file and "disk is full" named', { timeout: 180_000 }, async () => {
+    const out = join(root, 'outputs-disk');
+    mountTmpfs(out, 2 * 1024 * 1024);
+    const img = join(data, 'imgs', '000.png');
+    const first = await runCli(['predict', '-m', model, '-i', img, '--output-dir', out, '-v', '--probs', '--device', 'cpu'], { cwd: root });
+    assert.equal(first.code, 0, first.stderr);
+    const ev = await runCli(['evaluate', '-m', model, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--json', join(out, 'metrics.json'), '--device', 'cpu'], { cwd: root });
+    assert.equal(ev.code, 0, ev.stderr);
+    const before = withoutFiller(out);
+    assert.deepEqual([...before.keys()], ['000_OUT.png', '000_OVERLAY.png', '000_PROB0.png', '000_PROB1.png', 'metrics.json']);
+    fill(out);
+    const r = await runCli(['predict', '-m', model, '-i', img, '--output-dir', out, '-v', '--probs', '--device', 'cpu'], { cwd: root });
+    assertCleanFailure(r, [/cannot write .*000_OUT\.png: the disk is full; free space, or choose another folder with --output-dir DIR/], 'predict on a full disk', 1);
+    const e = await runCli(['evaluate', '-m', model, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--json', join(out, 'metrics.json'), '--device', 'cpu'], { cwd: root });
+    assertCleanFailure(e, [/cannot write .*metrics\.json: the disk is full/], 'evaluate --json on a full disk', 1);
+    assert.deepEqual(withoutFiller(out), before, 'every earlier output is byte for byte as before; no temp file is left');
+    unlinkSync(join(out, 'filler'));
+  });
+
+  test('export: a full disk names the file (not --load); --format web to a read-only place says it is not writable', { timeout: 120_000 }, async () => {
+    const full = join(root, 'export-disk');
+    mountTmpfs(full, 256 * 1024);
+    fill(full);
+    for (const format of ['safetensors']) {
+      const r = await runCli(['export', '-m', model, '--format', format, '-o', join(full, `m.${format}`)], { cwd: root });
+      assertCleanFailure(r, [new RegExp(`cannot write .*export-disk/m\\.${format}: the disk is full`)], `export ${format} to a full disk`, 1);
+      assert.doesNotMatch(r.stderr, /--load/);
+    }
+    const web = await runCli(['export', '-m', model, '--format', 'web', '-o', join(full, 'site')], { cwd: root });
+    assertCleanFailure(web, [/cannot write .*export-disk\/site: the disk is full/], 'export web to a full disk', 1);
+    assert.deepEqual([...snapshotDir(full).keys()], ['filler'], 'no partial file or folder is left');
+    const ro = join(root, 'read-only');
+    for (const o of [join(ro, 'site'), ro]) {
+      const r = await runCli(['export', '-m', model, '--format', 'web', '-o', o], { cwd: root });
+      assertCleanFailure(r, [/the folder .*read-only is not writable \(read-only file system\); choose another place with -o/], `export web to ${o}`, 1);
+      assert.doesNotMatch(r.stderr, /ENOENT/);
+    }
   });
 });

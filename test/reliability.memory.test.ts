@@ -97,6 +97,7 @@ test(`${PREDICTIONS} predictions through the predictor API: flat resident memory
     model: model as unknown as UNet,
     epoch: 1,
     valScore: null,
+    trainingScale: null,
     dispose: () => model.dispose(),
   };
   const files = ['000', '001', '002', '003'].map((id) => join(root, 'data', 'imgs', `${id}.png`));

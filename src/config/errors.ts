@@ -7,7 +7,7 @@
 export const EXIT_CODES = [
   { name: 'ok', code: 0, meaning: 'success' },
   { name: 'error', code: 1, meaning: 'error: bad data, a missing or damaged file, a libtorch error, an unwritable folder; saved files are intact' },
-  { name: 'partial', code: 2, meaning: 'partial failure: some inputs failed and were skipped, the others were written (predict, evaluate)' },
+  { name: 'partial', code: 2, meaning: 'partial failure: some inputs failed and were skipped, the others were written (predict, evaluate); 1 when nothing was written' },
   { name: 'outOfMemory', code: 3, meaning: 'out of memory (the message lists the remedies)' },
   { name: 'usage', code: 64, meaning: 'usage error: unknown flag, bad value, bad `--config` file, `--resume` with `--load`; nothing ran' },
   { name: 'interrupted', code: 130, meaning: 'interrupted by Ctrl-C (SIGINT); train finishes the step and saves `INTERRUPTED.pth` first' },

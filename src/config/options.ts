@@ -112,6 +112,9 @@ export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism())
 /** `-e, --epochs <n>` -> `--epochs` */
 export const longFlag = (spec: OptionSpec<unknown>): string => /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? spec.flags;
 
+/** The decoder's pixel limit (PIL's decompression-bomb error threshold), for train and predict. */
+export const MAX_PIXELS = 178_956_970;
+
 // ------------------------------------------------------------------------------------------------
 // unet train (defaults as in the guide and the reference trainer)
 
@@ -147,7 +150,7 @@ export const trainOptions = {
   preciseBn: { flags: '--precise-bn <batches>', help: 'recompute BatchNorm statistics over this many training batches before each validation and checkpoint (0 = off)', default: 0, parse: nonNegInt },
   keepLast: { flags: '--keep-last <k>', help: 'keep only the last K epoch checkpoints (0 = all)', default: 0, parse: nonNegInt },
   skipUnpaired: { flags: '--skip-unpaired', help: 'skip images without masks (and masks without images) with a warning', default: false },
-  maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels', default: 178_956_970, parse: posInt },
+  maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels', default: MAX_PIXELS, parse: posInt },
   logdir: { flags: '--logdir <dir>', help: 'where run directories (metrics, TensorBoard files, report) go', default: 'runs', parse: str },
   name: { flags: '--name <name>', help: 'run name (default: a timestamp)', default: '', parse: (r: string) => r },
   tensorboard: { flags: '--no-tensorboard', help: 'do not write TensorBoard event files', default: true },
@@ -175,6 +178,14 @@ const tilingOptions = {
   maxMemory: { flags: '--max-memory <MiB>', help: 'memory budget for --tile auto and region-by-region reading/writing (0 = half the available memory)', default: 0, parse: nonNegInt },
 } satisfies Record<string, OptionSpec<unknown>>;
 
+/** predict/evaluate -s: unset = the scale the checkpoint was trained at (src/model/checkpoint.ts chooseScale). */
+const inferenceScaleOption = {
+  flags: '-s, --scale <s>',
+  help: "downscaling factor of the images, in (0, 1] (default: the checkpoint's training scale, else 0.5 as the reference)",
+  default: undefined as number | undefined,
+  parse: scaleParser,
+} satisfies OptionSpec<number | undefined>;
+
 // ------------------------------------------------------------------------------------------------
 // unet predict
 
@@ -186,7 +197,7 @@ export const predictOptions = {
   viz: { flags: '-v, --viz', help: 'also write an overlay image (input with coloured classes and a legend)', default: false },
   noSave: { flags: '-n, --no-save', help: 'do not save the output masks', default: false },
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
-  scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
+  scale: inferenceScaleOption,
   probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   amp: { flags: '--amp', help: 'mixed precision inference', default: false },
@@ -194,6 +205,7 @@ export const predictOptions = {
   bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels, with or without --tile (0 = no limit: huge images you trust, with --tile auto)', default: MAX_PIXELS, parse: nonNegInt },
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -205,7 +217,7 @@ export const evaluateOptions = {
   imgs: { flags: '--imgs <dir>', help: 'directory of images', default: 'data/imgs', parse: str },
   masks: { flags: '--masks <dir>', help: 'directory of ground-truth masks', default: 'data/masks', parse: str },
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
-  scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
+  scale: inferenceScaleOption,
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },

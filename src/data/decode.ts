@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
+import { MAX_PIXELS } from '../config/options.js';
 import { DataError } from './errors.js';
 import { describeBytes, type FileFormat, type HeaderInfo, sniffFormat } from './formats.js';
 import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
@@ -13,7 +14,7 @@ import { scaledSize } from './resize.js';
 import { SHARP_INPUT, sharp } from './sharp.js';
 
 /** PIL's decompression-bomb limit (2 × `Image.MAX_IMAGE_PIXELS`), above which PIL raises. */
-export const DEFAULT_MAX_PIXELS = 178_956_970;
+export const DEFAULT_MAX_PIXELS = MAX_PIXELS;
 
 export interface ReadOptions {
   /** Resize by this factor while decoding: `floor(scale * w) × floor(scale * h)`. */
@@ -78,7 +79,7 @@ export function checkPixels(width: number, height: number, maxPixels: number, pa
   if (maxPixels > 0 && width * height > maxPixels) {
     throw new DataError(`image is ${width}×${height} = ${width * height} pixels, above the limit of ${maxPixels}`, {
       file: path,
-      hint: 'Very large images are refused to protect memory (like PIL\'s decompression-bomb check). Downscale or tile it, or raise the limit (maxPixels option, --max-pixels) if you trust the file.',
+      hint: 'Very large images are refused to protect memory (like PIL\'s decompression-bomb check). Downscale it, or raise the limit if you trust the file: --max-pixels N (maxPixels option); `unet predict --max-pixels 0 --tile auto` predicts a huge image region by region.',
     });
   }
 }

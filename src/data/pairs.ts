@@ -3,10 +3,10 @@
  * reference's `<id>.<ext>` + `<id><mask_suffix>.<ext>`), with errors that say how to fix the layout.
  */
 
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { DataError, listSome } from './errors.js';
-import { hasImageExtension } from './formats.js';
+import { type FolderScan, predictOutputs, scanImageFolder, scanWarnings } from './folder.js';
 
 export interface Pair {
   /** Image file name without extension. */
@@ -44,7 +44,8 @@ export const LAYOUT_HINT =
 
 /**
  * Pairs images and masks by exact base name (+ suffix): `1.png` never matches `10_mask.png`.
- * Hidden files and sub-folders are ignored. Throws DataError for missing/empty folders, unpaired
+ * Hidden files and sub-folders are ignored, and so are the files `unet predict` wrote next to their
+ * images (`a_OUT.png` beside `a.png`; one warning). Throws DataError for missing/empty folders, unpaired
  * files (unless `skipUnpaired`), several masks for one image and several images with one id.
  */
 export async function listPairs(opts: ListPairsOptions): Promise<PairList> {
@@ -54,9 +55,9 @@ export async function listPairs(opts: ListPairsOptions): Promise<PairList> {
       hint: `Put the masks in a folder of their own. ${LAYOUT_HINT}`,
     });
   }
-  const images = await listImageFiles(opts.imgsDir, 'images', '--imgs');
-  const masks = await listImageFiles(opts.masksDir, 'masks', '--masks');
   const warnings: string[] = [];
+  const images = await listImageFiles(opts.imgsDir, 'images', '--imgs', warnings);
+  const masks = await listImageFiles(opts.masksDir, 'masks', '--masks', warnings);
 
   const imageById = groupByStem(images);
   const maskByStem = groupByStem(masks);
@@ -138,35 +139,30 @@ function groupByStem(names: readonly string[]): Map<string, string[]> {
   return map;
 }
 
-/** Image file names directly in `dir` (no hidden files, no sub-folders). */
-async function listImageFiles(dir: string, role: 'images' | 'masks', flag: string): Promise<string[]> {
-  let entries;
+/**
+ * Image file names directly in `dir` (no hidden files, no sub-folders), less the outputs `unet
+ * predict` wrote next to their images (`a_OUT.png` beside `a.png`): skipped with one warning, as
+ * are dangling links and folders named like images.
+ */
+async function listImageFiles(dir: string, role: 'images' | 'masks', flag: string, warnings: string[]): Promise<string[]> {
+  let scan: FolderScan;
   try {
     const st = await stat(dir);
     if (!st.isDirectory()) throw new DataError(`the ${role} path is not a folder`, { file: dir, hint: LAYOUT_HINT });
-    entries = await readdir(dir, { withFileTypes: true });
+    scan = scanImageFolder(dir);
   } catch (err) {
     if (err instanceof DataError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const what = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`;
     throw new DataError(`the ${role} folder ${what}`, { file: dir, hint: `${LAYOUT_HINT} (${flag} is the ${role} folder.)`, cause: err });
   }
-  const files: string[] = [];
-  const folders: string[] = [];
-  const others: string[] = [];
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    let isFile = e.isFile();
-    let isDir = e.isDirectory();
-    if (e.isSymbolicLink()) {
-      const st = await stat(join(dir, e.name)).catch(() => null);
-      isFile = st?.isFile() ?? false;
-      isDir = st?.isDirectory() ?? false;
-    }
-    if (isDir) folders.push(e.name);
-    else if (isFile && hasImageExtension(e.name)) files.push(e.name);
-    else if (isFile) others.push(e.name);
+  warnings.push(...scanWarnings(dir, scan));
+  const outputs = new Set(predictOutputs(scan.images));
+  if (outputs.size > 0) {
+    warnings.push(`Skipped ${outputs.size} file(s) in ${dir} that \`unet predict\` wrote next to their images (*_OUT, *_OVERLAY, *_PROB<k>): ${listSome([...outputs], 5)}`);
   }
+  const files = scan.images.filter((f) => !outputs.has(f));
+  const { folders, others } = scan;
   if (files.length === 0) {
     const seen = [
       folders.length ? `${folders.length} sub-folder(s): ${listSome(folders, 5)}` : '',

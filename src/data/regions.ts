@@ -19,11 +19,15 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createDeflate } from 'node:zlib';
 import type { Metadata } from 'sharp';
+import { removeStaleTemps, trackTemp } from '../io/temp-files.js';
 import { DataError } from './errors.js';
 import { toChwFloat32 } from './pixels.js';
 import { paletteIsGrey, pngPalette } from './png.js';
 import { bicubicBands, scaledSize, u16View } from './resize.js';
 import { sharp } from './sharp.js';
+
+/** Staging folders in $TMPDIR: `unet-regions-<pid>-XXXXXX/staged.tif`. */
+export const STAGING_PREFIX = 'unet-regions-';
 
 /** Formats that libvips can stream: the others (GIF, .npy, float TIFF) are decoded whole. */
 const STREAMABLE = new Set(['png', 'jpeg', 'tiff', 'webp']);
@@ -113,12 +117,19 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
   if ((m.pages ?? 1) > 1) warnings.push(`${path}: has ${m.pages} pages/frames; only the first is used`);
   const space = grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb';
   pipeline = pipeline.toColourspace(space);
-  const dir = mkdtempSync(join(tmpRoot, 'unet-regions-'));
+  // Named with the pid: a later run removes the folders of processes that were killed (kill -9).
+  removeStaleTemps(tmpRoot, STAGING_PREFIX);
+  const dir = mkdtempSync(join(tmpRoot, `${STAGING_PREFIX}${process.pid}-`));
+  const untrack = trackTemp(dir);
+  const close = () => {
+    rmSync(dir, { recursive: true, force: true });
+    untrack();
+  };
   const staged = join(dir, 'staged.tif');
   try {
     await pipeline.tiff({ tile: true, tileWidth: 256, tileHeight: 256, compression: 'none' }).toFile(staged);
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    close();
     const msg = ((err as Error).message ?? '').trim();
     throw new DataError(`cannot decode the image region by region (${msg})`, {
       file: path,
@@ -150,7 +161,7 @@ export async function openScaledRegions(path: string, scale: number, tmpRoot = t
       const hwc = is16 ? u16View(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return toChwFloat32(await bands.resize(hwc, i0, y0, y1), channels, is16 ? 65535 : 255);
     },
-    close: () => rmSync(dir, { recursive: true, force: true }),
+    close,
   };
 }
 
@@ -212,11 +223,13 @@ export class PngRowWriter {
   private rowsWritten = 0;
   private pending: Error | null = null;
   private readonly ended: Promise<void>;
+  private readonly untrack: () => void;
 
   constructor(path: string, readonly format: PngRowFormat) {
     this.path = path;
     this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     this.fd = openSync(this.tmp, 'w');
+    this.untrack = trackTemp(this.tmp);
     const { width, height, depth, channels } = format;
     this.rowBytes = depth === 1 ? Math.ceil(width / 8) : (width * channels * depth) / 8;
     const ihdr = Buffer.alloc(13);
@@ -267,6 +280,7 @@ export class PngRowWriter {
     writeSync(this.fd, chunk('IEND', new Uint8Array(0)));
     closeSync(this.fd);
     renameSync(this.tmp, this.path);
+    this.untrack();
   }
 
   abort(): void {
@@ -281,6 +295,7 @@ export class PngRowWriter {
     } catch {
       // already gone
     }
+    this.untrack();
   }
 }
 
@@ -291,6 +306,7 @@ export class PngRowWriter {
  */
 export async function pngToTiff(png: string | Uint8Array, path: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const untrack = trackTemp(tmp);
   try {
     const input = { limitInputPixels: false, sequentialRead: true };
     const { space } = await sharp(png, input).metadata(); // kept: sharp would otherwise write grey as sRGB
@@ -299,6 +315,8 @@ export async function pngToTiff(png: string | Uint8Array, path: string): Promise
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    untrack();
   }
 }
 

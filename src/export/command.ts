@@ -10,14 +10,18 @@
  *   mask_values, scale (the training scale, or --scale) and min_size.
  * - web: a static folder that predicts in the browser (src/export/web.ts).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
 import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
 import { writeWebSite } from './web.js';
+import { makeDirs } from '../io/dirs.js';
+import { writeFailure } from '../io/files.js';
+import { removeTempsOnSignals } from '../io/temp-files.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
-import { loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
+import type { UNetArgs } from '../model/index.js';
+import { type LoadedCheckpoint, type MaskValues, chooseScale, loadCheckpoint, saveReferenceStateDict, trainingScale, weightsToTensors } from '../model/checkpoint.js';
 import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
@@ -33,7 +37,34 @@ export interface ExportOptions {
   log?: (line: string) => void;
 }
 
+/** Writes the export; returns what was exported, in words. */
+async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetArgs, maskValues: MaskValues): Promise<string> {
+  const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
+  if (o.format === 'safetensors') {
+    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), { format: 'pt', model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues) });
+    return `${ckpt.model.size} tensors`;
+  }
+  if (o.format === 'pth-state-dict') {
+    const tensors = weightsToTensors(ckpt.model);
+    try {
+      await saveReferenceStateDict(o.output, tensors, maskValues);
+    } finally {
+      E.dispose([...tensors.values()]);
+    }
+    return `${ckpt.model.size} tensors`;
+  }
+  const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
+  console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
+  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(MIN_SIDE) };
+  const r =
+    o.format === 'onnx'
+      ? await writeOnnx(o.output, ckpt.model, args, meta)
+      : await writeWebSite(o.output, ckpt.model, args, meta, `${basename(o.model)}${ckpt.epoch ? ` (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})` : ''}`);
+  return `the UNet (${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
+}
+
 export async function exportCommand(o: ExportOptions): Promise<number> {
+  removeTempsOnSignals();
   const log = o.log ?? ((l: string) => console.log(l));
   if (!(EXPORT_FORMATS as readonly string[]).includes(o.format)) {
     throw new PredictError(`--format must be one of ${EXPORT_FORMATS.join(', ')}; got '${o.format}'`);
@@ -48,37 +79,22 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   const notes: string[] = [];
   const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, notes);
   for (const n of notes) console.error(`note: ${n}`);
-  try {
-    mkdirSync(o.format === 'web' ? o.output : dirname(o.output), { recursive: true });
-  } catch (e) {
-    throw new PredictError(`cannot create the folder for ${o.output}: ${(e as Error).message}`);
-  }
-  const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
-  let what = `${ckpt.model.size} tensors`;
-  if (o.format === 'safetensors') {
-    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
-      format: 'pt',
-      model_args: JSON.stringify(modelArgs),
-      mask_values: JSON.stringify(mv.values),
-    });
-  } else if (o.format === 'pth-state-dict') {
-    const tensors = weightsToTensors(ckpt.model);
-    try {
-      await saveReferenceStateDict(o.output, tensors, mv.values);
-    } finally {
-      E.dispose([...tensors.values()]);
-    }
-  } else {
-    const trained = ckpt.config?.scale;
-    const scale = o.scale ?? (typeof trained === 'number' ? trained : 0.5);
-    if (o.scale === undefined && typeof trained !== 'number') console.error(`note: ${o.model} does not record its training scale; the exported model scales images by 0.5 (as \`unet predict\` by default): pass --scale S to change it`);
-    const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE) };
-    const r =
-      o.format === 'onnx'
-        ? await writeOnnx(o.output, ckpt.model, args, meta)
-        : await writeWebSite(o.output, ckpt.model, args, meta, `${basename(o.model)}${ckpt.epoch ? ` (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})` : ''}`);
-    what = `the UNet (${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
-  }
+  const web = o.format === 'web';
+  const existed = existsSync(o.output);
+  // A full disk or a read-only place: one line naming the file or folder. A web folder this export
+  // created holds only its own partial files and is removed; an earlier file is kept as it was.
+  const failed = (e: unknown, folder: string): unknown => {
+    const why = writeFailure(e, o.output, folder);
+    if (!why) return e;
+    if (web && !existed) rmSync(o.output, { recursive: true, force: true });
+    return new PredictError(`${why}; ${/full/.test(why) ? 'free space, or ' : ''}choose another place with -o${!web && existed ? ` (the existing ${o.output} is kept as it was)` : ''}`);
+  };
+  await makeDirs(web ? o.output : dirname(o.output)).catch((e) => {
+    throw failed(e, web ? dirname(resolve(o.output)) : dirname(o.output));
+  });
+  const what = await writeExport(o, ckpt, args, mv.values).catch((e) => {
+    throw failed(e, web ? o.output : dirname(o.output));
+  });
   const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
   log(
     `Exported ${what} of ${o.model} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { MIN_SIDE } from '../model/limits.js';
 import { resolveMaskValues } from '../predict/predictor.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { chooseScale, loadCheckpoint, trainingScale } from '../model/checkpoint.js';
 import { sendSiteFile } from './serve.js';
 import { writeWebSite } from './web.js';
 
@@ -44,7 +44,7 @@ export function tryItPages(): { serve: (runDir: string, file: string, res: Serve
     const args = ckpt.modelArgs;
     if (!args) throw new Error(`${best}: cannot tell the model's channels/classes`);
     const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, []);
-    const scale = typeof ckpt.config?.scale === 'number' ? ckpt.config.scale : 0.5;
+    const { scale } = chooseScale(trainingScale(ckpt), undefined);
     const dir = join(root, String(n++));
     const meta = { model_args: JSON.stringify({ n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear }), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE) };
     await writeWebSite(dir, ckpt.model, args, meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);

@@ -4,10 +4,11 @@
  * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm file,
  * copied from node_modules. Any static file server can serve it; nothing is fetched from elsewhere.
  */
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../io/files.js';
 import type { RawTensor } from '../io/pth.js';
 import type { UNetArgs } from '../model/index.js';
 import type { WebModelInfo } from '../web/infer.js';
@@ -56,8 +57,9 @@ export async function writeWebSite(
     min_size: Number(meta.min_size),
     source,
   };
-  writeFileSync(join(dir, 'model.json'), `${JSON.stringify(info, null, 1)}\n`);
-  for (const f of PAGE_FILES) copyFileSync(join(page, f), join(dir, f));
-  WASM_FILES.forEach((f, i) => copyFileSync(wasm[i], join(dir, f)));
+  // Every file atomically: a failed export (full disk) leaves no torn file in an earlier folder.
+  await writeFileAtomic(join(dir, 'model.json'), [Buffer.from(`${JSON.stringify(info, null, 1)}\n`)]);
+  for (const f of PAGE_FILES) await writeFileAtomic(join(dir, f), [readFileSync(join(page, f))]);
+  for (const [i, f] of WASM_FILES.entries()) await writeFileAtomic(join(dir, f), [readFileSync(wasm[i])]);
   return onnx;
 }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { trackTemp } from './temp-files.js';
 
 /** Read `path` and decode it; a decoding error is prefixed with the path. */
 export async function readDecoded<T>(path: string, decode: (bytes: Uint8Array) => T): Promise<T> {
@@ -20,6 +21,7 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx');
+  const untrack = trackTemp(tmp);
   try {
     for (const c of chunks) {
       for (let off = 0; off < c.length; ) off += (await fh.write(c, off, c.length - off)).bytesWritten;
@@ -29,6 +31,7 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   } catch (err) {
     await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
+    untrack();
     throw err;
   }
   try {
@@ -36,6 +39,8 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   } catch (err) {
     await unlink(tmp).catch(() => {});
     throw err;
+  } finally {
+    untrack();
   }
   // Persist the rename itself; not every platform can fsync a directory, so this is best effort.
   try {
@@ -48,4 +53,16 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   } catch {
     /* best effort */
   }
+}
+
+/**
+ * Why writing `path` failed, in words that name the file or folder (a full disk, a read-only or
+ * unwritable folder), or null for other errors. Used by predict, evaluate and export.
+ */
+export function writeFailure(e: unknown, path: string, folder = dirname(path)): string | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `cannot write ${path}: the disk is full${code === 'EDQUOT' ? ' (quota)' : ''}`;
+  if (code === 'EROFS') return `cannot write ${path}: the folder ${folder} is not writable (read-only file system)`;
+  if (code === 'EACCES' || code === 'EPERM') return `cannot write ${path}: the folder ${folder} is not writable (no permission)`;
+  return null;
 }

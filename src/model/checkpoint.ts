@@ -14,6 +14,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { makeDirs } from '../io/dirs.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
+import { processAlive as alive } from '../io/temp-files.js';
 import type { UNetArgs } from './unet.js';
 
 export const FORMAT = 'unet-ts/1';
@@ -134,15 +135,6 @@ export async function saveReferenceStateDict(path: string, model: Map<string, Te
 /** Temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`), left behind when a writer is killed. */
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /**
  * Creates the checkpoint folder and proves it is writable before any training (a read-only or
  * blocked folder would otherwise fail only after the first epoch), and removes the temp files
@@ -200,6 +192,36 @@ export interface LoadedCheckpoint {
   config: Record<string, unknown> | null;
   rng: { torch: RawTensor; data: unknown } | null;
   runDir: string | null;
+}
+
+/** predict.py's default scale: used for checkpoints that do not record the scale they were trained at (e.g. the reference's). */
+export const REFERENCE_SCALE = 0.5;
+
+/** The scale a checkpoint was trained at (our checkpoints' config.scale), or null when it records none. */
+export function trainingScale(ckpt: Pick<LoadedCheckpoint, 'config'>): number | null {
+  const s = ckpt.config?.scale;
+  return typeof s === 'number' && s > 0 && s <= 1 ? s : null;
+}
+
+export interface ScaleChoice {
+  scale: number;
+  /** Where it came from, for the user: "-s", "the checkpoint's training scale" or the reference's default. */
+  source: string;
+  /** Set when -s was given and differs from the training scale. */
+  warning: string | null;
+}
+
+/**
+ * The scale inference resizes images by (predict, evaluate, export): -s when given, else the
+ * checkpoint's training scale, else the reference's 0.5. One rule, so the three commands agree.
+ */
+export function chooseScale(trained: number | null, given: number | undefined): ScaleChoice {
+  if (given !== undefined) {
+    const warning = trained !== null && given !== trained ? `-s ${given} differs from the scale the model was trained at (${trained}); results are usually best at the training scale (leave -s out to use it)` : null;
+    return { scale: given, source: '-s', warning };
+  }
+  if (trained !== null) return { scale: trained, source: "the checkpoint's training scale", warning: null };
+  return { scale: REFERENCE_SCALE, source: `the reference's default; the checkpoint does not record its training scale, pass -s S to change it`, warning: null };
 }
 
 const asRecord = (v: PyValue): Record<string, PyValue> | null =>

@@ -7,22 +7,26 @@
  * (`{stem}_OUT.png` next to the input unless -o/--output-dir say otherwise).
  *
  * Beyond it: folders and globs, same-size batching (-b), broken inputs reported and skipped
- * (exit code 2), overlays with a legend (-v), probability maps (--probs), a progress line and a
- * summary. Precedence of output names: -o (one per input) > --output-dir > next to the input.
+ * (exit code 2; 1 when nothing was written), overlays with a legend (-v), probability maps
+ * (--probs), a progress line and a summary. Precedence of output names: -o (one per input) > --output-dir > next to the input.
  * Overlays and probability maps go beside the mask: `{base}_OVERLAY.png`, `{base}_PROB{k}.png`,
  * base = the -o name's stem, else the input's stem. A 1-output (sigmoid) model writes one
  * probability map, `{base}_PROB1.png` = P(class 1); softmax models one per class.
  * -n only suppresses the masks: --viz / --probs outputs are still written (as the reference's
  * -n with -v still plots).
  */
-import type { Output, PredictConfig } from '../config/options.js';
+import { tmpdir } from 'node:os';
+import { EXIT } from '../config/errors.js';
+import { OptionError, type Output, type PredictConfig } from '../config/options.js';
 import { scaledSize } from '../data/index.js';
+import { REFERENCE_SCALE, chooseScale } from '../model/checkpoint.js';
+import { removeTempsOnSignals } from '../io/temp-files.js';
 import { imageHeader } from '../data/regions.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
 import { expandInputs } from './inputs.js';
 import { type Job, type PredictedFile, makeOutputDirs, planOutputs, probCount, probFiles, writeOutputs } from './outputs.js';
 import { isBinary01 } from './overlay.js';
-import { type Prediction, type Predictor, type Preprocessed, PredictError, batchKey, checkGivenArgs, loadPredictor, predictBatch, preprocess } from './predictor.js';
+import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, loadPredictor, predictBatch, preprocess } from './predictor.js';
 import { PredictProgress } from './progress.js';
 import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
 
@@ -50,16 +54,19 @@ export interface PredictResult {
 }
 
 /** Runs predict and returns what happened (predictCommand prints it and returns the exit code). */
-export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {}): Promise<PredictResult> {
+export async function runPredict(given: PredictConfig, opts: PredictRunOptions = {}): Promise<PredictResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const warn = opts.warn ?? ((l: string) => console.error(l));
+  let cfg: Scaled<PredictConfig> = { ...given, scale: given.scale ?? REFERENCE_SCALE };
   const inputs = cfg.input ?? [];
-  if (inputs.length === 0) throw new PredictError('no input images: pass files, folders or globs with -i/--input (e.g. -i data/test/*.png)');
-  if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new PredictError(`--batch-size must be a positive integer, got ${cfg.batchSize}`);
-  if (!(cfg.scale > 0 && cfg.scale <= 1)) throw new PredictError(`--scale must be in (0, 1], got ${cfg.scale}`);
+  // Usage errors (exit 64): the parser checks the flags' values, these are the checks across them.
+  if (inputs.length === 0) throw new OptionError("no input images: pass files, folders or globs with -i/--input (e.g. -i data/test/*.png, or -i 'data/**/*.png')");
+  if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new OptionError(`--batch-size must be a positive integer, got ${cfg.batchSize}`);
+  if (given.scale !== undefined && !(given.scale > 0 && given.scale <= 1)) throw new OptionError(`--scale must be in (0, 1], got ${given.scale}`);
 
   // 1. Inputs and output names (cheap checks before loading the model)
-  const { entries, skippedOutputs } = expandInputs(inputs);
+  const { entries, skippedOutputs, warnings } = expandInputs(inputs);
+  for (const w of warnings) warn(`warning: ${w}`);
   if (skippedOutputs > 0) warn(`note: skipped ${skippedOutputs} earlier output file(s) (*_OUT, *_OVERLAY, *_PROB<k>) found in input folders/globs`);
   const failed: { input: string; reason: string }[] = [];
   const good = entries.filter((e) => !e.error);
@@ -78,6 +85,9 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
   try {
     checkGivenArgs(predictor, { classes: opts.classesGiven ? cfg.classes : undefined, bilinear: opts.bilinearGiven ? cfg.bilinear : undefined });
     for (const n of predictor.notes) warn(`note: ${n}`);
+    const sc = chooseScale(predictor.trainingScale, given.scale);
+    if (sc.warning) warn(`warning: ${sc.warning}`);
+    cfg = { ...cfg, scale: sc.scale };
     const jobs = planOutputs(good.map((e) => e.input), { ...cfg, output: outputsFor }, probCount(predictor));
     await makeOutputDirs(jobs, cfg);
     const mv = predictor.maskValues;
@@ -85,7 +95,7 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
       warn(`note: the mask values ${JSON.stringify(mv)} are small, so the mask PNGs look (almost) black in image viewers; they hold the class values. Use -v/--viz for a coloured overlay`);
     }
     const a = predictor.args;
-    log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}`);
+    log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})`);
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
     // 3. Predict: windowed images one by one, the others in same-size batches
@@ -103,14 +113,14 @@ export async function runPredict(cfg: PredictConfig, opts: PredictRunOptions = {
 /** One predict run's state. */
 interface Run {
   p: Predictor;
-  cfg: PredictConfig;
+  cfg: Scaled<PredictConfig>;
   report: PredictProgress;
   /** In completion order; `index` restores the input order. */
   predicted: (PredictedFile & { index: number })[];
   t0: number;
 }
 
-type JobPlan = TilePlan & { width: number; height: number };
+type JobPlan = TilePlan & { width: number; height: number; channels: number };
 
 /** --tile: the images to predict window by window (their header decides), and the others. */
 async function splitTiled(run: Run, jobs: Job[]): Promise<{ whole: Job[]; tiled: { job: Job; plan: JobPlan }[] }> {
@@ -125,15 +135,20 @@ async function splitTiled(run: Run, jobs: Job[]): Promise<{ whole: Job[]; tiled:
   return { whole, tiled };
 }
 
-/** --tile for one input (files libvips cannot read without decoding are planned in memory). */
-async function planJob(p: Predictor, input: string, cfg: PredictConfig): Promise<JobPlan> {
+/**
+ * --tile for one input (files libvips cannot read without decoding are planned in memory). An
+ * image over --max-pixels goes to the normal path, whose decoder refuses it naming the flag.
+ */
+async function planJob(p: Predictor, input: string, cfg: Scaled<PredictConfig>): Promise<JobPlan> {
   const outputs = 1 + (cfg.probs ? Math.max(p.args.nClasses, 1) : 0);
+  const inMemory = { tile: cfg.tile === 'auto' ? null : (cfg.tile as number), regions: false, width: 0, height: 0, channels: 0 };
   try {
     const head = await imageHeader(input);
-    return { ...planTiles(p, cfg, head, scaledSize(head.width, head.height, cfg.scale), outputs), width: head.width, height: head.height };
+    if (cfg.maxPixels > 0 && head.width * head.height > cfg.maxPixels) return { ...inMemory, tile: null };
+    return { ...planTiles(p, cfg, head, scaledSize(head.width, head.height, cfg.scale), outputs), width: head.width, height: head.height, channels: head.channels };
   } catch {
     // Unreadable header (e.g. .npy, a broken file): the normal path decodes it or reports the error.
-    return { tile: cfg.tile === 'auto' ? null : (cfg.tile as number), regions: false, width: 0, height: 0 };
+    return inMemory;
   }
 }
 
@@ -148,13 +163,15 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
     try {
       if (plan.regions) {
         if (cfg.viz) report.io.warn(`note: ${job.input}: no overlay (-v) for an image read region by region (an overlay needs the whole image in memory)`);
+        const staged = (plan.width * plan.height * plan.channels) / 2 ** 20;
+        report.io.warn(`note: ${job.input} is ${plan.width}x${plan.height}: staged as an uncompressed copy of about ${staged.toFixed(0)} MiB in ${tmpdir()} to be read in bands (removed at the end)`);
         const probs = cfg.probs ? probFiles(job, probCount(p)) : undefined;
         const mask = cfg.noSave ? undefined : job.mask;
         const r = await predictTiledFile(p, job.input, cfg.scale, { mask, probs }, o, report.io.warn);
         run.predicted.push({ input: job.input, width: r.width, height: r.height, mask, probs, index: job.index });
         report.wrote(`${job.input} -> ${[mask, ...(probs ?? [])].filter(Boolean).join(', ') || '(not saved: -n)'} (windows of ${plan.tile}, region by region)`);
       } else {
-        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels);
+        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels);
         for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
         await write(run, job, await predictTiledInMemory(p, pre, o));
       }
@@ -170,7 +187,7 @@ async function predictWhole(run: Run, jobs: Job[]): Promise<void> {
   const { p, cfg, report } = run;
   const decode = async (job: Job): Promise<{ job: Job; pre?: Preprocessed; error?: unknown }> => {
     try {
-      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels);
+      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels);
       for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
       return { job, pre };
     } catch (error) {
@@ -238,12 +255,15 @@ function summary(run: Run): PredictResult {
     for (const f of failed) report.io.warn(`  ${f.input}: ${f.reason.split('\n')[0]}`);
   }
   const inOrder = run.predicted.sort((a, b) => a.index - b.index).map(({ index: _, ...rec }) => rec);
-  return { exitCode: failed.length > 0 ? 2 : 0, predicted: inOrder, failed, seconds, imagesPerSecond: rate, device: p.device, notes: p.notes };
+  // 2 (partial failure) only when something was written; every input failed: 1, as any error.
+  const exitCode = failed.length === 0 ? EXIT.ok : n > 0 ? EXIT.partial : EXIT.error;
+  return { exitCode, predicted: inOrder, failed, seconds, imagesPerSecond: rate, device: p.device, notes: p.notes };
 }
 
-/** The CLI entry: exit code 0, or 2 when some inputs failed (errors before the run throw PredictError). */
+/** The CLI entry: exit code 0; 2 when some inputs failed and the others were written; 1 when all failed (errors before the run throw). */
 export async function predictCommand(cfg: PredictConfig, classesGiven: boolean, bilinearGiven: boolean, out: Output = { json: false }): Promise<number> {
   // With --json, stdout carries only the per-file lines.
+  removeTempsOnSignals();
   const json = out.json ? { log: (l: string) => console.error(l), onFile: (f: object) => console.log(JSON.stringify(f)) } : {};
   const r = await runPredict(cfg, { classesGiven, bilinearGiven, ...json });
   return r.exitCode;

@@ -18,15 +18,18 @@
  * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
  * an error that lists the values.
  */
-import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { EXIT } from '../config/errors.js';
 import type { EvaluateConfig } from '../config/options.js';
 import * as E from '../engine/index.js';
 import { type MaskValues, type RGB, listPairs, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
 import { makeDirs } from '../io/dirs.js';
+import { writeFailure, writeFileAtomic } from '../io/files.js';
+import { removeTempsOnSignals } from '../io/temp-files.js';
+import { chooseScale } from '../model/checkpoint.js';
 import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
-import { type Predictor, type Preprocessed, PredictError, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
 import { reasonFor } from './progress.js';
 import { planTiles } from './tiled.js';
 import { memoryRows, tiledLogits } from './tiles.js';
@@ -47,6 +50,8 @@ export interface EvaluateResult {
   imgs: string;
   masks: string;
   scale: number;
+  /** Where the scale came from: -s, the checkpoint's training scale, or the reference's default. */
+  scaleSource: string;
   threshold: number;
   images: number;
   nClasses: number;
@@ -94,13 +99,16 @@ export interface EvaluateRunOptions {
   warn?: (line: string) => void;
 }
 
-export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions = {}): Promise<EvaluateResult> {
+export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOptions = {}): Promise<EvaluateResult> {
   const warn = opts.warn ?? ((l: string) => console.error(l));
   const t0 = performance.now();
-  const p = await loadPredictor(cfg.model, { device: cfg.device, amp: cfg.amp });
-  const meter = new SegmentationMeter(p.args.nClasses, { device: p.device, threshold: cfg.maskThreshold });
+  const p = await loadPredictor(given.model, { device: given.device, amp: given.amp });
+  const meter = new SegmentationMeter(p.args.nClasses, { device: p.device, threshold: given.maskThreshold });
   try {
     for (const n of p.notes) warn(`note: ${n}`);
+    const sc = chooseScale(p.trainingScale, given.scale);
+    if (sc.warning) warn(`warning: ${sc.warning}`);
+    const cfg: Scaled<EvaluateConfig> = { ...given, scale: sc.scale };
     const { pairs, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix });
     for (const w of warnings) warn(`warning: ${w}`);
     const failed: EvaluateResult['failed'] = [];
@@ -149,7 +157,7 @@ export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions 
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
     const m = meter.read();
     if (m.images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
-    return { ...summarize(cfg, p, m), failed, seconds: (performance.now() - t0) / 1000 };
+    return { ...summarize(cfg, p, m), scaleSource: sc.source, failed, seconds: (performance.now() - t0) / 1000 };
   } finally {
     meter.dispose();
     p.dispose();
@@ -157,7 +165,7 @@ export async function runEvaluate(cfg: EvaluateConfig, opts: EvaluateRunOptions 
 }
 
 /** Reads an image as in training and its mask at the same size; a mask value the model does not know stops the run. */
-async function loadPair(p: Predictor, cfg: EvaluateConfig, pair: Pair, warn: (l: string) => void): Promise<Item | { pair: Pair; error: string }> {
+async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, warn: (l: string) => void): Promise<Item | { pair: Pair; error: string }> {
   try {
     const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels);
     for (const w of pre.warnings) warn(`warning: ${w}`);
@@ -189,7 +197,7 @@ function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   return E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
 }
 
-function summarize(cfg: EvaluateConfig, p: Predictor, m: MeterReading): Omit<EvaluateResult, 'failed' | 'seconds'> {
+function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource'> {
   const cm = m.confusion;
   const values = p.maskValues as (number | RGB)[];
   const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
@@ -228,7 +236,7 @@ export function formatEvaluation(r: EvaluateResult): string {
   const valueW = Math.max(5, ...r.perClass.map((c) => fmtValue(c.value).length));
   const lines = [
     `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}`,
-    `  at scale ${r.scale} (images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
+    `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
     '',
     `${'class'.padEnd(6)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
     ...r.perClass.map(
@@ -254,24 +262,25 @@ export function formatEvaluation(r: EvaluateResult): string {
 export async function writeEvaluationJson(path: string, r: EvaluateResult): Promise<void> {
   try {
     await makeDirs(dirname(path));
-    await writeFile(path, `${JSON.stringify(r, null, 2)}\n`);
+    await writeFileAtomic(path, [Buffer.from(`${JSON.stringify(r, null, 2)}\n`)]);
   } catch (e) {
-    throw new PredictError(`cannot write ${path}: ${(e as Error).message}`);
+    throw new PredictError(`${writeFailure(e, path) ?? `cannot write ${path}: ${(e as Error).message}`}; choose another --json FILE (a file written before is kept as it was)`);
   }
 }
 
 export async function evaluateCommand(cfg: EvaluateConfig): Promise<number> {
+  removeTempsOnSignals();
   const r = await runEvaluate(cfg);
   if (cfg.json === true) {
     // --json without a file: stdout carries only the JSON, the table goes to stderr.
     console.error(formatEvaluation(r));
     console.log(JSON.stringify(r));
-    return r.failed.length > 0 ? 2 : 0;
+    return r.failed.length > 0 ? EXIT.partial : EXIT.ok;
   }
   console.log(formatEvaluation(r));
   if (cfg.json) {
     await writeEvaluationJson(cfg.json, r);
     console.log(`Metrics written to ${cfg.json}`);
   }
-  return r.failed.length > 0 ? 2 : 0;
+  return r.failed.length > 0 ? EXIT.partial : EXIT.ok;
 }

@@ -2,11 +2,11 @@
  * `unet predict` outputs: the names (-o > --output-dir > next to the input; collisions refused
  * before any work), their folders, and the files written for one prediction.
  */
-import { writeFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import type { PredictConfig } from '../config/options.js';
 import { isTiffName } from '../data/regions.js';
 import { makeDirs } from '../io/dirs.js';
+import { writeFailure, writeFileAtomic } from '../io/files.js';
 import { stemOf } from './inputs.js';
 import { encodeMaskPng, encodeProbPng, renderOverlay, writeMaskTiff } from './overlay.js';
 import { type Prediction, type Predictor, PredictError } from './predictor.js';
@@ -102,28 +102,36 @@ export interface PredictedFile {
   height: number;
 }
 
-/** Writes one prediction's mask, probability maps and overlay; an error says how to fix a write failure. */
+/**
+ * Writes one prediction's mask, probability maps and overlay, each atomically (temp file, then
+ * rename: a failed write keeps the earlier file); an error says how to fix a write failure.
+ */
 export async function writeOutputs(p: Predictor, cfg: PredictConfig, job: Job, pred: Prediction): Promise<PredictedFile> {
   const rec: PredictedFile = { input: job.input, width: pred.width, height: pred.height };
+  let file = job.mask;
   try {
     if (!cfg.noSave) {
       if (isTiffName(job.mask)) await writeMaskTiff(pred.classes, pred.width, pred.height, p.maskValues, job.mask);
-      else await writeFile(job.mask, await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues));
+      else await writeFileAtomic(job.mask, [await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues)]);
       rec.mask = job.mask;
     }
     if (cfg.probs && pred.probs) {
       const files = probFiles(job, pred.probs.length);
-      for (let k = 0; k < files.length; k++) await writeFile(files[k], encodeProbPng(pred.probs[k], pred.width, pred.height));
+      for (let k = 0; k < files.length; k++) {
+        file = files[k];
+        await writeFileAtomic(file, [encodeProbPng(pred.probs[k], pred.width, pred.height)]);
+      }
       rec.probs = files;
     }
     if (cfg.viz) {
-      await writeFile(job.overlay, await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues));
+      file = job.overlay;
+      await writeFileAtomic(job.overlay, [await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues)]);
       rec.overlay = job.overlay;
     }
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    const fix = ['EROFS', 'EACCES', 'EPERM', 'ENOSPC', 'EDQUOT'].includes(code) ? ' (choose a writable folder with --output-dir DIR, or free space)' : '';
-    throw new Error(`cannot write the outputs: ${e instanceof Error ? e.message : String(e)}${fix}`);
+    const why = writeFailure(e, file);
+    const fix = `${why && /full/.test(why) ? 'free space, or ' : ''}choose another folder with --output-dir DIR; a file written before is kept as it was`;
+    throw new Error(why ? `${why}; ${fix}` : `cannot write the outputs: ${(e as Error).message}`);
   }
   return rec;
 }

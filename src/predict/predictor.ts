@@ -12,7 +12,7 @@ import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
+import { type CheckpointKind, loadCheckpoint, trainingScale, weightsToTensors } from '../model/checkpoint.js';
 
 export class PredictError extends UserError {}
 
@@ -39,6 +39,8 @@ export interface Predictor {
   model: UNet;
   epoch: number;
   valScore: number | null;
+  /** The scale it was trained at (config.scale), null when the file records none. */
+  trainingScale: number | null;
   dispose(): void;
 }
 
@@ -117,6 +119,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     model,
     epoch: ckpt.epoch,
     valScore: ckpt.valScore,
+    trainingScale: trainingScale(ckpt),
     dispose: () => model.dispose(),
   };
 }
@@ -141,6 +144,9 @@ export function checkGivenArgs(p: Pick<Predictor, 'args' | 'path'>, given: { cla
 
 // ------------------------------------------------------------------------------------------------
 // Preprocessing
+
+/** A predict/evaluate config once -s is resolved (chooseScale: -s, else the checkpoint's training scale, else 0.5). */
+export type Scaled<T extends { scale?: number }> = T & { scale: number };
 
 export interface Preprocessed {
   path: string;
@@ -189,10 +195,11 @@ export function greyToRgb(plane: Float32Array): Float32Array {
 /**
  * Reads an image like training does: `floor(scale*w) x floor(scale*h)` bicubic, [C,H,W] in 0..1.
  * A greyscale image fed to a 3-channel model is replicated to RGB (as PIL's convert('RGB')),
- * with a warning; any other channel mismatch is an error naming the file.
+ * with a warning; any other channel mismatch is an error naming the file. `maxPixels`: the
+ * decoder's limit (default its 178,956,970; 0 = none).
  */
-export async function preprocess(path: string, scale: number, nChannels: number): Promise<Preprocessed> {
-  const raw = await readImage(path, { scale });
+export async function preprocess(path: string, scale: number, nChannels: number, maxPixels?: number): Promise<Preprocessed> {
+  const raw = await readImage(path, { scale, maxPixels });
   if (raw.width < MIN_SIDE || raw.height < MIN_SIDE) {
     throw new DataError(
       `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times)`,

@@ -21,6 +21,7 @@ import { freemem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { TileSetting } from '../config/options.js';
 import * as E from '../engine/index.js';
+import { trackTemp } from '../io/temp-files.js';
 import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
 import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/regions.js';
@@ -220,6 +221,7 @@ export async function predictTiledFile(
   const src = await openScaledRegions(path, scale);
   const writers: PngRowWriter[] = [];
   let maskPngPath: string | null = null;
+  let untrack = () => {};
   try {
     if (src.width < MIN_SIDE || src.height < MIN_SIDE) {
       throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels`, {
@@ -237,7 +239,10 @@ export async function predictTiledFile(
     const H = src.fullHeight;
     // A TIFF mask is written as an 8/16-bit PNG first (no 1-bit packing), then converted by streaming.
     const tiff = outputs.mask && isTiffName(outputs.mask) ? outputs.mask : null;
-    if (tiff) maskPngPath = join(dirname(tiff), `.${basename(tiff)}.${process.pid}.png`);
+    if (tiff) {
+      maskPngPath = join(dirname(tiff), `.${basename(tiff)}.${process.pid}.png`);
+      untrack = trackTemp(maskPngPath);
+    }
     const format = maskPngFormat(W, H, p.maskValues);
     const mask = outputs.mask ? new PngRowWriter(maskPngPath ?? outputs.mask, tiff ? { ...format, depth: format.depth === 1 ? 8 : format.depth } : format) : null;
     if (mask) writers.push(mask);
@@ -256,6 +261,7 @@ export async function predictTiledFile(
   } finally {
     src.close();
     if (maskPngPath) rmSync(maskPngPath, { force: true });
+    untrack();
   }
 }
 
