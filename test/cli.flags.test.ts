@@ -159,6 +159,28 @@ test('the exit-code table is in every --help and in the README', async () => {
   for (const { code, meaning } of EXIT_CODES) assert.ok(readme.includes(`| \`${code}\` | ${meaning} |`), `README row for exit code ${code}: ${meaning}`);
 });
 
+test('every --help line shows at most one default and never an empty one; --amp says what runs on CPU', async () => {
+  const program = buildProgram(undefined, { exitOverride: true });
+  assert.equal(program.commands.length, 8);
+  for (const cmd of program.commands) {
+    let out = '';
+    cmd.configureOutput({ writeOut: (s) => (out += s), getOutHelpWidth: () => 1000 });
+    assert.throws(() => cmd.parse(['--help'], { from: 'user' }));
+    const lines = out.split('\n').filter((l) => l.trimStart().startsWith('-'));
+    assert.ok(lines.length > 0, cmd.name());
+    for (const line of lines) {
+      assert.ok((line.match(/\(default[:s]/g) ?? []).length <= 1, `${cmd.name()}: doubled default: ${line}`);
+      assert.doesNotMatch(line, /\(default: (""|\[\]|undefined)\)/, `${cmd.name()}: empty default: ${line}`);
+    }
+    if (cmd.name() === 'train') {
+      assert.match(out, /--name <name> +run name \(default: a timestamp\)\n/);
+      assert.match(out, /-f, --load <path> +[^\n(]+\n/);
+    }
+    const amp = lines.find((l) => l.includes('--amp'));
+    if (amp) assert.match(amp, /fp32 on other CPUs|else fp32/, `${cmd.name()} --amp`);
+  }
+});
+
 // ------------------------------------------------------------------------------------------------
 // The real command
 

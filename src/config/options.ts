@@ -16,7 +16,7 @@ type Parser<T> = (raw: string, flag: string) => T;
 
 export interface OptionSpec<T> {
   flags: string; // commander syntax, e.g. '-e, --epochs <n>'
-  help: string; // one line; the default is appended by the CLI
+  help: string; // one line; the CLI appends a non-empty default unless the help names its own '(default: ...)'
   default: T;
   parse?: Parser<T>; // absent for boolean switches
   /** Options that are accepted several times or take several values (`-i a b c`). */
@@ -124,7 +124,7 @@ export const trainOptions = {
   classes: { flags: '-c, --classes <n>', help: 'number of classes incl. background (1 = binary with sigmoid)', default: 2, parse: posInt },
   load: { flags: '-f, --load <path>', help: 'resume from our checkpoint, or start from reference weights', default: '', parse: str },
   bilinear: { flags: '--bilinear', help: 'bilinear upsampling instead of transposed convolutions', default: false },
-  amp: { flags: '--amp', help: 'mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU)', default: false },
+  amp: { flags: '--amp', help: 'mixed precision: fp16 + GradScaler on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs (UNET_CPU_AMP=bf16 forces bf16)', default: false },
   accumulateGradBatches: { flags: '--accumulate-grad-batches <n>', help: 'step the optimizer every n batches', default: 1, parse: posInt },
   imgs: { flags: '--imgs <dir>', help: 'directory of input images', default: 'data/imgs', parse: str },
   masks: { flags: '--masks <dir>', help: 'directory of masks (same base names)', default: 'data/masks', parse: str },
@@ -189,7 +189,7 @@ export const predictOptions = {
   scale: { flags: '-s, --scale <s>', help: 'downscaling factor of the images, in (0, 1]', default: 0.5, parse: scaleParser },
   probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only), or --tile windows', default: 1, parse: posInt },
   bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
@@ -209,7 +209,7 @@ export const evaluateOptions = {
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   ...tilingOptions,
@@ -241,7 +241,7 @@ export const benchOptions = {
   width: { flags: '--width <n>', help: 'image width', default: 256, parse: posInt },
   channels: { flags: '--channels <n>', help: 'input channels', default: 3, parse: posInt },
   classes: { flags: '--classes <n>', help: 'classes', default: 2, parse: posInt },
-  amp: { flags: '--amp', help: 'mixed precision', default: false },
+  amp: { flags: '--amp', help: 'mixed precision as train --amp (fp16 on CUDA; bf16 on CPUs with native bf16, else fp32)', default: false },
   bilinear: { flags: '--bilinear', help: 'bilinear upsampling', default: false },
   steps: { flags: '--steps <n>', help: 'timed steps', default: 10, parse: posInt },
   warmup: { flags: '--warmup <n>', help: 'untimed steps first', default: 3, parse: nonNegInt },
