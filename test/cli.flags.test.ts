@@ -103,6 +103,18 @@ describe('--config', () => {
     r = await parse(['predict', '--config', file('train-keys.yaml', 'epochs: 3\n')]);
     assert.match(r.error ?? '', /train-keys\.yaml: unknown key 'epochs'/, 'a predict config takes only predict options');
   });
+
+  test("Object's own names (toString, constructor, __proto__, ...) are unknown keys, not options", async () => {
+    for (const key of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__proto__', 'has-own-property']) {
+      for (const cmd of ['train', 'predict']) {
+        const f = file('proto.json', `{"${key}": true}`);
+        const r = await parse(cmd === 'predict' ? ['predict', '-i', 'x.png', '--config', f] : ['train', '--config', f]);
+        assert.match(r.error ?? '', new RegExp(`proto\\.json: unknown key '${key}'`), `${cmd}: ${key}`);
+      }
+    }
+    const r = await parse(['predict', '-i', 'x.png', '--config', file('empty.json', '{}')]);
+    assert.equal(r.classesGiven, false);
+  });
 });
 
 describe('--resume', () => {

@@ -69,8 +69,9 @@ export function readConfigFile(file: string, table: Record<string, OptionSpec<un
   const out: Record<string, unknown> = {};
   for (const [raw, v] of Object.entries(readMapping(file))) {
     if (ignore.includes(raw)) continue;
-    const key = raw in table ? raw : camel(raw);
-    const spec = table[key];
+    // Own keys only: 'toString' or 'constructor' are not options.
+    const key = Object.hasOwn(table, raw) ? raw : camel(raw);
+    const spec = Object.hasOwn(table, key) ? table[key] : undefined;
     if (!spec) {
       const near = Object.keys(table)
         .map((k) => ({ k, d: Math.min(distance(raw, k), distance(camel(raw), k)) }))

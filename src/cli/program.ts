@@ -63,7 +63,7 @@ function values<T extends Record<string, OptionSpec<unknown>>>(cmd: Command, tab
 }
 
 /** Set on the command line or in the --config file. */
-const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || key in file;
+const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || Object.hasOwn(file, key);
 
 const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
 const jsonOption = (what: string) => new Option('--json', what).default(false);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { makeDirs } from '../io/dirs.js';
+import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
 import type { UNetArgs } from './unet.js';
 
@@ -50,7 +51,7 @@ export function toPy(v: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS, ke
   }
   if (typeof v === 'object') {
     const o: Record<string, PyValue> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = toPy(x, floatKeys, k);
+    for (const [k, x] of Object.entries(v)) defineKey(o, k, toPy(x, floatKeys, k));
     return o;
   }
   throw new CheckpointError(`cannot store a ${typeof v} in a checkpoint`);
@@ -68,7 +69,7 @@ export function fromPy(v: PyValue): unknown {
   }
   if (v !== null && typeof v === 'object') {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = fromPy(x as PyValue);
+    for (const [k, x] of Object.entries(v)) defineKey(o, k, fromPy(x as PyValue)); // a stored "__proto__" stays a key
     return o;
   }
   return v;
@@ -285,7 +286,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   try {
     value = await loadPth(path);
   } catch (e) {
-    throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message}`);
+    throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message.replace(`${path}: `, '')}`);
   }
   const rec = asRecord(value);
   if (!rec) throw new CheckpointError(`${path} is a PyTorch file but not a checkpoint dictionary`);
@@ -300,7 +301,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     runDir: null,
     globalStep: 0,
   };
-  if ('model_state_dict' in rec) {
+  if (Object.hasOwn(rec, 'model_state_dict')) {
     const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
     const ours = rec.format === FORMAT;
     const args = asRecord(rec.model_args ?? null);
