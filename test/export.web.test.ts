@@ -200,6 +200,17 @@ describe('the exported web page in chromium', { skip }, () => {
       const mid = await at(0.5);
       const refOnes = Array.from((await predictMask(image)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
       assert.ok(Math.abs(mid - refOnes) <= W * H * 0.001 + 1, `browser ${mid} vs predict ${refOnes} foreground pixels`);
+
+      // A phone photo: EXIF orientation 6 (shown turned 90 degrees). The page predicts on the stored
+      // W x H pixels, as unet predict (sharp, like PIL) does, not on the turned H x W picture.
+      const photo = join(dir, 'photo.jpg');
+      await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toFile(photo);
+      await page.setInputFiles('#file', photo);
+      await page.waitForFunction(() => (document.getElementById('download') as HTMLAnchorElement | null)?.download === 'photo_OUT.png', undefined, { timeout: 60_000 });
+      assert.match(await page.locator('#timing').innerText(), new RegExp(`image ${W}x${H}\\)`));
+      const photoOnes = await ones(); // also checks the mask is W x H
+      const refPhoto = Array.from((await predictMask(photo)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
+      assert.ok(Math.abs(photoOnes - refPhoto) <= W * H * 0.01 + 1, `oriented JPEG: browser ${photoOnes} vs predict ${refPhoto} foreground pixels`);
     } finally {
       await browser.close();
     }
