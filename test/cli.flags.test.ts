@@ -104,6 +104,21 @@ describe('--config', () => {
     assert.match(r.error ?? '', /train-keys\.yaml: unknown key 'epochs'/, 'a predict config takes only predict options');
   });
 
+  test('--class-names on the command line, as a list, or as a classes map in the file', async () => {
+    let r = await parse(['train', '--class-names', 'background, sky ,building', '-c', '3']);
+    assert.deepEqual(r.train?.classNames, ['background', 'sky', 'building']);
+    assert.deepEqual((await parse(['train'])).train?.classNames, []);
+    r = await parse(['train', '--config', file('names.yaml', 'class-names: [bg, fg]\n')]);
+    assert.deepEqual(r.train?.classNames, ['bg', 'fg']);
+    r = await parse(['train', '--config', file('map.yaml', 'classes:\n  0: background\n  1: sky\n  2: building\n')]);
+    assert.equal(r.train?.classes, 3);
+    assert.deepEqual(r.train?.classNames, ['background', 'sky', 'building']);
+    r = await parse(['train', '--config', file('map.json', '{"classes": {"0": "background", "2": "sky"}}')]);
+    assert.match(r.error ?? '', /map\.json: classes is a number, or a map of class indices 0\.\.n-1 to names/);
+    r = await parse(['train', '--class-names', 'a,,b']);
+    assert.match(r.error ?? '', /--class-names.*expects names separated by commas/);
+  });
+
   test("Object's own names (toString, constructor, __proto__, ...) are unknown keys, not options", async () => {
     for (const key of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__proto__', 'has-own-property']) {
       for (const cmd of ['train', 'predict']) {

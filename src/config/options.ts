@@ -106,6 +106,25 @@ const overlapParser: Parser<number> = (raw, flag) => {
   return v;
 };
 
+/** --class-names: comma-separated, one per class incl. the background (checked against -c in checkClassNames). */
+const classNamesParser: Parser<string[]> = (raw, flag) => {
+  const names = raw.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new OptionError(`${flag} expects names separated by commas, one per class incl. background (e.g. background,sky,building); got '${raw}'`);
+  return names;
+};
+
+/** How many names --class-names needs: one per predicted value, so 2 for a binary (-c 1) model. */
+export const classNameCount = (classes: number): number => Math.max(classes, 2);
+
+/** --class-names against -c: one name per class (incl. background), or none. */
+export function checkClassNames(names: readonly string[], classes: number): void {
+  const n = classNameCount(classes);
+  if (names.length === 0 || names.length === n) return;
+  throw new OptionError(
+    `--class-names gives ${names.length} name(s) (${names.join(', ')}) but -c ${classes} needs ${n}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`,
+  );
+}
+
 /** Parallel image decoders unless --workers says otherwise (train, predict, evaluate and the dataset API). */
 export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
 
@@ -123,6 +142,7 @@ export const trainOptions = {
   validation: { flags: '-v, --validation <percent>', help: 'percent of the data used for validation', default: 10, parse: percent },
   classes: { flags: '-c, --classes <n>', help: 'number of classes incl. background (1 = binary with sigmoid)', default: 2, parse: posInt },
   load: { flags: '-f, --load <path>', help: 'resume from our checkpoint, or start from reference weights', default: '', parse: str },
+  classNames: { flags: '--class-names <names>', help: "class names incl. background, comma-separated (e.g. background,sky,building; 2 for -c 1), stored in the checkpoint and shown instead of class numbers; in --config also a 'classes' map {0: background, 1: sky, ...}", default: [] as string[], parse: classNamesParser },
   bilinear: { flags: '--bilinear', help: 'bilinear upsampling instead of transposed convolutions', default: false },
   amp: { flags: '--amp', help: 'mixed precision: fp16 + GradScaler on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs (UNET_CPU_AMP=bf16 forces bf16)', default: false },
   accumulateGradBatches: { flags: '--accumulate-grad-batches <n>', help: 'step the optimizer every n batches', default: 1, parse: posInt },

@@ -2,7 +2,8 @@
  * `unet export`: model weights for other tools.
  *
  * - safetensors: the state_dict tensors (reference key names) with `__metadata__`
- *   { format: "pt", model_args: '{"n_channels":..,"n_classes":..,"bilinear":..}', mask_values: '[...]' }.
+ *   { format: "pt", model_args: '{"n_channels":..,"n_classes":..,"bilinear":..}', mask_values: '[...]' }
+ *   (and class_names: '[...]' when the checkpoint has --class-names; onnx and web carry them too).
  * - pth-state-dict: the reference trainer's checkpoint format, a flat state_dict plus
  *   `mask_values`, which the reference's predict.py loads (`state_dict.pop('mask_values', [0, 1])`
  *   then `load_state_dict`).
@@ -14,7 +15,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
 import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
-import { writeWebSite } from './web.js';
+import { classNamesMeta, writeWebSite } from './web.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
 import { loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
@@ -60,6 +61,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
       format: 'pt',
       model_args: JSON.stringify(modelArgs),
       mask_values: JSON.stringify(mv.values),
+      ...classNamesMeta(ckpt.classNames, mv.values.length),
     });
   } else if (o.format === 'pth-state-dict') {
     const tensors = weightsToTensors(ckpt.model);
@@ -72,7 +74,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
     const trained = ckpt.config?.scale;
     const scale = o.scale ?? (typeof trained === 'number' ? trained : 0.5);
     if (o.scale === undefined && typeof trained !== 'number') console.error(`note: ${o.model} does not record its training scale; the exported model scales images by 0.5 (as \`unet predict\` by default): pass --scale S to change it`);
-    const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE) };
+    const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE), ...classNamesMeta(ckpt.classNames, mv.values.length) };
     const r =
       o.format === 'onnx'
         ? await writeOnnx(o.output, ckpt.model, args, meta)

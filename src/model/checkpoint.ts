@@ -96,6 +96,8 @@ export interface CheckpointData {
   loss: number;
   valScore: number;
   maskValues: MaskValues;
+  /** --class-names: one per mask value; absent or empty: none given. */
+  classNames?: readonly string[];
   modelArgs: UNetArgs;
   config: Record<string, unknown>;
   runDir?: string;
@@ -116,6 +118,7 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     loss: new PyFloat(c.loss),
     val_score: new PyFloat(c.valScore),
     mask_values: c.maskValues as PyValue,
+    class_names: c.classNames?.length ? [...c.classNames] : null,
     model_args: { n_channels: c.modelArgs.nChannels, n_classes: c.modelArgs.nClasses, bilinear: c.modelArgs.bilinear },
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
@@ -189,6 +192,8 @@ export interface LoadedCheckpoint {
   path: string;
   model: Map<string, RawTensor>;
   maskValues: MaskValues | null;
+  /** Names of the classes (class_names, from --class-names); null: the file has none (older files, the reference's). */
+  classNames: string[] | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
   epoch: number;
   globalStep: number;
@@ -265,6 +270,11 @@ function parseMaskValues(v: PyValue | undefined): MaskValues | null {
   return flat as MaskValues;
 }
 
+/** class_names when it is a list of strings; anything else counts as none. */
+function parseClassNames(v: PyValue | undefined): string[] | null {
+  return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+}
+
 /**
  * Reads any of the three checkpoint kinds, with errors that name the file (and `flag`, the option
  * that gave it) and say what to do. The one place a checkpoint path is checked.
@@ -300,6 +310,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     rng: null,
     runDir: null,
     globalStep: 0,
+    classNames: null as string[] | null,
   };
   if (Object.hasOwn(rec, 'model_state_dict')) {
     const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
@@ -311,6 +322,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       kind: ours ? 'unet-ts' : 'fork',
       model,
       maskValues: parseMaskValues(rec.mask_values),
+      classNames: parseClassNames(rec.class_names),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,

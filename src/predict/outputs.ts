@@ -117,7 +117,7 @@ export async function writeOutputs(p: Predictor, cfg: PredictConfig, job: Job, p
       rec.probs = files;
     }
     if (cfg.viz) {
-      await writeFile(job.overlay, await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues));
+      await writeFile(job.overlay, await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues, p.classNames));
       rec.overlay = job.overlay;
     }
   } catch (e) {

@@ -10,7 +10,7 @@
 import * as ort from 'onnxruntime-web/wasm';
 import { MIN_SIDE } from '../model/limits.js';
 import { maskPng } from '../predict/mask-png.js';
-import { classColour } from '../tracking/palette.js';
+import { classColour, classLabel } from '../tracking/palette.js';
 import { withoutOrientation } from './exif.js';
 import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
 
@@ -55,7 +55,7 @@ function renderLegend(): void {
     const c = classColour(k);
     if (c) sw.style.background = `rgb(${c.join(',')})`;
     else sw.classList.add('background');
-    li.append(sw, `class ${k}: value ${valueText(v)}${c ? '' : ' (background, not coloured)'}`);
+    li.append(sw, `${classLabel(k, valueText(v), info.class_names)}${c ? '' : ' (background, not coloured)'}`);
     ul.append(li);
   });
 }
