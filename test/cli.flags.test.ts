@@ -103,6 +103,33 @@ describe('--config', () => {
     r = await parse(['predict', '--config', file('train-keys.yaml', 'epochs: 3\n')]);
     assert.match(r.error ?? '', /train-keys\.yaml: unknown key 'epochs'/, 'a predict config takes only predict options');
   });
+
+  test('--class-names on the command line, as a list, or as a classes map in the file', async () => {
+    let r = await parse(['train', '--class-names', 'background, sky ,building', '-c', '3']);
+    assert.deepEqual(r.train?.classNames, ['background', 'sky', 'building']);
+    assert.deepEqual((await parse(['train'])).train?.classNames, []);
+    r = await parse(['train', '--config', file('names.yaml', 'class-names: [bg, fg]\n')]);
+    assert.deepEqual(r.train?.classNames, ['bg', 'fg']);
+    r = await parse(['train', '--config', file('map.yaml', 'classes:\n  0: background\n  1: sky\n  2: building\n')]);
+    assert.equal(r.train?.classes, 3);
+    assert.deepEqual(r.train?.classNames, ['background', 'sky', 'building']);
+    r = await parse(['train', '--config', file('map.json', '{"classes": {"0": "background", "2": "sky"}}')]);
+    assert.match(r.error ?? '', /map\.json: classes is a number, or a map of class indices 0\.\.n-1 to names/);
+    r = await parse(['train', '--class-names', 'a,,b']);
+    assert.match(r.error ?? '', /--class-names.*expects names separated by commas/);
+  });
+
+  test("Object's own names (toString, constructor, __proto__, ...) are unknown keys, not options", async () => {
+    for (const key of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__proto__', 'has-own-property']) {
+      for (const cmd of ['train', 'predict']) {
+        const f = file('proto.json', `{"${key}": true}`);
+        const r = await parse(cmd === 'predict' ? ['predict', '-i', 'x.png', '--config', f] : ['train', '--config', f]);
+        assert.match(r.error ?? '', new RegExp(`proto\\.json: unknown key '${key}'`), `${cmd}: ${key}`);
+      }
+    }
+    const r = await parse(['predict', '-i', 'x.png', '--config', file('empty.json', '{}')]);
+    assert.equal(r.classesGiven, false);
+  });
 });
 
 describe('--resume', () => {
@@ -157,6 +184,28 @@ test('the exit-code table is in every --help and in the README', async () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   // README's table says the same as the one table in src/config/errors.ts, row by row.
   for (const { code, meaning } of EXIT_CODES) assert.ok(readme.includes(`| \`${code}\` | ${meaning} |`), `README row for exit code ${code}: ${meaning}`);
+});
+
+test('every --help line shows at most one default and never an empty one; --amp says what runs on CPU', async () => {
+  const program = buildProgram(undefined, { exitOverride: true });
+  assert.equal(program.commands.length, 8);
+  for (const cmd of program.commands) {
+    let out = '';
+    cmd.configureOutput({ writeOut: (s) => (out += s), getOutHelpWidth: () => 1000 });
+    assert.throws(() => cmd.parse(['--help'], { from: 'user' }));
+    const lines = out.split('\n').filter((l) => l.trimStart().startsWith('-'));
+    assert.ok(lines.length > 0, cmd.name());
+    for (const line of lines) {
+      assert.ok((line.match(/\(default[:s]/g) ?? []).length <= 1, `${cmd.name()}: doubled default: ${line}`);
+      assert.doesNotMatch(line, /\(default: (""|\[\]|undefined)\)/, `${cmd.name()}: empty default: ${line}`);
+    }
+    if (cmd.name() === 'train') {
+      assert.match(out, /--name <name> +run name \(default: a timestamp\)\n/);
+      assert.match(out, /-f, --load <path> +[^\n(]+\n/);
+    }
+    const amp = lines.find((l) => l.includes('--amp'));
+    if (amp) assert.match(amp, /fp32 on other CPUs|else fp32/, `${cmd.name()} --amp`);
+  }
 });
 
 // ------------------------------------------------------------------------------------------------

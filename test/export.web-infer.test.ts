@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import { InputError, classify, preprocessRgba, resizeLogits, scaledSize } from '../src/web/infer.js';
+import { withoutOrientation } from '../src/web/exif.js';
 import { resizeBicubicU8 } from '../src/web/resample.js';
 import { NO_TORCH, hasTorch, maxDiff, runPython } from './helpers/python.js';
 import { tempDir } from './helpers/workdir.js';
@@ -70,4 +71,25 @@ test('preprocess: scale, grey/colour checks and the 16 px minimum', () => {
   rgba[0] = 7;
   assert.throws(() => preprocessRgba(rgba, 40, 34, 1, 0.5), /in colour \(RGB\) but the model expects greyscale/);
   assert.throws(() => scaledSize(31, 100, 0.5), (e: Error) => e instanceof InputError && /31x100; at the model's scale 0\.5 that is 15x50, but the UNet needs at least 16x16/.test(e.message));
+});
+
+test("EXIF orientation: the page decodes a copy whose tag says 1 (as stored), as predict and PIL read it", async () => {
+  const { default: sharp } = await import('sharp');
+  const raw = { raw: { width: 24, height: 16, channels: 3 as const } };
+  const px = new Uint8Array(24 * 16 * 3).map((_, i) => i & 255);
+  for (const orientation of [6, 8, 3]) {
+    const jpg = new Uint8Array(await sharp(px, raw).jpeg().withMetadata({ orientation }).toBuffer());
+    const out = withoutOrientation(jpg);
+    assert.equal((await sharp(jpg).metadata()).orientation, orientation);
+    assert.equal((await sharp(out).metadata()).orientation, 1, `orientation ${orientation} -> 1`);
+    assert.equal(jpg[jpg.length - 1], out[out.length - 1]);
+    assert.equal(out.length, jpg.length, 'only the tag changes');
+    assert.equal(out.reduce((n, b, i) => n + (b !== jpg[i] ? 1 : 0), 0), 1, 'one byte differs');
+  }
+  const plain = new Uint8Array(await sharp(px, raw).jpeg().toBuffer());
+  assert.equal(withoutOrientation(plain), plain, 'no EXIF: the same bytes');
+  const png = new Uint8Array(await sharp(px, raw).png().toBuffer());
+  assert.equal(withoutOrientation(png), png, 'not a JPEG: the same bytes');
+  const truncated = new Uint8Array([0xff, 0xd8, 0xff, 0xe1, 0, 40, 0x45, 0x78, 0x69, 0x66, 0, 0, 0x49, 0x49]);
+  assert.equal(withoutOrientation(truncated), truncated, 'a truncated EXIF block: the same bytes, no error');
 });

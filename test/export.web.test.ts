@@ -37,7 +37,7 @@ const quiet = { log: () => {} };
  * `unet predict`'s mask for an image with that model (its preprocess + predictBatch + mask PNG:
  * loadPredictor builds full-width UNets only).
  */
-async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string): Promise<(image: string) => Promise<MaskData>> {
+async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string, classNames?: string[]): Promise<(image: string) => Promise<MaskData>> {
   const m = evalUNet(args, seed);
   // Centre each class's logits on this image, so that the mask has every class (a random UNet
   // otherwise predicts one class everywhere).
@@ -46,7 +46,7 @@ async function checkpoint(path: string, args: UNetArgs, maskValues: number[], se
   const plane = pre.width * pre.height;
   const means = Float32Array.from({ length: args.nClasses }, (_, k) => y.subarray(k * plane, (k + 1) * plane).reduce((a, b) => a + b, 0) / plane);
   E.noGrad(() => E.tensor(means, [args.nClasses]).disposeAfter((t) => m.stateDict().get('outc.conv.bias')?.add_(t, -1)));
-  await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, modelArgs: args, config: { scale: 0.5 } });
+  await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, classNames, modelArgs: args, config: { scale: 0.5 } });
   /** predict's mask; also checks that the page's preprocessing gives predict's input exactly. */
   return async (image) => {
     const p = { args, model: m, device: 'cpu', ampDtype: null } as unknown as Predictor;
@@ -116,6 +116,7 @@ describe('the exported web page in chromium', { skip }, () => {
       await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
       assert.match(await page.locator('#model').innerText(), /model\.pth \(epoch 3, validation Dice 0\.810\)/);
       assert.equal(await page.locator('#legend li').count(), 3);
+      assert.match(await page.locator('#legend li').nth(1).innerText(), /^class 1: value 100$/);
 
       await page.setInputFiles('#file', image);
       await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
@@ -169,7 +170,7 @@ describe('the exported web page in chromium', { skip }, () => {
     const H = 53;
     const px = Uint8Array.from({ length: W * H * 3 }, (_, i) => ((i % 3) * 80 + Math.floor(i / 3 / W) * 4 + ((i * 7) % 31)) & 255);
     await sharp(px, { raw: { width: W, height: H, channels: 3 } }).png().toFile(image);
-    const predictMask = await checkpoint(ckpt, { nChannels: 3, nClasses: 1, bilinear: true }, [0, 255], 9, image);
+    const predictMask = await checkpoint(ckpt, { nChannels: 3, nClasses: 1, bilinear: true }, [0, 255], 9, image, ['background', 'membrane']);
     const site = join(dir, 'site-binary');
     assert.equal(await exportCommand({ model: ckpt, format: 'web', output: site, ...quiet }), 0);
     const origin = await serveWithPython(site);
@@ -179,6 +180,8 @@ describe('the exported web page in chromium', { skip }, () => {
       await page.goto(origin);
       await page.waitForSelector('body[data-state="ready"]', { timeout: 60_000 });
       assert.equal(await page.locator('#threshold-box').isVisible(), true);
+      // the checkpoint's --class-names, in the legend (the first test's checkpoint has none: "class k")
+      assert.deepEqual(await page.locator('#legend li').allInnerTexts(), ['background (class 0, value 0) (background, not coloured)', 'membrane (class 1, value 255)']);
       await page.setInputFiles('#file', image);
       await page.waitForSelector('body[data-state="done"]', { timeout: 60_000 });
       const ones = async (): Promise<number> => {
@@ -200,6 +203,17 @@ describe('the exported web page in chromium', { skip }, () => {
       const mid = await at(0.5);
       const refOnes = Array.from((await predictMask(image)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
       assert.ok(Math.abs(mid - refOnes) <= W * H * 0.001 + 1, `browser ${mid} vs predict ${refOnes} foreground pixels`);
+
+      // A phone photo: EXIF orientation 6 (shown turned 90 degrees). The page predicts on the stored
+      // W x H pixels, as unet predict (sharp, like PIL) does, not on the turned H x W picture.
+      const photo = join(dir, 'photo.jpg');
+      await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toFile(photo);
+      await page.setInputFiles('#file', photo);
+      await page.waitForFunction(() => (document.getElementById('download') as HTMLAnchorElement | null)?.download === 'photo_OUT.png', undefined, { timeout: 60_000 });
+      assert.match(await page.locator('#timing').innerText(), new RegExp(`image ${W}x${H}\\)`));
+      const photoOnes = await ones(); // also checks the mask is W x H
+      const refPhoto = Array.from((await predictMask(photo)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
+      assert.ok(Math.abs(photoOnes - refPhoto) <= W * H * 0.01 + 1, `oriented JPEG: browser ${photoOnes} vs predict ${refPhoto} foreground pixels`);
     } finally {
       await browser.close();
     }

@@ -115,9 +115,9 @@ describe('dashboard and report in chromium', { skip }, () => {
       await trainB.stop();
       await runB.close();
       await trainA.stop();
-      // as the training loop does: per-class metrics in epoch records, then a final record without them
-      runA.record({ type: 'epoch', epoch: 1, step: trainA.step(), perClassDice: [0.98, 0.83], perClassIoU: [0.96, 0.71] });
-      runA.record({ type: 'final', bestScore: 0.83, bestEpoch: 1, classNames: ['background', 'membrane'] });
+      // as the training loop does: per-class metrics (and --class-names) in epoch records, then a final record without them
+      runA.record({ type: 'epoch', epoch: 1, step: trainA.step(), perClassDice: [0.98, 0.83], perClassIoU: [0.96, 0.71], classNames: ['background', 'membrane'] });
+      runA.record({ type: 'final', bestScore: 0.83, bestEpoch: 1 });
       await runA.close();
       assert.deepEqual(errors, [], 'no console errors on the dashboard');
 

@@ -53,6 +53,8 @@ function convert(file: string, key: string, spec: OptionSpec<unknown>, v: unknow
     return v;
   }
   const parse = spec.parse;
+  // A list option that is one flag value on the command line (--class-names a,b): a YAML/JSON list too.
+  if (Array.isArray(v) && Array.isArray(spec.default) && !spec.variadic && v.every((x) => typeof x === 'string')) v = v.join(',');
   const one = (x: unknown) => {
     if (typeof x !== 'string' && typeof x !== 'number') throw new OptionError(`--config ${file}: ${key} (${flag}) expects a ${spec.variadic ? 'list of strings' : 'single value'}, got ${JSON.stringify(x)}`);
     try {
@@ -69,8 +71,9 @@ export function readConfigFile(file: string, table: Record<string, OptionSpec<un
   const out: Record<string, unknown> = {};
   for (const [raw, v] of Object.entries(readMapping(file))) {
     if (ignore.includes(raw)) continue;
-    const key = raw in table ? raw : camel(raw);
-    const spec = table[key];
+    // Own keys only: 'toString' or 'constructor' are not options.
+    const key = Object.hasOwn(table, raw) ? raw : camel(raw);
+    const spec = Object.hasOwn(table, key) ? table[key] : undefined;
     if (!spec) {
       const near = Object.keys(table)
         .map((k) => ({ k, d: Math.min(distance(raw, k), distance(camel(raw), k)) }))
@@ -78,7 +81,21 @@ export function readConfigFile(file: string, table: Record<string, OptionSpec<un
       const hint = near && near.d <= 3 ? ` (did you mean '${near.k}'?)` : '';
       throw new OptionError(`--config ${file}: unknown key '${raw}'${hint}; keys are option names such as ${Object.keys(table).slice(0, 3).join(', ')} (see --help)`);
     }
+    if (key === 'classes' && Object.hasOwn(table, 'classNames') && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      Object.assign(out, classesMap(file, v as Record<string, unknown>));
+      continue;
+    }
     out[key] = convert(file, raw, spec, v);
   }
   return out;
+}
+
+/** `classes: {0: background, 1: sky}`: the number of classes and their names, by class index. */
+function classesMap(file: string, map: Record<string, unknown>): { classes: number; classNames: string[] } {
+  const entries = Object.entries(map);
+  const names = entries.map((_, i) => map[String(i)]);
+  if (entries.length === 0 || names.some((n) => typeof n !== 'string' || n.trim() === '') || !entries.every(([k]) => /^(0|[1-9]\d*)$/.test(k))) {
+    throw new OptionError(`--config ${file}: classes is a number, or a map of class indices 0..n-1 to names (e.g. {0: background, 1: sky}); got ${JSON.stringify(map)}`);
+  }
+  return { classes: entries.length, classNames: (names as string[]).map((n) => n.trim()) };
 }

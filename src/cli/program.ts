@@ -21,14 +21,18 @@ function argParser<T>(parse: (raw: string, flag: string) => T, flag: string, var
   };
 }
 
+/** Whether --help appends the default: not for negations, empty values ('', []), or a help text that names its own. */
+export function showsDefault(spec: OptionSpec<unknown>): boolean {
+  const d = spec.default;
+  const empty = d === undefined || d === '' || (Array.isArray(d) && d.length === 0);
+  return !spec.flags.includes('--no-') && !empty && !/\(default:/.test(spec.help);
+}
+
 /** Adds every option of a table to a command; returns nothing, values come back via opts(). */
 function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): Command {
   for (const [key, spec] of Object.entries(table)) {
     const opt = new Option(spec.flags, spec.help);
-    if (!spec.flags.includes('--no-')) {
-      const show = Array.isArray(spec.default) ? undefined : spec.default === '' ? undefined : JSON.stringify(spec.default);
-      opt.default(spec.default, show);
-    }
+    if (showsDefault(spec)) opt.default(spec.default);
     // The alias writes the same value; it has no default of its own and does not show in --help.
     const alias = spec.alias ? new Option(spec.alias, spec.help).hideHelp() : undefined;
     for (const o of alias ? [opt, alias] : [opt]) {
@@ -59,7 +63,7 @@ function values<T extends Record<string, OptionSpec<unknown>>>(cmd: Command, tab
 }
 
 /** Set on the command line or in the --config file. */
-const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || key in file;
+const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || Object.hasOwn(file, key);
 
 const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
 const jsonOption = (what: string) => new Option('--json', what).default(false);

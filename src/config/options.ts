@@ -16,7 +16,7 @@ type Parser<T> = (raw: string, flag: string) => T;
 
 export interface OptionSpec<T> {
   flags: string; // commander syntax, e.g. '-e, --epochs <n>'
-  help: string; // one line; the default is appended by the CLI
+  help: string; // one line; the CLI appends a non-empty default unless the help names its own '(default: ...)'
   default: T;
   parse?: Parser<T>; // absent for boolean switches
   /** Options that are accepted several times or take several values (`-i a b c`). */
@@ -106,6 +106,25 @@ const overlapParser: Parser<number> = (raw, flag) => {
   return v;
 };
 
+/** --class-names: comma-separated, one per class incl. the background (checked against -c in checkClassNames). */
+const classNamesParser: Parser<string[]> = (raw, flag) => {
+  const names = raw.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new OptionError(`${flag} expects names separated by commas, one per class incl. background (e.g. background,sky,building); got '${raw}'`);
+  return names;
+};
+
+/** How many names --class-names needs: one per predicted value, so 2 for a binary (-c 1) model. */
+export const classNameCount = (classes: number): number => Math.max(classes, 2);
+
+/** --class-names against -c: one name per class (incl. background), or none. */
+export function checkClassNames(names: readonly string[], classes: number): void {
+  const n = classNameCount(classes);
+  if (names.length === 0 || names.length === n) return;
+  throw new OptionError(
+    `--class-names gives ${names.length} name(s) (${names.join(', ')}) but -c ${classes} needs ${n}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`,
+  );
+}
+
 /** Parallel image decoders unless --workers says otherwise (train, predict, evaluate and the dataset API). */
 export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
 
@@ -126,8 +145,9 @@ export const trainOptions = {
   validation: { flags: '-v, --validation <percent>', help: 'percent of the data used for validation', default: 10, parse: percent },
   classes: { flags: '-c, --classes <n>', help: 'number of classes incl. background (1 = binary with sigmoid)', default: 2, parse: posInt },
   load: { flags: '-f, --load <path>', help: 'resume from our checkpoint, or start from reference weights', default: '', parse: str },
+  classNames: { flags: '--class-names <names>', help: "class names incl. background, comma-separated (e.g. background,sky,building; 2 for -c 1), stored in the checkpoint and shown instead of class numbers; in --config also a 'classes' map {0: background, 1: sky, ...}", default: [] as string[], parse: classNamesParser },
   bilinear: { flags: '--bilinear', help: 'bilinear upsampling instead of transposed convolutions', default: false },
-  amp: { flags: '--amp', help: 'mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU)', default: false },
+  amp: { flags: '--amp', help: 'mixed precision: fp16 + GradScaler on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs (UNET_CPU_AMP=bf16 forces bf16)', default: false },
   accumulateGradBatches: { flags: '--accumulate-grad-batches <n>', help: 'step the optimizer every n batches', default: 1, parse: posInt },
   imgs: { flags: '--imgs <dir>', help: 'directory of input images', default: 'data/imgs', parse: str },
   masks: { flags: '--masks <dir>', help: 'directory of masks (same base names)', default: 'data/masks', parse: str },
@@ -200,7 +220,7 @@ export const predictOptions = {
   scale: inferenceScaleOption,
   probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only), or --tile windows', default: 1, parse: posInt },
   bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
@@ -221,7 +241,7 @@ export const evaluateOptions = {
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference', default: false },
+  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   ...tilingOptions,
@@ -253,7 +273,7 @@ export const benchOptions = {
   width: { flags: '--width <n>', help: 'image width', default: 256, parse: posInt },
   channels: { flags: '--channels <n>', help: 'input channels', default: 3, parse: posInt },
   classes: { flags: '--classes <n>', help: 'classes', default: 2, parse: posInt },
-  amp: { flags: '--amp', help: 'mixed precision', default: false },
+  amp: { flags: '--amp', help: 'mixed precision as train --amp (fp16 on CUDA; bf16 on CPUs with native bf16, else fp32)', default: false },
   bilinear: { flags: '--bilinear', help: 'bilinear upsampling', default: false },
   steps: { flags: '--steps <n>', help: 'timed steps', default: 10, parse: posInt },
   warmup: { flags: '--warmup <n>', help: 'untimed steps first', default: 3, parse: nonNegInt },

@@ -2,7 +2,8 @@
  * `unet export`: model weights for other tools.
  *
  * - safetensors: the state_dict tensors (reference key names) with `__metadata__`
- *   { format: "pt", model_args: '{"n_channels":..,"n_classes":..,"bilinear":..}', mask_values: '[...]' }.
+ *   { format: "pt", model_args: '{"n_channels":..,"n_classes":..,"bilinear":..}', mask_values: '[...]' }
+ *   (and class_names: '[...]' when the checkpoint has --class-names; onnx and web carry them too).
  * - pth-state-dict: the reference trainer's checkpoint format, a flat state_dict plus
  *   `mask_values`, which the reference's predict.py loads (`state_dict.pop('mask_values', [0, 1])`
  *   then `load_state_dict`).
@@ -14,7 +15,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
 import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
-import { writeWebSite } from './web.js';
+import { classNamesMeta, writeWebSite } from './web.js';
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
@@ -41,7 +42,12 @@ export interface ExportOptions {
 async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetArgs, maskValues: MaskValues): Promise<string> {
   const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
   if (o.format === 'safetensors') {
-    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), { format: 'pt', model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues) });
+    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
+      format: 'pt',
+      model_args: JSON.stringify(modelArgs),
+      mask_values: JSON.stringify(maskValues),
+      ...classNamesMeta(ckpt.classNames, maskValues.length),
+    });
     return `${ckpt.model.size} tensors`;
   }
   if (o.format === 'pth-state-dict') {
@@ -55,7 +61,7 @@ async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetA
   }
   const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
   console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
-  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(MIN_SIDE) };
+  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(MIN_SIDE), ...classNamesMeta(ckpt.classNames, maskValues.length) };
   const r =
     o.format === 'onnx'
       ? await writeOnnx(o.output, ckpt.model, args, meta)

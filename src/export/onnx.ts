@@ -30,6 +30,8 @@ export interface OnnxMetadata {
   scale: string;
   /** the smallest height/width the network accepts */
   min_size: string;
+  /** JSON list of the class names (train --class-names), when the checkpoint has them */
+  class_names?: string;
 }
 
 type Attr = number | string | number[] | { floats: number[] };

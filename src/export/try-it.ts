@@ -16,7 +16,7 @@ import { MIN_SIDE } from '../model/limits.js';
 import { resolveMaskValues } from '../predict/predictor.js';
 import { chooseScale, loadCheckpoint, trainingScale } from '../model/checkpoint.js';
 import { sendSiteFile } from './serve.js';
-import { writeWebSite } from './web.js';
+import { classNamesMeta, writeWebSite } from './web.js';
 
 /** Serves /try/<run>/<file> for the dashboard; `close()` removes the exported folders. */
 export function tryItPages(): { serve: (runDir: string, file: string, res: ServerResponse) => Promise<void>; close: () => void } {
@@ -46,7 +46,7 @@ export function tryItPages(): { serve: (runDir: string, file: string, res: Serve
     const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, []);
     const { scale } = chooseScale(trainingScale(ckpt), undefined);
     const dir = join(root, String(n++));
-    const meta = { model_args: JSON.stringify({ n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear }), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE) };
+    const meta = { model_args: JSON.stringify({ n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear }), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(MIN_SIDE), ...classNamesMeta(ckpt.classNames, mv.values.length) };
     await writeWebSite(dir, ckpt.model, args, meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
     return dir;
   }

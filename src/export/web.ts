@@ -18,6 +18,10 @@ export const PAGE_FILES = ['index.html', 'app.js', 'style.css'] as const;
 /** onnxruntime-web's WebAssembly build (one thread, SIMD) and its loader. */
 export const WASM_FILES = ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs'] as const;
 
+/** The metadata entry for the checkpoint's class names: one per mask value, else none. */
+export const classNamesMeta = (names: readonly string[] | null, valueCount: number): { class_names?: string } =>
+  names?.length === valueCount ? { class_names: JSON.stringify(names) } : {};
+
 /** dist/web, from src/export (tsx) or dist/export (built). */
 function pageDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -56,6 +60,7 @@ export async function writeWebSite(
     scale: Number(meta.scale),
     min_size: Number(meta.min_size),
     source,
+    ...(meta.class_names ? { class_names: JSON.parse(meta.class_names) as string[] } : {}),
   };
   // Every file atomically: a failed export (full disk) leaves no torn file in an earlier folder.
   await writeFileAtomic(join(dir, 'model.json'), [Buffer.from(`${JSON.stringify(info, null, 1)}\n`)]);

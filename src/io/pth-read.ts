@@ -1,6 +1,7 @@
 // Reading torch.save checkpoints (see pth.ts for the file layout). Loading is data-only: the
 // pickle's globals are checked against an allow-list and nothing is executed (see pickle.ts).
 import { readDecoded } from './files.js';
+import { defineKey } from './own.js';
 import { PyDict, unpickle, type DictKey, type UnpickleHooks } from './pickle.js';
 import { gather } from './strided.js';
 import { DTYPE_ITEMSIZE, STORAGE_CLASS, copyBytes, isRawTensor, type DType, type PyValue, type RawTensor } from './tensor.js';
@@ -213,10 +214,9 @@ function toPyValue(root: unknown): PyValue {
     if (v instanceof PyDict) {
       const allStrings = [...v.entries.keys()].every((k) => typeof k === 'string');
       if (allStrings) {
-        // defineProperty, not assignment: a key "__proto__" must become an own property, not a prototype swap.
         const out: { [k: string]: PyValue } = {};
         seen.set(v, out);
-        for (const [k, x] of v.entries) Object.defineProperty(out, k, { value: convert(x, depth + 1), enumerable: true, writable: true, configurable: true });
+        for (const [k, x] of v.entries) defineKey(out, k as string, convert(x, depth + 1));
         return out;
       }
       const out = new Map<string | number, PyValue>();

@@ -8,6 +8,7 @@
 // size (largest first), as the reference implementation does, so every tensor
 // starts aligned to its item size and can be viewed as a typed array in place.
 import { readDecoded, writeFileAtomic } from './files.js';
+import { defineKey } from './own.js';
 import { DTYPE_ITEMSIZE, type DType, type RawTensor } from './tensor.js';
 
 const TO_ST: Readonly<Record<DType, string>> = {
@@ -21,11 +22,6 @@ const MAX_HEADER_BYTES = 100_000_000;
 export interface Safetensors {
   tensors: Record<string, RawTensor>;
   metadata: Record<string, string>;
-}
-
-function defineKey<T>(obj: Record<string, T>, k: string, v: T): void {
-  // defineProperty: a tensor named "__proto__" must be an own property, not a prototype swap.
-  Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 // ---------------------------------------------------------------------------

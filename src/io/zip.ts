@@ -161,6 +161,16 @@ function readZip64Extra(
   fail(`entry "${name}" needs a zip64 extra field but has none`);
 }
 
+/** Deflate's best case is about 1032:1 (258-byte matches coded in 2 bits); a record declaring more is lying. */
+const DEFLATE_MAX_RATIO = 1032;
+/**
+ * What all deflated records together may inflate to: a multiple of the file size (re-zipped
+ * checkpoints of trained weights shrink less than 2:1), at least 16 MiB for small files. Past it
+ * the archive is a zip bomb; refused from the declared sizes before anything is inflated.
+ */
+export const INFLATE_FACTOR = 100;
+const INFLATE_MIN = 16 << 20;
+
 /**
  * Parsed central directory of an in-memory zip. `read(name)` returns a record's
  * bytes (a view into the input for stored records) after checking its CRC.
@@ -171,16 +181,27 @@ export class ZipReader {
   /** Start of the central directory: record data must end before it. */
   private readonly cdStart: number;
 
-  constructor(private readonly bytes: Uint8Array) {
+  /** `maxInflated`: bytes all deflated records may inflate to (default: INFLATE_FACTOR x the file, at least 16 MiB). */
+  constructor(private readonly bytes: Uint8Array, maxInflated = Math.max(INFLATE_FACTOR * bytes.length, INFLATE_MIN)) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const { count, cdOffset, cdSize } = findCentralDirectory(this.dv, bytes.length);
     this.cdStart = cdOffset;
     const cdEnd = cdOffset + cdSize;
     let p = cdOffset;
+    let inflated = 0;
     for (let i = 0; i < count; i++) {
       const { entry, next } = readCentralEntry(this.dv, bytes, p, cdEnd, i);
       // Duplicate names are ambiguous (readers disagree on which wins), so refuse them.
       if (this.entries.has(entry.name)) fail(`duplicate entry "${entry.name}"`);
+      if (entry.method === METHOD_DEFLATE) {
+        if (entry.size > entry.compressedSize * DEFLATE_MAX_RATIO + DEFLATE_MAX_RATIO) {
+          fail(`record "${entry.name}" declares ${entry.size} bytes from ${entry.compressedSize} compressed, more than deflate can produce (file is corrupt or hostile)`);
+        }
+        inflated += entry.size;
+        if (inflated > maxInflated) {
+          fail(`deflated records declare ${inflated}+ bytes inflated, over the ${maxInflated}-byte bound for a ${bytes.length}-byte file (a zip bomb?); refusing to inflate them`);
+        }
+      }
       this.entries.set(entry.name, entry);
       p = next;
     }
@@ -210,6 +231,7 @@ export class ZipReader {
       data = raw;
     } else if (e.method === METHOD_DEFLATE) {
       try {
+        // Never more than the declared size, which the constructor bounded.
         data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
       } catch (err) {
         fail(`cannot inflate "${name}": ${(err as Error).message}`);

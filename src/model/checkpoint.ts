@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { makeDirs } from '../io/dirs.js';
+import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
 import { processAlive as alive } from '../io/temp-files.js';
 import type { UNetArgs } from './unet.js';
@@ -51,7 +52,7 @@ export function toPy(v: unknown, floatKeys: ReadonlySet<string> = FLOAT_KEYS, ke
   }
   if (typeof v === 'object') {
     const o: Record<string, PyValue> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = toPy(x, floatKeys, k);
+    for (const [k, x] of Object.entries(v)) defineKey(o, k, toPy(x, floatKeys, k));
     return o;
   }
   throw new CheckpointError(`cannot store a ${typeof v} in a checkpoint`);
@@ -69,7 +70,7 @@ export function fromPy(v: PyValue): unknown {
   }
   if (v !== null && typeof v === 'object') {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = fromPy(x as PyValue);
+    for (const [k, x] of Object.entries(v)) defineKey(o, k, fromPy(x as PyValue)); // a stored "__proto__" stays a key
     return o;
   }
   return v;
@@ -96,6 +97,8 @@ export interface CheckpointData {
   loss: number;
   valScore: number;
   maskValues: MaskValues;
+  /** --class-names: one per mask value; absent or empty: none given. */
+  classNames?: readonly string[];
   modelArgs: UNetArgs;
   config: Record<string, unknown>;
   runDir?: string;
@@ -116,6 +119,7 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     loss: new PyFloat(c.loss),
     val_score: new PyFloat(c.valScore),
     mask_values: c.maskValues as PyValue,
+    class_names: c.classNames?.length ? [...c.classNames] : null,
     model_args: { n_channels: c.modelArgs.nChannels, n_classes: c.modelArgs.nClasses, bilinear: c.modelArgs.bilinear },
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
@@ -180,6 +184,8 @@ export interface LoadedCheckpoint {
   path: string;
   model: Map<string, RawTensor>;
   maskValues: MaskValues | null;
+  /** Names of the classes (class_names, from --class-names); null: the file has none (older files, the reference's). */
+  classNames: string[] | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
   epoch: number;
   globalStep: number;
@@ -286,6 +292,11 @@ function parseMaskValues(v: PyValue | undefined): MaskValues | null {
   return flat as MaskValues;
 }
 
+/** class_names when it is a list of strings; anything else counts as none. */
+function parseClassNames(v: PyValue | undefined): string[] | null {
+  return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+}
+
 /**
  * Reads any of the three checkpoint kinds, with errors that name the file (and `flag`, the option
  * that gave it) and say what to do. The one place a checkpoint path is checked.
@@ -307,7 +318,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   try {
     value = await loadPth(path);
   } catch (e) {
-    throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message}`);
+    throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message.replace(`${path}: `, '')}`);
   }
   const rec = asRecord(value);
   if (!rec) throw new CheckpointError(`${path} is a PyTorch file but not a checkpoint dictionary`);
@@ -321,8 +332,9 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     rng: null,
     runDir: null,
     globalStep: 0,
+    classNames: null as string[] | null,
   };
-  if ('model_state_dict' in rec) {
+  if (Object.hasOwn(rec, 'model_state_dict')) {
     const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
     const ours = rec.format === FORMAT;
     const args = asRecord(rec.model_args ?? null);
@@ -332,6 +344,7 @@ async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
       kind: ours ? 'unet-ts' : 'fork',
       model,
       maskValues: parseMaskValues(rec.mask_values),
+      classNames: parseClassNames(rec.class_names),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,

@@ -36,6 +36,8 @@ import { memoryRows, tiledLogits } from './tiles.js';
 
 export interface ClassMetrics {
   class: number;
+  /** From the checkpoint's --class-names; absent without names. */
+  name?: string;
   value: number | RGB;
   dice: number;
   iou: number;
@@ -202,6 +204,7 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): 
   const values = p.maskValues as (number | RGB)[];
   const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
     class: k,
+    ...(p.classNames?.[k] !== undefined ? { name: p.classNames[k] } : {}),
     value: values[k],
     dice,
     iou: m.perClassIoU[k],
@@ -234,14 +237,17 @@ export function formatEvaluation(r: EvaluateResult): string {
   const f = (x: number) => x.toFixed(4);
   const row = (label: string, value: string) => `${`${label}:`.padEnd(58)}${value}`;
   const valueW = Math.max(5, ...r.perClass.map((c) => fmtValue(c.value).length));
+  const named = r.perClass.some((c) => c.name !== undefined);
+  const nameW = named ? Math.max(4, ...r.perClass.map((c) => (c.name ?? '').length)) + 2 : 0;
+  const name = (c: ClassMetrics | null) => (named ? (c ? (c.name ?? '') : 'name').padEnd(nameW) : '');
   const lines = [
     `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}`,
     `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
     '',
-    `${'class'.padEnd(6)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
+    `${'class'.padEnd(6)}${name(null)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
     ...r.perClass.map(
       (c) =>
-        `${String(c.class).padEnd(6)}${fmtValue(c.value).padEnd(valueW + 2)}${f(c.dice).padStart(8)}${f(c.iou).padStart(9)}${String(c.support).padStart(12)}${String(c.predicted).padStart(12)}`,
+        `${String(c.class).padEnd(6)}${name(c)}${fmtValue(c.value).padEnd(valueW + 2)}${f(c.dice).padStart(8)}${f(c.iou).padStart(9)}${String(c.support).padStart(12)}${String(c.predicted).padStart(12)}`,
     ),
     '',
     row(`Mean Dice (${r.nClasses <= 2 ? 'foreground class' : 'foreground classes'}, reference convention)`, f(r.meanDice)),

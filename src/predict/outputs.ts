@@ -125,7 +125,7 @@ export async function writeOutputs(p: Predictor, cfg: PredictConfig, job: Job, p
     }
     if (cfg.viz) {
       file = job.overlay;
-      await writeFileAtomic(job.overlay, [await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues)]);
+      await writeFileAtomic(job.overlay, [await renderOverlay(job.input, pred.classes, pred.width, pred.height, p.maskValues, p.classNames)]);
       rec.overlay = job.overlay;
     }
   } catch (e) {

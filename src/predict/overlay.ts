@@ -5,7 +5,8 @@
  *   or, above 255, 16-bit PNG; colour values as RGB PNG;
  * - probability maps as 16-bit grey PNG (0..65535 = 0..1);
  * - overlays: the input with the classes alpha-blended in a fixed distinct palette (class 0, the
- *   background, left uncoloured), above a legend strip listing class index, mask value and colour
+ *   background, left uncoloured), above a legend strip listing class index (and name, from the
+ *   checkpoint's --class-names), mask value and colour
  *   (text rendered by sharp from SVG).
  */
 import { encode } from 'fast-png';
@@ -13,7 +14,7 @@ import sharp from 'sharp';
 import { type MaskValues, type RGB, readImage } from '../data/index.js';
 import { pngToTiff } from '../data/regions.js';
 import { maskPng } from './mask-png.js';
-import { classColour } from '../tracking/palette.js';
+import { classColour, classLabel } from '../tracking/palette.js';
 
 export { isBinary01 } from './mask-png.js';
 export { PALETTE, classColour } from '../tracking/palette.js';
@@ -61,16 +62,17 @@ export interface LegendLayout {
   columnWidth: number;
 }
 
-function legendEntries(maskValues: MaskValues): string[] {
+/** One legend line per class: its name (with --class-names) or index, mask value and colour. */
+export function legendEntries(maskValues: MaskValues, names?: readonly string[] | null): string[] {
   return maskValues.map((v, k) => {
     const c = classColour(k);
-    return `class ${k}: value ${valueText(v)}${c ? ` · ${hex(c)}` : ' · background (not coloured)'}`;
+    return `${classLabel(k, valueText(v), names)}${c ? ` · ${hex(c)}` : ' · background (not coloured)'}`;
   });
 }
 
 /** Legend geometry for an image `imageWidth` wide: entries in columns, below the image. */
-export function legendLayout(imageWidth: number, maskValues: MaskValues): LegendLayout {
-  const entries = legendEntries(maskValues);
+export function legendLayout(imageWidth: number, maskValues: MaskValues, names?: readonly string[] | null): LegendLayout {
+  const entries = legendEntries(maskValues, names);
   const longest = Math.max(...entries.map((e) => e.length));
   const columnWidth = Math.ceil(PAD + 14 + 6 + longest * CHAR_W + PAD);
   const width = Math.max(imageWidth, columnWidth);
@@ -81,8 +83,8 @@ export function legendLayout(imageWidth: number, maskValues: MaskValues): Legend
 
 const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-function legendSvg(layout: LegendLayout, maskValues: MaskValues): string {
-  const entries = legendEntries(maskValues);
+function legendSvg(layout: LegendLayout, maskValues: MaskValues, names?: readonly string[] | null): string {
+  const entries = legendEntries(maskValues, names);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.legendHeight}">`,
     `<rect x="0" y="0" width="${layout.width}" height="${layout.legendHeight}" fill="#1e1e1e"/>`,
@@ -139,14 +141,14 @@ export function blendClasses(rgb: Uint8Array, classes: Uint8Array, alpha = OVERL
  * The overlay PNG: the input (full size) with the predicted classes blended in, and a legend
  * strip below it. Size: legendLayout(W).width x (H + legendHeight).
  */
-export async function renderOverlay(imagePath: string, classes: Uint8Array, width: number, height: number, maskValues: MaskValues): Promise<Buffer> {
+export async function renderOverlay(imagePath: string, classes: Uint8Array, width: number, height: number, maskValues: MaskValues, names?: readonly string[] | null): Promise<Buffer> {
   const img = await readRgb8(imagePath);
   if (img.width !== width || img.height !== height) {
     throw new Error(`${imagePath}: the image is ${img.width}x${img.height} but the prediction is ${width}x${height}`);
   }
   blendClasses(img.data, classes);
-  const layout = legendLayout(width, maskValues);
-  const legend = Buffer.from(legendSvg(layout, maskValues));
+  const layout = legendLayout(width, maskValues, names);
+  const legend = Buffer.from(legendSvg(layout, maskValues, names));
   return sharp({ create: { width: layout.width, height: height + layout.legendHeight, channels: 3, background: { r: 30, g: 30, b: 30 } } })
     .composite([
       { input: Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), raw: { width, height, channels: 3 }, left: 0, top: 0 },

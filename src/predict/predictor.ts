@@ -31,6 +31,8 @@ export interface Predictor {
   maskValues: MaskValues;
   /** Where maskValues came from; 'default' = the file had none ([0, 1] like the reference). */
   maskValuesSource: 'checkpoint' | 'default';
+  /** The checkpoint's class names (--class-names), one per mask value; null or absent: none. */
+  classNames?: string[] | null;
   /** Notes for the user (defaulted/padded mask values). */
   notes: string[];
   device: Device;
@@ -113,6 +115,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     args,
     maskValues: mv.values,
     maskValuesSource: mv.source,
+    classNames: ckpt.classNames?.length === mv.values.length ? ckpt.classNames : null,
     notes,
     device,
     ampDtype,

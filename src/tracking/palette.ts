@@ -9,5 +9,11 @@ export const PALETTE: readonly RGB[] = [
   [128, 128, 0], [255, 216, 177], [0, 0, 117], [169, 169, 169],
 ];
 
+/** How legends and tables name class k with mask value `value`: its --class-names name first, when there is one. */
+export function classLabel(k: number, value: string, names?: readonly string[] | null): string {
+  const name = names?.[k];
+  return name ? `${name} (class ${k}, value ${value})` : `class ${k}: value ${value}`;
+}
+
 /** The overlay colour of class k, or null for the background (class 0). */
 export const classColour = (k: number): RGB | null => (k === 0 ? null : PALETTE[(k - 1) % PALETTE.length]);

@@ -73,6 +73,7 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     loss,
     valScore,
     maskValues: run.data.maskValues,
+    classNames: run.cfg.classNames,
     modelArgs: run.modelArgs,
     config: { ...run.cfg, worldSize: run.worldSize },
     runDir: run.tracker.runDir,

@@ -5,7 +5,7 @@
  * their details.
  */
 import { join } from 'node:path';
-import type { TrainConfig } from '../config/options.js';
+import { type TrainConfig, checkClassNames, classNameCount } from '../config/options.js';
 import { Rng } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
@@ -35,6 +35,7 @@ export const OOM_ADVICE = [
 const isOom = (e: unknown) => (e as { code?: string })?.code === 'ERR_OUT_OF_MEMORY';
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  checkClassNames(cfg.classNames ?? [], cfg.classes);
   const log = hooks.log ?? ((l: string) => console.log(l));
   const warn = hooks.warn ?? ((l: string) => console.warn(`warning: ${l}`));
   const device = E.resolveDevice(cfg.device);
@@ -43,6 +44,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 
   // 0. A checkpoint to resume from (read first: its mask values and model args must agree).
   const ckpt: LoadedCheckpoint | null = cfg.load ? await loadCheckpoint(cfg.load, '-f/--load') : null;
+  // Without --class-names, a checkpoint's names carry over (resuming or fine-tuning keeps them).
+  if (!cfg.classNames?.length) cfg = { ...cfg, classNames: ckpt?.classNames?.length === classNameCount(cfg.classes) ? ckpt.classNames : [] };
 
   // 1. Create dataset  2. Split into train / validation partitions (seeded)
   const data = await loadData(cfg, hooks.dist, ckpt, log, warn);
@@ -137,7 +140,8 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
     if (run.cadence.unit === 'epoch' || run.data.split.val.length === 0) scheduler.step(score);
   } else scheduler.step();
   await logValidation(run, score, epoch, v.sample);
-  const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU } : {};
+  const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
+  const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
   tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
   const { isBest, stop } = run.early.update(score, epoch);
   result.epochsRun++;

@@ -19,6 +19,8 @@ export interface WebModelInfo {
   min_size: number;
   /** Where the weights came from (checkpoint path, epoch, validation score): shown on the page. */
   source: string;
+  /** Names of the classes (train --class-names), one per mask value; absent: none. */
+  class_names?: string[];
 }
 
 export class InputError extends Error {}

@@ -10,7 +10,8 @@
 import * as ort from 'onnxruntime-web/wasm';
 import { MIN_SIDE } from '../model/limits.js';
 import { maskPng } from '../predict/mask-png.js';
-import { classColour } from '../tracking/palette.js';
+import { classColour, classLabel } from '../tracking/palette.js';
+import { withoutOrientation } from './exif.js';
 import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -54,7 +55,7 @@ function renderLegend(): void {
     const c = classColour(k);
     if (c) sw.style.background = `rgb(${c.join(',')})`;
     else sw.classList.add('background');
-    li.append(sw, `class ${k}: value ${valueText(v)}${c ? '' : ' (background, not coloured)'}`);
+    li.append(sw, `${classLabel(k, valueText(v), info.class_names)}${c ? '' : ' (background, not coloured)'}`);
     ul.append(li);
   });
 }
@@ -77,7 +78,8 @@ async function loadModel(): Promise<void> {
 async function decode(file: File): Promise<ImageData> {
   let bitmap: ImageBitmap;
   try {
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    const bytes = withoutOrientation(new Uint8Array(await file.arrayBuffer()));
+    bitmap = await createImageBitmap(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: file.type }), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
     throw new InputError(`${file.name} is not an image this browser can read (${file.type || 'unknown type'}); pick a PNG, JPEG, GIF or WebP image.`);
   }
