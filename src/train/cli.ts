@@ -3,8 +3,38 @@ import { EXIT } from '../config/errors.js';
 import type { Output, TrainConfig } from '../config/options.js';
 import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
-import { startDashboard, writeReport } from '../tracking/index.js';
+import { type Dashboard, listenProblem, startDashboardThread, writeReport } from '../tracking/index.js';
 import { type TrainHooks, train } from './train.js';
+
+/** The dashboard in its own thread; a port in use (or any failure to listen) costs only the dashboard. */
+async function startTrainDashboard(cfg: TrainConfig, say: (l: string) => void): Promise<Dashboard | null> {
+  try {
+    const d = await startDashboardThread({ logdir: cfg.logdir, port: cfg.port }, (l) => console.warn(`warning: ${l}`));
+    say(`Dashboard: ${d.url}`);
+    return d;
+  } catch (e) {
+    const why = listenProblem(e, '127.0.0.1', cfg.port) ?? (e as Error).message;
+    console.warn(`warning: --dashboard: ${why}; training without it (pick a port with --port N, or --port 0 for any free one)`);
+    return null;
+  }
+}
+
+/**
+ * After a run that ended by itself, on a terminal (stdin and stdout) and without --json, the
+ * dashboard keeps serving the finished run until Ctrl-C; a script goes on at once.
+ */
+async function serveUntilCtrlC(d: Dashboard, say: (l: string) => void): Promise<void> {
+  say(`Dashboard still serving at ${d.url}; press Ctrl-C to stop`);
+  await new Promise<void>((res) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      res();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
 
 /** `hooks` let tests train a narrow UNet through the whole command and see what each rank saw. */
 export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, hooks: Pick<TrainHooks, 'createModel' | 'validationScore' | 'onSplit' | 'onTrainBatch'> = {}): Promise<number> {
@@ -37,11 +67,11 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let dashboard: { url: string; close(): Promise<void> } | null = null;
-  if (cfg.dashboard && isMain) {
-    dashboard = await startDashboard({ logdir: cfg.logdir, port: cfg.port });
-    say(`Dashboard: ${dashboard.url}`);
-  }
+  const offSignals = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  const dashboard = cfg.dashboard && isMain ? await startTrainDashboard(cfg, say) : null;
   try {
     // Ranks other than 0 print nothing but errors.
     const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
@@ -74,10 +104,11 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
         .filter(Boolean)
         .join('\n'),
     );
+    offSignals();
+    if (dashboard && !r.interrupted && !dist && !out.json && process.stdin.isTTY && process.stdout.isTTY) await serveUntilCtrlC(dashboard, say);
     return code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     await dashboard?.close();
   }
 }
