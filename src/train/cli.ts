@@ -6,6 +6,37 @@ import * as E from '../engine/index.js';
 import { type Dashboard, listenProblem, startDashboardThread, writeReport } from '../tracking/index.js';
 import { type TrainHooks, train } from './train.js';
 
+const signalExit = (sig: NodeJS.Signals) => (sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
+
+/**
+ * Ctrl-C/SIGTERM: the first finishes the step and saves INTERRUPTED.pth; the second stops at once.
+ * After the first, the handlers go (on the next turn, so that a second signal queued with the
+ * first still reaches them): later signals get the system's default action, which ends the process
+ * even inside a long libtorch step. Checkpoints are renamed into place only when complete, so those
+ * written stay intact; a write cut short leaves only its temp file, which the next run removes.
+ */
+function onSignals(isMain: boolean, stop: () => void): { code: () => number; off: () => void } {
+  let first: NodeJS.Signals | null = null;
+  const off = () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+  function handler(sig: NodeJS.Signals) {
+    if (first) {
+      if (isMain) console.error(`${sig} again: stopping now`);
+      process.exit(signalExit(sig));
+    }
+    first = sig;
+    const again = sig === 'SIGINT' ? 'press Ctrl-C again' : 'signal again';
+    if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (${again} to stop at once)`);
+    stop();
+    setImmediate(off);
+  }
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { code: () => (first ? signalExit(first) : 0), off };
+}
+
 /** The dashboard in its own thread; a port in use (or any failure to listen) costs only the dashboard. */
 async function startTrainDashboard(cfg: TrainConfig, say: (l: string) => void): Promise<Dashboard | null> {
   try {
@@ -57,27 +88,17 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   // With --json, stdout carries only the summary line.
   const say = out.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const ctrl = new AbortController();
-  let signalCode = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (ctrl.signal.aborted) return;
-    signalCode = sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
-    if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (press again to wait)`);
+  const signals = onSignals(isMain, () => {
     ctrl.abort();
     dist?.requestStop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const offSignals = () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
+  });
   const dashboard = cfg.dashboard && isMain ? await startTrainDashboard(cfg, say) : null;
   try {
     // Ranks other than 0 print nothing but errors.
     const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
     const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...hooks });
     await dist?.close();
-    const code = r.interrupted ? signalCode || EXIT.interrupted : EXIT.ok;
+    const code = r.interrupted ? signals.code() || EXIT.interrupted : EXIT.ok;
     if (!isMain) return code;
     let report = '';
     try {
@@ -104,11 +125,11 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
         .filter(Boolean)
         .join('\n'),
     );
-    offSignals();
+    signals.off();
     if (dashboard && !r.interrupted && !dist && !out.json && process.stdin.isTTY && process.stdout.isTTY) await serveUntilCtrlC(dashboard, say);
     return code;
   } finally {
-    offSignals();
+    signals.off();
     await dashboard?.close();
   }
 }

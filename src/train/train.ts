@@ -107,6 +107,9 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
     if (await endEpoch(run, epoch, stats, result, best)) break;
   }
   if (run.hooks.signal?.aborted) {
+    // One turn of the event loop first: a second Ctrl-C queued with the first stops the process
+    // here, and later ones end it at once even inside the save (train/cli.ts).
+    await new Promise((r) => setImmediate(r));
     result.interrupted = true;
     const path = join(run.ckptDir, 'INTERRUPTED.pth');
     // The interrupted epoch is incomplete: resuming from this file repeats it.
