@@ -22,7 +22,8 @@ function workerEntry(): { script: string | URL; evalCode: boolean } {
  */
 export function startDashboardThread(opts: { logdir: string; port: number; host?: string }, warn: (line: string) => void): Promise<Dashboard> {
   const { script, evalCode } = workerEntry();
-  const worker = new Worker(script, { eval: evalCode, workerData: opts, stdout: false, stderr: false });
+  // No execArgv of the parent's: e.g. `node --input-type=module -e` makes a worker refuse its file.
+  const worker = new Worker(script, { eval: evalCode, workerData: opts, execArgv: [] });
   let ready = false;
   const exited = new Promise<void>((res) => worker.once('exit', () => res()));
   return new Promise<Dashboard>((resolve, reject) => {
