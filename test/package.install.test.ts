@@ -62,15 +62,16 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.match(e.sharp.libvips, /^\d+\.\d+/);
   // `unet export --format web` copies onnxruntime-web's wasm from the installed dependencies
   assert.ok(existsSync(join(app, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm')));
-  // the dashboard serves its built page from the installed copy
+  // the dashboard serves its built page from the installed copy, also from its thread (train --dashboard)
   const served = sh(process.execPath, ['--input-type=module', '-e', `
-    const { startDashboard } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist', 'tracking', 'index.js')).href)});
-    const d = await startDashboard({ logdir: '.', port: 0 });
-    const res = await fetch(d.url + 'assets/app.js');
-    console.log(res.status, (await res.text()).length);
-    await d.close();`], app);
+    const { startDashboard, startDashboardThread } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist', 'tracking', 'index.js')).href)});
+    for (const d of [await startDashboard({ logdir: '.', port: 0 }), await startDashboardThread({ logdir: '.', port: 0 }, console.error)]) {
+      const res = await fetch(d.url + 'assets/app.js');
+      console.log(res.status, (await res.text()).length);
+      await d.close();
+    }`], app);
   assert.equal(served.code, 0, served.out);
-  assert.match(served.stdout, /^200 \d{4,}$/m, served.out);
+  assert.match(served.stdout, /^200 \d{4,}\n200 \d{4,}$/m, served.out);
 
   // 4. Without the addon: --version still works, env and commands say how to build it.
   rmSync(join(installed, 'build', 'unet_torch.node'));

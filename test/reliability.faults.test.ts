@@ -13,6 +13,7 @@ import { encodeNpy, readImage } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { listRuns } from '../src/tracking/index.js';
 import { OOM_ADVICE, train } from '../src/train/train.js';
 import { ROOT, assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';
 import { demoDataDir } from './helpers/workdir.js';
@@ -94,6 +95,7 @@ test('out of memory during training (the CLI): the guide\'s remedies, exit code 
   assert.deepEqual([...snapshotDir(ckpt).keys()].sort(), ['best_model.pth', 'checkpoint_epoch1.pth']);
   for (const f of ['best_model.pth', 'checkpoint_epoch1.pth']) assert.equal((await loadCheckpoint(join(ckpt, f))).epoch, 1);
   assert.deepEqual(readdirSync(ckpt).filter((f) => f.endsWith('.tmp')), []);
+  assert.equal((await listRuns(join(work, 'runs')))[0]?.status, 'failed', 'the dashboard says failed, not finished');
 });
 
 test('out of memory inside train() (in process): TrainError with the advice, reportError gives exit code 3', { timeout: 300_000 }, async () => {

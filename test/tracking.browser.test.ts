@@ -113,7 +113,13 @@ describe('dashboard and report in chromium', { skip }, () => {
         await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
       }
       await trainB.stop();
-      await runB.close();
+      await runB.close('interrupted');
+      // its badge says how it ended (a Ctrl-C), not "finished"
+      await page.waitForFunction(
+        () => [...document.querySelectorAll('nav#runs .run')].some((r) => r.textContent?.includes('higher-lr') && r.querySelector('.badge')?.textContent === 'interrupted'),
+        null,
+        { timeout: 15_000 },
+      );
       await trainA.stop();
       // as the training loop does: per-class metrics (and --class-names) in epoch records, then a final record without them
       runA.record({ type: 'epoch', epoch: 1, step: trainA.step(), perClassDice: [0.98, 0.83], perClassIoU: [0.96, 0.71], classNames: ['background', 'membrane'] });

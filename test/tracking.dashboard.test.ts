@@ -1,13 +1,13 @@
 // Dashboard server over HTTP: run list, incremental metrics, assets, files,
 // and what it must refuse (traversal, symlinks out of logdir, non-GET, foreign Host).
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Script } from 'node:vm';
-import { type Dashboard, startDashboard, Tracker } from '../src/tracking/index.js';
+import { type Dashboard, listRuns, type RunEnd, startDashboard, Tracker, writeReport } from '../src/tracking/index.js';
 import { ROOT } from './helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'unet-dash-'));
@@ -192,5 +192,46 @@ describe('dashboard', () => {
     // fetch() goes through the same server
     const res = await fetch(`${dash.url}api/runs`);
     assert.equal(res.status, 200);
+  });
+});
+
+describe('run status', () => {
+  test('the end record says how a run ended: finished, stopped early, interrupted, failed; else running, or unknown once silent', async () => {
+    const dir = join(tmp, 'status');
+    const ends: RunEnd[] = ['finished', 'stopped early', 'interrupted', 'failed'];
+    const expected: Record<string, string> = {};
+    for (const end of ends) {
+      const t = await Tracker.create({ logdir: dir, name: end.replace(' ', '-'), config: {} });
+      t.scalar('train loss', 1, 1);
+      await t.close(end);
+      expected[basename(t.runDir)] = end;
+    }
+    const open = async (name: string) => {
+      const t = await Tracker.create({ logdir: dir, name, config: {} });
+      t.scalar('train loss', 1, 1);
+      await t.flush();
+      return t.runDir;
+    };
+    // still written to: running; silent for 10 minutes without an end record: unknown (killed?)
+    expected[basename(await open('live'))] = 'running';
+    const silent = await open('silent');
+    const old = new Date(Date.now() - 600_000);
+    utimesSync(join(silent, 'metrics.jsonl'), old, old);
+    expected[basename(silent)] = 'unknown';
+    // resumed after an end record (appends to the same run): running again
+    const resumed = await open('resumed');
+    appendFileSync(join(resumed, 'metrics.jsonl'), `${JSON.stringify({ type: 'end', time: 1, status: 'interrupted' })}\n${JSON.stringify({ type: 'scalars', step: 2, time: 2, values: { 'train loss': 0.5 } })}\n`);
+    expected[basename(resumed)] = 'running';
+    // an end record from before statuses were recorded
+    const legacy = await open('legacy');
+    appendFileSync(join(legacy, 'metrics.jsonl'), `${JSON.stringify({ type: 'end', time: 3 })}\n`);
+    expected[basename(legacy)] = 'finished';
+
+    const runs = await listRuns(dir);
+    assert.deepEqual(Object.fromEntries(runs.map((r) => [r.name, r.status])), expected);
+    // the report of an interrupted run says so too
+    const interrupted = runs.find((r) => r.status === 'interrupted')?.name as string;
+    const html = readFileSync(await writeReport(join(dir, interrupted)), 'utf8');
+    assert.match(html, /"info":\{"status":"interrupted"/);
   });
 });

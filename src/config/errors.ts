@@ -10,7 +10,7 @@ export const EXIT_CODES = [
   { name: 'partial', code: 2, meaning: 'partial failure: some inputs failed and were skipped, the others were written (predict, evaluate); 1 when nothing was written' },
   { name: 'outOfMemory', code: 3, meaning: 'out of memory (the message lists the remedies)' },
   { name: 'usage', code: 64, meaning: 'usage error: unknown flag, bad value, bad `--config` file, `--resume` with `--load`; nothing ran' },
-  { name: 'interrupted', code: 130, meaning: 'interrupted by Ctrl-C (SIGINT); train finishes the step and saves `INTERRUPTED.pth` first' },
+  { name: 'interrupted', code: 130, meaning: 'interrupted by Ctrl-C (SIGINT); train finishes the step and saves `INTERRUPTED.pth` first (a second Ctrl-C stops at once)' },
   { name: 'terminated', code: 143, meaning: 'terminated by SIGTERM; as 130' },
 ] as const;
 

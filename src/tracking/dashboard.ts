@@ -15,12 +15,13 @@
 // match a strict pattern (so "..", "%2e%2e", "%2f", backslashes, NUL and
 // absolute paths are rejected with 400 before touching the disk); the real
 // path of a served file must lie inside the real log directory (no symlink
-// escapes: 404); Host must name this machine when bound to loopback (blocks DNS
-// rebinding from web pages); no directory listings.
+// escapes: 404); the Host header must be an IP address or one of this machine's
+// names (see hostAllowed: blocks DNS rebinding from web pages); no directory listings.
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { clientAssets, dashboardHtml, uplotAssets } from './page.js';
 import type { RunList } from './records.js';
@@ -81,17 +82,42 @@ class HttpError extends Error {
   }
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/**
+ * The names a Host header may give besides IP addresses: localhost, the bound name, and when bound
+ * beyond loopback this machine's host name (also with ".local"). DNS rebinding needs a name the
+ * attacker controls, so a Host that is an IP address is safe; other names are refused.
+ */
+export function allowedHostNames(boundHost: string): Set<string> {
+  const names = new Set(['localhost', boundHost.toLowerCase()]);
+  if (!isLoopback(boundHost)) {
+    const own = hostname().toLowerCase();
+    const short = own.split('.')[0] as string;
+    for (const n of [own, short, `${short}.local`]) if (n) names.add(n);
+  }
+  return names;
+}
+
 /** Host header names this machine (with any port). */
-function hostAllowed(hostHeader: string | undefined, boundHost: string): boolean {
+export function hostAllowed(hostHeader: string | undefined, names: ReadonlySet<string>): boolean {
   if (!hostHeader) return false;
   let name = hostHeader.trim().toLowerCase();
   if (name.startsWith('[')) name = name.slice(1, name.indexOf(']'));
   else if (name.includes(':')) name = name.slice(0, name.lastIndexOf(':'));
-  return isLoopback(name) || name === boundHost.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return isIP(name) !== 0 || names.has(name);
+}
+
+/** One line for a failed listen (a taken port, an address this machine lacks), or null if it is no such error. */
+export function listenProblem(err: unknown, host: string, port: number): string | null {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another dashboard, or TensorBoard?)`;
+  if (code === 'EACCES') return `port ${port} needs privileges on this machine`;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot listen on ${host}: not an address of this machine`;
+  return null;
 }
 
 /**
@@ -213,6 +239,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
   const uplot = uplotAssets();
   const client = clientAssets();
   const page = dashboardHtml();
+  const hostNames = allowedHostNames(host);
   const assets: Record<string, [string, string]> = {
     'uPlot.iife.min.js': [uplot.js, 'text/javascript; charset=utf-8'],
     'uPlot.min.css': [uplot.css, 'text/css; charset=utf-8'],
@@ -225,7 +252,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
       send(res, 405, 'method not allowed\n', 'text/plain; charset=utf-8', { Allow: 'GET' });
       return;
     }
-    if (isLoopback(host) && !hostAllowed(req.headers.host, host)) throw new HttpError(403, 'forbidden host');
+    if (!hostAllowed(req.headers.host, hostNames)) throw new HttpError(403, 'forbidden host: use an IP address or this machine\'s host name');
     const { segments, query } = parsePath(req.url ?? '/');
     const [a, b, c] = segments;
 

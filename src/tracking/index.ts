@@ -22,7 +22,8 @@ export {
   maskedCrc32c,
 } from './tfevents.js';
 export { writeReport, type ReportOptions } from './report.js';
-export { type Dashboard, type DashboardOptions, startDashboard } from './dashboard.js';
+export { type Dashboard, type DashboardOptions, isLoopback, listenProblem, startDashboard } from './dashboard.js';
+export { startDashboardThread } from './dashboard-thread.js';
 export { WANDB_SYNC_HINT, WandbSink, type WandbSinkOptions, wandbRequested } from './wandb.js';
 export {
   CONFIG_FILE,
@@ -35,6 +36,7 @@ export {
   type MetricsRecord,
   readAllJsonl,
   REPORT_FILE,
+  type RunEnd,
   type RunInfo,
   type ScalarsRecord,
 } from './runfiles.js';

@@ -13,9 +13,13 @@ export interface ScalarsRecord {
   time: number;
   values: Record<string, number | string>;
 }
+/** How a run ended, as Tracker.close() was told. */
+export type RunEnd = 'finished' | 'interrupted' | 'stopped early' | 'failed';
 export interface EndRecord {
   type: 'end';
   time: number;
+  /** absent in runs written before it was recorded: 'finished' */
+  status?: RunEnd;
 }
 /** Anything passed to Tracker.record(), e.g. {type:"final", perClassDice:[...], perClassIoU:[...]}. */
 export type MetricsRecord = ScalarsRecord | EndRecord | ({ type?: string; time?: number } & Record<string, unknown>);
@@ -49,8 +53,11 @@ export interface RunInfo {
   name: string;
   /** ms since epoch of the latest write to metrics.jsonl (or the directory) */
   mtime: number;
-  /** 'finished' once Tracker.close() wrote its end record; 'running' if written to in the last 2 min; else 'stopped' */
-  status: 'running' | 'finished' | 'stopped';
+  /**
+   * The end record's status when it is the last record (a resumed run appends after it); else
+   * 'running' if written to in the last 2 min, or 'unknown' (killed, crashed or stuck)
+   */
+  status: RunEnd | 'running' | 'unknown';
   hasReport: boolean;
   lastStep: number | null;
 }

@@ -5,6 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { staticHtml } from './page.js';
 import type { Boot } from './records.js';
 import {
+  endStatus,
   HISTOGRAMS_FILE,
   type HistogramRecord,
   isInside,
@@ -75,14 +76,14 @@ export async function writeReport(runDir: string, opts: ReportOptions = {}): Pro
   }
 
   const last = [...metrics].reverse().find((r) => typeof (r as { step?: unknown }).step === 'number') as { step?: number } | undefined;
-  const ended = metrics.some((r) => r.type === 'end');
+  const ended = endStatus(metrics[metrics.length - 1]);
   const boot: Boot = {
     mode: 'static',
     generated: new Date().toISOString().replace('T', ' ').slice(0, 19),
     runs: [
       {
         name,
-        info: { status: ended ? 'finished' : 'stopped', lastStep: last?.step ?? null },
+        info: { status: ended ?? 'unknown', lastStep: last?.step ?? null },
         config,
         metrics,
         histograms: hist,

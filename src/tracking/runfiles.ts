@@ -9,9 +9,9 @@
 //   report.html                      written by writeReport()
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import type { JsonlChunk, MetricsRecord, RunInfo, ScalarsRecord } from './records.js';
+import type { EndRecord, JsonlChunk, MetricsRecord, RunEnd, RunInfo, ScalarsRecord } from './records.js';
 
-export type { EndRecord, HistogramRecord, MediaRecord, MetricsRecord, RunInfo, ScalarsRecord } from './records.js';
+export type { EndRecord, HistogramRecord, MediaRecord, MetricsRecord, RunEnd, RunInfo, ScalarsRecord } from './records.js';
 
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -139,9 +139,18 @@ export async function listRuns(logdir: string): Promise<RunInfo[]> {
   return runs;
 }
 
+const RUN_ENDS: readonly string[] = ['finished', 'interrupted', 'stopped early', 'failed'] satisfies RunEnd[];
+
+/** How the run ended, if its last record is the end record (a resumed run appends after it). */
+export function endStatus(last: MetricsRecord | undefined): RunEnd | null {
+  if (last?.type !== 'end') return null;
+  const s = (last as EndRecord).status;
+  return typeof s === 'string' && RUN_ENDS.includes(s) ? s : 'finished';
+}
+
 async function runInfo(dir: string, name: string, dirMtime: number): Promise<RunInfo> {
   let mtime = dirMtime;
-  let status: RunInfo['status'] = 'stopped';
+  let ended: RunEnd | null = null;
   let lastStep: number | null = null;
   const metrics = join(dir, METRICS_FILE);
   try {
@@ -154,17 +163,18 @@ async function runInfo(dir: string, name: string, dirMtime: number): Promise<Run
       const buf = Buffer.alloc(len);
       await fh.read(buf, 0, len, st.size - len);
       const lines = buf.toString('utf8').split('\n');
+      let isLast = true;
       for (let i = lines.length - 1; i >= 0; i--) {
         const line = lines[i];
         if (!line || !line.startsWith('{')) continue;
         try {
           const rec = JSON.parse(line) as MetricsRecord;
-          if (rec.type === 'end') status = 'finished';
+          if (isLast) ended = endStatus(rec);
+          isLast = false;
           if (lastStep === null && typeof (rec as ScalarsRecord).step === 'number') lastStep = (rec as ScalarsRecord).step;
         } catch {
           // first line of the tail may be cut
         }
-        // The end record, if any, is the last line, so it is seen before any step.
         if (lastStep !== null) break;
       }
     } finally {
@@ -173,7 +183,7 @@ async function runInfo(dir: string, name: string, dirMtime: number): Promise<Run
   } catch {
     // no metrics yet
   }
-  if (status !== 'finished' && Date.now() - mtime < 120_000) status = 'running';
+  const status: RunInfo['status'] = ended ?? (Date.now() - mtime < 120_000 ? 'running' : 'unknown');
   const hasReport = await stat(join(dir, REPORT_FILE)).then(
     (s) => s.isFile(),
     () => false,

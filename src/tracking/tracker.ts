@@ -11,12 +11,14 @@ import { encodePng, type ImageData8 } from './images.js';
 import {
   CONFIG_FILE,
   encodeNumber,
+  type EndRecord,
   HISTOGRAMS_FILE,
   type HistogramRecord,
   MEDIA_DIR,
   MEDIA_FILE,
   type MediaRecord,
   METRICS_FILE,
+  type RunEnd,
   sanitizeName,
   type ScalarsRecord,
 } from './runfiles.js';
@@ -316,13 +318,13 @@ export class Tracker implements MetricSink {
     }
   }
 
-  /** Flushes everything, marks the run finished in metrics.jsonl and closes the files. Safe to call twice. */
-  async close(): Promise<void> {
+  /** Flushes everything, writes the end record (how the run ended) to metrics.jsonl and closes the files. Safe to call twice. */
+  async close(status: RunEnd = 'finished'): Promise<void> {
     if (this.closed || !this.enabled) return;
     await this.flush();
     this.closed = true;
     try {
-      this.metrics?.append(`${JSON.stringify({ type: 'end', time: now() })}\n`);
+      this.metrics?.append(`${JSON.stringify({ type: 'end', time: now(), status } satisfies EndRecord)}\n`);
       await Promise.all([this.metrics?.close(), this.histograms?.close(), this.media?.close(), this.tb?.close()]);
       await this.wandbSink?.close();
     } catch (err) {

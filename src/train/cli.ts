@@ -3,8 +3,69 @@ import { EXIT } from '../config/errors.js';
 import type { Output, TrainConfig } from '../config/options.js';
 import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
-import { startDashboard, writeReport } from '../tracking/index.js';
+import { type Dashboard, listenProblem, startDashboardThread, writeReport } from '../tracking/index.js';
 import { type TrainHooks, train } from './train.js';
+
+const signalExit = (sig: NodeJS.Signals) => (sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
+
+/**
+ * Ctrl-C/SIGTERM: the first finishes the step and saves INTERRUPTED.pth; the second stops at once.
+ * After the first, the handlers go (on the next turn, so that a second signal queued with the
+ * first still reaches them): later signals get the system's default action, which ends the process
+ * even inside a long libtorch step. Checkpoints are renamed into place only when complete, so those
+ * written stay intact; a write cut short leaves only its temp file, which the next run removes.
+ */
+function onSignals(isMain: boolean, stop: () => void): { code: () => number; off: () => void } {
+  let first: NodeJS.Signals | null = null;
+  const off = () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+  function handler(sig: NodeJS.Signals) {
+    if (first) {
+      if (isMain) console.error(`${sig} again: stopping now`);
+      process.exit(signalExit(sig));
+    }
+    first = sig;
+    const again = sig === 'SIGINT' ? 'press Ctrl-C again' : 'signal again';
+    if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (${again} to stop at once)`);
+    stop();
+    setImmediate(off);
+  }
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return { code: () => (first ? signalExit(first) : 0), off };
+}
+
+/** The dashboard in its own thread; a port in use (or any failure to listen) costs only the dashboard. */
+async function startTrainDashboard(cfg: TrainConfig, say: (l: string) => void): Promise<Dashboard | null> {
+  try {
+    const d = await startDashboardThread({ logdir: cfg.logdir, port: cfg.port }, (l) => console.warn(`warning: ${l}`));
+    say(`Dashboard: ${d.url}`);
+    return d;
+  } catch (e) {
+    const why = listenProblem(e, '127.0.0.1', cfg.port) ?? (e as Error).message;
+    console.warn(`warning: --dashboard: ${why}; training without it (pick a port with --port N, or --port 0 for any free one)`);
+    return null;
+  }
+}
+
+/**
+ * After a run that ended by itself, on a terminal (stdin and stdout) and without --json, the
+ * dashboard keeps serving the finished run until Ctrl-C; a script goes on at once.
+ */
+async function serveUntilCtrlC(d: Dashboard, say: (l: string) => void): Promise<void> {
+  say(`Dashboard still serving at ${d.url}; press Ctrl-C to stop`);
+  await new Promise<void>((res) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      res();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+}
 
 /** `hooks` let tests train a narrow UNet through the whole command and see what each rank saw. */
 export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, hooks: Pick<TrainHooks, 'createModel' | 'validationScore' | 'onSplit' | 'onTrainBatch'> = {}): Promise<number> {
@@ -27,27 +88,17 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
   // With --json, stdout carries only the summary line.
   const say = out.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const ctrl = new AbortController();
-  let signalCode = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (ctrl.signal.aborted) return;
-    signalCode = sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
-    if (isMain) console.error(`\n${sig}: finishing the current step, then saving INTERRUPTED.pth (press again to wait)`);
+  const signals = onSignals(isMain, () => {
     ctrl.abort();
     dist?.requestStop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let dashboard: { url: string; close(): Promise<void> } | null = null;
-  if (cfg.dashboard && isMain) {
-    dashboard = await startDashboard({ logdir: cfg.logdir, port: cfg.port });
-    say(`Dashboard: ${dashboard.url}`);
-  }
+  });
+  const dashboard = cfg.dashboard && isMain ? await startTrainDashboard(cfg, say) : null;
   try {
     // Ranks other than 0 print nothing but errors.
     const quiet = isMain ? { log: say } : { log: () => {}, warn: () => {} };
     const r = await train(cfg, { signal: dist ? dist.signal : ctrl.signal, dist: dist ?? undefined, ...quiet, ...hooks });
     await dist?.close();
-    const code = r.interrupted ? signalCode || EXIT.interrupted : EXIT.ok;
+    const code = r.interrupted ? signals.code() || EXIT.interrupted : EXIT.ok;
     if (!isMain) return code;
     let report = '';
     try {
@@ -74,10 +125,11 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
         .filter(Boolean)
         .join('\n'),
     );
+    signals.off();
+    if (dashboard && !r.interrupted && !dist && !out.json && process.stdin.isTTY && process.stdout.isTTY) await serveUntilCtrlC(dashboard, say);
     return code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.off();
     await dashboard?.close();
   }
 }

@@ -10,6 +10,7 @@ import { Rng } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
 import { UNet, type UNetArgs } from '../model/index.js';
+import type { RunEnd } from '../tracking/index.js';
 import { GradScaler } from '../optim/index.js';
 import { TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
 import { saveAfterDistFailure } from './dist-failure.js';
@@ -67,11 +68,14 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, scaler, early, dataRng, ckpt }, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
+    let end: RunEnd = 'failed'; // what the dashboard and the report show
     try {
       // 5. Begin training (epoch.ts: micro-batches and optimizer steps; validation.ts; state.ts: checkpoints)
-      return await epochs(run, startEpoch, release);
+      const result = await epochs(run, startEpoch, release);
+      end = result.interrupted ? 'interrupted' : result.stoppedEarly ? 'stopped early' : 'finished';
+      return result;
     } finally {
-      await run.tracker.close();
+      await run.tracker.close(end);
     }
   } catch (e) {
     if (isOom(e)) throw new TrainError(`${(e as Error).message}\n\n${OOM_ADVICE}`, 3);
@@ -112,6 +116,9 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
     throw await saveAfterDistFailure(run, e, epoch, firstStep, result.lastScore); // a worker died or hung
   }
   if (run.hooks.signal?.aborted) {
+    // One turn of the event loop first: a second Ctrl-C queued with the first stops the process
+    // here, and later ones end it at once even inside the save (train/cli.ts).
+    await new Promise((r) => setImmediate(r));
     result.interrupted = true;
     const path = join(run.ckptDir, 'INTERRUPTED.pth');
     // The interrupted epoch is incomplete: resuming from this file repeats it.

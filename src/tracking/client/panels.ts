@@ -2,6 +2,22 @@
 import { $, byName, enc, fmt, h, num } from './dom.js';
 import { focused, type Media, type Run, STATIC, state } from './state.js';
 
+/** A run's status badge: its text, and what it means on hover. */
+const BADGES: Record<string, [string, string]> = {
+  running: ['running', 'written to in the last 2 minutes'],
+  finished: ['finished', 'ran all its epochs'],
+  'stopped early': ['stopped early', 'early stopping: no validation gain for --patience epochs'],
+  interrupted: ['interrupted', 'stopped by Ctrl-C or SIGTERM; INTERRUPTED.pth resumes it'],
+  failed: ['failed', 'ended by an error (see the terminal)'],
+  unknown: ['no end record', 'not written to for 2 minutes and no end record: killed, crashed or stuck'],
+};
+
+function badge(status: string | undefined): HTMLElement | null {
+  if (!status) return null;
+  const [text, title] = BADGES[status] ?? [status, ''];
+  return h('span', { class: `badge ${status.replace(/\W+/g, '-')}`, text, title });
+}
+
 /** `refresh`: what a click on a run does once the state is changed. */
 export function renderRuns(refresh: () => void): void {
   const nav = $('runs');
@@ -33,7 +49,7 @@ export function renderRuns(refresh: () => void): void {
       cb,
       h('span', { class: 'swatch', style: `background:${r.color}` }),
       h('div', null, [
-        h('div', { class: 'rname' }, [name, info.status ? h('span', { class: `badge ${info.status}`, text: info.status }) : null]),
+        h('div', { class: 'rname' }, [name, badge(info.status)]),
         h('div', { class: 'meta', text: meta.join(' · ') }),
         info.hasReport && !STATIC ? h('a', { href: `/files/${enc(name)}/report.html`, target: '_blank', class: 'meta', text: 'report' }) : null,
         state.tryIt && !STATIC
