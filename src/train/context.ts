@@ -42,7 +42,10 @@ export interface TrainResult {
   interrupted: boolean;
   checkpointDir: string;
   runDir: string;
+  /** best_model.pth written by this run, or by the run it continues (then bestModelFromEarlier). */
   bestModel: string | null;
+  bestModelFromEarlier: boolean;
+  /** The last checkpoint this run wrote. */
   lastCheckpoint: string | null;
 }
 
