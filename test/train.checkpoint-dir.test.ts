@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { snapshotDir } from './helpers/cli.js';
 import { startTs } from './helpers/dist.js';
 import { demoDataDir } from './helpers/workdir.js';
@@ -61,19 +62,26 @@ describe('another run in the folder', () => {
     assert.match(resumed.out, /Continuing in /);
   });
 
-  test('--exist-ok replaces the other run once training starts; interrupted before its first epoch ended, the summary names none of its files', { timeout: 120_000 }, async () => {
+  test('--exist-ok: interrupted before its first epoch ended, the summary names none of the other run\'s files', { timeout: 120_000 }, async () => {
     const run = train(work, ['-e', '50', '--exist-ok', '--name', 'third']);
     await until(() => /Run directory:/.test(run.out()) || run.child.exitCode !== null, 'the run directory');
     run.child.kill('SIGINT');
     const r = await run.done;
     assert.equal(r.code, 130, r.out);
-    assert.match(r.out, /--exist-ok: this run replaces run '\S+' \(epoch 4, /);
-    assert.match(r.out, /removed the other run's checkpoints from \S+checkpoints: checkpoint_epoch1\.pth, checkpoint_epoch2\.pth, \.\.\., checkpoint_epoch4\.pth, best_model\.pth \(5 files\)/);
+    assert.match(r.out, /--exist-ok: this run replaces run '\S+' \(epoch 4, best Dice 0\.\d{4}; checkpoint_epoch1\.pth, checkpoint_epoch2\.pth, \.\.\., checkpoint_epoch4\.pth, best_model\.pth \(5 files\)\)/);
     assert.doesNotMatch(r.out, /Epoch 1\/50: loss/, 'interrupted within epoch 1');
     assert.match(r.out, /Best model: +none written/);
     const next = /Next: .*/.exec(r.out)?.[0] ?? '';
     assert.doesNotMatch(next, /best_model|checkpoint_epoch/, 'the hint names no file of the replaced run');
-    assert.deepEqual(readdirSync(ckpt).filter((x) => /^(checkpoint_epoch\d+|best_model)\.pth$/.test(x)), []);
+  });
+
+  test('--exist-ok: the other run\'s checkpoints are removed when this run writes its first one; the summary names this run\'s files', { timeout: 120_000 }, async () => {
+    const r = await train(work, ['-e', '1', '--exist-ok', '--name', 'fourth']).done;
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /--exist-ok: removed the other run's checkpoints from \S+checkpoints: /);
+    assert.deepEqual(readdirSync(ckpt).sort(), ['best_model.pth', 'checkpoint_epoch1.pth']);
+    assert.equal(basename((await loadCheckpoint(join(ckpt, 'best_model.pth'))).runDir ?? '').replace(/^\d{8}-\d{6}-/, ''), 'fourth');
+    assert.match(r.out, new RegExp(`Next: unet predict -m ${join(ckpt, 'best_model.pth').replace(/[/.]/g, '\\$&')} -i IMAGE\n`));
   });
 });
 

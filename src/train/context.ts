@@ -84,6 +84,8 @@ export interface TrainRun {
   dataRng: Rng;
   tracker: Tracker;
   ckptDir: string;
+  /** --exist-ok: removes the replaced run's checkpoints (once, before this run's first checkpoint). */
+  replaceOtherRun: () => Promise<void>;
   cadence: Cadence;
   loaders: { train: DataLoader; val: DataLoader; preciseBn: DataLoader | null };
   /** Optimizer steps so far (the x axis of every logged value). */

@@ -109,7 +109,7 @@ export async function checkCheckpointDir(cfg: TrainConfig, note: (line: string) 
   const other = (await describeOtherRun(dir)) as OtherRun;
   const what = `run '${other.name}' (epoch ${other.epoch}, ${dice(other.bestDice)}; ${list(files)})`;
   if (cfg.existOk) {
-    note(`--exist-ok: this run replaces ${what} in ${dir}; those files are removed when training starts`);
+    note(`--exist-ok: this run replaces ${what} in ${dir}; those files are removed when this run writes its first checkpoint`);
     return;
   }
   throw new TrainError(
@@ -119,25 +119,23 @@ export async function checkCheckpointDir(cfg: TrainConfig, note: (line: string) 
 }
 
 /**
- * When training starts (rank 0): takes the folder's writer lock, and with --exist-ok removes the
- * other run's checkpoints. Returns the lock's release.
+ * Before the run directory (rank 0): takes the folder's writer lock. With --exist-ok the other
+ * run's checkpoints are removed just before this run writes its first one (`replaceOtherRun`), so
+ * a run that fails before saving anything leaves them as they were.
  */
-export async function claimCheckpointDir(cfg: TrainConfig, dir: string, note: (line: string) => void): Promise<() => void> {
+export async function claimCheckpointDir(cfg: TrainConfig, dir: string, note: (line: string) => void): Promise<{ release: () => void; replaceOtherRun: () => Promise<void> }> {
   const r = await acquireLock(join(dir, LOCK_FILE), cfg.name ? `run '${cfg.name}'` : 'unet train');
   if (!r.lock) throw new TrainError(inUse(dir, r.holder));
   if (r.staleTakenOver) {
     const h = r.staleTakenOver;
     note(`took over the stale lock ${r.lock.path} of pid ${h.pid} (started ${h.started}), which is no longer running`);
   }
-  if (cfg.existOk && !continuesInFolder(cfg)) {
-    const files = runFiles(dir);
-    try {
-      for (const f of files) await rm(join(dir, f), { force: true });
-    } catch (e) {
-      r.lock.release();
-      throw e;
-    }
+  let pending = cfg.existOk && !continuesInFolder(cfg) ? runFiles(dir) : [];
+  const replaceOtherRun = async (): Promise<void> => {
+    const files = pending;
+    pending = [];
+    for (const f of files) await rm(join(dir, f), { force: true });
     if (files.length) note(`--exist-ok: removed the other run's checkpoints from ${dir}: ${list(files)}`);
-  }
-  return r.lock.release;
+  };
+  return { release: r.lock.release, replaceOtherRun };
 }

@@ -98,11 +98,14 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   }
 
   const ckptDir = resolve(cfg.checkpointDir);
+  let replaceOtherRun = async (): Promise<void> => {};
   if (isMain({ dist })) {
     // Before the run directory exists (a refused start leaves none): writable, stale temp files of
     // a killed run removed, this run its only writer (the lock is released however train() ends).
     await prepareCheckpointDir(ckptDir);
-    release.push(await claimCheckpointDir(cfg, ckptDir, log));
+    const claim = await claimCheckpointDir(cfg, ckptDir, log);
+    release.push(claim.release);
+    replaceOtherRun = claim.replaceOtherRun;
   }
   const worldSize = dist?.worldSize ?? 1;
   const { split } = data;
@@ -124,7 +127,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, cadence, loaders,
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
     globalStep, bnFresh: false, lastLoss: Number.NaN, nonFinite: 0,
   };
 }

@@ -79,7 +79,10 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     rng: { torch: torchRng.stateDict(), data: run.dataRng.stateDict() },
   };
   try {
-    if (isMain(run)) await saveCheckpoint(path, data).catch((e: unknown) => Promise.reject(checkpointWriteError(path, e)));
+    if (isMain(run)) {
+      await run.replaceOtherRun();
+      await saveCheckpoint(path, data).catch((e: unknown) => Promise.reject(checkpointWriteError(path, e)));
+    }
   } finally {
     data.rng?.torch.dispose();
   }
