@@ -85,7 +85,7 @@ describe('another run in the folder', () => {
   });
 });
 
-describe('one writer per folder', () => {
+describe('one writer per folder', { concurrency: 2 }, () => {
   const lockOf = (work: string) => join(work, 'checkpoints', LOCK);
   const writeLock = (work: string, pid: number) => {
     mkdirSync(join(work, 'checkpoints'), { recursive: true });
@@ -125,39 +125,41 @@ describe('one writer per folder', () => {
   });
 });
 
-test('a start that fails (the checkpoint folder is blocked by a file) leaves no run directory', { timeout: 60_000 }, async () => {
-  const work = join(root, 'blocked');
-  mkdirSync(work);
-  writeFileSync(join(work, 'file'), 'in the way');
-  const r = await startTs(CLI, [...args(work, ['-e', '1']), '--checkpoint-dir', join(work, 'file', 'checkpoints')], { cwd: root }).done;
-  assert.equal(r.code, 1, r.out);
-  assert.match(r.out, /cannot write checkpoints to \S+file\/checkpoints: a file is in the way/);
-  assert.deepEqual(runDirs(work), [], 'no empty run directory left');
-});
-
 // A real full disk: a size-limited tmpfs (needs root; skipped with the reason otherwise), as test/reliability.disk.test.ts.
 const mountProblem = ((): string | false => {
   if (process.platform !== 'linux') return 'tmpfs mounts need Linux';
   return spawnSync('mount', ['--version']).status === 0 && process.getuid?.() === 0 ? false : 'mounting a tmpfs needs root';
 })();
 
-test('the disk fills while a checkpoint is written: the error names the file and its folder and what to do; the lock is released', { skip: mountProblem, timeout: 120_000 }, async () => {
-  const work = join(root, 'full');
-  const disk = join(work, 'disk');
-  mkdirSync(disk, { recursive: true });
-  // Narrow-UNet checkpoints are ~0.9 MB: epoch 1 and best_model.pth fit, epoch 2 does not.
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2300k', 'tmpfs', disk]);
-  let r: Awaited<ReturnType<typeof startTs>['done']>;
-  let left: string[];
-  try {
-    r = await startTs(CLI, [...args(work, ['-e', '3']), '--checkpoint-dir', disk], { cwd: root }).done;
-    left = readdirSync(disk).sort();
-  } finally {
-    spawnSync('umount', [disk]); // before the temp folder is removed
-  }
-  assert.equal(r.code, 1, r.out);
-  const dir = disk.replace(/[/.]/g, '\\$&');
-  assert.match(r.out, new RegExp(`error: cannot write the checkpoint ${dir}/checkpoint_epoch2\\.pth: the disk is full\\. Free space in ${dir} \\(or choose another folder with --checkpoint-dir DIR\\)`));
-  assert.match(r.out, new RegExp(`resume with --resume or --load an earlier checkpoint; the checkpoints already written in ${dir} are intact`));
-  assert.deepEqual(left, ['best_model.pth', 'checkpoint_epoch1.pth'], 'no temp file, no lock left');
+describe('failures name the folder and leave nothing behind', { concurrency: 2 }, () => {
+  test('a start that fails (the checkpoint folder is blocked by a file) leaves no run directory', { timeout: 60_000 }, async () => {
+    const work = join(root, 'blocked');
+    mkdirSync(work);
+    writeFileSync(join(work, 'file'), 'in the way');
+    const r = await startTs(CLI, [...args(work, ['-e', '1']), '--checkpoint-dir', join(work, 'file', 'checkpoints')], { cwd: root }).done;
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /cannot write checkpoints to \S+file\/checkpoints: a file is in the way/);
+    assert.deepEqual(runDirs(work), [], 'no empty run directory left');
+  });
+
+  test('the disk fills while a checkpoint is written: the error names the file and its folder and what to do; the lock is released', { skip: mountProblem, timeout: 120_000 }, async () => {
+    const work = join(root, 'full');
+    const disk = join(work, 'disk');
+    mkdirSync(disk, { recursive: true });
+    // Narrow-UNet checkpoints are ~0.9 MB: epoch 1 and best_model.pth fit, epoch 2 does not.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2300k', 'tmpfs', disk]);
+    let r: Awaited<ReturnType<typeof startTs>['done']>;
+    let left: string[];
+    try {
+      r = await startTs(CLI, [...args(work, ['-e', '3']), '--checkpoint-dir', disk], { cwd: root }).done;
+      left = readdirSync(disk).sort();
+    } finally {
+      spawnSync('umount', [disk]); // before the temp folder is removed
+    }
+    assert.equal(r.code, 1, r.out);
+    const dir = disk.replace(/[/.]/g, '\\$&');
+    assert.match(r.out, new RegExp(`error: cannot write the checkpoint ${dir}/checkpoint_epoch2\\.pth: the disk is full\\. Free space in ${dir} \\(or choose another folder with --checkpoint-dir DIR\\)`));
+    assert.match(r.out, new RegExp(`resume with --resume or --load an earlier checkpoint; the checkpoints already written in ${dir} are intact`));
+    assert.deepEqual(left, ['best_model.pth', 'checkpoint_epoch1.pth'], 'no temp file, no lock left');
+  });
 });

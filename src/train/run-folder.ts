@@ -103,7 +103,7 @@ export async function checkCheckpointDir(cfg: TrainConfig, note: (line: string) 
       const n = epochOf(f);
       return n === null || (n >= start && n <= cfg.epochs);
     });
-    note(`Continuing in ${dir} from ${basename(cfg.load)}: this run replaces ${list(replaced)} (best_model.pth only if the validation Dice improves, INTERRUPTED.pth only if interrupted)`);
+    note(`Continuing in ${dir} from ${basename(cfg.load)}: this run replaces ${replaced.length ? list(replaced) : 'none of its files'} (best_model.pth only if the validation Dice improves, INTERRUPTED.pth only if interrupted)`);
     return;
   }
   const other = (await describeOtherRun(dir)) as OtherRun;
