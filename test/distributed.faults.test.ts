@@ -2,7 +2,7 @@
 // on another number of processes, and the faults of issue 14 (a worker killed, Ctrl-C/SIGTERM,
 // port in use, unreachable master, mismatched world sizes, data that differs between ranks).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -118,11 +118,19 @@ test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', 
   const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port]);
   await waitFor(() => existsSync(join(dir, 'ckpt', 'checkpoint_epoch1.pth')), 240_000);
   const workers = childrenOf(run.child.pid as number);
+  // Rank 0, the one writer, holds the checkpoint folder's lock; a second training there is refused naming it.
+  const lock = join(dir, 'ckpt', '.train.lock');
+  const holder = JSON.parse(readFileSync(lock, 'utf8')) as { pid: number };
+  assert.equal(holder.pid, workers.find((w) => w.rank === '0')?.pid, JSON.stringify(workers));
+  const second = await startTs(CLI, [...trainArgs(dir), '-e', '1', '--exist-ok']).done;
+  assert.equal(second.code, 1, second.out);
+  assert.match(second.out, new RegExp(`is in use by another training: pid ${holder.pid} on `));
   run.child.kill('SIGTERM');
   const r = await run.done;
   assert.equal(r.code, 143, r.out);
   assert.ok(existsSync(join(dir, 'ckpt', 'INTERRUPTED.pth')), r.out);
   for (const w of workers) assert.ok(!alive(w.pid));
+  assert.ok(!existsSync(lock), 'the lock is released');
 });
 
 test('the launcher killed with kill -9: its workers exit too', { timeout: 300_000 }, async () => {

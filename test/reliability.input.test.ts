@@ -32,10 +32,13 @@ async function variant(name: string, change: (imgs: string, masks: string) => vo
   return d;
 }
 
-/** `unet train` on `data` writing checkpoints into the saved folder. */
+/**
+ * `unet train` on `data` writing checkpoints into the saved folder; with --exist-ok, which replaces
+ * the saved run only once training starts: a run that fails before must leave it untouched.
+ */
 function train(data: string, extra: string[] = [], label = 'run'): Promise<CliResult> {
   const work = join(root, 'work', label.replace(/\W+/g, '_'));
-  return runCli([...quickTrainArgs(data, work, extra), '--checkpoint-dir', saved], { cwd: root, timeoutMs: 120_000 });
+  return runCli([...quickTrainArgs(data, work, extra), '--checkpoint-dir', saved, '--exist-ok'], { cwd: root, timeoutMs: 120_000 });
 }
 
 test('a run that succeeds despite odd files: RGBA and CMYK images and an unpaired image with --skip-unpaired (warnings, exit 0)', async () => {
@@ -255,7 +258,7 @@ describe('--load', { concurrency: 2 }, () => {
     // The data has two mask values: -c 1 (one sigmoid output) fits the data but not the checkpoint.
     let r = await train(good, ['--load', ckpt, '-c', '1', '-e', '2'], 'load-arch-classes');
     assertCleanFailure(r, [/was trained with another architecture/, /classes: checkpoint 2, -c\/--classes 1/, /-c 2 --bilinear/], 'arch classes');
-    const args = quickTrainArgs(good, join(root, 'work', 'arch'), ['--load', ckpt, '-e', '2', '--checkpoint-dir', saved]).filter((a) => a !== '--bilinear');
+    const args = quickTrainArgs(good, join(root, 'work', 'arch'), ['--load', ckpt, '-e', '2', '--checkpoint-dir', saved, '--exist-ok']).filter((a) => a !== '--bilinear');
     r = await runCli(args, { cwd: root });
     assertCleanFailure(r, [/upsampling: checkpoint bilinear, flags no --bilinear/], 'arch bilinear');
   });

@@ -35,7 +35,10 @@ export async function demoCommand(o: DemoConfig): Promise<number> {
     device: 'cpu',
     name: 'demo',
   };
-  console.log(`Training: unet train --imgs ${imgs} --masks ${masks} -e ${cfg.epochs} -b 4 -l 1e-3 -s 1 -v 20 -c 3 --bilinear --optimizer adam --val-every 0 --device cpu\n`);
+  // A previous demo's checkpoints are replaced; any other run's are refused (train's check).
+  const { describeOtherRun } = await import('../train/run-folder.js');
+  if ((await describeOtherRun(cfg.checkpointDir))?.configName === 'demo') cfg.existOk = true;
+  console.log(`Training: unet train --imgs ${imgs} --masks ${masks} -e ${cfg.epochs} -b 4 -l 1e-3 -s 1 -v 20 -c 3 --bilinear --optimizer adam --val-every 0 --device cpu${cfg.existOk ? ' --exist-ok' : ''}\n`);
   const { trainCommand } = await import('../train/cli.js');
   const code = await trainCommand(cfg);
   if (code !== 0) return code;

@@ -153,6 +153,7 @@ export const trainOptions = {
   masks: { flags: '--masks <dir>', help: 'directory of masks (same base names)', default: 'data/masks', parse: str },
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
   checkpointDir: { flags: '--checkpoint-dir <dir>', help: 'where checkpoints are written', default: 'checkpoints', parse: str },
+  existOk: { flags: '--exist-ok', help: "replace another run's checkpoints in --checkpoint-dir (removed when this run writes its first checkpoint); without it such a folder is refused", default: false },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   seed: { flags: '--seed <n>', help: 'random seed (split, shuffling, initialisation)', default: 0, parse: nonNegInt },
   patience: { flags: '--patience <n>', help: 'early stopping: epochs without improvement (0 = off)', default: 10, parse: nonNegInt },

@@ -66,6 +66,8 @@ class PthReader implements UnpickleHooks {
     private readonly prefix: string, // "<archive>/"
     private readonly bigEndian: boolean,
     fileBytes: number,
+    /** false: tensors keep dtype and shape but no data (reading a checkpoint's metadata only). */
+    private readonly withData = true,
   ) {
     this.budget = Math.max(OUTPUT_BUDGET_FACTOR * fileBytes, OUTPUT_BUDGET_MIN);
   }
@@ -181,6 +183,7 @@ class PthReader implements UnpickleHooks {
     if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`invalid storage offset ${String(offset)}`);
     if (!isIntArray(size) || !isIntArray(stride) || size.length !== stride.length) throw new Error('tensor size/stride must be equal-length tuples of non-negative ints');
     const dtype = storage.dtype;
+    if (!this.withData) return { kind: 'tensor', dtype, shape: [...size], data: new Uint8Array(0) };
     const bytes = size.reduce((a, b) => a * b, DTYPE_ITEMSIZE[dtype]);
     if (bytes > this.budget) {
       throw new Error(`tensor data would exceed ${OUTPUT_BUDGET_FACTOR}× the file size (a ${bytes}-byte view of a ${storage.numel}-element storage); refusing to materialise it`);
@@ -229,8 +232,8 @@ function toPyValue(root: unknown): PyValue {
   return convert(root, 0);
 }
 
-/** Decode a torch.save zip archive held in memory. */
-export function decodePth(bytes: Uint8Array): PyValue {
+/** Decode a torch.save zip archive held in memory; `withData` false leaves every tensor's data empty. */
+export function decodePth(bytes: Uint8Array, withData = true): PyValue {
   // A plain Uint8Array view: Buffer's slice() semantics differ and must not leak in.
   const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const isZip = u8.length >= 4 && u8[0] === 0x50 && u8[1] === 0x4b && (u8[2] === 3 || u8[2] === 5);
@@ -260,11 +263,11 @@ export function decodePth(bytes: Uint8Array): PyValue {
     else if (order !== 'little') throw new Error(`unknown byteorder record "${order.slice(0, 20)}"`);
   }
 
-  const reader = new PthReader(zip, prefix, bigEndian, u8.length);
+  const reader = new PthReader(zip, prefix, bigEndian, u8.length, withData);
   return toPyValue(unpickle(zip.read(pkl[0]), reader));
 }
 
-/** Load a torch.save checkpoint. Errors name the file. */
-export function loadPth(path: string): Promise<PyValue> {
-  return readDecoded(path, decodePth);
+/** Load a torch.save checkpoint (`withData` false: tensors without data). Errors name the file. */
+export function loadPth(path: string, withData = true): Promise<PyValue> {
+  return readDecoded(path, (b) => decodePth(b, withData));
 }

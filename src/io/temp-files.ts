@@ -6,6 +6,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT } from '../config/errors.js';
+import { processAlive } from './lock.js';
 
 const live = new Set<string>();
 
@@ -15,16 +16,6 @@ export function trackTemp(path: string): () => void {
   return () => {
     live.delete(path);
   };
-}
-
-/** Whether a process with this id runs (EPERM: it does, as another user). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 let installed = false;

@@ -9,13 +9,13 @@
 import { UserError } from '../config/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { makeDirs } from '../io/dirs.js';
+import { processAlive } from '../io/lock.js';
 import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
-import { processAlive as alive } from '../io/temp-files.js';
 import type { UNetArgs } from './unet.js';
 
 export const FORMAT = 'unet-ts/1';
@@ -139,6 +139,36 @@ export async function saveReferenceStateDict(path: string, model: Map<string, Te
 /** Temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`), left behind when a writer is killed. */
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
+/** Why a write into the checkpoint folder failed, in words (the error's own message otherwise). */
+function writeProblem(e: unknown): string {
+  const why: Record<string, string> = {
+    EACCES: 'no permission to write there',
+    EPERM: 'no permission to write there',
+    EROFS: 'the file system is read-only',
+    ENOTDIR: 'a file is in the way (a path component is not a folder)',
+    EEXIST: 'a file with that name is in the way',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exhausted',
+  };
+  return why[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message;
+}
+
+/**
+ * A checkpoint write that failed during training (a full disk, a folder made read-only) as one
+ * message naming the file, its folder and how to go on (the temp file is already gone, earlier
+ * checkpoints are intact); other errors are returned as they are.
+ */
+export function checkpointWriteError(path: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string' || !code.startsWith('E')) return e;
+  const dir = dirname(path);
+  const fix = code === 'ENOSPC' || code === 'EDQUOT' ? `Free space in ${dir}` : `Make ${dir} writable`;
+  return new CheckpointError(
+    `cannot write the checkpoint ${path}: ${writeProblem(e)}. ${fix} (or choose another folder with --checkpoint-dir DIR), ` +
+      `then resume with --resume or --load an earlier checkpoint; the checkpoints already written in ${dir} are intact.`,
+  );
+}
+
 /**
  * Creates the checkpoint folder and proves it is writable before any training (a read-only or
  * blocked folder would otherwise fail only after the first epoch), and removes the temp files
@@ -147,17 +177,7 @@ const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
  */
 export async function prepareCheckpointDir(dir: string): Promise<void> {
   const fail = (e: unknown): never => {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    const why: Record<string, string> = {
-      EACCES: 'no permission to write there',
-      EPERM: 'no permission to write there',
-      EROFS: 'the file system is read-only',
-      ENOTDIR: 'a file is in the way (a path component is not a folder)',
-      EEXIST: 'a file with that name is in the way',
-      ENOSPC: 'the disk is full',
-      EDQUOT: 'the disk quota is exhausted',
-    };
-    throw new CheckpointError(`cannot write checkpoints to ${dir}: ${why[code] ?? (e as Error).message}. Choose a writable folder with --checkpoint-dir DIR.`);
+    throw new CheckpointError(`cannot write checkpoints to ${dir}: ${writeProblem(e)}. Choose a writable folder with --checkpoint-dir DIR.`);
   };
   await makeDirs(dir).catch(fail);
   const probe = join(dir, `.write-test.${process.pid}.tmp`);
@@ -170,7 +190,7 @@ export async function prepareCheckpointDir(dir: string): Promise<void> {
   await unlink(probe).catch(() => {});
   for (const f of await readdir(dir).catch(() => [] as string[])) {
     const m = TEMP_FILE.exec(f);
-    if (m && !alive(Number(m[1]))) await rm(join(dir, f), { force: true }).catch(() => {});
+    if (m && !processAlive(Number(m[1]))) await rm(join(dir, f), { force: true }).catch(() => {});
   }
 }
 
@@ -302,21 +322,34 @@ function parseClassNames(v: PyValue | undefined): string[] | null {
  * that gave it) and say what to do. The one place a checkpoint path is checked.
  */
 export async function loadCheckpoint(path: string, flag = '-m/--model'): Promise<LoadedCheckpoint> {
+  return checkedRead(path, flag, true);
+}
+
+/** What a checkpoint says about its run (epoch, scores, config, run directory), without its tensors' data. */
+export type CheckpointInfo = Omit<LoadedCheckpoint, 'model' | 'rng' | 'optimizer'>;
+
+/** loadCheckpoint's checks and errors, reading only the metadata (no tensor is materialised). */
+export async function readCheckpointInfo(path: string, flag = '-m/--model'): Promise<CheckpointInfo> {
+  const { model: _m, rng: _r, optimizer: _o, ...info } = await checkedRead(path, flag, false);
+  return info;
+}
+
+async function checkedRead(path: string, flag: string, withData: boolean): Promise<LoadedCheckpoint> {
   if (!path) throw new CheckpointError(`no model given: pass the checkpoint with ${flag} (e.g. ${flag.replace(/\/.*/, '')} checkpoints/best_model.pth)`);
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist; check the path, or pass a checkpoint written by \`unet train\` (e.g. checkpoints/best_model.pth) or a reference .pth with ${flag}`);
   if (statSync(path).isDirectory()) throw new CheckpointError(`checkpoint ${path} is a folder; pass a checkpoint file inside it (e.g. ${join(path, 'best_model.pth')})`);
   try {
-    return await readCheckpoint(path);
+    return await readCheckpoint(path, withData);
   } catch (e) {
     if (e instanceof CheckpointError) throw new CheckpointError(`${e.message.replace(/\.$/, '')}. Is ${path} a UNet checkpoint (.pth from \`unet train\` or the reference trainer)?`);
     throw e;
   }
 }
 
-async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
+async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCheckpoint> {
   let value: PyValue;
   try {
-    value = await loadPth(path);
+    value = await loadPth(path, withData);
   } catch (e) {
     throw new CheckpointError(`cannot read ${path} as a PyTorch checkpoint: ${(e as Error).message.replace(`${path}: `, '')}`);
   }

@@ -1,10 +1,12 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
+import { dirname } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import type { Output, TrainConfig } from '../config/options.js';
-import { DistConfigError, DistContext, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
+import { DistConfigError, DistContext, LAUNCHED_ENV, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import { type Dashboard, listenProblem, startDashboardThread, writeReport } from '../tracking/index.js';
-import { type TrainHooks, train } from './train.js';
+import { checkCheckpointDir } from './run-folder.js';
+import { type TrainHooks, type TrainResult, train } from './train.js';
 
 const signalExit = (sig: NodeJS.Signals) => (sig === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
 
@@ -71,10 +73,12 @@ async function serveUntilCtrlC(d: Dashboard, say: (l: string) => void): Promise<
 export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, hooks: Pick<TrainHooks, 'createModel' | 'validationScore' | 'onSplit' | 'onTrainBatch'> = {}): Promise<number> {
   // Data-parallel: launch this machine's workers, or join as a worker (RANK/WORLD_SIZE set).
   const worker = workerFromEnv();
-  if (!worker && (cfg.nprocPerNode > 1 || cfg.nnodes > 1)) {
-    if (cfg.nodeRank >= cfg.nnodes) throw new DistConfigError(`--node-rank ${cfg.nodeRank} must be below --nnodes ${cfg.nnodes}`);
-    return launch(cfg);
-  }
+  const launching = !worker && (cfg.nprocPerNode > 1 || cfg.nnodes > 1);
+  if (launching && cfg.nodeRank >= cfg.nnodes) throw new DistConfigError(`--node-rank ${cfg.nodeRank} must be below --nnodes ${cfg.nnodes}`);
+  // Before any training work, where rank 0 will write (its launcher checks for the workers it starts).
+  const writer = worker ? worker.rank === 0 && process.env[LAUNCHED_ENV] !== '1' : cfg.nodeRank === 0;
+  if (writer) await checkCheckpointDir(cfg, (l) => console.error(l));
+  if (launching) return launch(cfg);
   let dist: DistContext | null = null;
   if (worker && worker.worldSize > 1) {
     exitWithLauncher();
@@ -111,20 +115,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
       const { bestScore, bestEpoch, bestModel, lastCheckpoint, runDir } = r;
       console.log(JSON.stringify({ status, bestScore, bestEpoch, bestModel, lastCheckpoint, runDir, report: report || null, exitCode: code }));
     }
-    say(
-      [
-        '',
-        r.interrupted ? 'Training interrupted.' : r.stoppedEarly ? 'Training stopped early.' : 'Training finished.',
-        `  Best validation Dice: ${r.bestScore === null ? 'n/a' : r.bestScore.toFixed(4)} (epoch ${r.bestEpoch})`,
-        `  Best model:           ${r.bestModel ?? 'none'}`,
-        `  Last checkpoint:      ${r.lastCheckpoint ?? 'none'}`,
-        `  Run directory:        ${r.runDir}`,
-        report ? `  Report:               ${report}` : '',
-        `  Next: unet predict -m ${r.bestModel ?? 'checkpoints/best_model.pth'} -i IMAGE`,
-      ]
-        .filter(Boolean)
-        .join('\n'),
-    );
+    say(summary(r, report));
     signals.off();
     if (dashboard && !r.interrupted && !dist && !out.json && process.stdin.isTTY && process.stdout.isTTY) await serveUntilCtrlC(dashboard, say);
     return code;
@@ -132,4 +123,26 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
     signals.off();
     await dashboard?.close();
   }
+}
+
+/** The end summary: the files this run wrote (or, continuing, the best model it started from) and what to run next. */
+function summary(r: TrainResult, report: string): string {
+  // predict reads the architecture and the training scale from the checkpoint: -m and -i are all it needs.
+  const model = r.bestModel ?? r.lastCheckpoint;
+  const next = model
+    ? `unet predict -m ${model} -i IMAGE`
+    : 'no checkpoint was written (stopped before the end of the first epoch); run the same `unet train` command again';
+  return [
+    '',
+    r.interrupted ? 'Training interrupted.' : r.stoppedEarly ? 'Training stopped early.' : 'Training finished.',
+    `  Best validation Dice: ${r.bestScore === null ? 'n/a' : r.bestScore.toFixed(4)} (epoch ${r.bestEpoch})`,
+    `  Best model:           ${r.bestModel ? `${r.bestModel}${r.bestModelFromEarlier ? ' (written before this run continued)' : ''}` : 'none written'}`,
+    `  Last checkpoint:      ${r.lastCheckpoint ?? 'none written'}`,
+    `  Run directory:        ${r.runDir}`,
+    report ? `  Report:               ${report}` : '',
+    `  Next: ${next}`,
+    r.interrupted && r.lastCheckpoint ? `  Continue: unet train --resume --checkpoint-dir ${dirname(r.lastCheckpoint)} (with this run's other flags)` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
 }

@@ -42,7 +42,10 @@ export interface TrainResult {
   interrupted: boolean;
   checkpointDir: string;
   runDir: string;
+  /** best_model.pth written by this run, or by the run it continues (then bestModelFromEarlier). */
   bestModel: string | null;
+  bestModelFromEarlier: boolean;
+  /** The last checkpoint this run wrote. */
   lastCheckpoint: string | null;
 }
 
@@ -81,6 +84,8 @@ export interface TrainRun {
   dataRng: Rng;
   tracker: Tracker;
   ckptDir: string;
+  /** --exist-ok: removes the replaced run's checkpoints (once, before this run's first checkpoint). */
+  replaceOtherRun: () => Promise<void>;
   cadence: Cadence;
   loaders: { train: DataLoader; val: DataLoader; preciseBn: DataLoader | null };
   /** Optimizer steps so far (the x axis of every logged value). */

@@ -12,6 +12,7 @@ import { Tracker } from '../tracking/index.js';
 import { describeCadence, validationCadence } from './cadence.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
+import { claimCheckpointDir } from './run-folder.js';
 import { restore } from './state.js';
 import { versions } from './versions.js';
 
@@ -96,6 +97,16 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
     log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
   }
 
+  const ckptDir = resolve(cfg.checkpointDir);
+  let replaceOtherRun = async (): Promise<void> => {};
+  if (isMain({ dist })) {
+    // Before the run directory exists (a refused start leaves none): writable, stale temp files of
+    // a killed run removed, this run its only writer (the lock is released however train() ends).
+    await prepareCheckpointDir(ckptDir);
+    const claim = await claimCheckpointDir(cfg, ckptDir, log);
+    release.push(claim.release);
+    replaceOtherRun = claim.replaceOtherRun;
+  }
   const worldSize = dist?.worldSize ?? 1;
   const { split } = data;
   const config = { ...cfg, device: p.device, maskSuffix: data.maskSuffix, maskValues: data.maskValues, nChannels: data.nChannels, trainImages: split.train.length, valImages: split.val.length, worldSize, versions: versions() };
@@ -104,8 +115,6 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
     : Tracker.disabled(resolve(cfg.logdir));
   hooks.onRunDir?.(tracker.runDir);
   log(`Run directory: ${tracker.runDir}`);
-  const ckptDir = resolve(cfg.checkpointDir);
-  if (isMain({ dist })) await prepareCheckpointDir(ckptDir); // writable before any training; stale temp files of a killed run removed
 
   const { dataset } = data;
   const batchSize = cfg.batchSize;
@@ -118,7 +127,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, cadence, loaders,
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
     globalStep, bnFresh: false, lastLoss: Number.NaN, nonFinite: 0,
   };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Rng, RngStateDict } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { type CheckpointData, CheckpointError, type LoadedCheckpoint, fromPy, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
+import { type CheckpointData, CheckpointError, type LoadedCheckpoint, checkpointWriteError, fromPy, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import type { UNet } from '../model/index.js';
 import type { GradScalerStateDict, LRScheduler, LoadableOptimizerStateDict } from '../optim/index.js';
 import type { Stateful } from '../io/stateful.js';
@@ -80,7 +80,10 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     rng: { torch: torchRng.stateDict(), data: run.dataRng.stateDict() },
   };
   try {
-    if (isMain(run)) await saveCheckpoint(path, data);
+    if (isMain(run)) {
+      await run.replaceOtherRun();
+      await saveCheckpoint(path, data).catch((e: unknown) => Promise.reject(checkpointWriteError(path, e)));
+    }
   } finally {
     data.rng?.torch.dispose();
   }

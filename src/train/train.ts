@@ -4,6 +4,7 @@
  * The steps are numbered as the reference's; setup.ts, epoch.ts, validation.ts and state.ts hold
  * their details.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TrainConfig, checkClassNames, classNameCount } from '../config/options.js';
 import { Rng } from '../data/index.js';
@@ -100,6 +101,7 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
     checkpointDir: run.ckptDir,
     runDir: run.tracker.runDir,
     bestModel: null,
+    bestModelFromEarlier: false,
     lastCheckpoint: null,
   };
   const best = new BestWeights();
@@ -129,7 +131,12 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   best.dispose();
   result.bestScore = early.state.best_score;
   result.bestEpoch = early.state.best_epoch;
-  if (result.bestModel === null && early.state.best_score !== null) result.bestModel = join(run.ckptDir, 'best_model.pth');
+  // None written by this run: a continued run's best model is the one it resumed with, if kept here.
+  const earlier = join(run.ckptDir, 'best_model.pth');
+  if (result.bestModel === null && startEpoch > 1 && early.state.best_score !== null && existsSync(earlier)) {
+    result.bestModel = earlier;
+    result.bestModelFromEarlier = true;
+  }
   run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly });
   return result;
 }
