@@ -6,16 +6,16 @@
  */
 import { join } from 'node:path';
 import type { TrainConfig } from '../config/options.js';
-import { Rng } from '../data/index.js';
+import { DataError, Rng, listSome } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
 import { UNet, type UNetArgs } from '../model/index.js';
 import { GradScaler } from '../optim/index.js';
-import { TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
+import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
 import { EarlyStopping } from './early-stopping.js';
-import { type EpochStats, trainEpoch } from './epoch.js';
+import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { checkArgs, createRun, describeRun, loadData } from './setup.js';
-import { BestWeights, loadWeights, pruneCheckpoints, saveTrainingState } from './state.js';
+import { BestWeights, loadWeights, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
 export { TrainError, type TrainHooks, type TrainResult } from './context.js';
@@ -96,26 +96,50 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   };
   const best = new BestWeights();
   release.push(() => best.dispose()); // also when an error ends the run
+  release.push(() => disposeMark(run));
   let epoch = startEpoch;
+  let stopped: EpochStats | null = null;
   for (; epoch <= cfg.epochs; epoch++) {
     const stats = await trainEpoch(run, epoch);
-    if (stats.aborted) break;
+    if (stats.aborted) {
+      stopped = stats;
+      break;
+    }
+    disposeMark(run);
     if (await endEpoch(run, epoch, stats, result, best)) break;
   }
-  if (run.hooks.signal?.aborted) {
+  if (stopped || run.hooks.signal?.aborted) {
     result.interrupted = true;
-    const path = join(run.ckptDir, 'INTERRUPTED.pth');
-    // The interrupted epoch is incomplete: resuming from this file repeats it.
-    await saveTrainingState(run, path, epoch - 1, run.lastLoss, result.lastScore);
-    result.lastCheckpoint = path;
-    run.log(`Interrupted: saved ${path}`);
+    await saveInterruptedState(run, result, stopped ? run.mark : null, epoch - 1, stopped?.dataError);
   }
   best.dispose();
   result.bestScore = early.state.best_score;
   result.bestEpoch = early.state.best_epoch;
   if (result.bestModel === null && early.state.best_score !== null) result.bestModel = join(run.ckptDir, 'best_model.pth');
-  run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly });
+  const skipped = [...run.skipped];
+  if (skipped.length > 0) run.log(`Skipped ${skipped.length} unreadable file(s) (--skip-bad), each in every epoch: ${listSome(skipped, 5)}`);
+  run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly, ...(skipped.length ? { skippedFiles: skipped } : {}) });
   return result;
+}
+
+/**
+ * INTERRUPTED.pth once this process has made an optimizer step (before that, the checkpoint it
+ * started from, if any, holds the same state). A data error is reported after it, naming the file.
+ */
+async function saveInterruptedState(run: TrainRun, result: TrainResult, mark: EpochMark | null, completed: number, dataError?: DataError): Promise<void> {
+  const path = join(run.ckptDir, 'INTERRUPTED.pth');
+  const stepped = run.globalStep > run.startStep;
+  if (stepped) {
+    await saveInterrupted(run, path, completed, mark, result.lastScore);
+    result.lastCheckpoint = path;
+    const where = mark && mark.batch > 0 ? ` (epoch ${mark.epoch}, after batch ${mark.batch}, step ${run.globalStep}; --resume continues from there)` : '';
+    run.log(`Interrupted: saved ${path}${where}`);
+  } else {
+    run.log('Interrupted before the first optimizer step: no INTERRUPTED.pth written (nothing new to save)');
+  }
+  if (!dataError) return;
+  const saved = stepped ? `saved ${path}; fix or remove the file, then continue with --resume` : 'fix or remove the file and start again';
+  throw new DataError(`${dataError.message.split('\n')[0]}; ${saved}, or pass --skip-bad to skip unreadable pairs with a warning`, { file: dataError.file });
 }
 
 /** After an epoch: validation, scheduler, early stopping, checkpoints. Returns true when training stops early. */
