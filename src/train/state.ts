@@ -77,7 +77,15 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
   const mine = mark.loss.item();
   // The loss sum over the ranks, and each rank's generator state in its own slot.
   const slots = Array.from({ length: worldSize }, (_, r) => (r === (dist?.rank ?? 0) ? mark.rng.state : 0));
-  const [lossSum, ...states] = dist ? await dist.reduce([mine, ...slots]) : [mine, ...slots];
+  let reduced: number[];
+  try {
+    reduced = dist ? await dist.reduce([mine, ...slots]) : [mine, ...slots];
+  } catch (e) {
+    // A worker is gone: rank 0 still saves what it has; resuming then repeats the epoch.
+    run.warn(`the epoch's position could not be gathered from every process (${(e as Error).message}); ${path} restarts epoch ${mark.epoch}`);
+    return saveTrainingState(run, path, epoch, run.lastLoss, valScore);
+  }
+  const [lossSum, ...states] = reduced;
   const position: EpochPosition = {
     epoch: mark.epoch,
     batch: mark.batch,
