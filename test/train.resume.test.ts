@@ -80,6 +80,9 @@ test('a run stopped mid-epoch and resumed ends with the same weights, bit for bi
   assert.deepEqual(curves(rc.runDir), curves(ra.runDir));
   assert.equal(readdirSync(rc.runDir).filter((f) => f.startsWith('events.out.tfevents.')).length, 2, 'TensorBoard: a second event file in the same folder');
   assert.equal(runRecords(rc.runDir).all.filter((r) => r.type === 'resume').length, 1);
+
+  // Another batch size cannot continue that position: refused, naming the difference and the way out.
+  await assert.rejects(train({ ...cfg(b), batchSize: 2, load: ckptOf(b, 'INTERRUPTED.pth') }, hooks()), /INTERRUPTED\.pth was saved in the middle of epoch 1 by a run with -b 1 \(now 2\); resume it with the same flags and data to continue exactly, or start again without --resume\/--load/);
 });
 
 test('--resume picks the checkpoint that trained furthest, not the newest file', async () => {

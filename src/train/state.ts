@@ -108,11 +108,12 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
 export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg' | 'worldSize' | 'data' | 'dist'>): EpochPosition | null {
   const p = ckpt.position;
   if (!p || ckpt.kind !== 'unet-ts' || p.epoch > run.cfg.epochs) return null;
+  const instead = ckpt.epoch > 0 ? `continue from checkpoint_epoch${ckpt.epoch}.pth` : 'start again without --resume/--load';
   const ints = [p.epoch, p.batch, p.batchSize, p.accumulate, p.worldSize, p.seen];
   const rngs = Array.isArray(p.dataRng) ? p.dataRng : [];
   const order = Array.isArray(p.order) ? p.order : [];
   if (!ints.every((n) => Number.isInteger(n) && n >= 0) || p.epoch !== ckpt.epoch + 1 || typeof p.lossSum !== 'number' || typeof p.seconds !== 'number' || rngs.length !== p.worldSize) {
-    throw new CheckpointError(`${ckpt.path}: its mid-epoch position is damaged; continue from the last checkpoint_epoch${ckpt.epoch}.pth instead`);
+    throw new CheckpointError(`${ckpt.path}: its mid-epoch position is damaged; ${instead}`);
   }
   const { cfg, worldSize, data } = run;
   const differs: string[] = [];
@@ -123,7 +124,7 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
   if (differs.length === 0 && worldSize === 1 && p.batch > 0 && sorted(order) !== sorted(data.split.train)) differs.push('another training split (data, -v/--validation or --seed)');
   if (differs.length > 0) {
     throw new CheckpointError(
-      `${ckpt.path} was saved in the middle of epoch ${p.epoch} by a run with ${differs.join(', ')}; resume it with the same flags and data to continue exactly, or continue from checkpoint_epoch${ckpt.epoch}.pth`,
+      `${ckpt.path} was saved in the middle of epoch ${p.epoch} by a run with ${differs.join(', ')}; resume it with the same flags and data to continue exactly, or ${instead}`,
     );
   }
   return p;
