@@ -137,7 +137,7 @@ test('an unreadable image mid-epoch: INTERRUPTED.pth at the last step and a one-
   );
   assert.ok(err instanceof DataError, String(err));
   assert.match(err.message, new RegExp(`${id}\\.png`));
-  assert.match(err.message, /saved .*INTERRUPTED\.pth; fix or remove the file, then continue with --resume, or pass --skip-bad/);
+  assert.match(err.message, /Saved .*INTERRUPTED\.pth: fix or remove the file, then continue with --resume, or pass --skip-bad/);
   assert.equal(err.message.split('\n').length, 1, err.message);
   const saved = await loadCheckpoint(ckptOf(dir, 'INTERRUPTED.pth'));
   assert.equal(saved.position?.batch, 4);

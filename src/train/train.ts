@@ -138,8 +138,10 @@ async function saveInterruptedState(run: TrainRun, result: TrainResult, mark: Ep
     run.log('Interrupted before the first optimizer step: no INTERRUPTED.pth written (nothing new to save)');
   }
   if (!dataError) return;
-  const saved = stepped ? `saved ${path}; fix or remove the file, then continue with --resume` : 'fix or remove the file and start again';
-  throw new DataError(`${dataError.message.split('\n')[0]}; ${saved}, or pass --skip-bad to skip unreadable pairs with a warning`, { file: dataError.file });
+  // One line: the problem, its hint, what was saved and the ways on.
+  const problem = `${dataError.message.split('\n')[0].replace(/\.$/, '')}.${dataError.hint ? ` ${dataError.hint}` : ''}`;
+  const saved = stepped ? `Saved ${path}: fix or remove the file, then continue with --resume` : 'Nothing trained yet: fix or remove the file and start again';
+  throw new DataError(`${problem} ${saved}, or pass --skip-bad to skip unreadable pairs with a warning.`, { file: dataError.file });
 }
 
 /** After an epoch: validation, scheduler, early stopping, checkpoints. Returns true when training stops early. */
