@@ -44,6 +44,8 @@ export interface LoaderOptions {
    * the iteration.
    */
   onBadSample?: (err: DataError, index: number) => void;
+  /** With onBadSample: a batch whose every sample is unreadable is an error, not dropped (data-parallel ranks must run the same batches). */
+  keepEveryBatch?: boolean;
 }
 
 /** Where an epoch stands: its sample order and the batches done (mid-epoch resume). */
@@ -185,6 +187,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       onBad(g.reason, idx[k]);
       return [];
     });
+    if (ok.length === 0 && this.opts.keepEveryBatch) {
+      const files = got.map((g) => ((g as PromiseRejectedResult).reason as DataError).file ?? '?');
+      throw new DataError(`every sample of a batch is unreadable (${listSome(files, 5)}), and the processes of a data-parallel run must all run every batch`, {
+        hint: 'Fix or remove the files, or use a larger -b so that a batch keeps at least one readable pair.',
+      });
+    }
     const samples = ok.map((k) => (got[k] as PromiseFulfilledResult<StoredSample>).value);
     return { samples, idx: ok.map((k) => idx[k]), params: params ? ok.map((k) => params[k]) : null };
   }

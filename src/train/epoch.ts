@@ -41,7 +41,7 @@ export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochSta
   run.resumeAt = null;
   // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
   const shard = dist ? dist.shard(run.data.split.train, epoch, cfg.seed) : null;
-  const loader = shard ? new DataLoader(run.data.dataset, shard, { batchSize: cfg.batchSize, rng: run.dataRng, augment: cfg.augment, onBadSample: run.onBadSample }) : run.loaders.train;
+  const loader = shard ? new DataLoader(run.data.dataset, shard, { batchSize: cfg.batchSize, rng: run.dataRng, augment: cfg.augment, onBadSample: run.onBadSample, keepEveryBatch: true }) : run.loaders.train;
   const progress = isMain(run) ? epochProgress(epoch, cfg.epochs, Math.ceil(run.data.split.train.length / run.worldSize)) : { update() {}, stop() {} }; // rank 0's shard
   // Resumed mid-epoch: rank 0 carries the loss summed over all ranks before the stop.
   const epochLoss = E.full([], from && isMain(run) ? from.lossSum : 0, { device: run.device }).keep();
