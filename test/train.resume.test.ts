@@ -9,6 +9,7 @@ import { before, test } from 'node:test';
 import { newestCheckpoint } from '../src/cli/resume.js';
 import type { TrainConfig } from '../src/config/options.js';
 import { DataError, makeDemoDataset } from '../src/data/index.js';
+import { type PyValue, loadPth, savePth } from '../src/io/pth.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { type TrainHooks, train } from '../src/train/train.js';
@@ -81,6 +82,11 @@ test('a run stopped mid-epoch and resumed ends with the same weights, bit for bi
   assert.equal(readdirSync(rc.runDir).filter((f) => f.startsWith('events.out.tfevents.')).length, 2, 'TensorBoard: a second event file in the same folder');
   assert.equal(runRecords(rc.runDir).all.filter((r) => r.type === 'resume').length, 1);
 
+  // A damaged position (here: a data generator state out of range) is refused naming the file.
+  const raw = (await loadPth(ckptOf(b, 'INTERRUPTED.pth'))) as Record<string, PyValue>;
+  (raw.epoch_position as Record<string, PyValue>).dataRng = [{ state: -1 }];
+  await savePth(ckptOf(b, 'damaged.pth'), raw);
+  await assert.rejects(train({ ...cfg(b), load: ckptOf(b, 'damaged.pth') }, hooks()), /damaged\.pth: its mid-epoch position is damaged; start again without --resume\/--load/);
   // Another batch size cannot continue that position: refused, naming the difference and the way out.
   await assert.rejects(train({ ...cfg(b), batchSize: 2, load: ckptOf(b, 'INTERRUPTED.pth') }, hooks()), /INTERRUPTED\.pth was saved in the middle of epoch 1 by a run with -b 1 \(now 2\); resume it with the same flags and data to continue exactly, or start again without --resume\/--load/);
 });

@@ -112,7 +112,8 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
   const ints = [p.epoch, p.batch, p.batchSize, p.accumulate, p.worldSize, p.seen];
   const rngs = Array.isArray(p.dataRng) ? p.dataRng : [];
   const order = Array.isArray(p.order) ? p.order : [];
-  if (!ints.every((n) => Number.isInteger(n) && n >= 0) || p.epoch !== ckpt.epoch + 1 || typeof p.lossSum !== 'number' || typeof p.seconds !== 'number' || rngs.length !== p.worldSize) {
+  const rngOk = rngs.every((r) => Number.isInteger((r as RngStateDict)?.state) && (r as RngStateDict).state >= 0 && (r as RngStateDict).state < 2 ** 32);
+  if (!ints.every((n) => Number.isInteger(n) && n >= 0) || p.epoch !== ckpt.epoch + 1 || typeof p.lossSum !== 'number' || typeof p.seconds !== 'number' || rngs.length !== p.worldSize || !rngOk) {
     throw new CheckpointError(`${ckpt.path}: its mid-epoch position is damaged; ${instead}`);
   }
   const { cfg, worldSize, data } = run;
