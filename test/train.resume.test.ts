@@ -24,9 +24,10 @@ before(async () => {
 });
 
 // 8 training images, batch 1, 2 micro-batches per optimizer step: 8 batches (4 steps) per epoch,
-// augmentation drawn per batch, and validation rounds after every batch (the reference's cadence).
+// augmentation drawn per batch, validation rounds after every batch (the reference's cadence), with
+// precise BatchNorm statistics (recomputed only when a step came since the last round).
 const cfg = (dir: string, over: Partial<TrainConfig> = {}): TrainConfig =>
-  runConfig(data, dir, { epochs: 2, batchSize: 1, learningRate: 1e-3, scale: 1, validation: 20, classes: 2, augment: true, accumulateGradBatches: 2, patience: 0, ...over });
+  runConfig(data, dir, { epochs: 2, batchSize: 1, learningRate: 1e-3, scale: 1, validation: 20, classes: 2, augment: true, accumulateGradBatches: 2, preciseBn: 2, patience: 0, ...over });
 const hooks = (h: TrainHooks = {}): TrainHooks => ({ ...quiet, createModel: (args: UNetArgs) => tinyUNet(args, 16), ...h });
 const ckptOf = (dir: string, name: string) => join(dir, 'checkpoints', name);
 

@@ -120,6 +120,8 @@ export interface EpochPosition {
   lossSum: number;
   seen: number;
   seconds: number;
+  /** Precise BatchNorm statistics were recomputed since the last optimizer step (the next round reuses them). */
+  bnFresh: boolean;
 }
 
 /** Writes atomically (temp file, fsync, rename): a crash never leaves a half-written checkpoint. */

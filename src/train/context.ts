@@ -123,6 +123,7 @@ export interface EpochMark {
   buffers: Map<string, Tensor>;
   scheduler: unknown;
   lr: number;
+  bnFresh: boolean;
 }
 
 /** Only rank 0 writes checkpoints, logs and draws progress bars. */

@@ -137,8 +137,18 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
     ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, cadence, loaders,
-    globalStep, bnFresh: false, lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
+    globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
   };
+}
+
+/**
+ * Whether precise BatchNorm statistics are current when resuming (the next validation round then
+ * reuses them, as the uninterrupted run does): as saved mid-epoch; after an epoch's end they were
+ * recomputed when the checkpoint's run used the same --precise-bn.
+ */
+function freshBn(ckpt: LoadedCheckpoint | null, cfg: TrainConfig, at: EpochPosition | null): boolean {
+  if (at) return at.bnFresh === true;
+  return ckpt?.kind === 'unet-ts' && cfg.preciseBn > 0 && ckpt.config?.preciseBn === cfg.preciseBn;
 }
 
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */

@@ -73,6 +73,7 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
   run.model.loadStateDict(mark.buffers, false);
   run.scheduler.loadStateDict(structuredClone(mark.scheduler) as never);
   run.optimizer.lr = mark.lr;
+  run.bnFresh = mark.bnFresh;
   const { dist, worldSize } = run;
   const mine = mark.loss.item();
   // The loss sum over the ranks, and each rank's generator state in its own slot.
@@ -97,6 +98,7 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
     lossSum,
     seen: mark.seen,
     seconds: mark.seconds,
+    bnFresh: mark.bnFresh,
   };
   await saveTrainingState(run, path, mark.epoch - 1, run.lastLoss, valScore, { position, dataRng: mark.rng });
 }
