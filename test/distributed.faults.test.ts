@@ -71,7 +71,7 @@ test('a worker killed with kill -9: the launcher and the other worker exit non-z
   assert.equal(resumed.code, 0, resumed.out);
 });
 
-test('stopped inside an epoch on 2 processes, resumed on 2: the same weights, bit for bit; on 1 process it is refused', { timeout: 300_000 }, async () => {
+test('stopped inside an epoch on 2 processes, resumed on 2 (or from the epoch checkpoint): the same weights, bit for bit; on 1 process it is refused', { timeout: 300_000 }, async () => {
   // 6 training images, 3 per rank, batch 1, augmented (each rank draws its own): rank 0 signals
   // itself at its 2nd batch of epoch 1, so the ranks stop together inside that epoch.
   const args = (dir: string, port: number) => [...trainArgs(dir), '-b', '1', '--augment', '-e', '2', '--nproc-per-node', '2', '--master-port', String(port)];
@@ -97,6 +97,13 @@ test('stopped inside an epoch on 2 processes, resumed on 2: the same weights, bi
   const wb = await loadCheckpoint(join(b, 'ckpt', 'checkpoint_epoch2.pth'));
   assert.equal(wb.globalStep, wa.globalStep);
   for (const [k, t] of wa.model) assert.ok(Buffer.from(t.data).equals(Buffer.from(wb.model.get(k)?.data ?? [])), `weights differ: ${k}`);
+
+  // From the epoch checkpoint on 2 processes: each rank's data generator is in it too.
+  const d = sub('exact-d');
+  const rd = await startTs(CLI, [...args(d, await freePort()), '--load', join(a, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  assert.equal(rd.code, 0, rd.out);
+  const wd = await loadCheckpoint(join(d, 'ckpt', 'checkpoint_epoch2.pth'));
+  for (const [k, t] of wa.model) assert.ok(Buffer.from(t.data).equals(Buffer.from(wd.model.get(k)?.data ?? [])), `weights differ after resuming at epoch 2: ${k}`);
 });
 
 test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', { timeout: 300_000 }, async () => {

@@ -83,6 +83,14 @@ test('a run stopped mid-epoch and resumed ends with the same weights, bit for bi
   assert.equal(readdirSync(rc.runDir).filter((f) => f.startsWith('events.out.tfevents.')).length, 2, 'TensorBoard: a second event file in the same folder');
   assert.equal(runRecords(rc.runDir).all.filter((r) => r.type === 'resume').length, 1);
 
+  // Continuing from an earlier epoch of a finished run branches off: a new run directory, the old one untouched.
+  const metricsA = readFileSync(join(ra.runDir, 'metrics.jsonl'), 'utf8');
+  const warns: string[] = [];
+  const branch = await train({ ...cfg(join(root, 'branch')), load: ckptOf(a, 'checkpoint_epoch1.pth') }, hooks({ warn: (w) => warns.push(w) }));
+  assert.notEqual(branch.runDir, ra.runDir);
+  assert.equal(readFileSync(join(ra.runDir, 'metrics.jsonl'), 'utf8'), metricsA);
+  assert.match(warns.join('\n'), /cannot continue .* \(it holds epochs after epoch 1, kept as they are\); writing a new run directory/);
+
   // A damaged position (here: a data generator state out of range) is refused naming the file.
   const raw = (await loadPth(ckptOf(b, 'INTERRUPTED.pth'))) as Record<string, PyValue>;
   (raw.epoch_position as Record<string, PyValue>).dataRng = [{ state: -1 }];

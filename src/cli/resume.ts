@@ -10,7 +10,7 @@ const RESUMABLE = /^(INTERRUPTED|checkpoint_epoch(\d+))\.pth$/;
 async function progress(path: string): Promise<[number, number] | null> {
   try {
     const c = await loadCheckpoint(path, '--resume');
-    return c.kind === 'unet-ts' ? [c.globalStep, c.epoch + (c.position ? 0.5 : 0)] : null;
+    return c.kind === 'unet-ts' ? [c.globalStep, c.epoch + ((c.position?.batch ?? 0) > 0 ? 0.5 : 0)] : null;
   } catch {
     return null;
   }

@@ -108,12 +108,16 @@ export async function readAllJsonl<T = unknown>(path: string): Promise<T[]> {
 }
 
 /**
- * Prepares a run directory to be continued from optimizer step `step` (a resumed training): drops
- * the records logged after it and the end-of-run records, so the curves go on without duplicates.
+ * Prepares a run directory to be continued from optimizer step `step`, after epoch `epoch` (a
+ * resumed training): drops the records logged after it (the rest of an interrupted epoch) and the
+ * end-of-run records, so the curves go on without duplicates. A directory holding later finished
+ * epochs is left alone (an error): continuing from an earlier checkpoint branches off a new run.
  * Each file is rewritten atomically (temporary file, then rename).
  */
-export async function truncateRun(runDir: string, step: number): Promise<void> {
+export async function truncateRun(runDir: string, step: number, epoch: number): Promise<void> {
   if (!(await stat(runDir)).isDirectory()) throw new Error(`${runDir} is not a folder`);
+  const later = (await readAllJsonl<{ type?: unknown; epoch?: unknown }>(join(runDir, METRICS_FILE))).some((r) => r.type === 'epoch' && typeof r.epoch === 'number' && r.epoch > epoch);
+  if (later) throw new Error(`it holds epochs after epoch ${epoch}, kept as they are`);
   for (const file of [METRICS_FILE, HISTOGRAMS_FILE, MEDIA_FILE]) {
     const path = join(runDir, file);
     let text: string;

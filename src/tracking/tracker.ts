@@ -49,9 +49,10 @@ export interface TrackerOptions {
   /**
    * Continue this existing run directory (a resumed training) instead of creating one: its records
    * after `step` (and its end records) are dropped, config.json is kept, TensorBoard gets a new
-   * event file beside the old ones. A directory that cannot be continued gives a new one, with a warning.
+   * event file beside the old ones. A directory that cannot be continued (or holds epochs after
+   * `epoch`) gives a new one, with a warning.
    */
-  continueRun?: { runDir: string; step: number };
+  continueRun?: { runDir: string; step: number; epoch: number };
 }
 
 const now = (): number => Date.now() / 1000;
@@ -163,7 +164,7 @@ export class Tracker implements MetricSink {
     let continued = false;
     if (opts.continueRun) {
       try {
-        await truncateRun(opts.continueRun.runDir, opts.continueRun.step);
+        await truncateRun(opts.continueRun.runDir, opts.continueRun.step, opts.continueRun.epoch);
         runDir = opts.continueRun.runDir;
         continued = true;
       } catch (err) {

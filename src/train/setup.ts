@@ -97,7 +97,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
     resumeAt = resumePosition(ckpt, { cfg, worldSize, data, dist });
     // Each rank's own data generator, where its next batch's draws start.
     if (resumeAt) p.dataRng.loadStateDict(resumeAt.dataRng[dist?.rank ?? 0] as RngStateDict);
-    const where = resumeAt ? `; epoch ${resumeAt.epoch} continues at batch ${resumeAt.batch + 1}` : '';
+    const where = resumeAt && resumeAt.batch > 0 ? `; epoch ${resumeAt.epoch} continues at batch ${resumeAt.batch + 1}` : '';
     log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}${where}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
   } else if (ckpt) {
     log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
@@ -105,8 +105,9 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
 
   const { split } = data;
   const config = { ...cfg, device: p.device, maskSuffix: data.maskSuffix, maskValues: data.maskValues, nChannels: data.nChannels, trainImages: split.train.length, valImages: split.val.length, worldSize, versions: versions() };
-  // Continuing one of our checkpoints: its run directory's curves go on (later records dropped).
-  const continued = ckpt?.kind === 'unet-ts' && ckpt.runDir && existsSync(ckpt.runDir) ? { runDir: ckpt.runDir, step: globalStep } : undefined;
+  // Continuing one of our checkpoints: its run directory's curves go on (the rest of an interrupted
+  // epoch dropped), unless it holds later epochs (a branch: a new run directory).
+  const continued = ckpt?.kind === 'unet-ts' && ckpt.runDir && existsSync(ckpt.runDir) ? { runDir: ckpt.runDir, step: globalStep, epoch: ckpt.epoch } : undefined;
   const tracker = isMain({ dist })
     ? await Tracker.create({ logdir: cfg.logdir, name: cfg.name || undefined, config, tensorboard: cfg.tensorboard, wandb: cfg.wandb, onWarning: p.warn, continueRun: continued })
     : Tracker.disabled(resolve(cfg.logdir));

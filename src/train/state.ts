@@ -75,12 +75,9 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
   run.optimizer.lr = mark.lr;
   run.bnFresh = mark.bnFresh;
   const { dist, worldSize } = run;
-  const mine = mark.loss.item();
-  // The loss sum over the ranks, and each rank's generator state in its own slot.
-  const slots = Array.from({ length: worldSize }, (_, r) => (r === (dist?.rank ?? 0) ? mark.rng.state : 0));
   let reduced: number[];
   try {
-    reduced = dist ? await dist.reduce([mine, ...slots]) : [mine, ...slots];
+    reduced = await gather(run, mark.loss.item(), mark.rng);
   } catch (e) {
     // A worker is gone: rank 0 still saves what it has; resuming then repeats the epoch.
     run.warn(`the epoch's position could not be gathered from every process (${(e as Error).message}); ${path} restarts epoch ${mark.epoch}`);
@@ -103,6 +100,26 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
   await saveTrainingState(run, path, mark.epoch - 1, run.lastLoss, valScore, { position, dataRng: mark.rng });
 }
 
+/** The loss sum over the ranks, then each rank's generator state (each rank fills its own slot of a sum). */
+async function gather(run: TrainRun, loss: number, rng: RngStateDict): Promise<number[]> {
+  const { dist, worldSize } = run;
+  const slots = Array.from({ length: worldSize }, (_, r) => (r === (dist?.rank ?? 0) ? rng.state : 0));
+  return dist ? dist.reduce([loss, ...slots]) : [loss, ...slots];
+}
+
+/**
+ * Data-parallel epoch checkpoints: the next epoch's start with every rank's data generator (rank
+ * 0's alone is in `rng_state`), so resuming on as many processes draws what this run goes on to
+ * draw. Collective: every rank calls it.
+ */
+export async function nextEpochStart(run: TrainRun, epoch: number): Promise<{ position: EpochPosition; dataRng: RngStateDict }> {
+  const dataRng = run.dataRng.stateDict();
+  const [, ...states] = await gather(run, 0, dataRng);
+  const { batchSize, accumulateGradBatches: accumulate } = run.cfg;
+  const position = { epoch: epoch + 1, batch: 0, order: [], batchSize, accumulate, worldSize: run.worldSize, dataRng: states.map((state) => ({ state })), lossSum: 0, seen: 0, seconds: 0, bnFresh: run.bnFresh };
+  return { position, dataRng };
+}
+
 /**
  * The position of a mid-epoch INTERRUPTED.pth, if this run can continue it exactly; otherwise a
  * refusal naming what differs. Null when the checkpoint has none (or its epoch will not run).
@@ -119,12 +136,14 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
     throw new CheckpointError(`${ckpt.path}: its mid-epoch position is damaged; ${instead}`);
   }
   const { cfg, worldSize, data } = run;
+  // An epoch's start: only the generators, for as many processes (any other number draws anew).
+  if (p.batch === 0) return p.worldSize === worldSize ? p : null;
   const differs: string[] = [];
   if (p.batchSize !== cfg.batchSize) differs.push(`-b ${p.batchSize} (now ${cfg.batchSize})`);
   if (p.accumulate !== cfg.accumulateGradBatches) differs.push(`--accumulate-grad-batches ${p.accumulate} (now ${cfg.accumulateGradBatches})`);
   if (p.worldSize !== worldSize) differs.push(`${p.worldSize} process(es) (now ${worldSize})`);
   const sorted = (a: readonly number[]) => JSON.stringify([...a].sort((x, y) => x - y));
-  if (differs.length === 0 && worldSize === 1 && p.batch > 0 && sorted(order) !== sorted(data.split.train)) differs.push('another training split (data, -v/--validation or --seed)');
+  if (differs.length === 0 && worldSize === 1 && sorted(order) !== sorted(data.split.train)) differs.push('another training split (data, -v/--validation or --seed)');
   if (differs.length > 0) {
     throw new CheckpointError(
       `${ckpt.path} was saved in the middle of epoch ${p.epoch} by a run with ${differs.join(', ')}; resume it with the same flags and data to continue exactly, or ${instead}`,

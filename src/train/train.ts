@@ -15,7 +15,7 @@ import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type Tra
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { checkArgs, createRun, describeRun, loadData } from './setup.js';
-import { BestWeights, loadWeights, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
+import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
 export { TrainError, type TrainHooks, type TrainResult } from './context.js';
@@ -165,11 +165,12 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   run.log(`Epoch ${epoch}/${cfg.epochs}: loss ${stats.loss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
   const epochPath = join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
-  await saveTrainingState(run, epochPath, epoch, stats.loss, score);
+  const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
+  await saveTrainingState(run, epochPath, epoch, stats.loss, score, ranks);
   result.lastCheckpoint = epochPath;
   if (isBest) {
     const bestPath = join(run.ckptDir, 'best_model.pth');
-    await saveTrainingState(run, bestPath, epoch, stats.loss, score);
+    await saveTrainingState(run, bestPath, epoch, stats.loss, score, ranks);
     result.bestModel = bestPath;
     if (cfg.patience > 0) best.snapshot(run.model);
   }
