@@ -153,6 +153,29 @@ describe('DataLoader', () => {
     assert.deepEqual(Array.from(b.images, (v) => Math.round(v * 255)), [10, 11, 20, 21, 30, 31]);
   });
 
+  test('onBadSample: unreadable samples leave their batch (an emptied batch is dropped), each reported; keepEveryBatch refuses to drop one', async () => {
+    const fake = new FakeSource(6);
+    const bad = new Set([1, 4, 5]);
+    const src: SampleSource = { load: async (i) => (bad.has(i) ? Promise.reject(new DataError('cannot decode', { file: `f${i}.png` })) : fake.load(i)) };
+    const reported: string[] = [];
+    const onBadSample = (e: DataError, i: number) => reported.push(`${i}:${e.file}`);
+    const got = await collect(new DataLoader(src, [0, 1, 2, 3, 4, 5], { batchSize: 2, onBadSample }));
+    assert.deepEqual(got.map((b) => b.indices), [[0], [2, 3]]);
+    assert.deepEqual(got.map((b) => b.batch), [0, 1], 'batch numbers count the dropped one too');
+    assert.deepEqual(reported, ['1:f1.png', '4:f4.png', '5:f5.png']);
+    await assert.rejects(collect(new DataLoader(src, [0, 1, 2, 3, 4, 5], { batchSize: 2, onBadSample, keepEveryBatch: true })), /every sample of a batch is unreadable \(f4\.png, f5\.png\)/);
+  });
+
+  test('epoch({ order, batch }) continues an epoch: the same batches and augmentation as the rest of the whole epoch', async () => {
+    const opts = { batchSize: 2, shuffle: true, augment: true } as const;
+    const whole = await collect(new DataLoader(new FakeSource(8), [0, 1, 2, 3, 4, 5, 6, 7], { ...opts, rng: new Rng(5) }));
+    const rng = new Rng(0);
+    rng.loadStateDict(whole[1].rngAfter);
+    const rest: Batch[] = [];
+    for await (const b of new DataLoader(new FakeSource(8), [], { ...opts, rng }).epoch({ order: whole[0].order, batch: 2 })) rest.push(b);
+    assert.deepEqual(rest.map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]), whole.slice(2).map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]));
+  });
+
   test('bad options are rejected', () => {
     assert.throws(() => new DataLoader(new FakeSource(1), [0], { batchSize: 0 }), RangeError);
     assert.throws(() => new DataLoader(new FakeSource(1), [0], { prefetch: -1 }), RangeError);

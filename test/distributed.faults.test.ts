@@ -112,6 +112,41 @@ test('a hung worker (SIGSTOP mid-epoch) with --dist-timeout 6: rank 0 saves INTE
   }
 });
 
+test('stopped inside an epoch on 2 processes, resumed on 2 (or from the epoch checkpoint): the same weights, bit for bit; on 1 process it is refused', { timeout: 300_000 }, async () => {
+  // 6 training images, 3 per rank, batch 1, augmented (each rank draws its own): rank 0 signals
+  // itself at its 2nd batch of epoch 1, so the ranks stop together inside that epoch.
+  const args = (dir: string, port: number) => [...trainArgs(dir), '-b', '1', '--augment', '-e', '2', '--nproc-per-node', '2', '--master-port', String(port)];
+  const a = sub('exact-a');
+  const b = sub('exact-b');
+  const ra = await startTs(CLI, args(a, await freePort())).done;
+  assert.equal(ra.code, 0, ra.out);
+  const rb = await startTs(CLI, args(b, await freePort()), { env: { UNET_TEST_SIGNAL_AT: 'SIGTERM:0:1:2' } }).done;
+  assert.ok(rb.code === 130 || rb.code === 143, `interrupted: ${rb.code}\n${rb.out}`);
+  const saved = await loadCheckpoint(join(b, 'ckpt', 'INTERRUPTED.pth'));
+  assert.equal(saved.position?.epoch, 1, rb.out);
+  assert.ok((saved.position?.batch ?? 0) >= 1, `stopped inside epoch 1 (${JSON.stringify(saved.position)})`);
+  assert.equal(saved.position?.dataRng.length, 2, 'each rank\'s data generator');
+
+  const alone = await startTs(CLI, [...trainArgs(b), '-b', '1', '--augment', '-e', '2', '--load', join(b, 'ckpt', 'INTERRUPTED.pth')]).done;
+  assert.equal(alone.code, 1, alone.out);
+  assert.match(alone.out, /INTERRUPTED\.pth was saved in the middle of epoch 1 by a run with 2 process\(es\) \(now 1\); resume it with the same flags/);
+
+  const rc = await startTs(CLI, [...args(b, await freePort()), '--load', join(b, 'ckpt', 'INTERRUPTED.pth')]).done;
+  assert.equal(rc.code, 0, rc.out);
+  assert.match(rc.out, /epoch 1 continues at batch/);
+  const wa = await loadCheckpoint(join(a, 'ckpt', 'checkpoint_epoch2.pth'));
+  const wb = await loadCheckpoint(join(b, 'ckpt', 'checkpoint_epoch2.pth'));
+  assert.equal(wb.globalStep, wa.globalStep);
+  for (const [k, t] of wa.model) assert.ok(Buffer.from(t.data).equals(Buffer.from(wb.model.get(k)?.data ?? [])), `weights differ: ${k}`);
+
+  // From the epoch checkpoint on 2 processes: each rank's data generator is in it too.
+  const d = sub('exact-d');
+  const rd = await startTs(CLI, [...args(d, await freePort()), '--load', join(a, 'ckpt', 'checkpoint_epoch1.pth')]).done;
+  assert.equal(rd.code, 0, rd.out);
+  const wd = await loadCheckpoint(join(d, 'ckpt', 'checkpoint_epoch2.pth'));
+  for (const [k, t] of wa.model) assert.ok(Buffer.from(t.data).equals(Buffer.from(wd.model.get(k)?.data ?? [])), `weights differ after resuming at epoch 2: ${k}`);
+});
+
 test('SIGTERM to the launcher: rank 0 writes INTERRUPTED.pth and all exit 143', { timeout: 300_000 }, async () => {
   const dir = sub('term');
   const port = String(await freePort());

@@ -50,13 +50,13 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     assert.ok(c.epoch >= 1, `INTERRUPTED.pth records the last completed epoch (${c.epoch})`);
     assert.ok(c.optimizer !== null && c.rng !== null && c.scheduler !== null);
 
-    // Resume: the interrupted epoch is repeated.
+    // Resume: the interrupted epoch continues at its next batch (train.resume.test.ts checks it is exact).
     const resumed = await runCli(quickTrainArgs(data, work, ['-b', '1', '-e', String(c.epoch + 1), '--patience', '0', '--load', join(ckpt, 'INTERRUPTED.pth')]), {
       cwd: root,
       timeoutMs: 180_000,
     });
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stdout, new RegExp(`Resuming from .*INTERRUPTED\\.pth \\(epoch ${c.epoch} done`));
+    assert.match(resumed.stdout, new RegExp(`Resuming from .*INTERRUPTED\\.pth \\(epoch ${c.epoch} done, step ${c.globalStep}${c.position ? `; epoch ${c.epoch + 1} continues at batch ${c.position.batch + 1}` : ''}\\)`));
     assert.match(resumed.stdout, new RegExp(`Epoch ${c.epoch + 1}/${c.epoch + 1}: loss`));
     assert.equal((await loadCheckpoint(join(ckpt, `checkpoint_epoch${c.epoch + 1}.pth`))).epoch, c.epoch + 1);
   });

@@ -115,7 +115,7 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
     run(async () => {
       const cfg = values(cmd, trainOptions, fileValues(cmd, trainOptions, RUN_RECORD_KEYS));
       const o = cmd.opts() as { resume?: string | true; json: boolean };
-      if (o.resume !== undefined) cfg.load = resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
+      if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
       return handlers.train(cfg, { json: o.json });
     }),
   );

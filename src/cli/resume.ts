@@ -1,37 +1,60 @@
 /** `unet train --resume [PATH]`: which checkpoint to continue from. */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { CliError, EXIT } from './errors.js';
 
 const RESUMABLE = /^(INTERRUPTED|checkpoint_epoch(\d+))\.pth$/;
 
+/** How far a checkpoint's training got: optimizer steps, then epochs, as recorded in the file (null: unreadable). */
+async function progress(path: string): Promise<[number, number] | null> {
+  try {
+    const c = await loadCheckpoint(path, '--resume');
+    return c.kind === 'unet-ts' ? [c.globalStep, c.epoch + ((c.position?.batch ?? 0) > 0 ? 0.5 : 0)] : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * The newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in `dir`, by modification time (the
- * last state written; a later epoch wins a tie). best_model.pth is not a place to continue from.
+ * The INTERRUPTED.pth or checkpoint_epoch<N>.pth in `dir` that got furthest, by the training
+ * progress the files record (optimizer steps, then epochs), not by file time: an INTERRUPTED.pth
+ * older in progress than the last epoch checkpoint loses. Epoch checkpoints rank by N among
+ * themselves; best_model.pth is not a place to continue from.
  */
-export function newestCheckpoint(dir: string): string {
+export async function newestCheckpoint(dir: string, say: (line: string) => void = () => {}): Promise<string> {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
     throw new CliError(`--resume: the checkpoint folder ${dir} does not exist; name the folder with --checkpoint-dir DIR or the file with --resume PATH`);
   }
-  const found = names
-    .map((n) => ({ n, m: RESUMABLE.exec(n) }))
-    .filter((x) => x.m)
-    .map(({ n, m }) => ({ path: join(dir, n), mtime: statSync(join(dir, n)).mtimeMs, epoch: m?.[2] === undefined ? Number.POSITIVE_INFINITY : Number(m[2]) }))
-    .sort((a, b) => b.mtime - a.mtime || b.epoch - a.epoch);
-  if (found.length === 0) {
+  const epochs = names
+    .map((n) => RESUMABLE.exec(n))
+    .filter((m) => m?.[2] !== undefined)
+    .map((m) => ({ path: join(dir, m?.[0] ?? ''), epoch: Number(m?.[2]) }))
+    .sort((a, b) => b.epoch - a.epoch);
+  const interrupted = names.includes('INTERRUPTED.pth') ? join(dir, 'INTERRUPTED.pth') : null;
+  if (!interrupted && epochs.length === 0) {
     throw new CliError(`--resume: no INTERRUPTED.pth or checkpoint_epoch<N>.pth in ${dir}; train without --resume, or name a checkpoint with --resume PATH`);
   }
-  return found[0].path;
+  if (!interrupted) return epochs[0].path;
+  if (epochs.length === 0) return interrupted;
+  const [i, e] = await Promise.all([progress(interrupted), progress(epochs[0].path)]);
+  if (!i) {
+    say(`--resume: ${interrupted} cannot be read as one of our checkpoints; passing it over`);
+    return epochs[0].path;
+  }
+  // A tie (nothing trained after the epoch checkpoint) goes to the epoch checkpoint.
+  const ahead = !e || i[0] > e[0] || (i[0] === e[0] && i[1] > e[1]);
+  return ahead ? interrupted : epochs[0].path;
 }
 
 /** --resume given: the checkpoint to load (also printed, on stderr, when it was looked up). */
-export function resolveResume(resume: string | true, load: string, checkpointDir: string, say: (line: string) => void): string {
+export async function resolveResume(resume: string | true, load: string, checkpointDir: string, say: (line: string) => void): Promise<string> {
   if (load) throw new CliError('--resume and --load both name a checkpoint; give one of them', EXIT.usage);
   if (resume !== true) return resume;
-  const path = newestCheckpoint(checkpointDir);
-  say(`Resuming from ${path} (the newest INTERRUPTED.pth or epoch checkpoint in ${checkpointDir})`);
+  const path = await newestCheckpoint(checkpointDir, say);
+  say(`Resuming from ${path} (the INTERRUPTED.pth or epoch checkpoint in ${checkpointDir} that trained furthest)`);
   return path;
 }

@@ -171,6 +171,7 @@ export const trainOptions = {
   preciseBn: { flags: '--precise-bn <batches>', help: 'recompute BatchNorm statistics over this many training batches before each validation and checkpoint (0 = off)', default: 0, parse: nonNegInt },
   keepLast: { flags: '--keep-last <k>', help: 'keep only the last K epoch checkpoints (0 = all)', default: 0, parse: nonNegInt },
   skipUnpaired: { flags: '--skip-unpaired', help: 'skip images without masks (and masks without images) with a warning', default: false },
+  skipBad: { flags: '--skip-bad', help: 'skip image/mask pairs that cannot be decoded (damaged files) with a warning naming each, instead of stopping', default: false },
   maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels', default: MAX_PIXELS, parse: posInt },
   logdir: { flags: '--logdir <dir>', help: 'where run directories (metrics, TensorBoard files, report) go', default: 'runs', parse: str },
   name: { flags: '--name <name>', help: 'run name (default: a timestamp)', default: '', parse: (r: string) => r },

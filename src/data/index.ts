@@ -1,6 +1,6 @@
 /** Data layer: reading images/masks, pairing, mask values, datasets, splits, augmentation, loading. */
 
-export { DataError, type DataErrorOptions } from './errors.js';
+export { DataError, type DataErrorOptions, listSome } from './errors.js';
 export { IMAGE_EXTENSIONS, type FileFormat, type HeaderInfo, hasImageExtension, readHeader, sniffFormat } from './formats.js';
 export { DEFAULT_MAX_PIXELS, type DataWarning, type ReadOptions } from './decode.js';
 export { type ImageData, type ImageInfo, type RawImage, probeImage, readImage, readImageRaw } from './image.js';

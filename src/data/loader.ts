@@ -12,7 +12,7 @@ import { type AugmentOptions, type AugmentParams, augmentInto, sampleAugment } f
 import type { StoredSample } from './dataset.js';
 import { DataError, listSome } from './errors.js';
 import { toChwFloat32 } from './pixels.js';
-import { Rng, shuffle as shuffleInPlace } from './split.js';
+import { Rng, type RngStateDict, shuffle as shuffleInPlace } from './split.js';
 
 /** What the loader needs from a dataset (SegmentationDataset, or a test double). */
 export interface SampleSource {
@@ -38,6 +38,21 @@ export interface LoaderOptions {
    * page faults of fresh multi-MB arrays (about half the cost of a cached epoch). Default false.
    */
   reuseBuffers?: boolean;
+  /**
+   * Skip samples whose files cannot be read (a DataError from the dataset): called once per such
+   * sample, the batch goes on without it (a batch left empty is dropped). Default: the error ends
+   * the iteration.
+   */
+  onBadSample?: (err: DataError, index: number) => void;
+  /** With onBadSample: a batch whose every sample is unreadable is an error, not dropped (data-parallel ranks must run the same batches). */
+  keepEveryBatch?: boolean;
+}
+
+/** Where an epoch stands: its sample order and the batches done (mid-epoch resume). */
+export interface EpochStart {
+  order: readonly number[];
+  /** Batches of `order` already consumed. */
+  batch: number;
 }
 
 export interface Batch {
@@ -52,6 +67,11 @@ export interface Batch {
   ids: string[];
   /** Dataset indices of the samples. */
   indices: number[];
+  /** The epoch's sample order (shared by its batches) and this batch's number in it (0-based). */
+  order: readonly number[];
+  batch: number;
+  /** The generator's state once this batch's augmentation was drawn: where the next batch's draws start. */
+  rngAfter: RngStateDict;
 }
 
 export class DataLoader implements AsyncIterable<Batch> {
@@ -74,9 +94,17 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
-    const order = [...this.indices];
-    if (this.opts.shuffle) shuffleInPlace(order, this.rng);
+  [Symbol.asyncIterator](): AsyncIterator<Batch> {
+    return this.epoch();
+  }
+
+  /**
+   * One epoch's batches; `from` continues an epoch saved mid-way (its order, without a new shuffle,
+   * from its next batch; the generator must hold the state saved with that batch).
+   */
+  async *epoch(from?: EpochStart): AsyncGenerator<Batch> {
+    const order = from ? [...from.order] : [...this.indices];
+    if (this.opts.shuffle && !from) shuffleInPlace(order, this.rng);
     const batches: number[][] = [];
     for (let i = 0; i + (this.opts.dropLast ? this.batchSize : 1) <= order.length; i += this.batchSize) {
       batches.push(order.slice(i, i + this.batchSize));
@@ -85,13 +113,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     const prefetch = this.opts.prefetch ?? 2;
 
     const pending: Promise<Batch>[] = [];
-    let next = 0;
+    let next = from?.batch ?? 0;
     const fill = (k: number) => {
       while (pending.length < k && next < batches.length) {
-        const idx = batches[next++];
+        const idx = batches[next];
         // Draw augmentation parameters now, in batch order: results do not depend on decode timing.
         const params = aug ? idx.map(() => sampleAugment(this.rng, aug)) : null;
-        const p = this.assemble(idx, params);
+        const p = this.assemble(idx, params, { order, batch: next++, rngAfter: this.rng.stateDict() });
         p.catch(() => {}); // handled when awaited; avoids unhandled rejections if iteration stops early
         pending.push(p);
       }
@@ -102,6 +130,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (!p) return;
       const batch = await p;
       fill(prefetch); // keep `prefetch` batches loading while the consumer works
+      if (batch.n === 0) continue; // every sample skipped as unreadable
       yield batch;
       if (this.opts.reuseBuffers) {
         this.pool.push({ images: batch.images, masks: batch.masks }); // the consumer is done with it
@@ -119,8 +148,9 @@ export class DataLoader implements AsyncIterable<Batch> {
     return { images: new Float32Array(imageLength), masks: new Uint8Array(maskLength) };
   }
 
-  private async assemble(idx: number[], params: AugmentParams[] | null): Promise<Batch> {
-    const samples = await Promise.all(idx.map((i) => this.dataset.load(i)));
+  private async assemble(all: number[], allParams: AugmentParams[] | null, at: Pick<Batch, 'order' | 'batch' | 'rngAfter'>): Promise<Batch> {
+    const { samples, idx, params } = await this.load(all, allParams);
+    if (samples.length === 0) return { images: new Float32Array(0), masks: new Uint8Array(0), n: 0, c: 0, h: 0, w: 0, ids: [], indices: [], ...at };
     const { channels: c, height: h, width: w } = samples[0];
     const odd = samples.filter((s) => s.channels !== c || s.height !== h || s.width !== w);
     if (odd.length > 0) {
@@ -143,6 +173,27 @@ export class DataLoader implements AsyncIterable<Batch> {
         masks.set(s.mask, k * hw);
       }
     });
-    return { images, masks, n, c, h, w, ids: samples.map((s) => s.id), indices: idx };
+    return { images, masks, n, c, h, w, ids: samples.map((s) => s.id), indices: idx, ...at };
+  }
+
+  /** The batch's samples; with onBadSample, those that load, with their indices and augmentation. */
+  private async load(idx: number[], params: AugmentParams[] | null): Promise<{ samples: StoredSample[]; idx: number[]; params: AugmentParams[] | null }> {
+    const onBad = this.opts.onBadSample;
+    if (!onBad) return { samples: await Promise.all(idx.map((i) => this.dataset.load(i))), idx, params };
+    const got = await Promise.allSettled(idx.map((i) => this.dataset.load(i)));
+    const ok = got.flatMap((g, k) => {
+      if (g.status === 'fulfilled') return [k];
+      if (!(g.reason instanceof DataError)) throw g.reason;
+      onBad(g.reason, idx[k]);
+      return [];
+    });
+    if (ok.length === 0 && this.opts.keepEveryBatch) {
+      const files = got.map((g) => ((g as PromiseRejectedResult).reason as DataError).file ?? '?');
+      throw new DataError(`every sample of a batch is unreadable (${listSome(files, 5)}), and the processes of a data-parallel run must all run every batch`, {
+        hint: 'Fix or remove the files, or use a larger -b so that a batch keeps at least one readable pair.',
+      });
+    }
+    const samples = ok.map((k) => (got[k] as PromiseFulfilledResult<StoredSample>).value);
+    return { samples, idx: ok.map((k) => idx[k]), params: params ? ok.map((k) => params[k]) : null };
   }
 }

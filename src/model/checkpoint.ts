@@ -103,6 +103,29 @@ export interface CheckpointData {
   config: Record<string, unknown>;
   runDir?: string;
   rng?: { torch: Tensor; data: unknown };
+  /** Set in an INTERRUPTED.pth saved mid-epoch: where that epoch continues. */
+  position?: EpochPosition | null;
+}
+
+/** A mid-epoch stop: the epoch in progress, its sample order and next batch, and its running sums. */
+export interface EpochPosition {
+  /** The epoch in progress (`epoch` of the checkpoint + 1). */
+  epoch: number;
+  /** Batches of the epoch done (at an optimizer step boundary). */
+  batch: number;
+  /** The epoch's sample order (dataset indices); empty for data-parallel runs, whose shards follow from --seed and the epoch. */
+  order: number[];
+  batchSize: number;
+  accumulate: number;
+  worldSize: number;
+  /** Each rank's data generator (shuffles, augmentation) where the next batch's draws start. */
+  dataRng: unknown[];
+  /** The epoch's loss sum so far (over all ranks), images seen and seconds spent (rank 0). */
+  lossSum: number;
+  seen: number;
+  seconds: number;
+  /** Precise BatchNorm statistics were recomputed since the last optimizer step (the next round reuses them). */
+  bnFresh: boolean;
 }
 
 /** Writes atomically (temp file, fsync, rename): a crash never leaves a half-written checkpoint. */
@@ -124,6 +147,7 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
     rng_state: c.rng ? { torch: toRaw(c.rng.torch), data: toPy(c.rng.data) } : null,
+    epoch_position: c.position ? toPy(c.position, new Set(['lossSum', 'seconds'])) : null,
   };
   await savePth(path, value);
 }
@@ -218,6 +242,8 @@ export interface LoadedCheckpoint {
   config: Record<string, unknown> | null;
   rng: { torch: RawTensor; data: unknown } | null;
   runDir: string | null;
+  /** Unchecked as read (train/state.ts checks it against the run). */
+  position: EpochPosition | null;
 }
 
 /** predict.py's default scale: used for checkpoints that do not record the scale they were trained at (e.g. the reference's). */
@@ -366,6 +392,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     runDir: null,
     globalStep: 0,
     classNames: null as string[] | null,
+    position: null,
   };
   if (Object.hasOwn(rec, 'model_state_dict')) {
     const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
@@ -390,6 +417,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       config: ours ? (fromPy(rec.config ?? null) as Record<string, unknown> | null) : null,
       rng: ours && rng && isRaw(rng.torch) ? { torch: rng.torch, data: fromPy(rng.data ?? null) } : null,
       runDir: typeof rec.run_dir === 'string' ? rec.run_dir : null,
+      position: ours && asRecord(rec.epoch_position ?? null) ? (plain(rec.epoch_position) as EpochPosition) : null,
     };
   }
   // The reference trainer: a flat state_dict with mask_values beside the weights.
@@ -404,6 +432,16 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     loss: null,
     valScore: null,
   };
+}
+
+/** Numbers, strings, lists and records of a Python value; anything else (tensors) becomes null. */
+function plain(v: PyValue): unknown {
+  if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (v instanceof PyFloat) return v.value;
+  if (Array.isArray(v)) return v.map(plain);
+  const rec = asRecord(v);
+  return rec ? Object.fromEntries(Object.entries(rec).map(([k, x]) => [k, plain(x)])) : null;
 }
 
 /** RawTensors -> engine tensors (caller disposes). */

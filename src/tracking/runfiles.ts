@@ -7,7 +7,7 @@
 //   media.jsonl + media/<step>-<tag>.png   one MediaRecord per logged image
 //   events.out.tfevents.<secs>.<host>      TensorBoard
 //   report.html                      written by writeReport()
-import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { EndRecord, JsonlChunk, MetricsRecord, RunEnd, RunInfo, ScalarsRecord } from './records.js';
 
@@ -104,6 +104,41 @@ export async function readAllJsonl<T = unknown>(path: string): Promise<T[]> {
     for (const rec of r.records) out.push(rec);
     if (!r.more || r.next === from) return out;
     from = r.next;
+  }
+}
+
+/**
+ * Prepares a run directory to be continued from optimizer step `step`, after epoch `epoch` (a
+ * resumed training): drops the records logged after it (the rest of an interrupted epoch) and the
+ * end-of-run records, so the curves go on without duplicates. A directory holding later finished
+ * epochs is left alone (an error): continuing from an earlier checkpoint branches off a new run.
+ * Each file is rewritten atomically (temporary file, then rename).
+ */
+export async function truncateRun(runDir: string, step: number, epoch: number): Promise<void> {
+  if (!(await stat(runDir)).isDirectory()) throw new Error(`${runDir} is not a folder`);
+  const later = (await readAllJsonl<{ type?: unknown; epoch?: unknown }>(join(runDir, METRICS_FILE))).some((r) => r.type === 'epoch' && typeof r.epoch === 'number' && r.epoch > epoch);
+  if (later) throw new Error(`it holds epochs after epoch ${epoch}, kept as they are`);
+  for (const file of [METRICS_FILE, HISTOGRAMS_FILE, MEDIA_FILE]) {
+    const path = join(runDir, file);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    const keep = text.split('\n').filter((line) => {
+      try {
+        const r = JSON.parse(line) as { step?: unknown; type?: unknown };
+        return !(typeof r.step === 'number' && r.step > step) && r.type !== 'end' && r.type !== 'final';
+      } catch {
+        return false; // blank, or torn by a kill
+      }
+    });
+    const kept = keep.map((l) => `${l}\n`).join('');
+    if (kept === text) continue;
+    await writeFile(`${path}.tmp`, kept);
+    await rename(`${path}.tmp`, path);
   }
 }
 

@@ -21,6 +21,7 @@ import {
   type RunEnd,
   sanitizeName,
   type ScalarsRecord,
+  truncateRun,
 } from './runfiles.js';
 import type { MetricSink } from './sink.js';
 import { EventFileWriter } from './tfevents.js';
@@ -47,6 +48,13 @@ export interface TrackerOptions {
   histogramBins?: number;
   /** one line per problem, once each (default: console.warn) */
   onWarning?: (msg: string) => void;
+  /**
+   * Continue this existing run directory (a resumed training) instead of creating one: its records
+   * after `step` (and its end records) are dropped, config.json is kept, TensorBoard gets a new
+   * event file beside the old ones. A directory that cannot be continued (or holds epochs after
+   * `epoch`) gives a new one, with a warning.
+   */
+  continueRun?: { runDir: string; step: number; epoch: number };
 }
 
 const now = (): number => Date.now() / 1000;
@@ -155,16 +163,26 @@ export class Tracker implements MetricSink {
     let runDir = join(logdir, `${timestamp()}-${name}`);
     let enabled = true;
     let configText = '{}';
+    let continued = false;
+    if (opts.continueRun) {
+      try {
+        await truncateRun(opts.continueRun.runDir, opts.continueRun.step, opts.continueRun.epoch);
+        runDir = opts.continueRun.runDir;
+        continued = true;
+      } catch (err) {
+        warn.warn('continue', `tracking: cannot continue ${opts.continueRun.runDir} (${errorMessage(err)}); writing a new run directory`);
+      }
+    }
     try {
-      runDir = await makeRunDir(logdir, name);
-      await mkdir(join(runDir, MEDIA_DIR));
+      if (!continued) runDir = await makeRunDir(logdir, name);
+      await mkdir(join(runDir, MEDIA_DIR), { recursive: true });
       try {
         configText = safeJson(opts.config ?? {}, 2);
       } catch (err) {
         warn.warn('config', `tracking: config is not serializable (${errorMessage(err)})`);
         configText = '{}';
       }
-      await writeFile(join(runDir, CONFIG_FILE), `${configText}\n`);
+      if (!continued) await writeFile(join(runDir, CONFIG_FILE), `${configText}\n`);
     } catch (err) {
       warn.warn('rundir', `tracking: cannot create run directory ${runDir} (${errorMessage(err)}); nothing is logged, training goes on`);
       enabled = false;

@@ -1,10 +1,10 @@
 /** What one training run shares between its steps (train.ts builds it; epoch.ts and validation.ts use it). */
 import { UserError } from '../config/errors.js';
 import type { TrainConfig } from '../config/options.js';
-import type { DataLoader, Pair, Rng, SegmentationDataset } from '../data/index.js';
+import type { DataError, DataLoader, Pair, Rng, RngStateDict, SegmentationDataset } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import type { AutocastDtype, Device, Tensor } from '../engine/index.js';
-import type { MaskValues } from '../model/checkpoint.js';
+import type { EpochPosition, MaskValues } from '../model/checkpoint.js';
 import type { UNet, UNetArgs } from '../model/index.js';
 import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../optim/index.js';
 import type { Tracker } from '../tracking/index.js';
@@ -96,6 +96,39 @@ export interface TrainRun {
   lastLoss: number;
   /** Non-finite losses in a row (the guard in epoch.ts). */
   nonFinite: number;
+  /** globalStep when this process started: no INTERRUPTED.pth before it has stepped. */
+  startStep: number;
+  /** The last optimizer step of the epoch in progress: where an INTERRUPTED.pth continues. */
+  mark: EpochMark | null;
+  /** Resuming mid-epoch (checked against this run): the epoch's position. */
+  resumeAt: EpochPosition | null;
+  /** --skip-bad: skips an unreadable training pair with a warning; `skipped` holds the files. */
+  onBadSample?: (err: DataError, index: number) => void;
+  skipped: Set<string>;
+}
+
+/** An optimizer-step boundary inside an epoch (epoch.ts sets it, train.ts saves it). */
+export interface EpochMark {
+  epoch: number;
+  /** Batches of the epoch done. */
+  batch: number;
+  /** The epoch's sample order; null before its first batch (the shuffle is still to come). */
+  order: readonly number[] | null;
+  /** The data generator where the next batch's draws start (before the shuffle when `batch` is 0). */
+  rng: RngStateDict;
+  /** The epoch's loss sum so far (this rank's, on the run's device). */
+  loss: Tensor;
+  seen: number;
+  seconds: number;
+  /**
+   * What moves between optimizer steps besides the gradients: BatchNorm statistics (copies) and,
+   * through validation rounds, the scheduler and the learning rate. Restored before a stop inside
+   * an accumulation window is saved (its micro-batches run again on resume).
+   */
+  buffers: Map<string, Tensor>;
+  scheduler: unknown;
+  lr: number;
+  bnFresh: boolean;
 }
 
 /** Only rank 0 writes checkpoints, logs and draws progress bars. */

@@ -3,12 +3,12 @@
  * an optimizer step every --accumulate-grad-batches of them, the non-finite loss guard, and the
  * validation rounds that fall inside the epoch.
  */
-import { type Batch, DataLoader } from '../data/index.js';
+import { type Batch, DataError, DataLoader } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { clipGradNorm } from '../optim/index.js';
 import { roundDue } from './cadence.js';
-import { TrainError, type TrainRun, isMain } from './context.js';
+import { type EpochMark, TrainError, type TrainRun, isMain } from './context.js';
 import { toDevice } from './device.js';
 import { segmentationLoss } from './loss.js';
 import { epochProgress } from './progress.js';
@@ -19,8 +19,10 @@ export interface EpochStats {
   loss: number;
   images: number;
   seconds: number;
-  /** Stopped by the signal: the epoch is incomplete and its loss was not read. */
+  /** Stopped by the signal or a data error: the epoch is incomplete (run.mark says where) and its loss was not read. */
   aborted: boolean;
+  /** The unreadable file that stopped the epoch (single process; without --skip-bad). */
+  dataError?: DataError;
 }
 
 /** Counters of the epoch in progress. */
@@ -35,35 +37,75 @@ interface Position {
 export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochStats> {
   const { cfg, hooks, dist } = run;
   run.model.train();
+  const from = run.resumeAt?.epoch === epoch ? run.resumeAt : null;
+  run.resumeAt = null;
   // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
-  const loader = dist ? new DataLoader(run.data.dataset, dist.shard(run.data.split.train, epoch, cfg.seed), { batchSize: cfg.batchSize, rng: run.dataRng, augment: cfg.augment }) : run.loaders.train;
+  const shard = dist ? dist.shard(run.data.split.train, epoch, cfg.seed) : null;
+  const loader = shard ? new DataLoader(run.data.dataset, shard, { batchSize: cfg.batchSize, rng: run.dataRng, augment: cfg.augment, onBadSample: run.onBadSample, keepEveryBatch: true }) : run.loaders.train;
   const progress = isMain(run) ? epochProgress(epoch, cfg.epochs, Math.ceil(run.data.split.train.length / run.worldSize)) : { update() {}, stop() {} }; // rank 0's shard
-  const epochLoss = E.zeros([], { device: run.device }).keep();
-  const at: Position = { seen: 0, micro: 0, batches: 0, globalBatch: (epoch - 1) * loader.length };
-  const t0 = performance.now();
+  // Resumed mid-epoch: rank 0 carries the loss summed over all ranks before the stop.
+  const epochLoss = E.full([], from && isMain(run) ? from.lossSum : 0, { device: run.device }).keep();
+  const done = from?.batch ?? 0;
+  const at: Position = { seen: from?.seen ?? 0, micro: done, batches: done, globalBatch: (epoch - 1) * loader.length + done };
+  setMark(run, { epoch, batch: done, order: from ? (shard ?? from.order) : null, rng: run.dataRng.stateDict(), seen: at.seen, seconds: from?.seconds ?? 0 }, epochLoss);
+  const t0 = performance.now() - (from?.seconds ?? 0) * 1000;
+  // Mid-epoch: the saved order from the next batch (a data-parallel shard follows from seed and epoch).
+  const batches = loader.epoch(from && done > 0 ? { order: shard ?? from.order, batch: done } : undefined);
+  let dataError: DataError | undefined;
+  // An unreadable file (single process): stop at the last optimizer step, which train.ts saves; ranks cannot agree on a local error.
+  const dataStop = (e: unknown): null => {
+    if (!(e instanceof DataError) || dist) throw e;
+    dataError = e;
+    return null;
+  };
+  let stopped = false;
   try {
-    for await (const b of loader) {
+    for (;;) {
+      const next = await batches.next().catch(dataStop);
+      if (!next || next.done) break;
+      const b = next.value;
       await dist?.agreeOnStop(); // all ranks stop at the same step
-      if (hooks.signal?.aborted) break;
+      // A signal stops at an optimizer step, never inside an accumulation window: the saved state is exact.
+      if (hooks.signal?.aborted && at.micro % cfg.accumulateGradBatches === 0) {
+        stopped = true;
+        break;
+      }
       hooks.onTrainBatch?.(epoch, b.ids);
       const stepped = await microStep(run, b, at, loader.length, epochLoss);
+      if (stepped) setMark(run, { epoch, batch: at.batches, order: b.order, rng: b.rngAfter, seen: at.seen, seconds: (performance.now() - t0) / 1000 }, epochLoss);
       progress.update(at.seen, { loss: Number.isNaN(run.lastLoss) ? undefined : run.lastLoss, imgPerSec: (at.seen / (performance.now() - t0)) * 1000 });
-      if (run.data.split.val.length > 0 && roundDue(run.cadence, at.globalBatch, run.globalStep, stepped)) await validationRound(run, epoch, at.globalBatch);
+      if (run.data.split.val.length > 0 && roundDue(run.cadence, at.globalBatch, run.globalStep, stepped)) {
+        if ((await validationRound(run, epoch, at.globalBatch).then(() => true, dataStop)) === null) break;
+        if (stepped) setMark(run, { ...(run.mark as EpochMark) }, epochLoss); // with the round's scheduler step
+      }
     }
-    const aborted = hooks.signal?.aborted === true;
-    // Flush the micro-batches that did not fill a whole accumulation window.
-    if (at.micro % cfg.accumulateGradBatches !== 0 && !aborted) stepOptimizer(run);
     progress.stop();
-    if (aborted) return { loss: Number.NaN, images: at.seen, seconds: 0, aborted };
+    if (stopped || dataError) return { loss: Number.NaN, images: at.seen, seconds: 0, aborted: true, dataError };
+    // Flush the micro-batches that did not fill a whole accumulation window.
+    if (at.micro % cfg.accumulateGradBatches !== 0) stepOptimizer(run);
     const seconds = (performance.now() - t0) / 1000;
     // Over all ranks: without a validation set it is the score early stopping sees on every rank.
     const [lossSum, lossBatches] = dist ? await dist.reduce([epochLoss.item(), at.batches]) : [epochLoss.item(), at.batches];
-    return { loss: lossSum / Math.max(1, lossBatches), images: at.seen, seconds, aborted };
+    return { loss: lossSum / Math.max(1, lossBatches), images: at.seen, seconds, aborted: false };
   } finally {
     // Also when an error ends the epoch: a running progress timer would keep the process alive.
     progress.stop();
     epochLoss.dispose();
+    await batches.return(undefined).catch(() => {});
   }
+}
+
+/** Remembers an optimizer-step boundary of the epoch (copies of its loss sum and BatchNorm statistics: they go on changing). */
+function setMark(run: TrainRun, m: Pick<EpochMark, 'epoch' | 'batch' | 'order' | 'rng' | 'seen' | 'seconds'>, epochLoss: Tensor): void {
+  disposeMark(run);
+  const copy = (t: Tensor) => E.noGrad(() => t.clone()).keep();
+  const buffers = new Map(run.model.namedBuffers().map(([k, t]) => [k, copy(t)]));
+  run.mark = { ...m, loss: copy(epochLoss), buffers, scheduler: structuredClone(run.scheduler.stateDict()), lr: run.optimizer.lr, bnFresh: run.bnFresh };
+}
+
+export function disposeMark(run: TrainRun): void {
+  if (run.mark) E.dispose([run.mark.loss, ...run.mark.buffers.values()]);
+  run.mark = null;
 }
 
 /** Forward and backward of one micro-batch; steps the optimizer at the end of an accumulation window. Returns whether it stepped. */

@@ -1,11 +1,12 @@
 /** Steps 1-4 of the recipe in detail: the data and its split, the optimizer and friends, tracking, the loaders. */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TrainConfig } from '../config/options.js';
-import { DataLoader, MIN_SIDE, type Rng, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
-import { type LoadedCheckpoint, type MaskValues, prepareCheckpointDir } from '../model/checkpoint.js';
+import { type EpochPosition, type LoadedCheckpoint, type MaskValues, prepareCheckpointDir } from '../model/checkpoint.js';
 import type { UNet, UNetArgs } from '../model/index.js';
 import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
@@ -13,7 +14,7 @@ import { describeCadence, validationCadence } from './cadence.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
 import { claimCheckpointDir } from './run-folder.js';
-import { restore } from './state.js';
+import { restore, resumePosition } from './state.js';
 import { versions } from './versions.js';
 
 type Log = (line: string) => void;
@@ -89,10 +90,16 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   release.push(() => optimizer.dispose());
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience });
   let globalStep = 0;
+  const worldSize = dist?.worldSize ?? 1;
+  let resumeAt: EpochPosition | null = null;
   if (ckpt?.kind === 'unet-ts') {
     restore(ckpt, { optimizer, scheduler, scaler: p.scaler, early: p.early, dataRng: p.dataRng });
     globalStep = ckpt.globalStep;
-    log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
+    resumeAt = resumePosition(ckpt, { cfg, worldSize, data, dist });
+    // Each rank's own data generator, where its next batch's draws start.
+    if (resumeAt) p.dataRng.loadStateDict(resumeAt.dataRng[dist?.rank ?? 0] as RngStateDict);
+    const where = resumeAt && resumeAt.batch > 0 ? `; epoch ${resumeAt.epoch} continues at batch ${resumeAt.batch + 1}` : '';
+    log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}${where}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
   } else if (ckpt) {
     log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
   }
@@ -107,29 +114,51 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
     release.push(claim.release);
     replaceOtherRun = claim.replaceOtherRun;
   }
-  const worldSize = dist?.worldSize ?? 1;
   const { split } = data;
   const config = { ...cfg, device: p.device, maskSuffix: data.maskSuffix, maskValues: data.maskValues, nChannels: data.nChannels, trainImages: split.train.length, valImages: split.val.length, worldSize, versions: versions() };
+  // Continuing one of our checkpoints: its run directory's curves go on (the rest of an interrupted
+  // epoch dropped), unless it holds later epochs (a branch: a new run directory).
+  const continued = ckpt?.kind === 'unet-ts' && ckpt.runDir && existsSync(ckpt.runDir) ? { runDir: ckpt.runDir, step: globalStep, epoch: ckpt.epoch } : undefined;
   const tracker = isMain({ dist })
-    ? await Tracker.create({ logdir: cfg.logdir, name: cfg.name || undefined, config, tensorboard: cfg.tensorboard, wandb: cfg.wandb, onWarning: p.warn })
+    ? await Tracker.create({ logdir: cfg.logdir, name: cfg.name || undefined, config, tensorboard: cfg.tensorboard, wandb: cfg.wandb, onWarning: p.warn, continueRun: continued })
     : Tracker.disabled(resolve(cfg.logdir));
   hooks.onRunDir?.(tracker.runDir);
-  log(`Run directory: ${tracker.runDir}`);
+  log(continued && tracker.runDir === continued.runDir ? `Run directory: ${tracker.runDir} (continued after step ${globalStep})` : `Run directory: ${tracker.runDir}`);
+  if (continued) tracker.record({ type: 'resume', step: globalStep, epoch: ckpt?.epoch, checkpoint: ckpt?.path });
 
   const { dataset } = data;
   const batchSize = cfg.batchSize;
+  // --skip-bad: an unreadable pair is left out of its batch, with one warning per file.
+  const skipped = new Set<string>();
+  const onBadSample = cfg.skipBad
+    ? (e: DataError, i: number) => {
+        const file = e.file ?? data.pairs[i].image;
+        if (!skipped.has(file)) p.warn(`--skip-bad: skipping ${e.message.split('\n')[0]}`);
+        skipped.add(file);
+      }
+    : undefined;
   const loaders = {
-    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment }),
-    val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize, shuffle: false }),
-    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false }) : null,
+    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment, onBadSample }),
+    val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize, shuffle: false, onBadSample }),
+    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, onBadSample }) : null,
   };
   hooks.onSplit?.({ train: split.train.map((i) => data.pairs[i].id), val: split.val.map((i) => data.pairs[i].id) });
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
     ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
-    globalStep, bnFresh: false, lastLoss: Number.NaN, nonFinite: 0,
+    globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
   };
+}
+
+/**
+ * Whether precise BatchNorm statistics are current when resuming (the next validation round then
+ * reuses them, as the uninterrupted run does): as saved mid-epoch; after an epoch's end they were
+ * recomputed when the checkpoint's run used the same --precise-bn.
+ */
+function freshBn(ckpt: LoadedCheckpoint | null, cfg: TrainConfig, at: EpochPosition | null): boolean {
+  if (at) return at.bnFresh === true;
+  return ckpt?.kind === 'unet-ts' && cfg.preciseBn > 0 && ckpt.config?.preciseBn === cfg.preciseBn;
 }
 
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */

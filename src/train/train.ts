@@ -7,18 +7,18 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TrainConfig, checkClassNames, classNameCount } from '../config/options.js';
-import { Rng } from '../data/index.js';
+import { DataError, Rng, listSome } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
 import { UNet, type UNetArgs } from '../model/index.js';
 import type { RunEnd } from '../tracking/index.js';
 import { GradScaler } from '../optim/index.js';
-import { TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
+import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
 import { saveAfterDistFailure } from './dist-failure.js';
 import { EarlyStopping } from './early-stopping.js';
-import { type EpochStats, trainEpoch } from './epoch.js';
+import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { checkArgs, createRun, describeRun, loadData } from './setup.js';
-import { BestWeights, loadWeights, pruneCheckpoints, saveTrainingState } from './state.js';
+import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
 export { TrainError, type TrainHooks, type TrainResult } from './context.js';
@@ -106,27 +106,29 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   };
   const best = new BestWeights();
   release.push(() => best.dispose()); // also when an error ends the run
+  release.push(() => disposeMark(run));
   let epoch = startEpoch;
   const firstStep = run.globalStep;
+  let stopped: EpochStats | null = null;
   try {
     for (; epoch <= cfg.epochs; epoch++) {
       const stats = await trainEpoch(run, epoch);
-      if (stats.aborted) break;
+      if (stats.aborted) {
+        stopped = stats;
+        break;
+      }
+      disposeMark(run);
       if (await endEpoch(run, epoch, stats, result, best)) break;
     }
   } catch (e) {
     throw await saveAfterDistFailure(run, e, epoch, firstStep, result.lastScore); // a worker died or hung
   }
-  if (run.hooks.signal?.aborted) {
+  if (stopped || run.hooks.signal?.aborted) {
     // One turn of the event loop first: a second Ctrl-C queued with the first stops the process
     // here, and later ones end it at once even inside the save (train/cli.ts).
     await new Promise((r) => setImmediate(r));
     result.interrupted = true;
-    const path = join(run.ckptDir, 'INTERRUPTED.pth');
-    // The interrupted epoch is incomplete: resuming from this file repeats it.
-    await saveTrainingState(run, path, epoch - 1, run.lastLoss, result.lastScore);
-    result.lastCheckpoint = path;
-    run.log(`Interrupted: saved ${path}`);
+    await saveInterruptedState(run, result, stopped ? run.mark : null, epoch - 1, stopped?.dataError);
   }
   best.dispose();
   result.bestScore = early.state.best_score;
@@ -137,8 +139,32 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
     result.bestModel = earlier;
     result.bestModelFromEarlier = true;
   }
-  run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly });
+  const skipped = [...run.skipped];
+  if (skipped.length > 0) run.log(`Skipped ${skipped.length} unreadable file(s) (--skip-bad), each in every epoch: ${listSome(skipped, 5)}`);
+  run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly, ...(skipped.length ? { skippedFiles: skipped } : {}) });
   return result;
+}
+
+/**
+ * INTERRUPTED.pth once this process has made an optimizer step (before that, the checkpoint it
+ * started from, if any, holds the same state). A data error is reported after it, naming the file.
+ */
+async function saveInterruptedState(run: TrainRun, result: TrainResult, mark: EpochMark | null, completed: number, dataError?: DataError): Promise<void> {
+  const path = join(run.ckptDir, 'INTERRUPTED.pth');
+  const stepped = run.globalStep > run.startStep;
+  if (stepped) {
+    await saveInterrupted(run, path, completed, mark, result.lastScore);
+    result.lastCheckpoint = path;
+    const where = mark && mark.batch > 0 ? ` (epoch ${mark.epoch}, after batch ${mark.batch}, step ${run.globalStep}; --resume continues from there)` : '';
+    run.log(`Interrupted: saved ${path}${where}`);
+  } else {
+    run.log('Interrupted before the first optimizer step: no INTERRUPTED.pth written (nothing new to save)');
+  }
+  if (!dataError) return;
+  // One line: the problem, its hint, what was saved and the ways on.
+  const problem = `${dataError.message.split('\n')[0].replace(/\.$/, '')}.${dataError.hint ? ` ${dataError.hint}` : ''}`;
+  const saved = stepped ? `Saved ${path}: fix or remove the file, then continue with --resume` : 'Nothing trained yet: fix or remove the file and start again';
+  throw new DataError(`${problem} ${saved}, or pass --skip-bad to skip unreadable pairs with a warning.`, { file: dataError.file });
 }
 
 /** After an epoch: validation, scheduler, early stopping, checkpoints. Returns true when training stops early. */
@@ -163,11 +189,12 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   run.log(`Epoch ${epoch}/${cfg.epochs}: loss ${stats.loss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
   const epochPath = join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
-  await saveTrainingState(run, epochPath, epoch, stats.loss, score);
+  const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
+  await saveTrainingState(run, epochPath, epoch, stats.loss, score, ranks);
   result.lastCheckpoint = epochPath;
   if (isBest) {
     const bestPath = join(run.ckptDir, 'best_model.pth');
-    await saveTrainingState(run, bestPath, epoch, stats.loss, score);
+    await saveTrainingState(run, bestPath, epoch, stats.loss, score, ranks);
     result.bestModel = bestPath;
     if (cfg.patience > 0) best.snapshot(run.model);
   }
