@@ -17,7 +17,8 @@ import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, pre
 import { listPairs } from '../src/data/index.js';
 import { STAGING_PREFIX, openScaledRegions } from '../src/data/regions.js';
 import { UNet } from '../src/model/index.js';
-import { REFERENCE_SCALE, chooseScale, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
+import { REFERENCE_SCALE, chooseScale } from '../src/model/scale.js';
 import { expandInputs, runEvaluate, runPredict } from '../src/predict/index.js';
 import { buildProgram } from '../src/cli/program.js';
 import { runCli, spawnCli } from './helpers/cli.js';

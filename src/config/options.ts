@@ -200,7 +200,7 @@ const tilingOptions = {
   maxMemory: { flags: '--max-memory <MiB>', help: 'memory budget for --tile auto and region-by-region reading/writing (0 = half the available memory)', default: 0, parse: nonNegInt },
 } satisfies Record<string, OptionSpec<unknown>>;
 
-/** predict/evaluate -s: unset = the scale the checkpoint was trained at (src/model/checkpoint.ts chooseScale). */
+/** predict/evaluate -s: unset = the scale the checkpoint was trained at (src/model/scale.ts chooseScale). */
 const inferenceScaleOption = {
   flags: '-s, --scale <s>',
   help: "downscaling factor of the images, in (0, 1] (default: the checkpoint's training scale, else 0.5 as the reference)",

@@ -22,7 +22,8 @@ import { removeTempsOnSignals } from '../io/temp-files.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { MIN_SIDE } from '../model/limits.js';
 import type { UNetArgs } from '../model/index.js';
-import { type LoadedCheckpoint, type MaskValues, chooseScale, loadCheckpoint, saveReferenceStateDict, trainingScale, weightsToTensors } from '../model/checkpoint.js';
+import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
+import { chooseScale, trainingScale } from '../model/scale.js';
 import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { MIN_SIDE } from '../model/limits.js';
 import { resolveMaskValues } from '../predict/predictor.js';
-import { chooseScale, loadCheckpoint, trainingScale } from '../model/checkpoint.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { chooseScale, trainingScale } from '../model/scale.js';
 import { sendSiteFile } from './serve.js';
 import { classNamesMeta, writeWebSite } from './web.js';
 

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { EXIT } from '../config/errors.js';
 import { OptionError, type Output, type PredictConfig } from '../config/options.js';
 import { scaledSize } from '../data/index.js';
-import { REFERENCE_SCALE, chooseScale } from '../model/checkpoint.js';
+import { REFERENCE_SCALE, chooseScale } from '../model/scale.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { imageHeader } from '../data/regions.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';

@@ -26,7 +26,7 @@ import { type MaskValues, type RGB, listPairs, maskToClassIndex, readMaskRaw, re
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure, writeFileAtomic } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
-import { chooseScale } from '../model/checkpoint.js';
+import { chooseScale } from '../model/scale.js';
 import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
 import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';

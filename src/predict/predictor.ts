@@ -12,7 +12,8 @@ import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
 import { UNet, type UNetArgs } from '../model/index.js';
-import { type CheckpointKind, loadCheckpoint, trainingScale, weightsToTensors } from '../model/checkpoint.js';
+import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
+import { trainingScale } from '../model/scale.js';
 
 export class PredictError extends UserError {}
 
