@@ -1,7 +1,6 @@
 /** `unet train --resume [PATH]`: which checkpoint to continue from. */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../model/checkpoint.js';
 import { CliError, EXIT } from './errors.js';
 
 const RESUMABLE = /^(INTERRUPTED|checkpoint_epoch(\d+))\.pth$/;
@@ -9,7 +8,9 @@ const RESUMABLE = /^(INTERRUPTED|checkpoint_epoch(\d+))\.pth$/;
 /** How far a checkpoint's training got: optimizer steps, then epochs, as recorded in the file (null: unreadable). */
 async function progress(path: string): Promise<[number, number] | null> {
   try {
-    const c = await loadCheckpoint(path, '--resume');
+    // Imported here: model/ loads the libtorch addon, which `unet --version` and `unet env` must not need.
+    const { readCheckpointInfo } = await import('../model/checkpoint.js');
+    const c = await readCheckpointInfo(path, '--resume'); // no tensor data: only the recorded progress
     return c.kind === 'unet-ts' ? [c.globalStep, c.epoch + ((c.position?.batch ?? 0) > 0 ? 0.5 : 0)] : null;
   } catch {
     return null;
