@@ -312,3 +312,26 @@ test('/segment with --tile goes through predict\'s tiler: the bytes of `unet pre
     await srv.done;
   }
 });
+
+test('back-pressure and limits: a full queue answers 503 with Retry-After, a late answer 504, a large image 413', async () => {
+  // One request waits (3 s for batch-mates) and fills the queue of 1; it times out after 1 s.
+  const srv = await startServer(['--max-queue', '1', '--max-delay-ms', '3000', '--timeout-s', '1', '--max-pixels', '2000']);
+  try {
+    const post = (path: string, body: string | Buffer) => fetch(srv.url + path, { method: 'POST', body: typeof body === 'string' ? body : new Blob([Uint8Array.from(body)]) });
+    const waiting = post('/v2/models/best_model/infer', inferBody(pixels(1, 16, 16, 0), [1, 3, 16, 16]));
+    await new Promise((r) => setTimeout(r, 300));
+    const full = await post('/v2/models/best_model/infer', inferBody(pixels(1, 32, 16, 0), [1, 3, 32, 16]));
+    assert.equal(full.status, 503);
+    assert.equal(full.headers.get('retry-after'), '1');
+    assert.match(((await full.json()) as { error: string }).error, /queue is full/);
+    const late = await waiting;
+    assert.equal(late.status, 504);
+    assert.match(((await late.json()) as { error: string }).error, /no answer within 1 s/);
+    const big = await post('/v2/models/best_model/segment', readFileSync(image));
+    assert.equal(big.status, 413);
+    assert.match(((await big.json()) as { error: string }).error, /64x48 = 3072 pixels, over the server's --max-pixels 2000/);
+  } finally {
+    srv.kill('SIGTERM');
+    await srv.done;
+  }
+});

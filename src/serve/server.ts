@@ -233,6 +233,9 @@ export function createModelServer(thread: InferenceThread, o: ServerOptions): Mo
   // A client that sends its request slowly is cut off (408) without holding anything else.
   http.requestTimeout = o.timeoutMs;
   http.headersTimeout = Math.min(o.timeoutMs, 60_000);
+  // Idle keep-alive connections stay longer than clients' and proxies' usual idle limits, so a client
+  // never sends on a connection the server is closing at that moment (draining closes them at once).
+  http.keepAliveTimeout = 65_000;
   return {
     http,
     metrics,
