@@ -25,7 +25,7 @@ const LAYERS = [
   'train predict', // the training loop; prediction and evaluation
   'web', //          the browser predictor page (bundled by esbuild; shares predict's palette and PNG writer)
   'export', //       exported model formats, the web folder, its server
-  'bench', //        `unet bench`: times train, predict and export
+  'bench serve', //  `unet bench`: times train, predict and export; `unet serve`: the model server
   'cli', //          wiring: the commander program and the small commands
 ].map((line) => line.split(' '));
 

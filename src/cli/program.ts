@@ -1,11 +1,11 @@
-/** The `unet` command line: train, predict, evaluate, export, demo, bench, dashboard, env. */
+/** The `unet` command line: train, predict, evaluate, export, serve, demo, bench, dashboard, env. */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, trainOptions,
+  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
 import { resolveResume } from './resume.js';
 
@@ -92,6 +92,16 @@ const realHandlers: Handlers = {
 
 const version = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+const SERVE_HELP = `
+Endpoints (every one needs "Authorization: Bearer <token>" with --token-file):
+  GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/{name}, /v2/models/{name}/ready
+  POST /v2/models/{name}/infer     JSON tensors: FP32 [N, C, H, W] in; "logits" FP32 [N, K, H, W], "mask" UINT8 [N, H, W] out
+  POST /v2/models/{name}/segment   a PNG/JPEG/TIFF body; the mask PNG unet predict writes (?overlay=1: the overlay)
+  GET  /metrics                    Prometheus text: requests by code, latency, batch sizes, queue depth, inference time
+Example:
+  unet serve -m checkpoints/best_model.pth --port 8000
+  curl --data-binary @image.png http://127.0.0.1:8000/v2/models/best_model/segment -o mask.png`;
+
 /** Builds the parser; tests pass their own handlers to check parsing without running anything. */
 export function buildProgram(handlers: Handlers = realHandlers, opts: { exitOverride?: boolean; writeErr?: (s: string) => void } = {}): Command {
 const program = new Command('unet')
@@ -140,6 +150,10 @@ addOptions(program.command('export').description('export the model for other too
     return (await import('../export/command.js')).exportCommand({ ...o, scale: o.scale || undefined });
   }),
 );
+
+addOptions(program.command('serve').description('serve models over HTTP (Open Inference Protocol v2, /segment for images, /metrics) with dynamic batching'), serveOptions)
+  .addHelpText('after', SERVE_HELP)
+  .action(async (_o, cmd: Command) => run(async () => (await import('../serve/command.js')).serveCommand(values(cmd, serveOptions), { version: version() })));
 
 addOptions(program.command('demo').description('make a small synthetic dataset (when data/ is absent) and train on it for a few epochs on CPU'), demoOptions).action(
   async (_o, cmd: Command) => run(async () => (await import('./demo.js')).demoCommand(values(cmd, demoOptions))),

@@ -312,6 +312,28 @@ export const dashboardOptions = {
   host: { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str },
 } satisfies Record<string, OptionSpec<unknown>>;
 
+// ------------------------------------------------------------------------------------------------
+// unet serve
+
+export const serveOptions = {
+  model: { flags: '-m, --model <paths...>', help: 'checkpoint(s) to serve; repeat -m for several models', default: [] as string[], parse: str, variadic: true },
+  name: { flags: '--name <names...>', help: "the models' names in the URLs, one per -m (default: each file's stem, e.g. best_model)", default: [] as string[], parse: str, variadic: true },
+  host: { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str },
+  port: { flags: '--port <n>', help: 'port (0: any free one)', default: 8000, parse: port },
+  maxBatch: { flags: '--max-batch <n>', help: 'images per forward pass: same-shaped requests are grouped up to this many', default: 8, parse: posInt },
+  maxDelayMs: { flags: '--max-delay-ms <ms>', help: 'how long the first request of a batch waits for others', default: 5, parse: nonNegInt },
+  maxQueue: { flags: '--max-queue <n>', help: 'requests waiting at most; beyond it, 503 with Retry-After', default: 64, parse: posInt },
+  maxBodyMb: { flags: '--max-body-mb <n>', help: 'largest request body in MiB (413 above)', default: 64, parse: posInt },
+  maxPixels: { flags: '--max-pixels <n>', help: 'largest image (or N*H*W of a tensor) in pixels (413 above)', default: 16_777_216, parse: posInt },
+  timeoutS: { flags: '--timeout-s <s>', help: 'a request not answered in this many seconds gets 504', default: 30, parse: posInt },
+  scale: inferenceScaleOption,
+  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
+  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  ...tilingOptions,
+  tile: { ...tilingOptions.tile, help: "/segment: sliding windows of this size in scaled pixels (multiple of 16), 'auto' (only images over the memory budget) or 'off'", default: 'auto' as TileSetting },
+  tokenFile: { flags: '--token-file <file>', help: 'require `Authorization: Bearer <token>` on every request, the token being this file\'s first line', default: '', parse: str },
+} satisfies Record<string, OptionSpec<unknown>>;
+
 export const envOptions = {
   json: { flags: '--json', help: 'print it as one JSON object', default: false },
 } satisfies Record<string, OptionSpec<unknown>>;
@@ -325,6 +347,7 @@ export type BenchConfig = ValuesOf<typeof benchOptions>;
 export type DemoConfig = ValuesOf<typeof demoOptions>;
 export type DashboardConfig = ValuesOf<typeof dashboardOptions>;
 export type EnvConfig = ValuesOf<typeof envOptions>;
+export type ServeConfig = ValuesOf<typeof serveOptions>;
 
 /** Defaults of a table, e.g. for programmatic use and tests. */
 export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {

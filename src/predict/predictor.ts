@@ -79,6 +79,15 @@ export function resolveMaskValues(found: MaskValues | null, nClasses: number, no
   return { values: padded as MaskValues, source: 'checkpoint' };
 }
 
+/**
+ * A narrowed UNet's width divisor from its first layer's width (64 / width; 1 for the reference's
+ * 64 or anything that does not divide it, whose load then names the mismatching shapes).
+ */
+export function widthDivisor(firstWidth: number | undefined): number {
+  if (!firstWidth || 64 % firstWidth !== 0) return 1;
+  return 64 / firstWidth;
+}
+
 /** Loads a checkpoint into an eval-mode UNet on the requested device. */
 export async function loadPredictor(path: string, opts: LoadModelOptions = {}): Promise<Predictor> {
   const ckpt = await loadCheckpoint(path);
@@ -93,7 +102,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
   if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
   const notes: string[] = [];
   const mv = resolveMaskValues(ckpt.maskValues as MaskValues | null, args.nClasses, notes);
-  const model = new UNet(args);
+  const model = new UNet(args, widthDivisor(ckpt.model.get('inc.double_conv.0.weight')?.shape[0]));
   try {
     const weights = weightsToTensors(ckpt.model);
     try {

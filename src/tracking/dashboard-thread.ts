@@ -1,27 +1,17 @@
 // `train --dashboard`: the dashboard served from its own thread. libtorch's steps run synchronously
 // on the main thread and held each request for seconds there; the server only reads run files.
 import { Worker } from 'node:worker_threads';
+import { workerEntry } from '../io/worker-entry.js';
 import type { Dashboard } from './dashboard.js';
 
 type Reply = { type: 'ready'; url: string; port: number; host: string } | { type: 'error'; message: string; code?: string };
-
-/** The worker's entry: the built .js next to this file, or from the sources (tsx) the .ts. */
-function workerEntry(): { script: string | URL; evalCode: boolean } {
-  const self = import.meta.url;
-  const fromSource = self.endsWith('.ts');
-  const entry = new URL(fromSource ? './dashboard-worker.ts' : './dashboard-worker.js', self);
-  if (!fromSource) return { script: entry, evalCode: false };
-  // Node 20 does not hand tsx's loader (--import tsx) to workers: register it in the thread first.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return { script: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`, evalCode: true };
-}
 
 /**
  * startDashboard() in a worker thread. Rejects as startDashboard does (e.g. an Error with code
  * EADDRINUSE); `warn` hears of a thread that dies later (the training goes on without it).
  */
 export function startDashboardThread(opts: { logdir: string; port: number; host?: string }, warn: (line: string) => void): Promise<Dashboard> {
-  const { script, evalCode } = workerEntry();
+  const { script, evalCode } = workerEntry('dashboard-worker', import.meta.url);
   // No execArgv of the parent's: e.g. `node --input-type=module -e` makes a worker refuse its file.
   const worker = new Worker(script, { eval: evalCode, workerData: opts, execArgv: [] });
   let ready = false;
