@@ -15,6 +15,8 @@ import { exportCommand } from '../src/export/command.js';
 import { formatEvaluation, runEvaluate, runPredict } from '../src/predict/index.js';
 import { writeReport } from '../src/tracking/index.js';
 import { train } from '../src/train/train.js';
+import type { UNetArgs } from '../src/model/index.js';
+import { tinyUNet } from './helpers/tiny-unet.js';
 import { demoDataDir } from './helpers/workdir.js';
 
 const { root, data, ready } = demoDataDir('class-names', { count: 6, size: 32, classes: 3 });
@@ -32,13 +34,15 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
   let ck = '';
   let runDir = '';
   const quiet = { log: () => {}, warn: () => {} };
+  // A narrow UNet (widths / 16): the names, not the model, are under test.
+  const hooks = { ...quiet, createModel: (a: UNetArgs) => tinyUNet(a) };
   const cfg = (extra: Partial<TrainConfig>): TrainConfig => ({
     ...defaults(trainOptions), imgs: join(data, 'imgs'), masks: join(data, 'masks'), checkpointDir: ckdir, logdir: join(root, 'runs'),
     device: 'cpu', bilinear: true, scale: 1, epochs: 1, validation: 34, workers: 1, tensorboard: false, classes: 3, ...extra,
   });
   before(async () => {
     await ready();
-    const r = await train(cfg({ classNames: NAMES }), quiet);
+    const r = await train(cfg({ classNames: NAMES }), hooks);
     ck = r.lastCheckpoint as string;
     runDir = r.runDir;
     await writeReport(runDir);
@@ -88,7 +92,7 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
   });
 
   test('resuming without --class-names keeps the checkpoint\'s names', async () => {
-    const r = await train(cfg({ load: ck, epochs: 2, checkpointDir: join(root, 'resumed'), validation: 0 }), quiet);
+    const r = await train(cfg({ load: ck, epochs: 2, checkpointDir: join(root, 'resumed'), validation: 0 }), hooks);
     assert.deepEqual((await loadCheckpoint(r.lastCheckpoint as string)).classNames, NAMES);
   });
 });

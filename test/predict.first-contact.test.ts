@@ -33,10 +33,10 @@ async function greyPng(file: string, w: number, h: number, value?: number): Prom
   return file;
 }
 
-/** A full-width 1-channel 2-class UNet saved with `config` (e.g. { scale: 1 }) or none. */
+/** A narrow (widths / 16) 1-channel 2-class UNet saved with `config` (e.g. { scale: 1 }) or none; predict reads the width from its first layer. */
 async function checkpoint(name: string, config: Record<string, unknown>): Promise<string> {
   const file = join(dir, name);
-  const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: true });
+  const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: true }, 16);
   try {
     await saveCheckpoint(file, { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0, valScore: 0, maskValues: [0, 255], modelArgs: m.args, config });
   } finally {
