@@ -11,7 +11,8 @@
 // Model: a plain full-width UNet (3 channels, 2 classes, transposed convolutions), randomly
 // initialised (seed 0) and saved as our checkpoint. Request: one FP32 [1, 3, --size, --size]
 // image (pixel values k/255 as float32, prepared once), output "mask" (--output logits: logits).
-// Ours and PyTorch use --threads intra-op threads (default: every core).
+// Ours and PyTorch use --threads intra-op threads (default: every core). Our servers run with
+// --timeout-s 300 (no 504 from a saturated queue; the baseline has no timeout either).
 //
 // Runs under tsx, as the tests (it shares test/helpers/memory.ts's slope):
 //   node --import tsx scripts/serve-bench.mjs [--json FILE]   # ~9 minutes on 2 cores (estimated)
@@ -146,7 +147,7 @@ async function point(srv, body, clients, warmupSeconds) {
 }
 
 async function soak(ckpt) {
-  const srv = await startServer('unet serve (soak)', process.execPath, ['bin/unet.js', 'serve', '-m', ckpt, '--name', 'unet', '--port', '0', '--device', 'cpu', '--max-batch', String(P.maxBatch), '--max-delay-ms', String(P.maxDelayMs)]);
+  const srv = await startServer('unet serve (soak)', process.execPath, ['bin/unet.js', 'serve', '-m', ckpt, '--name', 'unet', '--port', '0', '--device', 'cpu', '--max-batch', String(P.maxBatch), '--max-delay-ms', String(P.maxDelayMs), '--timeout-s', '300']);
   const progress = { done: 0 };
   const samples = [{ requests: 0, rss_mb: rssMb(srv.pid), s: 0 }];
   const t0 = performance.now();
@@ -196,7 +197,7 @@ async function main() {
   const body = requestBody(P.size);
   log(`${P.quick ? 'QUICK mode; ' : ''}${P.size}x${P.size} RGB, full-width UNet, ${P.clients} clients, ${P.seconds} s per point, ${P.threads} intra-op threads; request body ${(body.length / 2 ** 20).toFixed(2)} MiB`);
   const predict = predictPerImage();
-  const serveArgs = (batch) => ['bin/unet.js', 'serve', '-m', ckpt, '--name', 'unet', '--port', '0', '--device', 'cpu', '--max-batch', String(batch), '--max-delay-ms', String(P.maxDelayMs)];
+  const serveArgs = (batch) => ['bin/unet.js', 'serve', '-m', ckpt, '--name', 'unet', '--port', '0', '--device', 'cpu', '--max-batch', String(batch), '--max-delay-ms', String(P.maxDelayMs), '--timeout-s', '300'];
   const pts = {};
   const firsts = {};
   let srv = await startServer(`unet serve --max-batch ${P.maxBatch}`, process.execPath, serveArgs(P.maxBatch));
