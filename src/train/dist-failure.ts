@@ -14,17 +14,16 @@ import { saveTrainingState } from './state.js';
 /**
  * The error to end the run with: `e` itself when it is not a collective's failure, else one line
  * saying what failed and what rank 0 saved (or that it saved nothing, and why).
- * `firstStep`: the optimizer steps done when this run started (before it, there is nothing new).
  */
-export async function saveAfterDistFailure(run: TrainRun, e: unknown, epoch: number, firstStep: number, lastScore: number): Promise<unknown> {
+export async function saveAfterDistFailure(run: TrainRun, e: unknown, epoch: number, lastScore: number): Promise<unknown> {
   const failure = run.dist?.asFailure(e);
   if (!run.dist || !failure) return e;
   if (!isMain(run)) return failure;
-  if (run.globalStep === firstStep) return new DistError(`${failure.message}; no optimizer step was completed in this run, so no INTERRUPTED.pth was written (checkpoints already written are intact)`);
+  if (run.globalStep === run.startStep) return new DistError(`${failure.message}; no optimizer step was completed in this run, so no INTERRUPTED.pth was written (checkpoints already written are intact)`);
   run.dist.restoreStepBuffers();
   const path = join(run.ckptDir, 'INTERRUPTED.pth');
   try {
-    // As on Ctrl-C: the epoch in progress is incomplete, resuming from this file repeats it.
+    // No epoch position: the failed worker's part of it cannot be gathered, so resuming repeats the epoch.
     await saveTrainingState(run, path, epoch - 1, run.lastLoss, lastScore);
   } catch (err) {
     return new DistError(`${failure.message}; INTERRUPTED.pth was not written (${(err as Error).message}); checkpoints already written are intact`);

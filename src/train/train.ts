@@ -108,7 +108,6 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   release.push(() => best.dispose()); // also when an error ends the run
   release.push(() => disposeMark(run));
   let epoch = startEpoch;
-  const firstStep = run.globalStep;
   let stopped: EpochStats | null = null;
   try {
     for (; epoch <= cfg.epochs; epoch++) {
@@ -121,7 +120,7 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
       if (await endEpoch(run, epoch, stats, result, best)) break;
     }
   } catch (e) {
-    throw await saveAfterDistFailure(run, e, epoch, firstStep, result.lastScore); // a worker died or hung
+    throw await saveAfterDistFailure(run, e, epoch, result.lastScore); // a worker died or hung
   }
   if (stopped || run.hooks.signal?.aborted) {
     // One turn of the event loop first: a second Ctrl-C queued with the first stops the process
