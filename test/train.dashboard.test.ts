@@ -91,8 +91,9 @@ const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).statu
 test('on a terminal, the dashboard keeps serving the finished run until Ctrl-C', { skip: !hasScript && 'util-linux `script` (a pseudo-terminal) not found', timeout: 180_000 }, async () => {
   const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const cmd = [process.execPath, ...cliArgs(quickTrainArgs(data, join(root, 'tty'), ['-b', '2', '--dashboard', '--port', '0']))].map(quote).join(' ');
-  // stdin is a pipe into the pseudo-terminal: "\x03" there is a Ctrl-C
-  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: root, env: { ...process.env, TERM: 'xterm', UNET_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  // stdin is a pipe into the pseudo-terminal: "\x03" there is a Ctrl-C. `exec`: a shell that stays
+  // between script and node (dash, when SHELL is /bin/sh) gets the Ctrl-C too and dies of it (130).
+  const child = spawn('script', ['-qec', `exec ${cmd}`, '/dev/null'], { cwd: root, env: { ...process.env, TERM: 'xterm', UNET_THREADS: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (x: string) => (out += x));
   child.stderr.setEncoding('utf8').on('data', (x: string) => (out += x));
