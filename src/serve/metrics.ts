@@ -1,4 +1,5 @@
 /** `GET /metrics`: the server's counters and histograms in Prometheus' text format (0.0.4). */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 class Histogram {
   private readonly counts: number[];
@@ -41,6 +42,13 @@ export class Metrics {
   readonly batchSize = new Histogram('unet_serve_batch_size', 'images per forward pass', [1, 2, 4, 8, 16, 32, 64]);
   readonly inference = new Histogram('unet_serve_inference_seconds', 'time of one forward pass (a batch) in the inference thread', SECONDS);
 
+  /** Forwards run in the inference thread: this delay shows the event loop stays free meanwhile. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.loopDelay.enable();
+  }
+
   request(code: number, seconds: number): void {
     this.byCode.set(String(code), (this.byCode.get(String(code)) ?? 0) + 1);
     this.latency.observe(seconds);
@@ -55,6 +63,7 @@ export class Metrics {
       ...this.latency.text(),
       ...this.batchSize.text(),
       ...this.inference.text(),
+      ...this.loopDelayText(),
       '# HELP unet_serve_queue_depth requests waiting for the inference thread',
       '# TYPE unet_serve_queue_depth gauge',
       `unet_serve_queue_depth ${queueDepth}`,
@@ -63,5 +72,21 @@ export class Metrics {
       `unet_serve_requests_in_flight ${inFlight}`,
       '',
     ].join('\n');
+  }
+
+  private loopDelayText(): string[] {
+    const h = this.loopDelay;
+    const s = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    const name = 'unet_serve_event_loop_delay_seconds';
+    return [
+      `# HELP ${name} how late the event loop ran a 10 ms timer since the start (quantiles)`,
+      `# TYPE ${name} summary`,
+      ...[0.5, 0.99].map((q) => `${name}{quantile="${q}"} ${s(h.percentile(q * 100))}`),
+      `${name}_sum ${s(h.mean) * h.count}`,
+      `${name}_count ${h.count}`,
+      `# HELP ${name}_max the largest such delay since the start`,
+      `# TYPE ${name}_max gauge`,
+      `${name}_max ${s(h.max)}`,
+    ];
   }
 }

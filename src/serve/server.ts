@@ -85,11 +85,13 @@ async function runBatch(thread: InferenceThread, metrics: Metrics, items: Item[]
   metrics.batchSize.observe(images);
   metrics.inference.observe(result.ms / 1000);
   if (live.length === 1) return live[0].resolve(result);
-  // Each request's slice of the batch's outputs.
+  // Each request's slice of the batch's outputs, one per turn of the event loop: each answer's JSON
+  // is encoded as it resolves, and other requests get in between.
   const { nClasses } = first.model;
   const [, , h, w] = (first as { infer: InferRequest }).infer.shape;
   let n0 = 0;
   for (const it of live) {
+    if (n0 > 0) await new Promise((r) => setImmediate(r));
     const n = it.images;
     it.resolve({
       ...result,
