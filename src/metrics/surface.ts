@@ -57,14 +57,14 @@ export function boundaryPoints(mask: Uint8Array, width: number, height: number):
 }
 
 /**
- * One 1-D pass of the squared distance transform (Felzenszwalb & Huttenlocher): f has `n` values at
- * `offset + k*stride`, Infinity where no site; replaced in place by min_q f[q] + s2 (p-q)^2.
+ * One 1-D pass of the squared distance transform (Felzenszwalb & Huttenlocher) over the `n` values
+ * of f from `offset` (Infinity: no site), replaced in place by min_q f[q] + s2 (p-q)^2.
  * Infinite entries are left out of the lower envelope, so no large-number stand-in loses precision.
  */
-function pass1d(f: Float64Array, offset: number, stride: number, n: number, s2: number, v: Int32Array, z: Float64Array, g: Float64Array): void {
+function pass1d(f: Float64Array, offset: number, n: number, s2: number, v: Int32Array, z: Float64Array, g: Float64Array): void {
   let k = -1;
   for (let q = 0; q < n; q++) {
-    const fq = f[offset + q * stride];
+    const fq = f[offset + q];
     g[q] = fq;
     if (fq === Number.POSITIVE_INFINITY) continue;
     let s = Number.NEGATIVE_INFINITY;
@@ -83,7 +83,7 @@ function pass1d(f: Float64Array, offset: number, stride: number, n: number, s2: 
   for (let q = 0; q < n; q++) {
     while (j < k && z[j + 1] < q) j++;
     const d = q - v[j];
-    f[offset + q * stride] = s2 * d * d + g[v[j]];
+    f[offset + q] = s2 * d * d + g[v[j]];
   }
 }
 
@@ -113,7 +113,7 @@ function squaredDistances(sites: Uint8Array, width: number, height: number, spac
   const z = new Float64Array(width);
   const g = new Float64Array(width);
   const sx = spacing[1] * spacing[1];
-  for (let y = 0; y < height; y++) pass1d(f, y * width, 1, width, sx, v, z, g);
+  for (let y = 0; y < height; y++) pass1d(f, y * width, width, sx, v, z, g);
   return f;
 }
 
