@@ -280,10 +280,13 @@ describe('the real command', { concurrency: 1 }, () => {
     assert.deepEqual(lines.filter((l) => l.error).map((l) => l.input), [join(dir, 'missing.png')]);
     assert.deepEqual(lines.filter((l) => l.mask).map((l) => l.mask).sort(), readdirSync(out).map((n) => join(out, n)).sort());
 
-    const ev = await runCli(['evaluate', '-m', model, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '-s', '1', '--device', 'cpu', '--json']);
+    const ev = await runCli(['evaluate', '-m', model, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '-s', '1', '--device', 'cpu', '--surface-tol', '1.5', '--json']);
     assert.equal(ev.code, 0, ev.stderr);
     const metrics = JSON.parse(ev.stdout);
     assert.equal(metrics.images, 4);
+    assert.equal(metrics.surfaceTol, 1.5);
+    assert.equal(metrics.perClass.length, metrics.nClasses === 1 ? 2 : metrics.nClasses);
+    for (const c of metrics.perClass) assert.ok(c.nsd === null || (c.nsd >= 0 && c.nsd <= 1), JSON.stringify(c));
     assert.match(ev.stderr, /Confusion matrix/, 'the table went to stderr');
   });
 

@@ -67,6 +67,12 @@ after(() => rmSync(dir, { recursive: true, force: true }));
  *   class 1: Dice 2*192/(2*192+576) = 0.4, IoU 192/768 = 0.25; class 0: Dice 0, IoU 0
  *   pixel accuracy 192/768 = 0.25
  *   per-image Dice (reference): a 384/576 = 2/3, b eps/(384+eps) ~ 0 -> mean 1/3
+ * Surface metrics, distances x2 (spacing full / scaled size = 2): class 1 of a: prediction boundary
+ * = the 76 border pixels of 24x16, truth's = the 52 of columns 0..11. Border -> truth: 38 zeros,
+ * 1..11 twice, 16 twelves: 95th percentile (index 71.25) 12; truth -> border: 38 zeros, 1..7 twice
+ * (column 11: min(y, 15-y)): (index 48.45) 6. HD95 = 2*12 = 24. Within --surface-tol 2 (1 scaled
+ * px): 40 + 40 of 128 -> NSD 0.625. b (class 1 only predicted) and class 0 everywhere: one side
+ * empty -> no HD95, NSD 0. Means: class 1 HD95 24 (a only), NSD (0.625 + 0) / 2.
  */
 function checkForcedOne(r: Awaited<ReturnType<typeof runEvaluate>>) {
   assert.equal(r.images, 2);
@@ -81,6 +87,8 @@ function checkForcedOne(r: Awaited<ReturnType<typeof runEvaluate>>) {
   assert.ok(Math.abs(r.pixelAccuracy - 0.25) < 1e-12);
   assert.ok(Math.abs(r.referenceDice - 1 / 3) < 1e-6, `referenceDice ${r.referenceDice}`);
   assert.deepEqual(r.perClass.map((c) => [c.value, c.support, c.predicted]), [[0, 576, 0], [255, 192, 768]]);
+  assert.deepEqual(r.perClass.map((c) => [c.hd95, c.nsd, c.hd95Undefined]), [[null, 0, 2], [24, 0.3125, 1]]);
+  assert.deepEqual([r.surfaceTol, r.meanHD95, r.meanNSD], [2, 24, 0.3125]);
 }
 
 describe('evaluate', () => {
@@ -90,7 +98,10 @@ describe('evaluate', () => {
     const r2 = await runEvaluate(cfg({ model: ck, batchSize: 2 }), quiet);
     checkForcedOne(r2);
     const table = formatEvaluation(r2);
-    assert.match(table, /^1\s+255\s+0\.4000\s+0\.2500\s+192\s+768$/m);
+    assert.match(table, /^1\s+255\s+0\.4000\s+0\.2500\s+24\.00\s+0\.3125\s+192\s+768$/m);
+    assert.match(table, /^0\s+0\s+0\.0000\s+0\.0000\s+n\/a\s+0\.0000\s+576\s+0$/m);
+    assert.match(table, /Mean HD95 \(px of the original image\) \/ NSD at 2 px:\s+24\.00 \/ 0\.3125/);
+    assert.match(table, /HD95 leaves out .*: class 0: 2, class 1: 1\./);
     assert.match(table, /Pixel accuracy:\s+0\.2500/);
     assert.match(table, /true 0\s+0\s+576/);
   });
@@ -116,7 +127,7 @@ describe('evaluate', () => {
 
   test('scale 1 and a model forced to the background', async () => {
     const ck = await forcedCheckpoint('bg.pth', { nChannels: 1, nClasses: 2, bilinear: true }, [0, 255], 0);
-    const r = await runEvaluate(cfg({ model: ck, scale: 1 }), quiet);
+    const r = await runEvaluate(cfg({ model: ck, scale: 1, surfaceTol: 1 }), quiet);
     // 1536 px per image; a has 24 columns of class 1 (768 px)
     assert.deepEqual(r.confusion, [[2304, 0], [768, 0]]);
     assert.equal(r.perClass[1].dice, 0);
@@ -124,6 +135,12 @@ describe('evaluate', () => {
     assert.ok(Math.abs(r.pixelAccuracy - 0.75) < 1e-12);
     // per-image: a: 0 (prediction empty, truth not), b: empty vs empty = 1 -> 0.5
     assert.ok(Math.abs(r.referenceDice - 0.5) < 1e-6);
+    // Class 0 of a at spacing 1: border (156 px) -> columns 24..47 (108 px): 78 zeros, 1..23 twice,
+    // 32 of 24: 95th percentile 24; back: 78 zeros, 1..15 twice: 12.65. Within 1 px: 80 + 80 of 264.
+    // b: both whole images: HD95 0, NSD 1. Class 1: a has no prediction (NSD 0), b neither (skipped).
+    assert.deepEqual(r.perClass.map((c) => [c.hd95, c.hd95Undefined]), [[12, 0], [null, 1]]);
+    assert.ok(Math.abs((r.perClass[0].nsd as number) - (160 / 264 + 1) / 2) < 1e-12);
+    assert.equal(r.perClass[1].nsd, 0);
   });
 
   test('a broken pair is reported and skipped (exit code 2); the rest is scored', async () => {

@@ -242,6 +242,7 @@ export const evaluateOptions = {
   scale: inferenceScaleOption,
   maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
+  surfaceTol: { flags: '--surface-tol <px>', help: 'tolerance of the normalised surface Dice (NSD), in pixels of the original image', default: 2, parse: nonNegFloat },
   device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
   amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },

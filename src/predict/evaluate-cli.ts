@@ -15,6 +15,10 @@
  *   class, averaged), then the mean over images (the reference averages per batch; per image is
  *   the same with batch size 1 and does not depend on -b beyond float32 rounding). The scores come
  *   from SegmentationMeter (src/metrics/meter.ts), as training validation's do.
+ * - HD95 and the normalised surface Dice at --surface-tol (src/metrics/surface.ts, MONAI's
+ *   definitions and our empty-mask conventions) are per image at the same scaled size, with the
+ *   pixel spacing full size / scaled size so that distances are in pixels of the original image,
+ *   then averaged over the images where they are defined.
  * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
  * an error that lists the values.
  */
@@ -28,6 +32,7 @@ import { writeFailure, writeFileAtomic } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { chooseScale } from '../model/scale.js';
 import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
+import { type ClassSurface, SurfaceMeter, surfaceScores } from '../metrics/surface.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
 import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
 import { reasonFor } from './progress.js';
@@ -45,6 +50,12 @@ export interface ClassMetrics {
   support: number;
   /** Predicted pixels of this class. */
   predicted: number;
+  /** Mean HD95 in original-image pixels over images where truth and prediction both hold the class; null: no such image. */
+  hd95: number | null;
+  /** Mean normalised surface Dice over images where truth or prediction holds the class; null: no such image. */
+  nsd: number | null;
+  /** Images where only one of truth and prediction holds the class (no HD95 there; NSD 0). */
+  hd95Undefined: number;
 }
 
 export interface EvaluateResult {
@@ -67,6 +78,11 @@ export interface EvaluateResult {
   meanIoUAll: number;
   /** The reference evaluate.py's Dice: mean over images of the per-image Dice. */
   referenceDice: number;
+  /** --surface-tol: the NSD tolerance in original-image pixels. */
+  surfaceTol: number;
+  /** Means of the foreground classes' HD95 / NSD that are not null (null if none is). */
+  meanHD95: number | null;
+  meanNSD: number | null;
   pixelAccuracy: number;
   /** Rows: truth, columns: prediction. */
   confusion: number[][];
@@ -106,6 +122,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
   const t0 = performance.now();
   const p = await loadPredictor(given.model, { device: given.device, amp: given.amp });
   const meter = new SegmentationMeter(p.args.nClasses, { device: p.device, threshold: given.maskThreshold });
+  const surface = new SurfaceMeter(Math.max(p.args.nClasses, 2));
   try {
     for (const n of p.notes) warn(`note: ${n}`);
     const sc = chooseScale(p.trainingScale, given.scale);
@@ -123,7 +140,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     const score = (batch: Item[], given?: E.Tensor) =>
       E.inferenceMode(() =>
         E.tidy(() => {
-          meter.add(given ?? forwardLogits(p, batch.map((b) => b.pre)), classTensor(p, batch));
+          addSurfaces(surface, meter.add(given ?? forwardLogits(p, batch.map((b) => b.pre)), classTensor(p, batch)), batch, cfg.surfaceTol);
         }),
       );
     let done = 0;
@@ -159,7 +176,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
     const m = meter.read();
     if (m.images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
-    return { ...summarize(cfg, p, m), scaleSource: sc.source, failed, seconds: (performance.now() - t0) / 1000 };
+    return { ...summarize(cfg, p, m, surface.read()), scaleSource: sc.source, failed, seconds: (performance.now() - t0) / 1000 };
   } finally {
     meter.dispose();
     p.dispose();
@@ -191,6 +208,16 @@ async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, w
   }
 }
 
+/** Each image's HD95 / NSD at the scaled size; the spacing makes distances original-image pixels. */
+function addSurfaces(surface: SurfaceMeter, pred: E.Tensor, batch: Item[], tol: number): void {
+  const all = pred.to({ device: 'cpu', dtype: 'int32' }).data() as Int32Array;
+  const { width: w, height: h } = batch[0].pre;
+  batch.forEach((it, i) => {
+    const spacing = [it.pre.fullHeight / h, it.pre.fullWidth / w] as const;
+    surface.add(surfaceScores(all.subarray(i * w * h, (i + 1) * w * h), it.classes, w, h, surface.nClasses, tol, spacing));
+  });
+}
+
 /** The batch's masks as classes [N,h,w] int64 on the model's device. */
 function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   const { width: w, height: h } = batch[0].pre;
@@ -199,7 +226,7 @@ function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   return E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
 }
 
-function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource'> {
+function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource'> {
   const cm = m.confusion;
   const values = p.maskValues as (number | RGB)[];
   const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
@@ -210,8 +237,15 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): 
     iou: m.perClassIoU[k],
     support: cm[k].reduce((a, b) => a + b, 0),
     predicted: cm.reduce((a, row) => a + row[k], 0),
+    hd95: s[k].hd95,
+    nsd: s[k].nsd,
+    hd95Undefined: s[k].oneEmpty,
   }));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const fgMean = (xs: (number | null)[]) => {
+    const v = xs.slice(1).filter((x) => x !== null);
+    return v.length ? mean(v) : null;
+  };
   return {
     model: cfg.model,
     imgs: cfg.imgs,
@@ -227,6 +261,9 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): 
     meanDiceAll: mean(m.perClassDice),
     meanIoUAll: mean(m.perClassIoU),
     referenceDice: m.dice,
+    surfaceTol: cfg.surfaceTol,
+    meanHD95: fgMean(s.map((c) => c.hd95)),
+    meanNSD: fgMean(s.map((c) => c.nsd)),
     pixelAccuracy: m.pixelAccuracy,
     confusion: cm,
   };
@@ -235,6 +272,7 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading): 
 /** The metrics as a terminal table. */
 export function formatEvaluation(r: EvaluateResult): string {
   const f = (x: number) => x.toFixed(4);
+  const orNA = (x: number | null, digits: number) => (x === null ? 'n/a' : x.toFixed(digits));
   const row = (label: string, value: string) => `${`${label}:`.padEnd(58)}${value}`;
   const valueW = Math.max(5, ...r.perClass.map((c) => fmtValue(c.value).length));
   const named = r.perClass.some((c) => c.name !== undefined);
@@ -244,16 +282,17 @@ export function formatEvaluation(r: EvaluateResult): string {
     `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}`,
     `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
     '',
-    `${'class'.padEnd(6)}${name(null)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
+    `${'class'.padEnd(6)}${name(null)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'HD95'.padStart(9)}${'NSD'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
     ...r.perClass.map(
       (c) =>
-        `${String(c.class).padEnd(6)}${name(c)}${fmtValue(c.value).padEnd(valueW + 2)}${f(c.dice).padStart(8)}${f(c.iou).padStart(9)}${String(c.support).padStart(12)}${String(c.predicted).padStart(12)}`,
+        `${String(c.class).padEnd(6)}${name(c)}${fmtValue(c.value).padEnd(valueW + 2)}${f(c.dice).padStart(8)}${f(c.iou).padStart(9)}${orNA(c.hd95, 2).padStart(9)}${orNA(c.nsd, 4).padStart(9)}${String(c.support).padStart(12)}${String(c.predicted).padStart(12)}`,
     ),
     '',
     row(`Mean Dice (${r.nClasses <= 2 ? 'foreground class' : 'foreground classes'}, reference convention)`, f(r.meanDice)),
     row(`Mean IoU (${r.nClasses <= 2 ? 'foreground class' : 'foreground classes'})`, f(r.meanIoU)),
     row('Mean Dice / IoU over all classes incl. background', `${f(r.meanDiceAll)} / ${f(r.meanIoUAll)}`),
     row('Reference validation Dice (mean per-image Dice)', f(r.referenceDice)),
+    row(`Mean HD95 (px of the original image) / NSD at ${r.surfaceTol} px`, `${orNA(r.meanHD95, 2)} / ${orNA(r.meanNSD, 4)}`),
     row('Pixel accuracy', f(r.pixelAccuracy)),
     '',
     'Confusion matrix (rows: true class, columns: predicted class):',
@@ -261,6 +300,8 @@ export function formatEvaluation(r: EvaluateResult): string {
   const w = Math.max(8, ...r.confusion.flat().map((v) => String(v).length + 2));
   lines.push(`${''.padEnd(8)}${r.confusion.map((_, j) => `pred ${j}`.padStart(w)).join('')}`);
   r.confusion.forEach((row, i) => lines.push(`${`true ${i}`.padEnd(8)}${row.map((v) => String(v).padStart(w)).join('')}`));
+  const oneEmpty = r.perClass.filter((c) => c.hd95Undefined > 0).map((c) => `class ${c.class}: ${c.hd95Undefined}`);
+  if (oneEmpty.length > 0) lines.push('', `HD95 leaves out the images where only one of truth and prediction holds the class (NSD 0 there): ${oneEmpty.join(', ')}.`);
   if (r.failed.length > 0) lines.push('', `${r.failed.length} pair(s) failed and were skipped.`);
   return lines.join('\n');
 }
