@@ -192,6 +192,12 @@ Napi::Value bincount(const Napi::CallbackInfo& info) {
   RET(at::bincount(T(ARG(0)), OptT(ARG(1)), ARG(2).IsUndefined() ? 0 : Int(ARG(2), "minlength")));
 }
 Napi::Value matmul(const Napi::CallbackInfo& info) { RET(at::matmul(T(ARG(0)), T(ARG(1)))); }
+// [values, indices] along dim; stable so that ties keep their order on every device (Lovasz losses).
+Napi::Value sort(const Napi::CallbackInfo& info) {
+  auto r = at::sort(T(ARG(0)), c10::optional<bool>(true), Int(ARG(1), "dim"), Bool(ARG(2)));
+  return WrapList(ENV, {std::get<0>(r), std::get<1>(r)});
+}
+Napi::Value cumsum(const Napi::CallbackInfo& info) { RET(T(ARG(0)).cumsum(Int(ARG(1), "dim"))); }
 
 // --------------------------------- neural-network ops -----------------------------------------
 Napi::Value conv2d(const Napi::CallbackInfo& info) {
@@ -373,6 +379,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   EXPORT(isnan); EXPORT(isinf); EXPORT(logicalNot); EXPORT(sin); EXPORT(cos); EXPORT(clamp);
   EXPORT(sum); EXPORT(mean); EXPORT(amax); EXPORT(amin); EXPORT(argmax); EXPORT(argmin); EXPORT(all); EXPORT(any); EXPORT(norm);
   EXPORT(var); EXPORT(bincount); EXPORT(matmul);
+  EXPORT(sort); EXPORT(cumsum);
   EXPORT(conv2d); EXPORT(convTranspose2d); EXPORT(batchNorm); EXPORT(maxPool2d); EXPORT(avgPool2d); EXPORT(interpolate);
   EXPORT(softmax); EXPORT(logSoftmax); EXPORT(crossEntropy); EXPORT(bceWithLogits); EXPORT(mseLoss); EXPORT(oneHot); EXPORT(pad);
   EXPORT(dropout);

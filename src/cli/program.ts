@@ -7,7 +7,7 @@ import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
   benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
-import { resolveResume } from './resume.js';
+import { keptLoss, resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
 function argParser<T>(parse: (raw: string, flag: string) => T, flag: string, variadicDefault?: unknown) {
@@ -123,9 +123,11 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
   .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
   .action(async (_o, cmd: Command) =>
     run(async () => {
-      const cfg = values(cmd, trainOptions, fileValues(cmd, trainOptions, RUN_RECORD_KEYS));
+      const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
+      const cfg = values(cmd, trainOptions, file);
       const o = cmd.opts() as { resume?: string | true; json: boolean };
       if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
+      if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
       return handlers.train(cfg, { json: o.json });
     }),
   );

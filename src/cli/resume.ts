@@ -1,6 +1,7 @@
 /** `unet train --resume [PATH]`: which checkpoint to continue from. */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { LOSSES, type LossName } from '../config/options.js';
 import { CliError, EXIT } from './errors.js';
 
 const RESUMABLE = /^(INTERRUPTED|checkpoint_epoch(\d+))\.pth$/;
@@ -58,4 +59,22 @@ export async function resolveResume(resume: string | true, load: string, checkpo
   const path = await newestCheckpoint(checkpointDir, say);
   say(`Resuming from ${path} (the INTERRUPTED.pth or epoch checkpoint in ${checkpointDir} that trained furthest)`);
   return path;
+}
+
+/**
+ * Continuing one of our checkpoints (--resume, --load) without --loss: the loss it was trained with,
+ * not the default, so a resumed run keeps its objective (a note says so). Anything unreadable here
+ * is left to the checkpoint's real load to report.
+ */
+export async function keptLoss(path: string, loss: LossName, say: (line: string) => void): Promise<LossName> {
+  let saved: unknown;
+  try {
+    const { readCheckpointInfo } = await import('../model/checkpoint.js');
+    saved = (await readCheckpointInfo(path, '--resume')).config?.loss;
+  } catch {
+    return loss;
+  }
+  if (saved === loss || !LOSSES.includes(saved as LossName)) return loss;
+  say(`Continuing with --loss ${saved as string}, the loss ${path} was trained with (pass --loss to change it)`);
+  return saved as LossName;
 }

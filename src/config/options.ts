@@ -72,6 +72,9 @@ const str: Parser<string> = (raw, flag) => {
   if (raw === '') throw new OptionError(`${flag} needs a value`);
   return raw;
 };
+/** --loss values (src/train/losses.ts). */
+export const LOSSES = ['ce+dice', 'focal+dice', 'tversky', 'lovasz'] as const;
+export type LossName = (typeof LOSSES)[number];
 const choice =
   <T extends string>(...values: T[]): Parser<T> =>
   (raw, flag) => {
@@ -179,6 +182,7 @@ export const trainOptions = {
   dashboard: { flags: '--dashboard', help: 'serve the live dashboard while training', default: false },
   port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
+  loss: { flags: '--loss <name>', help: 'ce+dice (the reference), focal+dice, tversky or lovasz; with -c 1 their binary forms', default: 'ce+dice' as LossName, parse: choice(...LOSSES) },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -171,6 +171,9 @@ export interface NativeModule {
   var(t: H, dims: Dims, keepdim: boolean, unbiased: boolean): H;
   bincount(t: H, weights: HOpt, minlength: number): H;
   matmul(a: H, b: H): H;
+  /** [values, indices], a stable sort. */
+  sort(t: H, dim: number, descending: boolean): H[];
+  cumsum(t: H, dim: number): H;
 
   // ---- ops.cpp: neural-network ops ([stride, padding, dilation] as [h, w] pairs)
   conv2d(x: H, weight: H, bias: HOpt, stride: number[], padding: number[], dilation: number[], groups: number): H;
@@ -279,6 +282,7 @@ const names = {
   tanh: 1, square: 1, reciprocal: 1, floor: 1, ceil: 1, round: 1, sign: 1, isfinite: 1, isnan: 1, isinf: 1, logicalNot: 1,
   sin: 1, cos: 1, clamp: 1,
   sum: 1, mean: 1, amax: 1, amin: 1, argmax: 1, argmin: 1, all: 1, any: 1, norm: 1, var: 1, bincount: 1, matmul: 1,
+  sort: 1, cumsum: 1,
   conv2d: 1, convTranspose2d: 1, batchNorm: 1, maxPool2d: 1, avgPool2d: 1, interpolate: 1, softmax: 1, logSoftmax: 1,
   crossEntropy: 1, bceWithLogits: 1, mseLoss: 1, oneHot: 1, pad: 1, dropout: 1,
   add_: 1, mul_: 1, div_: 1, addcmul_: 1, addcdiv_: 1, lerp_: 1, copy_: 1, zero_: 1, fill_: 1, sqrt_: 1, relu_: 1, clamp_: 1, setData: 1,

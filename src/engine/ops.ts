@@ -46,6 +46,12 @@ export const where = (cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
   wrap(N.where(cond.h, typeof a === 'number' ? a : a.h, typeof b === 'number' ? b : b.h));
 export const bincount = (t: Tensor, weights: Tensor | null = null, minlength = 0): Tensor =>
   wrap(N.bincount(t.h, optHandleOf(weights), minlength));
+/** [values, indices] along dim (torch.sort, stable: ties keep their order on every device). */
+export function sort(t: Tensor, dim = -1, descending = false): [Tensor, Tensor] {
+  const [values, indices] = wrapList(N.sort(t.h, dim, descending));
+  return [values, indices];
+}
+export const cumsum = (t: Tensor, dim: number): Tensor => wrap(N.cumsum(t.h, dim));
 
 // ------------------------------------------------------------------------------------------------
 // Functional NN ops (torch.nn.functional names)

@@ -1,13 +1,16 @@
 /** The reference trainer's criterion: CE + Dice (BCE-with-logits + Dice for one class). */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import type { LossName } from '../config/options.js';
 import { diceLoss } from '../metrics/dice.js';
+import { namedLoss } from './losses.js';
 
 /**
  * logits [N,C,H,W] (any float dtype, e.g. under autocast), masks [N,H,W] int64 class indices.
  * Returns a scalar float32 loss. The Dice term includes the background class, as the reference.
  */
-export function segmentationLoss(logits: Tensor, masks: Tensor, nClasses: number): Tensor {
+export function segmentationLoss(logits: Tensor, masks: Tensor, nClasses: number, loss: LossName = 'ce+dice'): Tensor {
+  if (loss !== 'ce+dice') return namedLoss(loss, logits, masks, nClasses); // --loss (src/train/losses.ts)
   return E.tidy(() => {
     if (nClasses === 1) {
       const pred = logits.squeeze(1).float(); // [N,H,W]
