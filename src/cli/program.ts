@@ -5,7 +5,7 @@ import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
+  NO_EPOCH_CAP, benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
 import { resolveResume } from './resume.js';
 
@@ -123,7 +123,10 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
   .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
   .action(async (_o, cmd: Command) =>
     run(async () => {
-      const cfg = values(cmd, trainOptions, fileValues(cmd, trainOptions, RUN_RECORD_KEYS));
+      const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
+      const cfg = values(cmd, trainOptions, file);
+      // --time-budget plans the epochs: -e caps them only when given.
+      if (cfg.timeBudget > 0 && !given(cmd, 'epochs', file)) cfg.epochs = NO_EPOCH_CAP;
       const o = cmd.opts() as { resume?: string | true; json: boolean };
       if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
       return handlers.train(cfg, { json: o.json });
