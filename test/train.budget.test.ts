@@ -105,6 +105,9 @@ test('a --time-budget 60s run ends between 50 and 66 s with a usable best model,
   assert.equal(config.timeBudget, 60);
   assert.deepEqual(config.budget, summary.budget);
   assert.equal(config.epochs, epochs[epochs.length - 1].epoch);
+  // The record replays: the same budget, the epochs it planned as the cap.
+  const replay = await parse(['train', '--config', join(summary.runDir, 'config.json')]);
+  assert.deepEqual([replay.cfg?.timeBudget, replay.cfg?.epochs], [60, config.epochs], replay.error);
   // best_model.pth predicts.
   const out = join(work, 'pred');
   mkdirSync(out);
