@@ -8,9 +8,10 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { NO_EPOCH_CAP, type TrainConfig, durationParser } from '../src/config/options.js';
-import { readCheckpointInfo } from '../src/model/checkpoint.js';
+import { type LoadedCheckpoint, readCheckpointInfo } from '../src/model/checkpoint.js';
 import { PolyLR } from '../src/optim/index.js';
-import { costOf, formatDuration, stepsThatFit } from '../src/train/budget.js';
+import { costOf, formatDuration, leaveBudget, stepsThatFit } from '../src/train/budget.js';
+import type { TrainRun } from '../src/train/context.js';
 import { runCli } from './helpers/cli.js';
 import { freePort, startTs } from './helpers/dist.js';
 import { squareMask, writePng } from './helpers/fixtures.js';
@@ -69,6 +70,21 @@ test('replanning a poly schedule moves its position and length and the lr with t
   assert.ok(Math.abs(opt.lr - 1e-3 * (1 - 3 / 13) ** 0.9) < 1e-12);
   for (let i = 0; i < 10; i++) s.step();
   assert.equal(opt.lr, 0);
+});
+
+test('resuming a budget run without a budget: the per-epoch schedule takes over at the epochs done, not at lr 0', () => {
+  const opt = { lr: 1e-3, initialLr: undefined as number | undefined };
+  const s = new PolyLR(opt, { total: 4, interval: 'epoch' }); // -e 4, per epoch
+  // The checkpoint's per-step state: 40 steps done of 40 planned, lr 0.
+  s.loadStateDict({ total_iters: 40, power: 0.9, base_lrs: [1e-3], last_epoch: 40, _step_count: 41, _last_lr: [0] });
+  opt.lr = 0;
+  const logs: string[] = [];
+  const run = { cfg: { scheduler: 'poly', epochs: 4 }, scheduler: s, log: (l: string) => logs.push(l) } as unknown as TrainRun;
+  leaveBudget(run, { kind: 'unet-ts', epoch: 2, config: { timeBudget: 60 } } as unknown as LoadedCheckpoint);
+  assert.ok(Math.abs(opt.lr - 1e-3 * 0.5 ** 0.9) < 1e-12, String(opt.lr));
+  assert.match(logs.join('\n'), /planned for its --time-budget; without one it continues over -e 4 epochs from epoch 2/);
+  leaveBudget(run, { kind: 'unet-ts', epoch: 3, config: { timeBudget: 0 } } as unknown as LoadedCheckpoint); // not a budget run
+  assert.equal(logs.length, 1);
 });
 
 interface EpochRecord {

@@ -19,7 +19,7 @@ import { type BudgetSummary, type RunBudget, type TrainRun, isMain } from './con
 /** Optimizer steps timed before the first estimate (the first one also warms up the allocator and kernels). */
 const FIRST_STEPS = 3;
 /** Kept free after the final checkpoint for the report, the summary and the process's exit. */
-const margin = (seconds: number) => Math.max(1, 0.03 * seconds);
+const margin = (seconds: number) => Math.max(1.5, 0.04 * seconds);
 
 const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
