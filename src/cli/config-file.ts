@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { OptionError, type OptionSpec, longFlag } from '../config/options.js';
 
 /** Recorded in runs/<run>/config.json by `unet train` beside the options. */
-export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'worldSize', 'versions'];
+export const RUN_RECORD_KEYS = ['maskValues', 'nChannels', 'trainImages', 'valImages', 'worldSize', 'versions', 'budget'];
 
 const camel = (k: string) => k.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 

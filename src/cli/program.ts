@@ -5,7 +5,7 @@ import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
+  NO_EPOCH_CAP, benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
 import { keptLoss, resolveResume } from './resume.js';
 
@@ -125,6 +125,8 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
     run(async () => {
       const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
       const cfg = values(cmd, trainOptions, file);
+      // --time-budget plans the epochs: -e caps them only when given.
+      if (cfg.timeBudget > 0 && !given(cmd, 'epochs', file)) cfg.epochs = NO_EPOCH_CAP;
       const o = cmd.opts() as { resume?: string | true; json: boolean };
       if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
       if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));

@@ -93,6 +93,22 @@ const port: Parser<number> = (raw, flag) => {
   return v;
 };
 
+/**
+ * --time-budget: `90s`, `15m`, `1h`, `1h30m` (units h, m, s, largest first) or bare seconds, as
+ * seconds; 0 = no budget.
+ */
+export const durationParser: Parser<number> = (raw, flag) => {
+  const t = raw.trim();
+  const bare = Number(t);
+  if (t !== '' && Number.isFinite(bare) && bare >= 0) return bare;
+  const m = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(t);
+  if (!m || t === '') throw new OptionError(`${flag} expects a duration such as 90s, 15m, 1h, 1h30m or a number of seconds; got '${raw}'`);
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+};
+
+/** -e under --time-budget when not given: the budget alone decides how many epochs run. */
+export const NO_EPOCH_CAP = 1_000_000;
+
 /** --tile: a window size in scaled pixels, 'auto' (only images over the memory budget) or 'off'. */
 export type TileSetting = number | 'auto' | 'off';
 const tileParser: Parser<TileSetting> = (raw, flag) => {
@@ -183,6 +199,7 @@ export const trainOptions = {
   port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
   loss: { flags: '--loss <name>', help: 'ce+dice (the reference), focal+dice, tversky or lovasz; with -c 1 their binary forms', default: 'ce+dice' as LossName, parse: choice(...LOSSES) },
+  timeBudget: { flags: '--time-budget <duration>', help: "train for this long, counted from the command's start (with --resume: from the resumed command's): 90s, 15m, 1h, 1h30m or seconds; plans the poly/cosine schedule (stepped per optimizer step) and the epochs for it and ends by it with validation, checkpoint and best model; -e then only caps the epochs when given (0 = off)", default: 0, parse: durationParser },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -22,6 +22,8 @@ export interface LaunchOptions {
 
 /** Marks a worker spawned by our launcher: it exits when the launcher's IPC channel closes. */
 export const LAUNCHED_ENV = 'UNET_LAUNCHED';
+/** When the `unet train` command started (ms since the epoch), for its workers. */
+export const COMMAND_START_ENV = 'UNET_COMMAND_START';
 
 const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: EXIT.interrupted, SIGTERM: EXIT.terminated };
 
@@ -65,6 +67,8 @@ export function launch(o: LaunchOptions): Promise<number> {
         // c10d logs its socket retries through glog; our errors say what failed in one line.
         GLOG_minloglevel: process.env.GLOG_minloglevel ?? '3',
         [LAUNCHED_ENV]: '1',
+        // --time-budget counts from the command's start, not the worker's.
+        [COMMAND_START_ENV]: process.env[COMMAND_START_ENV] ?? String(performance.timeOrigin),
       };
       const proc = spawn(process.execPath, argv, { env, stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
       const child: Worker = { rank, proc, done: false, killTimer: null };

@@ -196,7 +196,7 @@ export class ReduceLROnPlateau implements LRScheduler {
 // -------------------------------------------------------------------------------------------------
 // Epoch-indexed schedulers (PyTorch _LRScheduler protocol)
 
-abstract class EpochScheduler implements LRScheduler {
+export abstract class EpochScheduler implements LRScheduler {
   readonly interval: 'epoch' | 'step';
   protected readonly optimizer: LrTarget;
   baseLr: number;
@@ -220,8 +220,23 @@ abstract class EpochScheduler implements LRScheduler {
     this.step();
   }
 
+  /** Schedule length (epochs or steps, as `interval`). */
+  abstract total: number;
+
   /** lr at schedule position t (t = last_epoch). */
   abstract lrAt(t: number): number;
+
+  /**
+   * Moves the schedule to `position` with `total` as its length, and the lr with it: --time-budget
+   * plans the length from measured step times and re-plans it as the run goes.
+   */
+  replan(position: number, total: number): void {
+    if (!Number.isInteger(total) || total <= 0 || !Number.isInteger(position) || position < 0) throw new RangeError(`replan: position ${position} and total ${total} must be integers, total > 0`);
+    this.total = total;
+    this.lastEpoch = position;
+    this.optimizer.lr = this.lrAt(position);
+    this.lastLr = [this.optimizer.lr];
+  }
 
   step(_metric?: number): void {
     this.stepCount += 1;

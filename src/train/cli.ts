@@ -113,7 +113,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
     const status = r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'finished';
     if (out.json) {
       const { bestScore, bestEpoch, bestModel, lastCheckpoint, runDir } = r;
-      console.log(JSON.stringify({ status, bestScore, bestEpoch, bestModel, lastCheckpoint, runDir, report: report || null, exitCode: code }));
+      console.log(JSON.stringify({ status, bestScore, bestEpoch, bestModel, lastCheckpoint, runDir, report: report || null, exitCode: code, ...(r.budget ? { budget: r.budget } : {}) }));
     }
     say(summary(r, report));
     signals.off();
@@ -138,6 +138,7 @@ function summary(r: TrainResult, report: string): string {
     `  Best validation Dice: ${r.bestScore === null ? 'n/a' : r.bestScore.toFixed(4)} (epoch ${r.bestEpoch})`,
     `  Best model:           ${r.bestModel ? `${r.bestModel}${r.bestModelFromEarlier ? ' (written before this run continued)' : ''}` : 'none written'}`,
     `  Last checkpoint:      ${r.lastCheckpoint ?? 'none written'}`,
+    r.budget ? `  Time budget:          ${r.budget.seconds} s, ${r.budget.used} s used (${Math.round((100 * r.budget.used) / r.budget.seconds)}%)${r.budget.endedByBudget ? ', ended by it' : ''}` : '',
     `  Run directory:        ${r.runDir}`,
     report ? `  Report:               ${report}` : '',
     `  Next: ${next}`,

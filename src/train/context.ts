@@ -47,6 +47,8 @@ export interface TrainResult {
   bestModelFromEarlier: boolean;
   /** The last checkpoint this run wrote. */
   lastCheckpoint: string | null;
+  /** --time-budget's account of the run. */
+  budget?: BudgetSummary;
 }
 
 /** The data side of a run: steps 1 and 2 of the recipe. */
@@ -105,6 +107,28 @@ export interface TrainRun {
   /** --skip-bad: skips an unreadable training pair with a warning; `skipped` holds the files. */
   onBadSample?: (err: DataError, index: number) => void;
   skipped: Set<string>;
+  /** --time-budget's planner (budget.ts); absent without a budget. */
+  budget?: RunBudget;
+}
+
+/** --time-budget's hooks in the training loop (budget.ts): each true result stops the run at that point. */
+export interface RunBudget {
+  afterStep(run: TrainRun): Promise<boolean>;
+  roundDone(run: TrainRun, from: number): Promise<void>;
+  afterEpoch(run: TrainRun, epoch: number, from: number): Promise<boolean>;
+  finish(run: TrainRun): Promise<BudgetSummary>;
+}
+
+/** How a --time-budget run used its budget (the summary, --json and config.json show it). */
+export interface BudgetSummary {
+  seconds: number;
+  /** Seconds from the command's start to the end of the final checkpoint. */
+  used: number;
+  /** The optimizer step the schedule was last planned to end at. */
+  plannedSteps: number | null;
+  steps: number;
+  /** Whether the budget ended the run (rather than -e, early stopping or Ctrl-C). */
+  endedByBudget: boolean;
 }
 
 /** An optimizer-step boundary inside an epoch (epoch.ts sets it, train.ts saves it). */

@@ -73,9 +73,12 @@ export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochSta
       hooks.onTrainBatch?.(epoch, b.ids);
       const stepped = await microStep(run, b, at, loader.length, epochLoss);
       if (stepped) setMark(run, { epoch, batch: at.batches, order: b.order, rng: b.rngAfter, seen: at.seen, seconds: (performance.now() - t0) / 1000 }, epochLoss);
+      if (stepped && (await run.budget?.afterStep(run))) break; // --time-budget: the epoch ends here
       progress.update(at.seen, { loss: Number.isNaN(run.lastLoss) ? undefined : run.lastLoss, imgPerSec: (at.seen / (performance.now() - t0)) * 1000 });
       if (run.data.split.val.length > 0 && roundDue(run.cadence, at.globalBatch, run.globalStep, stepped)) {
+        const roundStart = performance.now();
         if ((await validationRound(run, epoch, at.globalBatch).then(() => true, dataStop)) === null) break;
+        await run.budget?.roundDone(run, roundStart);
         if (stepped) setMark(run, { ...(run.mark as EpochMark) }, epochLoss); // with the round's scheduler step
       }
     }
@@ -153,6 +156,7 @@ function stepOptimizer(run: TrainRun): void {
   scaler.step(optimizer);
   scaler.update();
   run.globalStep++;
+  if (run.scheduler.interval === 'step') run.scheduler.step(); // --time-budget's per-step poly/cosine
   run.bnFresh = false;
 }
 

@@ -1,7 +1,7 @@
 /** Steps 1-4 of the recipe in detail: the data and its split, the optimizer and friends, tracking, the loaders. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { TrainConfig } from '../config/options.js';
+import { NO_EPOCH_CAP, type TrainConfig } from '../config/options.js';
 import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
@@ -10,6 +10,7 @@ import { type EpochPosition, type LoadedCheckpoint, type MaskValues, prepareChec
 import type { UNet, UNetArgs } from '../model/index.js';
 import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
+import { budgetSchedule } from './budget.js';
 import { describeCadence, validationCadence } from './cadence.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
@@ -88,7 +89,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   const params = model.parameters();
   const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
   release.push(() => optimizer.dispose());
-  const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience });
+  const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
   let globalStep = 0;
   const worldSize = dist?.worldSize ?? 1;
   let resumeAt: EpochPosition | null = null;
@@ -168,7 +169,7 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
   const batch = `${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}${dist ? ` per process x ${worldSize} processes = ${cfg.batchSize * cfg.accumulateGradBatches * worldSize} per optimizer step (${dist.backend}${cfg.syncBn ? ', sync-BN' : ''})` : ''}`;
   const summary = [
     'Starting training:',
-    `  Epochs:          ${cfg.epochs}${startEpoch > 1 ? ` (resuming at ${startEpoch})` : ''}`,
+    `  Epochs:          ${cfg.timeBudget > 0 && cfg.epochs === NO_EPOCH_CAP ? 'as many as the time budget allows' : cfg.epochs}${startEpoch > 1 ? ` (resuming at ${startEpoch})` : ''}`,
     `  Batch size:      ${batch}`,
     `  Learning rate:   ${cfg.learningRate}`,
     `  Training size:   ${data.split.train.length}`,

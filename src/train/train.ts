@@ -15,6 +15,7 @@ import type { RunEnd } from '../tracking/index.js';
 import { GradScaler } from '../optim/index.js';
 import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
 import { saveAfterDistFailure } from './dist-failure.js';
+import { TimeBudget, leaveBudget } from './budget.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { checkArgs, createRun, describeRun, loadData } from './setup.js';
@@ -69,6 +70,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, scaler, early, dataRng, ckpt }, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
+    if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
+    else leaveBudget(run, ckpt);
     let end: RunEnd = 'failed'; // what the dashboard and the report show
     try {
       // 5. Begin training (epoch.ts: micro-batches and optimizer steps; validation.ts; state.ts: checkpoints)
@@ -117,7 +120,9 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
         break;
       }
       disposeMark(run);
+      const endStart = performance.now();
       if (await endEpoch(run, epoch, stats, result, best)) break;
+      if (await run.budget?.afterEpoch(run, epoch, endStart)) break;
     }
   } catch (e) {
     throw await saveAfterDistFailure(run, e, epoch, result.lastScore); // a worker died or hung
@@ -130,6 +135,7 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
     await saveInterruptedState(run, result, stopped ? run.mark : null, epoch - 1, stopped?.dataError);
   }
   best.dispose();
+  if (run.budget) result.budget = await run.budget.finish(run);
   result.bestScore = early.state.best_score;
   result.bestEpoch = early.state.best_epoch;
   // None written by this run: a continued run's best model is the one it resumed with, if kept here.
@@ -177,7 +183,7 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   // The plateau scheduler steps at the validation rounds; here only when the epoch's end is the round.
   if (scheduler.interval === 'metric') {
     if (run.cadence.unit === 'epoch' || run.data.split.val.length === 0) scheduler.step(score);
-  } else scheduler.step();
+  } else if (scheduler.interval !== 'step') scheduler.step(); // per-step ones step in epoch.ts
   await logValidation(run, score, epoch, v.sample);
   const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
   const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
