@@ -2,7 +2,7 @@
 // images through predict's sliding window, the patch size in the checkpoint, exact mid-epoch
 // resume, the flag's errors, and padding as the ignore index on the device.
 import assert from 'node:assert/strict';
-import { readdirSync, renameSync } from 'node:fs';
+import { readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
@@ -99,7 +99,7 @@ test('a patch run stopped mid-epoch and resumed ends with the same weights, bit 
   assert.ok(sameWeights(a.model, b.model), 'the resumed run differs from the uninterrupted one');
 });
 
-test('--patch-size errors name the flag and the rule', async () => {
+test('--patch-size errors name the flag and the rule; config.json\'s [h, w] replays', async () => {
   for (const [value, ok] of [['32', [32, 32]], ['64x96', [64, 96]], ['30', null], ['32x0', null], ['0', null], ['32x', null], ['big', null]] as const) {
     let err = '';
     let cfg: TrainConfig | undefined;
@@ -108,6 +108,13 @@ test('--patch-size errors name the flag and the rule', async () => {
     if (ok) assert.deepEqual(cfg?.patchSize, ok, value);
     else assert.match(err, /--patch-size.*expects HxW or N \(NxN\).*multiple of 16.*halves the size 4 times/, value);
   }
+  // A run's config.json records [h, w]; --config replays it.
+  const file = join(root, 'config.json');
+  writeFileSync(file, JSON.stringify({ patchSize: [32, 48], oversampleFg: 0.5 }));
+  let cfg: TrainConfig | undefined;
+  const h: Handlers = { train: async (c) => ((cfg = c), 0), predict: async () => 0, evaluate: async () => 0 };
+  await buildProgram(h, { exitOverride: true }).parseAsync(['train', '--config', file], { from: 'user' });
+  assert.deepEqual([cfg?.patchSize, cfg?.oversampleFg], [[32, 48], 0.5]);
 });
 
 test('patch padding reaches the loss as the ignore index -100', () => {
