@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
-import type { TrainConfig } from '../config/options.js';
+import { type TrainConfig, trainOptions } from '../config/options.js';
 import { type DataError, DataLoader, MIN_SIDE, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
@@ -36,6 +36,7 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   const maskValues = (await dataset.scan()) as MaskValues;
   const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
   if (classProblem) throw new TrainError(classProblem);
+  if (!cfg.patchSize && cfg.oversampleFg !== trainOptions.oversampleFg.default) warn('--oversample-fg has no effect without --patch-size (whole images are trained on)');
   if (cfg.patchSize && cfg.classes > PAD_CLASS) throw new TrainError(`--patch-size marks padding with class ${PAD_CLASS}, so it allows at most ${PAD_CLASS} classes (-c ${cfg.classes}); train on whole images (no --patch-size)`, EXIT.usage);
   await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
   if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
