@@ -47,7 +47,7 @@ async function cli(argv: string[], hooks: TrainHooks): Promise<{ cfg: TrainConfi
   assert.ok(cfg);
   const dir = join(root, `run${Math.random().toString(36).slice(2, 8)}`);
   const { imgs, masks, checkpointDir, logdir, workers } = runConfig(data, dir);
-  cfg = { ...cfg, imgs, masks, checkpointDir, logdir, workers, device: 'cpu' };
+  cfg = { ...cfg, imgs, masks, checkpointDir, logdir, workers, device: 'cpu', tensorboard: false };
   await train(cfg, hooks);
   return { cfg, dir };
 }
@@ -73,7 +73,7 @@ test('-c 1, greyscale, a non-square patch; without --patch-size the whole images
   // Binary masks (2 mask values), RGB images read as grey.
   const bin = join(root, 'bin');
   await makeDemoDataset(bin, { count: 5, size: 48, classes: 2, seed: 7 });
-  const cfg = runConfig(bin, join(root, 'c1'), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 1, channels: 1, patchSize: [32, 48], learningRate: 1e-3 });
+  const cfg = runConfig(bin, join(root, 'c1'), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 1, channels: 1, patchSize: [32, 48], learningRate: 1e-3, tensorboard: false });
   await train(cfg, { ...quiet, createModel: spyModel(seen) });
   assert.ok(seen.train.length > 0 && seen.train.every((s) => s[1] === 1 && s[2] === 32 && s[3] === 48), JSON.stringify(seen.train));
   assert.ok(seen.eval.length > 0 && seen.eval.every((s) => s[2] === 32 && s[3] === 48), JSON.stringify(seen.eval));
@@ -84,7 +84,7 @@ test('-c 1, greyscale, a non-square patch; without --patch-size the whole images
 });
 
 test('a patch run stopped mid-epoch and resumed ends with the same weights, bit for bit', { timeout: 180_000 }, async () => {
-  const cfg = (d: string): TrainConfig => runConfig(data, join(root, d), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 3, augment: true, patchSize: [32, 32], oversampleFg: 0.5, learningRate: 1e-3, patience: 0 });
+  const cfg = (d: string): TrainConfig => runConfig(data, join(root, d), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 3, augment: true, patchSize: [32, 32], oversampleFg: 0.5, learningRate: 1e-3, patience: 0, tensorboard: false });
   const hooks: TrainHooks = { ...quiet, createModel: (a) => tinyUNet(a, 16) };
   await train(cfg('ra'), hooks);
   const ctrl = new AbortController();
