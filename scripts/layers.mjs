@@ -22,7 +22,8 @@ const LAYERS = [
   'model', //        UNet and the checkpoint format
   'data metrics optim', // images and masks; Dice/IoU; optimizers and schedulers
   'distributed', //  data-parallel processes and sharding
-  'train predict', // the training loop; prediction and evaluation
+  'predict', //      prediction and evaluation
+  'train', //        the training loop (its --patch-size validation uses predict's sliding window)
   'web', //          the browser predictor page (bundled by esbuild; shares predict's palette and PNG writer)
   'export', //       exported model formats, the web folder, its server
   'bench serve', //  `unet bench`: times train, predict and export; `unet serve`: the model server

@@ -33,8 +33,8 @@ test('a fake tree: a cycle through a dynamic import, an upward import, a peer im
     'engine/b.ts': "import { a } from './a.js';\nexport const b = a + 1;\n",
     'model/c.ts': "import type { X } from '../cli/x.js';\nexport type C = X;\n",
     'cli/x.ts': "import { b } from '../engine/b.js';\nexport type X = typeof b;\n",
-    'train/t.ts': "export { p } from '../predict/p.js';\n",
-    'predict/p.ts': "// import '../cli/x.js' in a comment is not an import\nexport const p = '../cli/x.js';\n",
+    'bench/t.ts': "export { p } from '../serve/p.js';\n",
+    'serve/p.ts': "// import '../cli/x.js' in a comment is not an import\nexport const p = '../cli/x.js';\n",
   });
   let r = layers(fake);
   assert.equal(r.status, 1, r.stdout + r.stderr);
@@ -42,7 +42,7 @@ test('a fake tree: a cycle through a dynamic import, an upward import, a peer im
   assert.match(r.stdout, /engine\/a\.ts <-> .*engine\/b\.ts/);
   assert.match(r.stdout, /^imports not to a lower layer: 2$/m);
   assert.match(r.stdout, /model\/c\.ts -> .*cli\/x\.ts {2}\(model imports cli, a higher layer\)/);
-  assert.match(r.stdout, /train\/t\.ts -> .*predict\/p\.ts {2}\(train imports predict, a peer\)/);
+  assert.match(r.stdout, /bench\/t\.ts -> .*serve\/p\.ts {2}\(bench imports serve, a peer\)/);
 
   write({ 'misc/m.ts': 'export {};\n' });
   r = layers(fake);

@@ -55,6 +55,8 @@ function convert(file: string, key: string, spec: OptionSpec<unknown>, v: unknow
   const parse = spec.parse;
   // A list option that is one flag value on the command line (--class-names a,b): a YAML/JSON list too.
   if (Array.isArray(v) && Array.isArray(spec.default) && !spec.variadic && v.every((x) => typeof x === 'string')) v = v.join(',');
+  // A size as config.json records it ([256, 320] for --patch-size 256x320).
+  else if (Array.isArray(v) && !Array.isArray(spec.default) && !spec.variadic && v.length === 2 && v.every((x) => typeof x === 'number')) v = v.join('x');
   const one = (x: unknown) => {
     if (typeof x !== 'string' && typeof x !== 'number') throw new OptionError(`--config ${file}: ${key} (${flag}) expects a ${spec.variadic ? 'list of strings' : 'single value'}, got ${JSON.stringify(x)}`);
     try {

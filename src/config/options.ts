@@ -125,6 +125,19 @@ const overlapParser: Parser<number> = (raw, flag) => {
   return v;
 };
 
+/**
+ * --patch-size: `HxW` or `N` (NxN). Multiples of 16: the UNet halves the size 4 times, so a patch
+ * whose sides divide by 16 needs no padding inside the network and every skip connection lines up.
+ */
+const patchSizeParser: Parser<[number, number] | null> = (raw, flag) => {
+  const m = /^\s*(\d+)\s*(?:[x×,]\s*(\d+))?\s*$/i.exec(raw);
+  const [h, w] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [Number.NaN, Number.NaN];
+  if (!(h >= 16 && w >= 16 && h % 16 === 0 && w % 16 === 0)) {
+    throw new OptionError(`${flag} expects HxW or N (NxN) in scaled pixels, each a multiple of 16 and at least 16 (the UNet halves the size 4 times), e.g. 256 or 192x320; got '${raw}'`);
+  }
+  return [h, w];
+};
+
 /** --class-names: comma-separated, one per class incl. the background (checked against -c in checkClassNames). */
 const classNamesParser: Parser<string[]> = (raw, flag) => {
   const names = raw.split(',').map((n) => n.trim());
@@ -200,6 +213,8 @@ export const trainOptions = {
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
   loss: { flags: '--loss <name>', help: 'ce+dice (the reference), focal+dice, tversky or lovasz; with -c 1 their binary forms', default: 'ce+dice' as LossName, parse: choice(...LOSSES) },
   timeBudget: { flags: '--time-budget <duration>', help: "train for this long, counted from the command's start (with --resume: from the resumed command's): 90s, 15m, 1h, 1h30m or seconds; plans the poly/cosine schedule (stepped per optimizer step) and the epochs for it and ends by it with validation, checkpoint and best model; -e then only caps the epochs when given (0 = off)", default: 0, parse: durationParser },
+  patchSize: { flags: '--patch-size <HxW>', help: 'train on random patches of HxW scaled pixels (N = NxN, multiples of 16), validate whole images by sliding window (default: whole images, as the reference)', default: null as [number, number] | null, parse: patchSizeParser },
+  oversampleFg: { flags: '--oversample-fg <fraction>', help: 'with --patch-size: share of patches centred on a pixel of a random non-background class present in the image', default: 0.33, parse: unit },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -27,6 +27,7 @@ export { type DatasetOptions, type Sample, type StoredSample, SegmentationDatase
 export { Limiter, mapPool } from './pool.js';
 export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';
 export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, augmentInto, sampleAugment } from './augment.js';
+export { IGNORE_INDEX, PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, centrePatch, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';
 export { type DemoOptions, type JpegDatasetOptions, type WrittenDataset, demoMaskLevel, makeDemoDataset, makeJpegDataset } from './synthetic.js';
 export { type NpyArray, type NpyDtype, encodeNpy, parseNpy } from './npy.js';

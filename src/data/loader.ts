@@ -6,11 +6,15 @@
  *     b.images // [N, C, H, W] float32 0..1
  *     b.masks  // [N, H, W] uint8 class indices
  *   }
+ *
+ * With `patch`, each sample gives one patch of that size (patches.ts), so images of different
+ * sizes share a batch.
  */
 
 import { type AugmentOptions, type AugmentParams, augmentInto, sampleAugment } from './augment.js';
 import type { StoredSample } from './dataset.js';
 import { DataError, listSome } from './errors.js';
+import { type PatchDraw, type PatchOptions, drawPatch, patchInto } from './patches.js';
 import { toChwFloat32 } from './pixels.js';
 import { Rng, type RngStateDict, shuffle as shuffleInPlace } from './split.js';
 
@@ -44,6 +48,8 @@ export interface LoaderOptions {
    * the iteration.
    */
   onBadSample?: (err: DataError, index: number) => void;
+  /** One patch per sample instead of the whole image (its draws come from `rng`, after the augmentation's). Default: whole images. */
+  patch?: PatchOptions;
   /** With onBadSample: a batch whose every sample is unreadable is an error, not dropped (data-parallel ranks must run the same batches). */
   keepEveryBatch?: boolean;
 }
@@ -60,6 +66,8 @@ export interface Batch {
   images: Float32Array;
   /** [N, H, W] uint8 class indices */
   masks: Uint8Array;
+  /** Some mask pixels are patch padding (PAD_CLASS, patches.ts), to be ignored by the loss. */
+  padded?: boolean;
   n: number;
   c: number;
   h: number;
@@ -111,15 +119,19 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     const aug = this.opts.augment ? (this.opts.augment === true ? {} : this.opts.augment) : null;
     const prefetch = this.opts.prefetch ?? 2;
+    const patch = this.opts.patch;
 
     const pending: Promise<Batch>[] = [];
     let next = from?.batch ?? 0;
     const fill = (k: number) => {
       while (pending.length < k && next < batches.length) {
         const idx = batches[next];
-        // Draw augmentation parameters now, in batch order: results do not depend on decode timing.
-        const params = aug ? idx.map(() => sampleAugment(this.rng, aug)) : null;
-        const p = this.assemble(idx, params, { order, batch: next++, rngAfter: this.rng.stateDict() });
+        // Draw augmentation parameters and patches now, in batch order: results do not depend on decode timing.
+        const draws: Draws[] = idx.map(() => ({
+          aug: aug ? sampleAugment(this.rng, aug) : null,
+          patch: patch && !patch.centred ? drawPatch(this.rng, patch.oversampleFg) : null,
+        }));
+        const p = this.assemble(idx, draws, { order, batch: next++, rngAfter: this.rng.stateDict() });
         p.catch(() => {}); // handled when awaited; avoids unhandled rejections if iteration stops early
         pending.push(p);
       }
@@ -148,11 +160,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     return { images: new Float32Array(imageLength), masks: new Uint8Array(maskLength) };
   }
 
-  private async assemble(all: number[], allParams: AugmentParams[] | null, at: Pick<Batch, 'order' | 'batch' | 'rngAfter'>): Promise<Batch> {
-    const { samples, idx, params } = await this.load(all, allParams);
+  private async assemble(all: number[], allDraws: Draws[], at: Pick<Batch, 'order' | 'batch' | 'rngAfter'>): Promise<Batch> {
+    const { samples, idx, draws } = await this.load(all, allDraws);
     if (samples.length === 0) return { images: new Float32Array(0), masks: new Uint8Array(0), n: 0, c: 0, h: 0, w: 0, ids: [], indices: [], ...at };
-    const { channels: c, height: h, width: w } = samples[0];
-    const odd = samples.filter((s) => s.channels !== c || s.height !== h || s.width !== w);
+    const patch = this.opts.patch;
+    const c = samples[0].channels;
+    const [h, w] = patch ? patch.size : [samples[0].height, samples[0].width];
+    const odd = samples.filter((s) => s.channels !== c || (!patch && (s.height !== h || s.width !== w)));
     if (odd.length > 0) {
       const shape = (s: StoredSample) => `${s.id} is ${s.channels}×${s.height}×${s.width}`;
       const channelsDiffer = odd.some((s) => s.channels !== c);
@@ -166,20 +180,23 @@ export class DataLoader implements AsyncIterable<Batch> {
     const chw = c * h * w;
     const hw = h * w;
     const { images, masks } = this.buffers(n * chw, n * hw); // [N, C, H, W] and [N, H, W]
+    let padded = false;
     samples.forEach((s, k) => {
-      if (params) augmentInto(s, params[k], images, k * chw, masks, k * hw);
+      const { aug, patch: draw } = draws[k];
+      if (patch) padded = patchInto(s, aug, draw, patch.size, images, k * chw, masks, k * hw) || padded;
+      else if (aug) augmentInto(s, aug, images, k * chw, masks, k * hw);
       else {
         toChwFloat32(s.image, c, s.divisor, images, k * chw); // fused [H, W, C] -> [C, H, W] and / divisor
         masks.set(s.mask, k * hw);
       }
     });
-    return { images, masks, n, c, h, w, ids: samples.map((s) => s.id), indices: idx, ...at };
+    return { images, masks, ...(padded ? { padded } : {}), n, c, h, w, ids: samples.map((s) => s.id), indices: idx, ...at };
   }
 
-  /** The batch's samples; with onBadSample, those that load, with their indices and augmentation. */
-  private async load(idx: number[], params: AugmentParams[] | null): Promise<{ samples: StoredSample[]; idx: number[]; params: AugmentParams[] | null }> {
+  /** The batch's samples; with onBadSample, those that load, with their indices and draws. */
+  private async load(idx: number[], draws: Draws[]): Promise<{ samples: StoredSample[]; idx: number[]; draws: Draws[] }> {
     const onBad = this.opts.onBadSample;
-    if (!onBad) return { samples: await Promise.all(idx.map((i) => this.dataset.load(i))), idx, params };
+    if (!onBad) return { samples: await Promise.all(idx.map((i) => this.dataset.load(i))), idx, draws };
     const got = await Promise.allSettled(idx.map((i) => this.dataset.load(i)));
     const ok = got.flatMap((g, k) => {
       if (g.status === 'fulfilled') return [k];
@@ -194,6 +211,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       });
     }
     const samples = ok.map((k) => (got[k] as PromiseFulfilledResult<StoredSample>).value);
-    return { samples, idx: ok.map((k) => idx[k]), params: params ? ok.map((k) => params[k]) : null };
+    return { samples, idx: ok.map((k) => idx[k]), draws: ok.map((k) => draws[k]) };
   }
+}
+
+/** One sample's random draws (null: not drawn). */
+interface Draws {
+  aug: AugmentParams | null;
+  patch: PatchDraw | null;
 }

@@ -249,8 +249,11 @@ export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Ten
   return E.tidy(() => forwardTensor(p, E.tensor(buf, [items.length, c, h, w])));
 }
 
+/** The part of a Predictor a forward pass needs (training's validation has one too). */
+export type ForwardModel = Pick<Predictor, 'model' | 'device' | 'ampDtype'>;
+
 /** Logits [N, K, h, w] float32 on the model's device for a CPU batch x [N, C, h, w] (caller disposes). */
-export function forwardTensor(p: Predictor, x: Tensor): Tensor {
+export function forwardTensor(p: ForwardModel, x: Tensor): Tensor {
   const cuda = p.device.startsWith('cuda');
   return E.inferenceMode(() =>
     E.tidy(() => {

@@ -17,7 +17,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { type Predictor, forwardTensor } from './predictor.js';
+import { type ForwardModel, type Predictor, forwardTensor } from './predictor.js';
 
 export type BlendMode = 'gaussian' | 'constant';
 export const BLEND_MODES: readonly BlendMode[] = ['gaussian', 'constant'];
@@ -78,6 +78,8 @@ export function memoryRows(data: Float32Array, channels: number, width: number, 
 
 export interface TileOptions {
   tile: number;
+  /** Window height when it differs from `tile` (the width); training validates with its --patch-size. */
+  tileHeight?: number;
   overlap: number;
   blend: BlendMode;
   /** Windows per forward pass. */
@@ -94,17 +96,20 @@ export interface LogitBand {
 }
 
 /** The window grid of a `width x height` scaled image. */
-export function tileGrid(width: number, height: number, o: Pick<TileOptions, 'tile' | 'overlap'>): { tw: number; th: number; xs: number[]; ys: number[] } {
+export function tileGrid(width: number, height: number, o: Pick<TileOptions, 'tile' | 'tileHeight' | 'overlap'>): { tw: number; th: number; xs: number[]; ys: number[] } {
   const tw = Math.min(o.tile, width);
-  const th = Math.min(o.tile, height);
+  const th = Math.min(o.tileHeight ?? o.tile, height);
   return { tw, th, xs: tileStarts(width, tw, o.overlap), ys: tileStarts(height, th, o.overlap) };
 }
+
+/** What the windows go through: a loaded predictor, or a model in training (its validation). */
+export type WindowModel = ForwardModel & Pick<Predictor, 'args'>;
 
 /**
  * Blended logits of the whole scaled image, top to bottom, one band per window row. An image
  * that fits in one window is one plain forward pass (no weights), so it equals the whole-image result.
  */
-export async function* logitBands(p: Predictor, src: RowSource, o: TileOptions): AsyncGenerator<LogitBand> {
+export async function* logitBands(p: WindowModel, src: RowSource, o: TileOptions): AsyncGenerator<LogitBand> {
   const { width: w, height: h, channels: C } = src;
   const K = p.args.nClasses;
   const { tw, th, xs, ys } = tileGrid(w, h, o);
@@ -159,7 +164,7 @@ export async function* logitBands(p: Predictor, src: RowSource, o: TileOptions):
 }
 
 /** All blended logits of an image as one [1, K, h, w] tensor on the model's device (caller disposes). */
-export async function tiledLogits(p: Predictor, src: RowSource, o: TileOptions): Promise<Tensor> {
+export async function tiledLogits(p: WindowModel, src: RowSource, o: TileOptions): Promise<Tensor> {
   const bands: Tensor[] = [];
   try {
     for await (const b of logitBands(p, src, o)) bands.push(b.logits);

@@ -1,5 +1,5 @@
 /** A batch onto the run's device, and the forward pass under autocast (training, validation and precise BN share them). */
-import type { Batch } from '../data/index.js';
+import { type Batch, IGNORE_INDEX, PAD_CLASS } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { TrainRun } from './context.js';
@@ -12,7 +12,9 @@ export function toDevice(run: TrainRun, b: Batch): { x: Tensor; y: Tensor } {
   if (run.channelsLast) x = x.contiguous('channels_last');
   // Masks cross as uint8 (8x fewer bytes than int64) and widen on the device.
   const m = E.tensor(b.masks, [b.n, b.h, b.w]);
-  const y = (cuda ? m.pinMemory().to({ device, nonBlocking: true }) : m).to({ dtype: 'int64' });
+  let y = (cuda ? m.pinMemory().to({ device, nonBlocking: true }) : m).to({ dtype: 'int64' });
+  // Patch padding (--patch-size, image smaller than the patch): the ignore index, in no loss term.
+  if (b.padded) y = y.sub(y.eq(PAD_CLASS).long().mul(PAD_CLASS - IGNORE_INDEX));
   return { x, y };
 }
 

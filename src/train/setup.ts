@@ -1,8 +1,9 @@
 /** Steps 1-4 of the recipe in detail: the data and its split, the optimizer and friends, tracking, the loaders. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { NO_EPOCH_CAP, type TrainConfig } from '../config/options.js';
-import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { EXIT } from '../config/errors.js';
+import { NO_EPOCH_CAP, type TrainConfig, trainOptions } from '../config/options.js';
+import { type DataError, DataLoader, MIN_SIDE, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -36,6 +37,8 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   const maskValues = (await dataset.scan()) as MaskValues;
   const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
   if (classProblem) throw new TrainError(classProblem);
+  if (!cfg.patchSize && cfg.oversampleFg !== trainOptions.oversampleFg.default) warn('--oversample-fg has no effect without --patch-size (whole images are trained on)');
+  if (cfg.patchSize && cfg.classes > PAD_CLASS) throw new TrainError(`--patch-size marks padding with class ${PAD_CLASS}, so it allows at most ${PAD_CLASS} classes (-c ${cfg.classes}); train on whole images (no --patch-size)`, EXIT.usage);
   await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
   if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
     warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
@@ -48,6 +51,11 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   if (split.train.length === 0) throw new TrainError(`no training images left: ${pairs.length} pairs with -v ${cfg.validation}% held out; lower -v/--validation`);
   if (split.val.length === 0) warn(`validation set is empty (${pairs.length} pairs x ${cfg.validation}%): validation Dice, best model and early stopping use the training loss instead`);
   return { pairs, maskSuffix, maskValues, nChannels, dataset, split };
+}
+
+/** --patch-size as the loader takes it (undefined: whole images, the reference). */
+export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
+  return cfg.patchSize ? { size: cfg.patchSize, oversampleFg: cfg.oversampleFg } : undefined;
 }
 
 /** The refusal of a checkpoint whose architecture differs from the one the flags and data ask for. */
@@ -138,10 +146,12 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
         skipped.add(file);
       }
     : undefined;
+  // --patch-size: validation images one at a time (sizes may differ), -b sliding windows per forward pass.
+  const patch = patchOptions(cfg);
   const loaders = {
-    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment, onBadSample }),
-    val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize, shuffle: false, onBadSample }),
-    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, onBadSample }) : null,
+    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment, patch, onBadSample }),
+    val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: patch ? 1 : batchSize, shuffle: false, onBadSample }),
+    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, patch: patch && { ...patch, centred: true }, onBadSample }) : null,
   };
   hooks.onSplit?.({ train: split.train.map((i) => data.pairs[i].id), val: split.val.map((i) => data.pairs[i].id) });
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
@@ -175,6 +185,7 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
     `  Training size:   ${data.split.train.length}`,
     `  Validation size: ${data.split.val.length}`,
     `  Images scaling:  ${cfg.scale}`,
+    ...(cfg.patchSize ? [`  Patches:         ${cfg.patchSize.join('x')}, ${Math.round(cfg.oversampleFg * 100)}% centred on a foreground class; validation by sliding window`] : []),
     `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${run.model.numParameters().toLocaleString('en')} parameters`,
     `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
   ].join('\n');

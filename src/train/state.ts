@@ -142,6 +142,8 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
   if (p.batchSize !== cfg.batchSize) differs.push(`-b ${p.batchSize} (now ${cfg.batchSize})`);
   if (p.accumulate !== cfg.accumulateGradBatches) differs.push(`--accumulate-grad-batches ${p.accumulate} (now ${cfg.accumulateGradBatches})`);
   if (p.worldSize !== worldSize) differs.push(`${p.worldSize} process(es) (now ${worldSize})`);
+  const patches = (c: { patchSize?: unknown; oversampleFg?: unknown } | null | undefined) => (c?.patchSize ? `--patch-size ${(c.patchSize as number[]).join('x')} --oversample-fg ${c.oversampleFg}` : 'whole images');
+  if (patches(ckpt.config) !== patches(cfg)) differs.push(`${patches(ckpt.config)} (now ${patches(cfg)})`);
   const sorted = (a: readonly number[]) => JSON.stringify([...a].sort((x, y) => x - y));
   if (differs.length === 0 && worldSize === 1 && sorted(order) !== sorted(data.split.train)) differs.push('another training split (data, -v/--validation or --seed)');
   if (differs.length > 0) {

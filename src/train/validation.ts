@@ -1,11 +1,15 @@
 /**
  * Validation (the reference's evaluate(): mean per-image Dice, binary shape bug fixed) and its
- * logging: scalars, weight and gradient histograms, one sample's image and masks.
+ * logging: scalars, weight and gradient histograms, one sample's image and masks. With
+ * --patch-size, whole validation images go through predict's sliding window (window = the patch).
  */
+import { predictOptions } from '../config/options.js';
+import type { Batch } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { SegmentationMetrics } from '../metrics/evaluate.js';
 import { SegmentationMeter } from '../metrics/meter.js';
+import { memoryRows, tiledLogits } from '../predict/tiles.js';
 import { floatImageToImage, maskToImage } from '../tracking/index.js';
 import type { TrainRun } from './context.js';
 import { forward, toDevice } from './device.js';
@@ -44,15 +48,17 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
   let sample: ValidationSample | null = null;
   try {
     for await (const b of run.loaders.val) {
+      const tiled = cfg.patchSize ? await slidingWindow(run, b, cfg.patchSize) : null;
       E.tidy(() =>
         E.inferenceMode(() => {
           const { x, y } = toDevice(run, b);
-          const pred = meter.add(forward(run, x), y);
+          const pred = meter.add(tiled ?? forward(run, x), y);
           if (withImages && !sample) sample = E.tidy(() => ({ x: x.select(0, 0).to({ device: 'cpu' }), y: y.select(0, 0).to({ device: 'cpu' }), pred: pred.select(0, 0).to({ device: 'cpu' }) }));
           const kept: ValidationSample | null = sample;
           return kept ? [kept.x, kept.y, kept.pred] : [];
         }),
       );
+      tiled?.dispose();
     }
     model.train();
     if (run.dist) await meter.reduce(run.dist);
@@ -62,6 +68,16 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
   } finally {
     meter.dispose();
   }
+}
+
+/**
+ * Logits [1, K, H, W] of a one-image batch by sliding windows of the patch size (predict's default
+ * overlap and gaussian blend), -b windows per forward pass: what the model trained on, at any image size.
+ */
+function slidingWindow(run: TrainRun, b: Batch, [ph, pw]: readonly [number, number]): Promise<Tensor> {
+  const model = { model: run.model, device: run.device, ampDtype: run.ampDtype, args: run.modelArgs };
+  const o = { tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default, blend: predictOptions.blend.default, batchSize: run.cfg.batchSize };
+  return tiledLogits(model, memoryRows(b.images, b.c, b.w, b.h), o);
 }
 
 /** A validation round inside an epoch (--val-every): the plateau scheduler steps on its score. */
