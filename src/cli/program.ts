@@ -1,12 +1,13 @@
-/** The `unet` command line: train, predict, evaluate, export, serve, demo, bench, dashboard, env. */
+/** The `unet` command line: train, plan, predict, evaluate, export, serve, demo, bench, dashboard, env. */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
+  benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, planOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
+import { applyPlan } from './plan-file.js';
 import { resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
@@ -123,12 +124,19 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
   .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
   .action(async (_o, cmd: Command) =>
     run(async () => {
-      const cfg = values(cmd, trainOptions, fileValues(cmd, trainOptions, RUN_RECORD_KEYS));
+      const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
       const o = cmd.opts() as { resume?: string | true; json: boolean };
+      const explicit = new Set(Object.keys(trainOptions).filter((k) => given(cmd, k, file)));
+      const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+      const cfg = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
       if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
       return handlers.train(cfg, { json: o.json });
     }),
   );
+
+addOptions(program.command('plan').description('fingerprint a dataset and plan the training (patch, batch, depth, width, recipe, epochs for a time budget): a table with reasons and plan.json for train --plan'), planOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('../plan/command.js')).planCommand(values(cmd, planOptions))),
+);
 
 addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
   .addOption(configOption())

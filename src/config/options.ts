@@ -179,6 +179,9 @@ export const trainOptions = {
   dashboard: { flags: '--dashboard', help: 'serve the live dashboard while training', default: false },
   port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
+  nesterov: { flags: '--nesterov', help: 'SGD: Nesterov momentum (nnU-Net\'s recipe)', default: false },
+  plan: { flags: '--plan <file>', help: 'a plan.json written by `unet plan`: its values as defaults, flags and --config override', default: '', parse: str },
+  auto: { flags: '--auto', help: 'plan from --imgs/--masks (and --time-budget) as `unet plan` does, print the plan, then train with it', default: false },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },
@@ -188,6 +191,35 @@ export const trainOptions = {
   backend: { flags: '--backend <name>', help: 'auto (NCCL on CUDA when available, else Gloo), gloo or nccl', default: 'auto' as 'auto' | 'gloo' | 'nccl', parse: choice('auto', 'gloo', 'nccl') },
   syncBn: { flags: '--sync-bn', help: 'BatchNorm statistics over all processes', default: false },
   distTimeout: { flags: '--dist-timeout <seconds>', help: 'how long a worker waits for the others before failing', default: 1800, parse: posInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
+// unet plan
+
+/** `90s`, `15m`, `1h`, `1h30m` or bare seconds -> seconds. */
+export const durationParser: Parser<number> = (raw, flag) => {
+  const m = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$/.exec(raw.trim());
+  const v = m && raw.trim() !== '' ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : Number.NaN;
+  if (!(v > 0)) throw new OptionError(`${flag} expects a duration such as 90s, 15m, 1h or 1h30m, got '${raw}'`);
+  return v;
+};
+/** `80G`, `512M` or bare GiB -> bytes. */
+const memorySize: Parser<number> = (raw, flag) => {
+  const m = /^(\d+(?:\.\d+)?)\s*([GM]i?B?)?$/i.exec(raw.trim());
+  if (!m || !(Number(m[1]) > 0)) throw new OptionError(`${flag} expects a memory size such as 80G or 512M, got '${raw}'`);
+  return Number(m[1]) * 2 ** (m[2]?.[0].toUpperCase() === 'M' ? 20 : 30);
+};
+
+export const planOptions = {
+  imgs: trainOptions.imgs,
+  masks: trainOptions.masks,
+  maskSuffix: trainOptions.maskSuffix,
+  timeBudget: { flags: '--time-budget <duration>', help: 'how long training may take: 90s, 15m, 1h, 1h30m or seconds (default: 30m)', default: 1800, parse: durationParser },
+  device: { flags: '--device <device>', help: 'plan for auto, cpu, cuda or cuda:N (timed there when it is here)', default: 'auto', parse: device },
+  assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated', default: 0, parse: memorySize },
+  validation: trainOptions.validation,
+  workers: trainOptions.workers,
+  output: { flags: '-o, --output <file>', help: 'where the plan is written', default: 'plan.json', parse: str },
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------
@@ -348,6 +380,7 @@ export type DemoConfig = ValuesOf<typeof demoOptions>;
 export type DashboardConfig = ValuesOf<typeof dashboardOptions>;
 export type EnvConfig = ValuesOf<typeof envOptions>;
 export type ServeConfig = ValuesOf<typeof serveOptions>;
+export type PlanConfig = ValuesOf<typeof planOptions>;
 
 /** Defaults of a table, e.g. for programmatic use and tests. */
 export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {
