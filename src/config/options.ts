@@ -216,7 +216,7 @@ export const planOptions = {
   maskSuffix: trainOptions.maskSuffix,
   timeBudget: { flags: '--time-budget <duration>', help: 'how long training may take: 90s, 15m, 1h, 1h30m or seconds (default: 30m)', default: 1800, parse: durationParser },
   device: { flags: '--device <device>', help: 'plan for auto, cpu, cuda or cuda:N (timed there when it is here)', default: 'auto', parse: device },
-  assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated', default: 0, parse: memorySize },
+  assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated (default: measured)', default: 0, parse: memorySize },
   validation: trainOptions.validation,
   workers: trainOptions.workers,
   output: { flags: '-o, --output <file>', help: 'where the plan is written', default: 'plan.json', parse: str },

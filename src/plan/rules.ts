@@ -72,7 +72,8 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const classes = Math.max(2, fp.maskValues.length);
   const nVal = Math.floor((fp.count * p.validation) / 100);
   const nTrain = fp.count - nVal;
-  const nn = plan2d(fp.medianShape, nTrain, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
+  // nnU-Net counts every case (it validates by cross-validation), so the 5% cap uses them all.
+  const nn = plan2d(fp.medianShape, fp.count, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
   const depthOf = (patch: readonly number[], base: number) => Math.min(...poolProps(patch).numPool, maxDepthFor(base));
   let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch, base: 32 };
   const smallest = Math.min(...fp.classes.slice(1).map((c) => c.typicalObjectSize).filter((v) => v > 0), Infinity);
