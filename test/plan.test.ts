@@ -106,13 +106,13 @@ describe('unet plan and train --plan', () => {
   const planFile = join(root, 'plan.json');
 
   test('unet plan prints the table and writes plan.json; train --plan honours an edited plan value by value', async () => {
-    const r = await parse(['plan', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--time-budget', '1h', '--device', 'cpu', '-o', planFile]);
+    const r = await parse(['plan', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--time-budget', '10h', '--device', 'cpu', '-o', planFile]);
     assert.equal(r.exitCode, 0, r.error);
     assert.match(r.out, /Dataset fingerprint:[\s\S]*mask values +\[0,127,255\][\s\S]*Plan \(value, reason\):[\s\S]*patchSize +32x32 +nnU-Net 2D/);
     const plan = JSON.parse(readFileSync(planFile, 'utf8'));
     assert.equal(plan.version, 1);
     assert.equal(plan.fingerprint.count, 6);
-    assert.equal(plan.train.timeBudget, 3600);
+    assert.equal(plan.train.timeBudget, 36000);
     for (const k of Object.keys(plan.train)) assert.ok(plan.reasons[k], `a reason for ${k}`);
 
     Object.assign(plan.train, { batchSize: 3, learningRate: 0.02, epochs: 7, scheduler: 'cosine', momentum: 0.95, augment: false, scale: 0.5 });
@@ -164,6 +164,9 @@ describe('unet plan and train --plan', () => {
     writeFileSync(bad, JSON.stringify({ ...plan, train: { ...plan.train, batchSise: 2 } }));
     r = await parse(['train', '--plan', bad]);
     assert.match(r.error ?? '', /unknown key 'batchSise' \(did you mean 'batchSize'\?\)/);
+    r = await parse(['train', '--plan', planFile, '--momentum', '0']);
+    assert.equal(r.exitCode, EXIT.usage);
+    assert.match(r.error ?? '', /--nesterov needs --momentum above 0/);
     // --config overrides the plan; a run's config.json (plan recorded) replays without re-planning.
     const conf = join(root, 'conf.json');
     writeFileSync(conf, JSON.stringify({ epochs: 2, plan: planFile }));

@@ -62,3 +62,10 @@ export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>,
   // Recorded resolved: a replay reads this plan again (its values all overridden), it does not plan anew.
   return { ...(out as TrainConfig), plan: resolve(file), auto: false };
 }
+
+/** --nesterov before anything runs: SGD only, and it needs a momentum (PyTorch's rule). */
+export function checkNesterov(cfg: TrainConfig, warn: (l: string) => void): void {
+  if (!cfg.nesterov) return;
+  if (cfg.optimizer !== 'sgd') warn(`warning: --nesterov applies to --optimizer sgd only; ignored with ${cfg.optimizer}`);
+  else if (cfg.momentum === 0) throw new OptionError('--nesterov needs --momentum above 0 (Nesterov momentum with none is plain SGD); e.g. --momentum 0.99');
+}

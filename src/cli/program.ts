@@ -7,7 +7,7 @@ import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
   benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, planOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
-import { applyPlan } from './plan-file.js';
+import { applyPlan, checkNesterov } from './plan-file.js';
 import { resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
@@ -129,6 +129,7 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
       const explicit = new Set(Object.keys(trainOptions).filter((k) => given(cmd, k, file)));
       const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
       const cfg = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
+      checkNesterov(cfg, (l) => console.error(l));
       if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
       return handlers.train(cfg, { json: o.json });
     }),

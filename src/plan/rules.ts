@@ -66,6 +66,40 @@ function shrinkPatch(patch: [number, number], median: readonly number[], depth: 
   return next;
 }
 
+interface FitContext {
+  kind: Device['kind'];
+  median: readonly number[];
+  /** The smallest foreground class's typical object size, px (Infinity without foreground). */
+  smallest: number;
+  depthOf: (patch: readonly number[], base: number) => number;
+}
+
+/** Batch to 2, width to 16 (CPU), patch, then scale (while objects stay MIN_OBJECT_PX across), until `fits`. */
+function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: string[]): Shape {
+  if (!fits(x) && x.batch > 2) {
+    x.batch = 2;
+    why.push("batch 2 (nnU-Net's minimum)");
+  }
+  if (!fits(x) && c.kind === 'cpu' && x.base > 16) {
+    x.base = 16;
+    why.push('base width 16 (CPU)');
+  }
+  const minSide = (sc: number) => Math.min(64, ...c.median.map((m) => Math.floor(m * sc)));
+  while (!fits(x)) {
+    const next = shrinkPatch(x.patch, c.median.map((m) => m * x.scale), c.depthOf(x.patch, x.base), minSide(x.scale));
+    if (next) {
+      x.patch = next;
+      continue;
+    }
+    const sc = x.scale / 2;
+    if (sc < 0.25 || c.smallest * sc < MIN_OBJECT_PX) break;
+    x.scale = sc;
+    x.patch = poolProps(c.median.map((m) => Math.floor(m * sc))).patch.map((v, i) => Math.min(v, x.patch[i])) as [number, number];
+    why.push(`scale ${sc}`);
+  }
+  return x;
+}
+
 export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const { fp, device } = p;
   const reasons: Record<string, string> = {};
@@ -88,32 +122,21 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   // Per epoch: one patch per training image, then a whole-image validation pass (~1/3 of a training step per pixel).
   const epochCost = (x: Shape, t: number) => Math.ceil(nTrain / x.batch) * t + (nVal * medianArea * x.scale ** 2 * t) / (3 * x.batch * x.patch[0] * x.patch[1]);
   const stepsIn = (x: Shape, t: number) => (usable / epochCost(x, t)) * Math.ceil(nTrain / x.batch);
-  let t = await time(s);
   const why: string[] = [];
-  // Cost model between timings: linear in batch x pixels, quadratic in width.
-  const predict = (x: Shape) => (t * x.batch * x.patch[0] * x.patch[1] * (x.base / s.base) ** 2) / (s.batch * s.patch[0] * s.patch[1]);
-  let x = { ...s };
-  const fits = () => stepsIn(x, predict(x)) >= MIN_STEPS;
-  if (!fits() && x.batch > 2) { x.batch = 2; why.push('batch 2 (nnU-Net\'s minimum)'); }
-  if (!fits() && device.kind === 'cpu' && x.base > 16) { x.base = 16; why.push('base width 16 (CPU)'); }
-  const minSide = (sc: number) => Math.min(64, ...fp.medianShape.map((m) => Math.floor(m * sc)));
-  while (!fits()) {
-    const next = shrinkPatch(x.patch, fp.medianShape.map((m) => m * x.scale), depthOf(x.patch, x.base), minSide(x.scale));
-    if (next) { x.patch = next; continue; }
-    const sc = x.scale / 2;
-    if (sc < 0.25 || smallest * sc < MIN_OBJECT_PX) break;
-    x.scale = sc;
-    x.patch = poolProps(fp.medianShape.map((m) => Math.floor(m * sc))).patch.map((v, i) => Math.min(v, x.patch[i])) as [number, number];
-    why.push(`scale ${sc}`);
-  }
-  if (JSON.stringify(x) !== JSON.stringify(s)) {
-    if (x.patch.join() !== s.patch.join()) why.push(`patch ${x.patch.join('x')}`);
+  let t = await time(s);
+  // Up to 3 rounds: shrink by a cost model anchored at the latest timing, then time the result.
+  for (let round = 0; round < 3; round++) {
+    const [anchor, tAnchor] = [s, t];
+    const predict = (x: Shape) => (tAnchor * x.batch * x.patch[0] * x.patch[1] * (x.base / anchor.base) ** 2) / (anchor.batch * anchor.patch[0] * anchor.patch[1]);
+    const x = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, depthOf }, why);
+    if (JSON.stringify(x) === JSON.stringify(s)) break;
     s = x;
     t = await time(s);
   }
   const depth = depthOf(s.patch, s.base);
   const stepsPerEpoch = Math.ceil(nTrain / s.batch);
   const epochs = Math.max(1, Math.floor(usable / epochCost(s, t)));
+  if (s.patch.join() !== nn.patch.join()) why.push(`patch ${s.patch.join('x')}`);
   const budgetNote = why.length ? `; to fit ${MIN_STEPS}+ steps in the budget: ${why.join(', ')}` : '';
   reasons.scale = s.scale === 1 ? 'native resolution (nnU-Net trains at the median spacing)' : `downscaled to fit the budget; the smallest class's typical object stays ${(smallest * s.scale).toFixed(0)} px across`;
   reasons.patchSize = `nnU-Net 2D: median shape ${fp.medianShape.join('x')} clipped, memory-fitted -> ${nn.patch.join('x')}${budgetNote}`;
