@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { EXIT } from '../src/config/errors.js';
-import { type TrainConfig, trainOptions } from '../src/config/options.js';
-import type { Fingerprint } from '../src/plan/fingerprint.js';
+import { type TrainConfig, durationParser, trainOptions } from '../src/config/options.js';
+import { type Fingerprint, regionAreas } from '../src/plan/fingerprint.js';
 import { plan2d } from '../src/plan/nnunet2d.js';
 import { MIN_STEPS, type StepTimer, makePlan } from '../src/plan/rules.js';
 import { ROOT } from './helpers/cli.js';
@@ -79,6 +79,19 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.ok((p.timing.steps as number) >= MIN_STEPS * 0.9, `${p.timing.steps} steps`);
     assert.equal(p.train.timeBudget, 300);
   });
+});
+
+test('fingerprint regions: 4-connected areas per class (diagonal pixels are separate objects); budgets as durations', () => {
+  // 0 0 1 1
+  // 0 1 0 1      class 1: {2,3,7,11} (4 px) and {5} (1 px, only diagonal to the others)
+  // 2 0 0 1      class 2: {8} and {13,14} ; class 0: {0,1,4}, {6,9,10}, {12}, {15}
+  // 0 2 2 0
+  const mask = Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 1, 2, 0, 0, 1, 0, 2, 2, 0]);
+  const areas = regionAreas(mask, 4, 4, 3).map((a) => a.sort((x, y) => x - y));
+  assert.deepEqual(areas, [[1, 1, 3, 3], [1, 4], [1, 2]]);
+  const d = (raw: string) => durationParser(raw, '--time-budget');
+  assert.deepEqual(['90s', '15m', '1h', '1h30m', '45', '2.5m'].map(d), [90, 900, 3600, 5400, 45, 150]);
+  for (const bad of ['', '0', 'm', '15x', '-5m', '1h-30m']) assert.throws(() => d(bad), /--time-budget expects a duration such as 90s, 15m/, bad);
 });
 
 const { root, data } = demoDataDir('plan', { count: 6, size: 32, classes: 3 });
