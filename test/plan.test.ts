@@ -31,7 +31,7 @@ const CASES: Case[] = [
 const nnunet: NnPlan[] = JSON.parse(execFileSync('python3', [join(ROOT, 'test/reference/nnunet_plan2d.py')], { input: JSON.stringify(CASES) }).toString());
 
 const fingerprint = (c: Case): Fingerprint => ({
-  count: c.n, maskSuffix: '', channels: 3, shapes: [], medianShape: c.median, minShape: c.median, maxShape: c.median,
+  count: c.n, sampled: c.n, maskSuffix: '', channels: 3, shapes: [], medianShape: c.median, minShape: c.median, maxShape: c.median,
   intensity: { mean: [0.5], std: [0.2], foregroundMean: [0.5], foregroundStd: [0.2] },
   maskValues: Array.from({ length: c.classes }, (_, i) => i),
   classes: Array.from({ length: c.classes }, () => ({ frequency: 1 / c.classes, images: c.n, medianObjectArea: 400, typicalObjectSize: 20 })),
@@ -155,12 +155,13 @@ describe('unet plan and train --plan', () => {
     assert.match(none.error ?? '', /--device cuda: no CUDA device here; add --assume-memory/);
   });
 
-  test('train --auto plans (table printed, plan.json in --checkpoint-dir), then trains with it; flags still win', async () => {
-    const ck = join(root, 'ck');
-    const r = await parse(['train', '--auto', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', ck, '--device', 'cpu', '-e', '3']);
+  test('train --auto plans (table printed, plan-<time>.json in --logdir), then trains with it; flags still win', async () => {
+    const logdir = join(root, 'runs');
+    const r = await parse(['train', '--auto', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--logdir', logdir, '--device', 'cpu', '-e', '3']);
     assert.ok(r.train, r.error);
     assert.match(r.out, /Plan \(value, reason\):[\s\S]*optimizer +sgd/);
-    assert.equal(r.train.plan, join(ck, 'plan.json'));
+    assert.match(r.train.plan, new RegExp(`^${logdir}/plan-\\d{8}-\\d{6}\\.json$`));
+    assert.equal(JSON.parse(readFileSync(r.train.plan, 'utf8')).train.optimizer, 'sgd');
     assert.equal(r.train.auto, false, 'recorded resolved: a replay of config.json does not plan again');
     assert.equal(r.train.optimizer, 'sgd');
     assert.equal(r.train.scheduler, 'poly');

@@ -43,13 +43,15 @@ export const planConfigOf = (cfg: TrainConfig, output: string): PlanConfig => ({
 /**
  * Defaults < plan < --config < flags. `explicit`: the keys the --config file or the command line set;
  * `planOnCli`: --plan given as a flag (a missing file is then an error, not a replay's leftover).
- * With --auto the plan is made first (written to <checkpoint-dir>/plan.json, its table printed).
+ * With --auto the plan is made first (its table printed), written to <logdir>/plan-<time>.json: a
+ * file of its own per run (a run's config.json names it), beside the run folders, never listed as one.
  */
 export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>, planOnCli: boolean, say: (l: string) => void): Promise<TrainConfig> {
   let file = cfg.plan;
   if (cfg.auto) {
     const { planFor, planTable } = await import('../plan/command.js');
-    const o = await planFor(planConfigOf(cfg, resolve(cfg.checkpointDir, 'plan.json')), say);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const o = await planFor(planConfigOf(cfg, resolve(cfg.logdir, `plan-${stamp}.json`)), say);
     say(planTable(o, cfg));
     file = o.file;
   }

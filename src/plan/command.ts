@@ -73,7 +73,7 @@ export function planTable(o: PlanOutcome, data: { imgs: string; masks: string })
   const pct = (x: number) => `${(x * 100).toFixed(x < 0.01 ? 2 : 1)}%`;
   const facts: [string, string][] = [
     ['images', `${fp.count} (${fp.channels} channel${fp.channels > 1 ? 's' : ''}, mask suffix '${fp.maskSuffix}')`],
-    ['size', `median ${fp.medianShape.join('x')}, min ${fp.minShape.join('x')}, max ${fp.maxShape.join('x')} (HxW)`],
+    ['size', `median ${fp.medianShape.join('x')}, min ${fp.minShape.join('x')}, max ${fp.maxShape.join('x')} (HxW)${fp.sampled < fp.count ? `; statistics of ${fp.sampled} images spread over the ${fp.count}` : ''}`],
     ['intensity', `mean ${fp.intensity.mean.map((v) => v.toFixed(3)).join('/')}, sd ${fp.intensity.std.map((v) => v.toFixed(3)).join('/')}; normalisation: divided by the bit range to 0..1 (as train)`],
     ['mask values', `${JSON.stringify(fp.maskValues)}; foreground ${pct(fp.foregroundFraction)}`],
     ...fp.classes.map((c, k): [string, string] => [`class ${k}`, `${pct(c.frequency)} of pixels, in ${c.images} images, typical object ${c.typicalObjectSize.toFixed(0)} px`]),
