@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { EXIT } from '../src/config/errors.js';
 import { type TrainConfig, durationParser, trainOptions } from '../src/config/options.js';
-import { type Fingerprint, regionAreas } from '../src/plan/fingerprint.js';
+import { type Fingerprint, pixelMedianArea, regionAreas } from '../src/plan/fingerprint.js';
 import { plan2d } from '../src/plan/nnunet2d.js';
 import { MIN_STEPS, type StepTimer, makePlan } from '../src/plan/rules.js';
 import { ROOT } from './helpers/cli.js';
@@ -89,6 +89,10 @@ test('fingerprint regions: 4-connected areas per class (diagonal pixels are sepa
   const mask = Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 1, 2, 0, 0, 1, 0, 2, 2, 0]);
   const areas = regionAreas(mask, 4, 4, 3).map((a) => a.sort((x, y) => x - y));
   assert.deepEqual(areas, [[1, 1, 3, 3], [1, 4], [1, 2]]);
+  // The typical object: half the pixels lie in regions at least this large; specks do not pull it down.
+  assert.equal(pixelMedianArea([1, 1, 1, 1, 1, 1, 400]), 400);
+  assert.equal(pixelMedianArea([1, 4]), 4);
+  assert.equal(pixelMedianArea([]), 0);
   const d = (raw: string) => durationParser(raw, '--time-budget');
   assert.deepEqual(['90s', '15m', '1h', '1h30m', '45', '2.5m'].map(d), [90, 900, 3600, 5400, 45, 150]);
   for (const bad of ['', '0', 'm', '15x', '-5m', '1h-30m']) assert.throws(() => d(bad), /--time-budget expects a duration such as 90s, 15m/, bad);

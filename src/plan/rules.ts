@@ -123,14 +123,16 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const epochCost = (x: Shape, t: number) => Math.ceil(nTrain / x.batch) * t + (nVal * medianArea * x.scale ** 2 * t) / (3 * x.batch * x.patch[0] * x.patch[1]);
   const stepsIn = (x: Shape, t: number) => (usable / epochCost(x, t)) * Math.ceil(nTrain / x.batch);
   const why: string[] = [];
-  let t = await time(s);
+  // On a CPU nnU-Net's GPU-sized batch would take minutes to time: a small probe anchors the cost model.
+  let anchor: Shape = device.kind === 'cpu' ? { ...s, batch: Math.min(2, s.batch), patch: s.patch.map((v) => Math.max(16, Math.min(v, 128) - (Math.min(v, 128) % 16))) as [number, number] } : s;
+  let t = await time(anchor);
   // Up to 3 rounds: shrink by a cost model anchored at the latest timing, then time the result.
   for (let round = 0; round < 3; round++) {
-    const [anchor, tAnchor] = [s, t];
-    const predict = (x: Shape) => (tAnchor * x.batch * x.patch[0] * x.patch[1] * (x.base / anchor.base) ** 2) / (anchor.batch * anchor.patch[0] * anchor.patch[1]);
-    const x = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, depthOf }, why);
-    if (JSON.stringify(x) === JSON.stringify(s)) break;
-    s = x;
+    const [a, ta] = [anchor, t];
+    const predict = (x: Shape) => (ta * x.batch * x.patch[0] * x.patch[1] * (x.base / a.base) ** 2) / (a.batch * a.patch[0] * a.patch[1]);
+    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, depthOf }, why);
+    if (JSON.stringify(s) === JSON.stringify(anchor)) break;
+    anchor = s;
     t = await time(s);
   }
   const depth = depthOf(s.patch, s.base);
