@@ -27,6 +27,7 @@ const LAYERS = [
   'web', //          the browser predictor page (bundled by esbuild; shares predict's palette and PNG writer)
   'export', //       exported model formats, the web folder, its server
   'bench serve', //  `unet bench`: times train, predict and export; `unet serve`: the model server
+  'plan', //         `unet plan`: dataset fingerprint and training plan (times steps with bench's)
   'cli', //          wiring: the commander program and the small commands
 ].map((line) => line.split(' '));
 

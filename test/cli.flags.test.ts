@@ -167,7 +167,7 @@ test('--json reaches the handlers of train and predict', async () => {
 
 test('the exit-code table is in every --help and in the README', async () => {
   const program = buildProgram(undefined, { exitOverride: true });
-  for (const name of ['train', 'predict', 'evaluate', 'export', 'serve', 'demo', 'bench', 'dashboard', 'env']) {
+  for (const name of ['train', 'plan', 'predict', 'evaluate', 'export', 'serve', 'demo', 'bench', 'dashboard', 'env']) {
     let out = '';
     const cmd = program.commands.find((c) => c.name() === name);
     assert.ok(cmd, name);
@@ -182,7 +182,7 @@ test('the exit-code table is in every --help and in the README', async () => {
 
 test('every --help line shows at most one default and never an empty one; --amp says what runs on CPU', async () => {
   const program = buildProgram(undefined, { exitOverride: true });
-  assert.equal(program.commands.length, 9);
+  assert.equal(program.commands.length, 10);
   for (const cmd of program.commands) {
     let out = '';
     cmd.configureOutput({ writeOut: (s) => (out += s), getOutHelpWidth: () => 1000 });

@@ -1,12 +1,13 @@
-/** The `unet` command line: train, predict, evaluate, export, serve, demo, bench, dashboard, env. */
+/** The `unet` command line: train, plan, predict, evaluate, export, serve, demo, bench, dashboard, env. */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
   type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  NO_EPOCH_CAP, benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, predictOptions, serveOptions, trainOptions,
+  NO_EPOCH_CAP, benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, planOptions, predictOptions, serveOptions, trainOptions,
 } from '../config/options.js';
+import { applyPlan, checkNesterov } from './plan-file.js';
 import { keptLoss, resolveResume } from './resume.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
@@ -102,6 +103,21 @@ Example:
   unet serve -m checkpoints/best_model.pth --port 8000
   curl --data-binary @image.png http://127.0.0.1:8000/v2/models/best_model/segment -o mask.png`;
 
+/** `unet train`'s values: defaults < --plan < --config < flags, then --resume's checkpoint and loss. */
+async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
+  const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
+  const o = cmd.opts() as { resume?: string | true; json: boolean };
+  const explicit = new Set(Object.keys(trainOptions).filter((k) => given(cmd, k, file)));
+  const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+  const cfg = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
+  checkNesterov(cfg, (l) => console.error(l));
+  // --time-budget plans the epochs: -e caps them only when given (a plan's epochs do not).
+  if (cfg.timeBudget > 0 && !explicit.has('epochs')) cfg.epochs = NO_EPOCH_CAP;
+  if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
+  if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
+  return handlers.train(cfg, { json: o.json });
+}
+
 /** Builds the parser; tests pass their own handlers to check parsing without running anything. */
 export function buildProgram(handlers: Handlers = realHandlers, opts: { exitOverride?: boolean; writeErr?: (s: string) => void } = {}): Command {
 const program = new Command('unet')
@@ -121,18 +137,11 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
   .option('--resume [path]', 'continue from our checkpoint PATH, or without PATH from the newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in --checkpoint-dir')
   .addOption(configOption())
   .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
-  .action(async (_o, cmd: Command) =>
-    run(async () => {
-      const file = fileValues(cmd, trainOptions, RUN_RECORD_KEYS);
-      const cfg = values(cmd, trainOptions, file);
-      // --time-budget plans the epochs: -e caps them only when given.
-      if (cfg.timeBudget > 0 && !given(cmd, 'epochs', file)) cfg.epochs = NO_EPOCH_CAP;
-      const o = cmd.opts() as { resume?: string | true; json: boolean };
-      if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
-      if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
-      return handlers.train(cfg, { json: o.json });
-    }),
-  );
+  .action(async (_o, cmd: Command) => run(() => trainAction(cmd, handlers)));
+
+addOptions(program.command('plan').description('fingerprint a dataset and plan the training (patch, batch, depth, width, recipe, epochs for a time budget): a table with reasons and plan.json for train --plan'), planOptions).action(
+  async (_o, cmd: Command) => run(async () => (await import('../plan/command.js')).planCommand(values(cmd, planOptions))),
+);
 
 addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
   .addOption(configOption())

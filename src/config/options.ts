@@ -215,6 +215,9 @@ export const trainOptions = {
   timeBudget: { flags: '--time-budget <duration>', help: "train for this long, counted from the command's start (with --resume: from the resumed command's): 90s, 15m, 1h, 1h30m or seconds; plans the poly/cosine schedule (stepped per optimizer step) and the epochs for it and ends by it with validation, checkpoint and best model; -e then only caps the epochs when given (0 = off)", default: 0, parse: durationParser },
   patchSize: { flags: '--patch-size <HxW>', help: 'train on random patches of HxW scaled pixels (N = NxN, multiples of 16), validate whole images by sliding window (default: whole images, as the reference)', default: null as [number, number] | null, parse: patchSizeParser },
   oversampleFg: { flags: '--oversample-fg <fraction>', help: 'with --patch-size: share of patches centred on a pixel of a random non-background class present in the image', default: 0.33, parse: unit },
+  nesterov: { flags: '--nesterov', help: 'SGD: Nesterov momentum (nnU-Net\'s recipe)', default: false },
+  plan: { flags: '--plan <file>', help: 'a plan.json written by `unet plan`: its values as defaults, flags and --config override', default: '', parse: str },
+  auto: { flags: '--auto', help: 'plan from --imgs/--masks (and --time-budget) as `unet plan` does, print the plan, then train with it', default: false },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },
@@ -224,6 +227,34 @@ export const trainOptions = {
   backend: { flags: '--backend <name>', help: 'auto (NCCL on CUDA when available, else Gloo), gloo or nccl', default: 'auto' as 'auto' | 'gloo' | 'nccl', parse: choice('auto', 'gloo', 'nccl') },
   syncBn: { flags: '--sync-bn', help: 'BatchNorm statistics over all processes', default: false },
   distTimeout: { flags: '--dist-timeout <seconds>', help: 'how long a worker waits for the others before failing', default: 1800, parse: posInt },
+} satisfies Record<string, OptionSpec<unknown>>;
+
+// ------------------------------------------------------------------------------------------------
+// unet plan
+
+/** A --time-budget that must be set (plan fits the training into it). */
+const positiveDuration: Parser<number> = (raw, flag) => {
+  const v = durationParser(raw, flag);
+  if (!(v > 0)) throw new OptionError(`${flag} expects a duration above 0 such as 90s, 15m, 1h or 1h30m, got '${raw}'`);
+  return v;
+};
+/** `80G`, `512M` or bare GiB -> bytes. */
+const memorySize: Parser<number> = (raw, flag) => {
+  const m = /^(\d+(?:\.\d+)?)\s*([GM]i?B?)?$/i.exec(raw.trim());
+  if (!m || !(Number(m[1]) > 0)) throw new OptionError(`${flag} expects a memory size such as 80G or 512M, got '${raw}'`);
+  return Number(m[1]) * 2 ** (m[2]?.[0].toUpperCase() === 'M' ? 20 : 30);
+};
+
+export const planOptions = {
+  imgs: trainOptions.imgs,
+  masks: trainOptions.masks,
+  maskSuffix: trainOptions.maskSuffix,
+  timeBudget: { flags: '--time-budget <duration>', help: 'how long training may take: 90s, 15m, 1h, 1h30m or seconds (default: 30m)', default: 1800, parse: positiveDuration },
+  device: { flags: '--device <device>', help: 'plan for auto, cpu, cuda or cuda:N (timed there when it is here)', default: 'auto', parse: device },
+  assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated (default: measured)', default: 0, parse: memorySize },
+  validation: trainOptions.validation,
+  workers: trainOptions.workers,
+  output: { flags: '-o, --output <file>', help: 'where the plan is written', default: 'plan.json', parse: str },
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------
@@ -385,6 +416,7 @@ export type DemoConfig = ValuesOf<typeof demoOptions>;
 export type DashboardConfig = ValuesOf<typeof dashboardOptions>;
 export type EnvConfig = ValuesOf<typeof envOptions>;
 export type ServeConfig = ValuesOf<typeof serveOptions>;
+export type PlanConfig = ValuesOf<typeof planOptions>;
 
 /** Defaults of a table, e.g. for programmatic use and tests. */
 export function defaults<T extends Record<string, OptionSpec<unknown>>>(table: T): ValuesOf<T> {

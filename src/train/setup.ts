@@ -95,7 +95,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   model.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
   await dist?.wrapModel(model, cfg.syncBn);
   const params = model.parameters();
-  const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
+  const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum, nesterov: cfg.nesterov });
   release.push(() => optimizer.dispose());
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
   let globalStep = 0;

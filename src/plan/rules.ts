@@ -1,0 +1,181 @@
+/**
+ * The rules from a fingerprint to training options: nnU-Net's 2D rules for patch, batch and depth
+ * (nnunet2d.ts) and its recipe (SGD Nesterov 0.99, lr 1e-2, poly, CE + Dice, deep supervision,
+ * augmentation), then fitted to the time budget from a measured step time: nnU-Net trains 250,000
+ * steps on a GPU; a short budget on a CPU gets a smaller batch, width, patch or scale instead of a
+ * schedule cut short. Every value comes with its reason.
+ */
+import type { Fingerprint } from './fingerprint.js';
+import { type Plan2d, plan2d, poolProps } from './nnunet2d.js';
+
+/** Steps below which SGD at lr 1e-2 with poly decay rarely converges; the budget rules aim above it. */
+export const MIN_STEPS = 1000;
+/** Our UNet doubles the width per stage without nnU-Net's 512 cap: depth stops at 1024 channels (the reference's bottleneck). */
+export const MAX_WIDTH = 1024;
+/** Rare class: below this share of the pixels it gets a larger loss weight (--class-weights auto). */
+export const RARE_CLASS = 0.01;
+/** A typical object of the smallest class stays at least this many pixels across when the plan downscales. */
+export const MIN_OBJECT_PX = 8;
+
+export interface Device {
+  kind: 'cpu' | 'cuda';
+  /** Memory the plan may fill, GiB. */
+  memoryGB: number;
+  memorySource: string;
+}
+
+/** Seconds per optimizer step for a model and batch, measured (or estimated when the device is not here). */
+export type StepTimer = (s: { batch: number; patch: [number, number]; baseChannels: number; depth: number }) => Promise<{ seconds: number; note: string }>;
+
+export interface PlanInput {
+  fp: Fingerprint;
+  device: Device;
+  budgetSeconds: number;
+  validation: number; // percent held out, as train's -v
+  timer: StepTimer;
+}
+
+export interface PlanResult {
+  train: Record<string, unknown>;
+  reasons: Record<string, string>;
+  timing: Record<string, unknown>;
+  nnunet: Plan2d;
+}
+
+const maxDepthFor = (base: number) => Math.floor(Math.log2(MAX_WIDTH / base));
+
+interface Shape {
+  scale: number;
+  batch: number;
+  patch: [number, number];
+  base: number;
+}
+
+/** Shrinks along the axis largest relative to the median shape, by one pooling multiple (nnU-Net's direction). */
+function shrinkPatch(patch: [number, number], median: readonly number[], depth: number, minSide: number): [number, number] | null {
+  const axis = patch[1] / median[1] >= patch[0] / median[0] ? 1 : 0;
+  const step = 2 ** depth;
+  const next: [number, number] = [...patch];
+  next[axis] -= step;
+  if (next[axis] < minSide) {
+    const other = 1 - axis;
+    if (patch[other] - step < minSide) return null;
+    next[axis] = patch[axis];
+    next[other] -= step;
+  }
+  return next;
+}
+
+interface FitContext {
+  kind: Device['kind'];
+  median: readonly number[];
+  /** The smallest foreground class's typical object size, px (Infinity without foreground). */
+  smallest: number;
+  depthOf: (patch: readonly number[], base: number) => number;
+}
+
+/** Batch to 2, width to 16 (CPU), patch, then scale (while objects stay MIN_OBJECT_PX across), until `fits`. */
+function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: string[]): Shape {
+  if (!fits(x) && x.batch > 2) {
+    x.batch = 2;
+    why.push("batch 2 (nnU-Net's minimum)");
+  }
+  if (!fits(x) && c.kind === 'cpu' && x.base > 16) {
+    x.base = 16;
+    why.push('base width 16 (CPU)');
+  }
+  const minSide = (sc: number) => Math.min(64, ...c.median.map((m) => Math.floor(m * sc)));
+  while (!fits(x)) {
+    const next = shrinkPatch(x.patch, c.median.map((m) => m * x.scale), c.depthOf(x.patch, x.base), minSide(x.scale));
+    if (next) {
+      x.patch = next;
+      continue;
+    }
+    const sc = x.scale / 2;
+    if (sc < 0.25 || c.smallest * sc < MIN_OBJECT_PX) break;
+    x.scale = sc;
+    x.patch = poolProps(c.median.map((m) => Math.floor(m * sc))).patch.map((v, i) => Math.min(v, x.patch[i])) as [number, number];
+    why.push(`scale ${sc}`);
+  }
+  return x;
+}
+
+export async function makePlan(p: PlanInput): Promise<PlanResult> {
+  const { fp, device } = p;
+  const reasons: Record<string, string> = {};
+  const classes = Math.max(2, fp.maskValues.length);
+  const nVal = Math.floor((fp.count * p.validation) / 100);
+  const nTrain = fp.count - nVal;
+  // nnU-Net counts every case (it validates by cross-validation), so the 5% cap uses them all.
+  const nn = plan2d(fp.medianShape, fp.count, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
+  const depthOf = (patch: readonly number[], base: number) => Math.min(...poolProps(patch).numPool, maxDepthFor(base));
+  let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch, base: 32 };
+  const smallest = Math.min(...fp.classes.slice(1).map((c) => c.typicalObjectSize).filter((v) => v > 0), Infinity);
+  const timings: { shape: Shape; seconds: number; note: string }[] = [];
+  const time = async (x: Shape) => {
+    const t = await p.timer({ batch: x.batch, patch: x.patch, baseChannels: x.base, depth: depthOf(x.patch, x.base) });
+    timings.push({ shape: { ...x }, ...t });
+    return t.seconds;
+  };
+  const usable = p.budgetSeconds * 0.9;
+  const medianArea = fp.medianShape[0] * fp.medianShape[1];
+  // Per epoch: one patch per training image, then a whole-image validation pass (~1/3 of a training step per pixel).
+  const epochCost = (x: Shape, t: number) => Math.ceil(nTrain / x.batch) * t + (nVal * medianArea * x.scale ** 2 * t) / (3 * x.batch * x.patch[0] * x.patch[1]);
+  const stepsIn = (x: Shape, t: number) => (usable / epochCost(x, t)) * Math.ceil(nTrain / x.batch);
+  const why: string[] = [];
+  // On a CPU nnU-Net's GPU-sized batch would take minutes to time: a small probe anchors the cost model.
+  let anchor: Shape = device.kind === 'cpu' ? { ...s, batch: Math.min(2, s.batch), patch: s.patch.map((v) => Math.max(16, Math.min(v, 128) - (Math.min(v, 128) % 16))) as [number, number] } : s;
+  let t = await time(anchor);
+  // Up to 3 rounds: shrink by a cost model anchored at the latest timing, then time the result.
+  for (let round = 0; round < 3; round++) {
+    const [a, ta] = [anchor, t];
+    const predict = (x: Shape) => (ta * x.batch * x.patch[0] * x.patch[1] * (x.base / a.base) ** 2) / (a.batch * a.patch[0] * a.patch[1]);
+    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, depthOf }, why);
+    if (JSON.stringify(s) === JSON.stringify(anchor)) break;
+    anchor = s;
+    t = await time(s);
+  }
+  const depth = depthOf(s.patch, s.base);
+  const stepsPerEpoch = Math.ceil(nTrain / s.batch);
+  const epochs = Math.max(1, Math.floor(usable / epochCost(s, t)));
+  if (s.patch.join() !== nn.patch.join()) why.push(`patch ${s.patch.join('x')}`);
+  const budgetNote = why.length ? `; to fit ${MIN_STEPS}+ steps in the budget: ${why.join(', ')}` : '';
+  reasons.scale = s.scale === 1 ? 'native resolution (nnU-Net trains at the median spacing)' : `downscaled to fit the budget; the smallest class's typical object stays ${(smallest * s.scale).toFixed(0)} px across`;
+  reasons.patchSize = `nnU-Net 2D: median shape ${fp.medianShape.join('x')} clipped, memory-fitted -> ${nn.patch.join('x')}${budgetNote}`;
+  reasons.batchSize = `nnU-Net: ${nn.batch} from ${device.memoryGB.toFixed(1)} GiB (${device.memorySource}), at most 5% of the dataset's pixels per batch${s.batch !== nn.batch ? `; ${s.batch} for the budget` : ''}`;
+  reasons.depth = `poolings while the feature map stays >= 4 px (nnU-Net: ${Math.max(...nn.numPool)}), both axes together, capped so the bottleneck has <= ${MAX_WIDTH} channels`;
+  reasons.baseChannels = s.base === 32 ? 'nnU-Net\'s 32 (the reference: 64)' : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
+  reasons.epochs = `${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation, in 90% of ${p.budgetSeconds} s`;
+  const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
+  reasons.classWeights = rare ? `${rare} class(es) below ${RARE_CLASS * 100}% of the pixels` : `every class has >= ${RARE_CLASS * 100}% of the pixels`;
+  Object.assign(reasons, RECIPE_REASONS);
+  reasons.classes = `${fp.maskValues.length} mask values${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
+  reasons.amp = device.kind === 'cuda' ? 'fp16 on CUDA (nnU-Net trains in mixed precision)' : 'fp32 on CPU';
+  const train: Record<string, unknown> = {
+    classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base,
+    loss: 'ce+dice', classWeights: rare ? 'auto' : 'none', ignoreIndex: null, deepSupervision: true,
+    optimizer: 'sgd', nesterov: true, momentum: 0.99, learningRate: 1e-2, weightDecay: 3e-5, scheduler: 'poly', gradClip: 12,
+    augment: true, amp: device.kind === 'cuda', epochs, timeBudget: p.budgetSeconds, patience: 0, valEvery: 0, validation: p.validation,
+  };
+  const timing = { stepsPerEpoch, steps: stepsPerEpoch * epochs, secondsPerStep: t, measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })) };
+  return { train, reasons, timing, nnunet: nn };
+}
+
+const RECIPE_REASONS: Record<string, string> = {
+  oversampleFg: 'nnU-Net: a third of the patches centred on a foreground class',
+  loss: 'nnU-Net: cross-entropy + soft Dice',
+  ignoreIndex: 'none known from the masks (pass --ignore-index for a void value)',
+  deepSupervision: 'nnU-Net: auxiliary outputs weighted 1/2^i',
+  optimizer: 'nnU-Net: SGD with Nesterov momentum',
+  nesterov: 'nnU-Net',
+  momentum: 'nnU-Net: 0.99',
+  learningRate: 'nnU-Net: 1e-2',
+  weightDecay: 'nnU-Net: 3e-5',
+  scheduler: 'nnU-Net: poly decay (exponent 0.9) to the planned end',
+  gradClip: 'nnU-Net clips the gradient norm at 12',
+  augment: 'flips, 90-degree rotations, scale and brightness (nnU-Net: rich spatial + intensity augmentation)',
+  timeBudget: 'the run ends by it',
+  patience: 'off: the poly schedule is planned to its end',
+  valEvery: 'validation once per epoch (the whole images)',
+  validation: 'percent held out, as -v',
+};
