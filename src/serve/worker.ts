@@ -71,7 +71,7 @@ async function segment(job: SegmentJob): Promise<JobReply> {
     if (head && head.width * head.height > init.maxPixels) {
       throw new ClientError(`the image is ${head.width}x${head.height} = ${head.width * head.height} pixels, over the server's --max-pixels ${init.maxPixels}`, 413);
     }
-    const pre = await preprocess(file, scale, p.args.nChannels, init.maxPixels).catch((e: Error) => {
+    const pre = await preprocess(file, scale, p.args.nChannels, init.maxPixels, p.args.depth).catch((e: Error) => {
       throw new ClientError(e.message.replace(`${file}: `, ''), 400);
     });
     const t0 = performance.now();
