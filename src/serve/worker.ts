@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as E from '../engine/index.js';
 import { imageHeader } from '../data/regions.js';
+import { minSideFor } from '../model/limits.js';
 import { chooseScale } from '../model/scale.js';
 import { encodeMaskPng, renderOverlay } from '../predict/overlay.js';
 import { planTiles, predictTiledInMemory } from '../predict/tiled.js';
@@ -36,7 +37,7 @@ async function load(): Promise<LoadedModel[]> {
     const sc = chooseScale(p.trainingScale, init.scale);
     models.set(m.name, { p, scale: sc.scale });
     out.push({
-      name: m.name, path: m.path, nChannels: p.args.nChannels, nClasses: p.args.nClasses, bilinear: p.args.bilinear,
+      name: m.name, path: m.path, nChannels: p.args.nChannels, nClasses: p.args.nClasses, bilinear: p.args.bilinear, minSide: minSideFor(p.args.depth),
       maskValues: p.maskValues, device: p.device, scale: sc.scale, notes: [...p.notes, ...(sc.warning ? [sc.warning] : [])],
     });
   }
