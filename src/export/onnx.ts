@@ -162,7 +162,7 @@ export interface OnnxExport {
 /**
  * Writes the UNet of `weights` (reference state-dict keys) to `path` as ONNX, atomically.
  * Input `input` [batch, n_channels, height, width] float32 in 0..1; output `logits`
- * [batch, n_classes, height, width]. Height and width must be at least 16.
+ * [batch, n_classes, height, width]. Height and width must be at least 2^depth (16 for the reference).
  */
 export async function writeOnnx(path: string, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
   const g = unetGraph(args.bilinear, args.depth ?? REFERENCE_DEPTH);
