@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { OptionError, type TrainConfig } from '../config/options.js';
-import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { type DataError, DataLoader, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -29,7 +29,7 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
     workers: cfg.workers,
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
-    minSide: Math.max(MIN_SIDE, minSideFor(cfg.depth)), // checked by scan(), before training starts
+    minSide: minSideFor(cfg.depth), // 2^depth, checked by scan() before training starts
     onWarning: warn,
   });
   log(`Scanning ${pairs.length} masks to determine their values...`);
