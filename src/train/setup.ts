@@ -179,6 +179,12 @@ function freshBn(ckpt: LoadedCheckpoint | null, cfg: TrainConfig, at: EpochPosit
   return ckpt?.kind === 'unet-ts' && cfg.preciseBn > 0 && ckpt.config?.preciseBn === cfg.preciseBn;
 }
 
+/** Depth and base channels for the summary, where they differ from the reference's. */
+function shape(run: TrainRun): string {
+  const { depth, baseChannels } = fullArgs(run.modelArgs);
+  return depth === 4 && baseChannels === 64 ? '' : `, depth ${depth}, base ${baseChannels} channels`;
+}
+
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */
 export function describeRun(run: TrainRun, startEpoch: number): [string, string] {
   const { cfg, dist, data, worldSize } = run;
@@ -192,7 +198,7 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
     `  Training size:   ${data.split.train.length}`,
     `  Validation size: ${data.split.val.length}`,
     `  Images scaling:  ${cfg.scale}`,
-    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${run.model.numParameters().toLocaleString('en')} parameters`,
+    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}${shape(run)}) ${run.model.numParameters().toLocaleString('en')} parameters${run.auxHeads ? `, deep supervision (${run.auxHeads.heads.length} auxiliary heads)` : ''}`,
     `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
   ].join('\n');
   return [summary, validation];
