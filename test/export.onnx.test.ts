@@ -103,7 +103,7 @@ print(json.dumps({'opset': m.opset_import[0].version, 'ir': m.ir_version, 'meta'
     assert.equal(py.ir, 8);
     assert.deepEqual(py.input, ['batch', 3, 'height', 'width']);
     assert.deepEqual(py.output, ['batch', 4, 'height', 'width']);
-    assert.deepEqual(JSON.parse(py.meta.model_args), { n_channels: 3, n_classes: 4, bilinear: false });
+    assert.deepEqual(JSON.parse(py.meta.model_args), { n_channels: 3, n_classes: 4, bilinear: false, depth: 4, base_channels: 8 }); // a narrow model: not the reference's width
     assert.deepEqual(JSON.parse(py.meta.mask_values), [0, 60, 120, 255]);
     assert.equal(py.meta.scale, '0.25');
     assert.equal(py.meta.min_size, '16');

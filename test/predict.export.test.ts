@@ -182,7 +182,7 @@ print(json.dumps(True))`,
     const p = await loadPredictor(file, { device: 'cpu' });
     try {
       assert.equal(p.kind, 'reference');
-      assert.deepEqual(p.args, { nChannels: 1, nClasses: 3, bilinear: true });
+      assert.deepEqual(p.args, { nChannels: 1, nClasses: 3, bilinear: true, depth: 4, baseChannels: 64 }); // depth and width read from the weights
       assert.deepEqual(p.maskValues, [0, 127, 255]);
       assertClose(forwardLogits(p, [pre]).disposeAfter((t) => t.data() as Float32Array), y, 1e-4, 1e-4, `logits of ${file}`);
     } finally {

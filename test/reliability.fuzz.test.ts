@@ -449,6 +449,7 @@ test('checkpoints that ask for a gigantic model are refused before a model is bu
     ['huge-classes.pth', { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([1e9, 64, 0, 1]), mask_values: [0, 1] }, /expected shapes/],
     // Our format: model_args that the weights contradict.
     ['lying-args.pth', { format: 'unet-ts/1', model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) }, model_args: { n_channels: 10_000_000, n_classes: 2, bilinear: true } }, /damaged: model_args/],
+    ['huge-depth.pth', { format: 'unet-ts/1', model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) }, model_args: { n_channels: 3, n_classes: 2, bilinear: true, depth: 10, base_channels: 1_000_000 } }, /damaged: model_args/],
   ];
   const image = join(root, 'input.png');
   writeFileSync(image, png(32, 32, 3, (i) => i % 256));

@@ -59,7 +59,7 @@ test('a run that succeeds despite odd files: RGBA and CMYK images and an unpaire
   assert.match(r.stderr, /001\.jpg: CMYK image converted to RGB/);
   ckpt = join(work, 'checkpoints', 'checkpoint_epoch1.pth');
   const c = await loadCheckpoint(ckpt);
-  assert.deepEqual(c.modelArgs, { nChannels: 3, nClasses: 2, bilinear: true });
+  assert.deepEqual(c.modelArgs, { nChannels: 3, nClasses: 2, bilinear: true, depth: 4, baseChannels: 64 });
   // The user's saved work for the rest of this file: a real checkpoint in the checkpoint folder.
   copyFileSync(ckpt, join(saved, 'checkpoint_epoch1.pth'));
   copyFileSync(ckpt, join(saved, 'best_model.pth'));

@@ -27,7 +27,7 @@ before(async () => {
 
 test('-c 1 trains and validates: a Dice per epoch, checkpoints of a 1-output model', async () => {
   const best = await loadCheckpoint(join(work, 'checkpoints', 'best_model.pth'));
-  assert.deepEqual(best.modelArgs, { nChannels: 3, nClasses: 1, bilinear: true });
+  assert.deepEqual(best.modelArgs, { nChannels: 3, nClasses: 1, bilinear: true, depth: 4, baseChannels: 64 });
   assert.deepEqual(best.maskValues, [0, 255]);
   const runDir = best.runDir as string;
   const { epochs } = runRecords(runDir);

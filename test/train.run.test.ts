@@ -70,7 +70,7 @@ test('checkpoints hold weights, optimizer, scheduler, epoch, loss and val score;
   }
   assert.equal(raw.epoch, 2);
   assert.deepEqual(raw.mask_values, [0, 127, 255]);
-  assert.deepEqual(raw.model_args, { n_channels: 3, n_classes: 3, bilinear: true });
+  assert.deepEqual(raw.model_args, { n_channels: 3, n_classes: 3, bilinear: true, depth: 4, base_channels: 64 });
   const opt = raw.optimizer_state_dict as { state: Map<number, Record<string, unknown>>; param_groups: Record<string, unknown>[] };
   assert.ok(opt.state instanceof Map && opt.state.size > 0);
   assert.ok('square_avg' in (opt.state.get(0) as object));

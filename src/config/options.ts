@@ -86,6 +86,11 @@ const device: Parser<string> = (raw, flag) => {
   return raw;
 };
 const channels: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : posInt(raw, flag));
+const depthParser: Parser<number> = (raw, flag) => {
+  const v = posInt(raw, flag);
+  if (v > 10) throw new OptionError(`${flag} is the number of down-sampling stages, from 1 to 10 (the reference: 4); got '${raw}'`);
+  return v;
+};
 const autoOrNonNegInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : nonNegInt(raw, flag));
 const port: Parser<number> = (raw, flag) => {
   const v = nonNegInt(raw, flag);
@@ -218,6 +223,9 @@ export const trainOptions = {
   nesterov: { flags: '--nesterov', help: 'SGD: Nesterov momentum (nnU-Net\'s recipe)', default: false },
   plan: { flags: '--plan <file>', help: 'a plan.json written by `unet plan`: its values as defaults, flags and --config override', default: '', parse: str },
   auto: { flags: '--auto', help: 'plan from --imgs/--masks (and --time-budget) as `unet plan` does, print the plan, then train with it', default: false },
+  depth: { flags: '--depth <n>', help: 'number of down-sampling stages of the UNet (the reference: 4); images need at least 2^n pixels per side', default: 4, parse: depthParser },
+  baseChannels: { flags: '--base-channels <n>', help: 'channels of the first stage, doubled per stage (the reference: 64); at most 2048 at the bottleneck (n x 2^depth)', default: 64, parse: posInt },
+  deepSupervision: { flags: '--deep-supervision', help: "auxiliary outputs at 1/2, 1/4, ... resolution add their losses with nnU-Net's weighting (training only; needs --depth 3 or more)", default: false },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

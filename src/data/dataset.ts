@@ -149,7 +149,7 @@ export class SegmentationDataset {
     const others = small.filter((im) => im !== worst).map((im) => im.file);
     const more = others.length > 0 ? `; ${others.length} more of the ${this.pairs.length} images are too small: ${listSome(others, 5)}` : '';
     throw new DataError(
-      `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, ${min > 1 ? `but the UNet needs at least ${min}×${min} pixels (it halves the size 4 times)` : 'which is empty'}${more}`,
+      `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, ${min > 1 ? `but the UNet needs at least ${min}×${min} pixels (it halves the size ${Math.round(Math.log2(min))} times)` : 'which is empty'}${more}`,
       {
         file: worst.file,
         hint: s === null

@@ -20,9 +20,9 @@ import { makeDirs } from '../io/dirs.js';
 import { writeFailure } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { saveSafetensors } from '../io/safetensors.js';
-import { MIN_SIDE } from '../model/limits.js';
+import { minSideFor } from '../model/limits.js';
 import type { UNetArgs } from '../model/index.js';
-import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
+import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, modelArgsToPy, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
 import { chooseScale, trainingScale } from '../model/scale.js';
 import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
@@ -41,7 +41,7 @@ export interface ExportOptions {
 
 /** Writes the export; returns what was exported, in words. */
 async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetArgs, maskValues: MaskValues): Promise<string> {
-  const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
+  const modelArgs = modelArgsToPy(args);
   if (o.format === 'safetensors') {
     await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
       format: 'pt',
@@ -62,7 +62,7 @@ async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetA
   }
   const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
   console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
-  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(MIN_SIDE), ...classNamesMeta(ckpt.classNames, maskValues.length) };
+  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(minSideFor(args.depth)), ...classNamesMeta(ckpt.classNames, maskValues.length) };
   const r =
     o.format === 'onnx'
       ? await writeOnnx(o.output, ckpt.model, args, meta)

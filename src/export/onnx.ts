@@ -12,7 +12,7 @@
 import protobuf from 'protobufjs';
 import type { RawTensor } from '../io/pth.js';
 import { writeFileAtomic } from '../io/files.js';
-import type { UNetArgs } from '../model/index.js';
+import { REFERENCE_DEPTH, type UNetArgs } from '../model/index.js';
 import { AttributeType, DataType, GraphProto, ModelProto, TensorProto } from './onnx-schema.js';
 
 export const OPSET = 17;
@@ -104,17 +104,17 @@ function up(g: Graph, x1: string, skip: string, name: string, bilinear: boolean)
 }
 
 /** The reference UNet's forward (unet_model.py) as ONNX nodes. */
-function unetGraph(bilinear: boolean): Graph {
+function unetGraph(bilinear: boolean, depth: number): Graph {
   const g = new Graph();
   const x1 = doubleConv(g, INPUT_NAME, 'inc.double_conv');
   const skips = [x1];
   let x = x1;
-  for (let i = 1; i <= 4; i++) {
+  for (let i = 1; i <= depth; i++) {
     x = g.node('MaxPool', `down${i}.maxpool_conv.0`, [x], { kernel_shape: [2, 2], strides: [2, 2] });
     x = doubleConv(g, x, `down${i}.maxpool_conv.1.double_conv`);
     skips.push(x);
   }
-  for (let i = 1; i <= 4; i++) x = up(g, x, skips[4 - i], `up${i}`, bilinear);
+  for (let i = 1; i <= depth; i++) x = up(g, x, skips[depth - i], `up${i}`, bilinear);
   g.node('Conv', 'outc.conv', [x, 'outc.conv.weight', 'outc.conv.bias'], { kernel_shape: [1, 1] });
   g.nodes[g.nodes.length - 1].output = [OUTPUT_NAME]; // the graph's output, named plainly
   return g;
@@ -162,10 +162,10 @@ export interface OnnxExport {
 /**
  * Writes the UNet of `weights` (reference state-dict keys) to `path` as ONNX, atomically.
  * Input `input` [batch, n_channels, height, width] float32 in 0..1; output `logits`
- * [batch, n_classes, height, width]. Height and width must be at least 16.
+ * [batch, n_classes, height, width]. Height and width must be at least 2^depth (16 for the reference).
  */
 export async function writeOnnx(path: string, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
-  const g = unetGraph(args.bilinear);
+  const g = unetGraph(args.bilinear, args.depth ?? REFERENCE_DEPTH);
   const used = new Set(g.nodes.flatMap((n) => n.input));
   const missing = [...used].filter((n) => n !== INPUT_NAME && n !== '' && !weights.has(n) && !g.constants.some((c) => c.name === n) && !g.nodes.some((m) => m.output.includes(n)));
   if (missing.length > 0) throw new Error(`the checkpoint lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}; is it a UNet of the reference architecture?`);

@@ -6,7 +6,6 @@
  * Also reads the reference trainer's files (a flat state_dict plus mask_values) and the fork's
  * nested files as weights only.
  */
-import { UserError } from '../config/errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -16,13 +15,15 @@ import { makeDirs } from '../io/dirs.js';
 import { processAlive } from '../io/lock.js';
 import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
+import { CheckpointError, checkedArgs, inferModelArgs, modelArgsToPy, num } from './model-args.js';
 import type { UNetArgs } from './unet.js';
+
+export { CheckpointError, architectureProblem, inferModelArgs, modelArgsToPy } from './model-args.js';
 
 export const FORMAT = 'unet-ts/1';
 
 export type MaskValues = number[] | [number, number, number][];
 
-export class CheckpointError extends UserError {}
 
 // ------------------------------------------------------------------------------------------------
 // Tensor <-> RawTensor, and engine-side trees <-> Python values
@@ -100,6 +101,8 @@ export interface CheckpointData {
   /** --class-names: one per mask value; absent or empty: none given. */
   classNames?: readonly string[];
   modelArgs: UNetArgs;
+  /** --deep-supervision's auxiliary heads: training state only, never part of `model`. */
+  auxHeads?: Map<string, Tensor> | null;
   config: Record<string, unknown>;
   runDir?: string;
   rng?: { torch: Tensor; data: unknown };
@@ -143,7 +146,8 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     val_score: new PyFloat(c.valScore),
     mask_values: c.maskValues as PyValue,
     class_names: c.classNames?.length ? [...c.classNames] : null,
-    model_args: { n_channels: c.modelArgs.nChannels, n_classes: c.modelArgs.nClasses, bilinear: c.modelArgs.bilinear },
+    model_args: modelArgsToPy(c.modelArgs, true),
+    deep_supervision_state_dict: c.auxHeads ? toPy(c.auxHeads) : null,
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
     rng_state: c.rng ? { torch: toRaw(c.rng.torch), data: toPy(c.rng.data) } : null,
@@ -231,6 +235,8 @@ export interface LoadedCheckpoint {
   /** Names of the classes (class_names, from --class-names); null: the file has none (older files, the reference's). */
   classNames: string[] | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
+  /** --deep-supervision's auxiliary heads (deep_supervision_state_dict); null: trained without. */
+  auxHeads: Map<string, RawTensor> | null;
   epoch: number;
   globalStep: number;
   loss: number | null;
@@ -249,7 +255,6 @@ export interface LoadedCheckpoint {
 const asRecord = (v: PyValue): Record<string, PyValue> | null =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !isRaw(v) && !(v instanceof PyFloat) ? (v as Record<string, PyValue>) : null;
 
-const num = (v: PyValue | undefined): number | null => (typeof v === 'number' ? v : v instanceof PyFloat ? v.value : typeof v === 'bigint' ? Number(v) : null);
 
 function weightsOf(v: PyValue, path: string, where: string): Map<string, RawTensor> {
   const rec = asRecord(v);
@@ -262,44 +267,6 @@ function weightsOf(v: PyValue, path: string, where: string): Map<string, RawTens
   }
   if (out.size === 0) throw new CheckpointError(`${path}: ${where} holds no weights`);
   return out;
-}
-
-/** Infers (channels, classes, bilinear) from UNet weights with the reference key names. */
-export function inferModelArgs(model: Map<string, RawTensor>, path = 'checkpoint'): UNetArgs {
-  const inc = model.get('inc.double_conv.0.weight');
-  const out = model.get('outc.conv.weight');
-  if (!inc || !out) {
-    const some = [...model.keys()].slice(0, 5).join(', ');
-    throw new CheckpointError(`${path} does not hold UNet weights (no inc.double_conv.0.weight / outc.conv.weight; keys start with: ${some})`);
-  }
-  // The shapes the UNet's first and last layers have: a UNet is built from these numbers before the
-  // weights are loaded, so [64, 10^9, 0, 0] (no data, a huge model) must not get through.
-  const [o, c, kh, kw] = inc.shape;
-  const [k, ci, oh, ow] = out.shape;
-  if (inc.shape.length !== 4 || !(o >= 1) || kh !== 3 || kw !== 3 || !(c >= 1) || out.shape.length !== 4 || ci !== o || oh !== 1 || ow !== 1 || !(k >= 1)) {
-    throw new CheckpointError(`${path} does not hold UNet weights of the expected shapes (inc.double_conv.0.weight [${inc.shape}], outc.conv.weight [${out.shape}]; expected [64, channels, 3, 3] and [classes, 64, 1, 1])`);
-  }
-  return { nChannels: c, nClasses: k, bilinear: !model.has('up1.up.weight') };
-}
-
-/**
- * model_args as stored, checked against the weights: a UNet is built from them before the weights
- * are loaded, so a damaged or hostile file must not ask for a model of billions of parameters.
- */
-function checkedArgs(args: Record<string, PyValue>, model: Map<string, RawTensor>, path: string): UNetArgs {
-  const stored: UNetArgs = { nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true };
-  const inc = model.get('inc.double_conv.0.weight');
-  const out = model.get('outc.conv.weight');
-  if (!inc || !out) return stored; // not UNet weights: loading them reports the missing keys
-  const fromWeights = inferModelArgs(model, path);
-  const ok = [stored.nChannels, stored.nClasses].every((n) => Number.isInteger(n) && n >= 1) &&
-    stored.nChannels === fromWeights.nChannels && stored.nClasses === fromWeights.nClasses && stored.bilinear === fromWeights.bilinear;
-  if (!ok) {
-    throw new CheckpointError(
-      `${path} is damaged: model_args ${JSON.stringify(stored)} do not match its weights (${JSON.stringify(fromWeights)}); use another checkpoint (e.g. best_model.pth or an earlier epoch)`,
-    );
-  }
-  return stored;
 }
 
 function parseMaskValues(v: PyValue | undefined): MaskValues | null {
@@ -369,6 +336,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     const ours = rec.format === FORMAT;
     const args = asRecord(rec.model_args ?? null);
     const rng = asRecord(rec.rng_state ?? null);
+    const aux = ours ? asRecord(rec.deep_supervision_state_dict ?? null) : null;
     return {
       ...base,
       kind: ours ? 'unet-ts' : 'fork',
@@ -376,6 +344,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       maskValues: parseMaskValues(rec.mask_values),
       classNames: parseClassNames(rec.class_names),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
+      auxHeads: aux ? weightsOf(aux, path, 'deep_supervision_state_dict') : null,
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,
       loss: num(rec.loss),
@@ -398,6 +367,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     model,
     maskValues: parseMaskValues(rec.mask_values),
     modelArgs: inferModelArgs(model, path),
+    auxHeads: null,
     epoch: 0,
     loss: null,
     valScore: null,

@@ -171,7 +171,7 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
         run.predicted.push({ input: job.input, width: r.width, height: r.height, mask, probs, index: job.index });
         report.wrote(`${job.input} -> ${[mask, ...(probs ?? [])].filter(Boolean).join(', ') || '(not saved: -n)'} (windows of ${plan.tile}, region by region)`);
       } else {
-        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels);
+        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args.depth);
         for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
         await write(run, job, await predictTiledInMemory(p, pre, o));
       }
@@ -187,7 +187,7 @@ async function predictWhole(run: Run, jobs: Job[]): Promise<void> {
   const { p, cfg, report } = run;
   const decode = async (job: Job): Promise<{ job: Job; pre?: Preprocessed; error?: unknown }> => {
     try {
-      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels);
+      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args.depth);
       for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
       return { job, pre };
     } catch (error) {

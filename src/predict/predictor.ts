@@ -11,7 +11,7 @@ import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
-import { UNet, type UNetArgs } from '../model/index.js';
+import { REFERENCE_DEPTH, UNet, type UNetArgs, minSideFor } from '../model/index.js';
 import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import { trainingScale } from '../model/scale.js';
 
@@ -79,15 +79,6 @@ export function resolveMaskValues(found: MaskValues | null, nClasses: number, no
   return { values: padded as MaskValues, source: 'checkpoint' };
 }
 
-/**
- * A narrowed UNet's width divisor from its first layer's width (64 / width; 1 for the reference's
- * 64 or anything that does not divide it, whose load then names the mismatching shapes).
- */
-export function widthDivisor(firstWidth: number | undefined): number {
-  if (!firstWidth || 64 % firstWidth !== 0) return 1;
-  return 64 / firstWidth;
-}
-
 /** Loads a checkpoint into an eval-mode UNet on the requested device. */
 export async function loadPredictor(path: string, opts: LoadModelOptions = {}): Promise<Predictor> {
   const ckpt = await loadCheckpoint(path);
@@ -102,7 +93,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
   if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
   const notes: string[] = [];
   const mv = resolveMaskValues(ckpt.maskValues as MaskValues | null, args.nClasses, notes);
-  const model = new UNet(args, widthDivisor(ckpt.model.get('inc.double_conv.0.weight')?.shape[0]));
+  const model = new UNet(args); // depth and base channels as recorded (older files: read from the weights)
   try {
     const weights = weightsToTensors(ckpt.model);
     try {
@@ -174,9 +165,9 @@ export interface Preprocessed {
   warnings: string[];
 }
 
-const smallImageHint = (side: number) => {
-  const s = minScale(side);
-  return s === null ? `It is smaller than ${MIN_SIDE} px even at -s 1: use a larger image.` : `Use -s/--scale ${s} or more, or a larger image.`;
+const smallImageHint = (side: number, min = MIN_SIDE) => {
+  const s = minScale(side, min);
+  return s === null ? `It is smaller than ${min} px even at -s 1: use a larger image.` : `Use -s/--scale ${s} or more, or a larger image.`;
 };
 export { MIN_SIDE };
 
@@ -211,12 +202,13 @@ export function greyToRgb(plane: Float32Array): Float32Array {
  * with a warning; any other channel mismatch is an error naming the file. `maxPixels`: the
  * decoder's limit (default its 178,956,970; 0 = none).
  */
-export async function preprocess(path: string, scale: number, nChannels: number, maxPixels?: number): Promise<Preprocessed> {
+export async function preprocess(path: string, scale: number, nChannels: number, maxPixels?: number, depth = REFERENCE_DEPTH): Promise<Preprocessed> {
   const raw = await readImage(path, { scale, maxPixels });
-  if (raw.width < MIN_SIDE || raw.height < MIN_SIDE) {
+  const min = minSideFor(depth);
+  if (raw.width < min || raw.height < min) {
     throw new DataError(
-      `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times)`,
-      { file: path, hint: smallImageHint(Math.min(raw.sourceWidth, raw.sourceHeight)) },
+      `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${min}x${min} pixels (it halves the size ${depth} times)`,
+      { file: path, hint: smallImageHint(Math.min(raw.sourceWidth, raw.sourceHeight), min) },
     );
   }
   const warnings = [...raw.warnings];

@@ -26,7 +26,8 @@ import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
 import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/regions.js';
 import { isBinary01 } from './overlay.js';
-import { MIN_SIDE, type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
+import { minSideFor } from '../model/limits.js';
+import { type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
 import { type RowSource, type TileOptions, logitBands, memoryRows } from './tiles.js';
 
 export interface TilingConfig {
@@ -223,8 +224,9 @@ export async function predictTiledFile(
   let maskPngPath: string | null = null;
   let untrack = () => {};
   try {
-    if (src.width < MIN_SIDE || src.height < MIN_SIDE) {
-      throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels`, {
+    const min = minSideFor(p.args.depth);
+    if (src.width < min || src.height < min) {
+      throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${min}x${min} pixels`, {
         file: path,
         hint: 'Use a larger -s/--scale.',
       });

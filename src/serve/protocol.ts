@@ -70,12 +70,13 @@ export function parseInferRequest(body: string, m: LoadedModel, maxPixels: numbe
   if (!isObject(input)) throw bad('inputs[0] must be an object with name, shape, datatype and data');
   if (input.datatype !== 'FP32') throw bad(`inputs[0].datatype must be "FP32", got ${JSON.stringify(input.datatype)}`);
   const shape = input.shape;
-  const want = `[N, ${m.nChannels}, H, W] with H, W >= ${MIN_SIDE}`;
+  const min = m.minSide ?? MIN_SIDE;
+  const want = `[N, ${m.nChannels}, H, W] with H, W >= ${min}`;
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
     throw bad(`inputs[0].shape must be ${want}, got ${JSON.stringify(shape)}`);
   }
   const [n, c, h, w] = shape as [number, number, number, number];
-  if (c !== m.nChannels || h < MIN_SIDE || w < MIN_SIDE) throw bad(`inputs[0].shape must be ${want}, got ${JSON.stringify(shape)}`);
+  if (c !== m.nChannels || h < min || w < min) throw bad(`inputs[0].shape must be ${want}, got ${JSON.stringify(shape)}`);
   if (n * h * w > maxPixels) throw new HttpError(413, `inputs[0] has ${n * h * w} pixels (N*H*W), over the server's --max-pixels ${maxPixels}`);
   const data = new Float32Array(n * c * h * w);
   if (!flatten(input.data, data)) throw bad(`inputs[0].data must hold ${data.length} finite numbers (the product of the shape ${JSON.stringify(shape)})`);

@@ -24,6 +24,8 @@ export interface LoadedModel {
   nChannels: number;
   nClasses: number;
   bilinear: boolean;
+  /** The smallest input side, 2^depth (absent: the reference's 16). */
+  minSide?: number;
   maskValues: MaskValues;
   device: string;
   scale: number;

@@ -9,6 +9,7 @@ import type { UNet, UNetArgs } from '../model/index.js';
 import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../optim/index.js';
 import type { Tracker } from '../tracking/index.js';
 import type { Cadence } from './cadence.js';
+import type { AuxHeads } from './deep-supervision.js';
 import type { EarlyStopping } from './early-stopping.js';
 
 export class TrainError extends UserError {}
@@ -77,6 +78,8 @@ export interface TrainRun {
   data: TrainData;
   modelArgs: UNetArgs;
   model: UNet;
+  /** --deep-supervision's auxiliary heads (train/deep-supervision.ts); null without. */
+  auxHeads: AuxHeads | null;
   params: Tensor[];
   optimizer: Optimizer;
   scheduler: LRScheduler;

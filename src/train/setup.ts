@@ -2,17 +2,18 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
-import { NO_EPOCH_CAP, type TrainConfig, trainOptions } from '../config/options.js';
-import { type DataError, DataLoader, MIN_SIDE, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { NO_EPOCH_CAP, OptionError, type TrainConfig, trainOptions } from '../config/options.js';
+import { type DataError, DataLoader, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
-import { type EpochPosition, type LoadedCheckpoint, type MaskValues, prepareCheckpointDir } from '../model/checkpoint.js';
-import type { UNet, UNetArgs } from '../model/index.js';
+import { type EpochPosition, type LoadedCheckpoint, type MaskValues, architectureProblem, prepareCheckpointDir } from '../model/checkpoint.js';
+import { type UNet, type UNetArgs, fullArgs, minSideFor } from '../model/index.js';
 import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
 import { Tracker } from '../tracking/index.js';
 import { budgetSchedule } from './budget.js';
 import { describeCadence, validationCadence } from './cadence.js';
+import { type AuxHeads, WithAuxHeads, deepSupervisionProblem } from './deep-supervision.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
 import { claimCheckpointDir } from './run-folder.js';
@@ -30,7 +31,7 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
     workers: cfg.workers,
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
-    minSide: MIN_SIDE, // checked by scan(), before training starts
+    minSide: minSideFor(cfg.depth), // 2^depth, checked by scan() before training starts
     onWarning: warn,
   });
   log(`Scanning ${pairs.length} masks to determine their values...`);
@@ -58,14 +59,28 @@ export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
   return cfg.patchSize ? { size: cfg.patchSize, oversampleFg: cfg.oversampleFg } : undefined;
 }
 
+/** --depth, --base-channels and --deep-supervision together (usage errors). */
+export function checkArchitecture(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSupervision'>): void {
+  const shape = architectureProblem(cfg.depth, cfg.baseChannels);
+  if (shape) throw new OptionError(`--depth ${cfg.depth} --base-channels ${cfg.baseChannels}: ${shape}; choose a smaller --depth or --base-channels`);
+  const ds = cfg.deepSupervision ? deepSupervisionProblem(cfg.depth) : null;
+  if (ds) throw new OptionError(ds);
+}
+
 /** The refusal of a checkpoint whose architecture differs from the one the flags and data ask for. */
-export function checkArgs(ckpt: LoadedCheckpoint, want: UNetArgs): void {
-  const got = ckpt.modelArgs as UNetArgs;
+export function checkArgs(ckpt: LoadedCheckpoint, wanted: UNetArgs, deepSupervision = false): void {
+  const got = fullArgs(ckpt.modelArgs as UNetArgs);
+  const want = fullArgs(wanted);
   const diffs: string[] = [];
   if (got.nChannels !== want.nChannels) diffs.push(`input channels: checkpoint ${got.nChannels}, data/--channels ${want.nChannels}`);
   if (got.nClasses !== want.nClasses) diffs.push(`classes: checkpoint ${got.nClasses}, -c/--classes ${want.nClasses}`);
   if (got.bilinear !== want.bilinear) diffs.push(`upsampling: checkpoint ${got.bilinear ? 'bilinear' : 'transposed conv'}, flags ${want.bilinear ? '--bilinear' : 'no --bilinear'}`);
-  if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. -c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}) or start without --load.`);
+  if (got.depth !== want.depth) diffs.push(`depth: checkpoint ${got.depth}, --depth ${want.depth}`);
+  if (got.baseChannels !== want.baseChannels) diffs.push(`base channels: checkpoint ${got.baseChannels}, --base-channels ${want.baseChannels}`);
+  // Our checkpoints' optimizer state covers the auxiliary heads' parameters exactly when they have them.
+  if (ckpt.kind === 'unet-ts' && (ckpt.auxHeads !== null) !== deepSupervision) diffs.push(`deep supervision: checkpoint ${ckpt.auxHeads ? 'with' : 'without'}, flags ${deepSupervision ? '--deep-supervision' : 'no --deep-supervision'}`);
+  const flags = `-c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}${got.depth !== 4 ? ` --depth ${got.depth}` : ''}${got.baseChannels !== 64 ? ` --base-channels ${got.baseChannels}` : ''}${ckpt.kind === 'unet-ts' && ckpt.auxHeads ? ' --deep-supervision' : ''}`;
+  if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. ${flags}) or start without --load.`);
 }
 
 export interface RunParts {
@@ -78,6 +93,8 @@ export interface RunParts {
   data: TrainData;
   modelArgs: UNetArgs;
   model: UNet;
+  /** --deep-supervision's heads (trained with the model, saved beside it); null without. */
+  auxHeads: AuxHeads | null;
   scaler: GradScaler;
   early: EarlyStopping;
   dataRng: Rng;
@@ -92,9 +109,10 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   const { cfg, hooks, log, ckpt, data, model } = p;
   const dist = hooks.dist;
   const cuda = p.device.startsWith('cuda');
-  model.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
-  await dist?.wrapModel(model, cfg.syncBn);
-  const params = model.parameters();
+  const trainable = p.auxHeads ? new WithAuxHeads(model, p.auxHeads) : model; // one set of parameters to step and synchronise
+  trainable.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
+  await dist?.wrapModel(trainable, cfg.syncBn);
+  const params = trainable.parameters();
   const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum, nesterov: cfg.nesterov });
   release.push(() => optimizer.dispose());
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
@@ -172,6 +190,12 @@ function freshBn(ckpt: LoadedCheckpoint | null, cfg: TrainConfig, at: EpochPosit
   return ckpt?.kind === 'unet-ts' && cfg.preciseBn > 0 && ckpt.config?.preciseBn === cfg.preciseBn;
 }
 
+/** Depth and base channels for the summary, where they differ from the reference's. */
+function shape(run: TrainRun): string {
+  const { depth, baseChannels } = fullArgs(run.modelArgs);
+  return depth === 4 && baseChannels === 64 ? '' : `, depth ${depth}, base ${baseChannels} channels`;
+}
+
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */
 export function describeRun(run: TrainRun, startEpoch: number): [string, string] {
   const { cfg, dist, data, worldSize } = run;
@@ -186,7 +210,7 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
     `  Validation size: ${data.split.val.length}`,
     `  Images scaling:  ${cfg.scale}`,
     ...(cfg.patchSize ? [`  Patches:         ${cfg.patchSize.join('x')}, ${Math.round(cfg.oversampleFg * 100)}% centred on a foreground class; validation by sliding window`] : []),
-    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}) ${run.model.numParameters().toLocaleString('en')} parameters`,
+    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}${shape(run)}) ${run.model.numParameters().toLocaleString('en')} parameters${run.auxHeads ? `, deep supervision (${run.auxHeads.heads.length} auxiliary heads)` : ''}`,
     `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
   ].join('\n');
   return [summary, validation];

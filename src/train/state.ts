@@ -169,6 +169,7 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     maskValues: run.data.maskValues,
     classNames: run.cfg.classNames,
     modelArgs: run.modelArgs,
+    auxHeads: run.auxHeads?.stateDict() ?? null,
     config: { ...run.cfg, worldSize: run.worldSize },
     runDir: run.tracker.runDir,
     rng: { torch: torchRng.stateDict(), data: mid?.dataRng ?? run.dataRng.stateDict() },

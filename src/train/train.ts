@@ -18,7 +18,8 @@ import { saveAfterDistFailure } from './dist-failure.js';
 import { TimeBudget, leaveBudget } from './budget.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
-import { checkArgs, createRun, describeRun, loadData } from './setup.js';
+import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
+import { AuxHeads, loadAuxHeads } from './deep-supervision.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
@@ -39,6 +40,7 @@ const isOom = (e: unknown) => (e as { code?: string })?.code === 'ERR_OUT_OF_MEM
 
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   checkClassNames(cfg.classNames ?? [], cfg.classes);
+  checkArchitecture(cfg);
   const log = hooks.log ?? ((l: string) => console.log(l));
   const warn = hooks.warn ?? ((l: string) => console.warn(`warning: ${l}`));
   const device = E.resolveDevice(cfg.device);
@@ -54,9 +56,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const data = await loadData(cfg, hooks.dist, ckpt, log, warn);
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
-  const modelArgs: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
-  if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs);
-  const model = hooks.createModel ? hooks.createModel(modelArgs) : new UNet(modelArgs);
+  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels };
+  const model = hooks.createModel ? hooks.createModel(wanted) : new UNet(wanted);
+  const modelArgs = model.args; // as built: a test's narrow createModel records its own width
+  const auxHeads = cfg.deepSupervision ? new AuxHeads(modelArgs) : null; // training only, beside the model
   const ampDtype = cfg.amp ? E.ampDtypeFor(device) : null;
   if (cfg.amp && !ampDtype) warn(E.CPU_AMP_NOTE);
   const scaler = new GradScaler(hooks.gradScaler ? { device, ...hooks.gradScaler } : { enabled: ampDtype === 'float16', device });
@@ -64,10 +67,12 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const early = new EarlyStopping(cfg.patience, cfg.minDelta);
   const release: (() => void)[] = []; // optimizer state etc.: freed when train() ends, however it ends
   try {
+    if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs, auxHeads !== null);
     if (ckpt) loadWeights(model, ckpt);
+    if (ckpt && auxHeads) loadAuxHeads(auxHeads, ckpt);
     // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
     // and tracking: run directory, metrics, TensorBoard, optional W&B
-    const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, scaler, early, dataRng, ckpt }, release);
+    const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, auxHeads, scaler, early, dataRng, ckpt }, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
     if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
@@ -87,6 +92,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   } finally {
     for (const f of release) f();
     scaler.dispose();
+    auxHeads?.dispose();
     model.dispose();
   }
 }

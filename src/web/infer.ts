@@ -26,11 +26,11 @@ export interface WebModelInfo {
 export class InputError extends Error {}
 
 /** `floor(scale*w) x floor(scale*h)`, refused below the network's minimum with the fix in the message. */
-export function scaledSize(width: number, height: number, scale: number): { width: number; height: number } {
+export function scaledSize(width: number, height: number, scale: number, min = MIN_SIDE): { width: number; height: number } {
   const w = Math.floor(scale * width);
   const h = Math.floor(scale * height);
-  if (w < MIN_SIDE || h < MIN_SIDE) {
-    throw new InputError(`the image is ${width}x${height}; at the model's scale ${scale} that is ${w}x${h}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times). Use a larger image.`);
+  if (w < min || h < min) {
+    throw new InputError(`the image is ${width}x${height}; at the model's scale ${scale} that is ${w}x${h}, but the UNet needs at least ${min}x${min} pixels (it halves the size ${Math.log2(min)} times). Use a larger image.`);
   }
   return { width: w, height: h };
 }
@@ -39,8 +39,8 @@ export function scaledSize(width: number, height: number, scale: number): { widt
  * RGBA pixels (as a canvas gives them) -> [C, h, w] float32 in 0..1 at the scaled size.
  * A 1-channel model takes grey images only (R = G = B), as `unet predict` refuses colour images there.
  */
-export function preprocessRgba(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: number, scale: number): { data: Float32Array; width: number; height: number } {
-  const size = scaledSize(width, height, scale);
+export function preprocessRgba(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: number, scale: number, minSide = MIN_SIDE): { data: Float32Array; width: number; height: number } {
+  const size = scaledSize(width, height, scale, minSide);
   const plane = width * height;
   const planes: Uint8Array[] = [];
   for (let c = 0; c < channels; c++) planes.push(new Uint8Array(plane));

@@ -97,7 +97,7 @@ async function predict(file: File): Promise<void> {
   setState('running');
   const img = await decode(file);
   const { width: W, height: H } = img;
-  const x = preprocessRgba(img.data, W, H, info.n_channels, info.scale);
+  const x = preprocessRgba(img.data, W, H, info.n_channels, info.scale, info.min_size || MIN_SIDE); // 2^depth (older folders: none)
   const t0 = performance.now();
   const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, info.n_channels, x.height, x.width]) });
   const ms = performance.now() - t0;
