@@ -10,6 +10,8 @@
  * - onnx: the network as an ONNX graph (src/export/onnx.ts), metadata_props model_args,
  *   mask_values, scale (the training scale, or --scale) and min_size.
  * - web: a static folder that predicts in the browser (src/export/web.ts).
+ * Several -m (onnx, web): an ensemble, one graph whose output `probabilities` is the mean of the
+ * models' softmax (sigmoid for 1 output); metadata_props also carry `output` and `models`.
  */
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -50,7 +52,7 @@ interface Member {
 }
 
 /** Writes the export; returns what was exported, in words. */
-async function writeExport(o: ExportOptions & { model: string }, members: Member[]): Promise<string> {
+async function writeExport(o: ExportOptions, members: Member[]): Promise<string> {
   const { ckpt, args, maskValues } = members[0];
   const modelArgs = { n_channels: args.nChannels, n_classes: args.nClasses, bilinear: args.bilinear };
   if (o.format === 'safetensors') {
@@ -83,8 +85,8 @@ async function writeExport(o: ExportOptions & { model: string }, members: Member
     o.format === 'onnx'
       ? members.length > 1 ? await writeOnnxEnsemble(o.output, weights, meta) : await writeOnnx(o.output, ckpt.model, args, meta)
       : await writeWebSite(o.output, weights, meta, label);
-  const what = members.length > 1 ? `an ensemble of ${members.length} UNets (output '${ENSEMBLE_OUTPUT_NAME}', their mean ${args.nClasses === 1 ? 'sigmoid' : 'softmax'};` : 'the UNet (';
-  return `${what} ${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
+  const what = members.length > 1 ? `an ensemble of ${members.length} UNets (output '${ENSEMBLE_OUTPUT_NAME}', their mean ${args.nClasses === 1 ? 'sigmoid' : 'softmax'}; ` : 'the UNet (';
+  return `${what}${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
 }
 
 /** An ensemble's metadata: what its output is and which checkpoints it averages. */
@@ -135,7 +137,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   await makeDirs(web ? o.output : dirname(o.output)).catch((e) => {
     throw failed(e, web ? dirname(resolve(o.output)) : dirname(o.output));
   });
-  const what = await writeExport({ ...o, model: paths[0] }, members).catch((e) => {
+  const what = await writeExport(o, members).catch((e) => {
     throw failed(e, web ? o.output : dirname(o.output));
   });
   const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
