@@ -5,6 +5,7 @@
 // one model equals the model in predict and evaluate; mismatched members are refused naming both
 // files; an ensemble exported to ONNX gives our ensemble's probabilities in onnxruntime-node.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { type TtaMode, type View, ttaViews } from '../src/predict/tta.js';
 import { ttaLogits } from '../src/web/infer.js';
 import { defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import { prng, writePng } from './helpers/fixtures.js';
+import { PYTHON, runPython } from './helpers/python.js';
 import { evalUNet } from './helpers/tiny-unet.js';
 
 let NO_ORT: string | false = false;
@@ -29,6 +31,8 @@ try {
 } catch {
   NO_ORT = 'onnxruntime-node is not installed (npm ci installs it as a devDependency)';
 }
+
+const HAS_ONNX = spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8' }).status === 0;
 
 let dir: string;
 const owned: UNet[] = [];
@@ -237,6 +241,17 @@ describe('ensembles', () => {
     const meta = Object.fromEntries((ModelProto.decode(readFileSync(file)) as unknown as { metadata_props: { key: string; value: string }[] }).metadata_props.map((p) => [p.key, p.value]));
     assert.match(meta.output, /^probabilities: .*mean over the 2 models of the softmax/);
     assert.deepEqual(JSON.parse(meta.models), ['a.pth', 'b.pth']);
+    if (HAS_ONNX) {
+      const checked = runPython<{ output: string; dims: (string | number)[] }>(
+        `import sys, json, onnx
+m = onnx.load(json.load(sys.stdin))
+onnx.checker.check_model(m, full_check=True)
+inf = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+print(json.dumps({'output': m.graph.output[0].name, 'dims': [d.dim_param or d.dim_value for d in inf.graph.output[0].type.tensor_type.shape.dim]}))`,
+        file,
+      );
+      assert.deepEqual(checked, { output: 'probabilities', dims: ['batch', 3, 'height', 'width'] }, "Debian's onnx checker (full check) passes it");
+    }
     const { loadEnsemble } = await import('../src/predict/ensemble.js');
     const p = await loadEnsemble([files.a, files.b], { device: 'cpu' });
     const x = random(2 * 33 * 47, 9);
