@@ -27,6 +27,7 @@ import { expandInputs } from './inputs.js';
 import { type Job, type PredictedFile, makeOutputDirs, planOutputs, probCount, probFiles, writeOutputs } from './outputs.js';
 import { isBinary01 } from './overlay.js';
 import { loadEnsemble, modelPaths } from './ensemble.js';
+import { ttaViews } from './views.js';
 import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, predictBatch, preprocess } from './predictor.js';
 import { PredictProgress } from './progress.js';
 import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
@@ -96,7 +97,7 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
       warn(`note: the mask values ${JSON.stringify(mv)} are small, so the mask PNGs look (almost) black in image viewers; they hold the class values. Use -v/--viz for a coloured overlay`);
     }
     const a = predictor.args;
-    const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${cfg.tta === 'flip' ? 4 : 8} views)`;
+    const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${ttaViews(cfg.tta).length} views)`;
     log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
