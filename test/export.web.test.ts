@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type MaskData, readImageRaw, readMask } from '../src/data/index.js';
-import { preprocessRgba } from '../src/web/infer.js';
+import { type TtaMode, preprocessRgba } from '../src/web/infer.js';
 import * as E from '../src/engine/index.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { encodeMaskPng } from '../src/predict/overlay.js';
@@ -37,7 +37,7 @@ const quiet = { log: () => {} };
  * `unet predict`'s mask for an image with that model (its preprocess + predictBatch + mask PNG:
  * loadPredictor builds full-width UNets only).
  */
-async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string, classNames?: string[]): Promise<(image: string) => Promise<MaskData>> {
+async function checkpoint(path: string, args: UNetArgs, maskValues: number[], seed: number, image: string, classNames?: string[]): Promise<(image: string, tta?: TtaMode) => Promise<MaskData>> {
   const m = evalUNet(args, seed);
   // Centre each class's logits on this image, so that the mask has every class (a random UNet
   // otherwise predicts one class everywhere).
@@ -48,8 +48,8 @@ async function checkpoint(path: string, args: UNetArgs, maskValues: number[], se
   E.noGrad(() => E.tensor(means, [args.nClasses]).disposeAfter((t) => m.stateDict().get('outc.conv.bias')?.add_(t, -1)));
   await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, classNames, modelArgs: args, config: { scale: 0.5 } });
   /** predict's mask; also checks that the page's preprocessing gives predict's input exactly. */
-  return async (image) => {
-    const p = { args, model: m, device: 'cpu', ampDtype: null } as unknown as Predictor;
+  return async (image, tta = 'none') => {
+    const p = { args, model: m, device: 'cpu', ampDtype: null, tta } as unknown as Predictor;
     const pre = await preprocess(image, 0.5, args.nChannels);
     const raw = await readImageRaw(image);
     const rgba = new Uint8Array(raw.width * raw.height * 4);
@@ -214,6 +214,13 @@ describe('the exported web page in chromium', { skip }, () => {
       const photoOnes = await ones(); // also checks the mask is W x H
       const refPhoto = Array.from((await predictMask(photo)).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
       assert.ok(Math.abs(photoOnes - refPhoto) <= W * H * 0.01 + 1, `oriented JPEG: browser ${photoOnes} vs predict ${refPhoto} foreground pixels`);
+
+      // The TTA select predicts the shown image again with the 8 views (a non-square one), as predict --tta d4.
+      await page.selectOption('#tta', 'd4');
+      await page.waitForFunction(() => /8 views/.test(document.getElementById('timing')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      const ttaOnes = await ones();
+      const refTta = Array.from((await predictMask(photo, 'd4')).data).reduce((n: number, v: number) => n + (v ? 1 : 0), 0);
+      assert.ok(Math.abs(ttaOnes - refTta) <= W * H * 0.01 + 1, `--tta d4: browser ${ttaOnes} vs predict ${refTta} foreground pixels`);
     } finally {
       await browser.close();
     }

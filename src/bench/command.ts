@@ -60,6 +60,20 @@ async function benchOnnx(o: BenchOpts, web: boolean): Promise<number> {
   return 0;
 }
 
+/** --predict --tta: one view, then the views, and the ratio to views x one view (goal: <= 1.1). */
+function benchTta(o: BenchOpts, c: BenchConfig): number {
+  if (o.mode !== 'predict' || c.tile !== undefined || c.onnx || c.web || c.reference !== undefined || c.nprocPerNode !== undefined) {
+    throw new BenchError('bench: --tta times predict --tta against one view: use it with --predict only (no --tile, --onnx, --web, --reference, --nproc-per-node)');
+  }
+  const single = benchTrain({ ...o, tta: 'none' });
+  console.log(JSON.stringify(single));
+  const tta = benchTrain(o);
+  console.log(JSON.stringify(tta));
+  const ratio = (tta.ms_per_step as number) / ((tta.views as number) * (single.ms_per_step as number));
+  console.log(JSON.stringify({ ratio_tta_over_views_x_single: Math.round(ratio * 1000) / 1000 }));
+  return 0;
+}
+
 export async function benchCommand(c: BenchConfig): Promise<number> {
   if (c.data !== undefined) {
     const lines = await benchData({ dir: typeof c.data === 'string' ? c.data : undefined, count: c.count, scale: c.scale, epochs: c.epochs, python: c.reference !== undefined ? c.python : null });
@@ -68,8 +82,9 @@ export async function benchCommand(c: BenchConfig): Promise<number> {
   }
   const o: BenchOpts = {
     device: c.device, batch: c.batchSize, height: c.height, width: c.width, channels: c.channels, classes: c.classes,
-    amp: c.amp, bilinear: c.bilinear, steps: c.steps, warmup: c.warmup, mode: c.conv ? 'conv' : c.predict ? 'predict' : 'train', divisor: c.widthDivisor,
+    amp: c.amp, bilinear: c.bilinear, steps: c.steps, warmup: c.warmup, mode: c.conv ? 'conv' : c.predict ? 'predict' : 'train', divisor: c.widthDivisor, tta: c.tta,
   };
+  if ((c.tta ?? 'none') !== 'none') return benchTta(o, c);
   if (c.tile !== undefined) {
     if (o.mode !== 'predict') throw new BenchError('bench: --tile goes with --predict');
     console.log(JSON.stringify(await benchTiled({ ...o, tile: c.tile, overlap: c.overlap, scale: c.scale, image: c.image })));

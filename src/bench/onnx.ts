@@ -34,7 +34,7 @@ async function exportSeed0(o: OnnxBenchOptions, web: boolean): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'unet-bench-onnx-'));
   try {
     const weights = new Map([...m.stateDict()].map(([k, t]) => [k, toRaw(t)]));
-    if (web) await writeWebSite(dir, weights, o.args, { ...META, mask_values: JSON.stringify(Array.from({ length: o.args.nClasses === 1 ? 2 : o.args.nClasses }, (_, i) => i)) }, 'bench');
+    if (web) await writeWebSite(dir, [{ weights, args: o.args }], { ...META, mask_values: JSON.stringify(Array.from({ length: o.args.nClasses === 1 ? 2 : o.args.nClasses }, (_, i) => i)) }, 'bench');
     else await writeOnnx(join(dir, 'model.onnx'), weights, o.args, META);
   } finally {
     m.dispose();

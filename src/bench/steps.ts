@@ -7,6 +7,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { UNet } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
+import { type TtaMode, averagedLogits, ttaViews } from '../predict/tta.js';
 import { segmentationLoss } from '../train/loss.js';
 
 /** A bad bench flag or a failed reference run: reported as one line, no stack trace. */
@@ -26,6 +27,8 @@ export interface BenchOpts {
   mode: 'train' | 'predict' | 'conv';
   /** Every UNet width divided by this (1 = the full 64-1024 channels). */
   divisor: number;
+  /** --predict: the views averaged per forward pass, as predict --tta (default none). */
+  tta?: TtaMode;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -51,7 +54,8 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     E.tidy(() => {
       if (o.mode === 'predict') {
         model.eval();
-        return E.inferenceMode(() => sync(E.autocastOn(device, ampDtype, () => model.forward(x)).sum()));
+        const forward = (v: Tensor) => E.autocastOn(device, ampDtype, () => model.forward(channelsLast ? v.contiguous('channels_last') : v)).float();
+        return E.inferenceMode(() => sync(averagedLogits(x, [forward], o.tta ?? 'none', o.classes).sum()));
       }
       const loss = E.autocastOn(device, ampDtype, () => segmentationLoss(model.forward(x), y, o.classes));
       opt.zeroGrad();
@@ -83,6 +87,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     classes: o.classes,
     amp: ampDtype ? (cuda ? 'fp16' : 'bf16') : o.amp ? 'none (--amp asked; no native bf16 on this CPU: fp32)' : 'none',
     bilinear: o.bilinear,
+    ...(o.mode === 'predict' && o.tta && o.tta !== 'none' ? { tta: o.tta, views: ttaViews(o.tta).length } : {}),
     ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}),
     channels_last: channelsLast,
     ms_per_step: Math.round(ms * 100) / 100,

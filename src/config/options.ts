@@ -283,11 +283,34 @@ const inferenceScaleOption = {
   parse: scaleParser,
 } satisfies OptionSpec<number | undefined>;
 
+/**
+ * predict/evaluate -m: repeated, an ensemble (src/predict/ensemble.ts). One path from a config
+ * file or a program stays a string.
+ */
+const ensembleModelOption = (what: string) =>
+  ({
+    flags: '-m, --model <path>',
+    help: `${what}; repeat -m for an ensemble: the mean of the models' softmax (sigmoid for -c 1); they must share classes, mask values and input channels, and all run at -s, else the first model's training scale (default: checkpoints/best_model.pth)`,
+    default: 'checkpoints/best_model.pth' as string | string[],
+    parse: str,
+    variadic: true,
+  }) satisfies OptionSpec<string | string[]>;
+
+/** --tta: the views whose softmax is averaged (src/predict/tta.ts). */
+export const TTA_MODES = ['none', 'flip', 'd4'] as const;
+export type TtaMode = (typeof TTA_MODES)[number];
+const ttaOption = {
+  flags: '--tta <mode>',
+  help: "test-time augmentation: none, flip (mean softmax of the 4 flips) or d4 (the 8 symmetries of the square: flips x 90-degree rotations); per window with --tile",
+  default: 'none' as TtaMode,
+  parse: choice(...TTA_MODES),
+} satisfies OptionSpec<TtaMode>;
+
 // ------------------------------------------------------------------------------------------------
 // unet predict
 
 export const predictOptions = {
-  model: { flags: '-m, --model <path>', help: 'checkpoint to use', default: 'checkpoints/best_model.pth', parse: str },
+  model: ensembleModelOption('checkpoint to use'),
   input: { flags: '-i, --input <files...>', help: 'input images, directories or globs', default: [] as string[], parse: str, variadic: true },
   output: { flags: '-o, --output <files...>', help: 'output file names, one per input (.png, or .tif for a TIFF mask)', default: [] as string[], parse: str, variadic: true },
   outputDir: { flags: '--output-dir <dir>', help: 'write masks into this directory (same names)', default: '', parse: str },
@@ -303,6 +326,7 @@ export const predictOptions = {
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels, with or without --tile (0 = no limit: huge images you trust, with --tile auto)', default: MAX_PIXELS, parse: nonNegInt },
+  tta: ttaOption,
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -310,7 +334,7 @@ export const predictOptions = {
 // unet evaluate
 
 export const evaluateOptions = {
-  model: { flags: '-m, --model <path>', help: 'checkpoint to evaluate', default: 'checkpoints/best_model.pth', parse: str },
+  model: ensembleModelOption('checkpoint to evaluate'),
   imgs: { flags: '--imgs <dir>', help: 'directory of images', default: 'data/imgs', parse: str },
   masks: { flags: '--masks <dir>', help: 'directory of ground-truth masks', default: 'data/masks', parse: str },
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
@@ -322,6 +346,7 @@ export const evaluateOptions = {
   amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  tta: ttaOption,
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -329,7 +354,7 @@ export const evaluateOptions = {
 // unet export
 
 export const exportOptions = {
-  model: { flags: '-m, --model <path>', help: 'checkpoint to export', default: 'checkpoints/best_model.pth', parse: str },
+  model: { flags: '-m, --model <path>', help: "checkpoint to export; onnx/web: repeat -m for an ensemble, one graph whose output 'probabilities' is the mean of the models' softmax (sigmoid for -c 1) (default: checkpoints/best_model.pth)", default: 'checkpoints/best_model.pth' as string | string[], parse: str, variadic: true },
   format: { flags: '--format <format>', help: 'safetensors, pth-state-dict, onnx, or web (a static folder that predicts in the browser)', default: 'safetensors', parse: str },
   output: { flags: '-o, --output <path>', help: 'output file (a folder for --format web)', default: '', parse: str },
   scale: { flags: '-s, --scale <s>', help: "onnx/web: the scale images are resized by before the forward pass (0 = the checkpoint's training scale)", default: 0, parse: (raw: string, flag: string) => (raw === '0' ? 0 : scaleParser(raw, flag)) },
@@ -356,6 +381,7 @@ export const benchOptions = {
   steps: { flags: '--steps <n>', help: 'timed steps', default: 10, parse: posInt },
   warmup: { flags: '--warmup <n>', help: 'untimed steps first', default: 3, parse: nonNegInt },
   predict: { flags: '--predict', help: 'time inference (images/s) instead of training steps', default: false },
+  tta: { ...ttaOption, help: 'with --predict: time test-time augmentation (none, flip: 4 views, d4: 8 views) as predict --tta does it' },
   tile: { flags: '--tile <n>', help: 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)', default: undefined as number | undefined, parse: benchTile },
   overlap: { flags: '--overlap <f>', help: 'window overlap for --tile', default: 0.25, parse: overlapParser },
   image: { flags: '--image <file>', help: 'image for --predict --tile (default: a synthetic --width x --height grey PNG)', default: undefined as string | undefined, parse: str },

@@ -10,11 +10,13 @@
  * - onnx: the network as an ONNX graph (src/export/onnx.ts), metadata_props model_args,
  *   mask_values, scale (the training scale, or --scale) and min_size.
  * - web: a static folder that predicts in the browser (src/export/web.ts).
+ * Several -m (onnx, web): an ensemble, one graph whose output `probabilities` is the mean of the
+ * models' softmax (sigmoid for 1 output); metadata_props also carry `output` and `models`.
  */
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
-import { OPSET, type OnnxMetadata, writeOnnx } from './onnx.js';
+import { ENSEMBLE_OUTPUT_NAME, OPSET, type OnnxMetadata, writeOnnx, writeOnnxEnsemble } from './onnx.js';
 import { classNamesMeta, writeWebSite } from './web.js';
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure } from '../io/files.js';
@@ -24,13 +26,15 @@ import { minSideFor } from '../model/limits.js';
 import type { UNetArgs } from '../model/index.js';
 import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, modelArgsToPy, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
 import { chooseScale, trainingScale } from '../model/scale.js';
+import { checkMembers, modelPaths } from '../predict/ensemble.js';
 import { PredictError, resolveMaskValues } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportOptions {
-  model: string;
+  /** One checkpoint, or (onnx, web) the checkpoints of an ensemble. */
+  model: string | string[];
   format: string;
   output: string;
   /** The scale images are resized by before the forward pass (onnx, web); default: the checkpoint's training scale. */
@@ -39,8 +43,17 @@ export interface ExportOptions {
   log?: (line: string) => void;
 }
 
+/** A checkpoint to export, read and checked. */
+interface Member {
+  path: string;
+  ckpt: LoadedCheckpoint;
+  args: UNetArgs;
+  maskValues: MaskValues;
+}
+
 /** Writes the export; returns what was exported, in words. */
-async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetArgs, maskValues: MaskValues): Promise<string> {
+async function writeExport(o: ExportOptions, members: Member[]): Promise<string> {
+  const { ckpt, args, maskValues } = members[0];
   const modelArgs = modelArgsToPy(args);
   if (o.format === 'safetensors') {
     await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
@@ -62,12 +75,27 @@ async function writeExport(o: ExportOptions, ckpt: LoadedCheckpoint, args: UNetA
   }
   const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
   console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
-  const meta: OnnxMetadata = { model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(minSideFor(args.depth)), ...classNamesMeta(ckpt.classNames, maskValues.length) };
+  const meta: OnnxMetadata = {
+    model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(Math.max(...members.map((m) => minSideFor(m.args.depth)))), ...classNamesMeta(ckpt.classNames, maskValues.length),
+    ...(members.length > 1 ? ensembleMeta(members) : {}),
+  };
+  const weights = members.map((m) => ({ weights: m.ckpt.model, args: m.args }));
+  const label = members.map((m) => `${basename(m.path)}${m.ckpt.epoch ? ` (epoch ${m.ckpt.epoch}${m.ckpt.valScore !== null ? `, validation Dice ${m.ckpt.valScore.toFixed(3)}` : ''})` : ''}`).join(' + ');
   const r =
     o.format === 'onnx'
-      ? await writeOnnx(o.output, ckpt.model, args, meta)
-      : await writeWebSite(o.output, ckpt.model, args, meta, `${basename(o.model)}${ckpt.epoch ? ` (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})` : ''}`);
-  return `the UNet (${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
+      ? members.length > 1 ? await writeOnnxEnsemble(o.output, weights, meta) : await writeOnnx(o.output, ckpt.model, args, meta)
+      : await writeWebSite(o.output, weights, meta, label);
+  const what = members.length > 1 ? `an ensemble of ${members.length} UNets (output '${ENSEMBLE_OUTPUT_NAME}', their mean ${args.nClasses === 1 ? 'sigmoid' : 'softmax'}; ` : 'the UNet (';
+  return `${what}${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
+}
+
+/** An ensemble's metadata: what its output is and which checkpoints it averages. */
+function ensembleMeta(members: Member[]): Pick<OnnxMetadata, 'output' | 'models'> {
+  const k = members[0].args.nClasses;
+  return {
+    output: `${ENSEMBLE_OUTPUT_NAME}: float32 [batch, ${k}, height, width], the mean over the ${members.length} models of ${k === 1 ? 'the sigmoid of their logit (P(class 1); threshold it)' : 'the softmax over the classes (argmax it)'}`,
+    models: JSON.stringify(members.map((m) => basename(m.path))),
+  };
 }
 
 export async function exportCommand(o: ExportOptions): Promise<number> {
@@ -79,13 +107,23 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   if (!o.output) throw new PredictError(`no output ${o.format === 'web' ? 'folder' : 'file'}: pass -o/--output ${o.format === 'web' ? 'DIR' : 'FILE'}`);
   if (o.format === 'web' && statSync(o.output, { throwIfNoEntry: false })?.isFile()) throw new PredictError(`-o ${o.output} is a file; --format web writes a folder: pass a folder name (e.g. -o site/)`);
   if (o.format !== 'web' && (/[\\/]$/.test(o.output) || statSync(o.output, { throwIfNoEntry: false })?.isDirectory())) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
-  if (resolve(o.output) === resolve(o.model)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
-  const ckpt = await loadCheckpoint(o.model);
-  const args = ckpt.modelArgs;
-  if (!args) throw new PredictError(`${o.model}: cannot tell the model's channels/classes from the checkpoint`);
-  const notes: string[] = [];
-  const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, notes);
-  for (const n of notes) console.error(`note: ${n}`);
+  const paths = modelPaths(o.model);
+  if (paths.length > 1 && o.format !== 'onnx' && o.format !== 'web') throw new PredictError(`an ensemble (${paths.length} -m) exports as --format onnx or web (one graph averaging the models); export each checkpoint to ${o.format} on its own`);
+  for (const path of paths) if (resolve(o.output) === resolve(path)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
+  const members: Member[] = [];
+  for (const path of paths) {
+    const ckpt = await loadCheckpoint(path);
+    const args = ckpt.modelArgs;
+    if (!args) throw new PredictError(`${path}: cannot tell the model's channels/classes from the checkpoint`);
+    const notes: string[] = [];
+    const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, notes);
+    for (const n of notes) console.error(`note: ${paths.length > 1 ? `${path}: ` : ''}${n}`);
+    members.push({ path, ckpt, args, maskValues: mv.values });
+  }
+  checkMembers(members);
+  const [{ ckpt, args }] = members;
+  const mv = { values: members[0].maskValues };
+  if (new Set(members.map((m) => trainingScale(m.ckpt))).size > 1) console.error(`note: the models were trained at different scales; the export resizes by ${o.scale ?? `the first model's (${trainingScale(ckpt) ?? 'unknown'})`}`);
   const web = o.format === 'web';
   const existed = existsSync(o.output);
   // A full disk or a read-only place: one line naming the file or folder. A web folder this export
@@ -99,12 +137,12 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   await makeDirs(web ? o.output : dirname(o.output)).catch((e) => {
     throw failed(e, web ? dirname(resolve(o.output)) : dirname(o.output));
   });
-  const what = await writeExport(o, ckpt, args, mv.values).catch((e) => {
+  const what = await writeExport(o, members).catch((e) => {
     throw failed(e, web ? o.output : dirname(o.output));
   });
   const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
   log(
-    `Exported ${what} of ${o.model} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +
+    `Exported ${what} of ${paths.join(' + ')} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +
       `mask values ${JSON.stringify(mv.values)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
   );
   if (o.format === 'pth-state-dict') {

@@ -6,7 +6,7 @@
  */
 import { UserError } from '../config/errors.js';
 import { MIN_SIDE } from '../model/limits.js';
-import { INPUT_NAME, OUTPUT_NAME } from './onnx.js';
+import { INPUT_NAME } from './onnx.js';
 
 type Ort = typeof import('onnxruntime-node');
 
@@ -21,7 +21,7 @@ export async function importOnnxRuntime(): Promise<Ort> {
 }
 
 export interface OnnxPredictor {
-  /** logits [N, K, H, W] for x [N, C, H, W] (H, W >= 16: onnxruntime would return a wrong shape below it) */
+  /** logits (an ensemble: its mean probabilities) [N, K, H, W] for x [N, C, H, W] (H, W >= 16: onnxruntime would return a wrong shape below it) */
   run(x: Float32Array, shape: [number, number, number, number]): Promise<{ data: Float32Array; dims: number[] }>;
   release(): Promise<void>;
 }
@@ -35,7 +35,7 @@ export async function loadOnnxPredictor(path: string, threads?: number): Promise
       if (h < MIN_SIDE || w < MIN_SIDE) throw new OnnxRuntimeError(`input is ${w}x${h}, but the UNet needs at least ${MIN_SIDE}x${MIN_SIDE} pixels (it halves the size 4 times); use a larger image or scale`);
       const input = new ort.Tensor('float32', x, shape);
       const out = await session.run({ [INPUT_NAME]: input });
-      const y = out[OUTPUT_NAME];
+      const y = out[session.outputNames[0]]; // logits, or an ensemble's probabilities
       const r = { data: y.data as Float32Array, dims: [...y.dims] };
       input.dispose();
       return r;

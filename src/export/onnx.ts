@@ -19,6 +19,8 @@ export const OPSET = 17;
 export const IR_VERSION = 8;
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'logits';
+/** An ensemble's output: the mean of the members' softmax (sigmoid for 1 output), [batch, K, H, W]. */
+export const ENSEMBLE_OUTPUT_NAME = 'probabilities';
 
 /** Carried in the file's metadata_props (strings) and in the web folder's model.json. */
 export interface OnnxMetadata {
@@ -32,6 +34,10 @@ export interface OnnxMetadata {
   min_size: string;
   /** JSON list of the class names (train --class-names), when the checkpoint has them */
   class_names?: string;
+  /** An ensemble's output, in words: its name, shape and meaning (a single model's is `logits`) */
+  output?: string;
+  /** An ensemble's checkpoints (file names), as a JSON list */
+  models?: string;
 }
 
 type Attr = number | string | number[] | { floats: number[] };
@@ -43,13 +49,23 @@ interface NodeSpec {
   attribute: Record<string, unknown>[];
 }
 
-/** A tiny graph builder: each node is named after its module and outputs `<name>_out`. */
+/**
+ * A tiny graph builder: each node is named after its module and outputs `<name>_out`. `prefix`
+ * goes before every node, constant and weight name (an ensemble's member i: `m<i>.`).
+ */
 class Graph {
   readonly nodes: NodeSpec[] = [];
   /** Small constant tensors (int64 shapes, scales), encoded inline. */
   readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
+  prefix = '';
 
-  node(op: string, name: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+  /** A weight's initializer name: its state-dict key, prefixed. */
+  w(key: string): string {
+    return this.prefix + key;
+  }
+
+  node(op: string, nodeName: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    const name = this.prefix + nodeName;
     const out = `${name}_out`;
     const attribute = Object.entries(attrs).map(([k, v]) => {
       if (typeof v === 'string') return { name: k, type: AttributeType.STRING, s: Buffer.from(v) };
@@ -61,12 +77,14 @@ class Graph {
     return out;
   }
 
-  int64(name: string, values: number[]): string {
+  int64(constName: string, values: number[]): string {
+    const name = this.prefix + constName;
     this.constants.push({ name, dims: [values.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
     return name;
   }
 
-  float(name: string, values: number[]): string {
+  float(constName: string, values: number[]): string {
+    const name = this.prefix + constName;
     this.constants.push({ name, dims: [values.length], data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(values).buffer) });
     return name;
   }
@@ -75,9 +93,9 @@ class Graph {
 /** (Conv 3x3 => BatchNormalization => Relu) * 2; `prefix` is the DoubleConv's state-dict prefix. */
 function doubleConv(g: Graph, x: string, prefix: string): string {
   for (const [conv, bn] of [[0, 1], [3, 4]]) {
-    x = g.node('Conv', `${prefix}.${conv}`, [x, `${prefix}.${conv}.weight`], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+    x = g.node('Conv', `${prefix}.${conv}`, [x, g.w(`${prefix}.${conv}.weight`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
     const p = `${prefix}.${bn}`;
-    x = g.node('BatchNormalization', p, [x, `${p}.weight`, `${p}.bias`, `${p}.running_mean`, `${p}.running_var`], { epsilon: 1e-5 });
+    x = g.node('BatchNormalization', p, [x, ...['weight', 'bias', 'running_mean', 'running_var'].map((k) => g.w(`${p}.${k}`))], { epsilon: 1e-5 });
     x = g.node('Relu', `${prefix}.${bn}.relu`, [x]);
   }
   return x;
@@ -90,7 +108,7 @@ function doubleConv(g: Graph, x: string, prefix: string): string {
 function up(g: Graph, x1: string, skip: string, name: string, bilinear: boolean): string {
   const u = bilinear
     ? g.node('Resize', `${name}.up`, [x1, '', g.float(`${name}.up.scales`, [1, 1, 2, 2])], { mode: 'linear', coordinate_transformation_mode: 'align_corners' })
-    : g.node('ConvTranspose', `${name}.up`, [x1, `${name}.up.weight`, `${name}.up.bias`], { kernel_shape: [2, 2], strides: [2, 2] });
+    : g.node('ConvTranspose', `${name}.up`, [x1, g.w(`${name}.up.weight`), g.w(`${name}.up.bias`)], { kernel_shape: [2, 2], strides: [2, 2] });
   const skipHW = g.node('Shape', `${name}.pad.skip_hw`, [skip], { start: 2 });
   const upHW = g.node('Shape', `${name}.pad.up_hw`, [u], { start: 2 });
   const d = g.node('Sub', `${name}.pad.diff`, [skipHW, upHW]);
@@ -103,9 +121,8 @@ function up(g: Graph, x1: string, skip: string, name: string, bilinear: boolean)
   return doubleConv(g, cat, `${name}.conv.double_conv`);
 }
 
-/** The reference UNet's forward (unet_model.py) as ONNX nodes. */
-function unetGraph(bilinear: boolean, depth: number): Graph {
-  const g = new Graph();
+/** The reference UNet's forward (unet_model.py, `depth` down stages) as ONNX nodes; returns the logits' name. */
+function unetBody(g: Graph, bilinear: boolean, depth: number): string {
   const x1 = doubleConv(g, INPUT_NAME, 'inc.double_conv');
   const skips = [x1];
   let x = x1;
@@ -115,8 +132,28 @@ function unetGraph(bilinear: boolean, depth: number): Graph {
     skips.push(x);
   }
   for (let i = 1; i <= depth; i++) x = up(g, x, skips[depth - i], `up${i}`, bilinear);
-  g.node('Conv', 'outc.conv', [x, 'outc.conv.weight', 'outc.conv.bias'], { kernel_shape: [1, 1] });
+  return g.node('Conv', 'outc.conv', [x, g.w('outc.conv.weight'), g.w('outc.conv.bias')], { kernel_shape: [1, 1] });
+}
+
+function unetGraph(bilinear: boolean, depth: number): Graph {
+  const g = new Graph();
+  unetBody(g, bilinear, depth);
   g.nodes[g.nodes.length - 1].output = [OUTPUT_NAME]; // the graph's output, named plainly
+  return g;
+}
+
+/** Members' UNets side by side on one input; Softmax (Sigmoid for 1 output) of each, summed, times 1/M. */
+function ensembleGraph(members: readonly UNetArgs[]): Graph {
+  const g = new Graph();
+  const probs = members.map((a, i) => {
+    g.prefix = `m${i}.`;
+    const logits = unetBody(g, a.bilinear, a.depth ?? REFERENCE_DEPTH);
+    return a.nClasses === 1 ? g.node('Sigmoid', 'sigmoid', [logits]) : g.node('Softmax', 'softmax', [logits], { axis: 1 });
+  });
+  g.prefix = '';
+  const sum = g.node('Sum', 'ensemble.sum', probs);
+  g.node('Mul', 'ensemble.mean', [sum, g.float('ensemble.inv_count', [1 / members.length])]);
+  g.nodes[g.nodes.length - 1].output = [ENSEMBLE_OUTPUT_NAME];
   return g;
 }
 
@@ -165,7 +202,23 @@ export interface OnnxExport {
  * [batch, n_classes, height, width]. Height and width must be at least 2^depth (16 for the reference).
  */
 export async function writeOnnx(path: string, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
-  const g = unetGraph(args.bilinear, args.depth ?? REFERENCE_DEPTH);
+  return writeGraph(path, unetGraph(args.bilinear, args.depth ?? REFERENCE_DEPTH), weights, args, meta, { output: OUTPUT_NAME, what: 'logits', producerVersion });
+}
+
+/**
+ * Writes an ensemble as one ONNX graph: the members' UNets on the same `input`, initializers
+ * named `m<i>.<state-dict key>`, output `probabilities` [batch, n_classes, height, width] = the
+ * mean of their softmax over the classes (1 output: of their sigmoid, P(class 1)).
+ */
+export async function writeOnnxEnsemble(path: string, members: readonly { weights: Map<string, RawTensor>; args: UNetArgs }[], meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
+  const weights = new Map(members.flatMap((m, i) => [...m.weights].map(([k, t]) => [`m${i}.${k}`, t] as const)));
+  const what = `probabilities, the mean of ${members.length} models' ${members[0].args.nClasses === 1 ? 'sigmoid (P(class 1))' : 'softmax over the classes'}`;
+  return writeGraph(path, ensembleGraph(members.map((m) => m.args)), weights, members[0].args, meta, { output: ENSEMBLE_OUTPUT_NAME, what, producerVersion });
+}
+
+async function writeGraph(
+  path: string, g: Graph, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, o: { output: string; what: string; producerVersion: string },
+): Promise<OnnxExport> {
   const used = new Set(g.nodes.flatMap((n) => n.input));
   const missing = [...used].filter((n) => n !== INPUT_NAME && n !== '' && !weights.has(n) && !g.constants.some((c) => c.name === n) && !g.nodes.some((m) => m.output.includes(n)));
   if (missing.length > 0) throw new Error(`the checkpoint lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}; is it a UNet of the reference architecture?`);
@@ -190,14 +243,14 @@ export async function writeOnnx(path: string, weights: Map<string, RawTensor>, a
     initializer: g.constants,
     doc_string: 'UNet (milesial/Pytorch-UNet architecture) exported by unet-ts',
     input: [valueInfo(INPUT_NAME, ['batch', args.nChannels, 'height', 'width'])],
-    output: [valueInfo(OUTPUT_NAME, ['batch', args.nClasses, 'height', 'width'])],
+    output: [valueInfo(o.output, ['batch', args.nClasses, 'height', 'width'])],
   }).finish();
   const modelHead = ModelProto.encode({
     ir_version: IR_VERSION,
     opset_import: [{ domain: '', version: OPSET }],
     producer_name: 'unet-ts',
-    producer_version: producerVersion,
-    doc_string: `input: float32 [batch, ${args.nChannels}, height, width] in 0..1 (height, width >= ${meta.min_size}); output: logits [batch, ${args.nClasses}, height, width]`,
+    producer_version: o.producerVersion,
+    doc_string: `input: float32 [batch, ${args.nChannels}, height, width] in 0..1 (height, width >= ${meta.min_size}); output: ${o.what === 'logits' ? 'logits' : `${o.output}`} [batch, ${args.nClasses}, height, width]${o.what === 'logits' ? '' : ` (${o.what})`}`,
     metadata_props: Object.entries(meta).map(([key, value]) => ({ key, value })),
   }).finish();
   const graphPrefix = varintPrefix(7, graphHead.length + initBytes);

@@ -48,7 +48,7 @@ export function tryItPages(): { serve: (runDir: string, file: string, res: Serve
     const { scale } = chooseScale(trainingScale(ckpt), undefined);
     const dir = join(root, String(n++));
     const meta = { model_args: JSON.stringify(modelArgsToPy(args)), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(minSideFor(args.depth)), ...classNamesMeta(ckpt.classNames, mv.values.length) };
-    await writeWebSite(dir, ckpt.model, args, meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
+    await writeWebSite(dir, [{ weights: ckpt.model, args }], meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
     return dir;
   }
 

@@ -3,6 +3,8 @@
  * index.html + app.js + style.css (the page, built from src/web/ into dist/web/), model.onnx,
  * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm file,
  * copied from node_modules. Any static file server can serve it; nothing is fetched from elsewhere.
+ * An ensemble (several -m) is one model.onnx whose output is the mean probabilities
+ * (model.json's `output` tells the page which it gets).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,7 +14,7 @@ import { writeFileAtomic } from '../io/files.js';
 import type { RawTensor } from '../io/pth.js';
 import type { UNetArgs } from '../model/index.js';
 import type { WebModelInfo } from '../web/infer.js';
-import { type OnnxExport, type OnnxMetadata, writeOnnx } from './onnx.js';
+import { type OnnxExport, type OnnxMetadata, writeOnnx, writeOnnxEnsemble } from './onnx.js';
 
 export const PAGE_FILES = ['index.html', 'app.js', 'style.css'] as const;
 /** onnxruntime-web's WebAssembly build (one thread, SIMD) and its loader. */
@@ -41,16 +43,17 @@ function wasmFile(name: string): string {
 /** Writes the folder; returns the ONNX export's figures. */
 export async function writeWebSite(
   dir: string,
-  weights: Map<string, RawTensor>,
-  args: UNetArgs,
+  members: readonly { weights: Map<string, RawTensor>; args: UNetArgs }[],
   meta: OnnxMetadata,
   source: string,
 ): Promise<OnnxExport> {
+  const { args } = members[0];
   const page = pageDir();
   const wasm = WASM_FILES.map(wasmFile);
   for (const f of wasm) if (!existsSync(f)) throw new Error(`${f} is missing: reinstall onnxruntime-web (\`npm install\`)`);
   mkdirSync(dir, { recursive: true });
-  const onnx = await writeOnnx(join(dir, 'model.onnx'), weights, args, meta);
+  const ensemble = members.length > 1;
+  const onnx = ensemble ? await writeOnnxEnsemble(join(dir, 'model.onnx'), members, meta) : await writeOnnx(join(dir, 'model.onnx'), members[0].weights, args, meta);
   const info: WebModelInfo = {
     model: 'model.onnx',
     n_channels: args.nChannels,
@@ -60,6 +63,7 @@ export async function writeWebSite(
     scale: Number(meta.scale),
     min_size: Number(meta.min_size),
     source,
+    output: ensemble ? 'probabilities' : 'logits',
     ...(meta.class_names ? { class_names: JSON.parse(meta.class_names) as string[] } : {}),
   };
   // Every file atomically: a failed export (full disk) leaves no torn file in an earlier folder.

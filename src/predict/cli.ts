@@ -26,7 +26,9 @@ import { decodeWindows, sameSizeBatches } from './batches.js';
 import { expandInputs } from './inputs.js';
 import { type Job, type PredictedFile, makeOutputDirs, planOutputs, probCount, probFiles, writeOutputs } from './outputs.js';
 import { isBinary01 } from './overlay.js';
-import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, loadPredictor, predictBatch, preprocess } from './predictor.js';
+import { loadEnsemble, modelPaths } from './ensemble.js';
+import { ttaViews } from './views.js';
+import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, predictBatch, preprocess } from './predictor.js';
 import { PredictProgress } from './progress.js';
 import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
 
@@ -81,7 +83,7 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
   }
 
   // 2. Model, output folders
-  const predictor = await loadPredictor(cfg.model, { device: cfg.device, amp: cfg.amp });
+  const predictor = await loadEnsemble(modelPaths(cfg.model), { device: cfg.device, amp: cfg.amp, tta: cfg.tta });
   try {
     checkGivenArgs(predictor, { classes: opts.classesGiven ? cfg.classes : undefined, bilinear: opts.bilinearGiven ? cfg.bilinear : undefined });
     for (const n of predictor.notes) warn(`note: ${n}`);
@@ -95,7 +97,8 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
       warn(`note: the mask values ${JSON.stringify(mv)} are small, so the mask PNGs look (almost) black in image viewers; they hold the class values. Use -v/--viz for a coloured overlay`);
     }
     const a = predictor.args;
-    log(`Model ${cfg.model} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})`);
+    const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${ttaViews(cfg.tta).length} views)`;
+    log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
     // 3. Predict: windowed images one by one, the others in same-size batches

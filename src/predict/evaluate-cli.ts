@@ -24,7 +24,7 @@
  */
 import { dirname } from 'node:path';
 import { EXIT } from '../config/errors.js';
-import type { EvaluateConfig } from '../config/options.js';
+import type { EvaluateConfig, TtaMode } from '../config/options.js';
 import * as E from '../engine/index.js';
 import { type MaskValues, type RGB, listPairs, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
 import { makeDirs } from '../io/dirs.js';
@@ -34,7 +34,8 @@ import { chooseScale } from '../model/scale.js';
 import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
 import { type ClassSurface, SurfaceMeter, surfaceScores } from '../metrics/surface.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
-import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, loadPredictor, preprocess } from './predictor.js';
+import { loadEnsemble, modelPaths } from './ensemble.js';
+import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, preprocess } from './predictor.js';
 import { reasonFor } from './progress.js';
 import { planTiles } from './tiled.js';
 import { memoryRows, tiledLogits } from './tiles.js';
@@ -65,6 +66,8 @@ export interface EvaluateResult {
   scale: number;
   /** Where the scale came from: -s, the checkpoint's training scale, or the reference's default. */
   scaleSource: string;
+  /** --tta: the views averaged per image. */
+  tta: TtaMode;
   threshold: number;
   images: number;
   nClasses: number;
@@ -120,7 +123,7 @@ export interface EvaluateRunOptions {
 export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOptions = {}): Promise<EvaluateResult> {
   const warn = opts.warn ?? ((l: string) => console.error(l));
   const t0 = performance.now();
-  const p = await loadPredictor(given.model, { device: given.device, amp: given.amp });
+  const p = await loadEnsemble(modelPaths(given.model), { device: given.device, amp: given.amp, tta: given.tta });
   const meter = new SegmentationMeter(p.args.nClasses, { device: p.device, threshold: given.maskThreshold });
   const surface = new SurfaceMeter(Math.max(p.args.nClasses, 2));
   try {
@@ -176,7 +179,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
     const m = meter.read();
     if (m.images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
-    return { ...summarize(cfg, p, m, surface.read()), scaleSource: sc.source, failed, seconds: (performance.now() - t0) / 1000 };
+    return { ...summarize(cfg, p, m, surface.read()), scaleSource: sc.source, tta: cfg.tta, failed, seconds: (performance.now() - t0) / 1000 };
   } finally {
     meter.dispose();
     p.dispose();
@@ -226,7 +229,7 @@ function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   return E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
 }
 
-function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource'> {
+function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource' | 'tta'> {
   const cm = m.confusion;
   const values = p.maskValues as (number | RGB)[];
   const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
@@ -247,7 +250,7 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s
     return v.length ? mean(v) : null;
   };
   return {
-    model: cfg.model,
+    model: p.path,
     imgs: cfg.imgs,
     masks: cfg.masks,
     scale: cfg.scale,
@@ -279,7 +282,7 @@ export function formatEvaluation(r: EvaluateResult): string {
   const nameW = named ? Math.max(4, ...r.perClass.map((c) => (c.name ?? '').length)) + 2 : 0;
   const name = (c: ClassMetrics | null) => (named ? (c ? (c.name ?? '') : 'name').padEnd(nameW) : '');
   const lines = [
-    `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}`,
+    `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}${r.tta !== 'none' ? ` (--tta ${r.tta})` : ''}`,
     `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
     '',
     `${'class'.padEnd(6)}${name(null)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'HD95'.padStart(9)}${'NSD'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,

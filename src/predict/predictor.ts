@@ -14,6 +14,7 @@ import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../da
 import { REFERENCE_DEPTH, UNet, type UNetArgs, minSideFor } from '../model/index.js';
 import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import { trainingScale } from '../model/scale.js';
+import { type TtaMode, averagedLogits } from './tta.js';
 
 export class PredictError extends UserError {}
 
@@ -22,6 +23,8 @@ export interface LoadModelOptions {
   device?: string;
   /** Mixed precision: float16 on CUDA, bfloat16 on CPU. */
   amp?: boolean;
+  /** Test-time augmentation (tta.ts); default none. */
+  tta?: TtaMode;
 }
 
 export interface Predictor {
@@ -39,7 +42,12 @@ export interface Predictor {
   device: Device;
   /** Autocast dtype under --amp (float16 on CUDA, bfloat16 on CPUs with native bf16); null: fp32. */
   ampDtype: E.AutocastDtype | null;
+  /** The (first) model. */
   model: UNet;
+  /** Every model of an ensemble (several -m), `model` first; absent: [model]. */
+  models?: UNet[];
+  /** The views each forward pass averages over (tta.ts); absent: none. */
+  tta?: TtaMode;
   epoch: number;
   valScore: number | null;
   /** The scale it was trained at (config.scale), null when the file records none. */
@@ -121,6 +129,8 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     device,
     ampDtype,
     model,
+    models: [model],
+    tta: opts.tta ?? 'none',
     epoch: ckpt.epoch,
     valScore: ckpt.valScore,
     trainingScale: trainingScale(ckpt),
@@ -241,17 +251,21 @@ export function forwardLogits(p: Predictor, items: readonly Preprocessed[]): Ten
   return E.tidy(() => forwardTensor(p, E.tensor(buf, [items.length, c, h, w])));
 }
 
-/** The part of a Predictor a forward pass needs (training's validation has one too). */
-export type ForwardModel = Pick<Predictor, 'model' | 'device' | 'ampDtype'>;
+/** The part of a Predictor a forward pass needs (training's validation has one too: no TTA, one model). */
+export type ForwardModel = Pick<Predictor, 'model' | 'device' | 'ampDtype'> & Partial<Pick<Predictor, 'models' | 'tta' | 'args'>>;
 
-/** Logits [N, K, h, w] float32 on the model's device for a CPU batch x [N, C, h, w] (caller disposes). */
+/**
+ * Logits [N, K, h, w] float32 on the model's device for a CPU batch x [N, C, h, w] (caller
+ * disposes). With --tta or an ensemble: the log of the mean probabilities (tta.ts), which
+ * everything downstream treats as logits.
+ */
 export function forwardTensor(p: ForwardModel, x: Tensor): Tensor {
   const cuda = p.device.startsWith('cuda');
   return E.inferenceMode(() =>
     E.tidy(() => {
-      const input = cuda ? x.to({ device: p.device }).contiguous('channels_last') : x;
-      const logits = E.autocastOn(p.device, p.ampDtype, () => p.model.forward(input));
-      return logits.float();
+      const input = cuda ? x.to({ device: p.device }) : x;
+      const forwards = (p.models ?? [p.model]).map((m) => (v: Tensor) => E.autocastOn(p.device, p.ampDtype, () => m.forward(cuda ? v.contiguous('channels_last') : v)).float());
+      return averagedLogits(input, forwards, p.tta ?? 'none', p.args?.nClasses ?? p.model.args.nClasses);
     }),
   );
 }

@@ -47,8 +47,9 @@ export const memoryBudget = (maxMemoryMiB: number): number => (maxMemoryMiB > 0 
  * the full-width UNet (64 channels; measured 5.6 KB at 512x512, fp32, oneDNN, 1 input channel).
  */
 export function forwardBytesPerPixel(p: Predictor): number {
-  const w = p.model.namedParameters().find(([k]) => k === 'outc.conv.weight')?.[1];
-  return 90 * (w ? w.shape[1] : 64);
+  // An ensemble runs its models one after another: the widest one counts.
+  const widths = (p.models ?? [p.model]).map((m) => m.namedParameters().find(([k]) => k === 'outc.conv.weight')?.[1]?.shape[1] ?? 64);
+  return 90 * Math.max(...widths);
 }
 
 /** Window sizes --tile auto chooses from, largest first. */

@@ -6,7 +6,10 @@
  */
 import type { MaskValues } from '../data/mask-values.js';
 import { MIN_SIDE } from '../model/limits.js';
+import { type TtaMode, type View, ttaViews } from '../predict/views.js';
 import { resizeBicubicU8 } from './resample.js';
+
+export { type TtaMode, ttaViews };
 
 /** model.json beside model.onnx in an exported web folder. */
 export interface WebModelInfo {
@@ -21,6 +24,8 @@ export interface WebModelInfo {
   source: string;
   /** Names of the classes (train --class-names), one per mask value; absent: none. */
   class_names?: string[];
+  /** What model.onnx returns: logits (one model; absent in older folders) or an ensemble's mean probabilities. */
+  output?: 'logits' | 'probabilities';
 }
 
 export class InputError extends Error {}
@@ -119,5 +124,71 @@ export function classify(logits: Float32Array, k: number, plane: number, thresho
     }
     out[i] = best;
   }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Test-time augmentation, as `unet predict --tta` (src/predict/tta.ts): the same views in the
+// same order, the mean of the probabilities, returned as log-probabilities (1 output: the logit
+// of the mean) that go through resizeLogits and classify like logits.
+
+/** For each pixel y*w+x of an h x w plane, its index in the view's plane (w x h when transposed). */
+function viewIndex(h: number, w: number, v: View): Int32Array {
+  const idx = new Int32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const fy = v.flipV ? h - 1 - y : y;
+    for (let x = 0; x < w; x++) {
+      const fx = v.flipH ? w - 1 - x : x;
+      idx[y * w + x] = v.transpose ? fx * h + fy : fy * w + fx;
+    }
+  }
+  return idx;
+}
+
+/** [C, h, w] as the view sees it; its height and width (swapped when transposed). */
+export function viewInput(x: Float32Array, c: number, h: number, w: number, v: View): { data: Float32Array; height: number; width: number } {
+  const idx = viewIndex(h, w, v);
+  const plane = h * w;
+  const data = new Float32Array(x.length);
+  for (let k = 0; k < c; k++) for (let i = 0; i < plane; i++) data[k * plane + idx[i]] = x[k * plane + i];
+  return { data, height: v.transpose ? w : h, width: v.transpose ? h : w };
+}
+
+/**
+ * Mean probabilities over the views of `mode` of `run` (the ONNX model: [C, h', w'] -> [K, h', w']
+ * logits, or probabilities when `output` says so), as log-probabilities [K, h, w].
+ * With one view of a logits model the logits come back as they are.
+ */
+export async function ttaLogits(
+  run: (x: Float32Array, height: number, width: number) => Promise<Float32Array>,
+  x: Float32Array, c: number, h: number, w: number, k: number, mode: TtaMode, output: 'logits' | 'probabilities' = 'logits',
+): Promise<Float32Array> {
+  const views = ttaViews(mode);
+  if (views.length === 1 && output === 'logits') return run(x, h, w);
+  const plane = h * w;
+  const p = new Float32Array(k * plane);
+  const q = k === 1 ? new Float32Array(plane) : null; // 1 - p, summed apart for precision near 1
+  for (const v of views) {
+    const view = viewInput(x, c, h, w, v);
+    const y = await run(view.data, view.height, view.width);
+    const idx = viewIndex(h, w, v);
+    for (let i = 0; i < plane; i++) {
+      const j = idx[i];
+      if (k === 1) {
+        const pv = output === 'logits' ? 1 / (1 + Math.exp(-y[j])) : y[j];
+        p[i] += pv;
+        (q as Float32Array)[i] += output === 'logits' ? 1 / (1 + Math.exp(y[j])) : 1 - y[j];
+        continue;
+      }
+      let max = -Infinity;
+      if (output === 'logits') for (let c2 = 0; c2 < k; c2++) max = Math.max(max, y[c2 * plane + j]);
+      let sum = 0;
+      for (let c2 = 0; c2 < k; c2++) sum += output === 'logits' ? Math.exp(y[c2 * plane + j] - max) : y[c2 * plane + j];
+      for (let c2 = 0; c2 < k; c2++) p[c2 * plane + i] += (output === 'logits' ? Math.exp(y[c2 * plane + j] - max) : y[c2 * plane + j]) / sum;
+    }
+  }
+  const tiny = 1e-30 * views.length;
+  const out = new Float32Array(k * plane);
+  for (let i = 0; i < out.length; i++) out[i] = Math.log(Math.max(p[i], tiny)) - (q ? Math.log(Math.max(q[i], tiny)) : Math.log(views.length));
   return out;
 }

@@ -12,7 +12,7 @@ import { MIN_SIDE } from '../model/limits.js';
 import { maskPng } from '../predict/mask-png.js';
 import { classColour, classLabel } from '../tracking/palette.js';
 import { withoutOrientation } from './exif.js';
-import { InputError, type WebModelInfo, classify, preprocessRgba, resizeLogits } from './infer.js';
+import { InputError, type TtaMode, type WebModelInfo, classify, preprocessRgba, resizeLogits, ttaLogits, ttaViews } from './infer.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -98,21 +98,28 @@ async function predict(file: File): Promise<void> {
   const img = await decode(file);
   const { width: W, height: H } = img;
   const x = preprocessRgba(img.data, W, H, info.n_channels, info.scale, info.min_size || MIN_SIDE); // 2^depth (older folders: none)
-  const t0 = performance.now();
-  const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, info.n_channels, x.height, x.width]) });
-  const ms = performance.now() - t0;
-  const y = out[session.outputNames[0]];
   const k = info.n_classes;
-  if (y.dims[2] !== x.height || y.dims[3] !== x.width) throw new Error(`the model returned ${y.dims.join('x')} for a ${x.width}x${x.height} input`);
-  const logits = resizeLogits(y.data as Float32Array, k, x.height, x.width, H, W);
-  y.dispose();
+  const tta = $<HTMLSelectElement>('tta').value as TtaMode;
+  // One forward pass per view (--tta); the views' mean probabilities come back as log-probabilities.
+  const run = async (data: Float32Array, h: number, w: number): Promise<Float32Array> => {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, [1, info.n_channels, h, w]) });
+    const y = out[session.outputNames[0]];
+    if (y.dims[2] !== h || y.dims[3] !== w) throw new Error(`the model returned ${y.dims.join('x')} for a ${w}x${h} input`);
+    const values = (y.data as Float32Array).slice();
+    y.dispose();
+    return values;
+  };
+  const t0 = performance.now();
+  const averaged = await ttaLogits(run, x.data, info.n_channels, x.height, x.width, k, tta, info.output ?? 'logits');
+  const ms = performance.now() - t0;
+  const logits = resizeLogits(averaged, k, x.height, x.width, H, W);
   result = { name: file.name, width: W, height: H, logits, classes: classify(logits, k, W * H, threshold()) };
   const imageCanvas = $<HTMLCanvasElement>('image');
   imageCanvas.width = W;
   imageCanvas.height = H;
   (imageCanvas.getContext('2d') as CanvasRenderingContext2D).putImageData(img, 0, 0);
   imageCanvas.style.width = W < 512 ? `${Math.min(512, W * 4)}px` : ''; // small images shown larger, pixelated
-  $('timing').textContent = `inference ${ms.toFixed(0)} ms (${x.width}x${x.height} at scale ${info.scale}; image ${W}x${H})`;
+  $('timing').textContent = `inference ${ms.toFixed(0)} ms (${x.width}x${x.height} at scale ${info.scale}${tta === 'none' ? '' : `, ${ttaViews(tta).length} views`}; image ${W}x${H})`;
   $('timing').dataset.ms = String(ms);
   renderMask();
   setState('done');
@@ -145,8 +152,11 @@ function renderMask(): void {
   a.hidden = false;
 }
 
+let lastFile: File | undefined;
+
 async function handle(file: File | undefined): Promise<void> {
   if (!file) return;
+  lastFile = file;
   try {
     await predict(file);
   } catch (e) {
@@ -168,6 +178,8 @@ function wire(): void {
     drop.classList.remove('over');
     void handle(e.dataTransfer?.files[0]);
   });
+  // A new --tta choice predicts the shown image again.
+  $<HTMLSelectElement>('tta').addEventListener('change', () => void handle(lastFile));
   $<HTMLInputElement>('opacity').addEventListener('input', (e) => {
     $('overlay').style.opacity = (e.target as HTMLInputElement).value;
   });
