@@ -53,8 +53,8 @@ function convert(file: string, key: string, spec: OptionSpec<unknown>, v: unknow
     return v;
   }
   const parse = spec.parse;
-  // A list option that is one flag value on the command line (--class-names a,b): a YAML/JSON list too.
-  if (Array.isArray(v) && Array.isArray(spec.default) && !spec.variadic && v.every((x) => typeof x === 'string')) v = v.join(',');
+  // A list option that is one flag value on the command line (--class-names a,b; --class-weights 1,2, as config.json records them): a YAML/JSON list too.
+  if (Array.isArray(v) && !spec.variadic && (Array.isArray(spec.default) ? v.every((x) => typeof x === 'string') : v.length > 0 && v.every((x) => typeof x === 'number'))) v = v.join(',');
   const one = (x: unknown) => {
     if (typeof x !== 'string' && typeof x !== 'number') throw new OptionError(`--config ${file}: ${key} (${flag}) expects a ${spec.variadic ? 'list of strings' : 'single value'}, got ${JSON.stringify(x)}`);
     try {

@@ -125,6 +125,34 @@ export function checkClassNames(names: readonly string[], classes: number): void
   );
 }
 
+/** --ignore-index: a value as stored in the masks (16-bit masks reach 65535). */
+const ignoreValueParser: Parser<number | null> = (raw, flag) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 0 || v > 65535) {
+    throw new OptionError(`${flag} expects a mask value as stored in the mask files, an integer 0-65535 (e.g. 11 for CamVid's void); got '${raw}'`);
+  }
+  return v;
+};
+
+/** --class-weights: 'none', 'auto' (resolved from the training masks by src/train/class-weights.ts) or the weights. */
+export type ClassWeights = 'none' | 'auto' | number[];
+const classWeightsParser: Parser<ClassWeights> = (raw, flag) => {
+  if (raw === 'none' || raw === 'auto') return raw;
+  const ws = raw.split(',').map((w) => (w.trim() === '' ? Number.NaN : Number(w)));
+  if (ws.some((w) => !(Number.isFinite(w) && w >= 0)) || !ws.some((w) => w > 0)) {
+    throw new OptionError(`${flag} expects 'auto', 'none' or one weight >= 0 per class incl. the background, comma-separated (e.g. 0.5,2,1), not all 0; got '${raw}'`);
+  }
+  return ws;
+};
+
+/** --class-weights against -c: one weight per class incl. the background, two (background, foreground) for -c 1. */
+export function checkClassWeights(weights: ClassWeights, classes: number): void {
+  if (!Array.isArray(weights) || weights.length === classNameCount(classes)) return;
+  throw new OptionError(
+    `--class-weights gives ${weights.length} weight(s) (${weights.join(', ')}) but -c ${classes} needs ${classNameCount(classes)}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`,
+  );
+}
+
 /** Parallel image decoders unless --workers says otherwise (train, predict, evaluate and the dataset API). */
 export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
 
@@ -179,6 +207,8 @@ export const trainOptions = {
   dashboard: { flags: '--dashboard', help: 'serve the live dashboard while training', default: false },
   port: { flags: '--port <n>', help: 'dashboard port', default: 6006, parse: port },
   wandb: { flags: '--wandb', help: 'also log to Weights & Biases (needs @wandb/sdk, WANDB_API_KEY, network)', default: false },
+  ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
+  classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -14,13 +14,16 @@ export {
   type MaskValues,
   type RGB,
   type ScanOptions,
+  IGNORE_CLASS,
   checkClasses,
   classIndexToMaskValues,
   formatMaskValues,
+  isIgnoreValue,
   maskToClassIndex,
   mergeMaskValues,
   scanMaskValues,
   uniqueMaskValues,
+  withoutIgnoreValue,
 } from './masks.js';
 export { AUTO_MASK_SUFFIXES, type ListPairsOptions, type Pair, type PairList, listPairs } from './pairs.js';
 export { type DatasetOptions, type Sample, type StoredSample, SegmentationDataset } from './dataset.js';

@@ -99,6 +99,8 @@ export interface CheckpointData {
   maskValues: MaskValues;
   /** --class-names: one per mask value; absent or empty: none given. */
   classNames?: readonly string[];
+  /** --ignore-index: the mask value that is no class (evaluate leaves its pixels out); absent or null: none. */
+  ignoreValue?: number | null;
   modelArgs: UNetArgs;
   config: Record<string, unknown>;
   runDir?: string;
@@ -143,6 +145,7 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     val_score: new PyFloat(c.valScore),
     mask_values: c.maskValues as PyValue,
     class_names: c.classNames?.length ? [...c.classNames] : null,
+    ignore_value: c.ignoreValue ?? null,
     model_args: { n_channels: c.modelArgs.nChannels, n_classes: c.modelArgs.nClasses, bilinear: c.modelArgs.bilinear },
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
@@ -230,6 +233,8 @@ export interface LoadedCheckpoint {
   maskValues: MaskValues | null;
   /** Names of the classes (class_names, from --class-names); null: the file has none (older files, the reference's). */
   classNames: string[] | null;
+  /** ignore_value (--ignore-index): a mask value that is no class; null: none (older files, the reference's). */
+  ignoreValue: number | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
   epoch: number;
   globalStep: number;
@@ -362,6 +367,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     runDir: null,
     globalStep: 0,
     classNames: null as string[] | null,
+    ignoreValue: null as number | null,
     position: null,
   };
   if (Object.hasOwn(rec, 'model_state_dict')) {
@@ -375,6 +381,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       model,
       maskValues: parseMaskValues(rec.mask_values),
       classNames: parseClassNames(rec.class_names),
+      ignoreValue: num(rec.ignore_value),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,

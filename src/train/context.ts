@@ -76,6 +76,8 @@ export interface TrainRun {
   modelArgs: UNetArgs;
   model: UNet;
   params: Tensor[];
+  /** --class-weights resolved: the loss's per-class weights on the device (null: none). */
+  classWeights: Tensor | null;
   optimizer: Optimizer;
   scheduler: LRScheduler;
   scaler: GradScaler;

@@ -1,10 +1,11 @@
 /** A batch onto the run's device, and the forward pass under autocast (training, validation and precise BN share them). */
-import type { Batch } from '../data/index.js';
+import { type Batch, IGNORE_CLASS } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import { classTargets } from '../metrics/ignore.js';
 import type { TrainRun } from './context.js';
 
-/** Images [N,C,H,W] and masks [N,H,W] int64 on the run's device. */
+/** Images [N,C,H,W] and masks [N,H,W] int64 on the run's device (-100 on --ignore-index pixels). */
 export function toDevice(run: TrainRun, b: Batch): { x: Tensor; y: Tensor } {
   const { cuda, device } = run;
   let x = E.tensor(b.images, [b.n, b.c, b.h, b.w]);
@@ -12,7 +13,7 @@ export function toDevice(run: TrainRun, b: Batch): { x: Tensor; y: Tensor } {
   if (run.channelsLast) x = x.contiguous('channels_last');
   // Masks cross as uint8 (8x fewer bytes than int64) and widen on the device.
   const m = E.tensor(b.masks, [b.n, b.h, b.w]);
-  const y = (cuda ? m.pinMemory().to({ device, nonBlocking: true }) : m).to({ dtype: 'int64' });
+  const y = classTargets(cuda ? m.pinMemory().to({ device, nonBlocking: true }) : m, (run.cfg.ignoreIndex ?? null) === null ? null : IGNORE_CLASS);
   return { x, y };
 }
 

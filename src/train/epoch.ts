@@ -119,7 +119,7 @@ async function microStep(run: TrainRun, b: Batch, at: Position, epochLength: num
   if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
   const { lossValue, pending } = E.tidy(() => {
     const { x, y } = toDevice(run, b);
-    const loss = E.autocastOn(run.device, run.ampDtype, () => segmentationLoss(run.model.forward(x), y, cfg.classes));
+    const loss = E.autocastOn(run.device, run.ampDtype, () => segmentationLoss(run.model.forward(x), y, cfg.classes, { weight: run.classWeights ?? undefined }));
     const scaled = scaler.scale(accum > 1 ? loss.div(accum) : loss);
     if (!dist) scaled.backward();
     epochLoss.add_(loss.detach());

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TrainConfig } from '../config/options.js';
-import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { type DataError, DataLoader, MIN_SIDE, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -29,15 +29,22 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
     minSide: MIN_SIDE, // checked by scan(), before training starts
+    ignoreValue: cfg.ignoreIndex ?? null,
     onWarning: warn,
   });
   log(`Scanning ${pairs.length} masks to determine their values...`);
-  const maskValues = (await dataset.scan()) as MaskValues;
+  const found = (await dataset.scan()) as MaskValues;
+  const ignore = cfg.ignoreIndex ?? null;
+  const maskValues = ignore === null ? found : classValues(found, ignore, cfg.classes);
+  dataset.maskValues = maskValues;
   const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
   if (classProblem) throw new TrainError(classProblem);
   await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
   if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
     warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
+  }
+  if (ckpt?.kind === 'unet-ts' && ckpt.ignoreValue !== ignore) {
+    warn(`the checkpoint was trained with --ignore-index ${ckpt.ignoreValue ?? 'none'}, this run uses ${ignore ?? 'none'}`);
   }
   const first = await dataset.load(0);
   const nChannels = cfg.channels === 'auto' ? first.channels : cfg.channels;
@@ -47,6 +54,13 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   if (split.train.length === 0) throw new TrainError(`no training images left: ${pairs.length} pairs with -v ${cfg.validation}% held out; lower -v/--validation`);
   if (split.val.length === 0) warn(`validation set is empty (${pairs.length} pairs x ${cfg.validation}%): validation Dice, best model and early stopping use the training loss instead`);
   return { pairs, maskSuffix, maskValues, nChannels, dataset, split };
+}
+
+/** --ignore-index: the class values (the scanned ones without it), or the flag's one-line refusal. */
+function classValues(found: MaskValues, ignoreValue: number, classes: number): MaskValues {
+  const r = withoutIgnoreValue(found, ignoreValue, classes);
+  if (r.problem !== null) throw new TrainError(r.problem); // as -c against the data: exit 1
+  return r.values;
 }
 
 /** The refusal of a checkpoint whose architecture differs from the one the flags and data ask for. */
@@ -86,6 +100,9 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   model.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
   await dist?.wrapModel(model, cfg.syncBn);
   const params = model.parameters();
+  const weights = cfg.classWeights;
+  const classWeights = Array.isArray(weights) ? E.tidy(() => E.tensor(Float32Array.from(weights), [weights.length]).to({ device: p.device })) : null;
+  if (classWeights) release.push(() => classWeights.dispose());
   const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum });
   release.push(() => optimizer.dispose());
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience });
@@ -146,7 +163,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, classWeights, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
     globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
   };
 }

@@ -166,6 +166,7 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     valScore,
     maskValues: run.data.maskValues,
     classNames: run.cfg.classNames,
+    ignoreValue: run.cfg.ignoreIndex ?? null,
     modelArgs: run.modelArgs,
     config: { ...run.cfg, worldSize: run.worldSize },
     runDir: run.tracker.runDir,
