@@ -55,8 +55,8 @@ function convert(where: string, key: string, spec: OptionSpec<unknown>, v: unkno
   const parse = spec.parse;
   // A list option that is one flag value on the command line (--class-names a,b): a YAML/JSON list too.
   if (Array.isArray(v) && Array.isArray(spec.default) && !spec.variadic && v.every((x) => typeof x === 'string')) v = v.join(',');
-  // A size as a JSON pair ([h, w]) or weights as a list: the flag's spelling (HxW, w0,w1).
-  if (Array.isArray(v) && !Array.isArray(spec.default) && v.every((x) => typeof x === 'number')) v = v.join(key === 'patchSize' ? 'x' : ',');
+  // A size as a JSON pair ([h, w]) or weights as a list (--class-weights 1,2, as config.json records them): the flag's spelling (HxW, w0,w1).
+  if (Array.isArray(v) && !Array.isArray(spec.default) && !spec.variadic && v.length > 0 && v.every((x) => typeof x === 'number')) v = v.join(key === 'patchSize' ? 'x' : ',');
   const one = (x: unknown) => {
     if (typeof x !== 'string' && typeof x !== 'number') throw new OptionError(`${where}: ${key} (${flag}) expects a ${spec.variadic ? 'list of strings' : 'single value'}, got ${JSON.stringify(x)}`);
     try {

@@ -8,22 +8,14 @@ import { resolve } from 'node:path';
 import { OptionError, type PlanConfig, type TrainConfig, trainOptions } from '../config/options.js';
 import { configValues, readMapping } from './config-file.js';
 
-// Merge shim (session 6): keys of CONTRACT.md that other branches add to trainOptions. Until they
-// exist here, a plan's values for them are skipped with a note. Delete this list once merged.
-const PENDING_KEYS = ['ignoreIndex', 'classWeights', 'loss', 'patchSize', 'oversampleFg', 'depth', 'baseChannels', 'deepSupervision', 'timeBudget'];
-
 /** The plan file's `train` values, checked by the options table's parsers; an unknown key or bad value names the key. */
-export function readPlanValues(file: string, note: (l: string) => void): Record<string, unknown> {
+export function readPlanValues(file: string): Record<string, unknown> {
   const data = readMapping(file, '--plan');
   const train = data.train;
   if (data.version !== 1 || train === null || typeof train !== 'object' || Array.isArray(train)) {
     throw new OptionError(`--plan ${file}: not a plan written by \`unet plan\` (expected {"version": 1, "train": {...}}); write one with unet plan --imgs DIR --masks DIR`);
   }
-  const values = { ...(train as Record<string, unknown>) };
-  const skipped = PENDING_KEYS.filter((k) => Object.hasOwn(values, k) && !Object.hasOwn(trainOptions, k));
-  for (const k of skipped) delete values[k];
-  if (skipped.length) note(`note: --plan ${file}: ${skipped.join(', ')} not supported by this build yet; skipped`);
-  return configValues(`--plan ${file}`, values, trainOptions);
+  return configValues(`--plan ${file}`, { ...(train as Record<string, unknown>) }, trainOptions);
 }
 
 /** The options `unet plan` needs, from train's. */
@@ -58,7 +50,7 @@ export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>,
   if (!file) return cfg;
   // Replaying a run's config.json: every value is in it; a plan file gone since costs nothing.
   if (!cfg.auto && !planOnCli && !existsSync(file)) return cfg;
-  const planned = readPlanValues(file, say);
+  const planned = readPlanValues(file);
   const out = { ...cfg } as Record<string, unknown>;
   for (const [k, v] of Object.entries(planned)) if (!explicit.has(k)) out[k] = v;
   // Recorded resolved: a replay reads this plan again (its values all overridden), it does not plan anew.

@@ -1,175 +1,13 @@
 /**
  * The typed options tables: one entry per flag drives the CLI parser, --help, the run's
- * config.json and the checkpoint's `config`. Values are validated here, at the boundary.
+ * config.json and the checkpoint's `config`. Values are validated at the boundary by parsers.ts.
  */
-import os from 'node:os';
-import { EXIT, UserError } from './errors.js';
+import {
+  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
+} from './parsers.js';
 
-/** A bad flag or option value: a usage error, nothing ran. */
-export class OptionError extends UserError {
-  constructor(message: string) {
-    super(message, EXIT.usage);
-  }
-}
-
-type Parser<T> = (raw: string, flag: string) => T;
-
-export interface OptionSpec<T> {
-  flags: string; // commander syntax, e.g. '-e, --epochs <n>'
-  help: string; // one line; the CLI appends a non-empty default unless the help names its own '(default: ...)'
-  default: T;
-  parse?: Parser<T>; // absent for boolean switches
-  /** Options that are accepted several times or take several values (`-i a b c`). */
-  variadic?: boolean;
-  /** A former spelling still accepted, hidden from --help (e.g. bench's '--batch <n>'). */
-  alias?: string;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Parsers: each names the flag and what it expected.
-
-const num = (raw: string, flag: string): number => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v)) throw new OptionError(`${flag} expects a number, got '${raw}'`);
-  return v;
-};
-export const posInt: Parser<number> = (raw, flag) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(v) || v < 1) throw new OptionError(`${flag} expects a positive integer, got '${raw}'`);
-  return v;
-};
-export const nonNegInt: Parser<number> = (raw, flag) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(v) || v < 0) throw new OptionError(`${flag} expects an integer >= 0, got '${raw}'`);
-  return v;
-};
-const posFloat: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v > 0)) throw new OptionError(`${flag} expects a number > 0, got '${raw}'`);
-  return v;
-};
-const nonNegFloat: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v >= 0)) throw new OptionError(`${flag} expects a number >= 0, got '${raw}'`);
-  return v;
-};
-export const scaleParser: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v > 0 && v <= 1)) throw new OptionError(`${flag} must be in (0, 1] (the fraction images are resized by; 0.5 halves them), got '${raw}'`);
-  return v;
-};
-const percent: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v >= 0 && v < 100)) throw new OptionError(`${flag} is a percentage of the data held out for validation, in [0, 100), got '${raw}'`);
-  return v;
-};
-const unit: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v >= 0 && v <= 1)) throw new OptionError(`${flag} must be in [0, 1], got '${raw}'`);
-  return v;
-};
-const str: Parser<string> = (raw, flag) => {
-  if (raw === '') throw new OptionError(`${flag} needs a value`);
-  return raw;
-};
-/** --loss values (src/train/losses.ts). */
-export const LOSSES = ['ce+dice', 'focal+dice', 'tversky', 'lovasz'] as const;
-export type LossName = (typeof LOSSES)[number];
-const choice =
-  <T extends string>(...values: T[]): Parser<T> =>
-  (raw, flag) => {
-    if (!values.includes(raw as T)) throw new OptionError(`${flag} must be one of ${values.join(', ')}; got '${raw}'`);
-    return raw as T;
-  };
-const device: Parser<string> = (raw, flag) => {
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(raw)) throw new OptionError(`${flag} must be auto, cpu, cuda or cuda:N; got '${raw}'`);
-  return raw;
-};
-const channels: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : posInt(raw, flag));
-const depthParser: Parser<number> = (raw, flag) => {
-  const v = posInt(raw, flag);
-  if (v > 10) throw new OptionError(`${flag} is the number of down-sampling stages, from 1 to 10 (the reference: 4); got '${raw}'`);
-  return v;
-};
-const autoOrNonNegInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : nonNegInt(raw, flag));
-const port: Parser<number> = (raw, flag) => {
-  const v = nonNegInt(raw, flag);
-  if (v > 65535) throw new OptionError(`${flag} must be a TCP port (0-65535), got '${raw}'`);
-  return v;
-};
-
-/**
- * --time-budget: `90s`, `15m`, `1h`, `1h30m` (units h, m, s, largest first) or bare seconds, as
- * seconds; 0 = no budget.
- */
-export const durationParser: Parser<number> = (raw, flag) => {
-  const t = raw.trim();
-  const bare = Number(t);
-  if (t !== '' && Number.isFinite(bare) && bare >= 0) return bare;
-  const m = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(t);
-  if (!m || t === '') throw new OptionError(`${flag} expects a duration such as 90s, 15m, 1h, 1h30m or a number of seconds; got '${raw}'`);
-  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-};
-
-/** -e under --time-budget when not given: the budget alone decides how many epochs run. */
-export const NO_EPOCH_CAP = 1_000_000;
-
-/** --tile: a window size in scaled pixels, 'auto' (only images over the memory budget) or 'off'. */
-export type TileSetting = number | 'auto' | 'off';
-const tileParser: Parser<TileSetting> = (raw, flag) => {
-  if (raw === 'auto' || raw === 'off') return raw;
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(v) || v < 16 || v % 16 !== 0) {
-    throw new OptionError(`${flag} expects a window size in pixels that is a multiple of 16 and at least 16 (e.g. 512), 'auto' or 'off'; got '${raw}'`);
-  }
-  return v;
-};
-const overlapParser: Parser<number> = (raw, flag) => {
-  const v = num(raw, flag);
-  if (!(v >= 0 && v < 1)) throw new OptionError(`${flag} is the fraction of a window shared with its neighbour, in [0, 1) (e.g. 0.25); got '${raw}'`);
-  return v;
-};
-
-/**
- * --patch-size: `HxW` or `N` (NxN). Multiples of 16: the UNet halves the size 4 times, so a patch
- * whose sides divide by 16 needs no padding inside the network and every skip connection lines up.
- */
-const patchSizeParser: Parser<[number, number] | null> = (raw, flag) => {
-  const m = /^\s*(\d+)\s*(?:[x×,]\s*(\d+))?\s*$/i.exec(raw);
-  const [h, w] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [Number.NaN, Number.NaN];
-  if (!(h >= 16 && w >= 16 && h % 16 === 0 && w % 16 === 0)) {
-    throw new OptionError(`${flag} expects HxW or N (NxN) in scaled pixels, each a multiple of 16 and at least 16 (the UNet halves the size 4 times), e.g. 256 or 192x320; got '${raw}'`);
-  }
-  return [h, w];
-};
-
-/** --class-names: comma-separated, one per class incl. the background (checked against -c in checkClassNames). */
-const classNamesParser: Parser<string[]> = (raw, flag) => {
-  const names = raw.split(',').map((n) => n.trim());
-  if (names.some((n) => n === '')) throw new OptionError(`${flag} expects names separated by commas, one per class incl. background (e.g. background,sky,building); got '${raw}'`);
-  return names;
-};
-
-/** How many names --class-names needs: one per predicted value, so 2 for a binary (-c 1) model. */
-export const classNameCount = (classes: number): number => Math.max(classes, 2);
-
-/** --class-names against -c: one name per class (incl. background), or none. */
-export function checkClassNames(names: readonly string[], classes: number): void {
-  const n = classNameCount(classes);
-  if (names.length === 0 || names.length === n) return;
-  throw new OptionError(
-    `--class-names gives ${names.length} name(s) (${names.join(', ')}) but -c ${classes} needs ${n}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`,
-  );
-}
-
-/** Parallel image decoders unless --workers says otherwise (train, predict, evaluate and the dataset API). */
-export const defaultWorkers = Math.max(1, Math.min(8, os.availableParallelism()));
-
-/** `-e, --epochs <n>` -> `--epochs` */
-export const longFlag = (spec: OptionSpec<unknown>): string => /--[a-z0-9-]+/.exec(spec.flags)?.[0] ?? spec.flags;
-
-/** The decoder's pixel limit (PIL's decompression-bomb error threshold), for train and predict. */
-export const MAX_PIXELS = 178_956_970;
+// Everything the tables' users need from the parsers (OptionError, posInt, TileSetting, ...).
+export * from './parsers.js';
 
 // ------------------------------------------------------------------------------------------------
 // unet train (defaults as in the guide and the reference trainer)
@@ -226,6 +64,8 @@ export const trainOptions = {
   depth: { flags: '--depth <n>', help: 'number of down-sampling stages of the UNet (the reference: 4); images need at least 2^n pixels per side', default: 4, parse: depthParser },
   baseChannels: { flags: '--base-channels <n>', help: 'channels of the first stage, doubled per stage (the reference: 64); at most 2048 at the bottleneck (n x 2^depth)', default: 64, parse: posInt },
   deepSupervision: { flags: '--deep-supervision', help: "auxiliary outputs at 1/2, 1/4, ... resolution add their losses with nnU-Net's weighting (training only; needs --depth 3 or more)", default: false },
+  ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
+  classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -21,6 +21,8 @@ export interface DatasetOptions {
   scale?: number;
   /** Known mask values (e.g. from a checkpoint). Otherwise call `scan()` before `get()`. */
   maskValues?: MaskValues;
+  /** --ignore-index: this mask value becomes IGNORE_CLASS in the class maps (it is not among `maskValues`). */
+  ignoreValue?: number | null;
   /**
    * The model's input channels (1 or 3): images with the other count are converted (PIL's
    * convert('L') / convert('RGB')), and `scan()` says how many. Unset: a folder that mixes
@@ -68,7 +70,9 @@ export interface StoredSample {
 export class SegmentationDataset {
   readonly pairs: readonly Pair[];
   readonly scale: number;
+  /** The classes' values: scan() sets every value found; with `ignoreValue` the caller removes it (withoutIgnoreValue). */
   maskValues: MaskValues | undefined;
+  private readonly ignoreValue: number | null;
   private readonly channels?: number;
   private readonly minSide: number;
   private readonly maxPixels?: number;
@@ -89,6 +93,7 @@ export class SegmentationDataset {
     this.pairs = pairs;
     this.scale = opts.scale ?? 1;
     this.maskValues = opts.maskValues;
+    this.ignoreValue = opts.ignoreValue ?? null;
     this.channels = opts.channels;
     this.minSide = opts.minSide ?? 0;
     this.maxPixels = opts.maxPixels;
@@ -261,7 +266,7 @@ export class SegmentationDataset {
     }
     let classIndex: Uint8Array;
     try {
-      classIndex = maskToClassIndex(mask, maskValues);
+      classIndex = maskToClassIndex(mask, maskValues, undefined, this.ignoreValue);
     } catch (e) {
       if (e instanceof DataError && e.file === undefined) throw new DataError(e.message, { file: pair.mask, cause: e }); // name the file
       throw e;

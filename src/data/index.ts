@@ -14,20 +14,23 @@ export {
   type MaskValues,
   type RGB,
   type ScanOptions,
+  IGNORE_CLASS,
   checkClasses,
   classIndexToMaskValues,
   formatMaskValues,
+  isIgnoreValue,
   maskToClassIndex,
   mergeMaskValues,
   scanMaskValues,
   uniqueMaskValues,
+  withoutIgnoreValue,
 } from './masks.js';
 export { AUTO_MASK_SUFFIXES, type ListPairsOptions, type Pair, type PairList, listPairs } from './pairs.js';
 export { type DatasetOptions, type Sample, type StoredSample, SegmentationDataset } from './dataset.js';
 export { Limiter, mapPool } from './pool.js';
 export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';
 export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, augmentInto, sampleAugment } from './augment.js';
-export { IGNORE_INDEX, PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, centrePatch, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
+export { PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, centrePatch, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';
 export { type DemoOptions, type JpegDatasetOptions, type WrittenDataset, demoMaskLevel, makeDemoDataset, makeJpegDataset } from './synthetic.js';
 export { type NpyArray, type NpyDtype, encodeNpy, parseNpy } from './npy.js';

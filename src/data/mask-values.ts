@@ -9,6 +9,13 @@ export type MaskValue = number | RGB;
 export type MaskValues = number[] | RGB[];
 
 /**
+ * The class maps' (Uint8Array) marker for pixels holding the --ignore-index value: above every
+ * class (at most 255 classes with --ignore-index); training and evaluation turn it into the
+ * targets' -100 (PyTorch's ignore_index).
+ */
+export const IGNORE_CLASS = 255;
+
+/**
  * The inverse for predictions: class i -> maskValues[i] (Pytorch-UNet's `mask_to_image`).
  * Greyscale values give [H, W] (Uint16Array if a value exceeds 255); colours give [H, W, 3].
  */

@@ -15,8 +15,8 @@ import type { ReadOptions } from './decode.js';
 import { readMaskRaw } from './mask-read.js';
 import { mapPool } from './pool.js';
 
-import type { MaskValues, RGB } from './mask-values.js';
-export { type MaskValue, type MaskValues, type RGB, classIndexToMaskValues } from './mask-values.js';
+import { IGNORE_CLASS, type MaskValue, type MaskValues, type RGB } from './mask-values.js';
+export { IGNORE_CLASS, type MaskValue, type MaskValues, type RGB, classIndexToMaskValues } from './mask-values.js';
 
 /** The pixel data a mask carries: [H, W] values (channels 1) or [H, W, 3] RGB (channels 3). */
 export interface MaskLike {
@@ -73,9 +73,10 @@ export async function scanMaskValues(maskPaths: readonly string[], opts: ScanOpt
 
 /**
  * [H, W] class indices: pixel value == maskValues[i] -> i; values not in the list -> 0 (as the
- * reference). Greyscale masks match colour values [v, v, v] and vice versa.
+ * reference); `ignoreValue` (--ignore-index) -> IGNORE_CLASS. Greyscale masks match colour values
+ * [v, v, v] and vice versa.
  */
-export function maskToClassIndex(mask: MaskLike, maskValues: MaskValues, out?: Uint8Array): Uint8Array {
+export function maskToClassIndex(mask: MaskLike, maskValues: MaskValues, out?: Uint8Array, ignoreValue: number | null = null): Uint8Array {
   if (maskValues.length > 256) {
     throw new DataError(`${maskValues.length} mask values cannot be stored as 8-bit class indices`, {
       hint: 'Check the masks with checkClasses(); usually JPEG masks or anti-aliased edges create extra values.',
@@ -91,12 +92,14 @@ export function maskToClassIndex(mask: MaskLike, maskValues: MaskValues, out?: U
       const g = Array.isArray(v) ? (v[0] === v[1] && v[1] === v[2] ? v[0] : -1) : v;
       if (g >= 0 && g < lut.length) lut[g] = i;
     });
+    if (ignoreValue !== null && ignoreValue < lut.length) lut[ignoreValue] = IGNORE_CLASS;
     if (d instanceof Uint8Array) lookup8(d, lut, dst);
     else for (let i = 0; i < n; i++) dst[i] = lut[d[i]];
     return dst;
   }
   const table = new Map<number, number>();
   maskValues.forEach((v, i) => table.set(Array.isArray(v) ? pack(v[0], v[1], v[2]) : pack(v, v, v), i));
+  if (ignoreValue !== null && ignoreValue < 256) table.set(pack(ignoreValue, ignoreValue, ignoreValue), IGNORE_CLASS);
   let lastKey = -1;
   let lastClass = 0;
   for (let i = 0, j = 0; i < n; i++, j += 3) {
@@ -115,6 +118,31 @@ function lookup8(src: Uint8Array, lut: Uint8Array, dst: Uint8Array): void {
 export function formatMaskValues(values: MaskValues, max = 20): string {
   const shown = values.slice(0, max).map((v) => (Array.isArray(v) ? `[${v.join(', ')}]` : String(v)));
   return `[${shown.join(', ')}${values.length > max ? `, … (${values.length} in total)` : ''}]`;
+}
+
+/** Whether a scanned value is the --ignore-index value (greyscale v, or colour [v, v, v]). */
+export const isIgnoreValue = (v: MaskValue, ignoreValue: number): boolean =>
+  Array.isArray(v) ? v[0] === ignoreValue && v[1] === ignoreValue && v[2] === ignoreValue : v === ignoreValue;
+
+/**
+ * --ignore-index: the scanned values without the ignored one (the classes), or a one-line problem
+ * naming the flag and the values found: the value is in no mask, or the rest does not fit -c.
+ */
+export function withoutIgnoreValue(found: MaskValues, ignoreValue: number, classes: number): { values: MaskValues; problem: null } | { values: null; problem: string } {
+  const flag = `--ignore-index ${ignoreValue}`;
+  if (!found.some((v) => isIgnoreValue(v, ignoreValue))) {
+    return { values: null, problem: `${flag}: no mask holds the value ${ignoreValue}; the masks hold ${formatMaskValues(found)}: pass one of them (as stored in the mask files), or leave the flag out` };
+  }
+  const values = (found as MaskValue[]).filter((v) => !isIgnoreValue(v, ignoreValue)) as MaskValues;
+  const n = values.length;
+  if (n === classes || (classes === 1 && n === 2)) {
+    return n < IGNORE_CLASS ? { values, problem: null } : { values: null, problem: `${flag} leaves ${n} classes, but at most ${IGNORE_CLASS - 1} can be used with --ignore-index` };
+  }
+  return {
+    values: null,
+    problem: `${flag} leaves ${n} class value(s) ${formatMaskValues(values)} of the masks' ${formatMaskValues(found)}, but --classes is ${classes}: ` +
+      `use -c ${n}${n === 2 ? ' (or -c 1)' : ''}, or another --ignore-index`,
+  };
 }
 
 export interface CheckClassesOptions {
@@ -142,6 +170,7 @@ export function checkClasses(maskValues: MaskValues, classes: number, opts: Chec
     'Each distinct mask value becomes one class (the i-th smallest value is class i), ' +
       `so this data needs \`-c ${n}\` (\`--classes ${n}\`)` + (n === 2 ? ', or `-c 1` for a single sigmoid output.' : '.'),
   ];
+  if (n === classes + 1) lines.push('If one of the values marks unlabelled pixels (e.g. CamVid\'s void, 11), `--ignore-index VALUE` leaves it out of the classes, the loss and the metrics.');
   const jpegMasks = (opts.maskFiles ?? []).filter((f) => /^\.jpe?g$/i.test(extname(f))).length;
   if (jpegMasks > 0 && n > classes) {
     lines.push(

@@ -12,6 +12,7 @@
  */
 
 import { type AugmentParams, type AugmentSource, augmentInto } from './augment.js';
+import { IGNORE_CLASS } from './mask-values.js';
 import type { Rng } from './split.js';
 
 /** [height, width] in scaled pixels. */
@@ -26,12 +27,10 @@ export interface PatchOptions {
 }
 
 /**
- * Class index of padding pixels in a patch's uint8 mask (255: past the last class of a 255-class
- * model). toDevice turns them into IGNORE_INDEX, so padding counts in no loss term.
+ * Class index of padding pixels in a patch's uint8 mask: the one --ignore-index's void pixels use,
+ * so toDevice turns both into IGNORE_INDEX (-100) and padding counts in no loss term.
  */
-export const PAD_CLASS = 255;
-/** The target value every loss and metric skips (PyTorch's ignore_index default). */
-export const IGNORE_INDEX = -100;
+export const PAD_CLASS = IGNORE_CLASS;
 
 /** The random numbers of one patch, each uniform in [0, 1). */
 export interface PatchDraw {

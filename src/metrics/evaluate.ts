@@ -2,6 +2,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { diceScores } from './dice.js';
+import { IGNORE_INDEX, validPixels } from './ignore.js';
 
 /** Hard predictions [N,H,W] int64 from logits [N,C,H,W]: argmax, or sigmoid > threshold for one class. */
 export function predictClasses(logits: Tensor, nClasses: number, threshold = 0.5): Tensor {
@@ -11,23 +12,31 @@ export function predictClasses(logits: Tensor, nClasses: number, threshold = 0.5
 /**
  * Per-image Dice [N] as the reference's evaluate.py: binary -> Dice of the thresholded mask
  * (the reference crashes here on a shape bug; we squeeze the channel); multi-class -> Dice of the
- * one-hot argmax per foreground class (background excluded), averaged over classes.
+ * one-hot argmax per foreground class (background excluded), averaged over classes. Pixels whose
+ * target is IGNORE_INDEX (--ignore-index) count in neither prediction nor truth.
  */
 export function validationDice(logits: Tensor, masks: Tensor, nClasses: number, threshold = 0.5): Tensor {
   return E.tidy(() => {
     const pred = predictClasses(logits, nClasses, threshold);
-    if (nClasses === 1) return diceScores(pred.float(), masks.float());
+    // Ignored pixels (IGNORE_INDEX) are left out on both sides: zero in prediction and truth.
+    const valid = validPixels(masks);
+    const truth = masks.clamp(0);
+    if (nClasses === 1) return diceScores(pred.float().mul(valid), truth.float().mul(valid));
     const n = masks.size(0);
-    const p = E.oneHot(pred, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float(); // [N,C-1,H,W]
-    const t = E.oneHot(masks, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float();
+    const v = valid.unsqueeze(1);
+    const p = E.oneHot(pred, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float().mul(v); // [N,C-1,H,W]
+    const t = E.oneHot(truth, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float().mul(v);
     return diceScores(p.flatten(0, 1), t.flatten(0, 1)).reshape([n, nClasses - 1]).mean(1);
   });
 }
 
-/** Confusion counts [K,K] int64 (rows: truth, cols: prediction); K = max(nClasses, 2). */
+/** Confusion counts [K,K] int64 (rows: truth, cols: prediction); K = max(nClasses, 2). Ignored pixels are not counted. */
 export function confusionMatrix(pred: Tensor, masks: Tensor, nClasses: number): Tensor {
   const k = Math.max(nClasses, 2);
-  return E.tidy(() => E.bincount(masks.flatten().mul(k).add(pred.flatten()), null, k * k).reshape([k, k]));
+  return E.tidy(() => {
+    const cell = E.where(masks.ne(IGNORE_INDEX), masks.mul(k).add(pred), k * k); // ignored -> one extra bin, dropped
+    return E.bincount(cell.flatten(), null, k * k + 1).slice(0, 0, k * k).reshape([k, k]);
+  });
 }
 
 export interface SegmentationMetrics {

@@ -100,6 +100,8 @@ export interface CheckpointData {
   maskValues: MaskValues;
   /** --class-names: one per mask value; absent or empty: none given. */
   classNames?: readonly string[];
+  /** --ignore-index: the mask value that is no class (evaluate leaves its pixels out); absent or null: none. */
+  ignoreValue?: number | null;
   modelArgs: UNetArgs;
   /** --deep-supervision's auxiliary heads: training state only, never part of `model`. */
   auxHeads?: Map<string, Tensor> | null;
@@ -146,6 +148,7 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     val_score: new PyFloat(c.valScore),
     mask_values: c.maskValues as PyValue,
     class_names: c.classNames?.length ? [...c.classNames] : null,
+    ignore_value: c.ignoreValue ?? null,
     model_args: modelArgsToPy(c.modelArgs, true),
     deep_supervision_state_dict: c.auxHeads ? toPy(c.auxHeads) : null,
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
@@ -234,6 +237,8 @@ export interface LoadedCheckpoint {
   maskValues: MaskValues | null;
   /** Names of the classes (class_names, from --class-names); null: the file has none (older files, the reference's). */
   classNames: string[] | null;
+  /** ignore_value (--ignore-index): a mask value that is no class; null: none (older files, the reference's). */
+  ignoreValue: number | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
   /** --deep-supervision's auxiliary heads (deep_supervision_state_dict); null: trained without. */
   auxHeads: Map<string, RawTensor> | null;
@@ -329,6 +334,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     runDir: null,
     globalStep: 0,
     classNames: null as string[] | null,
+    ignoreValue: null as number | null,
     position: null,
   };
   if (Object.hasOwn(rec, 'model_state_dict')) {
@@ -343,6 +349,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       model,
       maskValues: parseMaskValues(rec.mask_values),
       classNames: parseClassNames(rec.class_names),
+      ignoreValue: num(rec.ignore_value),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       auxHeads: aux ? weightsOf(aux, path, 'deep_supervision_state_dict') : null,
       epoch: num(rec.epoch) ?? 0,

@@ -20,17 +20,18 @@
  *   pixel spacing full size / scaled size so that distances are in pixels of the original image,
  *   then averaged over the images where they are defined.
  * Masks are mapped to classes with the checkpoint's mask values; a mask holding any other value is
- * an error that lists the values.
+ * an error that lists the values. Pixels holding the checkpoint's --ignore-index value count in no metric.
  */
 import { dirname } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import type { EvaluateConfig, TtaMode } from '../config/options.js';
 import * as E from '../engine/index.js';
-import { type MaskValues, type RGB, listPairs, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
+import { IGNORE_CLASS, type MaskValues, type RGB, isIgnoreValue, listPairs, maskToClassIndex, readMaskRaw, resizeNearest, uniqueMaskValues } from '../data/index.js';
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure, writeFileAtomic } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { chooseScale } from '../model/scale.js';
+import { classTargets } from '../metrics/ignore.js';
 import { type MeterReading, SegmentationMeter } from '../metrics/meter.js';
 import { type ClassSurface, SurfaceMeter, surfaceScores } from '../metrics/surface.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
@@ -72,6 +73,8 @@ export interface EvaluateResult {
   images: number;
   nClasses: number;
   maskValues: MaskValues;
+  /** The checkpoint's --ignore-index: ground-truth pixels with this value were left out; null: none. */
+  ignoreValue: number | null;
   perClass: ClassMetrics[];
   /** Mean over foreground classes (the reference's Dice convention). */
   meanDice: number;
@@ -195,7 +198,8 @@ async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, w
     if (full.width !== pre.fullWidth || full.height !== pre.fullHeight) {
       return { pair, error: `mask ${pair.mask} is ${full.width}x${full.height} but the image is ${pre.fullWidth}x${pre.fullHeight}` };
     }
-    const bad = unknownMaskValues(uniqueMaskValues(full), p.maskValues);
+    const ignore = p.ignoreValue ?? null;
+    const bad = unknownMaskValues((uniqueMaskValues(full) as (number | RGB)[]).filter((v) => ignore === null || !isIgnoreValue(v, ignore)), p.maskValues);
     if (bad.length > 0) {
       throw new PredictError(
         `mask ${pair.mask} holds value(s) ${bad.slice(0, 10).map(fmtValue).join(', ')}${bad.length > 10 ? ` … (${bad.length})` : ''} that are not among the checkpoint's mask values ` +
@@ -204,7 +208,7 @@ async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, w
       );
     }
     const data = resizeNearest(full.data, full.width, full.height, full.channels, pre.width, pre.height);
-    return { pre, classes: maskToClassIndex({ data, channels: full.channels }, p.maskValues) };
+    return { pre, classes: maskToClassIndex({ data, channels: full.channels }, p.maskValues, undefined, ignore) };
   } catch (e) {
     if (e instanceof PredictError) throw e;
     return { pair, error: reasonFor(pair.image, e) };
@@ -221,12 +225,12 @@ function addSurfaces(surface: SurfaceMeter, pred: E.Tensor, batch: Item[], tol: 
   });
 }
 
-/** The batch's masks as classes [N,h,w] int64 on the model's device. */
+/** The batch's masks as classes [N,h,w] int64 on the model's device (-100 on the checkpoint's --ignore-index pixels). */
 function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   const { width: w, height: h } = batch[0].pre;
   const masks = new Uint8Array(batch.length * w * h);
   batch.forEach((it, i) => masks.set(it.classes, i * w * h));
-  return E.tensor(masks, [batch.length, h, w]).to({ device: p.device, dtype: 'int64' });
+  return E.tidy(() => classTargets(E.tensor(masks, [batch.length, h, w]).to({ device: p.device }), p.ignoreValue == null ? null : IGNORE_CLASS));
 }
 
 function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource' | 'tta'> {
@@ -258,6 +262,7 @@ function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s
     images: m.images,
     nClasses: p.args.nClasses,
     maskValues: p.maskValues,
+    ignoreValue: p.ignoreValue ?? null,
     perClass,
     meanDice: m.meanDice,
     meanIoU: m.meanIoU,
@@ -284,6 +289,7 @@ export function formatEvaluation(r: EvaluateResult): string {
   const lines = [
     `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}${r.tta !== 'none' ? ` (--tta ${r.tta})` : ''}`,
     `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
+    ...(r.ignoreValue !== null ? [`  pixels of mask value ${r.ignoreValue} left out (the checkpoint's --ignore-index)`] : []),
     '',
     `${'class'.padEnd(6)}${name(null)}${'value'.padEnd(valueW + 2)}${'Dice'.padStart(8)}${'IoU'.padStart(9)}${'HD95'.padStart(9)}${'NSD'.padStart(9)}${'true px'.padStart(12)}${'pred px'.padStart(12)}`,
     ...r.perClass.map(

@@ -37,6 +37,8 @@ export interface Predictor {
   maskValuesSource: 'checkpoint' | 'default';
   /** The checkpoint's class names (--class-names), one per mask value; null or absent: none. */
   classNames?: string[] | null;
+  /** --ignore-index of the training run: a mask value that is no class (evaluate leaves its pixels out); predictions never hold it. */
+  ignoreValue?: number | null;
   /** Notes for the user (defaulted/padded mask values). */
   notes: string[];
   device: Device;
@@ -125,6 +127,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     maskValues: mv.values,
     maskValuesSource: mv.source,
     classNames: ckpt.classNames?.length === mv.values.length ? ckpt.classNames : null,
+    ignoreValue: ckpt.ignoreValue,
     notes,
     device,
     ampDtype,

@@ -81,6 +81,8 @@ export interface TrainRun {
   /** --deep-supervision's auxiliary heads (train/deep-supervision.ts); null without. */
   auxHeads: AuxHeads | null;
   params: Tensor[];
+  /** --class-weights resolved: the loss's per-class weights on the device (null: none). */
+  classWeights: Tensor | null;
   optimizer: Optimizer;
   scheduler: LRScheduler;
   scaler: GradScaler;

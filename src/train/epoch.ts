@@ -123,7 +123,7 @@ async function microStep(run: TrainRun, b: Batch, at: Position, epochLength: num
   if (b.c !== nChannels) throw new TrainError(`Network has been defined with ${nChannels} input channels, but loaded images have ${b.c} channels (${b.ids[0]}). Check --channels and the image files.`);
   const { lossValue, pending } = E.tidy(() => {
     const { x, y } = toDevice(run, b);
-    const criterion = (logits: Tensor, target: Tensor) => segmentationLoss(logits, target, cfg.classes, cfg.loss);
+    const criterion = (logits: Tensor, target: Tensor) => segmentationLoss(logits, target, cfg.classes, cfg.loss, { weight: run.classWeights ?? undefined });
     const loss = E.autocastOn(run.device, run.ampDtype, () => (run.auxHeads ? run.auxHeads.loss(run.model, x, y, criterion) : criterion(run.model.forward(x), y)));
     const scaled = scaler.scale(accum > 1 ? loss.div(accum) : loss);
     if (!dist) scaled.backward();

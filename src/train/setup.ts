@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import { NO_EPOCH_CAP, OptionError, type TrainConfig, trainOptions } from '../config/options.js';
-import { type DataError, DataLoader, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit } from '../data/index.js';
+import { type DataError, DataLoader, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -32,10 +32,14 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
     minSide: minSideFor(cfg.depth), // 2^depth, checked by scan() before training starts
+    ignoreValue: cfg.ignoreIndex ?? null,
     onWarning: warn,
   });
   log(`Scanning ${pairs.length} masks to determine their values...`);
-  const maskValues = (await dataset.scan()) as MaskValues;
+  const found = (await dataset.scan()) as MaskValues;
+  const ignore = cfg.ignoreIndex ?? null;
+  const maskValues = ignore === null ? found : classValues(found, ignore, cfg.classes);
+  dataset.maskValues = maskValues;
   const classProblem = checkClasses(maskValues, cfg.classes, { maskFiles: pairs.map((p) => p.mask) });
   if (classProblem) throw new TrainError(classProblem);
   if (!cfg.patchSize && cfg.oversampleFg !== trainOptions.oversampleFg.default) warn('--oversample-fg has no effect without --patch-size (whole images are trained on)');
@@ -43,6 +47,9 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   await dist?.checkSame('the data (image count and mask values)', JSON.stringify([pairs.length, maskValues]));
   if (ckpt?.maskValues && JSON.stringify(ckpt.maskValues) !== JSON.stringify(maskValues) && ckpt.kind === 'unet-ts') {
     warn(`the checkpoint was trained on mask values ${JSON.stringify(ckpt.maskValues)}, this data has ${JSON.stringify(maskValues)}`);
+  }
+  if (ckpt?.kind === 'unet-ts' && ckpt.ignoreValue !== ignore) {
+    warn(`the checkpoint was trained with --ignore-index ${ckpt.ignoreValue ?? 'none'}, this run uses ${ignore ?? 'none'}`);
   }
   const first = await dataset.load(0);
   const nChannels = cfg.channels === 'auto' ? first.channels : cfg.channels;
@@ -65,6 +72,13 @@ export function checkArchitecture(cfg: Pick<TrainConfig, 'depth' | 'baseChannels
   if (shape) throw new OptionError(`--depth ${cfg.depth} --base-channels ${cfg.baseChannels}: ${shape}; choose a smaller --depth or --base-channels`);
   const ds = cfg.deepSupervision ? deepSupervisionProblem(cfg.depth) : null;
   if (ds) throw new OptionError(ds);
+}
+
+/** --ignore-index: the class values (the scanned ones without it), or the flag's one-line refusal. */
+function classValues(found: MaskValues, ignoreValue: number, classes: number): MaskValues {
+  const r = withoutIgnoreValue(found, ignoreValue, classes);
+  if (r.problem !== null) throw new TrainError(r.problem); // as -c against the data: exit 1
+  return r.values;
 }
 
 /** The refusal of a checkpoint whose architecture differs from the one the flags and data ask for. */
@@ -113,6 +127,9 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   trainable.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
   await dist?.wrapModel(trainable, cfg.syncBn);
   const params = trainable.parameters();
+  const weights = cfg.classWeights;
+  const classWeights = Array.isArray(weights) ? E.tidy(() => E.tensor(Float32Array.from(weights), [weights.length]).to({ device: p.device })) : null;
+  if (classWeights) release.push(() => classWeights.dispose());
   const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum, nesterov: cfg.nesterov });
   release.push(() => optimizer.dispose());
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
@@ -175,7 +192,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, classWeights, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
     globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
   };
 }

@@ -168,6 +168,7 @@ export async function saveTrainingState(run: TrainRun, path: string, epoch: numb
     valScore,
     maskValues: run.data.maskValues,
     classNames: run.cfg.classNames,
+    ignoreValue: run.cfg.ignoreIndex ?? null,
     modelArgs: run.modelArgs,
     auxHeads: run.auxHeads?.stateDict() ?? null,
     config: { ...run.cfg, worldSize: run.worldSize },

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TrainConfig, checkClassNames, classNameCount } from '../config/options.js';
+import { type TrainConfig, checkClassNames, checkClassWeights, classNameCount } from '../config/options.js';
 import { DataError, Rng, listSome } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
@@ -18,8 +18,9 @@ import { saveAfterDistFailure } from './dist-failure.js';
 import { TimeBudget, leaveBudget } from './budget.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
-import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
+import { resolveClassWeights } from './class-weights.js';
 import { AuxHeads, loadAuxHeads } from './deep-supervision.js';
+import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
@@ -41,6 +42,7 @@ const isOom = (e: unknown) => (e as { code?: string })?.code === 'ERR_OUT_OF_MEM
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   checkClassNames(cfg.classNames ?? [], cfg.classes);
   checkArchitecture(cfg);
+  checkClassWeights(cfg.classWeights, cfg.classes);
   const log = hooks.log ?? ((l: string) => console.log(l));
   const warn = hooks.warn ?? ((l: string) => console.warn(`warning: ${l}`));
   const device = E.resolveDevice(cfg.device);
@@ -54,6 +56,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 
   // 1. Create dataset  2. Split into train / validation partitions (seeded)
   const data = await loadData(cfg, hooks.dist, ckpt, log, warn);
+  // --class-weights auto: resolved once, recorded in config.json and the checkpoints as numbers.
+  cfg = { ...cfg, classWeights: await resolveClassWeights(cfg.classWeights, cfg.classes, data, log, cfg.skipBad) };
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
   const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels };
