@@ -79,6 +79,16 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.ok((p.timing.steps as number) >= MIN_STEPS * 0.9, `${p.timing.steps} steps`);
     assert.equal(p.train.timeBudget, 300);
   });
+
+  test("--ignore-index: the void value is not a class; deep supervision only where the depth allows it", async () => {
+    const camvid = { ...fingerprint(CASES[1]), maskValues: Array.from({ length: 12 }, (_, i) => i) };
+    const p = await makePlan({ fp: camvid, device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12), ignoreIndex: 11 });
+    assert.equal(p.train.classes, 11);
+    assert.equal(p.train.ignoreIndex, 11);
+    assert.equal((await gpuPlan(CASES[1])).train.classes, 12);
+    const tiny = await makePlan({ fp: fingerprint({ median: [16, 16], n: 8, classes: 2 }), device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12) });
+    assert.ok((tiny.train.depth as number) < 3 && tiny.train.deepSupervision === false, `depth ${tiny.train.depth}`);
+  });
 });
 
 test('fingerprint regions: 4-connected areas per class (diagonal pixels are separate objects); budgets as durations', () => {

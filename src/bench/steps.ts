@@ -29,6 +29,9 @@ export interface BenchOpts {
   divisor: number;
   /** --predict: the views averaged per forward pass, as predict --tta (default none). */
   tta?: TtaMode;
+  /** The UNet's shape (train --depth / --base-channels); absent: the reference's 4 and 64. */
+  depth?: number;
+  baseChannels?: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -38,7 +41,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
   const cuda = device.startsWith('cuda');
   E.manualSeed(0);
   if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
-  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
+  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear, depth: o.depth, baseChannels: o.baseChannels }, o.divisor);
   const channelsLast = cuda;
   model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
   const params = model.parameters();

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { OptionError, type PlanConfig, type TrainConfig, trainOptions } from '../config/options.js';
+import { OptionError, type PlanConfig, type TrainConfig, planOptions, trainOptions } from '../config/options.js';
 import { configValues, readMapping } from './config-file.js';
 
 /** The plan file's `train` values, checked by the options table's parsers; an unknown key or bad value names the key. */
@@ -23,8 +23,8 @@ export const planConfigOf = (cfg: TrainConfig, output: string): PlanConfig => ({
   imgs: cfg.imgs,
   masks: cfg.masks,
   maskSuffix: cfg.maskSuffix,
-  // --time-budget is another branch's train option (CONTRACT.md); without it, plan's default.
-  timeBudget: ((cfg as Record<string, unknown>).timeBudget as number | undefined) || 1800,
+  timeBudget: cfg.timeBudget || planOptions.timeBudget.default,
+  ignoreIndex: cfg.ignoreIndex,
   device: cfg.device,
   assumeMemory: 0,
   validation: cfg.validation,

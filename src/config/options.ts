@@ -101,6 +101,7 @@ export const planOptions = {
   device: { flags: '--device <device>', help: 'plan for auto, cpu, cuda or cuda:N (timed there when it is here)', default: 'auto', parse: device },
   assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated (default: measured)', default: 0, parse: memorySize },
   validation: trainOptions.validation,
+  ignoreIndex: trainOptions.ignoreIndex,
   workers: trainOptions.workers,
   output: { flags: '-o, --output <file>', help: 'where the plan is written', default: 'plan.json', parse: str },
 } satisfies Record<string, OptionSpec<unknown>>;

@@ -24,12 +24,13 @@ export function planDevice(cfg: Pick<PlanConfig, 'device' | 'assumeMemory'>): { 
   return { device: { kind: wantsCuda ? 'cuda' : 'cpu', memoryGB, memorySource }, here, name: here ? E.resolveDevice(wantsCuda ? cfg.device.replace('auto', 'cuda') : 'cpu') : cfg.device.replace('auto', 'cuda') };
 }
 
-/** A few training steps of the nearest model the engine builds (the UNet of depth 4), median seconds. */
+/** A few training steps of the planned UNet (depth, width) on this device, median seconds. */
 function measuredTimer(device: string, channels: number, classes: number, amp: boolean): StepTimer {
   return async ({ batch, patch, baseChannels, depth }) => {
-    const side = (v: number) => Math.max(16, Math.ceil(v / 16) * 16);
-    const r = benchTrain({ device, batch, height: side(patch[0]), width: side(patch[1]), channels, classes, amp, bilinear: false, steps: 2, warmup: 1, mode: 'train', divisor: Math.max(1, Math.round(64 / baseChannels)) });
-    const note = `measured on ${device}, ${E.getNumThreads()} threads${depth !== 4 ? `, timed at depth 4 (the nearest depth this engine builds), planned depth ${depth}` : ''}`;
+    const step = 2 ** depth;
+    const side = (v: number) => Math.max(step, Math.ceil(v / step) * step);
+    const r = benchTrain({ device, batch, height: side(patch[0]), width: side(patch[1]), channels, classes, amp, bilinear: false, steps: 2, warmup: 1, mode: 'train', divisor: 1, depth, baseChannels });
+    const note = `measured on ${device}, ${E.getNumThreads()} threads`;
     return { seconds: (r.ms_per_step as number) / 1000, note };
   };
 }
@@ -56,7 +57,7 @@ export async function planFor(cfg: PlanConfig, log: (l: string) => void): Promis
   const classes = Math.max(2, fp.maskValues.length);
   const timer = here ? measuredTimer(name, fp.channels, classes, device.kind === 'cuda') : estimatedTimer(classes);
   log(`Timing a few training steps on ${name}...`);
-  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer });
+  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer, ignoreIndex: cfg.ignoreIndex });
   const file = resolve(cfg.output);
   const { shapes, ...summary } = fp;
   const json = { version: 1, fingerprint: { ...summary, shapes: shapes.length <= 50 ? shapes : undefined }, train: r.train, reasons: r.reasons, timing: { device: name, ...r.timing }, nnunet: r.nnunet };

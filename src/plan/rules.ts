@@ -33,6 +33,8 @@ export interface PlanInput {
   budgetSeconds: number;
   validation: number; // percent held out, as train's -v
   timer: StepTimer;
+  /** --ignore-index: a void mask value, left out of the classes. */
+  ignoreIndex?: number | null;
 }
 
 export interface PlanResult {
@@ -101,7 +103,8 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
 }
 
 export async function makePlan(p: PlanInput): Promise<PlanResult> {
-  const { fp, device } = p;
+  const { device } = p;
+  const fp = withoutVoid(p.fp, p.ignoreIndex ?? null);
   const reasons: Record<string, string> = {};
   const classes = Math.max(2, fp.maskValues.length);
   const nVal = Math.floor((fp.count * p.validation) / 100);
@@ -149,16 +152,24 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
   reasons.classWeights = rare ? `${rare} class(es) below ${RARE_CLASS * 100}% of the pixels` : `every class has >= ${RARE_CLASS * 100}% of the pixels`;
   Object.assign(reasons, RECIPE_REASONS);
-  reasons.classes = `${fp.maskValues.length} mask values${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
+  reasons.classes = `${fp.maskValues.length} mask values${p.ignoreIndex !== undefined && p.ignoreIndex !== null ? ` besides the void ${p.ignoreIndex}` : ''}${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
   reasons.amp = device.kind === 'cuda' ? 'fp16 on CUDA (nnU-Net trains in mixed precision)' : 'fp32 on CPU';
   const train: Record<string, unknown> = {
     classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base,
-    loss: 'ce+dice', classWeights: rare ? 'auto' : 'none', ignoreIndex: null, deepSupervision: true,
+    loss: 'ce+dice', classWeights: rare ? 'auto' : 'none', ignoreIndex: p.ignoreIndex ?? null, deepSupervision: depth >= 3,
     optimizer: 'sgd', nesterov: true, momentum: 0.99, learningRate: 1e-2, weightDecay: 3e-5, scheduler: 'poly', gradClip: 12,
     augment: true, amp: device.kind === 'cuda', epochs, timeBudget: p.budgetSeconds, patience: 0, valEvery: 0, validation: p.validation,
   };
   const timing = { stepsPerEpoch, steps: stepsPerEpoch * epochs, secondsPerStep: t, measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })) };
   return { train, reasons, timing, nnunet: nn };
+}
+
+/** The fingerprint without --ignore-index's void value: not a class, so neither counted nor weighted. */
+function withoutVoid(fp: Fingerprint, voidValue: number | null): Fingerprint {
+  const at = voidValue === null ? -1 : fp.maskValues.findIndex((v) => (Array.isArray(v) ? v.every((c) => c === voidValue) : v === voidValue));
+  if (at < 0) return fp;
+  const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => i !== at);
+  return { ...fp, maskValues: keep(fp.maskValues as unknown[]) as Fingerprint['maskValues'], classes: keep(fp.classes) };
 }
 
 const RECIPE_REASONS: Record<string, string> = {
