@@ -46,7 +46,7 @@ async function checkpoint(path: string, args: UNetArgs, maskValues: number[], se
   const plane = pre.width * pre.height;
   const means = Float32Array.from({ length: args.nClasses }, (_, k) => y.subarray(k * plane, (k + 1) * plane).reduce((a, b) => a + b, 0) / plane);
   E.noGrad(() => E.tensor(means, [args.nClasses]).disposeAfter((t) => m.stateDict().get('outc.conv.bias')?.add_(t, -1)));
-  await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, classNames, modelArgs: args, config: { scale: 0.5 } });
+  await saveCheckpoint(path, { model: m.stateDict(), epoch: 3, globalStep: 30, loss: 0.3, valScore: 0.81, maskValues, classNames, modelArgs: m.args, config: { scale: 0.5 } });
   /** predict's mask; also checks that the page's preprocessing gives predict's input exactly. */
   return async (image, tta = 'none') => {
     const p = { args, model: m, device: 'cpu', ampDtype: null, tta } as unknown as Predictor;

@@ -79,7 +79,7 @@ before(async () => {
         m.stateDict().get('outc.conv.bias')?.add_(mean, -1);
       }),
     );
-    await saveCheckpoint(ckpt, { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0.1, valScore: 0.5, maskValues: MASK_VALUES, modelArgs: ARGS, config: {} });
+    await saveCheckpoint(ckpt, { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0.1, valScore: 0.5, maskValues: MASK_VALUES, modelArgs: m.args, config: {} });
   } finally {
     m.dispose();
   }

@@ -38,7 +38,7 @@ export const planConfigOf = (cfg: TrainConfig, output: string): PlanConfig => ({
  * With --auto the plan is made first (its table printed), written to <logdir>/plan-<time>.json: a
  * file of its own per run (a run's config.json names it), beside the run folders, never listed as one.
  */
-export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>, planOnCli: boolean, say: (l: string) => void): Promise<TrainConfig> {
+export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>, planOnCli: boolean, say: (l: string) => void): Promise<{ cfg: TrainConfig; planned: Set<string> }> {
   let file = cfg.plan;
   if (cfg.auto) {
     const { planFor, planTable } = await import('../plan/command.js');
@@ -47,14 +47,15 @@ export async function applyPlan(cfg: TrainConfig, explicit: ReadonlySet<string>,
     say(planTable(o, cfg));
     file = o.file;
   }
-  if (!file) return cfg;
+  if (!file) return { cfg, planned: new Set() };
   // Replaying a run's config.json: every value is in it; a plan file gone since costs nothing.
-  if (!cfg.auto && !planOnCli && !existsSync(file)) return cfg;
-  const planned = readPlanValues(file);
+  if (!cfg.auto && !planOnCli && !existsSync(file)) return { cfg, planned: new Set() };
+  const values = readPlanValues(file);
   const out = { ...cfg } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(planned)) if (!explicit.has(k)) out[k] = v;
+  const planned = new Set(Object.keys(values).filter((k) => !explicit.has(k)));
+  for (const k of planned) out[k] = values[k];
   // Recorded resolved: a replay reads this plan again (its values all overridden), it does not plan anew.
-  return { ...(out as TrainConfig), plan: resolve(file), auto: false };
+  return { cfg: { ...(out as TrainConfig), plan: resolve(file), auto: false }, planned };
 }
 
 /** --nesterov before anything runs: SGD only, and it needs a momentum (PyTorch's rule). */

@@ -109,10 +109,10 @@ async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
   const o = cmd.opts() as { resume?: string | true; json: boolean };
   const explicit = new Set(Object.keys(trainOptions).filter((k) => given(cmd, k, file)));
   const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
-  const cfg = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
+  const { cfg, planned } = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
   checkNesterov(cfg, (l) => console.error(l));
-  // --time-budget plans the epochs: -e caps them only when given (a plan's epochs do not).
-  if (cfg.timeBudget > 0 && !explicit.has('epochs')) cfg.epochs = NO_EPOCH_CAP;
+  // --time-budget plans the epochs: -e caps them only when given (flag, --config or --plan).
+  if (cfg.timeBudget > 0 && !explicit.has('epochs') && !planned.has('epochs')) cfg.epochs = NO_EPOCH_CAP;
   if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
   if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
   return handlers.train(cfg, { json: o.json });

@@ -83,7 +83,7 @@ export const trainOptions = {
 /** A --time-budget that must be set (plan fits the training into it). */
 const positiveDuration: Parser<number> = (raw, flag) => {
   const v = durationParser(raw, flag);
-  if (!(v > 0)) throw new OptionError(`${flag} expects a duration above 0 such as 90s, 15m, 1h or 1h30m, got '${raw}'`);
+  if (!(v > 0)) throw new OptionError(`${flag} expects a duration such as 90s, 15m, 1h or 1h30m (above 0), got '${raw}'`);
   return v;
 };
 /** `80G`, `512M` or bare GiB -> bytes. */

@@ -148,7 +148,8 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   reasons.batchSize = `nnU-Net: ${nn.batch} from ${device.memoryGB.toFixed(1)} GiB (${device.memorySource}), at most 5% of the dataset's pixels per batch${s.batch !== nn.batch ? `; ${s.batch} for the budget` : ''}`;
   reasons.depth = `poolings while the feature map stays >= 4 px (nnU-Net: ${Math.max(...nn.numPool)}), both axes together, capped so the bottleneck has <= ${MAX_WIDTH} channels`;
   reasons.baseChannels = s.base === 32 ? 'nnU-Net\'s 32 (the reference: 64)' : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
-  reasons.epochs = `${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation, in 90% of ${p.budgetSeconds} s`;
+  // No `epochs` in the plan: train --time-budget plans them from its own timing (a plan's or a flag's -e would cap them).
+  reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${p.budgetSeconds} s`;
   const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
   reasons.classWeights = rare ? `${rare} class(es) below ${RARE_CLASS * 100}% of the pixels` : `every class has >= ${RARE_CLASS * 100}% of the pixels`;
   Object.assign(reasons, RECIPE_REASONS);
@@ -158,9 +159,9 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
     classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base,
     loss: 'ce+dice', classWeights: rare ? 'auto' : 'none', ignoreIndex: p.ignoreIndex ?? null, deepSupervision: depth >= 3,
     optimizer: 'sgd', nesterov: true, momentum: 0.99, learningRate: 1e-2, weightDecay: 3e-5, scheduler: 'poly', gradClip: 12,
-    augment: true, amp: device.kind === 'cuda', epochs, timeBudget: p.budgetSeconds, patience: 0, valEvery: 0, validation: p.validation,
+    augment: true, amp: device.kind === 'cuda', timeBudget: p.budgetSeconds, patience: 0, valEvery: 0, validation: p.validation,
   };
-  const timing = { stepsPerEpoch, steps: stepsPerEpoch * epochs, secondsPerStep: t, measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })) };
+  const timing = { stepsPerEpoch, epochs, steps: stepsPerEpoch * epochs, secondsPerStep: t, measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })) };
   return { train, reasons, timing, nnunet: nn };
 }
 
@@ -185,7 +186,6 @@ const RECIPE_REASONS: Record<string, string> = {
   scheduler: 'nnU-Net: poly decay (exponent 0.9) to the planned end',
   gradClip: 'nnU-Net clips the gradient norm at 12',
   augment: 'flips, 90-degree rotations, scale and brightness (nnU-Net: rich spatial + intensity augmentation)',
-  timeBudget: 'the run ends by it',
   patience: 'off: the poly schedule is planned to its end',
   valEvery: 'validation once per epoch (the whole images)',
   validation: 'percent held out, as -v',
