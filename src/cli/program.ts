@@ -34,6 +34,7 @@ function addOptions(cmd: Command, table: Record<string, OptionSpec<unknown>>): C
   for (const [key, spec] of Object.entries(table)) {
     const opt = new Option(spec.flags, spec.help);
     if (showsDefault(spec)) opt.default(spec.default);
+    if (spec.preset !== undefined) opt.preset(spec.preset);
     // The alias writes the same value; it has no default of its own and does not show in --help.
     const alias = spec.alias ? new Option(spec.alias, spec.help).hideHelp() : undefined;
     for (const o of alias ? [opt, alias] : [opt]) {

@@ -3,7 +3,7 @@
  * config.json and the checkpoint's `config`. Values are validated at the boundary by parsers.ts.
  */
 import {
-  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
+  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, emaDecayParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
 } from './parsers.js';
 
 // Everything the tables' users need from the parsers (OptionError, posInt, TileSetting, ...).
@@ -66,6 +66,7 @@ export const trainOptions = {
   deepSupervision: { flags: '--deep-supervision', help: "auxiliary outputs at 1/2, 1/4, ... resolution add their losses with nnU-Net's weighting (training only; needs --depth 3 or more)", default: false },
   ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
   classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
+  ema: { flags: '--ema [decay]', help: "average the weights (Ultralytics' ModelEMA, decay warmed up over the first steps; the flag alone: 0.9999): validation, best_model.pth and predict/export use the average (0 = off)", default: 0, parse: emaDecayParser, preset: '0.9999' },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

@@ -23,6 +23,8 @@ export interface OptionSpec<T> {
   variadic?: boolean;
   /** A former spelling still accepted, hidden from --help (e.g. bench's '--batch <n>'). */
   alias?: string;
+  /** The value of an optional-value flag (`--ema [decay]`) given alone, as if typed. */
+  preset?: string;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -66,6 +68,12 @@ export const percent: Parser<number> = (raw, flag) => {
 export const unit: Parser<number> = (raw, flag) => {
   const v = num(raw, flag);
   if (!(v >= 0 && v <= 1)) throw new OptionError(`${flag} must be in [0, 1], got '${raw}'`);
+  return v;
+};
+/** --ema: 0 (off) or a decay in (0, 1). */
+export const emaDecayParser: Parser<number> = (raw, flag) => {
+  const v = num(raw, flag);
+  if (!(v === 0 || (v > 0 && v < 1))) throw new OptionError(`${flag} expects a decay between 0 and 1 such as 0.9999 (0 = off), got '${raw}'`);
   return v;
 };
 export const str: Parser<string> = (raw, flag) => {

@@ -105,6 +105,9 @@ export interface CheckpointData {
   modelArgs: UNetArgs;
   /** --deep-supervision's auxiliary heads: training state only, never part of `model`. */
   auxHeads?: Map<string, Tensor> | null;
+  /** --ema: `model` is then the average and these the training weights, with the number of updates averaged. */
+  rawModel?: Map<string, Tensor> | null;
+  emaUpdates?: number;
   config: Record<string, unknown>;
   runDir?: string;
   rng?: { torch: Tensor; data: unknown };
@@ -151,6 +154,8 @@ export async function saveCheckpoint(path: string, c: CheckpointData): Promise<v
     ignore_value: c.ignoreValue ?? null,
     model_args: modelArgsToPy(c.modelArgs, true),
     deep_supervision_state_dict: c.auxHeads ? toPy(c.auxHeads) : null,
+    raw_model_state_dict: c.rawModel ? toPy(c.rawModel) : null,
+    ema_updates: c.rawModel ? (c.emaUpdates ?? 0) : null,
     config: toPy(c.config, new Set(['learningRate', 'scale', 'validation', 'minDelta', 'weightDecay', 'momentum', 'gradClip'])),
     run_dir: c.runDir ?? null,
     rng_state: c.rng ? { torch: toRaw(c.rng.torch), data: toPy(c.rng.data) } : null,
@@ -242,6 +247,9 @@ export interface LoadedCheckpoint {
   modelArgs: UNetArgs | null; // null: infer from the weights
   /** --deep-supervision's auxiliary heads (deep_supervision_state_dict); null: trained without. */
   auxHeads: Map<string, RawTensor> | null;
+  /** Saved with --ema (raw_model_state_dict, ema_updates): the training weights (`model` is their average); null: without. */
+  rawModel: Map<string, RawTensor> | null;
+  emaUpdates: number;
   epoch: number;
   globalStep: number;
   loss: number | null;
@@ -336,6 +344,8 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     classNames: null as string[] | null,
     ignoreValue: null as number | null,
     position: null,
+    rawModel: null,
+    emaUpdates: 0,
   };
   if (Object.hasOwn(rec, 'model_state_dict')) {
     const model = weightsOf(rec.model_state_dict, path, 'model_state_dict');
@@ -343,6 +353,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     const args = asRecord(rec.model_args ?? null);
     const rng = asRecord(rec.rng_state ?? null);
     const aux = ours ? asRecord(rec.deep_supervision_state_dict ?? null) : null;
+    const raw = ours ? asRecord(rec.raw_model_state_dict ?? null) : null;
     return {
       ...base,
       kind: ours ? 'unet-ts' : 'fork',
@@ -352,6 +363,8 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       ignoreValue: num(rec.ignore_value),
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       auxHeads: aux ? weightsOf(aux, path, 'deep_supervision_state_dict') : null,
+      rawModel: raw ? weightsOf(raw, path, 'raw_model_state_dict') : null,
+      emaUpdates: num(rec.ema_updates) ?? 0,
       epoch: num(rec.epoch) ?? 0,
       globalStep: num(rec.global_step) ?? 0,
       loss: num(rec.loss),

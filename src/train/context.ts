@@ -10,6 +10,7 @@ import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../o
 import type { Tracker } from '../tracking/index.js';
 import type { Cadence } from './cadence.js';
 import type { AuxHeads } from './deep-supervision.js';
+import type { ModelEma } from './ema.js';
 import type { EarlyStopping } from './early-stopping.js';
 
 export class TrainError extends UserError {}
@@ -32,6 +33,8 @@ export interface TrainHooks {
   validationScore?: (measured: number, at: { epoch: number; step: number }) => number;
   /** A GradScaler with these options whatever the device (tests: its skip and backoff logic on CPU, in fp32). */
   gradScaler?: GradScalerOptions;
+  /** --ema's warm-up constant instead of 2000 (tests: an average that differs from the weights within a few steps). */
+  emaTau?: number;
 }
 
 export interface TrainResult {
@@ -112,6 +115,8 @@ export interface TrainRun {
   /** --skip-bad: skips an unreadable training pair with a warning; `skipped` holds the files. */
   onBadSample?: (err: DataError, index: number) => void;
   skipped: Set<string>;
+  /** --ema's average of the weights (ema.ts): validated and saved as the model; absent without. */
+  ema?: ModelEma;
   /** --time-budget's planner (budget.ts); absent without a budget. */
   budget?: RunBudget;
 }

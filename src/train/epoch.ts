@@ -157,6 +157,7 @@ function stepOptimizer(run: TrainRun): void {
   if (run.cfg.gradClip > 0) clipGradNorm(run.params, run.cfg.gradClip).dispose();
   scaler.step(optimizer);
   scaler.update();
+  run.ema?.update(); // every rank alike: the weights are synchronised
   run.globalStep++;
   if (run.scheduler.interval === 'step') run.scheduler.step(); // --time-budget's per-step poly/cosine
   run.bnFresh = false;

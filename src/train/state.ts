@@ -157,7 +157,10 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
 /** Writes the full training state after `epoch` (rank 0 alone writes; every rank frees its RNG copy). */
 export async function saveTrainingState(run: TrainRun, path: string, epoch: number, loss: number, valScore: number, mid?: { position: EpochPosition; dataRng: RngStateDict }): Promise<void> {
   const data: CheckpointData = {
-    model: run.model.stateDict(),
+    // --ema: the average is the model (what predict, export and best_model.pth read); the training weights go beside it.
+    model: (run.ema?.model ?? run.model).stateDict(),
+    rawModel: run.ema ? run.model.stateDict() : null,
+    emaUpdates: run.ema?.updates,
     optimizer: run.optimizer.stateDict(),
     scheduler: run.scheduler.stateDict(),
     gradScaler: run.scaler.stateDict(),

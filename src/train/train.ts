@@ -20,6 +20,7 @@ import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { resolveClassWeights } from './class-weights.js';
 import { AuxHeads, loadAuxHeads } from './deep-supervision.js';
+import { ModelEma, loadRawWeights } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
@@ -77,8 +78,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
     // and tracking: run directory, metrics, TensorBoard, optional W&B
     const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, auxHeads, scaler, early, dataRng, ckpt }, release);
+    startEma(run, ckpt, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
+    if (run.ema) log(`  Weight EMA:      decay ${cfg.ema} (warm-up tau ${run.ema.tau} steps, ${run.ema.updates} done); validation and best_model.pth use the average`);
     if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
     else leaveBudget(run, ckpt);
     let end: RunEnd = 'failed'; // what the dashboard and the report show
@@ -99,6 +102,21 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     auxHeads?.dispose();
     model.dispose();
   }
+}
+
+/**
+ * --ema: the average starts from the loaded weights (a checkpoint saved with --ema holds it as
+ * model_state_dict); then the training weights of such a checkpoint replace them in the model, with
+ * or without --ema.
+ */
+function startEma(run: TrainRun, ckpt: LoadedCheckpoint | null, release: (() => void)[]): void {
+  if (run.cfg.ema > 0) {
+    const ema = new ModelEma(run.model, new UNet(run.modelArgs), run.cfg.ema, { device: run.device, memoryFormat: run.channelsLast ? 'channels_last' : undefined }, run.hooks.emaTau);
+    release.push(() => ema.dispose());
+    run.ema = ema;
+    if (ckpt?.rawModel) ema.updates = ckpt.emaUpdates;
+  }
+  if (ckpt) loadRawWeights(run.model, ckpt);
 }
 
 /** The epoch loop: train, validate, step the scheduler, checkpoint, stop early or on a signal. */
@@ -211,14 +229,14 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
     const bestPath = join(run.ckptDir, 'best_model.pth');
     await saveTrainingState(run, bestPath, epoch, stats.loss, score, ranks);
     result.bestModel = bestPath;
-    if (cfg.patience > 0) best.snapshot(run.model);
+    if (cfg.patience > 0) best.snapshot(run.ema?.model ?? run.model);
   }
   if (cfg.keepLast > 0 && isMain(run)) await pruneCheckpoints(run.ckptDir, cfg.keepLast);
   await tracker.flush();
   if (!run.cuda) E.mallocTrim(); // hand freed activation memory back to the OS between epochs
   if (!stop) return false;
   run.log(`Early stopping: no Dice gain of ${cfg.minDelta} for ${cfg.patience} epochs; restoring the best weights (epoch ${run.early.state.best_epoch}).`);
-  best.restoreInto(run.model);
+  best.restoreInto(run.ema?.model ?? run.model);
   result.stoppedEarly = true;
   return true;
 }

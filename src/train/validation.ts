@@ -41,7 +41,8 @@ export async function preciseBn(run: TrainRun): Promise<void> {
 
 /** Scores the validation set (every rank its shard, summed: the single-process score). */
 export async function validate(run: TrainRun, epoch: number, withImages: boolean): Promise<Validation> {
-  const { model, cfg } = run;
+  const { cfg } = run;
+  const model = scored(run);
   await run.dist?.syncBuffers(model); // every shard scored with rank 0's statistics
   model.eval();
   const meter = new SegmentationMeter(cfg.classes, { device: run.device });
@@ -52,7 +53,7 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
       E.tidy(() =>
         E.inferenceMode(() => {
           const { x, y } = toDevice(run, b);
-          const pred = meter.add(tiled ?? forward(run, x), y);
+          const pred = meter.add(tiled ?? forward(run, x, model), y);
           if (withImages && !sample) sample = E.tidy(() => ({ x: x.select(0, 0).to({ device: 'cpu' }), y: y.select(0, 0).to({ device: 'cpu' }), pred: pred.select(0, 0).to({ device: 'cpu' }) }));
           const kept: ValidationSample | null = sample;
           return kept ? [kept.x, kept.y, kept.pred] : [];
@@ -60,7 +61,7 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
       );
       tiled?.dispose();
     }
-    model.train();
+    run.model.train();
     if (run.dist) await meter.reduce(run.dist);
     const { dice, ...metrics } = meter.read();
     const score = run.hooks.validationScore ? run.hooks.validationScore(dice, { epoch, step: run.globalStep }) : dice;
@@ -70,12 +71,15 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
   }
 }
 
+/** The weights validation scores: --ema's average, else the training weights. */
+const scored = (run: TrainRun) => run.ema?.model ?? run.model;
+
 /**
  * Logits [1, K, H, W] of a one-image batch by sliding windows of the patch size (predict's default
  * overlap and gaussian blend), -b windows per forward pass: what the model trained on, at any image size.
  */
 function slidingWindow(run: TrainRun, b: Batch, [ph, pw]: readonly [number, number]): Promise<Tensor> {
-  const model = { model: run.model, device: run.device, ampDtype: run.ampDtype, args: run.modelArgs };
+  const model = { model: scored(run), device: run.device, ampDtype: run.ampDtype, args: run.modelArgs };
   const o = { tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default, blend: predictOptions.blend.default, batchSize: run.cfg.batchSize };
   return tiledLogits(model, memoryRows(b.images, b.c, b.w, b.h), o);
 }
