@@ -6,9 +6,11 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import { type EvaluateConfig, type PostprocessMode, defaults, evaluateOptions } from '../src/config/options.js';
+import { readMaskRaw } from '../src/data/index.js';
 import { metricsFromConfusion } from '../src/metrics/evaluate.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { runEvaluate } from '../src/predict/evaluate-cli.js';
+import { keepLargestComponent } from '../src/predict/postprocess.js';
 import type { CvSummary } from '../src/train/cross-validation.js';
 import { quickTrainArgs, runCli } from './helpers/cli.js';
 import { startTs } from './helpers/dist.js';
@@ -104,7 +106,10 @@ test('unet predict --postprocess auto says what it applies', async () => {
   assert.equal(r.code, 0, r.stderr);
   const said = s.postprocess.classes.length ? `largest component of class ${s.postprocess.classes.join(', ')}` : 'none (the checkpoint records no post-processing)';
   assert.ok(r.stdout.includes(`--postprocess auto: ${said}`), r.stdout);
-  assert.ok(existsSync(join(root, 'p0_mask.png')));
+  // The written mask holds a single component of the recorded class (its mask value 255).
+  const m = await readMaskRaw(join(root, 'p0_mask.png'));
+  const fgMask = Uint8Array.from(m.data, (v) => (v === 255 ? 1 : 0));
+  assert.deepEqual(keepLargestComponent(Uint8Array.from(fgMask), m.width, m.height, [1]), fgMask);
 });
 
 test('--fold I trains only that fold, into <checkpoint-dir>/fold<I>/, on the same split', async () => {
