@@ -9,6 +9,7 @@ import {
 } from '../config/options.js';
 import { applyPlan, checkNesterov } from './plan-file.js';
 import { keptLoss, resolveResume } from './resume.js';
+import { foldConfig } from '../train/folds.js';
 
 /** A table parser as a commander argParser: its message without the flag (commander names it). */
 function argParser<T>(parse: (raw: string, flag: string) => T, flag: string, variadicDefault?: unknown) {
@@ -114,7 +115,8 @@ async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
   checkNesterov(cfg, (l) => console.error(l));
   // --time-budget plans the epochs: -e caps them only when given (flag, --config or --plan).
   if (cfg.timeBudget > 0 && !explicit.has('epochs') && !planned.has('epochs')) cfg.epochs = NO_EPOCH_CAP;
-  if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, cfg.checkpointDir, (l) => console.error(l));
+  // --fold I resumes from its own folder, <checkpoint-dir>/fold<I>.
+  if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, foldConfig(cfg).checkpointDir, (l) => console.error(l));
   if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
   return handlers.train(cfg, { json: o.json });
 }

@@ -3,7 +3,7 @@
  * config.json and the checkpoint's `config`. Values are validated at the boundary by parsers.ts.
  */
 import {
-  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, emaDecayParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
+  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, emaDecayParser, foldsParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
 } from './parsers.js';
 
 // Everything the tables' users need from the parsers (OptionError, posInt, TileSetting, ...).
@@ -67,6 +67,8 @@ export const trainOptions = {
   ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
   classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
   ema: { flags: '--ema [decay]', help: "average the weights (Ultralytics' ModelEMA, decay warmed up over the first steps; the flag alone: 0.9999): validation, best_model.pth and predict/export use the average (0 = off)", default: 0, parse: emaDecayParser, preset: '0.9999' },
+  folds: { flags: '--folds <k>', help: 'k-fold cross-validation: a seeded split of the pairs by file into K folds; fold I validates (-v is not used), the rest trains; without --fold all K run one after another into <checkpoint-dir>/fold<I>/, then cv-summary.json scores the out-of-fold predictions and records the --postprocess auto decision (0 = off)', default: 0, parse: foldsParser },
+  fold: { flags: '--fold <i>', help: 'with --folds: train only fold I (0 .. K-1) into <checkpoint-dir>/fold<I>/', default: undefined as number | undefined, parse: nonNegInt },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },
@@ -148,6 +150,16 @@ const ttaOption = {
   parse: choice(...TTA_MODES),
 } satisfies OptionSpec<TtaMode>;
 
+/** --postprocess: largest component per class (src/predict/postprocess.ts). */
+export const POSTPROCESS_MODES = ['none', 'largest-component', 'auto'] as const;
+export type PostprocessMode = (typeof POSTPROCESS_MODES)[number];
+const postprocessOption = {
+  flags: '--postprocess <mode>',
+  help: "none; largest-component: per foreground class only its largest 4-connected component stays (the rest becomes background); auto: the classes a `train --folds` run found better so, recorded in the checkpoint (none recorded: none). Masks only, not --probs",
+  default: 'none' as PostprocessMode,
+  parse: choice(...POSTPROCESS_MODES),
+} satisfies OptionSpec<PostprocessMode>;
+
 // ------------------------------------------------------------------------------------------------
 // unet predict
 
@@ -169,6 +181,7 @@ export const predictOptions = {
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels, with or without --tile (0 = no limit: huge images you trust, with --tile auto)', default: MAX_PIXELS, parse: nonNegInt },
   tta: ttaOption,
+  postprocess: postprocessOption,
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 
@@ -189,6 +202,7 @@ export const evaluateOptions = {
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
   workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
   tta: ttaOption,
+  postprocess: postprocessOption,
   ...tilingOptions,
 } satisfies Record<string, OptionSpec<unknown>>;
 

@@ -45,6 +45,12 @@ export const nonNegInt: Parser<number> = (raw, flag) => {
   if (raw.trim() === '' || !Number.isInteger(v) || v < 0) throw new OptionError(`${flag} expects an integer >= 0, got '${raw}'`);
   return v;
 };
+/** --folds: 0 (off) or K >= 2. */
+export const foldsParser: Parser<number> = (raw, flag) => {
+  const v = nonNegInt(raw, flag);
+  if (v === 1) throw new OptionError(`${flag} must be 0 (off) or at least 2, got '${raw}'`);
+  return v;
+};
 export const posFloat: Parser<number> = (raw, flag) => {
   const v = num(raw, flag);
   if (!(v > 0)) throw new OptionError(`${flag} expects a number > 0, got '${raw}'`);

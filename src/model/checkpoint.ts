@@ -172,6 +172,17 @@ export async function saveReferenceStateDict(path: string, model: Map<string, Te
   await savePth(path, value);
 }
 
+/**
+ * Records in one of our checkpoints the classes --postprocess auto cleans (a cross-validation's
+ * decision), rewriting it atomically with everything else as it was.
+ */
+export async function recordPostprocess(path: string, classes: readonly number[]): Promise<void> {
+  const rec = asRecord(await loadPth(path));
+  if (!rec || rec.format !== FORMAT) throw new CheckpointError(`${path} is not a unet-ts checkpoint; cannot record its post-processing`);
+  rec.postprocess_largest_component = [...classes];
+  await savePth(path, rec);
+}
+
 /** Temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`), left behind when a writer is killed. */
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
@@ -244,6 +255,8 @@ export interface LoadedCheckpoint {
   classNames: string[] | null;
   /** ignore_value (--ignore-index): a mask value that is no class; null: none (older files, the reference's). */
   ignoreValue: number | null;
+  /** postprocess_largest_component: the classes `predict --postprocess auto` cleans (train --folds decides); null: none recorded. */
+  postprocess: number[] | null;
   modelArgs: UNetArgs | null; // null: infer from the weights
   /** --deep-supervision's auxiliary heads (deep_supervision_state_dict); null: trained without. */
   auxHeads: Map<string, RawTensor> | null;
@@ -343,6 +356,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     globalStep: 0,
     classNames: null as string[] | null,
     ignoreValue: null as number | null,
+    postprocess: null as number[] | null,
     position: null,
     rawModel: null,
     emaUpdates: 0,
@@ -361,6 +375,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       maskValues: parseMaskValues(rec.mask_values),
       classNames: parseClassNames(rec.class_names),
       ignoreValue: num(rec.ignore_value),
+      postprocess: Array.isArray(rec.postprocess_largest_component) ? rec.postprocess_largest_component.map((c) => Number(c)).filter(Number.isInteger) : null,
       modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
       auxHeads: aux ? weightsOf(aux, path, 'deep_supervision_state_dict') : null,
       rawModel: raw ? weightsOf(raw, path, 'raw_model_state_dict') : null,

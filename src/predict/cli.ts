@@ -29,6 +29,7 @@ import { isBinary01 } from './overlay.js';
 import { loadEnsemble, modelPaths } from './ensemble.js';
 import { ttaViews } from './views.js';
 import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, predictBatch, preprocess } from './predictor.js';
+import { keepLargestComponent, postprocessClasses } from './postprocess.js';
 import { PredictProgress } from './progress.js';
 import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
 
@@ -98,11 +99,13 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
     }
     const a = predictor.args;
     const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${ttaViews(cfg.tta).length} views)`;
+    const pp = postprocessClasses(cfg.postprocess ?? 'none', predictor.postprocess, a.nClasses);
+    if (cfg.postprocess === 'auto') log(`--postprocess auto: ${pp.length ? `largest component of class ${pp.join(', ')} (recorded in the checkpoint)` : 'none (the checkpoint records no post-processing)'}`);
     log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
     // 3. Predict: windowed images one by one, the others in same-size batches
-    const run: Run = { p: predictor, cfg, report: new PredictProgress(jobs.length, { log, warn, progress: opts.progress, onFile: opts.onFile }), predicted: [], t0: performance.now() };
+    const run: Run = { p: predictor, cfg, pp, report: new PredictProgress(jobs.length, { log, warn, progress: opts.progress, onFile: opts.onFile }), predicted: [], t0: performance.now() };
     run.report.failed.push(...failed);
     const { whole, tiled } = await splitTiled(run, jobs);
     await predictTiled(run, tiled);
@@ -117,6 +120,8 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
 interface Run {
   p: Predictor;
   cfg: Scaled<PredictConfig>;
+  /** --postprocess: the classes whose largest component alone is kept. */
+  pp: number[];
   report: PredictProgress;
   /** In completion order; `index` restores the input order. */
   predicted: (PredictedFile & { index: number })[];
@@ -166,6 +171,7 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
     try {
       if (plan.regions) {
         if (cfg.viz) report.io.warn(`note: ${job.input}: no overlay (-v) for an image read region by region (an overlay needs the whole image in memory)`);
+        if (run.pp.length) report.io.warn(`note: ${job.input}: not post-processed (--postprocess needs the whole mask in memory; this image is predicted region by region)`);
         const staged = (plan.width * plan.height * plan.channels) / 2 ** 20;
         report.io.warn(`note: ${job.input} is ${plan.width}x${plan.height}: staged as an uncompressed copy of about ${staged.toFixed(0)} MiB in ${tmpdir()} to be read in bands (removed at the end)`);
         const probs = cfg.probs ? probFiles(job, probCount(p)) : undefined;
@@ -233,6 +239,7 @@ function predictOrRetry(run: Run, batch: { job: Job; pre: Preprocessed }[]): { j
 
 async function write(run: Run, job: Job, pred: Prediction): Promise<void> {
   let rec: PredictedFile;
+  keepLargestComponent(pred.classes, pred.width, pred.height, run.pp);
   try {
     rec = await writeOutputs(run.p, run.cfg, job, pred);
   } catch (e) {

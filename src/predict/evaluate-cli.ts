@@ -37,6 +37,7 @@ import { type ClassSurface, SurfaceMeter, surfaceScores } from '../metrics/surfa
 import { decodeWindows, sameSizeBatches } from './batches.js';
 import { loadEnsemble, modelPaths } from './ensemble.js';
 import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, preprocess } from './predictor.js';
+import { postprocessClasses, postprocessLogits } from './postprocess.js';
 import { reasonFor } from './progress.js';
 import { planTiles } from './tiled.js';
 import { memoryRows, tiledLogits } from './tiles.js';
@@ -69,6 +70,8 @@ export interface EvaluateResult {
   scaleSource: string;
   /** --tta: the views averaged per image. */
   tta: TtaMode;
+  /** --postprocess: the classes whose largest component alone was kept (empty: none). */
+  postprocess: number[];
   threshold: number;
   images: number;
   nClasses: number;
@@ -121,6 +124,10 @@ export interface EvaluateRunOptions {
   /** Unused for now (the table is printed by evaluateCommand); kept for symmetry with predict. */
   log?: (line: string) => void;
   warn?: (line: string) => void;
+  /** These pairs instead of the --imgs/--masks listing (a cross-validation's held-out fold). */
+  pairs?: Pair[];
+  /** These classes post-processed instead of --postprocess's. */
+  postprocessClasses?: number[];
 }
 
 export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOptions = {}): Promise<EvaluateResult> {
@@ -134,8 +141,9 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     const sc = chooseScale(p.trainingScale, given.scale);
     if (sc.warning) warn(`warning: ${sc.warning}`);
     const cfg: Scaled<EvaluateConfig> = { ...given, scale: sc.scale };
-    const { pairs, warnings } = await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix });
+    const { pairs, warnings } = opts.pairs ? { pairs: opts.pairs, warnings: [] } : await listPairs({ imgsDir: cfg.imgs, masksDir: cfg.masks, maskSuffix: cfg.maskSuffix });
     for (const w of warnings) warn(`warning: ${w}`);
+    const pp = opts.postprocessClasses ?? postprocessClasses(cfg.postprocess ?? 'none', p.postprocess, p.args.nClasses);
     const failed: EvaluateResult['failed'] = [];
     const skip = (image: string, mask: string, e: unknown) => {
       const reason = e instanceof Error ? e.message : String(e);
@@ -146,7 +154,8 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     const score = (batch: Item[], given?: E.Tensor) =>
       E.inferenceMode(() =>
         E.tidy(() => {
-          addSurfaces(surface, meter.add(given ?? forwardLogits(p, batch.map((b) => b.pre)), classTensor(p, batch)), batch, cfg.surfaceTol);
+          const logits = postprocessLogits(given ?? forwardLogits(p, batch.map((b) => b.pre)), p.args.nClasses, cfg.maskThreshold, pp);
+          addSurfaces(surface, meter.add(logits, classTensor(p, batch)), batch, cfg.surfaceTol);
         }),
       );
     let done = 0;
@@ -182,7 +191,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
     const m = meter.read();
     if (m.images === 0) throw new PredictError(`no image could be evaluated (${failed.length} failed):\n${failed.map((f) => `  ${f.image}: ${f.reason}`).join('\n')}`);
-    return { ...summarize(cfg, p, m, surface.read()), scaleSource: sc.source, tta: cfg.tta, failed, seconds: (performance.now() - t0) / 1000 };
+    return { ...summarize(cfg, p, m, surface.read()), scaleSource: sc.source, tta: cfg.tta, postprocess: pp, failed, seconds: (performance.now() - t0) / 1000 };
   } finally {
     meter.dispose();
     p.dispose();
@@ -233,7 +242,7 @@ function classTensor(p: Predictor, batch: Item[]): E.Tensor {
   return E.tidy(() => classTargets(E.tensor(masks, [batch.length, h, w]).to({ device: p.device }), p.ignoreValue == null ? null : IGNORE_CLASS));
 }
 
-function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource' | 'tta'> {
+function summarize(cfg: Scaled<EvaluateConfig>, p: Predictor, m: MeterReading, s: ClassSurface[]): Omit<EvaluateResult, 'failed' | 'seconds' | 'scaleSource' | 'tta' | 'postprocess'> {
   const cm = m.confusion;
   const values = p.maskValues as (number | RGB)[];
   const perClass: ClassMetrics[] = m.perClassDice.map((dice, k) => ({
@@ -287,7 +296,7 @@ export function formatEvaluation(r: EvaluateResult): string {
   const nameW = named ? Math.max(4, ...r.perClass.map((c) => (c.name ?? '').length)) + 2 : 0;
   const name = (c: ClassMetrics | null) => (named ? (c ? (c.name ?? '') : 'name').padEnd(nameW) : '');
   const lines = [
-    `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}${r.tta !== 'none' ? ` (--tta ${r.tta})` : ''}`,
+    `Evaluated ${r.images} image(s) of ${r.imgs} against ${r.masks} with ${r.model}${r.tta !== 'none' ? ` (--tta ${r.tta})` : ''}${r.postprocess.length ? ` (largest component of class ${r.postprocess.join(', ')})` : ''}`,
     `  at scale ${r.scale} (${r.scaleSource}; images bicubic, masks nearest to floor(scale*size), as training validation)${r.nClasses === 1 ? `, threshold ${r.threshold}` : ''}`,
     ...(r.ignoreValue !== null ? [`  pixels of mask value ${r.ignoreValue} left out (the checkpoint's --ignore-index)`] : []),
     '',

@@ -39,6 +39,8 @@ export interface Predictor {
   classNames?: string[] | null;
   /** --ignore-index of the training run: a mask value that is no class (evaluate leaves its pixels out); predictions never hold it. */
   ignoreValue?: number | null;
+  /** The classes the checkpoint records for --postprocess auto (a cross-validation's decision); null or absent: none. */
+  postprocess?: number[] | null;
   /** Notes for the user (defaulted/padded mask values). */
   notes: string[];
   device: Device;
@@ -128,6 +130,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     maskValuesSource: mv.source,
     classNames: ckpt.classNames?.length === mv.values.length ? ckpt.classNames : null,
     ignoreValue: ckpt.ignoreValue,
+    postprocess: ckpt.postprocess,
     notes,
     device,
     ampDtype,

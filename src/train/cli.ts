@@ -1,10 +1,12 @@
 /** `unet train`: runs train() with signal handling, a dashboard if asked, and a summary. */
 import { dirname } from 'node:path';
 import { EXIT } from '../config/errors.js';
-import type { Output, TrainConfig } from '../config/options.js';
+import { OptionError, type Output, type TrainConfig } from '../config/options.js';
 import { DistConfigError, DistContext, LAUNCHED_ENV, exitWithLauncher, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import { type Dashboard, listenProblem, startDashboardThread, writeReport } from '../tracking/index.js';
+import { crossValidate } from './cross-validation.js';
+import { foldConfig } from './folds.js';
 import { checkCheckpointDir } from './run-folder.js';
 import { type TrainHooks, type TrainResult, train } from './train.js';
 
@@ -73,6 +75,11 @@ async function serveUntilCtrlC(d: Dashboard, say: (l: string) => void): Promise<
 export async function trainCommand(cfg: TrainConfig, out: Output = { json: false }, hooks: Pick<TrainHooks, 'createModel' | 'validationScore' | 'onSplit' | 'onTrainBatch'> = {}): Promise<number> {
   // Data-parallel: launch this machine's workers, or join as a worker (RANK/WORLD_SIZE set).
   const worker = workerFromEnv();
+  if (cfg.folds > 0 && cfg.fold === undefined) {
+    if (worker || cfg.nprocPerNode > 1 || cfg.nnodes > 1) throw new OptionError('--folds without --fold trains the folds one after another in one process; data-parallel, train each fold with --fold I');
+    return crossValidate(cfg, out, (c) => trainCommand(c, out, hooks));
+  }
+  cfg = foldConfig(cfg);
   const launching = !worker && (cfg.nprocPerNode > 1 || cfg.nnodes > 1);
   if (launching && cfg.nodeRank >= cfg.nnodes) throw new DistConfigError(`--node-rank ${cfg.nodeRank} must be below --nnodes ${cfg.nnodes}`);
   // Before any training work, where rank 0 will write (its launcher checks for the workers it starts).

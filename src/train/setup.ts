@@ -16,6 +16,7 @@ import { describeCadence, validationCadence } from './cadence.js';
 import { type AuxHeads, WithAuxHeads, deepSupervisionProblem } from './deep-supervision.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
+import { foldSplit } from './folds.js';
 import { claimCheckpointDir } from './run-folder.js';
 import { restore, resumePosition } from './state.js';
 import { versions } from './versions.js';
@@ -54,8 +55,8 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
   const first = await dataset.load(0);
   const nChannels = cfg.channels === 'auto' ? first.channels : cfg.channels;
 
-  // Seeded: the same split across runs with the same seed.
-  const split = randomSplit(pairs.length, cfg.validation, cfg.seed);
+  // Seeded: the same split across runs with the same seed (--folds: fold --fold validates, -v unused).
+  const split = cfg.folds > 0 ? foldSplit(pairs.length, cfg.folds, cfg.fold ?? 0, cfg.seed) : randomSplit(pairs.length, cfg.validation, cfg.seed);
   if (split.train.length === 0) throw new TrainError(`no training images left: ${pairs.length} pairs with -v ${cfg.validation}% held out; lower -v/--validation`);
   if (split.val.length === 0) warn(`validation set is empty (${pairs.length} pairs x ${cfg.validation}%): validation Dice, best model and early stopping use the training loss instead`);
   return { pairs, maskSuffix, maskValues, nChannels, dataset, split };
