@@ -91,7 +91,7 @@ async function checkpointSeeds(dir: string): Promise<{ name: string; bytes: Uint
   const scaler = new GradScaler({ enabled: false, device: 'cpu' });
   await saveCheckpoint(ours, {
     model: model.stateDict(), optimizer: opt.stateDict(), scheduler: scheduler.stateDict(), gradScaler: scaler.stateDict(), earlyStopping: early.stateDict(),
-    epoch: 1, globalStep: 3, loss: 0.7, valScore: 0.5, maskValues: [0, 255], modelArgs: args, config: { epochs: 5, learningRate: 1e-5 }, runDir: '/tmp/run',
+    epoch: 1, globalStep: 3, loss: 0.7, valScore: 0.5, maskValues: [0, 255], modelArgs: model.args, config: { epochs: 5, learningRate: 1e-5 }, runDir: '/tmp/run',
     rng: { torch: rng, data: { state: 12345 } },
   });
   rng.dispose();

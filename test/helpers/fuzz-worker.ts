@@ -23,8 +23,7 @@ import { loadPredictor } from '../../src/predict/predictor.js';
 import { CheckpointError, loadCheckpoint } from '../../src/model/checkpoint.js';
 import { EarlyStopping } from '../../src/train/early-stopping.js';
 import { loadWeights, restore } from '../../src/train/train.js';
-import type { UNet } from '../../src/model/index.js';
-import { TinyUNet } from './tiny-unet.js';
+import { UNet } from '../../src/model/index.js';
 
 E.setNumThreads(1);
 const list = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { file: string; kind: 'image' | 'checkpoint' }[];
@@ -63,7 +62,7 @@ async function checkpoint(file: string, i: number): Promise<void> {
   const c = await loadCheckpoint(file);
   const errors: unknown[] = [];
   if (c.modelArgs) {
-    const model = new TinyUNet(c.modelArgs);
+    const model = new UNet(c.modelArgs) // args record the narrowed width;
     try {
       loadWeights(model as unknown as UNet, c);
       if (c.kind === 'unet-ts') {
