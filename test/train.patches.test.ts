@@ -119,7 +119,7 @@ test('--patch-size errors name the flag and the rule; config.json\'s [h, w] repl
 
 test('patch padding reaches the loss as the ignore index -100', () => {
   const b = { images: new Float32Array(4), masks: Uint8Array.from([0, 2, PAD_CLASS, 1]), padded: true, n: 1, c: 1, h: 2, w: 2 } as Batch;
-  const { x, y } = toDevice({ cuda: false, device: 'cpu', channelsLast: false } as TrainRun, b);
+  const { x, y } = toDevice({ cuda: false, device: 'cpu', channelsLast: false, cfg: { ignoreIndex: null } } as unknown as TrainRun, b);
   assert.deepEqual(y.toArray(), [0, 2, -100, 1]);
   x.dispose();
   y.dispose();
