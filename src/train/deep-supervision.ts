@@ -11,7 +11,6 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type UNet, type UNetArgs, decoderWidths, fullArgs } from '../model/index.js';
 import { Conv2d, Module } from '../nn/index.js';
-import { CheckpointError, type LoadedCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 
 /** nnU-Net's loss weights for `n` outputs, full resolution first: 1/2^i, the last 0, normalised. */
 export function deepSupervisionWeights(n: number): number[] {
@@ -89,18 +88,5 @@ export class WithAuxHeads extends Module {
   }
   forward(x: Tensor): Tensor {
     return this.model.forward(x);
-  }
-}
-
-/** Loads the heads a checkpoint saved (none: they start fresh, e.g. from a plain model's weights). */
-export function loadAuxHeads(aux: AuxHeads, ckpt: LoadedCheckpoint): void {
-  if (!ckpt.auxHeads) return;
-  const weights = weightsToTensors(ckpt.auxHeads);
-  try {
-    aux.loadStateDict(weights);
-  } catch (e) {
-    throw new CheckpointError(`${ckpt.path}: deep_supervision_state_dict: ${(e as Error).message}`);
-  } finally {
-    E.dispose([...weights.values()]);
   }
 }

@@ -13,7 +13,6 @@
  */
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
-import { CheckpointError, type LoadedCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import type { UNet } from '../model/index.js';
 import type { Module } from '../nn/index.js';
 
@@ -60,22 +59,5 @@ export class ModelEma<M extends Module = UNet> {
 
   dispose(): void {
     this.model.dispose();
-  }
-}
-
-/**
- * A checkpoint saved with --ema: training goes on from its raw weights, which replace the average
- * that loadWeights put into `model` (with --ema the average was copied from there first; without,
- * it stays in that file).
- */
-export function loadRawWeights(model: UNet, ckpt: LoadedCheckpoint): void {
-  if (!ckpt.rawModel) return;
-  const raw = weightsToTensors(ckpt.rawModel);
-  try {
-    model.loadStateDict(raw);
-  } catch (e) {
-    throw new CheckpointError(`${ckpt.path}: raw_model_state_dict: ${(e as Error).message}`);
-  } finally {
-    E.dispose([...raw.values()]);
   }
 }

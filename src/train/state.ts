@@ -6,6 +6,8 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type CheckpointData, CheckpointError, type EpochPosition, type LoadedCheckpoint, checkpointWriteError, fromPy, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import type { UNet } from '../model/index.js';
+import type { Module } from '../nn/index.js';
+import type { RawTensor } from '../io/pth.js';
 import type { GradScalerStateDict, LRScheduler, LoadableOptimizerStateDict } from '../optim/index.js';
 import type { Stateful } from '../io/stateful.js';
 import { type EpochMark, type TrainRun, isMain } from './context.js';
@@ -20,13 +22,17 @@ export interface Restorable {
   dataRng: Rng;
 }
 
-/** Loads a checkpoint's weights into the model; a mismatch names the file (exported for the checkpoint fuzz test). */
-export function loadWeights(model: UNet, ckpt: LoadedCheckpoint): void {
-  const weights = weightsToTensors(ckpt.model);
+/**
+ * Loads one state dict of a checkpoint (default: the model's weights; else `key`'s, e.g. the
+ * deep-supervision heads) into a module; a mismatch names the file and the key (exported for the
+ * checkpoint fuzz test).
+ */
+export function loadWeights(model: Module, ckpt: LoadedCheckpoint, saved: Map<string, RawTensor> = ckpt.model, key = ''): void {
+  const weights = weightsToTensors(saved);
   try {
     model.loadStateDict(weights);
   } catch (e) {
-    throw new CheckpointError(`${ckpt.path}: ${(e as Error).message}`);
+    throw new CheckpointError(`${ckpt.path}: ${key ? `${key}: ` : ''}${(e as Error).message}`);
   } finally {
     E.dispose([...weights.values()]);
   }

@@ -19,8 +19,8 @@ import { TimeBudget, leaveBudget } from './budget.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { resolveClassWeights } from './class-weights.js';
-import { AuxHeads, loadAuxHeads } from './deep-supervision.js';
-import { ModelEma, loadRawWeights } from './ema.js';
+import { AuxHeads } from './deep-supervision.js';
+import { ModelEma } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
@@ -74,7 +74,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   try {
     if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs, auxHeads !== null);
     if (ckpt) loadWeights(model, ckpt);
-    if (ckpt && auxHeads) loadAuxHeads(auxHeads, ckpt);
+    // The heads a checkpoint saved (none: they start fresh, e.g. from a plain model's weights).
+    if (ckpt?.auxHeads && auxHeads) loadWeights(auxHeads, ckpt, ckpt.auxHeads, 'deep_supervision_state_dict');
     // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
     // and tracking: run directory, metrics, TensorBoard, optional W&B
     const run = await createRun({ cfg, hooks, log, warn, device, ampDtype, data, modelArgs, model, auxHeads, scaler, early, dataRng, ckpt }, release);
@@ -116,7 +117,9 @@ function startEma(run: TrainRun, ckpt: LoadedCheckpoint | null, release: (() => 
     run.ema = ema;
     if (ckpt?.rawModel) ema.updates = ckpt.emaUpdates;
   }
-  if (ckpt) loadRawWeights(run.model, ckpt);
+  // A checkpoint saved with --ema: training goes on from its raw weights, which replace the average
+  // that loadWeights put into the model (with --ema the average was copied from there first).
+  if (ckpt?.rawModel) loadWeights(run.model, ckpt, ckpt.rawModel, 'raw_model_state_dict');
 }
 
 /** The epoch loop: train, validate, step the scheduler, checkpoint, stop early or on a signal. */
