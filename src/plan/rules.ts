@@ -5,6 +5,7 @@
  * steps on a GPU; a short budget on a CPU gets a smaller batch, width, patch or scale instead of a
  * schedule cut short. Every value comes with its reason.
  */
+import { type MaskValue, isIgnoreValue } from '../data/index.js';
 import type { Fingerprint } from './fingerprint.js';
 import { type Plan2d, plan2d, poolProps } from './nnunet2d.js';
 
@@ -167,7 +168,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
 
 /** The fingerprint without --ignore-index's void value: not a class, so neither counted nor weighted. */
 function withoutVoid(fp: Fingerprint, voidValue: number | null): Fingerprint {
-  const at = voidValue === null ? -1 : fp.maskValues.findIndex((v) => (Array.isArray(v) ? v.every((c) => c === voidValue) : v === voidValue));
+  const at = voidValue === null ? -1 : (fp.maskValues as MaskValue[]).findIndex((v) => isIgnoreValue(v, voidValue));
   if (at < 0) return fp;
   const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => i !== at);
   return { ...fp, maskValues: keep(fp.maskValues as unknown[]) as Fingerprint['maskValues'], classes: keep(fp.classes) };
