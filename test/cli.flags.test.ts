@@ -11,7 +11,7 @@ import { type PredictConfig, type TrainConfig, defaults, trainOptions } from '..
 import type { Output } from '../src/config/options.js';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { ROOT, assertCleanFailure, quickTrainArgs, runCli } from './helpers/cli.js';
-import { writePng } from './helpers/fixtures.js';
+import { writePairs } from './helpers/fixtures.js';
 import { tempDir } from './helpers/workdir.js';
 
 const dir = tempDir('cli');
@@ -223,12 +223,7 @@ describe('the real command', { concurrency: 1 }, () => {
   before(async () => {
     data = join(dir, 'data');
     work = join(dir, 'work');
-    mkdirSync(join(data, 'imgs'), { recursive: true });
-    mkdirSync(join(data, 'masks'), { recursive: true });
-    for (let i = 0; i < 4; i++) {
-      await writePng(join(data, 'imgs', `${i}.png`), 32, 32, 1, (p) => ((p * (i + 3)) % 251) & 255);
-      await writePng(join(data, 'masks', `${i}.png`), 32, 32, 1, (p) => ((p % 32) + i > 16 ? 255 : 0));
-    }
+    await writePairs(data, 4, { width: 32, height: 32, channels: 1, name: (i) => `${i}.png` }, (p, i) => ((p * (i + 3)) % 251) & 255, (p, i) => ((p % 32) + i > 16 ? 255 : 0));
   });
 
   test('--version prints the package version; usage errors exit with 64 in one line', async () => {

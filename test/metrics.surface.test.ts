@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type SurfaceScore, SurfaceMeter, distanceTransform, surfaceScores } from '../src/metrics/surface.js';
+import { prng } from './helpers/fixtures.js';
 
 const PY = process.env.UNET_TEST_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'reference', 'surface.py');
@@ -25,17 +26,6 @@ interface Case {
   truth: number[];
   spacing: [number, number];
   tol: number;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A label map of `blobs` random ellipses (labels 1..k-1) on 0, plus `flips` random single pixels. */
@@ -56,7 +46,7 @@ function blobs(r: () => number, w: number, h: number, k: number, n: number, maxR
 const fill = (w: number, h: number, f: (x: number, y: number) => number) => Array.from({ length: w * h }, (_, i) => f(i % w, Math.floor(i / w)));
 
 function cases(): Case[] {
-  const r = rng(23);
+  const r = prng(23);
   const out: Case[] = [];
   const add = (name: string, w: number, h: number, pred: number[], truth: number[], o: Partial<Case> = {}) =>
     out.push({ name, w, h, k: 2, pred, truth, spacing: [1, 1], tol: 2, ...o });
@@ -142,7 +132,7 @@ describe('surface conventions', () => {
     const t0 = performance.now();
     const d = distanceTransform(sites, w, w);
     const ms = performance.now() - t0;
-    const r = rng(7);
+    const r = prng(7);
     for (let n = 0; n < 2000; n++) {
       const x = Math.floor(r() * w);
       const y = Math.floor(r() * w);

@@ -6,7 +6,7 @@
 // files; an ensemble exported to ONNX gives our ensemble's probabilities in onnxruntime-node.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +21,7 @@ import { predictTiledInMemory } from '../src/predict/tiled.js';
 import { type TtaMode, type View, ttaViews } from '../src/predict/tta.js';
 import { ttaLogits } from '../src/web/infer.js';
 import { defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
-import { prng, writePng } from './helpers/fixtures.js';
+import { prng, writePairs, writePng } from './helpers/fixtures.js';
 import { PYTHON, runPython } from './helpers/python.js';
 import { evalUNet } from './helpers/tiny-unet.js';
 
@@ -204,12 +204,7 @@ describe('ensembles', () => {
       values: await save('other-values', { nChannels: 1, nClasses: 3, bilinear: false }, 14, [0, 1, 2]),
       rgb: await save('rgb', { nChannels: 3, nClasses: 3, bilinear: false }, 15, [0, 127, 255]),
     };
-    mkdirSync(join(dir, 'imgs'));
-    mkdirSync(join(dir, 'masks'));
-    for (const i of [0, 1]) {
-      await writePng(join(dir, 'imgs', `i${i}.png`), 40, 32, 1, (p) => (p * (7 + i)) % 256);
-      await writePng(join(dir, 'masks', `i${i}.png`), 40, 32, 1, (p) => [0, 127, 255][(p >> 4) % 3]);
-    }
+    await writePairs(dir, 2, { width: 40, height: 32, channels: 1, name: (i) => `i${i}.png` }, (p, i) => (p * (7 + i)) % 256, (p) => [0, 127, 255][(p >> 4) % 3]);
   });
 
   test('an ensemble of one model equals that model (predict, evaluate); of the same model twice, too', async () => {

@@ -6,13 +6,13 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { type Handlers, buildProgram } from '../src/cli/program.js';
-import { NO_EPOCH_CAP, type TrainConfig, durationParser } from '../src/config/options.js';
+import { NO_EPOCH_CAP, durationParser } from '../src/config/options.js';
 import { type LoadedCheckpoint, readCheckpointInfo } from '../src/model/checkpoint.js';
 import { PolyLR } from '../src/optim/index.js';
 import { costOf, formatDuration, leaveBudget, stepsThatFit } from '../src/train/budget.js';
 import type { TrainRun } from '../src/train/context.js';
 import { runCli } from './helpers/cli.js';
+import { parseTrain as parse } from './helpers/parse.js';
 import { freePort, startTs } from './helpers/dist.js';
 import { squareMask, writePng } from './helpers/fixtures.js';
 import { demoDataDir } from './helpers/workdir.js';
@@ -20,17 +20,6 @@ import { demoDataDir } from './helpers/workdir.js';
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
 const { root, data } = demoDataDir('budget', { count: 10, size: 32, classes: 2, seed: 5 });
 
-async function parse(argv: string[]): Promise<{ cfg?: TrainConfig; error?: string }> {
-  let cfg: TrainConfig | undefined;
-  let err = '';
-  const handlers: Handlers = { train: async (c) => ((cfg = c), 0), predict: async () => 0, evaluate: async () => 0 };
-  try {
-    await buildProgram(handlers, { exitOverride: true, writeErr: (s) => (err += s) }).parseAsync(argv, { from: 'user' });
-  } catch (e) {
-    return { error: err || (e as Error).message };
-  }
-  return { cfg };
-}
 
 test('--time-budget reads 90s, 15m, 1h, 1h30m and bare seconds; anything else is a usage error naming the flag', async () => {
   for (const [raw, s] of [['90s', 90], ['15m', 900], ['1h', 3600], ['1h30m', 5400], ['2m30s', 150], ['45', 45], ['1.5h', 5400], ['0', 0]] as const) {

@@ -2,7 +2,7 @@
 // folders, cv-summary.json with the out-of-fold scores, and the --postprocess auto decision recorded
 // in both best models, which never scores below none on the out-of-fold predictions it was decided on.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import { type EvaluateConfig, type PostprocessMode, defaults, evaluateOptions } from '../src/config/options.js';
@@ -14,7 +14,7 @@ import { keepLargestComponent } from '../src/predict/postprocess.js';
 import type { CvSummary } from '../src/train/cross-validation.js';
 import { quickTrainArgs, runCli } from './helpers/cli.js';
 import { startTs } from './helpers/dist.js';
-import { rgbPattern, writePng } from './helpers/fixtures.js';
+import { rgbPattern, writePairs } from './helpers/fixtures.js';
 import { tempDir } from './helpers/workdir.js';
 
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
@@ -38,13 +38,8 @@ const pixel = (i: number, k: number, px: Uint8Array) => (inSquare(Math.floor(i /
 let out = '';
 let code: number | null = null;
 before(async () => {
-  mkdirSync(join(data, 'imgs'), { recursive: true });
-  mkdirSync(join(data, 'masks'), { recursive: true });
-  for (let k = 0; k < IMAGES; k++) {
-    const px = rgbPattern(S, S, k + 1);
-    await writePng(join(data, 'imgs', `p${k}.png`), S, S, 3, (i) => pixel(i, k, px));
-    await writePng(join(data, 'masks', `p${k}.png`), S, S, 1, (i) => maskValue(i, k));
-  }
+  const px = Array.from({ length: IMAGES }, (_, k) => rgbPattern(S, S, k + 1));
+  await writePairs(data, IMAGES, { width: S, height: S, channels: 3, name: (k) => `p${k}.png` }, (i, k) => pixel(i, k, px[k]), maskValue);
   ({ code, out } = await startTs(CLI, quickTrainArgs(data, root, ['--folds', '2', '--seed', '3', '-b', '2', '-e', '4', '--optimizer', 'adam', '-l', '0.003', '--workers', '1', '--name', 'cv']), { cwd: root, timeoutMs: 240_000 }).done);
 });
 

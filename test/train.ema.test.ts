@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { type Handlers, buildProgram } from '../src/cli/program.js';
 import type { TrainConfig } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
@@ -14,6 +13,7 @@ import type { UNetArgs } from '../src/model/index.js';
 import { BatchNorm2d, Conv2d, ReLU, Sequential } from '../src/nn/index.js';
 import { ModelEma } from '../src/train/ema.js';
 import { type TrainHooks, train } from '../src/train/train.js';
+import { parseTrain as parse } from './helpers/parse.js';
 import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
 import { quiet, runConfig, sameWeights } from './helpers/runs.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
@@ -101,17 +101,6 @@ test('--ema: stopped mid-epoch and resumed = uninterrupted, bit for bit, both co
 });
 
 test('--ema alone is 0.9999, a value outside (0, 1) is a usage error naming the flag', async () => {
-  const parse = async (argv: string[]): Promise<{ cfg?: TrainConfig; error?: string }> => {
-    let got: TrainConfig | undefined;
-    let err = '';
-    const handlers: Handlers = { train: async (c) => ((got = c), 0), predict: async () => 0, evaluate: async () => 0 };
-    try {
-      await buildProgram(handlers, { exitOverride: true, writeErr: (s) => (err += s) }).parseAsync(argv, { from: 'user' });
-    } catch (e) {
-      return { error: err || (e as Error).message };
-    }
-    return { cfg: got };
-  };
   assert.equal((await parse(['train', '--ema'])).cfg?.ema, 0.9999);
   assert.equal((await parse(['train', '--ema', '0.99', '-e', '2'])).cfg?.ema, 0.99);
   assert.equal((await parse(['train'])).cfg?.ema, 0);

@@ -2,13 +2,13 @@
 // `unet train` (narrow UNet) records both, `unet evaluate` leaves the void pixels out by itself,
 // and bad values are one-line refusals naming the flag.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli } from './helpers/cli.js';
 import { startTs } from './helpers/dist.js';
-import { rgbPattern, writePng } from './helpers/fixtures.js';
+import { rgbPattern, writePairs } from './helpers/fixtures.js';
 import { tempDir } from './helpers/workdir.js';
 
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
@@ -23,13 +23,8 @@ const IMAGES = 4;
 let out = '';
 let code: number | null = null;
 before(async () => {
-  mkdirSync(join(data, 'imgs'), { recursive: true });
-  mkdirSync(join(data, 'masks'), { recursive: true });
-  for (let k = 0; k < IMAGES; k++) {
-    const px = rgbPattern(S, S, k + 1);
-    await writePng(join(data, 'imgs', `p${k}.png`), S, S, 3, (i) => px[i]);
-    await writePng(join(data, 'masks', `p${k}.png`), S, S, 1, (i) => maskValue(i, k));
-  }
+  const px = Array.from({ length: IMAGES }, (_, k) => rgbPattern(S, S, k + 1));
+  await writePairs(data, IMAGES, { width: S, height: S, channels: 3, name: (k) => `p${k}.png` }, (i, k) => px[k][i], maskValue);
   const args = quickTrainArgs(data, root, ['-c', '3', '--ignore-index', '11', '--class-weights', 'auto', '-v', '25', '-b', '2', '--workers', '1', '--name', 'void']);
   ({ code, out } = await startTs(CLI, args, { cwd: root, timeoutMs: 180_000 }).done);
 });

@@ -1,7 +1,8 @@
 /** Small image, mask and checkpoint files for the reliability tests. */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { encode as encodePng } from 'fast-png';
 import sharp from 'sharp';
 
@@ -29,6 +30,22 @@ export function rgbPattern(width: number, height: number, seed = 1): Uint8Array 
 
 export async function writePng(path: string, width: number, height: number, channels: 1 | 2 | 3 | 4, value: (i: number) => number, depth: 8 | 16 = 8): Promise<void> {
   await writeFile(path, png(width, height, channels, value, depth));
+}
+
+/**
+ * A data folder: `dir`/imgs and `dir`/masks with one PNG pair per name (`name(k)` for k < count);
+ * the image's and the grey mask's values come from (pixel index, pair index).
+ */
+export async function writePairs(
+  dir: string, count: number, o: { width: number; height: number; channels: 1 | 3; name: (k: number) => string },
+  image: (i: number, k: number) => number, mask: (i: number, k: number) => number,
+): Promise<void> {
+  await mkdir(join(dir, 'imgs'), { recursive: true });
+  await mkdir(join(dir, 'masks'), { recursive: true });
+  for (let k = 0; k < count; k++) {
+    await writePng(join(dir, 'imgs', o.name(k)), o.width, o.height, o.channels, (i) => image(i, k));
+    await writePng(join(dir, 'masks', o.name(k)), o.width, o.height, 1, (i) => mask(i, k));
+  }
 }
 
 /** A CMYK JPEG of the pattern. */
