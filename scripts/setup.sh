@@ -2,7 +2,8 @@
 # Installs what is missing and builds everything; fast when nothing changed.
 #   bash scripts/setup.sh          runtime needs: libtorch (+ gloo headers), g++, npm packages, the addon, dist/
 #   bash scripts/setup.sh --test   also what the tests need (Debian python3-torch for golden values,
-#                                  python3-protobuf, python3-pil, python3-scipy, chromium for the browser tests,
+#                                  python3-protobuf, python3-pil, python3-scipy, python3-torchvision (encoder goldens),
+#                                  chromium for the browser tests,
 #                                  python3-onnx and libonnx-dev for the ONNX export tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ if [ "$want_test" = 1 ]; then
   /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || pkgs+=(python3-protobuf)
   /usr/bin/python3 -c 'import PIL' 2>/dev/null || pkgs+=(python3-pil)
   /usr/bin/python3 -c 'import scipy' 2>/dev/null || pkgs+=(python3-scipy)
+  /usr/bin/python3 -c 'import torchvision' 2>/dev/null || pkgs+=(python3-torchvision)
   command -v chromium >/dev/null || pkgs+=(chromium)
   /usr/bin/python3 -c 'import onnx' 2>/dev/null || pkgs+=(python3-onnx)
   [ -f /usr/include/onnx/onnx.proto ] || pkgs+=(libonnx-dev)

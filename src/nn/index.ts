@@ -1,3 +1,4 @@
 /** nn: modules and layers. */
 export * from './module.js';
 export * from './layers.js';
+export * from './onnx-sink.js';

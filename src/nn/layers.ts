@@ -2,6 +2,7 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
+import type { OnnxSink } from './onnx-sink.js';
 
 /** U(-bound, bound), PyTorch's kaiming_uniform_(a=sqrt(5)) for conv weights reduces to bound = 1/sqrt(fan_in). */
 const uniform = (shape: number[], bound: number): Tensor => E.empty(shape).uniform_(-bound, bound);
@@ -14,16 +15,24 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
-    readonly opts: { stride?: number; padding?: number; bias?: boolean } = {},
+    readonly opts: { stride?: number; padding?: number; groups?: number; bias?: boolean } = {},
   ) {
     super();
-    const fanIn = inChannels * kernelSize * kernelSize;
+    const groups = opts.groups ?? 1;
+    const fanIn = (inChannels / groups) * kernelSize * kernelSize;
     const bound = 1 / Math.sqrt(fanIn);
-    this.weight = this.param('weight', uniform([outChannels, inChannels, kernelSize, kernelSize], bound));
+    this.weight = this.param('weight', uniform([outChannels, inChannels / groups, kernelSize, kernelSize], bound));
     this.bias = opts.bias === false ? null : this.param('bias', uniform([outChannels], bound));
   }
   forward(x: Tensor): Tensor {
-    return E.conv2d(x, this.weight, this.bias, { stride: this.opts.stride ?? 1, padding: this.opts.padding ?? 0 });
+    return E.conv2d(x, this.weight, this.bias, { stride: this.opts.stride ?? 1, padding: this.opts.padding ?? 0, groups: this.opts.groups ?? 1 });
+  }
+  onnx(g: OnnxSink, x: string, prefix: string): string {
+    const k = this.kernelSize;
+    const s = this.opts.stride ?? 1;
+    const p = this.opts.padding ?? 0;
+    const inputs = [x, g.w(`${prefix}weight`), ...(this.bias ? [g.w(`${prefix}bias`)] : [])];
+    return g.node('Conv', prefix.slice(0, -1), inputs, { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], group: this.opts.groups ?? 1 });
   }
 }
 
@@ -78,6 +87,10 @@ export class BatchNorm2d extends Module {
     if (this.training && this.syncStats) return E.syncBatchNorm(x, this.weight, this.bias, this.buf('running_mean'), this.buf('running_var'), momentum, this.eps);
     return E.batchNorm(x, this.buf('running_mean'), this.buf('running_var'), this.weight, this.bias, this.training, momentum, this.eps);
   }
+  onnx(g: OnnxSink, x: string, prefix: string): string {
+    const inputs = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => g.w(prefix + k));
+    return g.node('BatchNormalization', prefix.slice(0, -1), [x, ...inputs], { epsilon: this.eps });
+  }
 }
 
 /** In-place ReLU, as the reference's ReLU(inplace=True): its input is always a fresh BN output. */
@@ -85,14 +98,26 @@ export class ReLU extends Module {
   forward(x: Tensor): Tensor {
     return x.relu_();
   }
+  onnx(g: OnnxSink, x: string, prefix: string): string {
+    return g.node('Relu', `${prefix}relu`, [x]);
+  }
 }
 
+/** Max pooling; stride defaults to the kernel size (PyTorch's MaxPool2d). */
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: number) {
+  constructor(
+    readonly kernelSize: number,
+    readonly stride = kernelSize,
+    readonly padding = 0,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
-    return E.maxPool2d(x, this.kernelSize);
+    return E.maxPool2d(x, this.kernelSize, this.stride, this.padding);
+  }
+  onnx(g: OnnxSink, x: string, prefix: string): string {
+    const [k, s, p] = [this.kernelSize, this.stride, this.padding];
+    return g.node('MaxPool', `${prefix}maxpool`, [x], { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p] });
   }
 }
 
@@ -110,9 +135,10 @@ export class Upsample extends Module {
   }
 }
 
-/** A layer with a single-input forward, as stored in Sequential. */
+/** A layer with a single-input forward, as stored in Sequential; `onnx` where it can be exported. */
 export interface Layer extends Module {
   forward(x: Tensor): Tensor;
+  onnx?(g: OnnxSink, x: string, prefix: string): string;
 }
 
 /** Children named "0", "1", ... as torch.nn.Sequential. */
@@ -125,6 +151,14 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     let y = x;
     for (const l of this.layers) y = l.forward(y);
+    return y;
+  }
+  onnx(g: OnnxSink, x: string, prefix: string): string {
+    let y = x;
+    this.layers.forEach((l, i) => {
+      if (!l.onnx) throw new Error(`${prefix}${i} (${l.constructor.name}) has no ONNX form`);
+      y = l.onnx(g, y, `${prefix}${i}.`);
+    });
     return y;
   }
 }
