@@ -72,6 +72,7 @@ Napi::Value Guard(const Napi::CallbackInfo& info) {
 void RegisterTensor(Napi::Env env, Napi::Object exports);    // tensor.cpp: TensorHandle, metadata, buffers
 void RegisterOps(Napi::Env env, Napi::Object exports);       // ops.cpp
 void RegisterAutograd(Napi::Env env, Napi::Object exports);  // autograd.cpp: autograd, autocast, AMP
+void RegisterActivations(Napi::Env env, Napi::Object exports);  // activations.cpp: the encoders' activations, layer norm
 }  // namespace unet
 
 // Shorthands of the binding files.

@@ -21,10 +21,10 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const nativeDir = join(root, 'native');
 // The libtorch layer, by concern (addon.h is what they share): tensor.cpp (handles, argument
-// conversion, errors), ops.cpp, autograd.cpp (autograd, autocast, AMP), allocator.cpp (the CPU
+// conversion, errors), ops.cpp, activations.cpp (the encoders' activations), autograd.cpp (autograd, autocast, AMP), allocator.cpp (the CPU
 // allocator; c10 only), runtime.cpp (runtime settings and the module's Init); distributed.cpp: c10d;
 // resample.cpp: Pillow's 8-bit image resampling (no torch).
-const sources = ['tensor.cpp', 'ops.cpp', 'autograd.cpp', 'allocator.cpp', 'runtime.cpp', 'distributed.cpp', 'resample.cpp'];
+const sources = ['tensor.cpp', 'ops.cpp', 'activations.cpp', 'autograd.cpp', 'allocator.cpp', 'runtime.cpp', 'distributed.cpp', 'resample.cpp'];
 const outDir = join(root, 'build');
 const out = join(outDir, 'unet_torch.node');
 const force = process.argv.includes('--force');

@@ -97,6 +97,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensor(env, exports);
   RegisterOps(env, exports);
   RegisterAutograd(env, exports);
+  RegisterActivations(env, exports);
   EXPORT(setNumThreads); EXPORT(getNumThreads); EXPORT(manualSeed); EXPORT(getRngState); EXPORT(setRngState);
   EXPORT(cudaIsAvailable); EXPORT(cudaDeviceCount); EXPORT(setFlags); EXPORT(stats); EXPORT(mallocTrim); EXPORT(buildInfo);
   EXPORT(distInit); EXPORT(distInfo); EXPORT(distBroadcast); EXPORT(distAllreduce); EXPORT(distBarrier); EXPORT(distReducer);

@@ -191,6 +191,13 @@ export interface NativeModule {
   pad(x: H, pad: number[], mode: 'constant' | 'reflect' | 'replicate', value: Scalar): H;
   dropout(x: H, p: number, training: boolean): H;
 
+  // ---- activations.cpp
+  silu(x: H): H;
+  gelu(x: H): H;
+  hardswish(x: H): H;
+  hardsigmoid(x: H): H;
+  layerNorm(x: H, normalizedShape: number[], weight: HOpt, bias: HOpt, eps: number): H;
+
   // ---- ops.cpp: in place (return their first argument)
   add_(a: H, b: H | Scalar, alpha?: Scalar): H;
   mul_(a: H, b: H | Scalar): H;
@@ -285,6 +292,7 @@ const names = {
   sort: 1, cumsum: 1,
   conv2d: 1, convTranspose2d: 1, batchNorm: 1, maxPool2d: 1, avgPool2d: 1, interpolate: 1, softmax: 1, logSoftmax: 1,
   crossEntropy: 1, bceWithLogits: 1, mseLoss: 1, oneHot: 1, pad: 1, dropout: 1,
+  silu: 1, gelu: 1, hardswish: 1, hardsigmoid: 1, layerNorm: 1,
   add_: 1, mul_: 1, div_: 1, addcmul_: 1, addcdiv_: 1, lerp_: 1, copy_: 1, zero_: 1, fill_: 1, sqrt_: 1, relu_: 1, clamp_: 1, setData: 1,
   foreachAdd_: 1, foreachAdd: 1, foreachMul_: 1, foreachDiv_: 1, foreachAddcmul_: 1, foreachAddcdiv_: 1, foreachSqrt: 1,
   foreachZero_: 1, foreachLerp_: 1, foreachCopy_: 1, foreachNorm: 1,

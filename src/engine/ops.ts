@@ -133,6 +133,14 @@ export const oneHot = (t: Tensor, numClasses: number): Tensor => wrap(N.oneHot(t
 export const pad = (x: Tensor, p: number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor =>
   wrap(N.pad(x.h, p, mode, value));
 export const dropout = (x: Tensor, p: number, training: boolean): Tensor => wrap(N.dropout(x.h, p, training));
+export const silu = (x: Tensor): Tensor => wrap(N.silu(x.h));
+/** The exact (erf) GELU. */
+export const gelu = (x: Tensor): Tensor => wrap(N.gelu(x.h));
+export const hardswish = (x: Tensor): Tensor => wrap(N.hardswish(x.h));
+export const hardsigmoid = (x: Tensor): Tensor => wrap(N.hardsigmoid(x.h));
+/** Normalises over the last dims given by normalizedShape (torch.nn.functional.layer_norm). */
+export const layerNorm = (x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor =>
+  wrap(N.layerNorm(x.h, normalizedShape, optHandleOf(weight), optHandleOf(bias), eps));
 
 // ------------------------------------------------------------------------------------------------
 // Foreach ops over tensor lists (the building blocks of optimizers)

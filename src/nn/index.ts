@@ -2,3 +2,4 @@
 export * from './module.js';
 export * from './layers.js';
 export * from './onnx-sink.js';
+export * from './activations.js';
