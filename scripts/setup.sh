@@ -60,7 +60,9 @@ done
 # build below is then a no-op.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node (a test dependency) would download CUDA binaries on linux/x64: skipped by its
+  # environment variable (an .npmrc key makes every npm command warn about an unknown config).
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 
 node native/build.mjs

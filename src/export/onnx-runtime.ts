@@ -2,7 +2,7 @@
  * Running an exported model with onnxruntime-node (`unet bench --predict --onnx`, tests).
  * onnxruntime-node is not a dependency (300 MB with every platform's binaries): it is imported
  * when asked for, and its absence is one clear line. Install it without its CUDA download:
- * `npm i -D onnxruntime-node --onnxruntime-node-install=skip`.
+ * `ONNXRUNTIME_NODE_INSTALL=skip npm i -D onnxruntime-node`.
  */
 import { UserError } from '../config/errors.js';
 import { MIN_SIDE } from '../model/limits.js';
@@ -16,7 +16,7 @@ export async function importOnnxRuntime(): Promise<Ort> {
   try {
     return await import('onnxruntime-node');
   } catch {
-    throw new OnnxRuntimeError('onnxruntime-node is not installed: npm i -D onnxruntime-node --onnxruntime-node-install=skip');
+    throw new OnnxRuntimeError('onnxruntime-node is not installed: ONNXRUNTIME_NODE_INSTALL=skip npm i -D onnxruntime-node');
   }
 }
 
