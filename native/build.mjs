@@ -11,7 +11,7 @@
 // change to one file recompiles only that file; stale files compile in parallel.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -34,6 +34,21 @@ const installMode = process.argv.includes('--install');
 // A folder holding an addon built from the same source, flags and libtorch (e.g. the repository's
 // build/ for the packaging test): it is copied instead of compiling again.
 const cacheDir = process.env.UNET_ADDON_CACHE;
+
+// npm (7+) hides an install script's output unless --foreground-scripts, and the compile takes
+// minutes: in install mode, progress goes straight to the terminal when there is one.
+const tty = (() => {
+  if (!installMode || process.env.npm_config_foreground_scripts === 'true') return null;
+  try {
+    return openSync('/dev/tty', 'w');
+  } catch {
+    return null; // no terminal (CI, a pipe): npm's log keeps the output
+  }
+})();
+function say(msg) {
+  if (tty === null) return console.log(msg);
+  writeSync(tty, `${msg}\n`);
+}
 
 function fail(msg) {
   console.error(`native build: ${msg}`);
@@ -168,21 +183,30 @@ if (!force && cacheDir && stampOf(cacheDir) === stamp) {
   renameSync(`${out}.tmp`, out);
   writeFileSync(stampFile, stamp);
   writeFileSync(join(outDir, 'libtorch.json'), info);
-  console.log(`native build: same source, flags and libtorch as ${cacheDir}; copied its addon to ${out}`);
+  say(`native build: same source, flags and libtorch as ${cacheDir}; copied its addon to ${out}`);
   process.exit(0);
 }
 mkdirSync(join(outDir, 'obj'), { recursive: true });
 // Stale objects compile side by side, up to one per core (at most 4: each g++ of a libtorch file
 // takes ~0.8 GB); most of each one's time is parsing ATen's headers.
 const stale = objects.filter((o) => force || !existsSync(o.obj) || !existsSync(`${o.obj}.stamp`) || readFileSync(`${o.obj}.stamp`, 'utf8') !== o.stamp);
+const total = stale.length;
+const t0 = Date.now();
+say(
+  `native build: compiling unet-ts's addon (its binding to libtorch, the C++ engine of PyTorch) against libtorch ${ver.major}.${ver.minor} from ${torch.source}` +
+    `${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}${hasGloo ? ', Gloo' : ''}${hasNccl ? ', NCCL' : ''}: ${total} file(s), a few minutes on 2 cores, once per install or source change`,
+);
+let done = 0;
 async function compile(o) {
-  console.log(`native build: libtorch ${ver.major}.${ver.minor} from ${torch.source}${hasCuda ? ' (CUDA)' : ''}, ABI ${abi}${hasGloo ? ', Gloo' : ''}${hasNccl ? ', NCCL' : ''}; compiling ${o.src} (a few minutes on 2 cores)...`);
+  say(`native build: compiling ${o.src}...`);
   const code = await new Promise((done) => {
     spawn(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' }).on('error', () => done(-1)).on('close', done);
   });
   if (code !== 0) fail(`${cxx} failed (see above).`);
   renameSync(`${o.obj}.tmp`, o.obj);
   writeFileSync(`${o.obj}.stamp`, o.stamp);
+  done++;
+  say(`native build: ${done} of ${total} compiled (${Math.round((Date.now() - t0) / 1000)} s)`);
 }
 const jobs = Math.max(1, Math.min(4, availableParallelism()));
 await Promise.all(Array.from({ length: jobs }, async () => {
@@ -196,4 +220,5 @@ try {
 renameSync(`${out}.tmp`, out);
 writeFileSync(stampFile, stamp);
 writeFileSync(join(outDir, 'libtorch.json'), info);
-console.log(`native build: wrote ${out}`);
+say(`native build: wrote ${out}`);
+if (tty !== null) closeSync(tty);
