@@ -1,6 +1,7 @@
 /** The `unet` command line: train, plan, predict, evaluate, export, serve, demo, bench, dashboard, env. */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify } from 'yaml';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
@@ -70,6 +71,14 @@ const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSou
 
 const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
 const jsonOption = (what: string) => new Option('--json', what).default(false);
+const printConfigOption = () =>
+  new Option('--print-config', 'print the resolved options (defaults < --plan < --config < flags) as YAML, which --config reads back, and exit without running').default(false);
+
+/** --print-config: the options as YAML on stdout (undefined values left out), nothing run. */
+function printConfig(cfg: object): number {
+  process.stdout.write(stringify(cfg));
+  return EXIT.ok;
+}
 
 async function run(fn: () => Promise<number | undefined>): Promise<void> {
   try {
@@ -114,7 +123,13 @@ async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
   const { cfg, planned } = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
   checkNesterov(cfg, (l) => console.error(l));
   // --time-budget plans the epochs: -e caps them only when given (flag, --config or --plan).
-  if (cfg.timeBudget > 0 && !explicit.has('epochs') && !planned.has('epochs')) cfg.epochs = NO_EPOCH_CAP;
+  const budgetPlansEpochs = cfg.timeBudget > 0 && !explicit.has('epochs') && !planned.has('epochs');
+  if (cmd.opts().printConfig) {
+    // epochs left out when the budget plans them: read back, a value would cap them
+    const { epochs, ...rest } = cfg;
+    return printConfig(budgetPlansEpochs ? rest : cfg);
+  }
+  if (budgetPlansEpochs) cfg.epochs = NO_EPOCH_CAP;
   // --fold I resumes from its own folder, <checkpoint-dir>/fold<I>.
   if (o.resume !== undefined) cfg.load = await resolveResume(o.resume, cfg.load, foldConfig(cfg).checkpointDir, (l) => console.error(l));
   if (cfg.load && !given(cmd, 'loss', file)) cfg.loss = await keptLoss(cfg.load, cfg.loss, (l) => console.error(l));
@@ -140,6 +155,7 @@ addOptions(program.command('train').description('train a UNet on data/imgs + dat
   .option('--resume [path]', 'continue from our checkpoint PATH, or without PATH from the newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in --checkpoint-dir')
   .addOption(configOption())
   .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
+  .addOption(printConfigOption())
   .action(async (_o, cmd: Command) => run(() => trainAction(cmd, handlers)));
 
 addOptions(program.command('plan').description('fingerprint a dataset and plan the training (patch, batch, depth, width, recipe, epochs for a time budget): a table with reasons and plan.json for train --plan'), planOptions).action(
@@ -149,16 +165,19 @@ addOptions(program.command('plan').description('fingerprint a dataset and plan t
 addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
   .addOption(configOption())
   .addOption(jsonOption('print one JSON line per input file on stdout (everything else goes to stderr)'))
+  .addOption(printConfigOption())
   .action(async (_o, cmd: Command) =>
     run(async () => {
       const file = fileValues(cmd, predictOptions);
+      if (cmd.opts().printConfig) return printConfig(values(cmd, predictOptions, file));
       return handlers.predict(values(cmd, predictOptions, file), given(cmd, 'classes', file), given(cmd, 'bilinear', file), { json: cmd.opts().json === true });
     }),
   );
 
 addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel accuracy and confusion matrix on a labelled set'), evaluateOptions)
   .addOption(configOption())
-  .action(async (_o, cmd: Command) => run(() => handlers.evaluate(values(cmd, evaluateOptions))));
+  .addOption(printConfigOption())
+  .action(async (_o, cmd: Command) => run(async () => (cmd.opts().printConfig ? printConfig(values(cmd, evaluateOptions)) : handlers.evaluate(values(cmd, evaluateOptions)))));
 
 addOptions(program.command('export').description('export the model for other tools: safetensors, PyTorch, ONNX, or a web page that predicts in the browser'), exportOptions).action(
   async (_o, cmd: Command) => run(async () => {
