@@ -114,10 +114,17 @@ for (const [from, tos] of edges) {
   }
 }
 
+// The addon is loaded by engine/native.ts and reached through the engine's functions only.
+const addonImports = [...edges].flatMap(([from, tos]) =>
+  folderOf(from) !== 'engine' ? tos.filter((to) => relative(root, to) === join('engine', 'native.ts')).map(() => `${rel(from)} imports the addon (engine/native.ts): use the engine's functions`) : [],
+);
+
 console.log(`import cycles: ${found.length}`);
 for (const c of found) console.log(`  ${c.map(rel).join(' <-> ')}`);
 console.log(`imports not to a lower layer: ${upward.length}`);
 for (const u of upward) console.log(`  ${u}`);
+console.log(`addon imports outside engine/: ${addonImports.length}`);
+for (const a of addonImports) console.log(`  ${a}`);
 for (const f of unplaced) console.log(`folder ${f}/ is in no layer: add it to LAYERS in scripts/layers.mjs`);
 for (const u of unresolved) console.log(u);
-process.exitCode = found.length > 0 || upward.length > 0 || unplaced.size > 0 || unresolved.length > 0 ? 1 : 0;
+process.exitCode = found.length > 0 || upward.length > 0 || addonImports.length > 0 || unplaced.size > 0 || unresolved.length > 0 ? 1 : 0;

@@ -25,6 +25,7 @@ test('src/ has no import cycle and no import to a higher layer or a peer', () =>
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^import cycles: 0$/m);
   assert.match(r.stdout, /^imports not to a lower layer: 0$/m);
+  assert.match(r.stdout, /^addon imports outside engine\/: 0$/m);
 });
 
 test('a fake tree: a cycle through a dynamic import, an upward import, a peer import and an unplaced folder all fail', () => {
@@ -47,4 +48,23 @@ test('a fake tree: a cycle through a dynamic import, an upward import, a peer im
   write({ 'misc/m.ts': 'export {};\n' });
   r = layers(fake);
   assert.match(r.stdout, /folder misc\/ is in no layer/);
+});
+
+test('a fake tree: only engine/ imports the addon (engine/native.ts)', () => {
+  const tree = mkdtempSync(join(tmpdir(), 'unet-layers-addon-'));
+  after(() => rmSync(tree, { recursive: true, force: true }));
+  const put = (name: string, text: string) => {
+    mkdirSync(dirname(join(tree, name)), { recursive: true });
+    writeFileSync(join(tree, name), text);
+  };
+  put('engine/native.ts', 'export const N = {};\n');
+  put('engine/ops.ts', "import { N } from './native.js';\nexport const ops = N;\n");
+  let r = layers(tree);
+  assert.equal(r.status, 0, r.stdout);
+  assert.match(r.stdout, /^addon imports outside engine\/: 0$/m);
+  put('data/resize.ts', "import { N } from '../engine/native.js';\nexport const r = N;\n");
+  r = layers(tree);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stdout, /^addon imports outside engine\/: 1$/m);
+  assert.match(r.stdout, /data\/resize\.ts imports the addon/);
 });

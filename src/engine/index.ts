@@ -5,3 +5,4 @@ export * from './ops.js';
 export * from './autograd.js';
 export * from './runtime.js';
 export * from './distributed.js';
+export * from './resample.js';
