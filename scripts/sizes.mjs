@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Files over MAX_FILE lines and functions over MAX_FUNCTION lines in src/ (TypeScript) and native/
-// (C++), the house limits of issue 13. A function made of one table (an object or array literal)
+// (C++: function bodies found by cppFunctions), the house limits of issue 13. A function made of one table (an object or array literal)
 // is not counted. Prints the offenders; exits 1 if there are any (--report: always 0).
 //   node scripts/sizes.mjs [--report] [ROOT]     (ROOT: another tree with src/ and native/, for its test)
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -18,6 +18,45 @@ function walk(dir) {
   });
 }
 
+/**
+ * C++ function bodies: the blocks whose header (the text since the last ';', '{' or '}') ends with a
+ * parameter list, outside any other function (lambdas count as part of theirs), not a control
+ * statement. Comments, strings and character literals are blanked first. Returns name, first line
+ * (the header's) and length in lines.
+ */
+export function cppFunctions(text) {
+  const clean = text.replace(/\/\/[^\n]*|\/\*[\s\S]*?\*\/|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'/g, (m) => m.replace(/[^\n]/g, ' '));
+  const out = [];
+  const stack = []; // per open brace: a function record or null
+  let headerStart = 0;
+  let line = 1;
+  const lineAt = [];
+  for (let i = 0; i < clean.length; i++) {
+    lineAt[i] = line;
+    if (clean[i] === '\n') line++;
+  }
+  for (let i = 0; i < clean.length; i++) {
+    const c = clean[i];
+    if (c === ';') headerStart = i + 1;
+    else if (c === '{') {
+      const header = clean.slice(headerStart, i).trim();
+      const inFunction = stack.some((f) => f !== null);
+      const isFunction = !inFunction && /\)\s*(const\s*)?(noexcept\s*)?(override\s*)?(->\s*[\w:<>&*\s]+)?$/.test(header) && !/^(if|for|while|switch|catch)\b/.test(header) && !/=\s*\[/.test(header);
+      if (isFunction) {
+        const name = /([~\w:]+)\s*\([^()]*(\([^()]*\)[^()]*)*\)[^)]*$/.exec(header)?.[1] ?? '(function)';
+        const offset = headerStart + (clean.slice(headerStart, i).length - clean.slice(headerStart, i).trimStart().length);
+        stack.push({ name, line: lineAt[offset] });
+      } else stack.push(null);
+      headerStart = i + 1;
+    } else if (c === '}') {
+      const f = stack.pop();
+      if (f) out.push({ name: f.name, line: f.line, lines: lineAt[i] - f.line + 1 });
+      headerStart = i + 1;
+    }
+  }
+  return out;
+}
+
 const files = ['src', 'native'].filter((d) => existsSync(join(root, d))).flatMap((d) => walk(join(root, d))).filter((f) => /\.(ts|cpp|h)$/.test(f) && !f.includes('/shim/'));
 const long = [];
 const functions = [];
@@ -26,7 +65,10 @@ for (const file of files) {
   const lines = text.split('\n').length;
   const rel = relative(root, file);
   if (lines > MAX_FILE) long.push(`${rel}: ${lines} lines`);
-  if (!file.endsWith('.ts')) continue;
+  if (!file.endsWith('.ts')) {
+    for (const f of cppFunctions(text)) if (f.lines > MAX_FUNCTION) functions.push(`${rel}:${f.line} ${f.name}: ${f.lines} lines`);
+    continue;
+  }
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const visit = (node) => {
     if (ts.isFunctionLike(node) && 'body' in node && node.body) {
@@ -48,4 +90,4 @@ console.log(`files over ${MAX_FILE} lines: ${long.length}`);
 for (const l of long) console.log(`  ${l}`);
 console.log(`functions over ${MAX_FUNCTION} lines: ${functions.length}`);
 for (const f of functions) console.log(`  ${f}`);
-process.exit(process.argv.includes('--report') || long.length + functions.length === 0 ? 0 : 1);
+process.exitCode = process.argv.includes('--report') || long.length + functions.length === 0 ? 0 : 1;

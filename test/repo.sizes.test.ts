@@ -1,5 +1,5 @@
 // The house limits (issue 13): no source file in src/ or native/ over 450 lines, no TypeScript
-// function over 80 lines except one that only returns a table (scripts/sizes.mjs). The script is
+// or C++ function over 80 lines except one that only returns a table (scripts/sizes.mjs). The script is
 // also run on a small fake tree to prove it can fail.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,4 +33,19 @@ test('a fake tree: a long file and a long function fail, a long table does not',
   assert.match(r.stdout, /src\/a\/long\.ts:1 long: 89 lines/);
   assert.doesNotMatch(r.stdout, /table/);
   assert.equal(sizes('--report', fake).status, 0, '--report only reports');
+});
+
+test('a fake tree: a long C++ function fails; a long namespace of short functions, its lambdas and comments do not', () => {
+  const fake = tempDir('sizes-cpp');
+  mkdirSync(join(fake, 'native'), { recursive: true });
+  const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i}; // a brace in a comment { and "a string {"`).join('\n');
+  const short = (i: number) => `Napi::Value f${i}(const Napi::CallbackInfo& info) {\n  auto g = [&](int a) { return a + 1; };\n  return g(${i});\n}`;
+  writeFileSync(
+    join(fake, 'native', 'ops.cpp'),
+    `namespace {\n${Array.from({ length: 30 }, (_, i) => short(i)).join('\n')}\n}  // namespace\n\nstatic int Long(int x) {\n  if (x) {\n${body(82)}\n  }\n  return x;\n}\n`,
+  );
+  const r = sizes(fake);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stdout, /^functions over 80 lines: 1$/m);
+  assert.match(r.stdout, /native\/ops\.cpp:\d+ Long: 87 lines/);
 });
