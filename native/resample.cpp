@@ -1,6 +1,6 @@
 // Pillow's resampling passes for 8-bit images (Pillow 9.4, libImaging/Resample.c), run off the
 // main thread. The weights (Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`) are computed
-// in TypeScript, src/data/resize.ts; this file only applies them, with Pillow's integer arithmetic:
+// in TypeScript, src/data/image/resize.ts; this file only applies them, with Pillow's integer arithmetic:
 // 22 fraction bits, sum + 2^21, arithmetic shift right, clip to 0..255, after each pass.
 // No torch headers here: it is plain C++ compiled into the same addon.
 #pragma GCC optimize("O3")  // GCC 12's -O2 does not vectorise the accumulation loops (5-10x slower)

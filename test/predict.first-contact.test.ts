@@ -15,7 +15,7 @@ import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import { listPairs } from '../src/data/index.js';
-import { STAGING_PREFIX, openScaledRegions } from '../src/data/regions.js';
+import { STAGING_PREFIX, openScaledRegions } from '../src/data/image/regions.js';
 import { UNet } from '../src/model/index.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { REFERENCE_SCALE, chooseScale } from '../src/model/scale.js';

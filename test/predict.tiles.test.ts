@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { type EvaluateConfig, type PredictConfig, defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import { buildProgram } from '../src/cli/program.js';
 import { readImage, readMask } from '../src/data/index.js';
-import { openScaledRegions } from '../src/data/regions.js';
+import { openScaledRegions } from '../src/data/image/regions.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
 import { type Predictor, forwardLogits, predictBatch, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';

@@ -13,7 +13,7 @@
  * order and runs stay reproducible.
  */
 
-import type { PixelData } from './resize.js';
+import type { PixelData } from './image/resize.js';
 import type { Rng } from './split.js';
 
 export interface AugmentOptions {

@@ -6,15 +6,15 @@
 import { totalmem } from 'node:os';
 import { dirname } from 'node:path';
 import { defaultWorkers } from '../config/options.js';
-import type { DataWarning } from './decode.js';
+import type { DataWarning } from './image/decode.js';
 import { DataError, listSome } from './errors.js';
-import { type ImageInfo, probeImage, readImageRaw } from './image.js';
-import { readMaskRaw, type RawMask } from './mask-read.js';
+import { type ImageInfo, probeImage, readImageRaw } from './image/image.js';
+import { readMaskRaw, type RawMask } from './image/mask-read.js';
 import { maskToClassIndex, type MaskValues, mergeMaskValues, uniqueMaskValues } from './masks.js';
 import { LAYOUT_HINT, type Pair } from './pairs.js';
-import { toChwFloat32 } from './pixels.js';
+import { toChwFloat32 } from './image/pixels.js';
 import { Limiter, mapPool } from './pool.js';
-import { minScale, type PixelData, resizeNearest, scaledSize } from './resize.js';
+import { minScale, type PixelData, resizeNearest, scaledSize } from './image/resize.js';
 
 export interface DatasetOptions {
   /** Resize factor (Pytorch-UNet `--scale`): `floor(scale * w)`. Default 1. */

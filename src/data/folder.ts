@@ -6,7 +6,7 @@
 import { type Dirent, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { listSome } from './errors.js';
-import { hasImageExtension } from './formats.js';
+import { hasImageExtension } from './image/formats.js';
 
 /** Stems of the files `unet predict` writes (`{stem}_OUT.png`, `{stem}_OVERLAY.png`, `{stem}_PROB<k>.png`). */
 export const OUTPUT_STEM = /_(OUT|OVERLAY|PROB\d+)$/;

@@ -1,12 +1,12 @@
 /** Data layer: reading images/masks, pairing, mask values, datasets, splits, augmentation, loading. */
 
 export { DataError, type DataErrorOptions, listSome } from './errors.js';
-export { IMAGE_EXTENSIONS, type FileFormat, type HeaderInfo, hasImageExtension, readHeader, sniffFormat } from './formats.js';
-export { DEFAULT_MAX_PIXELS, type DataWarning, type ReadOptions } from './decode.js';
-export { type ImageData, type ImageInfo, type RawImage, probeImage, readImage, readImageRaw } from './image.js';
-export { type MaskData, type RawMask, readMask, readMaskRaw } from './mask-read.js';
-export { greyToRgb, hwcToChw, rgbToLuma, toChwFloat32, toFloat32 } from './pixels.js';
-export { type BicubicBands, MIN_SIDE, type PixelData, minScale, nearestIndexTable, bicubicBands, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './resize.js';
+export { IMAGE_EXTENSIONS, type FileFormat, type HeaderInfo, hasImageExtension, readHeader, sniffFormat } from './image/formats.js';
+export { DEFAULT_MAX_PIXELS, type DataWarning, type ReadOptions } from './image/decode.js';
+export { type ImageData, type ImageInfo, type RawImage, probeImage, readImage, readImageRaw } from './image/image.js';
+export { type MaskData, type RawMask, readMask, readMaskRaw } from './image/mask-read.js';
+export { greyToRgb, hwcToChw, rgbToLuma, toChwFloat32, toFloat32 } from './image/pixels.js';
+export { type BicubicBands, MIN_SIDE, type PixelData, minScale, nearestIndexTable, bicubicBands, resampleBicubicFloat, resizeBicubic, resizeNearest, scaledSize } from './image/resize.js';
 export {
   type CheckClassesOptions,
   type MaskLike,
@@ -33,5 +33,5 @@ export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, a
 export { PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, centrePatch, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';
 export { type DemoOptions, type JpegDatasetOptions, type WrittenDataset, demoMaskLevel, makeDemoDataset, makeJpegDataset } from './synthetic.js';
-export { type NpyArray, type NpyDtype, encodeNpy, parseNpy } from './npy.js';
-export { decodeGifIndices, encodeGifIndices } from './gif.js';
+export { type NpyArray, type NpyDtype, encodeNpy, parseNpy } from './image/npy.js';
+export { decodeGifIndices, encodeGifIndices } from './image/gif.js';

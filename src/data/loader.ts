@@ -15,7 +15,7 @@ import { type AugmentOptions, type AugmentParams, augmentInto, sampleAugment } f
 import type { StoredSample } from './dataset.js';
 import { DataError, listSome } from './errors.js';
 import { type PatchDraw, type PatchOptions, drawPatch, patchInto } from './patches.js';
-import { toChwFloat32 } from './pixels.js';
+import { toChwFloat32 } from './image/pixels.js';
 import { Rng, type RngStateDict, shuffle as shuffleInPlace } from './split.js';
 
 /** What the loader needs from a dataset (SegmentationDataset, or a test double). */

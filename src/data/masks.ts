@@ -11,8 +11,8 @@
 import { extname } from 'node:path';
 import { defaultWorkers } from '../config/options.js';
 import { DataError } from './errors.js';
-import type { ReadOptions } from './decode.js';
-import { readMaskRaw } from './mask-read.js';
+import type { ReadOptions } from './image/decode.js';
+import { readMaskRaw } from './image/mask-read.js';
 import { mapPool } from './pool.js';
 
 import { IGNORE_CLASS, type MaskValue, type MaskValues, type RGB } from './mask-values.js';

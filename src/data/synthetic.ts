@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { encodeGifIndices } from './gif.js';
+import { encodeGifIndices } from './image/gif.js';
 import { mapPool } from './pool.js';
 import { Rng } from './split.js';
 

@@ -21,7 +21,7 @@ import { OptionError, type Output, type PredictConfig } from '../config/options.
 import { scaledSize } from '../data/index.js';
 import { REFERENCE_SCALE, chooseScale } from '../model/scale.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
-import { imageHeader } from '../data/regions.js';
+import { imageHeader } from '../data/image/regions.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
 import { expandInputs } from './inputs.js';
 import { type Job, type PredictedFile, makeOutputDirs, planOutputs, probCount, probFiles, writeOutputs } from './outputs.js';

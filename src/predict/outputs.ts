@@ -4,7 +4,7 @@
  */
 import { dirname, extname, join, resolve } from 'node:path';
 import type { PredictConfig } from '../config/options.js';
-import { isTiffName } from '../data/regions.js';
+import { isTiffName } from '../data/image/regions.js';
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure, writeFileAtomic } from '../io/files.js';
 import { stemOf } from './inputs.js';

@@ -12,7 +12,7 @@
 import { encode } from 'fast-png';
 import sharp from 'sharp';
 import { type MaskValues, type RGB, readImage } from '../data/index.js';
-import { pngToTiff } from '../data/regions.js';
+import { pngToTiff } from '../data/image/regions.js';
 import { maskPng } from './mask-png.js';
 import { classColour, classLabel } from '../tracking/palette.js';
 

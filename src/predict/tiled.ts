@@ -11,7 +11,7 @@
  *
  * Memory: when tiling is asked for (`--tile SIZE`, or `--tile auto` and the whole-image forward
  * pass would not fit the budget), an image whose decoded pixels and outputs also exceed the budget
- * is streamed: read region by region (data/regions.ts) and its mask and probability PNGs written
+ * is streamed: read region by region (data/image/regions.ts) and its mask and probability PNGs written
  * row by row. What stays in memory is one window row of logits ([K, tile, w] floats, plus the same
  * at full width for the resize-back) and `-b` windows' activations: it grows with the width, not
  * with the height.
@@ -24,7 +24,7 @@ import * as E from '../engine/index.js';
 import { trackTemp } from '../io/temp-files.js';
 import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
-import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/regions.js';
+import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/image/regions.js';
 import { isBinary01 } from './overlay.js';
 import { minSideFor } from '../model/limits.js';
 import { type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';

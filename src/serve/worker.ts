@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as E from '../engine/index.js';
-import { imageHeader } from '../data/regions.js';
+import { imageHeader } from '../data/image/regions.js';
 import { minSideFor } from '../model/limits.js';
 import { chooseScale } from '../model/scale.js';
 import { encodeMaskPng, renderOverlay } from '../predict/overlay.js';

@@ -4,7 +4,7 @@
  * channel plane. The page resizes images with it the way the reference's `preprocess` does.
  */
 
-import { coefficients, fixedPoint } from '../data/pillow-taps.js';
+import { coefficients, fixedPoint } from '../data/image/pillow-taps.js';
 
 const PRECISION_BITS = 22; // Pillow's 8-bit fixed point: 32 - 8 - 2 fraction bits
 

@@ -3,7 +3,7 @@
  * Spec: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
  */
 
-import { DataError } from './errors.js';
+import { DataError } from '../errors.js';
 
 export type NpyDtype =
   | 'bool' | 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'int64' | 'uint64'

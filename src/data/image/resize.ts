@@ -4,10 +4,10 @@
  * byte-equal to PIL's (tested against it). sharp decodes; resizing happens here.
  */
 
-import { resample8 } from '../engine/index.js';
-import { MIN_SIDE } from '../model/limits.js';
+import { resample8 } from '../../engine/index.js';
+import { MIN_SIDE } from '../../model/limits.js';
 import { type Taps, coefficients, fixedPoint } from './pillow-taps.js';
-import { DataError } from './errors.js';
+import { DataError } from '../errors.js';
 
 /** Pixel arrays as decoded: 8-bit, 16-bit or float samples. */
 export type PixelData = Uint8Array | Uint16Array | Float32Array;

@@ -7,7 +7,7 @@
  * Carvana-like data (two-colour masks).
  */
 
-import { DataError } from './errors.js';
+import { DataError } from '../errors.js';
 
 export interface GifIndexed {
   width: number;

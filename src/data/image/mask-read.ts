@@ -3,7 +3,7 @@
  * resize. Mapping values to classes is masks.ts.
  */
 
-import { DataError } from './errors.js';
+import { DataError } from '../errors.js';
 import { readHeader } from './formats.js';
 import { decodeGifIndices } from './gif.js';
 import {

@@ -6,8 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
-import { MAX_PIXELS } from '../config/options.js';
-import { DataError } from './errors.js';
+import { MAX_PIXELS } from '../../config/options.js';
+import { DataError } from '../errors.js';
 import { describeBytes, type FileFormat, type HeaderInfo, sniffFormat } from './formats.js';
 import { parseNpy, parseNpyHeader, type NpyArray } from './npy.js';
 import { scaledSize } from './resize.js';

@@ -4,7 +4,7 @@
  */
 
 import { decode } from 'fast-png';
-import { DataError } from './errors.js';
+import { DataError } from '../errors.js';
 
 export interface PngHeader {
   width: number;
