@@ -43,13 +43,12 @@ else # the split of scripts/accuracy.sh: the last 5 images by name held out
     ln -sf "$(realpath "$DATA/masks/${names[$i]}")" "$part/masks/${names[$i]}"
   done
 fi
-# the whole cross-validation's budget: K folds of FOLD_BUDGET each
-total=$(node -e 'const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(process.argv[1]); if (!m) process.exit(64); console.log(`${Math.round(Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] ?? "s"] * Number(process.argv[2]))}s`)' "$FOLD_BUDGET" "$K")
-echo "accuracy-kit folds: $DATASET, $K folds of $FOLD_BUDGET ($total), seeds $SEEDS" >&2
+echo "accuracy-kit folds: $DATASET, $K folds of $FOLD_BUDGET each (each fold plans and trains within it), seeds $SEEDS" >&2
 
 fold_seed() {
-  local seed=$1 dir="$work/cv-$seed"
-  node bin/unet.js train --imgs "$train/imgs" --masks "$train/masks" "${COMMON[@]}" --auto --folds "$K" --time-budget "$total" --seed "$seed" \
+  local seed=$1
+  local dir="$work/cv-$seed"
+  node bin/unet.js train --imgs "$train/imgs" --masks "$train/masks" "${COMMON[@]}" --auto --folds "$K" --time-budget "$FOLD_BUDGET" --seed "$seed" \
     --checkpoint-dir "$dir" --logdir "$dir/runs" --no-tensorboard >"$dir.log" 2>&1 || { echo "accuracy-kit: cv seed $seed failed" >&2; tail -20 "$dir.log" >&2; return 1; }
   local models=()
   for f in $(seq 0 $((K - 1))); do
