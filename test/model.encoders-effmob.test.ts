@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import { ENCODERS } from '../src/model/encoders/index.js';
-import { BatchNorm2d, type Module, StochasticDepth } from '../src/nn/index.js';
+import { AttributeType, DataType, ModelProto } from '../src/export/onnx-schema.js';
+import { BatchNorm2d, type Module, type OnnxAttr, type OnnxSink, StochasticDepth } from '../src/nn/index.js';
 import { PY_EXCHANGE, loadTensors } from './helpers/exchange.js';
-import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
+import { NO_TORCH, assertClose, hasTorch, maxDiff, runPython } from './helpers/python.js';
 
 const SCRIPT = join(import.meta.dirname, 'reference', 'encoders_effmob.py');
 const CASES = ['efficientnet_b0', 'efficientnet_b3', 'mobilenet_v3_large'];
@@ -31,6 +32,12 @@ interface Golden {
   picked: Record<string, string[]>;
 }
 
+let NO_ORT: string | false = false;
+try {
+  await import('onnxruntime-node');
+} catch {
+  NO_ORT = 'onnxruntime-node is not installed (npm ci installs it as a devDependency)';
+}
 const SKIP = hasTorch() ? false : NO_TORCH;
 E.setNumThreads(1); // tiny inputs: per-op overhead dominates, and spinning threads cost much on a busy machine
 let dir = '';
@@ -41,6 +48,32 @@ before(() => {
   golden = runPython<Golden>(`${PY_EXCHANGE}\n${readFileSync(SCRIPT, 'utf8')}`, { dir, seed: 0, ...SIZE, cases: CASES, structure: ALL });
 });
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
+
+test('torchvision initialisation: conv weights N(0, 2/fan_out), conv biases 0, BN 1 and 0; depth 3 on 1 channel gives 3 features', () => {
+  for (const arch of ['efficientnet_b0', 'mobilenet_v3_large']) {
+    const full = ENCODERS[arch].build(3, 5);
+    let checked = 0;
+    E.tidy(() => {
+      for (const [k, t] of full.stateDict()) {
+        if (k.endsWith('.bias') && t.ndim === 1) assert.equal(t.abs().amax().item(), 0, k);
+        if (t.ndim !== 4 || t.numel < 20_000) continue;
+        const std = Math.sqrt(2 / (t.size(0) * t.size(2) * t.size(3))); // PyTorch's fan_out ignores groups
+        assert.ok(Math.abs(t.var().sqrt().item() / std - 1) < 0.05 && Math.abs(t.mean().item()) < std / 20, `${k}: std ${t.var().sqrt().item()}, expected ${std}`);
+        checked++;
+      }
+      assert.ok([...full.stateDict()].some(([k, t]) => k.endsWith('.weight') && t.ndim === 1 && t.amin().item() === 1));
+    });
+    assert.ok(checked >= 10, `${arch}: ${checked} conv weights checked`);
+    full.dispose();
+    const enc = ENCODERS[arch].build(1, 3);
+    E.tidy(() => {
+      const feats = E.noGrad(() => enc.features(E.rand([1, 1, 40, 33])));
+      assert.deepEqual(feats.map((f) => f?.shape), enc.outChannels.map((c, i) => [1, c, Math.ceil(40 / 2 ** (i + 1)), Math.ceil(33 / 2 ** (i + 1))]));
+    });
+    assert.equal(enc.outChannels.length, 3);
+    enc.dispose();
+  }
+});
 
 /** Every submodule by its state-dict prefix (Module keeps its children private). */
 function namedModules(m: Module, prefix = ''): [string, Module][] {
@@ -74,6 +107,12 @@ describe('EfficientNet / MobileNetV3 encoders = torchvision 0.14', { skip: SKIP 
         assert.ok(Math.abs((p as number) - tvSds[i][1]) < 1e-12, `${n}: p ${p} vs ${tvSds[i][1]}`);
       });
       enc.dispose();
+    });
+  }
+
+  for (const arch of ['efficientnet_b0', 'mobilenet_v3_large']) {
+    test(`${arch}: onnxFeatures in onnxruntime-node = our libtorch features (1e-4), every weight used`, { skip: NO_ORT }, async () => {
+      await compareOnnx(arch);
     });
   }
 
@@ -120,6 +159,66 @@ function compareCase(arch: string, mode: 'eval' | 'train'): void {
     enc.dispose();
     for (const t of [...sd.values(), ...data.values()]) t.dispose();
   }
+}
+
+/** A minimal OnnxSink (the exporter's Graph is private to export/onnx.ts): nodes, small constants, weights by key. */
+class TestSink implements OnnxSink {
+  readonly nodes: { op_type: string; name: string; input: string[]; output: string[]; attribute: object[] }[] = [];
+  readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
+  readonly used = new Set<string>();
+  w(key: string): string {
+    this.used.add(key);
+    return key;
+  }
+  node(op: string, name: string, input: string[], attrs: Record<string, OnnxAttr> = {}): string {
+    const attribute = Object.entries(attrs).map(([k, v]) => {
+      if (Array.isArray(v)) return { name: k, type: AttributeType.INTS, ints: v };
+      if (typeof v === 'number') return Number.isInteger(v) ? { name: k, type: AttributeType.INT, i: v } : { name: k, type: AttributeType.FLOAT, f: v };
+      if (typeof v === 'string') return { name: k, type: AttributeType.STRING, s: Buffer.from(v) };
+      return { name: k, type: AttributeType.FLOATS, floats: v.floats };
+    });
+    this.nodes.push({ op_type: op, name, input, output: [`${name}_out`], attribute });
+    return `${name}_out`;
+  }
+  int64(name: string, values: number[]): string {
+    this.constants.push({ name, dims: [values.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+    return name;
+  }
+  float(name: string, values: number[]): string {
+    this.constants.push({ name, dims: [values.length], data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(values).buffer) });
+    return name;
+  }
+}
+
+/** The encoder as an ONNX model (input `x`, one output per feature) run in onnxruntime-node against libtorch, eval mode. */
+async function compareOnnx(arch: string): Promise<void> {
+  const spec = ENCODERS[arch];
+  const enc = spec.build(3, 5).eval();
+  const data = loadTensors(dir, `${arch}.data.json`);
+  const sd = loadTensors(dir, `${arch}.weights.json`);
+  enc.loadStateDict(new Map([...sd].filter(([k]) => !spec.unused(k, 5))));
+  const g = new TestSink();
+  const outs = enc.onnxFeatures(g, 'x', 'encoder.');
+  const weights = [...enc.stateDict()].filter(([k]) => !k.endsWith('num_batches_tracked'));
+  assert.deepEqual([...g.used].sort(), weights.map(([k]) => `encoder.${k}`).sort(), 'every weight, and only those, feeds a node');
+  const initializer = weights.map(([k, t]) => ({ name: `encoder.${k}`, dims: t.shape, data_type: DataType.FLOAT, raw_data: t.bytes() }));
+  const value = (name: string) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } });
+  const graph = { node: g.nodes, name: arch, initializer: [...initializer, ...g.constants], input: [value('x')], output: outs.map(value) };
+  const bytes = ModelProto.encode({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph }).finish();
+  const x = data.get('x') as E.Tensor;
+  const ours = E.noGrad(() => enc.features(x) as E.Tensor[]);
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(bytes);
+  const res = await session.run({ x: new ort.Tensor('float32', x.data() as Float32Array, x.shape) });
+  await session.release();
+  ours.forEach((f, i) => {
+    const r = res[outs[i]];
+    assert.deepEqual([...r.dims], f.shape, `feature ${i}`);
+    const d = maxDiff(f.data() as Float32Array, r.data as Float32Array);
+    assert.ok(d <= 1e-4 * Math.max(1, f.abs().amax().item()), `feature ${i}: max |diff| ${d}`);
+  });
+  for (const t of [...ours, ...sd.values(), ...data.values()]) t.dispose();
+  enc.dispose();
 }
 
 /** max |a - b| <= 1e-5 relative to the largest |b| (at least 1): float32 sums over many layers. */

@@ -29,25 +29,28 @@ def used(key, arch):
     return key.startswith('features.') and int(key.split('.')[1]) <= taps(arch)[-1]
 
 
-def randomise(m, gen_x):
-    """Running statistics of a real batch (momentum 1), then perturbed; BN affine and conv biases random."""
-    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]
-    saved = [b.momentum for b in bns]
-    for b in bns:
-        b.momentum = 1.0
-    m.train()
+def randomise(m, calib):
+    """BN affine and conv biases random; then, in one eval pass over `calib`, each BN's running statistics
+    set to those of its own input (so activations stay O(1) through every stage), then perturbed."""
     with torch.no_grad():
-        m.features(gen_x)
-        for b, mom in zip(bns, saved):
-            b.momentum = mom
-            b.running_mean.add_(0.1 * b.running_var.sqrt() * torch.randn_like(b.running_mean))
-            b.running_var.mul_(torch.empty_like(b.running_var).uniform_(0.7, 1.4))
-            b.weight.uniform_(0.5, 1.5)
-            b.bias.normal_(0, 0.2)
-            b.num_batches_tracked.fill_(3)
         for c in m.modules():
-            if isinstance(c, torch.nn.Conv2d) and c.bias is not None:
+            if isinstance(c, torch.nn.BatchNorm2d):
+                c.weight.uniform_(0.5, 1.5)
                 c.bias.normal_(0, 0.2)
+                c.num_batches_tracked.fill_(3)
+            elif isinstance(c, torch.nn.Conv2d) and c.bias is not None:
+                c.bias.normal_(0, 0.2)
+
+    def calibrate(b, inputs):
+        x = inputs[0]
+        b.running_var.copy_(x.var((0, 2, 3), unbiased=False).clamp_min(0.05) * torch.empty(x.shape[1]).uniform_(0.8, 1.25))
+        b.running_mean.copy_(x.mean((0, 2, 3)) + 0.1 * b.running_var.sqrt() * torch.randn(x.shape[1]))
+
+    hooks = [b.register_forward_pre_hook(calibrate) for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        m.eval().features(calib)
+    for h in hooks:
+        h.remove()
 
 
 def features(m, x, arch):
@@ -63,7 +66,7 @@ def run_case(d, arch, req):
     torch.manual_seed(req['seed'])
     m = getattr(torchvision.models, arch)()
     x = torch.rand(req['n'], 3, req['h'], req['w'])
-    randomise(m, torch.rand(4, 3, req['h'], req['w']))
+    randomise(m, torch.rand(8, 3, req['h'], req['w']))
     sd = copy.deepcopy(m.state_dict())
     dump(d, sd, f'{arch}.weights.json')
     ws = [torch.randn_like(f) for f in features(m.eval(), x, arch)]
