@@ -1,9 +1,11 @@
 /** The encoders `train --encoder NAME` can put under the UNet ('plain' is the reference UNet, model/unet.ts). */
 import type { EncoderSpec } from './encoder.js';
+import { CONVNEXTS } from './convnext.js';
 import { RESNETS } from './resnet.js';
 
 export * from './encoder.js';
 
 export const ENCODERS: Record<string, EncoderSpec> = {
   ...RESNETS,
+  ...CONVNEXTS,
 };
