@@ -90,6 +90,7 @@ class ConvNeXtEncoder extends Module implements Encoder {
     initConvNeXt(this);
   }
 
+  /** The stem and the downsampling convolutions have no padding: sizes are floor(H/2^(i+1)), the contract's ceil when H and W are multiples of 32. */
   features(x: Tensor): (Tensor | null)[] {
     const out: (Tensor | null)[] = [null];
     let y = x;
