@@ -2,6 +2,7 @@
 import type { EncoderSpec } from './encoder.js';
 import { EFFICIENTNETS } from './efficientnet.js';
 import { MOBILENETS } from './mobilenet.js';
+import { CONVNEXTS } from './convnext.js';
 import { RESNETS } from './resnet.js';
 
 export * from './encoder.js';
@@ -10,4 +11,5 @@ export const ENCODERS: Record<string, EncoderSpec> = {
   ...RESNETS,
   ...EFFICIENTNETS,
   ...MOBILENETS,
+  ...CONVNEXTS,
 };
