@@ -2,7 +2,7 @@
 # Issue 23's measures, on top of `train --auto` (the project's best recipe), mean ± sd over seeds:
 #   ema-tta   --auto against --auto --ema scored with --tta flip, side by side under one budget
 #             (scripts/side-by-side.sh; its table also shows optimizer steps and evaluation seconds)
-#   folds     --auto --folds 5 per seed (FOLD_BUDGET per fold): each fold's best model and the
+#   folds     --auto --folds 5 per seed (budget K x FOLD_BUDGET): each fold's best model and the
 #             5-model ensemble scored on the held-out images; --postprocess auto against none on
 #             the out-of-fold predictions it was decided on (from cv-summary.json)
 #
@@ -43,12 +43,14 @@ else # the split of scripts/accuracy.sh: the last 5 images by name held out
     ln -sf "$(realpath "$DATA/masks/${names[$i]}")" "$part/masks/${names[$i]}"
   done
 fi
-echo "accuracy-kit folds: $DATASET, $K folds of $FOLD_BUDGET each (each fold plans and trains within it), seeds $SEEDS" >&2
+# the cross-validation's budget: K x FOLD_BUDGET, shared equally by the folds (the plan comes first)
+total=$(node -e 'const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(process.argv[1]); if (!m) process.exit(64); console.log(`${Math.round(Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] ?? "s"] * Number(process.argv[2]))}s`)' "$FOLD_BUDGET" "$K")
+echo "accuracy-kit folds: $DATASET, $K folds, budget $total (the plan, then an equal share per fold), seeds $SEEDS" >&2
 
 fold_seed() {
   local seed=$1
   local dir="$work/cv-$seed"
-  node bin/unet.js train --imgs "$train/imgs" --masks "$train/masks" "${COMMON[@]}" --auto --folds "$K" --time-budget "$FOLD_BUDGET" --seed "$seed" \
+  node bin/unet.js train --imgs "$train/imgs" --masks "$train/masks" "${COMMON[@]}" --auto --folds "$K" --time-budget "$total" --seed "$seed" \
     --checkpoint-dir "$dir" --logdir "$dir/runs" --no-tensorboard >"$dir.log" 2>&1 || { echo "accuracy-kit: cv seed $seed failed" >&2; tail -20 "$dir.log" >&2; return 1; }
   local models=()
   for f in $(seq 0 $((K - 1))); do

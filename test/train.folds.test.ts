@@ -51,3 +51,40 @@ describe('decidePostprocess (nnU-Net per-class rule)', () => {
     assert.ok(d.meanDice >= (0.5 + 0.6 + 0.7) / 3);
   });
 });
+
+describe('--time-budget over --folds', () => {
+  test('shareBudget: an equal share of what is left for the folds still to run, at least 1 s', async () => {
+    const { shareBudget } = await import('../src/train/cross-validation.js');
+    const quiet = () => {};
+    const now = 1_000_000;
+    assert.equal(shareBudget(120, now - 20_000, 4, quiet, now), 25); // 100 s left for 4 folds
+    assert.equal(shareBudget(120, now - 60_000, 3, quiet, now), 20); // the first took 40 s: 60 s left for 3
+    assert.equal(shareBudget(120, now - 130_000, 2, quiet, now), 1); // over: still one step's chance, and a clear line
+  });
+
+  test('crossValidate gives each fold its share, counted from its own start', async () => {
+    const { crossValidate } = await import('../src/train/cross-validation.js');
+    const { COMMAND_START_ENV } = await import('../src/distributed/index.js');
+    const { defaults, trainOptions } = await import('../src/config/options.js');
+    const saved = process.env[COMMAND_START_ENV];
+    process.env[COMMAND_START_ENV] = String(performance.timeOrigin + performance.now() - 20_000); // 100 s of 120 left
+    const seen: { budget: number; start: number }[] = [];
+    const log = console.log;
+    console.log = () => {};
+    try {
+      const code = await crossValidate({ ...defaults(trainOptions), folds: 4, timeBudget: 120 }, { json: false }, async (c) => {
+        seen.push({ budget: c.timeBudget, start: Number(process.env[COMMAND_START_ENV]) });
+        return c.fold === 3 ? 1 : 0; // stop before the summary (it would evaluate real checkpoints)
+      });
+      assert.equal(code, 1);
+    } finally {
+      console.log = log;
+      if (saved === undefined) delete process.env[COMMAND_START_ENV];
+      else process.env[COMMAND_START_ENV] = saved;
+    }
+    // instant folds: ~100 s stay left, shared by 4, 3, 2, 1 folds
+    seen.forEach((s, i) => assert.ok(Math.abs(s.budget - 100 / (4 - i)) <= 1, `fold ${i}: ${s.budget} s`));
+    const now = performance.timeOrigin + performance.now();
+    for (const s of seen) assert.ok(now - s.start < 5_000, 'each fold counts from its own start');
+  });
+});

@@ -6,12 +6,14 @@
  * (confusion counts summed), with and without --postprocess largest-component. nnU-Net's per-class
  * rule (determine_postprocessing) decides: a class is cleaned when that strictly raises its
  * out-of-fold Dice, so `auto` never scores below `none` there. The decision goes into every fold's
- * best_model.pth for `--postprocess auto`, the scores into cv-summary.json.
+ * best_model.pth for `--postprocess auto`, the scores into cv-summary.json. A --time-budget is
+ * shared: each fold gets an equal part of what is left when it starts.
  */
 import { join, resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import { type Output, type TrainConfig, defaults, evaluateOptions } from '../config/options.js';
 import { type Pair, listPairs } from '../data/index.js';
+import { COMMAND_START_ENV } from '../distributed/index.js';
 import { writeFileAtomic } from '../io/files.js';
 import { metricsFromConfusion } from '../metrics/evaluate.js';
 import { readCheckpointInfo, recordPostprocess } from '../model/checkpoint.js';
@@ -47,9 +49,12 @@ export interface CvSummary {
 /** Runs every fold through `trainFold` (trainCommand with --fold I), stops at the first that does not finish, then the summary. */
 export async function crossValidate(cfg: TrainConfig, out: Output, trainFold: (cfg: TrainConfig) => Promise<number>): Promise<number> {
   const say = out.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+  const commandStart = Number(process.env[COMMAND_START_ENV]) || performance.timeOrigin;
   for (let fold = 0; fold < cfg.folds; fold++) {
     say(`\n=== Cross-validation: fold ${fold} of ${cfg.folds} (${join(cfg.checkpointDir, foldDirName(fold))}) ===`);
-    const code = await trainFold({ ...cfg, fold, name: `${cfg.name ? `${cfg.name}-` : ''}${foldDirName(fold)}` });
+    const foldCfg = { ...cfg, fold, name: `${cfg.name ? `${cfg.name}-` : ''}${foldDirName(fold)}` };
+    if (cfg.timeBudget > 0) foldCfg.timeBudget = shareBudget(cfg.timeBudget, commandStart, cfg.folds - fold, say);
+    const code = await trainFold(foldCfg);
     if (code !== EXIT.ok) return code;
   }
   const summary = await summarizeFolds(cfg, (l) => console.error(l));
@@ -58,6 +63,18 @@ export async function crossValidate(cfg: TrainConfig, out: Output, trainFold: (c
   if (out.json) console.log(JSON.stringify({ status: 'finished', cvSummary: file, ...summary }));
   say(formatCvSummary(summary, file));
   return EXIT.ok;
+}
+
+/**
+ * --time-budget over --folds: each fold gets an equal share of what is left (so a slow start-up or
+ * fold does not starve the last ones), counted from its own start.
+ */
+export function shareBudget(total: number, commandStart: number, foldsLeft: number, say: (l: string) => void, now = performance.timeOrigin + performance.now()): number {
+  const left = total - (now - commandStart) / 1000;
+  const share = Math.max(1, Math.floor(left / foldsLeft));
+  process.env[COMMAND_START_ENV] = String(now); // this fold's budget counts from here (its workers' too)
+  say(`Time budget of this fold: ${share} s (${Math.max(0, Math.round(left))} s of ${total} s left for ${foldsLeft} fold${foldsLeft > 1 ? 's' : ''})`);
+  return share;
 }
 
 /** Out-of-fold scores with and without the largest component, the decision recorded in every fold's best model. */
