@@ -25,7 +25,7 @@ import {
   runPredict,
 } from '../src/predict/index.js';
 import { buildProgram } from '../src/cli/program.js';
-import { predictCommand } from '../src/predict/cli.js';
+import { predictCommand } from '../src/predict/command.js';
 import { saveCheckpoint, saveReferenceStateDict, toRaw } from '../src/model/checkpoint.js';
 import { hasTorch, runPython } from './helpers/python.js';
 import { tempDir } from './helpers/workdir.js';

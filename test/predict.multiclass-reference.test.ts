@@ -12,7 +12,7 @@ import { decode } from 'fast-png';
 import { defaults, evaluateOptions, predictOptions } from '../src/config/options.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
-import { runEvaluate } from '../src/predict/evaluate-cli.js';
+import { runEvaluate } from '../src/predict/evaluate-command.js';
 import { runPredict } from '../src/predict/index.js';
 import { loadPredictor } from '../src/predict/predictor.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';

@@ -10,7 +10,7 @@ import { defaults, evaluateOptions } from '../src/config/options.js';
 import { Rng, randomSplit } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
 import { GradScaler, SGD, createScheduler } from '../src/optim/index.js';
-import { runEvaluate } from '../src/predict/evaluate-cli.js';
+import { runEvaluate } from '../src/predict/evaluate-command.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
 import { restore, train } from '../src/train/train.js';

@@ -9,7 +9,7 @@ import { type EvaluateConfig, type PostprocessMode, defaults, evaluateOptions } 
 import { readMaskRaw } from '../src/data/index.js';
 import { metricsFromConfusion } from '../src/metrics/evaluate.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { runEvaluate } from '../src/predict/evaluate-cli.js';
+import { runEvaluate } from '../src/predict/evaluate-command.js';
 import { keepLargestComponent } from '../src/predict/postprocess.js';
 import type { CvSummary } from '../src/train/cross-validation.js';
 import { quickTrainArgs, runCli } from './helpers/cli.js';

@@ -39,10 +39,10 @@ export async function demoCommand(o: DemoConfig): Promise<number> {
   const { describeOtherRun } = await import('../train/run-folder.js');
   if ((await describeOtherRun(cfg.checkpointDir))?.configName === 'demo') cfg.existOk = true;
   console.log(`Training: unet train --imgs ${imgs} --masks ${masks} -e ${cfg.epochs} -b 4 -l 1e-3 -s 1 -v 20 -c 3 --bilinear --optimizer adam --val-every 0 --device cpu${cfg.existOk ? ' --exist-ok' : ''}\n`);
-  const { trainCommand } = await import('../train/cli.js');
+  const { trainCommand } = await import('../train/command.js');
   const code = await trainCommand(cfg);
   if (code !== 0) return code;
-  const { predictCommand } = await import('../predict/cli.js');
+  const { predictCommand } = await import('../predict/command.js');
   const sample = join(imgs, '000.png');
   if (existsSync(sample)) {
     console.log(`\nPredicting ${sample} with the best model (mask + overlay in demo-output/)...`);

@@ -97,9 +97,9 @@ export interface Handlers {
 }
 
 const realHandlers: Handlers = {
-  train: async (cfg, out) => (await import('../train/cli.js')).trainCommand(cfg, out),
-  predict: async (cfg, c, b, out) => (await import('../predict/cli.js')).predictCommand(cfg, c, b, out),
-  evaluate: async (cfg) => (await import('../predict/evaluate-cli.js')).evaluateCommand(cfg),
+  train: async (cfg, out) => (await import('../train/command.js')).trainCommand(cfg, out),
+  predict: async (cfg, c, b, out) => (await import('../predict/command.js')).predictCommand(cfg, c, b, out),
+  evaluate: async (cfg) => (await import('../predict/evaluate-command.js')).evaluateCommand(cfg),
 };
 
 const version = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -17,7 +17,7 @@ import { COMMAND_START_ENV } from '../distributed/index.js';
 import { writeFileAtomic } from '../io/files.js';
 import { metricsFromConfusion } from '../metrics/evaluate.js';
 import { readCheckpointInfo, recordPostprocess } from '../model/checkpoint.js';
-import { type EvaluateResult, runEvaluate } from '../predict/evaluate-cli.js';
+import { type EvaluateResult, runEvaluate } from '../predict/evaluate-command.js';
 import { foregroundClasses } from '../predict/postprocess.js';
 import { foldDirName, kFolds } from './folds.js';
 

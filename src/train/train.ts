@@ -160,7 +160,7 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   }
   if (stopped || run.hooks.signal?.aborted) {
     // One turn of the event loop first: a second Ctrl-C queued with the first stops the process
-    // here, and later ones end it at once even inside the save (train/cli.ts).
+    // here, and later ones end it at once even inside the save (train/command.ts).
     await new Promise((r) => setImmediate(r));
     result.interrupted = true;
     await saveInterruptedState(run, result, stopped ? run.mark : null, epoch - 1, stopped?.dataError);

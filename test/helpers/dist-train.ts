@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/program.js';
 import { DistContext } from '../../src/distributed/index.js';
 import type { UNet } from '../../src/model/index.js';
-import { trainCommand } from '../../src/train/cli.js';
+import { trainCommand } from '../../src/train/command.js';
 import { dumpTensors } from './exchange.js';
 import { tinyUNet } from './tiny-unet.js';
 

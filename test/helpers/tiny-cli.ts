@@ -6,7 +6,7 @@
  * BATCH-th batch (from 1) of EPOCH, after the ranks agreed to go on (a worker dying mid-epoch).
  */
 import { buildProgram } from '../../src/cli/program.js';
-import { trainCommand } from '../../src/train/cli.js';
+import { trainCommand } from '../../src/train/command.js';
 import { tinyUNet } from './tiny-unet.js';
 
 const onlyTrain = async (): Promise<number> => {
