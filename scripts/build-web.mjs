@@ -1,5 +1,5 @@
 // Builds the two browser pages (both type-checked by `tsc -p tsconfig.web.json`) with esbuild:
-// - dist/web/: the predictor page, src/web/main.ts bundled with its imports (onnxruntime-web,
+// - dist/web/: the predictor page, src/predictor-page/main.ts bundled with its imports (onnxruntime-web,
 //   fast-png) into app.js, plus index.html and style.css. `unet export --format web` copies it.
 // - dist/dashboard/: the dashboard and report page, src/tracking/client/main.ts as app.js (a
 //   classic script: the report inlines it) and style.css as app.css. uPlot stays its own file.
@@ -13,8 +13,8 @@ const common = { bundle: true, platform: 'browser', target: 'es2022', minify: tr
 
 const web = join(root, 'dist/web');
 mkdirSync(web, { recursive: true });
-await build({ ...common, entryPoints: [join(root, 'src/web/main.ts')], outfile: join(web, 'app.js'), format: 'esm', sourcemap: true });
-for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src/web', f), join(web, f));
+await build({ ...common, entryPoints: [join(root, 'src/predictor-page/main.ts')], outfile: join(web, 'app.js'), format: 'esm', sourcemap: true });
+for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'src/predictor-page', f), join(web, f));
 
 const dashboard = join(root, 'dist/dashboard');
 mkdirSync(dashboard, { recursive: true });

@@ -24,7 +24,7 @@ const LAYERS = [
   'distributed', //  data-parallel processes and sharding
   'predict', //      prediction and evaluation
   'train', //        the training loop (its --patch-size validation uses predict's sliding window)
-  'web', //          the browser predictor page (bundled by esbuild; shares predict's palette and PNG writer)
+  'predictor-page', // the browser predictor page (bundled by esbuild; shares predict's palette and PNG writer)
   'export', //       exported model formats, the web folder, its server
   'bench serve', //  `unet bench`: times train, predict and export; `unet serve`: the model server
   'plan', //         `unet plan`: dataset fingerprint and training plan (times steps with bench's)

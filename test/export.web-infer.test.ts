@@ -1,13 +1,13 @@
-// The page's pre- and post-processing (src/web/infer.ts, resample.ts) against the reference's
+// The page's pre- and post-processing (src/predictor-page/infer.ts, resample.ts) against the reference's
 // numerics: the bicubic resize is byte-equal to Pillow's `Image.resize(..., BICUBIC)` on 8-bit
 // planes (down and up, odd sizes), the logit resize equals torch's F.interpolate(bilinear,
 // align_corners=False), and argmax/threshold follow predict's rules. Skips without python3-torch.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
-import { InputError, classify, preprocessRgba, resizeLogits, scaledSize } from '../src/web/infer.js';
-import { withoutOrientation } from '../src/web/exif.js';
-import { resizeBicubicU8 } from '../src/web/resample.js';
+import { InputError, classify, preprocessRgba, resizeLogits, scaledSize } from '../src/predictor-page/infer.js';
+import { withoutOrientation } from '../src/predictor-page/exif.js';
+import { resizeBicubicU8 } from '../src/predictor-page/resample.js';
 import { NO_TORCH, hasTorch, maxDiff, runPython } from './helpers/python.js';
 import { tempDir } from './helpers/workdir.js';
 

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type MaskData, readImageRaw, readMask } from '../src/data/index.js';
-import { type TtaMode, preprocessRgba } from '../src/web/infer.js';
+import { type TtaMode, preprocessRgba } from '../src/predictor-page/infer.js';
 import * as E from '../src/engine/index.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { encodeMaskPng } from '../src/predict/overlay.js';

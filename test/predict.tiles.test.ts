@@ -18,8 +18,8 @@ import { openScaledRegions } from '../src/data/image/regions.js';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
 import { type Predictor, forwardLogits, predictBatch, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
-import { predictTiledFile, predictTiledInMemory, sourceRows } from '../src/predict/tiled.js';
-import { tileStarts, windowWeights } from '../src/predict/tiles.js';
+import { predictTiledFile, predictTiledInMemory, sourceRows } from '../src/predict/tiled-image.js';
+import { tileStarts, windowWeights } from '../src/predict/sliding-window.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
 

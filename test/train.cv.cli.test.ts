@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import { type EvaluateConfig, type PostprocessMode, defaults, evaluateOptions } from '../src/config/options.js';
 import { readMaskRaw } from '../src/data/index.js';
-import { metricsFromConfusion } from '../src/metrics/evaluate.js';
+import { metricsFromConfusion } from '../src/metrics/confusion.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { runEvaluate } from '../src/predict/evaluate-command.js';
 import { keepLargestComponent } from '../src/predict/postprocess.js';

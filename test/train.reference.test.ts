@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';
-import { validationDice } from '../src/metrics/evaluate.js';
+import { validationDice } from '../src/metrics/confusion.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
 import { loadCheckpoint, weightsToTensors } from '../src/model/checkpoint.js';
 import { train } from '../src/train/train.js';

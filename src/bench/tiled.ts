@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import * as E from '../engine/index.js';
 import { UNet } from '../model/index.js';
 import type { Predictor } from '../predict/predictor.js';
-import { predictTiledFile } from '../predict/tiled.js';
+import { predictTiledFile } from '../predict/tiled-image.js';
 import type { BenchOpts } from './steps.js';
 
 /** Peak RSS since the last reset (VmHWM), in MiB; reset() starts a new peak (Linux /proc/self/clear_refs). */

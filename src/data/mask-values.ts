@@ -1,6 +1,6 @@
 /**
  * Mask values and the class -> value mapping, with no Node imports: the browser predictor
- * (src/web/) bundles this file too.
+ * (src/predictor-page/) bundles this file too.
  */
 
 export type RGB = [number, number, number];

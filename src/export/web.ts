@@ -1,6 +1,6 @@
 /**
  * `unet export --format web`: a self-contained static folder that predicts in the browser:
- * index.html + app.js + style.css (the page, built from src/web/ into dist/web/), model.onnx,
+ * index.html + app.js + style.css (the page, built from src/predictor-page/ into dist/web/), model.onnx,
  * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm file,
  * copied from node_modules. Any static file server can serve it; nothing is fetched from elsewhere.
  * An ensemble (several -m) is one model.onnx whose output is the mean probabilities
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/files.js';
 import type { RawTensor } from '../io/pth.js';
 import type { UNetArgs } from '../model/index.js';
-import type { WebModelInfo } from '../web/infer.js';
+import type { WebModelInfo } from '../predictor-page/infer.js';
 import { type OnnxExport, type OnnxMetadata, writeOnnx, writeOnnxEnsemble } from './onnx.js';
 
 export const PAGE_FILES = ['index.html', 'app.js', 'style.css'] as const;

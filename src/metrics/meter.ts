@@ -5,7 +5,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
-import { type SegmentationMetrics, confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from './evaluate.js';
+import { type SegmentationMetrics, confusionMatrix, metricsFromConfusion, predictClasses, validationDice } from './confusion.js';
 
 /** Sums across data-parallel ranks (src/distributed's DistContext fits; metrics does not import it). */
 export interface MeterReducer {

@@ -31,7 +31,7 @@ import { ttaViews } from './views.js';
 import { type Prediction, type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, checkGivenArgs, predictBatch, preprocess } from './predictor.js';
 import { keepLargestComponent, postprocessClasses } from './postprocess.js';
 import { PredictProgress } from './progress.js';
-import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled.js';
+import { type RowOptions, type TilePlan, planTiles, predictTiledFile, predictTiledInMemory } from './tiled-image.js';
 
 export interface PredictRunOptions {
   classesGiven?: boolean;

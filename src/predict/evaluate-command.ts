@@ -39,8 +39,8 @@ import { loadEnsemble, modelPaths } from './ensemble.js';
 import { type Predictor, type Preprocessed, PredictError, type Scaled, batchKey, forwardLogits, preprocess } from './predictor.js';
 import { postprocessClasses, postprocessLogits } from './postprocess.js';
 import { reasonFor } from './progress.js';
-import { planTiles } from './tiled.js';
-import { memoryRows, tiledLogits } from './tiles.js';
+import { planTiles } from './tiled-image.js';
+import { memoryRows, tiledLogits } from './sliding-window.js';
 
 export interface ClassMetrics {
   class: number;

@@ -7,7 +7,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { predictClasses } from '../metrics/evaluate.js';
+import { predictClasses } from '../metrics/confusion.js';
 import type { PostprocessMode } from '../config/options.js';
 
 /** The foreground classes of a model with `nClasses` outputs (1 output: binary, class 1). */

@@ -1,6 +1,6 @@
 /** What `unet predict` prints while it runs: the progress line, per-file lines and failures. */
 import type { PredictedFile } from './outputs.js';
-import { megapixelProgress } from './tiled.js';
+import { megapixelProgress } from './tiled-image.js';
 
 export interface PredictIo {
   log: (line: string) => void;

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { MaskValues } from '../data/mask-values.js';
 import { workerEntry } from '../io/worker-entry.js';
-import type { TilingConfig } from '../predict/tiled.js';
+import type { TilingConfig } from '../predict/tiled-image.js';
 
 export interface ThreadInit {
   models: { name: string; path: string }[];

@@ -11,7 +11,7 @@ import { imageHeader } from '../data/image/regions.js';
 import { minSideFor } from '../model/limits.js';
 import { chooseScale } from '../model/scale.js';
 import { encodeMaskPng, renderOverlay } from '../predict/overlay.js';
-import { planTiles, predictTiledInMemory } from '../predict/tiled.js';
+import { planTiles, predictTiledInMemory } from '../predict/tiled-image.js';
 import { type Predictor, classesAndProbs, forwardTensor, loadPredictor, predictBatch, preprocess } from '../predict/predictor.js';
 import type { InferJob, JobReply, LoadedModel, SegmentJob, ThreadInit } from './thread.js';
 

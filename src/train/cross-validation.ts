@@ -15,7 +15,7 @@ import { type Output, type TrainConfig, defaults, evaluateOptions } from '../con
 import { type Pair, listPairs } from '../data/index.js';
 import { COMMAND_START_ENV } from '../distributed/index.js';
 import { writeFileAtomic } from '../io/files.js';
-import { metricsFromConfusion } from '../metrics/evaluate.js';
+import { metricsFromConfusion } from '../metrics/confusion.js';
 import { readCheckpointInfo, recordPostprocess } from '../model/checkpoint.js';
 import { type EvaluateResult, runEvaluate } from '../predict/evaluate-command.js';
 import { foregroundClasses } from '../predict/postprocess.js';

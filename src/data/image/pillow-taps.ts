@@ -1,7 +1,7 @@
 /**
  * Pillow 9.4's BICUBIC coefficients (`precompute_coeffs`, `normalize_coeffs_8bpc` in
  * `libImaging/Resample.c`), with no imports: the trainer's resize (resize.ts) and the browser
- * predictor (src/web) share them.
+ * predictor (src/predictor-page) share them.
  */
 
 /** Pillow's bicubic kernel (a = -0.5, support 2). */

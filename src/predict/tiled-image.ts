@@ -3,7 +3,7 @@
  *
  * How --scale and tiling combine: the image is resized by --scale first (as without tiling), the
  * windows are cut from the *scaled* image (--tile is in scaled pixels), their logits are blended
- * (tiles.ts), and the blended logits are resized back to the input's full size (bilinear,
+ * (sliding-window.ts), and the blended logits are resized back to the input's full size (bilinear,
  * align_corners=False, as predict.py) before the argmax / threshold. The resize-back is done band
  * by band: output row Y reads scaled rows floor(y) and floor(y) + 1, y = (Y + 0.5) h/H - 0.5, so
  * each band needs only the last scaled row of the band before it, and the result is the same as
@@ -28,7 +28,7 @@ import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScal
 import { isBinary01 } from './overlay.js';
 import { minSideFor } from '../model/limits.js';
 import { type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
-import { type RowSource, type TileOptions, logitBands, memoryRows } from './tiles.js';
+import { type RowSource, type TileOptions, logitBands, memoryRows } from './sliding-window.js';
 
 export interface TilingConfig {
   tile: TileSetting;
