@@ -161,7 +161,8 @@ export interface EpochMark {
    */
   buffers: Map<string, Tensor>;
   scheduler: unknown;
-  lr: number;
+  /** Every parameter group's lr (--encoder-lr: two). */
+  lrs: number[];
   bnFresh: boolean;
 }
 

@@ -104,7 +104,7 @@ function setMark(run: TrainRun, m: Pick<EpochMark, 'epoch' | 'batch' | 'order' |
   disposeMark(run);
   const copy = (t: Tensor) => E.noGrad(() => t.clone()).keep();
   const buffers = new Map(run.model.namedBuffers().map(([k, t]) => [k, copy(t)]));
-  run.mark = { ...m, loss: copy(epochLoss), buffers, scheduler: structuredClone(run.scheduler.stateDict()), lr: run.optimizer.lr, bnFresh: run.bnFresh };
+  run.mark = { ...m, loss: copy(epochLoss), buffers, scheduler: structuredClone(run.scheduler.stateDict()), lrs: run.optimizer.lrs, bnFresh: run.bnFresh };
 }
 
 export function disposeMark(run: TrainRun): void {
