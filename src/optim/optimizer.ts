@@ -17,6 +17,9 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Stateful } from '../io/stateful.js';
+import { ParamGroup, type ParamGroupInit } from './param-group.js';
+
+export { ParamGroup, type ParamGroupInit } from './param-group.js';
 
 /** Per-parameter state as PyTorch stores it. `null` is Python's None (SGD's momentum_buffer when momentum = 0). */
 export type StateRecord = Record<string, Tensor | null>;
@@ -51,33 +54,6 @@ export interface LoadableOptimizerStateDict {
  */
 export interface StepOptions {
   foundInf?: Tensor | null;
-}
-
-/** A parameter group as the constructor takes it (PyTorch's `{'params': [...], 'lr': x}`); lr defaults to the optimizer's. */
-export interface ParamGroupInit {
-  params: Tensor[];
-  lr?: number;
-}
-
-/** One parameter group: the positions of its parameters in `Optimizer.params`, its lr and initial_lr. */
-export class ParamGroup {
-  private _lr: number;
-  /** `initial_lr`, which PyTorch's epoch-based schedulers write into the group when they are created. */
-  initialLr: number | undefined;
-  constructor(
-    readonly indices: number[],
-    lr: number,
-  ) {
-    checkNonNegative('learning rate', lr);
-    this._lr = lr;
-  }
-  get lr(): number {
-    return this._lr;
-  }
-  set lr(v: number) {
-    checkNonNegative('learning rate', v);
-    this._lr = v;
-  }
 }
 
 /** The subset of an optimizer that GradScaler and clipping need. */

@@ -38,6 +38,7 @@ interface Position {
 export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochStats> {
   const { cfg, hooks, dist } = run;
   run.model.train();
+  run.freeze?.startEpoch(epoch);
   const from = run.resumeAt?.epoch === epoch ? run.resumeAt : null;
   run.resumeAt = null;
   // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
@@ -153,6 +154,7 @@ async function microStep(run: TrainRun, b: Batch, at: Position, epochLength: num
 
 function stepOptimizer(run: TrainRun): void {
   const { scaler, optimizer } = run;
+  run.freeze?.beforeStep();
   scaler.unscale_(optimizer);
   if (run.cfg.gradClip > 0) clipGradNorm(run.params, run.cfg.gradClip).dispose();
   scaler.step(optimizer);

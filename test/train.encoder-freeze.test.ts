@@ -1,0 +1,144 @@
+// --freeze-encoder, --encoder-lr and the optimizers' parameter groups behind it, on a tiny model with
+// an `encoder` child; the flags' parsing and their usage error without --encoder.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EXIT } from '../src/config/errors.js';
+import * as E from '../src/engine/index.js';
+import type { Tensor } from '../src/engine/index.js';
+import { BatchNorm2d, Conv2d, Module } from '../src/nn/index.js';
+import { Adam, CosineWarmupLR, ReduceLROnPlateau, SGD } from '../src/optim/index.js';
+import { EncoderFreeze, checkEncoderFlags, encoderParameters, optimizerParams } from '../src/train/freeze.js';
+import { parseTrain } from './helpers/parse.js';
+
+class Tiny extends Module {
+  readonly encoder: Conv2d;
+  readonly bn: BatchNorm2d;
+  readonly head: Conv2d;
+  constructor() {
+    super();
+    this.encoder = this.child('encoder', new Conv2d(2, 3, 3, { padding: 1 }));
+    this.bn = this.child('bn', new BatchNorm2d(3));
+    this.head = this.child('head', new Conv2d(3, 1, 1));
+  }
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.bn.forward(this.encoder.forward(x)).relu());
+  }
+}
+
+/** One forward/backward of a fixed loss. */
+function backward(m: Tiny, x: Tensor): void {
+  E.tidy(() => m.forward(x).square().mean().backward());
+}
+const snapshot = (ps: Tensor[]) => ps.map((p) => E.noGrad(() => p.clone()).keep());
+const maxAbs = (a: Tensor, b: Tensor) => E.tidy(() => a.sub(b).abs().amax().item());
+
+test('--encoder-lr F: an SGD step moves the encoder by F x the rate of the rest; both groups in the state dict', () => {
+  E.manualSeed(1);
+  const m = new Tiny();
+  const x = E.randn([2, 2, 6, 6]);
+  const enc = encoderParameters(m);
+  assert.deepEqual(enc, [m.encoder.weight, m.encoder.bias]);
+  const lr = 0.1;
+  const f = 0.25;
+  const opt = new SGD(optimizerParams(m.parameters(), enc, lr, f), { lr });
+  const before = snapshot(m.parameters());
+  backward(m, x);
+  const grads = m.parameters().map((p) => E.noGrad(() => (p.grad as Tensor).clone()).keep());
+  opt.step();
+  m.parameters().forEach((p, i) => {
+    const rate = enc.includes(p) ? lr * f : lr;
+    const moved = E.tidy(() => before[i].sub(p).sub(grads[i].mul(rate)).abs().amax().item());
+    assert.ok(moved < 1e-7, `parameter ${i}: moved by other than ${rate} x grad (${moved})`);
+  });
+  const sd = opt.stateDict();
+  assert.equal(sd.param_groups.length, 2);
+  assert.deepEqual(sd.param_groups.map((g) => g.params), [[0, 1, 2, 3], [4, 5]]); // numbered across the groups: bn, head, then encoder
+  assert.deepEqual(sd.param_groups.map((g) => g.lr), [lr, lr * f]);
+  assert.deepEqual(optimizerParams(m.parameters(), enc, lr, 1), m.parameters()); // F = 1: one group, as before
+  E.dispose([x, ...before, ...grads]);
+  m.dispose();
+});
+
+test('two groups: the state dict round-trips (per-group lr and initial_lr); a one-group optimizer refuses it', () => {
+  E.manualSeed(2);
+  const m = new Tiny();
+  const x = E.randn([2, 2, 6, 6]);
+  const groups = () => optimizerParams(m.parameters(), encoderParameters(m), 1e-2, 0.1);
+  const a = new Adam(groups(), { lr: 1e-2 });
+  const sched = new CosineWarmupLR(a, { total: 10, warmup: 2 });
+  const enc = 1e-2 * 0.1;
+  assert.deepEqual(a.lrs, [1e-2 * 0.5, enc * 0.5]); // warmup from each group's own base
+  backward(m, x);
+  a.step();
+  sched.step();
+  const sd = a.stateDict();
+  assert.deepEqual(sd.param_groups.map((g) => g.initial_lr), [1e-2, enc]);
+  assert.deepEqual(sched.stateDict().base_lrs, [1e-2, enc]);
+  const b = new Adam(groups(), { lr: 5 });
+  b.loadStateDict(sd);
+  assert.deepEqual(b.lrs, a.lrs);
+  assert.deepEqual(b.stateDict().param_groups, sd.param_groups);
+  for (const [i, s] of sd.state) assert.equal(maxAbs(b.stateDict().state.get(i)?.exp_avg as Tensor, s.exp_avg as Tensor), 0);
+  const one = new Adam(m.parameters(), { lr: 1e-2 });
+  assert.throws(() => one.loadStateDict(sd), /2 parameter groups; this optimizer has 1/);
+  // ReduceLROnPlateau reduces every group.
+  const plateau = new ReduceLROnPlateau(b, { patience: 0, factor: 0.5 });
+  const lrs = b.lrs;
+  plateau.step(1);
+  plateau.step(2);
+  assert.deepEqual(b.lrs, lrs.map((v) => v * 0.5));
+  assert.deepEqual(plateau.stateDict().min_lrs, [0, 0]);
+  for (const o of [a, b, one]) o.dispose();
+  x.dispose();
+  m.dispose();
+});
+
+test('--freeze-encoder 1: no update and no optimizer state for the encoder in epoch 1, BatchNorm statistics still move; it trains from epoch 2', () => {
+  E.manualSeed(3);
+  const m = new Tiny();
+  const x = E.randn([2, 2, 6, 6]);
+  const enc = encoderParameters(m);
+  const opt = new Adam(m.parameters(), { lr: 1e-2, weightDecay: 0.1 });
+  const freeze = new EncoderFreeze(enc, 1);
+  assert.equal(freeze.startEpoch(1), true);
+  const encBefore = snapshot(enc);
+  const headBefore = snapshot([m.head.weight]);
+  const mean0 = snapshot([m.bn.stateDict().get('running_mean') as Tensor]);
+  for (let i = 0; i < 3; i++) {
+    opt.zeroGrad();
+    backward(m, x);
+    freeze.beforeStep();
+    opt.step();
+  }
+  enc.forEach((p, i) => assert.equal(maxAbs(p, encBefore[i]), 0, 'frozen encoder parameter changed'));
+  assert.ok(maxAbs(m.head.weight, headBefore[0]) > 0, 'the head trains');
+  assert.ok(maxAbs(m.bn.stateDict().get('running_mean') as Tensor, mean0[0]) > 0, 'BatchNorm running statistics adapt');
+  assert.deepEqual([...opt.stateDict().state.keys()], [2, 3, 4, 5]); // none for parameters 0, 1 (the encoder's)
+  assert.equal(freeze.startEpoch(2), false);
+  opt.zeroGrad();
+  backward(m, x);
+  freeze.beforeStep();
+  opt.step();
+  assert.ok(maxAbs(enc[0], encBefore[0]) > 0, 'the encoder trains once thawed');
+  assert.equal(new EncoderFreeze(enc, 'all').startEpoch(1_000), true);
+  E.dispose([x, ...encBefore, ...headBefore, ...mean0]);
+  opt.dispose();
+  m.dispose();
+});
+
+test('the flags parse (--freeze-encoder alone: all epochs) and need an encoder (usage error)', async () => {
+  const base = ['train', '--imgs', 'i', '--masks', 'm'];
+  const { cfg } = await parseTrain([...base, '--encoder-weights', 'imagenet', '--freeze-encoder', '--encoder-lr', '0.1']);
+  assert.ok(cfg);
+  assert.deepEqual([cfg.encoderWeights, cfg.freezeEncoder, cfg.encoderLr], ['imagenet', 'all', 0.1]);
+  assert.equal((await parseTrain([...base, '--freeze-encoder', '3'])).cfg?.freezeEncoder, 3);
+  const defaults = (await parseTrain(base)).cfg;
+  assert.deepEqual([defaults?.encoderWeights, defaults?.freezeEncoder, defaults?.encoderLr], ['', 0, 1]);
+  assert.throws(() => checkEncoderFlags(cfg), (e: Error & { exitCode?: number }) => {
+    assert.equal(e.exitCode, EXIT.usage);
+    assert.match(e.message, /^--encoder-weights imagenet, --freeze-encoder, --encoder-lr needs --encoder NAME/);
+    return true;
+  });
+  assert.doesNotThrow(() => checkEncoderFlags({ ...cfg, encoder: 'resnet34' }));
+  assert.doesNotThrow(() => checkEncoderFlags(defaults as NonNullable<typeof defaults>));
+});
