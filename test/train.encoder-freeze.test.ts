@@ -7,7 +7,7 @@ import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import { BatchNorm2d, Conv2d, Module } from '../src/nn/index.js';
 import { Adam, CosineWarmupLR, ReduceLROnPlateau, SGD } from '../src/optim/index.js';
-import { EncoderFreeze, checkEncoderFlags, encoderParameters, optimizerParams } from '../src/train/freeze.js';
+import { EncoderFreeze, checkEncoderFlags, encoderParameters, optimizerParams, weightsArgs } from '../src/train/freeze.js';
 import { parseTrain } from './helpers/parse.js';
 
 class Tiny extends Module {
@@ -141,4 +141,12 @@ test('the flags parse (--freeze-encoder alone: all epochs) and need an encoder (
   });
   assert.doesNotThrow(() => checkEncoderFlags({ ...cfg, encoder: 'resnet34' }));
   assert.doesNotThrow(() => checkEncoderFlags(defaults as NonNullable<typeof defaults>));
+});
+
+test("normalize in the model args: the weights' with --encoder-weights, a checkpoint's kept on resume, none otherwise", () => {
+  const flags = { encoder: 'resnet18', encoderWeights: 'imagenet', freezeEncoder: 0 as const, encoderLr: 1 };
+  assert.deepEqual(weightsArgs(flags, 3), { normalize: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } });
+  const saved = { nChannels: 1, normalize: { mean: [0.5], std: [0.25] } };
+  assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 1, saved), { normalize: saved.normalize });
+  assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 3, { nChannels: 3 }), {});
 });

@@ -319,7 +319,7 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
     }
     const n = this.paramGroups.length;
     if (sd.param_groups.length !== n) {
-      throw new Error(`${where}: loaded state dict has ${sd.param_groups.length} parameter groups; this optimizer has ${n}`);
+      throw new Error(`${where}: loaded state dict has ${sd.param_groups.length} parameter groups; this optimizer has ${n} (train --encoder-lr makes two: continue with the same --encoder-lr)`);
     }
     // PyTorch maps saved ids to parameters by position, across the groups in order.
     const posOf = new Map<number, number>();

@@ -31,8 +31,13 @@ export function encoderParameters(model: Module): Tensor[] {
   return 'encoder' in model ? model.namedParameters().filter(([k]) => k.startsWith('encoder.')).map(([, p]) => p) : [];
 }
 
-/** The model args --encoder-weights adds: the weights' normalisation, applied by the model itself. */
-export function weightsArgs(cfg: EncoderFlags, nChannels: number): { normalize?: Normalize } {
+/**
+ * The model args --encoder-weights adds: the weights' normalisation, applied by the model itself. A
+ * checkpoint's (`saved`: resuming, or fine-tuning from it) stays, as its weights learnt with it.
+ */
+export function weightsArgs(cfg: EncoderFlags, nChannels: number, saved?: object | null): { normalize?: Normalize } {
+  const kept = (saved as { normalize?: Normalize } | null | undefined)?.normalize;
+  if (kept) return { normalize: kept };
   return cfg.encoderWeights ? { normalize: normalizationFor(nChannels) } : {};
 }
 

@@ -63,7 +63,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   cfg = { ...cfg, classWeights: await resolveClassWeights(cfg.classWeights, cfg.classes, data, log, cfg.skipBad) };
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
-  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels, ...weightsArgs(cfg, data.nChannels) };
+  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels, ...weightsArgs(cfg, data.nChannels, ckpt?.modelArgs) };
   const model = hooks.createModel ? hooks.createModel(wanted) : new UNet(wanted);
   const modelArgs = model.args; // as built: a test's narrow createModel records its own width
   const auxHeads = cfg.deepSupervision ? new AuxHeads(modelArgs) : null; // training only, beside the model
