@@ -6,7 +6,9 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
-import { loadEncoderWeights, normalizationFor, resolveEncoderWeights } from '../src/model/encoder-weights.js';
+import { encoderKeys, loadEncoderWeights, normalizationFor, resolveEncoderWeights } from '../src/model/encoder-weights.js';
+import { rawTensor } from '../src/io/pth.js';
+import { saveSafetensors } from '../src/io/safetensors.js';
 import { ENCODERS, type Encoder } from '../src/model/encoders/index.js';
 import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, hasTorch, runPython } from './helpers/python.js';
@@ -181,6 +183,26 @@ test('missing files and keys that do not fit are clear errors', { skip }, async 
     });
     // resnet50's into resnet34: shapes differ.
     await assert.rejects(loadEncoderWeights(enc, join(root, 'resnet50.safetensors'), spec, 'resnet34', 3, 5), /unexpected keys: .*layer1\.0\.conv3\.weight[^]*layer1\.0\.conv1\.weight: checkpoint has shape \[64,64,1,1\], model expects \[64,64,3,3\]/);
+  } finally {
+    enc.dispose();
+  }
+});
+
+test("key prefixes: DataParallel's module., an smp model's encoder.* (decoder and head dropped), torchvision's classifier and unused stages", () => {
+  const spec = ENCODERS.resnet18;
+  const sd = new Map(['encoder.conv1.weight', 'encoder.layer1.0.conv1.weight', 'encoder.layer4.0.conv1.weight', 'encoder.fc.weight', 'decoder.blocks.0.conv1.0.weight', 'segmentation_head.0.weight'].map((k) => [`module.${k}`, 0]));
+  assert.deepEqual([...encoderKeys(sd, spec, 4).keys()], ['conv1.weight', 'layer1.0.conv1.weight']);
+  assert.deepEqual([...encoderKeys(new Map([['model.conv1.weight', 0], ['model.layer4.0.bn1.bias', 0]]), spec, 5).keys()], ['conv1.weight', 'layer4.0.bn1.bias']);
+});
+
+test("a timm-layout file for a non-ResNet family is refused, saying only torchvision's layout is read", async () => {
+  const file = join(root, 'timm.safetensors');
+  const t = rawTensor('float32', [2], new Float32Array(2));
+  await saveSafetensors(file, { 'conv_stem.weight': t, 'blocks.0.0.conv_dw.weight': t });
+  const spec = { ...ENCODERS.resnet18, family: 'efficientnet' as const, torchvisionFile: 'efficientnet_b0_rwightman-3dd342df.pth' };
+  const enc = spec.build(3, 5);
+  try {
+    await assert.rejects(loadEncoderWeights(enc, file, spec, 'efficientnet_b0', 3, 5), /none of its keys \(e\.g\. .*conv_stem\.weight.*for the efficientnet family only torchvision-layout files are read \(timm's differ\): use torchvision's file efficientnet_b0_rwightman-3dd342df\.pth/);
   } finally {
     enc.dispose();
   }
