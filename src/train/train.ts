@@ -76,7 +76,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   try {
     if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs, auxHeads !== null);
     if (ckpt) loadWeights(model, ckpt);
-    else if (cfg.encoderWeights) log(`Encoder weights: ${await loadPretrained(model, cfg, data.nChannels)}`);
+    if (cfg.encoderWeights) log(ckpt ? `--encoder-weights not read: the weights come from ${ckpt.path}` : `Encoder weights: ${await loadPretrained(model, cfg, data.nChannels)}`);
     // The heads a checkpoint saved (none: they start fresh, e.g. from a plain model's weights).
     if (ckpt?.auxHeads && auxHeads) loadWeights(auxHeads, ckpt, ckpt.auxHeads, 'deep_supervision_state_dict');
     // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
