@@ -9,6 +9,18 @@ import { BatchNorm2d, Conv2d, Module } from '../src/nn/index.js';
 import { Adam, CosineWarmupLR, ReduceLROnPlateau, SGD } from '../src/optim/index.js';
 import { EncoderFreeze, checkEncoderFlags, encoderParameters, optimizerParams, weightsArgs } from '../src/train/freeze.js';
 import { parseTrain } from './helpers/parse.js';
+import { join } from 'node:path';
+import { before } from 'node:test';
+import type { TrainConfig } from '../src/config/options.js';
+import { makeDemoDataset } from '../src/data/index.js';
+import { type RawTensor, loadPth, savePth } from '../src/io/pth.js';
+import { type LoadedCheckpoint, loadCheckpoint, toRaw } from '../src/model/checkpoint.js';
+import { ENCODERS, type Encoder } from '../src/model/encoders/index.js';
+import type { UNetArgs } from '../src/model/index.js';
+import { train } from '../src/train/train.js';
+import { floats, runConfig, sameWeights } from './helpers/runs.js';
+import { TinyUNet } from './helpers/tiny-unet.js';
+import { tempDir } from './helpers/workdir.js';
 
 class Tiny extends Module {
   readonly encoder: Conv2d;
@@ -149,4 +161,57 @@ test("normalize in the model args: the weights' with --encoder-weights, a checkp
   const saved = { nChannels: 1, normalize: { mean: [0.5], std: [0.25] } };
   assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 1, saved), { normalize: saved.normalize });
   assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 3, { nChannels: 3 }), {});
+});
+
+// The hook-up in train(), with a stand-in for the encoder UNet (model/encoder-unet.ts is another
+// branch's): a narrow UNet plus a depth-1 resnet18 encoder whose feature mean joins the logits.
+class WithEncoder extends TinyUNet {
+  readonly encoder: Encoder;
+  constructor(args: UNetArgs) {
+    super(args, 16);
+    this.encoder = this.child('encoder', ENCODERS.resnet18.build(args.nChannels, 1));
+  }
+  forward(x: Tensor): Tensor {
+    return super.forward(x).add((this.encoder.features(x)[0] as Tensor).mean([1, 2, 3], true));
+  }
+}
+
+const root = tempDir('enc-freeze');
+const data = join(root, 'data');
+const weights = join(root, 'resnet18.pth');
+before(async () => {
+  await makeDemoDataset(data, { count: 10, size: 32, classes: 2, seed: 5 });
+  E.manualSeed(9);
+  const enc = ENCODERS.resnet18.build(3, 5);
+  const sd = Object.fromEntries([...enc.stateDict()].map(([k, t]) => [k, toRaw(t)]));
+  await savePth(weights, { ...sd, 'fc.weight': toRaw(E.zeros([1000, 512]).keep()), 'fc.bias': toRaw(E.zeros([1000]).keep()) });
+  enc.dispose();
+});
+
+test('train: --encoder-weights loads the file, --freeze-encoder 1 keeps the encoder in epoch 1 only, --encoder-lr 0.5 gives a second group', async () => {
+  const logs: string[] = [];
+  const cfgIn = (dir: string, load = '') => ({ ...runConfig(data, join(root, dir), { load, epochs: 2, batchSize: 2, learningRate: 1e-2, scale: 1, validation: 20, classes: 2, valEvery: 0, patience: 0, optimizer: 'adam' }), encoder: 'resnet18', encoderDepth: 1, encoderWeights: weights, freezeEncoder: 1, encoderLr: 0.5 }) as TrainConfig;
+  const hooks = { log: (l: string) => logs.push(l), warn: () => {}, createModel: (args: UNetArgs) => new WithEncoder(args) };
+  await train(cfgIn('run'), hooks);
+  assert.ok(logs.includes(`Encoder weights: ${weights}`), logs.join('\n'));
+  const file = (await loadPth(weights)) as Record<string, RawTensor>;
+  const ck = (n: number): Promise<LoadedCheckpoint> => loadCheckpoint(join(root, 'run', 'checkpoints', `checkpoint_epoch${n}.pth`));
+  const [one, two] = [await ck(1), await ck(2)];
+  const w = (c: LoadedCheckpoint, k: string) => Array.from(floats(c.model.get(k) as never));
+  const fromFile = Array.from(floats(file['conv1.weight']));
+  assert.deepEqual(w(one, 'encoder.conv1.weight'), fromFile, 'epoch 1: the encoder is the file\'s');
+  assert.notDeepEqual(w(one, 'encoder.bn1.running_mean'), Array.from(floats(file['bn1.running_mean'])), 'BatchNorm statistics adapt while frozen');
+  assert.notDeepEqual(w(two, 'encoder.conv1.weight'), fromFile, 'epoch 2: the encoder trains');
+  const opt = (c: LoadedCheckpoint) => c.optimizer as unknown as { param_groups: { lr: number; params: number[] }[]; state: Map<unknown, unknown> | Record<string, unknown> };
+  const ids = (c: LoadedCheckpoint) => new Set((opt(c).state instanceof Map ? [...(opt(c).state as Map<unknown, unknown>).keys()] : Object.keys(opt(c).state)).map(Number));
+  const [g1, g2] = opt(two).param_groups;
+  assert.equal(g2.lr, g1.lr * 0.5);
+  assert.ok(g2.params.length === 3 && g2.params.every((i) => !ids(one).has(i)), 'conv1.weight, bn1.weight, bn1.bias: no optimizer state for the frozen encoder after epoch 1');
+  assert.ok(g2.params.every((i) => ids(two).has(i)), 'the encoder has optimizer state after epoch 2');
+  // Resumed after epoch 1 (frozen), the encoder thaws in epoch 2 with both groups restored: the same run.
+  await train(cfgIn('resumed', join(root, 'run', 'checkpoints', 'checkpoint_epoch1.pth')), hooks);
+  assert.ok(logs.includes(`--encoder-weights not read: the weights come from ${join(root, 'run', 'checkpoints', 'checkpoint_epoch1.pth')}`));
+  const resumed = await loadCheckpoint(join(root, 'resumed', 'checkpoints', 'checkpoint_epoch2.pth'));
+  assert.ok(sameWeights(resumed.model, two.model), 'resumed run = uninterrupted run');
+  assert.deepEqual(opt(resumed).param_groups, opt(two).param_groups);
 });
