@@ -147,13 +147,13 @@ test('a bare torchvision file name and `imagenet` are found in the torch hub cac
   const env = { TORCH_HOME: hub, HOME: root };
   const spec = ENCODERS.resnet18;
   const want = join(hub, 'hub', 'checkpoints', 'resnet18-f37072fd.pth');
-  assert.equal(resolveEncoderWeights('imagenet', spec, env), want);
-  assert.equal(resolveEncoderWeights('resnet18-f37072fd.pth', spec, env), want);
+  assert.equal(resolveEncoderWeights('imagenet', spec, 'resnet18', env), want);
+  assert.equal(resolveEncoderWeights('resnet18-f37072fd.pth', spec, 'resnet18', env), want);
   // A hub folder holding a pytorch_model.bin (here the torchvision file under that name).
   const folder = join(root, 'hub-folder');
   mkdirSync(folder);
   copyFileSync(join(root, 'resnet18.pth'), join(folder, 'pytorch_model.bin'));
-  assert.equal(resolveEncoderWeights(folder, spec, env), join(folder, 'pytorch_model.bin'));
+  assert.equal(resolveEncoderWeights(folder, spec, 'resnet18', env), join(folder, 'pytorch_model.bin'));
   const enc: Encoder = spec.build(3, 3); // depth 3: layer3/layer4 and fc are the unused keys, dropped
   try {
     await loadEncoderWeights(enc, folder, spec, 'resnet18', 3, 3);
@@ -166,14 +166,14 @@ test('missing files and keys that do not fit are clear errors', { skip }, async 
   pythonSide();
   const spec = ENCODERS.resnet34;
   const env = { TORCH_HOME: join(root, 'nowhere'), XDG_CACHE_HOME: join(root, 'xdg'), HOME: root };
-  assert.throws(() => resolveEncoderWeights('imagenet', spec, env), (e: Error) => {
+  assert.throws(() => resolveEncoderWeights('imagenet', spec, 'resnet34', env), (e: Error) => {
     for (const part of ['resnet34-b627a593.pth', join(root, 'nowhere', 'hub', 'checkpoints'), join(root, 'xdg', 'torch', 'hub', 'checkpoints'), 'https://download.pytorch.org/models/resnet34-b627a593.pth', 'torchvision.models.resnet34(weights="IMAGENET1K_V1")', 'Nothing is downloaded']) {
       assert.ok(e.message.includes(part), `${part} in: ${e.message}`);
     }
     return true;
   });
-  assert.throws(() => resolveEncoderWeights(join(root, 'no', 'such.pth'), spec, env), /--encoder-weights .*no\/such\.pth: no such file or folder/);
-  assert.throws(() => resolveEncoderWeights(root, spec, env), /the folder holds none of model\.safetensors, pytorch_model\.bin/);
+  assert.throws(() => resolveEncoderWeights(join(root, 'no', 'such.pth'), spec, 'resnet34', env), /--encoder-weights .*no\/such\.pth: no such file or folder/);
+  assert.throws(() => resolveEncoderWeights(root, spec, 'resnet34', env), /the folder holds none of model\.safetensors, pytorch_model\.bin/);
   // resnet18's file into resnet34: layer1.2 ... are missing.
   const enc = spec.build(3, 5);
   try {

@@ -74,11 +74,11 @@ const FOLDER_FILES = ['model.safetensors', 'pytorch_model.bin', 'open_clip_pytor
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
-function whereToGet(file: string): string {
-  const stem = file.replace(/-[0-9a-f]{6,}\.pth$/, '');
+/** Where torchvision's ImageNet file `file` of encoder `name` comes from. */
+function whereToGet(file: string, name: string): string {
   return (
     `Get it on a machine with network access from https://download.pytorch.org/models/${file}, or in Python with ` +
-    `torchvision.models.${stem}(weights="IMAGENET1K_V1") (it lands in ~/.cache/torch/hub/checkpoints/), then copy the file here`
+    `torchvision.models.${name}(weights="IMAGENET1K_V1") (it lands in ~/.cache/torch/hub/checkpoints/), then copy the file here`
   );
 }
 
@@ -87,7 +87,7 @@ function whereToGet(file: string): string {
  * name (or `imagenet`) looked up in the torch hub cache. Missing => a UserError naming the file,
  * every place looked and where such files come from.
  */
-export function resolveEncoderWeights(value: string, spec: EncoderSpec, env: NodeJS.ProcessEnv = process.env): string {
+export function resolveEncoderWeights(value: string, spec: EncoderSpec, name: string, env: NodeJS.ProcessEnv = process.env): string {
   const flag = '--encoder-weights';
   if (isDir(value)) {
     const found = FOLDER_FILES.map((f) => join(value, f)).find(existsSync);
@@ -96,14 +96,14 @@ export function resolveEncoderWeights(value: string, spec: EncoderSpec, env: Nod
   }
   if (existsSync(value)) return value;
   const bare = !value.includes('/') && !value.includes('\\');
-  if (!bare) throw new UserError(`${flag} ${value}: no such file or folder. ${whereToGet(spec.torchvisionFile)}`);
+  if (!bare) throw new UserError(`${flag} ${value}: no such file or folder. ${whereToGet(spec.torchvisionFile, name)}`);
   const file = value === IMAGENET ? spec.torchvisionFile : value;
   const dirs = torchHubDirs(env);
   const hit = dirs.map((d) => join(d, file)).find(existsSync);
   if (hit) return hit;
   throw new UserError(
     `${flag} ${value}: ${file} is not in the current folder nor in the torch hub cache (looked in ${dirs.join(', ')}; ` +
-      `TORCH_HOME or XDG_CACHE_HOME move it). Nothing is downloaded. ${whereToGet(file.endsWith('.pth') ? file : spec.torchvisionFile)}`,
+      `TORCH_HOME or XDG_CACHE_HOME move it). Nothing is downloaded. ${whereToGet(spec.torchvisionFile, name)}`,
   );
 }
 
@@ -156,7 +156,7 @@ export function encoderKeys<T>(sd: Map<string, T>, spec: EncoderSpec, depth: num
  * key diff on any difference; the first convolution adapted to `inChannels` by smp's rule.
  */
 export async function loadEncoderWeights(encoder: Encoder, value: string, spec: EncoderSpec, name: string, inChannels: number, depth: number): Promise<string> {
-  const path = resolveEncoderWeights(value, spec);
+  const path = resolveEncoderWeights(value, spec, name);
   const raw = encoderKeys(await readWeightFile(path), spec, depth);
   const own = encoder.stateDict();
   if (spec.family !== 'resnet' && ![...raw.keys()].some((k) => own.has(k))) {
