@@ -122,7 +122,6 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
   abstract readonly name: string;
 
   protected constructor(groups: Tensor[] | ParamGroupInit[], lr: number) {
-    checkNonNegative('learning rate', lr);
     const inits: ParamGroupInit[] = Array.isArray(groups) && groups.length > 0 && !isTensor(groups[0]) ? (groups as ParamGroupInit[]) : [{ params: groups as Tensor[] }];
     const params = inits.flatMap((g) => g.params);
     if (!Array.isArray(groups) || params.length === 0 || inits.some((g) => !Array.isArray(g.params) || g.params.length === 0)) throw new Error('optimizer got an empty parameter list');
@@ -131,6 +130,7 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
       if (!isTensor(p) || p.isDisposed) throw new TypeError(`parameter ${i} is not a live Tensor`);
       if (!p.isLeaf) throw new Error(`can't optimize a non-leaf Tensor (parameter ${i})`);
     }
+    checkNonNegative('learning rate', lr);
     this.params = [...params];
     this.states = params.map(() => undefined);
     this.hostSteps = params.map(() => 0);
