@@ -12,6 +12,9 @@ export * from './parsers.js';
 // ------------------------------------------------------------------------------------------------
 // unet train (defaults as in the guide and the reference trainer)
 
+/** --freeze-encoder: a number of epochs, or 'all'. */
+const freezeParser: Parser<number | 'all'> = (raw, flag) => (raw === 'all' ? 'all' : nonNegInt(raw, flag));
+
 export const trainOptions = {
   epochs: { flags: '-e, --epochs <n>', help: 'number of epochs', default: 5, parse: posInt },
   batchSize: { flags: '-b, --batch-size <n>', help: 'images per batch', default: 1, parse: posInt },
@@ -69,6 +72,10 @@ export const trainOptions = {
   ema: { flags: '--ema [decay]', help: "average the weights (Ultralytics' ModelEMA, decay warmed up over the first steps; the flag alone: 0.9999): validation, best_model.pth and predict/export use the average (0 = off)", default: 0, parse: emaDecayParser, preset: '0.9999' },
   folds: { flags: '--folds <k>', help: 'k-fold cross-validation: a seeded split of the pairs by file into K folds; fold I validates (-v is not used), the rest trains; without --fold all K run one after another into <checkpoint-dir>/fold<I>/, then cv-summary.json scores the out-of-fold predictions and records the --postprocess auto decision (0 = off)', default: 0, parse: foldsParser },
   fold: { flags: '--fold <i>', help: 'with --folds: train only fold I (0 .. K-1) into <checkpoint-dir>/fold<I>/', default: undefined as number | undefined, parse: nonNegInt },
+  // A pretrained encoder (with --encoder NAME; model/encoder-weights.ts, train/freeze.ts)
+  encoderWeights: { flags: '--encoder-weights <file|dir|name>', help: "the encoder's pretrained weights: a torchvision .pth or a .safetensors file, a timm/smp hub folder (model.safetensors or pytorch_model.bin), or a torchvision file name (e.g. resnet34-b627a593.pth) or 'imagenet', looked up in the torch hub cache; never downloaded. Records the weights' mean/std as the model's input normalisation", default: '', parse: str },
+  freezeEncoder: { flags: '--freeze-encoder [epochs]', help: "the encoder's parameters get no updates for the first EPOCHS epochs (the flag alone: all of them); its BatchNorm statistics keep adapting to the data (0 = off)", default: 0 as number | 'all', parse: freezeParser, preset: 'all' },
+  encoderLr: { flags: '--encoder-lr <factor>', help: "the encoder's learning rate is -l x FACTOR (its own optimizer parameter group; schedulers scale both)", default: 1, parse: posFloat },
   // Data-parallel training (torchrun's flags; -b is the batch per process)
   nprocPerNode: { flags: '--nproc-per-node <n>', help: 'worker processes on this machine (data-parallel)', default: 1, parse: posInt },
   nnodes: { flags: '--nnodes <n>', help: 'machines taking part', default: 1, parse: posInt },

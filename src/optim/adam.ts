@@ -16,7 +16,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Optimizer, bool, checkNonNegative, foreachMaximum_, foreachNeg, num } from './optimizer.js';
+import { Optimizer, type ParamGroupInit, bool, checkNonNegative, foreachMaximum_, foreachNeg, num } from './optimizer.js';
 
 export interface AdamOptions {
   lr?: number; // 1e-3
@@ -37,7 +37,7 @@ abstract class AdamBase extends Optimizer {
   /** true: decoupled weight decay (AdamW); false: L2 added to the gradient (Adam). */
   protected abstract readonly decoupled: boolean;
 
-  constructor(params: Tensor[], o: AdamOptions, defaultWeightDecay: number) {
+  constructor(params: Tensor[] | ParamGroupInit[], o: AdamOptions, defaultWeightDecay: number) {
     super(params, o.lr ?? 1e-3);
     this.betas = [...(o.betas ?? [0.9, 0.999])] as [number, number];
     this.eps = o.eps ?? 1e-8;
@@ -73,9 +73,9 @@ abstract class AdamBase extends Optimizer {
     return this.amsgrad ? ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'] : ['exp_avg', 'exp_avg_sq'];
   }
 
-  protected update(idx: number[], params: Tensor[], grads: Tensor[]): void {
+  protected update(idx: number[], params: Tensor[], grads: Tensor[], lr: number): void {
     const [beta1, beta2] = this.betas;
-    const { lr, eps, weightDecay } = this;
+    const { eps, weightDecay } = this;
     const keys = this.stateKeys();
     for (const i of idx) this.ensureState(i, keys);
     this.incrementSteps(idx);
@@ -123,7 +123,7 @@ abstract class AdamBase extends Optimizer {
 export class Adam extends AdamBase {
   readonly name = 'Adam';
   protected readonly decoupled = false;
-  constructor(params: Tensor[], o: AdamOptions = {}) {
+  constructor(params: Tensor[] | ParamGroupInit[], o: AdamOptions = {}) {
     super(params, o, 0);
   }
   protected groupHyper(): Record<string, unknown> {
@@ -144,7 +144,7 @@ export class Adam extends AdamBase {
 export class AdamW extends AdamBase {
   readonly name = 'AdamW';
   protected readonly decoupled = true;
-  constructor(params: Tensor[], o: AdamOptions = {}) {
+  constructor(params: Tensor[] | ParamGroupInit[], o: AdamOptions = {}) {
     super(params, o, 1e-2);
   }
   protected groupHyper(): Record<string, unknown> {

@@ -9,7 +9,7 @@
  */
 import type { Tensor } from '../engine/index.js';
 import { Adam, AdamW } from './adam.js';
-import type { Optimizer } from './optimizer.js';
+import type { Optimizer, ParamGroupInit } from './optimizer.js';
 import { RMSprop } from './rmsprop.js';
 import { CosineWarmupLR, type LRScheduler, NoneScheduler, PolyLR, ReduceLROnPlateau } from './schedulers.js';
 import { SGD } from './sgd.js';
@@ -60,7 +60,7 @@ export interface CreateOptimizerOptions {
  * adam / adamw = Adam(W)(lr, weight_decay=1e-8) (betas 0.9/0.999, eps 1e-8, amsgrad off unless set);
  * sgd = SGD(lr, momentum=0.9, weight_decay=1e-8).
  */
-export function createOptimizer(name: OptimizerName, params: Tensor[], o: CreateOptimizerOptions): Optimizer {
+export function createOptimizer(name: OptimizerName, params: Tensor[] | ParamGroupInit[], o: CreateOptimizerOptions): Optimizer {
   const weightDecay = o.weightDecay ?? 1e-8;
   switch (name) {
     case 'rmsprop':

@@ -1,9 +1,10 @@
 /**
- * Optimizer base: one parameter group over a list of leaf tensors, per-parameter state, and
+ * Optimizer base: parameter groups over a list of leaf tensors, per-parameter state, and
  * PyTorch-layout state dicts.
  *
- * Why one group: the trainer optimizes every parameter with the same hyper-parameters (as the
- * reference trainer does), and one group keeps `lr` a plain mutable number that schedulers set.
+ * Groups differ only in their lr (train --encoder-lr: the encoder's parameters get lr x factor);
+ * every other hyper-parameter is the optimizer's. One group (a plain parameter list) is the
+ * reference trainer's setup, and then `lr` is that group's lr, the plain number schedulers set.
  *
  * Memory contract: per-parameter state tensors are created inside `step()` (a tidy scope) and
  * `.keep()`-ed, so they live until the optimizer replaces them (`loadStateDict`) or `dispose()`.
@@ -16,6 +17,9 @@
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Stateful } from '../io/stateful.js';
+import { ParamGroup, type ParamGroupInit } from './param-group.js';
+
+export { ParamGroup, type ParamGroupInit } from './param-group.js';
 
 /** Per-parameter state as PyTorch stores it. `null` is Python's None (SGD's momentum_buffer when momentum = 0). */
 export type StateRecord = Record<string, Tensor | null>;
@@ -23,7 +27,8 @@ export type StateRecord = Record<string, Tensor | null>;
 /**
  * `optimizer.state_dict()` in PyTorch's layout.
  * - `state`: parameter index -> state (only parameters that have state, as in PyTorch).
- * - `param_groups`: one group; hyper-parameters under PyTorch's keys, then `params: [0..n-1]`.
+ * - `param_groups`: per group, hyper-parameters under PyTorch's keys, then `params` (indices
+ *   numbered across the groups in order, as PyTorch numbers them).
  *   Numbers are plain JS numbers: lr, eps, betas, momentum... are Python floats in a PyTorch
  *   checkpoint, so the checkpoint writer must emit them as floats (see `PY_FLOAT_KEYS`).
  */
@@ -110,18 +115,16 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
    * the tensor would cost a sync per step (PyTorch 1.13 calls `.item()` on it; we do not need to).
    */
   protected readonly hostSteps: number[];
-  private _lr: number;
-  /**
-   * `initial_lr`, which PyTorch's epoch-based schedulers write into the param group when they are
-   * created; kept here so a state dict carries it like PyTorch's does.
-   */
-  initialLr: number | undefined;
+  /** The groups, in order; a plain parameter list is one group. */
+  readonly paramGroups: ParamGroup[];
 
   /** PyTorch's class name, for messages. */
   abstract readonly name: string;
 
-  protected constructor(params: Tensor[], lr: number) {
-    if (!Array.isArray(params) || params.length === 0) throw new Error('optimizer got an empty parameter list');
+  protected constructor(groups: Tensor[] | ParamGroupInit[], lr: number) {
+    const inits: ParamGroupInit[] = Array.isArray(groups) && groups.length > 0 && !isTensor(groups[0]) ? (groups as ParamGroupInit[]) : [{ params: groups as Tensor[] }];
+    const params = inits.flatMap((g) => g.params);
+    if (!Array.isArray(groups) || params.length === 0 || inits.some((g) => !Array.isArray(g.params) || g.params.length === 0)) throw new Error('optimizer got an empty parameter list');
     if (new Set(params).size !== params.length) throw new Error('some parameters appear more than once in the optimizer parameter list');
     for (const [i, p] of params.entries()) {
       if (!isTensor(p) || p.isDisposed) throw new TypeError(`parameter ${i} is not a live Tensor`);
@@ -131,16 +134,31 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
     this.params = [...params];
     this.states = params.map(() => undefined);
     this.hostSteps = params.map(() => 0);
-    this._lr = lr;
+    let next = 0;
+    this.paramGroups = inits.map((g) => new ParamGroup(g.params.map(() => next++), g.lr ?? lr));
   }
 
-  /** The learning rate of the (single) parameter group; schedulers set it. */
+  /** The learning rate of the first parameter group (the only one, unless groups were given); schedulers set each group's. */
   get lr(): number {
-    return this._lr;
+    return this.paramGroups[0].lr;
   }
   set lr(v: number) {
-    checkNonNegative('learning rate', v);
-    this._lr = v;
+    this.paramGroups[0].lr = v;
+  }
+  /** The first group's `initial_lr` (see ParamGroup). */
+  get initialLr(): number | undefined {
+    return this.paramGroups[0].initialLr;
+  }
+  set initialLr(v: number | undefined) {
+    this.paramGroups[0].initialLr = v;
+  }
+  /** Every group's lr, in order (a rollback to an optimizer step restores them). */
+  get lrs(): number[] {
+    return this.paramGroups.map((g) => g.lr);
+  }
+  set lrs(v: number[]) {
+    if (v.length !== this.paramGroups.length) throw new Error(`${this.name}: ${v.length} learning rates for ${this.paramGroups.length} parameter groups`);
+    v.forEach((lr, i) => (this.paramGroups[i].lr = lr));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -156,34 +174,30 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
   protected abstract readonly hasStep: boolean;
   /**
    * Applies one update to the parameters that have gradients. `idx` are their indices, `grads` the
-   * gradient handles (aliases of `.grad`: never modify them in place). Runs under noGrad and tidy.
+   * gradient handles (aliases of `.grad`: never modify them in place), all of one group, whose lr
+   * is `lr`. Runs under noGrad and tidy.
    */
-  protected abstract update(idx: number[], params: Tensor[], grads: Tensor[]): void;
+  protected abstract update(idx: number[], params: Tensor[], grads: Tensor[], lr: number): void;
 
   // ---------------------------------------------------------------------------------------------
   // Step / grads
 
   /**
    * One optimization step over the parameters whose `.grad` is set (others are skipped, as in
-   * PyTorch). With `opts.foundInf` non-zero the step is skipped (GradScaler). Returns whether the
-   * update ran.
+   * PyTorch), group by group as PyTorch does. With `opts.foundInf` non-zero the step is skipped
+   * (GradScaler). Returns whether the update ran.
    */
   step(opts: StepOptions = {}): boolean {
     if (opts.foundInf && opts.foundInf.item() !== 0) return false;
     E.tidy(() =>
       E.noGrad(() => {
         const all = E.grads(this.params);
-        const idx: number[] = [];
-        const grads: Tensor[] = [];
-        for (const [i, g] of all.entries()) {
-          if (g === null) continue;
-          idx.push(i);
-          grads.push(g);
-        }
-        if (idx.length === 0) return;
-        const gradOf = new Map(idx.map((i, k) => [i, grads[k]]));
-        for (const chunk of this.params[idx[0]].device === 'cpu' ? cacheSizedChunks(idx, this.params) : [idx]) {
-          E.tidy(() => this.update(chunk, chunk.map((i) => this.params[i]), chunk.map((i) => gradOf.get(i) as Tensor)));
+        for (const group of this.paramGroups) {
+          const idx = group.indices.filter((i) => all[i] !== null);
+          if (idx.length === 0) continue;
+          for (const chunk of this.params[idx[0]].device === 'cpu' ? cacheSizedChunks(idx, this.params) : [idx]) {
+            E.tidy(() => this.update(chunk, chunk.map((i) => this.params[i]), chunk.map((i) => all[i] as Tensor), group.lr));
+          }
         }
       }),
     );
@@ -244,27 +258,32 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
       for (const [k, v] of Object.entries(s)) rec[k] = v === null ? null : opts.clone ? E.tidy(() => v.clone()).keep() : v;
       state.set(i, rec);
     }
-    const group: Record<string, unknown> = { lr: this._lr, ...this.groupHyper() };
-    if (this.initialLr !== undefined) group.initial_lr = this.initialLr;
-    group.params = this.params.map((_, i) => i);
-    return { state, param_groups: [group] };
+    const hyper = this.groupHyper();
+    const param_groups = this.paramGroups.map((g) => {
+      const group: Record<string, unknown> = { lr: g.lr, ...hyper };
+      if (g.initialLr !== undefined) group.initial_lr = g.initialLr;
+      group.params = [...g.indices];
+      return group;
+    });
+    return { state, param_groups };
   }
 
   /**
-   * PyTorch's `load_state_dict`: the saved group's hyper-parameters replace the current ones (lr
-   * included), and the saved state is copied in (cast to each parameter's dtype and device), so the
-   * caller keeps ownership of `sd`. Validates group count, parameter count, state keys and shapes;
-   * on error nothing changes.
+   * PyTorch's `load_state_dict`: the saved groups' hyper-parameters replace the current ones (each
+   * group's lr, the others from the first group), and the saved state is copied in (cast to each
+   * parameter's dtype and device), so the caller keeps ownership of `sd`. Validates group count,
+   * group sizes, state keys and shapes; on error nothing changes.
    */
   loadStateDict(sd: LoadableOptimizerStateDict): void {
     const where = `${this.name}.loadStateDict`;
-    const { group, posOf, lr, initialLr } = this.readGroup(sd, where);
+    const { groups, posOf } = this.readGroups(sd, where);
 
     // Hyper-parameters first (the required state keys depend on them); restore them on failure.
-    const backup = { lr: this._lr, initialLr: this.initialLr, hyper: this.groupHyper() };
-    this.loadGroupHyper(group);
-    this._lr = lr;
-    this.initialLr = initialLr;
+    const backup = { lrs: this.paramGroups.map((g) => [g.lr, g.initialLr] as const), hyper: this.groupHyper() };
+    const restoreLrs = (saved: readonly (readonly [number, number | undefined])[]) =>
+      saved.forEach(([lr, initialLr], i) => Object.assign(this.paramGroups[i], { lr, initialLr }));
+    this.loadGroupHyper(groups[0].group);
+    restoreLrs(groups.map((g) => [g.lr, g.initialLr] as const));
 
     const entries: Array<[unknown, Record<string, Tensor | number | null>]> =
       sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
@@ -275,15 +294,14 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
         // a checkpoint reader may hand dicts over as Maps
         const rec = (raw instanceof Map ? Object.fromEntries(raw) : raw) as Record<string, Tensor | number | null>;
         const pos = posOf.get(Number(key));
-        if (pos === undefined) throw new Error(`${where}: state for parameter id ${String(key)}, which is not in param_groups[0].params`);
+        if (pos === undefined) throw new Error(`${where}: state for parameter id ${String(key)}, which is not in any param_groups' params`);
         if (rec === null || typeof rec !== 'object') throw new Error(`${where}: state for parameter ${pos} is not a dict`);
         fresh[pos] = {};
         freshSteps[pos] = this.loadParamState(rec, pos, fresh[pos] as StateRecord, where);
       }
     } catch (e) {
       for (const s of fresh) if (s) E.dispose(Object.values(s));
-      this._lr = backup.lr;
-      this.initialLr = backup.initialLr;
+      restoreLrs(backup.lrs);
       this.loadGroupHyper({ ...backup.hyper });
       throw e;
     }
@@ -294,32 +312,36 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
     }
   }
 
-  /** The one saved parameter group, checked, with saved ids mapped to positions as PyTorch does. */
-  private readGroup(sd: LoadableOptimizerStateDict, where: string) {
+  /** The saved parameter groups, checked, with saved ids mapped to positions as PyTorch does. */
+  private readGroups(sd: LoadableOptimizerStateDict, where: string) {
     if (!sd || !Array.isArray(sd.param_groups) || sd.state === undefined || sd.state === null) {
       throw new Error(`${where}: expected { state, param_groups }`);
     }
-    if (sd.param_groups.length !== 1) {
-      throw new Error(`${where}: loaded state dict has ${sd.param_groups.length} parameter groups; this optimizer has 1`);
+    const n = this.paramGroups.length;
+    if (sd.param_groups.length !== n) {
+      throw new Error(`${where}: loaded state dict has ${sd.param_groups.length} parameter groups; this optimizer has ${n} (train --encoder-lr makes two: continue with the same --encoder-lr)`);
     }
-    const group0 = sd.param_groups[0] as unknown;
-    const group = (group0 instanceof Map ? Object.fromEntries(group0) : group0) as Record<string, unknown>;
-    if (group === null || typeof group !== 'object') throw new Error(`${where}: param_groups[0] is not a dict`);
-    const ids = group.params;
-    if (!Array.isArray(ids) || ids.length !== this.params.length) {
-      throw new Error(
-        `${where}: loaded state dict contains a parameter group that doesn't match the size of optimizer's group ` +
-          `(${Array.isArray(ids) ? ids.length : 'no params list'} saved vs ${this.params.length} parameters)`,
-      );
-    }
-    // PyTorch maps saved ids to parameters by position within the group.
+    // PyTorch maps saved ids to parameters by position, across the groups in order.
     const posOf = new Map<number, number>();
-    ids.forEach((id, pos) => posOf.set(Number(id), pos));
-    const lr = group.lr;
-    if (typeof lr !== 'number' || !(lr >= 0)) throw new Error(`${where}: param_groups[0].lr must be a non-negative number, got ${String(lr)}`);
-    const initialLr = group.initial_lr;
-    if (initialLr !== undefined && typeof initialLr !== 'number') throw new Error(`${where}: param_groups[0].initial_lr must be a number`);
-    return { group, posOf, lr, initialLr: initialLr as number | undefined };
+    const groups = sd.param_groups.map((raw: unknown, k) => {
+      const group = (raw instanceof Map ? Object.fromEntries(raw) : raw) as Record<string, unknown>;
+      if (group === null || typeof group !== 'object') throw new Error(`${where}: param_groups[${k}] is not a dict`);
+      const ids = group.params;
+      const want = this.paramGroups[k].indices;
+      if (!Array.isArray(ids) || ids.length !== want.length) {
+        throw new Error(
+          `${where}: loaded state dict contains a parameter group that doesn't match the size of optimizer's group ` +
+            `(${Array.isArray(ids) ? ids.length : 'no params list'} saved vs ${want.length} parameters)`,
+        );
+      }
+      ids.forEach((id, j) => posOf.set(Number(id), want[j]));
+      const lr = group.lr;
+      if (typeof lr !== 'number' || !(lr >= 0)) throw new Error(`${where}: param_groups[${k}].lr must be a non-negative number, got ${String(lr)}`);
+      const initialLr = group.initial_lr;
+      if (initialLr !== undefined && typeof initialLr !== 'number') throw new Error(`${where}: param_groups[${k}].initial_lr must be a number`);
+      return { group, lr, initialLr: initialLr as number | undefined };
+    });
+    return { groups, posOf };
   }
 
   /** Copies one parameter's saved state into `out` (checked, cast as PyTorch's _cast); returns its step. */

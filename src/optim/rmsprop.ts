@@ -15,7 +15,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Optimizer, bool, checkNonNegative, foreachNeg, num } from './optimizer.js';
+import { Optimizer, type ParamGroupInit, bool, checkNonNegative, foreachNeg, num } from './optimizer.js';
 
 export interface RMSpropOptions {
   lr?: number; // default 1e-2 (PyTorch's)
@@ -37,7 +37,7 @@ export class RMSprop extends Optimizer {
   centered: boolean;
   maximize: boolean;
 
-  constructor(params: Tensor[], o: RMSpropOptions = {}) {
+  constructor(params: Tensor[] | ParamGroupInit[], o: RMSpropOptions = {}) {
     super(params, o.lr ?? 1e-2);
     this.alpha = o.alpha ?? 0.99;
     this.eps = o.eps ?? 1e-8;
@@ -87,8 +87,8 @@ export class RMSprop extends Optimizer {
     return keys;
   }
 
-  protected update(idx: number[], params: Tensor[], grads: Tensor[]): void {
-    const { alpha, eps, weightDecay, momentum, centered, lr } = this;
+  protected update(idx: number[], params: Tensor[], grads: Tensor[], lr: number): void {
+    const { alpha, eps, weightDecay, momentum, centered } = this;
     const keys = this.stateKeys();
     for (const i of idx) this.ensureState(i, keys);
     this.incrementSteps(idx);

@@ -1,5 +1,6 @@
 /**
- * Learning-rate schedulers over an optimizer's single `lr`, with PyTorch-layout state dicts.
+ * Learning-rate schedulers over an optimizer's parameter groups (each group's lr scheduled from its
+ * own base lr, as PyTorch does), with PyTorch-layout state dicts.
  *
  * - ReduceLROnPlateau: torch.optim.lr_scheduler.ReduceLROnPlateau, exact semantics (1.13).
  *   Stepped with a metric (the reference trainer: val Dice, mode 'max', patience 5, at every
@@ -23,8 +24,12 @@
 import type { Optimizer } from './optimizer.js';
 import type { Stateful } from '../io/stateful.js';
 
-/** The optimizer surface schedulers need: a mutable lr, and initial_lr for the state dict. */
-export type LrTarget = Pick<Optimizer, 'lr' | 'initialLr'>;
+/** One group's lr as schedulers see it: a mutable lr, and initial_lr for the state dict. */
+export type LrGroup = Pick<Optimizer, 'lr' | 'initialLr'>;
+/** The optimizer surface schedulers need: its groups, or a lone { lr, initialLr } (one group). */
+export type LrTarget = LrGroup & { readonly paramGroups?: readonly LrGroup[] };
+const groupsOf = (t: LrTarget): readonly LrGroup[] => t.paramGroups ?? [t];
+const lrsOf = (t: LrTarget): number[] => groupsOf(t).map((g) => g.lr);
 
 export type StepInterval = 'metric' | 'epoch' | 'step' | 'never';
 
@@ -42,10 +47,11 @@ function need<T>(sd: Record<string, unknown>, key: string, type: 'number' | 'str
   if (typeof v !== type) throw new Error(`${where}.loadStateDict: '${key}' must be a ${type}, got ${String(v)}`);
   return v as T;
 }
-function numList(sd: Record<string, unknown>, key: string, where: string): number[] {
+/** A list of one number per parameter group. */
+function numList(sd: Record<string, unknown>, key: string, where: string, n: number): number[] {
   const v = sd[key];
-  if (!Array.isArray(v) || v.length !== 1 || typeof v[0] !== 'number') throw new Error(`${where}.loadStateDict: '${key}' must be a one-element list of numbers`);
-  return [v[0]];
+  if (!Array.isArray(v) || v.length !== n || !v.every((x) => typeof x === 'number')) throw new Error(`${where}.loadStateDict: '${key}' must be a list of ${n} number${n === 1 ? '' : 's'} (one per parameter group)`);
+  return [...v] as number[];
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -132,24 +138,25 @@ export class ReduceLROnPlateau implements LRScheduler {
       this.cooldownCounter = this.cooldown;
       this.numBadEpochs = 0;
     }
-    this.lastLr = [this.optimizer.lr];
+    this.lastLr = lrsOf(this.optimizer);
   }
 
   private reduceLr(): void {
-    const oldLr = this.optimizer.lr;
-    const newLr = Math.max(oldLr * this.factor, this.minLr);
-    if (oldLr - newLr > this.eps) this.optimizer.lr = newLr;
+    for (const g of groupsOf(this.optimizer)) {
+      const newLr = Math.max(g.lr * this.factor, this.minLr);
+      if (g.lr - newLr > this.eps) g.lr = newLr;
+    }
   }
 
   getLastLr(): number[] {
-    return this.lastLr ? [...this.lastLr] : [this.optimizer.lr];
+    return this.lastLr ? [...this.lastLr] : lrsOf(this.optimizer);
   }
 
   /** PyTorch's `__dict__` minus the optimizer, in its key order. */
   stateDict(): Record<string, unknown> {
     const sd: Record<string, unknown> = {
       factor: this.factor,
-      min_lrs: [this.minLr],
+      min_lrs: groupsOf(this.optimizer).map(() => this.minLr),
       patience: this.patience,
       verbose: false,
       cooldown: this.cooldown,
@@ -169,13 +176,14 @@ export class ReduceLROnPlateau implements LRScheduler {
 
   loadStateDict(sd: Record<string, unknown>): void {
     const w = 'ReduceLROnPlateau';
+    const n = groupsOf(this.optimizer).length;
     const mode = need<string>(sd, 'mode', 'string', w);
     const thresholdMode = need<string>(sd, 'threshold_mode', 'string', w);
     if (mode !== 'min' && mode !== 'max') throw new Error(`${w}.loadStateDict: mode ${mode} is unknown!`);
     if (thresholdMode !== 'rel' && thresholdMode !== 'abs') throw new Error(`${w}.loadStateDict: threshold mode ${thresholdMode} is unknown!`);
     const next = {
       factor: need<number>(sd, 'factor', 'number', w),
-      minLr: numList(sd, 'min_lrs', w)[0],
+      minLr: numList(sd, 'min_lrs', w, n)[0], // one min_lr for every group (as we write them)
       patience: need<number>(sd, 'patience', 'number', w),
       cooldown: need<number>(sd, 'cooldown', 'number', w),
       cooldownCounter: need<number>(sd, 'cooldown_counter', 'number', w),
@@ -189,7 +197,7 @@ export class ReduceLROnPlateau implements LRScheduler {
     this.mode = mode;
     this.thresholdMode = thresholdMode;
     this.modeWorse = this.initIsBetter(); // PyTorch re-derives it (_init_is_better)
-    this.lastLr = sd._last_lr === undefined ? undefined : numList(sd, '_last_lr', w);
+    this.lastLr = sd._last_lr === undefined ? undefined : numList(sd, '_last_lr', w, n);
   }
 }
 
@@ -199,7 +207,8 @@ export class ReduceLROnPlateau implements LRScheduler {
 export abstract class EpochScheduler implements LRScheduler {
   readonly interval: 'epoch' | 'step';
   protected readonly optimizer: LrTarget;
-  baseLr: number;
+  /** Each group's initial_lr, which its lr is scheduled from. */
+  baseLrs: number[];
   lastEpoch = 0;
   protected stepCount = 0;
   protected lastLr: number[];
@@ -208,9 +217,9 @@ export abstract class EpochScheduler implements LRScheduler {
     if (interval !== 'epoch' && interval !== 'step') throw new Error(`scheduler interval must be 'epoch' or 'step', got ${String(interval)}`);
     this.interval = interval;
     this.optimizer = optimizer;
-    if (optimizer.initialLr === undefined) optimizer.initialLr = optimizer.lr;
-    this.baseLr = optimizer.initialLr;
-    this.lastLr = [optimizer.lr];
+    for (const g of groupsOf(optimizer)) if (g.initialLr === undefined) g.initialLr = g.lr;
+    this.baseLrs = groupsOf(optimizer).map((g) => g.initialLr as number);
+    this.lastLr = lrsOf(optimizer);
   }
 
   /** The initial step of PyTorch's constructor: subclasses call it once their fields are set. */
@@ -223,8 +232,14 @@ export abstract class EpochScheduler implements LRScheduler {
   /** Schedule length (epochs or steps, as `interval`). */
   abstract total: number;
 
-  /** lr at schedule position t (t = last_epoch). */
-  abstract lrAt(t: number): number;
+  /** lr at schedule position t (t = last_epoch), for a group whose base lr is `base` (default: the first group's). */
+  abstract lrAt(t: number, base?: number): number;
+
+  /** Sets every group's lr for position t. */
+  private setLrs(t: number): void {
+    groupsOf(this.optimizer).forEach((g, i) => (g.lr = this.lrAt(t, this.baseLrs[i])));
+    this.lastLr = lrsOf(this.optimizer);
+  }
 
   /**
    * Moves the schedule to `position` with `total` as its length, and the lr with it: --time-budget
@@ -234,15 +249,13 @@ export abstract class EpochScheduler implements LRScheduler {
     if (!Number.isInteger(total) || total <= 0 || !Number.isInteger(position) || position < 0) throw new RangeError(`replan: position ${position} and total ${total} must be integers, total > 0`);
     this.total = total;
     this.lastEpoch = position;
-    this.optimizer.lr = this.lrAt(position);
-    this.lastLr = [this.optimizer.lr];
+    this.setLrs(position);
   }
 
   step(_metric?: number): void {
     this.stepCount += 1;
     this.lastEpoch += 1;
-    this.optimizer.lr = this.lrAt(this.lastEpoch);
-    this.lastLr = [this.optimizer.lr];
+    this.setLrs(this.lastEpoch);
   }
 
   getLastLr(): number[] {
@@ -256,7 +269,7 @@ export abstract class EpochScheduler implements LRScheduler {
   stateDict(): Record<string, unknown> {
     return {
       ...this.ownState(),
-      base_lrs: [this.baseLr],
+      base_lrs: [...this.baseLrs],
       last_epoch: this.lastEpoch,
       verbose: false,
       _step_count: this.stepCount,
@@ -268,12 +281,13 @@ export abstract class EpochScheduler implements LRScheduler {
   /** Restores the schedule position; like PyTorch it does not touch the optimizer's lr (load the optimizer's state too). */
   loadStateDict(sd: Record<string, unknown>): void {
     const w = this.constructor.name;
-    const baseLr = numList(sd, 'base_lrs', w)[0];
+    const n = groupsOf(this.optimizer).length;
+    const baseLrs = numList(sd, 'base_lrs', w, n);
     const lastEpoch = need<number>(sd, 'last_epoch', 'number', w);
     const stepCount = need<number>(sd, '_step_count', 'number', w);
-    const lastLr = numList(sd, '_last_lr', w);
+    const lastLr = numList(sd, '_last_lr', w, n);
     this.loadOwnState(sd);
-    this.baseLr = baseLr;
+    this.baseLrs = baseLrs;
     this.lastEpoch = lastEpoch;
     this.stepCount = stepCount;
     this.lastLr = lastLr;
@@ -320,8 +334,8 @@ export class CosineWarmupLR extends EpochScheduler {
     }
   }
 
-  lrAt(t: number): number {
-    const { baseLr: base, total: T, warmup: W, minLr } = this;
+  lrAt(t: number, base = this.baseLrs[0]): number {
+    const { total: T, warmup: W, minLr } = this;
     if (t < W) return base * ((t + 1) / W); // (t+1)/W first: exactly base at t = W-1
     const progress = Math.min(t - W, T - W) / (T - W);
     return minLr + ((base - minLr) * (1 + Math.cos(Math.PI * progress))) / 2;
@@ -368,8 +382,8 @@ export class PolyLR extends EpochScheduler {
     this.initialStep();
   }
 
-  lrAt(t: number): number {
-    return this.baseLr * (1 - Math.min(t, this.total) / this.total) ** this.power;
+  lrAt(t: number, base = this.baseLrs[0]): number {
+    return base * (1 - Math.min(t, this.total) / this.total) ** this.power;
   }
 
   protected ownState(): Record<string, unknown> {
@@ -390,7 +404,7 @@ export class NoneScheduler implements LRScheduler {
   constructor(private readonly optimizer: LrTarget) {}
   step(_metric?: number): void {}
   getLastLr(): number[] {
-    return [this.optimizer.lr];
+    return lrsOf(this.optimizer);
   }
   stateDict(): Record<string, unknown> {
     return {};

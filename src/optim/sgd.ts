@@ -11,7 +11,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { Optimizer, type StateRecord, bool, checkNonNegative, foreachNeg, num } from './optimizer.js';
+import { Optimizer, type ParamGroupInit, type StateRecord, bool, checkNonNegative, foreachNeg, num } from './optimizer.js';
 
 export interface SGDOptions {
   lr: number; // required, as in PyTorch
@@ -31,7 +31,7 @@ export class SGD extends Optimizer {
   nesterov: boolean;
   maximize: boolean;
 
-  constructor(params: Tensor[], o: SGDOptions) {
+  constructor(params: Tensor[] | ParamGroupInit[], o: SGDOptions) {
     if (o === undefined || typeof o.lr !== 'number') throw new Error('SGD: lr is required');
     super(params, o.lr);
     this.momentum = o.momentum ?? 0;
@@ -77,8 +77,8 @@ export class SGD extends Optimizer {
     return key === 'momentum_buffer';
   }
 
-  protected update(idx: number[], params: Tensor[], grads: Tensor[]): void {
-    const { momentum, dampening, weightDecay, lr } = this;
+  protected update(idx: number[], params: Tensor[], grads: Tensor[], lr: number): void {
+    const { momentum, dampening, weightDecay } = this;
     let g = grads;
     if (this.maximize) g = foreachNeg(g);
     if (weightDecay !== 0) g = E.foreach.add(g, params, weightDecay);

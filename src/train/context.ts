@@ -7,6 +7,7 @@ import type { AutocastDtype, Device, Tensor } from '../engine/index.js';
 import type { EpochPosition, MaskValues } from '../model/checkpoint.js';
 import type { UNet, UNetArgs } from '../model/index.js';
 import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../optim/index.js';
+import type { EncoderFreeze } from './freeze.js';
 import type { Tracker } from '../tracking/index.js';
 import type { Cadence } from './cadence.js';
 import type { AuxHeads } from './deep-supervision.js';
@@ -88,6 +89,8 @@ export interface TrainRun {
   classWeights: Tensor | null;
   optimizer: Optimizer;
   scheduler: LRScheduler;
+  /** --freeze-encoder (train/freeze.ts); null without. */
+  freeze: EncoderFreeze | null;
   scaler: GradScaler;
   early: EarlyStopping;
   /** Shuffling and augmentation draws (per rank); saved in checkpoints. */
@@ -161,7 +164,8 @@ export interface EpochMark {
    */
   buffers: Map<string, Tensor>;
   scheduler: unknown;
-  lr: number;
+  /** Every parameter group's lr (--encoder-lr: two). */
+  lrs: number[];
   bnFresh: boolean;
 }
 

@@ -38,6 +38,7 @@ interface Position {
 export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochStats> {
   const { cfg, hooks, dist } = run;
   run.model.train();
+  run.freeze?.startEpoch(epoch);
   const from = run.resumeAt?.epoch === epoch ? run.resumeAt : null;
   run.resumeAt = null;
   // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
@@ -104,7 +105,7 @@ function setMark(run: TrainRun, m: Pick<EpochMark, 'epoch' | 'batch' | 'order' |
   disposeMark(run);
   const copy = (t: Tensor) => E.noGrad(() => t.clone()).keep();
   const buffers = new Map(run.model.namedBuffers().map(([k, t]) => [k, copy(t)]));
-  run.mark = { ...m, loss: copy(epochLoss), buffers, scheduler: structuredClone(run.scheduler.stateDict()), lr: run.optimizer.lr, bnFresh: run.bnFresh };
+  run.mark = { ...m, loss: copy(epochLoss), buffers, scheduler: structuredClone(run.scheduler.stateDict()), lrs: run.optimizer.lrs, bnFresh: run.bnFresh };
 }
 
 export function disposeMark(run: TrainRun): void {
@@ -153,6 +154,7 @@ async function microStep(run: TrainRun, b: Batch, at: Position, epochLength: num
 
 function stepOptimizer(run: TrainRun): void {
   const { scaler, optimizer } = run;
+  run.freeze?.beforeStep();
   scaler.unscale_(optimizer);
   if (run.cfg.gradClip > 0) clipGradNorm(run.params, run.cfg.gradClip).dispose();
   scaler.step(optimizer);

@@ -10,6 +10,7 @@ import type { AutocastDtype, Device } from '../engine/index.js';
 import { type EpochPosition, type LoadedCheckpoint, type MaskValues, architectureProblem, prepareCheckpointDir } from '../model/checkpoint.js';
 import { type UNet, type UNetArgs, fullArgs, minSideFor } from '../model/index.js';
 import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
+import { EncoderFreeze, encoderParameters, optimizerParams } from './freeze.js';
 import { Tracker } from '../tracking/index.js';
 import { budgetSchedule } from './budget.js';
 import { describeCadence, validationCadence } from './cadence.js';
@@ -131,8 +132,11 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   const weights = cfg.classWeights;
   const classWeights = Array.isArray(weights) ? E.tidy(() => E.tensor(Float32Array.from(weights), [weights.length]).to({ device: p.device })) : null;
   if (classWeights) release.push(() => classWeights.dispose());
-  const optimizer = createOptimizer(cfg.optimizer, params, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum, nesterov: cfg.nesterov });
+  const encoder = encoderParameters(model);
+  const groups = optimizerParams(params, encoder, cfg.learningRate, cfg.encoderLr);
+  const optimizer = createOptimizer(cfg.optimizer, groups, { lr: cfg.learningRate, weightDecay: cfg.weightDecay, momentum: cfg.momentum, nesterov: cfg.nesterov });
   release.push(() => optimizer.dispose());
+  const freeze = cfg.freezeEncoder !== 0 && encoder.length > 0 ? new EncoderFreeze(encoder, cfg.freezeEncoder) : null;
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
   let globalStep = 0;
   const worldSize = dist?.worldSize ?? 1;
@@ -193,7 +197,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
   const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
   return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, classWeights, optimizer, scheduler, tracker, ckptDir, replaceOtherRun, cadence, loaders,
+    ...p, dist, worldSize, cuda, channelsLast: cuda, params, classWeights, optimizer, scheduler, freeze, tracker, ckptDir, replaceOtherRun, cadence, loaders,
     globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
   };
 }

@@ -78,7 +78,7 @@ export async function saveInterrupted(run: TrainRun, path: string, epoch: number
   // (BatchNorm statistics) and validation rounds (scheduler, lr) the resumed run repeats.
   run.model.loadStateDict(mark.buffers, false);
   run.scheduler.loadStateDict(structuredClone(mark.scheduler) as never);
-  run.optimizer.lr = mark.lr;
+  run.optimizer.lrs = mark.lrs;
   run.bnFresh = mark.bnFresh;
   const { dist, worldSize } = run;
   let reduced: number[];

@@ -20,6 +20,7 @@ import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { resolveClassWeights } from './class-weights.js';
 import { AuxHeads } from './deep-supervision.js';
+import { checkEncoderFlags, loadPretrained, weightsArgs } from './freeze.js';
 import { ModelEma } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
@@ -44,6 +45,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   checkClassNames(cfg.classNames ?? [], cfg.classes);
   checkArchitecture(cfg);
   checkClassWeights(cfg.classWeights, cfg.classes);
+  checkEncoderFlags(cfg);
   const log = hooks.log ?? ((l: string) => console.log(l));
   const warn = hooks.warn ?? ((l: string) => console.warn(`warning: ${l}`));
   const device = E.resolveDevice(cfg.device);
@@ -61,7 +63,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   cfg = { ...cfg, classWeights: await resolveClassWeights(cfg.classWeights, cfg.classes, data, log, cfg.skipBad) };
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
-  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels };
+  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels, ...weightsArgs(cfg, data.nChannels, ckpt?.modelArgs) };
   const model = hooks.createModel ? hooks.createModel(wanted) : new UNet(wanted);
   const modelArgs = model.args; // as built: a test's narrow createModel records its own width
   const auxHeads = cfg.deepSupervision ? new AuxHeads(modelArgs) : null; // training only, beside the model
@@ -74,6 +76,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   try {
     if (ckpt?.modelArgs) checkArgs(ckpt, modelArgs, auxHeads !== null);
     if (ckpt) loadWeights(model, ckpt);
+    if (cfg.encoderWeights) log(ckpt ? `--encoder-weights not read: the weights come from ${ckpt.path}` : `Encoder weights: ${await loadPretrained(model, cfg, data.nChannels)}`);
     // The heads a checkpoint saved (none: they start fresh, e.g. from a plain model's weights).
     if (ckpt?.auxHeads && auxHeads) loadWeights(auxHeads, ckpt, ckpt.auxHeads, 'deep_supervision_state_dict');
     // 3. Create data loaders  4. Set up the optimizer and the LR scheduler (restored when resuming),
