@@ -9,5 +9,9 @@ export { DEFAULT_DECODER_CHANNELS, EncoderUNet, encoderArgsProblem, fullEncoderA
 /** Either model: what training, prediction, export and the bench hold. */
 export type SegmentationModel = UNet | EncoderUNet;
 
-/** The model the args describe: the reference UNet, or the UNet over args.encoder. */
-export const createModel = (args: UNetArgs): SegmentationModel => (hasEncoder(args) ? new EncoderUNet(args) : new UNet(args));
+/** The model the args describe: the reference UNet (narrowed by `widthDivisor`, tests and bench only), or the UNet over args.encoder. */
+export function createModel(args: UNetArgs, widthDivisor = 1): SegmentationModel {
+  if (!hasEncoder(args)) return new UNet(args, widthDivisor);
+  if (widthDivisor !== 1) throw new RangeError('a width divisor narrows the plain UNet only, not an encoder UNet');
+  return new EncoderUNet(args);
+}
