@@ -72,13 +72,13 @@ export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
 /** The model the flags and data ask for: the reference UNet, or --encoder's (depth and widths filled in). */
 export function wantedArgs(cfg: TrainConfig, nChannels: number): UNetArgs {
   const base = { nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
-  if (cfg.encoder === 'plain') return { ...base, depth: cfg.depth, baseChannels: cfg.baseChannels };
+  if ((cfg.encoder ?? 'plain') === 'plain') return { ...base, depth: cfg.depth, baseChannels: cfg.baseChannels }; // configs made before --encoder have none
   return { ...base, encoder: cfg.encoder, encoderDepth: cfg.encoderDepth, decoderChannels: cfg.decoderChannels ?? DEFAULT_DECODER_CHANNELS.slice(0, cfg.encoderDepth) };
 }
 
 /** --encoder and the flags of the reference UNet's shape, which it replaces (usage errors). */
 function checkEncoder(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSupervision' | 'encoder' | 'encoderDepth' | 'decoderChannels' | 'bilinear'>): void {
-  if (cfg.encoder === 'plain') return;
+  if ((cfg.encoder ?? 'plain') === 'plain') return;
   const names = ['plain', ...Object.keys(ENCODERS)];
   if (!names.includes(cfg.encoder)) throw new OptionError(`--encoder must be one of ${names.join(', ')}; got '${cfg.encoder}'`);
   if (cfg.deepSupervision) throw new OptionError('--deep-supervision is not supported with --encoder (its heads sit on the reference UNet\'s decoder); leave one of them out');
