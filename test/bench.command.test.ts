@@ -92,11 +92,11 @@ describe('bench flags', () => {
 });
 
 describe('bench --encoder', () => {
-  test('times the encoder UNet, and with --reference the same smp-style model in PyTorch (scripts/smp_unet_reference.py); a narrowed encoder is refused', async (t) => {
+  test('times the encoder UNet, and with --reference the same smp-style model in PyTorch (test/reference/bench.py --encoder); a narrowed encoder is refused', async (t) => {
     const torch = hasTorch();
     if (!torch) t.diagnostic('no torch for /usr/bin/python3: timing our side only');
     const flags = ['bench', '--encoder', 'resnet18', '--encoder-depth', '3', '-b', '1', '--height', '32', '--width', '32', '--steps', '1', '--warmup', '0', '--device', 'cpu'];
-    const r = await runCli([...flags, ...(torch ? ['--reference', join(import.meta.dirname, '..', 'scripts', 'smp_unet_reference.py')] : [])], { timeoutMs: 240_000 });
+    const r = await runCli([...flags, ...(torch ? ['--reference', REF] : [])], { timeoutMs: 240_000 });
     assert.equal(r.code, 0, r.stderr);
     const lines = jsonLines(r.stdout);
     assert.equal(lines[0].impl, 'unet-ts');

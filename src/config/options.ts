@@ -244,7 +244,7 @@ export const benchOptions = {
   tile: { flags: '--tile <n>', help: 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)', default: undefined as number | undefined, parse: benchTile },
   overlap: { flags: '--overlap <f>', help: 'window overlap for --tile', default: 0.25, parse: overlapParser },
   image: { flags: '--image <file>', help: 'image for --predict --tile (default: a synthetic --width x --height grey PNG)', default: undefined as string | undefined, parse: str },
-  encoder: { flags: '--encoder <name>', help: 'time the encoder UNet of train --encoder (with --reference: scripts/smp_unet_reference.py, the same smp-style model in PyTorch)', default: 'plain', parse: encoderName },
+  encoder: { flags: '--encoder <name>', help: 'time the encoder UNet of train --encoder (--reference test/reference/bench.py times the same smp-style model in PyTorch)', default: 'plain', parse: encoderName },
   encoderDepth: { flags: '--encoder-depth <n>', help: 'with --encoder: as train --encoder-depth', default: 5, parse: encoderDepthParser },
   widthDivisor: { flags: '--width-divisor <n>', help: 'narrow UNet (training and inference steps, --nproc-per-node, --predict --tile): every width divided by n (1 = full)', default: 1, parse: posInt },
   onnx: { flags: '--onnx', help: 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', default: false },
