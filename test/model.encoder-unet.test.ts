@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
-import { loadCheckpoint, saveCheckpoint, weightsToTensors } from '../src/model/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, saveReferenceStateDict, weightsToTensors } from '../src/model/checkpoint.js';
 import { EncoderUNet, type UNetArgs, createModel } from '../src/model/index.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../src/model/encoders/index.js';
 import { PY_EXCHANGE, loadTensors } from './helpers/exchange.js';
@@ -56,6 +56,16 @@ test('encoder args survive a checkpoint and damaged ones are refused', async () 
     await assert.rejects(loadCheckpoint(join(dir, 'huge.pth')), /damaged: model_args ask for a model that cannot be built/);
     await save('unknown.pth', { ...args, encoder: 'resnet9000' });
     await assert.rejects(loadCheckpoint(join(dir, 'unknown.pth')), /encoder resnet9000 is not one of resnet18/);
+    // smp-layout files without model_args: sizes are checked before anything is built
+    const flat = (file: string, edit: (sd: Map<string, E.Tensor>) => void) => {
+      const sd = new Map(m.stateDict());
+      edit(sd);
+      return saveReferenceStateDict(join(dir, file), sd, [0, 1]);
+    };
+    await flat('smp-huge.pth', (sd) => sd.set('decoder.blocks.0.conv1.0.weight', E.zeros([5000, 1, 3, 3])));
+    await assert.rejects(loadCheckpoint(join(dir, 'smp-huge.pth')), /smp-huge\.pth does not hold the weights of an smp-style encoder UNet \(decoder\.blocks\.0\.conv1\.0\.weight has shape \[5000,1,3,3\]\)/);
+    await flat('smp-odd.pth', (sd) => sd.delete('encoder.layer1.1.conv2.weight'));
+    await assert.rejects(loadCheckpoint(join(dir, 'smp-odd.pth')), /its encoder\.\* keys and shapes are none of resnet18, resnet34, resnet50/);
     m.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
