@@ -1,11 +1,15 @@
 // `unet train --encoder` end to end on tiny synthetic data, then `unet predict` and `unet evaluate`
-// on its checkpoint, --resume; and the flags that do not go with an encoder (usage errors).
+// on its checkpoint, --resume; and the flags that do not go with an encoder (usage errors, exit 64:
+// OptionError, which the CLI maps to it).
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { assertCleanFailure, assertNoCrashText, runCli } from './helpers/cli.js';
+import { OptionError, type TrainConfig } from '../src/config/options.js';
+import { checkArchitecture } from '../src/train/setup.js';
+import { assertNoCrashText, runCli } from './helpers/cli.js';
+import { parseTrain } from './helpers/parse.js';
 import { writePairs } from './helpers/fixtures.js';
 import { tempDir } from './helpers/workdir.js';
 
@@ -41,14 +45,16 @@ test('train --encoder resnet18 trains, resumes, and its checkpoint predicts and 
   assert.match(e.stdout, /Confusion matrix/);
 });
 
-test('flags that do not go with --encoder are usage errors', async () => {
-  await ready;
+test('flags that do not go with --encoder are usage errors (exit 64, before any data is read)', async () => {
   for (const [extra, message] of [
     [['--encoder', 'resnet9'], /--encoder must be one of plain, resnet18, resnet34, resnet50/],
     [['--depth', '3'], /--depth 3 only shape the plain UNet/],
     [['--deep-supervision'], /--deep-supervision is not supported with --encoder/],
     [['--decoder-channels', '16,8'], /--decoder-channels has 2 widths, --encoder-depth 3 needs one per stage/],
   ] as [string[], RegExp][]) {
-    assertCleanFailure(await train(['-e', '1', '--checkpoint-dir', join(work, 'ck-refused'), ...extra]), message, extra.join(' '), 64);
+    const { cfg } = await parseTrain(['train', '--encoder', 'resnet18', '--encoder-depth', '3', '--decoder-channels', '16,8,8', ...extra]);
+    assert.throws(() => checkArchitecture(cfg as TrainConfig), (e: Error) => e instanceof OptionError && message.test(e.message), extra.join(' '));
   }
+  const { error } = await parseTrain(['train', '--encoder-depth', '6']);
+  assert.match(error ?? '', /--encoder-depth .* from 3 to 5; got '6'/);
 });
