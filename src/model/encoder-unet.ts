@@ -66,14 +66,13 @@ export class UnetDecoder extends Module {
     super();
     const rev = [...encoderChannels].reverse();
     const skips = [...rev.slice(1), 0];
+    // Children named 'blocks.0', ... give smp's ModuleList keys.
     decoderChannels.forEach((out, i) => {
       this.blocks.push(this.child(`blocks.${i}`, new DecoderBlock(i === 0 ? rev[0] : decoderChannels[i - 1], skips[i], out)));
     });
     initDecoder(this);
   }
 }
-
-// Modules named 'blocks.0' etc. give the ModuleList's keys without a ModuleList class.
 
 /** smp's initialize_decoder: kaiming_uniform_(fan_in, relu) for convolutions, bias 0; BN 1 and 0 (their default). */
 function initDecoder(m: Module): void {
