@@ -90,3 +90,20 @@ describe('bench flags', () => {
     assert.equal(await conv('--batch-size', '3'), 3);
   });
 });
+
+describe('bench --encoder', () => {
+  test('times the encoder UNet, and with --reference the same smp-style model in PyTorch (test/reference/bench.py --encoder); a narrowed encoder is refused', async (t) => {
+    const torch = hasTorch();
+    if (!torch) t.diagnostic('no torch for /usr/bin/python3: timing our side only');
+    const flags = ['bench', '--encoder', 'resnet18', '--encoder-depth', '3', '-b', '1', '--height', '32', '--width', '32', '--steps', '1', '--warmup', '0', '--device', 'cpu'];
+    const r = await runCli([...flags, ...(torch ? ['--reference', REF] : [])], { timeoutMs: 240_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = jsonLines(r.stdout);
+    assert.equal(lines[0].impl, 'unet-ts');
+    if (torch) {
+      assert.equal(lines[1].model, 'smp Unet resnet18');
+      assert.ok((lines[2].ratio_ours_over_pytorch_step_time as number) > 0);
+    }
+    assertCleanFailure(await runCli([...flags, '--width-divisor', '2']), /--encoder times the encoder UNet's train or --predict step: drop --width-divisor/, 'divisor', 1);
+  });
+});

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import type { BenchConfig } from '../config/options.js';
 import * as E from '../engine/index.js';
 import { benchData } from './data.js';
-import { BenchError, type BenchOpts, benchConv, benchTrain } from './steps.js';
+import { ENCODERS } from '../model/encoders/index.js';
+import { BenchError, type BenchOpts, benchArgs, benchConv, benchTrain } from './steps.js';
 import { benchTiled } from './tiled.js';
 
 const CONV_PY = `
@@ -46,7 +47,7 @@ print(json.dumps({'impl': 'pytorch', 'mode': 'predict', 'torch': torch.__version
 async function benchOnnx(o: BenchOpts, web: boolean): Promise<number> {
   if (o.mode !== 'predict') throw new BenchError('bench: --onnx and --web time inference: add --predict');
   const { benchOnnxNode, benchOnnxWeb } = await import('./onnx.js');
-  const oo = { args: { nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, batch: o.batch, height: o.height, width: o.width, steps: o.steps, warmup: o.warmup };
+  const oo = { args: benchArgs(o), batch: o.batch, height: o.height, width: o.width, steps: o.steps, warmup: o.warmup };
   if (web) {
     if (o.batch !== 1) throw new BenchError('bench: --web times one image at a time: use -b 1');
     console.log(JSON.stringify(await benchOnnxWeb(oo)));
@@ -74,6 +75,15 @@ function benchTta(o: BenchOpts, c: BenchConfig): number {
   return 0;
 }
 
+/** --encoder: a registered name, a train or --predict step (the PyTorch side times training only), full width. */
+function checkEncoder(o: BenchOpts, c: BenchConfig): void {
+  if (!o.encoder) return;
+  const names = ['plain', ...Object.keys(ENCODERS)];
+  if (!names.includes(o.encoder)) throw new BenchError(`bench: --encoder must be one of ${names.join(', ')}; got '${o.encoder}'`);
+  if (o.divisor > 1 || o.bilinear || o.mode === 'conv' || c.tile !== undefined || c.nprocPerNode !== undefined) throw new BenchError('bench: --encoder times the encoder UNet\'s train or --predict step: drop --width-divisor, --bilinear, --conv, --tile and --nproc-per-node');
+  if (o.mode === 'predict' && c.reference !== undefined) throw new BenchError('bench: --encoder --reference times the training step: drop --predict');
+}
+
 export async function benchCommand(c: BenchConfig): Promise<number> {
   if (c.data !== undefined) {
     const lines = await benchData({ dir: typeof c.data === 'string' ? c.data : undefined, count: c.count, scale: c.scale, epochs: c.epochs, python: c.reference !== undefined ? c.python : null });
@@ -83,7 +93,9 @@ export async function benchCommand(c: BenchConfig): Promise<number> {
   const o: BenchOpts = {
     device: c.device, batch: c.batchSize, height: c.height, width: c.width, channels: c.channels, classes: c.classes,
     amp: c.amp, bilinear: c.bilinear, steps: c.steps, warmup: c.warmup, mode: c.conv ? 'conv' : c.predict ? 'predict' : 'train', divisor: c.widthDivisor, tta: c.tta,
+    ...(c.encoder !== 'plain' ? { encoder: c.encoder, encoderDepth: c.encoderDepth } : {}),
   };
+  checkEncoder(o, c);
   if ((c.tta ?? 'none') !== 'none') return benchTta(o, c);
   if (c.tile !== undefined) {
     if (o.mode !== 'predict') throw new BenchError('bench: --tile goes with --predict');
@@ -108,6 +120,7 @@ export async function benchCommand(c: BenchConfig): Promise<number> {
       '--channels', String(o.channels), '--classes', String(o.classes), '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(E.getNumThreads()),
       '--amp', o.amp ? (String(ours.device).startsWith('cuda') ? 'fp16' : 'bf16') : 'none'];
     if (o.bilinear) args.push('--bilinear');
+    if (o.encoder) args.push('--encoder', o.encoder, '--encoder-depth', String(o.encoderDepth));
     if (ours.channels_last) args.push('--channels-last', '--cudnn-benchmark');
     const r =
       o.mode === 'predict'

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistContext, launch, workerFromEnv } from '../distributed/index.js';
 import * as E from '../engine/index.js';
-import { UNet } from '../model/index.js';
+import { createModel } from '../model/index.js';
 import { clipGradNorm, createOptimizer } from '../optim/index.js';
-import { BenchError, type BenchOpts, benchTrain } from './steps.js';
+import { BenchError, type BenchOpts, benchArgs, benchTrain } from './steps.js';
 import { segmentationLoss } from '../train/loss.js';
 
 const OUT_ENV = 'UNET_BENCH_OUT';
@@ -26,7 +26,7 @@ async function worker(o: BenchOpts, worldSize: number): Promise<void> {
   const device = E.resolveDevice(o.device === 'auto' || o.device === 'cuda' ? (E.cudaIsAvailable() ? `cuda:${w.localRank}` : 'cpu') : o.device);
   const dist = await DistContext.join(w, { backend: 'auto', timeoutSeconds: 300, device });
   E.manualSeed(0);
-  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
+  const model = createModel({ ...benchArgs(o), depth: undefined, baseChannels: undefined }, o.divisor);
   model.to({ device });
   await dist.wrapModel(model, false);
   const params = model.parameters();

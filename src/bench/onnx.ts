@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from '../engine/index.js';
-import { UNet, type UNetArgs } from '../model/index.js';
+import { type UNetArgs, createModel } from '../model/index.js';
 import { toRaw } from '../model/checkpoint.js';
 import { writeOnnx } from '../export/onnx.js';
 import { loadOnnxPredictor } from '../export/onnx-runtime.js';
@@ -30,7 +30,7 @@ const META = { model_args: '{}', mask_values: '[]', scale: '1', min_size: '16' }
 /** Writes the seed-0 UNet as ONNX (or a web folder) into a temp folder; returns the folder. */
 async function exportSeed0(o: OnnxBenchOptions, web: boolean): Promise<string> {
   E.manualSeed(0);
-  const m = new UNet(o.args);
+  const m = createModel(o.args);
   const dir = mkdtempSync(join(tmpdir(), 'unet-bench-onnx-'));
   try {
     const weights = new Map([...m.stateDict()].map(([k, t]) => [k, toRaw(t)]));

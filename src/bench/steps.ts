@@ -5,7 +5,7 @@
 import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { UNet } from '../model/index.js';
+import { type UNetArgs, createModel } from '../model/index.js';
 import { GradScaler, clipGradNorm, createOptimizer } from '../optim/index.js';
 import { type TtaMode, averagedLogits, ttaViews } from '../predict/tta.js';
 import { segmentationLoss } from '../train/loss.js';
@@ -32,7 +32,13 @@ export interface BenchOpts {
   /** The UNet's shape (train --depth / --base-channels); absent: the reference's 4 and 64. */
   depth?: number;
   baseChannels?: number;
+  /** --encoder: the encoder UNet (train --encoder) instead; absent or 'plain': the reference UNet. */
+  encoder?: string;
+  encoderDepth?: number;
 }
+
+/** The model a bench times: as train builds it from these flags. */
+export const benchArgs = (o: BenchOpts): UNetArgs => ({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear, depth: o.depth, baseChannels: o.baseChannels, encoder: o.encoder, encoderDepth: o.encoderDepth });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -41,7 +47,7 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
   const cuda = device.startsWith('cuda');
   E.manualSeed(0);
   if (cuda) E.setBackendFlags({ cudnnBenchmark: true, allowTF32: true });
-  const model = new UNet({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear, depth: o.depth, baseChannels: o.baseChannels }, o.divisor);
+  const model = createModel(benchArgs(o), o.divisor);
   const channelsLast = cuda;
   model.to({ device, memoryFormat: channelsLast ? 'channels_last' : undefined });
   const params = model.parameters();

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as E from '../engine/index.js';
-import { UNet } from '../model/index.js';
+import { createModel } from '../model/index.js';
 import type { Predictor } from '../predict/predictor.js';
 import { predictTiledFile } from '../predict/tiled-image.js';
-import type { BenchOpts } from './steps.js';
+import { type BenchOpts, benchArgs } from './steps.js';
 
 /** Peak RSS since the last reset (VmHWM), in MiB; reset() starts a new peak (Linux /proc/self/clear_refs). */
 const peakRss = {
@@ -32,7 +32,7 @@ export async function benchTiled(o: BenchOpts & { tile: number; overlap: number;
       await sharp(seed, { raw: { width: 64, height: 64, channels: 1 } }).resize(o.width, o.height, { kernel: 'cubic' }).toColourspace('b-w').png().toFile(image);
     }
     E.manualSeed(0);
-    const model = new UNet({ nChannels: 1, nClasses: o.classes, bilinear: o.bilinear }, o.divisor);
+    const model = createModel({ ...benchArgs(o), nChannels: 1, depth: undefined, baseChannels: undefined }, o.divisor);
     model.eval();
     model.to({ device, memoryFormat: device.startsWith('cuda') ? 'channels_last' : undefined });
     const p = { args: model.args, model, device, ampDtype: o.amp ? E.ampDtypeFor(device) : null, maskValues: o.classes <= 2 ? [0, 1] : Array.from({ length: o.classes }, (_, i) => i) } as unknown as Predictor;

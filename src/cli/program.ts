@@ -122,6 +122,8 @@ async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
   const say = o.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const { cfg, planned } = await applyPlan(values(cmd, trainOptions, file), explicit, cmd.getOptionValueSource('plan') === 'cli', say);
   checkNesterov(cfg, (l) => console.error(l));
+  // A plan shapes the plain UNet (depth, width, deep supervision): with --encoder only its patch, batch, loss and schedule apply.
+  if ((cfg.encoder ?? 'plain') !== 'plain') for (const k of ['depth', 'baseChannels', 'deepSupervision'] as const) if (planned.has(k)) (cfg as Record<typeof k, unknown>)[k] = trainOptions[k].default;
   // --time-budget plans the epochs: -e caps them only when given (flag, --config or --plan).
   const budgetPlansEpochs = cfg.timeBudget > 0 && !explicit.has('epochs') && !planned.has('epochs');
   if (cmd.opts().printConfig) {

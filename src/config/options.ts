@@ -3,7 +3,7 @@
  * config.json and the checkpoint's `config`. Values are validated at the boundary by parsers.ts.
  */
 import {
-  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, depthParser, device, durationParser, emaDecayParser, foldsParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
+  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, decoderChannelsParser, depthParser, device, encoderDepthParser, encoderName, durationParser, emaDecayParser, foldsParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
 } from './parsers.js';
 
 // Everything the tables' users need from the parsers (OptionError, posInt, TileSetting, ...).
@@ -66,6 +66,9 @@ export const trainOptions = {
   auto: { flags: '--auto', help: 'plan from --imgs/--masks (and --time-budget) as `unet plan` does, print the plan, then train with it', default: false },
   depth: { flags: '--depth <n>', help: 'number of down-sampling stages of the UNet (the reference: 4); images need at least 2^n pixels per side', default: 4, parse: depthParser },
   baseChannels: { flags: '--base-channels <n>', help: 'channels of the first stage, doubled per stage (the reference: 64); at most 2048 at the bottleneck (n x 2^depth)', default: 64, parse: posInt },
+  encoder: { flags: '--encoder <name>', help: 'plain: the reference UNet; or an encoder under an smp-style UNet decoder: resnet18, resnet34, resnet50 (README lists every encoder)', default: 'plain', parse: encoderName },
+  encoderDepth: { flags: '--encoder-depth <n>', help: 'with --encoder: encoder stages the decoder uses, 3 to 5; images need at least 2^n pixels per side', default: 5, parse: encoderDepthParser },
+  decoderChannels: { flags: '--decoder-channels <a,b,...>', help: "with --encoder: the decoder's widths, deepest first, one per stage (default: 256,128,64,32,16, the first --encoder-depth of them)", default: null as number[] | null, parse: decoderChannelsParser },
   deepSupervision: { flags: '--deep-supervision', help: "auxiliary outputs at 1/2, 1/4, ... resolution add their losses with nnU-Net's weighting (training only; needs --depth 3 or more)", default: false },
   ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
   classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
@@ -248,6 +251,8 @@ export const benchOptions = {
   tile: { flags: '--tile <n>', help: 'with --predict: tiled prediction of one large grey image, file to mask PNG, region by region (MP/s, peak RSS)', default: undefined as number | undefined, parse: benchTile },
   overlap: { flags: '--overlap <f>', help: 'window overlap for --tile', default: 0.25, parse: overlapParser },
   image: { flags: '--image <file>', help: 'image for --predict --tile (default: a synthetic --width x --height grey PNG)', default: undefined as string | undefined, parse: str },
+  encoder: { flags: '--encoder <name>', help: 'time the encoder UNet of train --encoder (--reference test/reference/bench.py times the same smp-style model in PyTorch)', default: 'plain', parse: encoderName },
+  encoderDepth: { flags: '--encoder-depth <n>', help: 'with --encoder: as train --encoder-depth', default: 5, parse: encoderDepthParser },
   widthDivisor: { flags: '--width-divisor <n>', help: 'narrow UNet (training and inference steps, --nproc-per-node, --predict --tile): every width divided by n (1 = full)', default: 1, parse: posInt },
   onnx: { flags: '--onnx', help: 'with --predict: also time the same model exported to ONNX in onnxruntime-node (CPU)', default: false },
   web: { flags: '--web', help: 'with --predict: time the exported model in headless Chromium (onnxruntime-web, wasm, 1 thread)', default: false },

@@ -105,6 +105,22 @@ export const depthParser: Parser<number> = (raw, flag) => {
   if (v > 10) throw new OptionError(`${flag} is the number of down-sampling stages, from 1 to 10 (the reference: 4); got '${raw}'`);
   return v;
 };
+/** --encoder: a registry name (model/encoders/); checked against the registry by train's setup, which may import it. */
+export const encoderName: Parser<string> = (raw, flag) => {
+  if (!/^[a-z][a-z0-9_]*$/.test(raw)) throw new OptionError(`${flag} expects an encoder name such as plain, resnet18, resnet34 or resnet50; got '${raw}'`);
+  return raw;
+};
+export const encoderDepthParser: Parser<number> = (raw, flag) => {
+  const v = posInt(raw, flag);
+  if (v < 3 || v > 5) throw new OptionError(`${flag} is the number of encoder stages the decoder uses, from 3 to 5; got '${raw}'`);
+  return v;
+};
+/** --decoder-channels a,b,...: positive widths, deepest stage first. */
+export const decoderChannelsParser: Parser<number[]> = (raw, flag) => {
+  const v = raw.split(',').map((x) => Number(x.trim()));
+  if (!v.every((x) => Number.isInteger(x) && x >= 1 && x <= 2048)) throw new OptionError(`${flag} expects comma-separated widths from 1 to 2048, one per encoder stage (e.g. 256,128,64,32,16); got '${raw}'`);
+  return v;
+};
 export const autoOrNonNegInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : nonNegInt(raw, flag));
 export const port: Parser<number> = (raw, flag) => {
   const v = nonNegInt(raw, flag);

@@ -22,8 +22,8 @@ import { makeDirs } from '../io/dirs.js';
 import { writeFailure } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { saveSafetensors } from '../io/safetensors.js';
-import { minSideFor } from '../model/limits.js';
-import type { UNetArgs } from '../model/index.js';
+import { minSideOf } from '../model/limits.js';
+import { type UNetArgs, hasEncoder } from '../model/index.js';
 import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, modelArgsToPy, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
 import { chooseScale, trainingScale } from '../model/scale.js';
 import { checkMembers, modelPaths } from '../predict/ensemble.js';
@@ -76,7 +76,7 @@ async function writeExport(o: ExportOptions, members: Member[]): Promise<string>
   const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
   console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
   const meta: OnnxMetadata = {
-    model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(Math.max(...members.map((m) => minSideFor(m.args.depth)))), ...classNamesMeta(ckpt.classNames, maskValues.length),
+    model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(Math.max(...members.map((m) => minSideOf(m.args)))), ...classNamesMeta(ckpt.classNames, maskValues.length),
     ...(members.length > 1 ? ensembleMeta(members) : {}),
   };
   const weights = members.map((m) => ({ weights: m.ckpt.model, args: m.args }));
@@ -142,7 +142,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   });
   const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
   log(
-    `Exported ${what} of ${paths.join(' + ')} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} bilinear=${args.bilinear}; ` +
+    `Exported ${what} of ${paths.join(' + ')} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} ${hasEncoder(args) ? `encoder=${args.encoder}` : `bilinear=${args.bilinear}`}; ` +
       `mask values ${JSON.stringify(mv.values)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
   );
   if (o.format === 'pth-state-dict') {

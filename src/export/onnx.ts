@@ -11,8 +11,9 @@
  */
 import protobuf from 'protobufjs';
 import type { RawTensor } from '../io/pth.js';
+import type { OnnxSink } from '../nn/index.js';
 import { writeFileAtomic } from '../io/files.js';
-import { REFERENCE_DEPTH, type UNetArgs } from '../model/index.js';
+import { EncoderUNet, REFERENCE_DEPTH, type UNetArgs, hasEncoder } from '../model/index.js';
 import { AttributeType, DataType, GraphProto, ModelProto, TensorProto } from './onnx-schema.js';
 
 export const OPSET = 17;
@@ -53,7 +54,7 @@ interface NodeSpec {
  * A tiny graph builder: each node is named after its module and outputs `<name>_out`. `prefix`
  * goes before every node, constant and weight name (an ensemble's member i: `m<i>.`).
  */
-class Graph {
+class Graph implements OnnxSink {
   readonly nodes: NodeSpec[] = [];
   /** Small constant tensors (int64 shapes, scales), encoded inline. */
   readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
@@ -135,9 +136,23 @@ function unetBody(g: Graph, bilinear: boolean, depth: number): string {
   return g.node('Conv', 'outc.conv', [x, g.w('outc.conv.weight'), g.w('outc.conv.bias')], { kernel_shape: [1, 1] });
 }
 
-function unetGraph(bilinear: boolean, depth: number): Graph {
+/**
+ * The model of `args` as ONNX nodes on `input`; returns the logits' name. An encoder UNet writes
+ * itself (model.onnx): it is built for that only, its own weights unused (the checkpoint's are the initializers).
+ */
+function modelBody(g: Graph, a: UNetArgs): string {
+  if (!hasEncoder(a)) return unetBody(g, a.bilinear, a.depth ?? REFERENCE_DEPTH);
+  const m = new EncoderUNet(a);
+  try {
+    return m.onnx(g, INPUT_NAME);
+  } finally {
+    m.dispose();
+  }
+}
+
+function unetGraph(args: UNetArgs): Graph {
   const g = new Graph();
-  unetBody(g, bilinear, depth);
+  modelBody(g, args);
   g.nodes[g.nodes.length - 1].output = [OUTPUT_NAME]; // the graph's output, named plainly
   return g;
 }
@@ -147,7 +162,7 @@ function ensembleGraph(members: readonly UNetArgs[]): Graph {
   const g = new Graph();
   const probs = members.map((a, i) => {
     g.prefix = `m${i}.`;
-    const logits = unetBody(g, a.bilinear, a.depth ?? REFERENCE_DEPTH);
+    const logits = modelBody(g, a);
     return a.nClasses === 1 ? g.node('Sigmoid', 'sigmoid', [logits]) : g.node('Softmax', 'softmax', [logits], { axis: 1 });
   });
   g.prefix = '';
@@ -202,7 +217,7 @@ export interface OnnxExport {
  * [batch, n_classes, height, width]. Height and width must be at least 2^depth (16 for the reference).
  */
 export async function writeOnnx(path: string, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, producerVersion = ''): Promise<OnnxExport> {
-  return writeGraph(path, unetGraph(args.bilinear, args.depth ?? REFERENCE_DEPTH), weights, args, meta, { output: OUTPUT_NAME, what: 'logits', producerVersion });
+  return writeGraph(path, unetGraph(args), weights, args, meta, { output: OUTPUT_NAME, what: 'logits', producerVersion });
 }
 
 /**
@@ -241,7 +256,7 @@ async function writeGraph(
     node: g.nodes,
     name: 'unet',
     initializer: g.constants,
-    doc_string: 'UNet (milesial/Pytorch-UNet architecture) exported by unet-ts',
+    doc_string: hasEncoder(args) ? `UNet over ${args.encoder} (segmentation_models_pytorch's Unet architecture) exported by unet-ts` : 'UNet (milesial/Pytorch-UNet architecture) exported by unet-ts',
     input: [valueInfo(INPUT_NAME, ['batch', args.nChannels, 'height', 'width'])],
     output: [valueInfo(o.output, ['batch', args.nClasses, 'height', 'width'])],
   }).finish();

@@ -12,7 +12,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { minSideFor } from '../model/limits.js';
+import { minSideOf } from '../model/limits.js';
 import { resolveMaskValues } from '../predict/predictor.js';
 import { loadCheckpoint, modelArgsToPy } from '../model/checkpoint.js';
 import { chooseScale, trainingScale } from '../model/scale.js';
@@ -47,7 +47,7 @@ export function tryItPages(): { serve: (runDir: string, file: string, res: Serve
     const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, []);
     const { scale } = chooseScale(trainingScale(ckpt), undefined);
     const dir = join(root, String(n++));
-    const meta = { model_args: JSON.stringify(modelArgsToPy(args)), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(minSideFor(args.depth)), ...classNamesMeta(ckpt.classNames, mv.values.length) };
+    const meta = { model_args: JSON.stringify(modelArgsToPy(args)), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(minSideOf(args)), ...classNamesMeta(ckpt.classNames, mv.values.length) };
     await writeWebSite(dir, [{ weights: ckpt.model, args }], meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
     return dir;
   }

@@ -16,6 +16,7 @@ import { processAlive } from '../io/lock.js';
 import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
 import { CheckpointError, checkedArgs, inferModelArgs, modelArgsToPy, num } from './model-args.js';
+import { dropUnusedEncoderKeys } from './encoder-args.js';
 import type { UNetArgs } from './unet.js';
 
 export { CheckpointError, architectureProblem, inferModelArgs, modelArgsToPy } from './model-args.js';
@@ -376,7 +377,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
       classNames: parseClassNames(rec.class_names),
       ignoreValue: num(rec.ignore_value),
       postprocess: Array.isArray(rec.postprocess_largest_component) ? rec.postprocess_largest_component.map((c) => Number(c)).filter(Number.isInteger) : null,
-      modelArgs: args ? checkedArgs(args, model, path) : inferModelArgs(model, path),
+      modelArgs: dropUnusedEncoderKeys(model, args ? checkedArgs(args, model, path) : inferModelArgs(model, path)),
       auxHeads: aux ? weightsOf(aux, path, 'deep_supervision_state_dict') : null,
       rawModel: raw ? weightsOf(raw, path, 'raw_model_state_dict') : null,
       emaUpdates: num(rec.ema_updates) ?? 0,
@@ -401,7 +402,7 @@ async function readCheckpoint(path: string, withData: boolean): Promise<LoadedCh
     kind: 'reference',
     model,
     maskValues: parseMaskValues(rec.mask_values),
-    modelArgs: inferModelArgs(model, path),
+    modelArgs: dropUnusedEncoderKeys(model, inferModelArgs(model, path)),
     auxHeads: null,
     epoch: 0,
     loss: null,

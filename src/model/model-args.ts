@@ -2,27 +2,28 @@
  * The model arguments of checkpoints: written as model_args, read back checked against the
  * weights, or inferred from the weights for files without them (the reference's).
  */
-import { UserError } from '../config/errors.js';
-import { PyFloat, type PyValue, type RawTensor } from '../io/pth.js';
-import { MAX_WIDTH, REFERENCE_BASE_CHANNELS, REFERENCE_DEPTH, type UNetArgs, fullArgs } from './unet.js';
+import type { PyValue, RawTensor } from '../io/pth.js';
+import { CheckpointError, num } from './checkpoint-error.js';
+import { checkEncoderArgs, encoderArgsToPy, inferEncoderArgs, isEncoderWeights, storedEncoderArgs } from './encoder-args.js';
+import { MAX_WIDTH, REFERENCE_BASE_CHANNELS, REFERENCE_DEPTH, type UNetArgs, fullArgs, hasEncoder } from './unet.js';
 
-export class CheckpointError extends UserError {}
-
-export const num = (v: PyValue | undefined): number | null => (typeof v === 'number' ? v : v instanceof PyFloat ? v.value : typeof v === 'bigint' ? Number(v) : null);
+export { CheckpointError, num };
 
 /**
  * model_args as Python sees them. Exports (`always` false) name depth and base_channels only where
  * they differ from the reference, so its `UNet(**model_args)` still reads a reference-shaped model.
  */
-export function modelArgsToPy(a: UNetArgs, always = false): Record<string, number | boolean> {
+export function modelArgsToPy(a: UNetArgs, always = false): Record<string, PyValue> {
   const f = fullArgs(a);
-  const out: Record<string, number | boolean> = { n_channels: f.nChannels, n_classes: f.nClasses, bilinear: f.bilinear };
+  const out: Record<string, PyValue> = { n_channels: f.nChannels, n_classes: f.nClasses, bilinear: f.bilinear };
+  if (hasEncoder(a)) return { ...out, ...encoderArgsToPy(a) }; // an smp-style Unet: depth and base channels do not apply
   if (always || f.depth !== REFERENCE_DEPTH || f.baseChannels !== REFERENCE_BASE_CHANNELS) Object.assign(out, { depth: f.depth, base_channels: f.baseChannels });
   return out;
 }
 
 /** Infers (channels, classes, bilinear, depth, base channels) from UNet weights with the reference key names. */
 export function inferModelArgs(model: Map<string, RawTensor>, path = 'checkpoint'): UNetArgs {
+  if (isEncoderWeights(model)) return inferEncoderArgs(model, path); // an smp Unet's state dict (-f / -m import)
   const inc = model.get('inc.double_conv.0.weight');
   const out = model.get('outc.conv.weight');
   if (!inc || !out) {
@@ -57,11 +58,11 @@ export function architectureProblem(depth: number, base: number): string | null 
  * are loaded, so a damaged or hostile file must not ask for a model of billions of parameters.
  */
 export function checkedArgs(args: Record<string, PyValue>, model: Map<string, RawTensor>, path: string): UNetArgs {
+  const channels = { nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true };
+  const withEncoder = storedEncoderArgs(args, channels, path);
+  if (withEncoder) return checkEncoderArgs(withEncoder, model, path);
   // Files written before --depth / --base-channels have neither: the reference's 4 and 64.
-  const stored: UNetArgs = {
-    nChannels: num(args.n_channels) ?? 3, nClasses: num(args.n_classes) ?? 2, bilinear: args.bilinear === true,
-    depth: num(args.depth) ?? REFERENCE_DEPTH, baseChannels: num(args.base_channels) ?? REFERENCE_BASE_CHANNELS,
-  };
+  const stored: UNetArgs = { ...channels, depth: num(args.depth) ?? REFERENCE_DEPTH, baseChannels: num(args.base_channels) ?? REFERENCE_BASE_CHANNELS };
   const inc = model.get('inc.double_conv.0.weight');
   const out = model.get('outc.conv.weight');
   const shapeProblem = architectureProblem(stored.depth as number, stored.baseChannels as number);

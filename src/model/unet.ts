@@ -11,13 +11,28 @@ export interface UNetArgs {
   depth?: number;
   /** Channels of the first stage, doubled per stage (train --base-channels); absent: the reference's 64. */
   baseChannels?: number;
+  /** The encoder under an smp-style UNet (train --encoder, model/encoder-unet.ts); absent or 'plain': this reference UNet. */
+  encoder?: string;
+  /** Encoder stages, 3..5 (train --encoder-depth); absent: 5. */
+  encoderDepth?: number;
+  /** Decoder widths, one per encoder stage (train --decoder-channels); absent: 256,128,64,32,16. */
+  decoderChannels?: number[];
+  /** The segmentation head's kernel: 1 for ours, an imported smp model's 3. */
+  headKernel?: number;
+  /** Per input channel, applied first in the encoder UNet's forward (its weights' normalisation). */
+  normalize?: { mean: number[]; std: number[] };
 }
+
+/** Whether the args describe an encoder UNet (model/encoder-unet.ts) rather than the reference's. */
+export const hasEncoder = (a: UNetArgs): boolean => a.encoder !== undefined && a.encoder !== 'plain';
+
+export type FullUNetArgs = UNetArgs & { depth: number; baseChannels: number };
 
 export const REFERENCE_DEPTH = 4;
 export const REFERENCE_BASE_CHANNELS = 64;
 
 /** args with depth and base channels filled in (the reference's where absent). */
-export const fullArgs = (a: UNetArgs): Required<UNetArgs> => ({ ...a, depth: a.depth ?? REFERENCE_DEPTH, baseChannels: a.baseChannels ?? REFERENCE_BASE_CHANNELS });
+export const fullArgs = (a: UNetArgs): FullUNetArgs => ({ ...a, depth: a.depth ?? REFERENCE_DEPTH, baseChannels: a.baseChannels ?? REFERENCE_BASE_CHANNELS });
 
 /**
  * The widest layer the options allow (train --depth / --base-channels): base x 2^depth at most
@@ -43,7 +58,7 @@ export function decoderWidths(a: UNetArgs): number[] {
 export { minSideFor } from './limits.js';
 
 export class UNet extends Module {
-  readonly args: Required<UNetArgs>;
+  readonly args: FullUNetArgs;
   readonly inc: DoubleConv;
   /** down1..down{depth} */
   readonly downs: Down[] = [];

@@ -20,6 +20,7 @@ import { EXIT } from '../config/errors.js';
 import { OptionError, type Output, type PredictConfig } from '../config/options.js';
 import { scaledSize } from '../data/index.js';
 import { REFERENCE_SCALE, chooseScale } from '../model/scale.js';
+import { hasEncoder } from '../model/unet.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { imageHeader } from '../data/image/regions.js';
 import { decodeWindows, sameSizeBatches } from './batches.js';
@@ -101,7 +102,7 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
     const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${ttaViews(cfg.tta).length} views)`;
     const pp = postprocessClasses(cfg.postprocess ?? 'none', predictor.postprocess, a.nClasses);
     if (cfg.postprocess === 'auto') log(`--postprocess auto: ${pp.length ? `largest component of class ${pp.join(', ')} (recorded in the checkpoint)` : 'none (the checkpoint records no post-processing)'}`);
-    log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} bilinear=${a.bilinear}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
+    log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} ${hasEncoder(a) ? `encoder=${a.encoder}` : `bilinear=${a.bilinear}`}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
     // 3. Predict: windowed images one by one, the others in same-size batches
@@ -180,7 +181,7 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
         run.predicted.push({ input: job.input, width: r.width, height: r.height, mask, probs, index: job.index });
         report.wrote(`${job.input} -> ${[mask, ...(probs ?? [])].filter(Boolean).join(', ') || '(not saved: -n)'} (windows of ${plan.tile}, region by region)`);
       } else {
-        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args.depth);
+        const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args);
         for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
         await write(run, job, await predictTiledInMemory(p, pre, o));
       }
@@ -196,7 +197,7 @@ async function predictWhole(run: Run, jobs: Job[]): Promise<void> {
   const { p, cfg, report } = run;
   const decode = async (job: Job): Promise<{ job: Job; pre?: Preprocessed; error?: unknown }> => {
     try {
-      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args.depth);
+      const pre = await preprocess(job.input, cfg.scale, p.args.nChannels, cfg.maxPixels, p.args);
       for (const w of pre.warnings) report.io.warn(`warning: ${w}`);
       return { job, pre };
     } catch (error) {

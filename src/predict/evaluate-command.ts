@@ -201,7 +201,7 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
 /** Reads an image as in training and its mask at the same size; a mask value the model does not know stops the run. */
 async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, warn: (l: string) => void): Promise<Item | { pair: Pair; error: string }> {
   try {
-    const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels, undefined, p.args.depth);
+    const pre = await preprocess(pair.image, cfg.scale, p.args.nChannels, undefined, p.args);
     for (const w of pre.warnings) warn(`warning: ${w}`);
     const full = await readMaskRaw(pair.mask);
     if (full.width !== pre.fullWidth || full.height !== pre.fullHeight) {

@@ -11,7 +11,8 @@ import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
 import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
-import { REFERENCE_DEPTH, UNet, type UNetArgs, minSideFor } from '../model/index.js';
+import { type SegmentationModel, type UNetArgs, createModel } from '../model/index.js';
+import { minSideOf } from '../model/limits.js';
 import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
 import { trainingScale } from '../model/scale.js';
 import { type TtaMode, averagedLogits } from './tta.js';
@@ -47,9 +48,9 @@ export interface Predictor {
   /** Autocast dtype under --amp (float16 on CUDA, bfloat16 on CPUs with native bf16); null: fp32. */
   ampDtype: E.AutocastDtype | null;
   /** The (first) model. */
-  model: UNet;
+  model: SegmentationModel;
   /** Every model of an ensemble (several -m), `model` first; absent: [model]. */
-  models?: UNet[];
+  models?: SegmentationModel[];
   /** The views each forward pass averages over (tta.ts); absent: none. */
   tta?: TtaMode;
   epoch: number;
@@ -105,7 +106,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
   if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
   const notes: string[] = [];
   const mv = resolveMaskValues(ckpt.maskValues as MaskValues | null, args.nClasses, notes);
-  const model = new UNet(args); // depth and base channels as recorded (older files: read from the weights)
+  const model = createModel(args); // the architecture as recorded (older files and smp imports: read from the weights)
   try {
     const weights = weightsToTensors(ckpt.model);
     try {
@@ -218,9 +219,10 @@ export function greyToRgb(plane: Float32Array): Float32Array {
  * with a warning; any other channel mismatch is an error naming the file. `maxPixels`: the
  * decoder's limit (default its 178,956,970; 0 = none).
  */
-export async function preprocess(path: string, scale: number, nChannels: number, maxPixels?: number, depth = REFERENCE_DEPTH): Promise<Preprocessed> {
+export async function preprocess(path: string, scale: number, nChannels: number, maxPixels?: number, model: UNetArgs | null = null): Promise<Preprocessed> {
   const raw = await readImage(path, { scale, maxPixels });
-  const min = minSideFor(depth);
+  const min = minSideOf(model ?? {});
+  const depth = Math.log2(min);
   if (raw.width < min || raw.height < min) {
     throw new DataError(
       `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${min}x${min} pixels (it halves the size ${depth} times)`,

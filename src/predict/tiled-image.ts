@@ -26,7 +26,7 @@ import type { Tensor } from '../engine/index.js';
 import { DEFAULT_MAX_PIXELS, DataError, type MaskValues, classIndexToMaskValues } from '../data/index.js';
 import { type ImageHeader, PngRowWriter, type PngRowFormat, isTiffName, openScaledRegions, pngToTiff } from '../data/image/regions.js';
 import { isBinary01 } from './overlay.js';
-import { minSideFor } from '../model/limits.js';
+import { minSideOf } from '../model/limits.js';
 import { type Prediction, type Predictor, type Preprocessed, checkChannels, classesAndProbs, greyToRgb } from './predictor.js';
 import { type RowSource, type TileOptions, logitBands, memoryRows } from './sliding-window.js';
 
@@ -225,7 +225,7 @@ export async function predictTiledFile(
   let maskPngPath: string | null = null;
   let untrack = () => {};
   try {
-    const min = minSideFor(p.args.depth);
+    const min = minSideOf(p.args);
     if (src.width < min || src.height < min) {
       throw new DataError(`image is ${src.fullWidth}x${src.fullHeight}; at scale ${scale} that is ${src.width}x${src.height}, but the UNet needs at least ${min}x${min} pixels`, {
         file: path,

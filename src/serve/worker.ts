@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as E from '../engine/index.js';
 import { imageHeader } from '../data/image/regions.js';
-import { minSideFor } from '../model/limits.js';
+import { minSideOf } from '../model/limits.js';
 import { chooseScale } from '../model/scale.js';
 import { encodeMaskPng, renderOverlay } from '../predict/overlay.js';
 import { planTiles, predictTiledInMemory } from '../predict/tiled-image.js';
@@ -37,7 +37,7 @@ async function load(): Promise<LoadedModel[]> {
     const sc = chooseScale(p.trainingScale, init.scale);
     models.set(m.name, { p, scale: sc.scale });
     out.push({
-      name: m.name, path: m.path, nChannels: p.args.nChannels, nClasses: p.args.nClasses, bilinear: p.args.bilinear, minSide: minSideFor(p.args.depth),
+      name: m.name, path: m.path, nChannels: p.args.nChannels, nClasses: p.args.nClasses, bilinear: p.args.bilinear, minSide: minSideOf(p.args),
       maskValues: p.maskValues, device: p.device, scale: sc.scale, notes: [...p.notes, ...(sc.warning ? [sc.warning] : [])],
     });
   }
@@ -72,7 +72,7 @@ async function segment(job: SegmentJob): Promise<JobReply> {
     if (head && head.width * head.height > init.maxPixels) {
       throw new ClientError(`the image is ${head.width}x${head.height} = ${head.width * head.height} pixels, over the server's --max-pixels ${init.maxPixels}`, 413);
     }
-    const pre = await preprocess(file, scale, p.args.nChannels, init.maxPixels, p.args.depth).catch((e: Error) => {
+    const pre = await preprocess(file, scale, p.args.nChannels, init.maxPixels, p.args).catch((e: Error) => {
       throw new ClientError(e.message.replace(`${file}: `, ''), 400);
     });
     const t0 = performance.now();

@@ -5,7 +5,7 @@ import type { DataError, DataLoader, Pair, Rng, RngStateDict, SegmentationDatase
 import type { DistContext } from '../distributed/index.js';
 import type { AutocastDtype, Device, Tensor } from '../engine/index.js';
 import type { EpochPosition, MaskValues } from '../model/checkpoint.js';
-import type { UNet, UNetArgs } from '../model/index.js';
+import type { SegmentationModel, UNetArgs } from '../model/index.js';
 import type { GradScaler, GradScalerOptions, LRScheduler, Optimizer } from '../optim/index.js';
 import type { EncoderFreeze } from './freeze.js';
 import type { Tracker } from '../tracking/index.js';
@@ -23,8 +23,8 @@ export interface TrainHooks {
   signal?: AbortSignal;
   /** Called once the run directory exists (the dashboard uses it). */
   onRunDir?: (dir: string) => void;
-  /** Builds the model instead of `new UNet(args)` (tests: a narrow UNet with the same layout, for long runs). */
-  createModel?: (args: UNetArgs) => UNet;
+  /** Builds the model instead of `createModel(args)` (tests: a narrow UNet with the same layout, for long runs). */
+  createModel?: (args: UNetArgs) => SegmentationModel;
   /** Data-parallel run: this process's rank, collectives and shards (src/distributed). */
   dist?: DistContext;
   /** Sees the split and every training batch, in order (tests: feed the same data to PyTorch). */
@@ -81,7 +81,7 @@ export interface TrainRun {
   worldSize: number;
   data: TrainData;
   modelArgs: UNetArgs;
-  model: UNet;
+  model: SegmentationModel;
   /** --deep-supervision's auxiliary heads (train/deep-supervision.ts); null without. */
   auxHeads: AuxHeads | null;
   params: Tensor[];

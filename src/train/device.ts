@@ -3,7 +3,7 @@ import { type Batch, IGNORE_CLASS } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { classTargets } from '../metrics/ignore.js';
-import type { UNet } from '../model/index.js';
+import type { SegmentationModel } from '../model/index.js';
 import type { TrainRun } from './context.js';
 
 /** Images [N,C,H,W] and masks [N,H,W] int64 on the run's device (-100 on --ignore-index pixels). */
@@ -21,4 +21,4 @@ export function toDevice(run: TrainRun, b: Batch): { x: Tensor; y: Tensor } {
   return { x, y };
 }
 
-export const forward = (run: TrainRun, x: Tensor, model: UNet = run.model): Tensor => E.autocastOn(run.device, run.ampDtype, () => model.forward(x));
+export const forward = (run: TrainRun, x: Tensor, model: SegmentationModel = run.model): Tensor => E.autocastOn(run.device, run.ampDtype, () => model.forward(x));

@@ -13,7 +13,7 @@
  */
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
-import type { UNet } from '../model/index.js';
+import type { SegmentationModel } from '../model/index.js';
 import type { Module } from '../nn/index.js';
 
 /** Ultralytics' warm-up constant: the decay reaches 63% of its value after tau updates. */
@@ -23,7 +23,7 @@ export const EMA_TAU = 2000;
 export const emaDecay = (decay: number, updates: number, tau: number = EMA_TAU): number => decay * (1 - Math.exp(-updates / tau));
 
 /** The averaged copy of `source` in `model`: a fresh module of the same layout, which it moves to `place` and fills. */
-export class ModelEma<M extends Module = UNet> {
+export class ModelEma<M extends Module = SegmentationModel> {
   /** Optimizer steps averaged so far (Ultralytics' `updates`). */
   updates = 0;
   private readonly floats: [Tensor[], Tensor[]] = [[], []];

@@ -6,6 +6,7 @@
 import { type Batch, DataError, DataLoader } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
+import type { UNet } from '../model/index.js';
 import { clipGradNorm } from '../optim/index.js';
 import { roundDue } from './cadence.js';
 import { type EpochMark, TrainError, type TrainRun, isMain } from './context.js';
@@ -125,7 +126,7 @@ async function microStep(run: TrainRun, b: Batch, at: Position, epochLength: num
   const { lossValue, pending } = E.tidy(() => {
     const { x, y } = toDevice(run, b);
     const criterion = (logits: Tensor, target: Tensor) => segmentationLoss(logits, target, cfg.classes, cfg.loss, { weight: run.classWeights ?? undefined });
-    const loss = E.autocastOn(run.device, run.ampDtype, () => (run.auxHeads ? run.auxHeads.loss(run.model, x, y, criterion) : criterion(run.model.forward(x), y)));
+    const loss = E.autocastOn(run.device, run.ampDtype, () => (run.auxHeads ? run.auxHeads.loss(run.model as UNet, x, y, criterion) : criterion(run.model.forward(x), y)));
     const scaled = scaler.scale(accum > 1 ? loss.div(accum) : loss);
     if (!dist) scaled.backward();
     epochLoss.add_(loss.detach());

@@ -8,7 +8,9 @@ import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
 import { type EpochPosition, type LoadedCheckpoint, type MaskValues, architectureProblem, prepareCheckpointDir } from '../model/checkpoint.js';
-import { type UNet, type UNetArgs, fullArgs, minSideFor } from '../model/index.js';
+import { ENCODERS } from '../model/encoders/index.js';
+import { DEFAULT_DECODER_CHANNELS, type SegmentationModel, type UNet, type UNetArgs, fullArgs, fullEncoderArgs, hasEncoder } from '../model/index.js';
+import { minSideOf } from '../model/limits.js';
 import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
 import { EncoderFreeze, encoderParameters, optimizerParams } from './freeze.js';
 import { Tracker } from '../tracking/index.js';
@@ -33,7 +35,7 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
     workers: cfg.workers,
     maxPixels: cfg.maxPixels,
     channels: cfg.channels === 'auto' ? undefined : cfg.channels,
-    minSide: minSideFor(cfg.depth), // 2^depth, checked by scan() before training starts
+    minSide: minSideOf(cfg), // 2^depth (2^encoder depth), checked by scan() before training starts
     ignoreValue: cfg.ignoreIndex ?? null,
     onWarning: warn,
   });
@@ -68,8 +70,27 @@ export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
   return cfg.patchSize ? { size: cfg.patchSize, oversampleFg: cfg.oversampleFg } : undefined;
 }
 
-/** --depth, --base-channels and --deep-supervision together (usage errors). */
-export function checkArchitecture(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSupervision'>): void {
+/** The model the flags and data ask for: the reference UNet, or --encoder's (depth and widths filled in). */
+export function wantedArgs(cfg: TrainConfig, nChannels: number): UNetArgs {
+  const base = { nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear };
+  if ((cfg.encoder ?? 'plain') === 'plain') return { ...base, depth: cfg.depth, baseChannels: cfg.baseChannels }; // configs made before --encoder have none
+  return { ...base, encoder: cfg.encoder, encoderDepth: cfg.encoderDepth, decoderChannels: cfg.decoderChannels ?? DEFAULT_DECODER_CHANNELS.slice(0, cfg.encoderDepth) };
+}
+
+/** --encoder and the flags of the reference UNet's shape, which it replaces (usage errors). */
+function checkEncoder(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSupervision' | 'encoder' | 'encoderDepth' | 'decoderChannels' | 'bilinear'>): void {
+  if ((cfg.encoder ?? 'plain') === 'plain') return;
+  const names = ['plain', ...Object.keys(ENCODERS)];
+  if (!names.includes(cfg.encoder)) throw new OptionError(`--encoder must be one of ${names.join(', ')}; got '${cfg.encoder}'`);
+  if (cfg.deepSupervision) throw new OptionError('--deep-supervision is not supported with --encoder (its heads sit on the reference UNet\'s decoder); leave one of them out');
+  const other = [cfg.depth !== trainOptions.depth.default && `--depth ${cfg.depth}`, cfg.baseChannels !== trainOptions.baseChannels.default && `--base-channels ${cfg.baseChannels}`, cfg.bilinear && '--bilinear'].filter(Boolean);
+  if (other.length) throw new OptionError(`${other.join(' and ')} only shape the plain UNet: they do not apply to --encoder ${cfg.encoder}; use --encoder-depth / --decoder-channels instead`);
+  if (cfg.decoderChannels && cfg.decoderChannels.length !== cfg.encoderDepth) throw new OptionError(`--decoder-channels has ${cfg.decoderChannels.length} widths, --encoder-depth ${cfg.encoderDepth} needs one per stage (${cfg.encoderDepth})`);
+}
+
+/** --depth, --base-channels, --encoder and --deep-supervision together (usage errors). */
+export function checkArchitecture(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSupervision' | 'encoder' | 'encoderDepth' | 'decoderChannels' | 'bilinear'>): void {
+  checkEncoder(cfg);
   const shape = architectureProblem(cfg.depth, cfg.baseChannels);
   if (shape) throw new OptionError(`--depth ${cfg.depth} --base-channels ${cfg.baseChannels}: ${shape}; choose a smaller --depth or --base-channels`);
   const ds = cfg.deepSupervision ? deepSupervisionProblem(cfg.depth) : null;
@@ -91,13 +112,31 @@ export function checkArgs(ckpt: LoadedCheckpoint, wanted: UNetArgs, deepSupervis
   if (got.nChannels !== want.nChannels) diffs.push(`input channels: checkpoint ${got.nChannels}, data/--channels ${want.nChannels}`);
   if (got.nClasses !== want.nClasses) diffs.push(`classes: checkpoint ${got.nClasses}, -c/--classes ${want.nClasses}`);
   if (got.bilinear !== want.bilinear) diffs.push(`upsampling: checkpoint ${got.bilinear ? 'bilinear' : 'transposed conv'}, flags ${want.bilinear ? '--bilinear' : 'no --bilinear'}`);
-  if (got.depth !== want.depth) diffs.push(`depth: checkpoint ${got.depth}, --depth ${want.depth}`);
-  if (got.baseChannels !== want.baseChannels) diffs.push(`base channels: checkpoint ${got.baseChannels}, --base-channels ${want.baseChannels}`);
+  if (got.depth !== want.depth && !hasEncoder(got) && !hasEncoder(want)) diffs.push(`depth: checkpoint ${got.depth}, --depth ${want.depth}`);
+  if (got.baseChannels !== want.baseChannels && !hasEncoder(got) && !hasEncoder(want)) diffs.push(`base channels: checkpoint ${got.baseChannels}, --base-channels ${want.baseChannels}`);
+  diffs.push(...encoderDiffs(got, want));
   // Our checkpoints' optimizer state covers the auxiliary heads' parameters exactly when they have them.
   if (ckpt.kind === 'unet-ts' && (ckpt.auxHeads !== null) !== deepSupervision) diffs.push(`deep supervision: checkpoint ${ckpt.auxHeads ? 'with' : 'without'}, flags ${deepSupervision ? '--deep-supervision' : 'no --deep-supervision'}`);
-  const flags = `-c ${got.nClasses}${got.bilinear ? ' --bilinear' : ''}${got.depth !== 4 ? ` --depth ${got.depth}` : ''}${got.baseChannels !== 64 ? ` --base-channels ${got.baseChannels}` : ''}${ckpt.kind === 'unet-ts' && ckpt.auxHeads ? ' --deep-supervision' : ''}`;
+  const shapeFlags = hasEncoder(got) ? encoderFlags(got) : `${got.bilinear ? ' --bilinear' : ''}${got.depth !== 4 ? ` --depth ${got.depth}` : ''}${got.baseChannels !== 64 ? ` --base-channels ${got.baseChannels}` : ''}`;
+  const flags = `-c ${got.nClasses}${shapeFlags}${ckpt.kind === 'unet-ts' && ckpt.auxHeads ? ' --deep-supervision' : ''}`;
   if (diffs.length) throw new TrainError(`${ckpt.path} was trained with another architecture:\n  ${diffs.join('\n  ')}\nPass matching flags (e.g. ${flags}) or start without --load.`);
 }
+
+/** Encoder, encoder depth and decoder widths of a checkpoint against the flags. */
+function encoderDiffs(got: UNetArgs, want: UNetArgs): string[] {
+  const g = fullEncoderArgs(got);
+  const w = fullEncoderArgs(want);
+  const diffs: string[] = [];
+  if (g.encoder !== w.encoder) diffs.push(`encoder: checkpoint ${g.encoder}, --encoder ${w.encoder}`);
+  else if (hasEncoder(g) && g.encoderDepth !== w.encoderDepth) diffs.push(`encoder depth: checkpoint ${g.encoderDepth}, --encoder-depth ${w.encoderDepth}`);
+  else if (hasEncoder(g) && String(g.decoderChannels) !== String(w.decoderChannels)) diffs.push(`decoder channels: checkpoint ${g.decoderChannels}, --decoder-channels ${w.decoderChannels}`);
+  return diffs;
+}
+
+const encoderFlags = (a: UNetArgs): string => {
+  const f = fullEncoderArgs(a);
+  return ` --encoder ${f.encoder}${f.encoderDepth !== 5 ? ` --encoder-depth ${f.encoderDepth}` : ''}${String(f.decoderChannels) !== String(DEFAULT_DECODER_CHANNELS.slice(0, f.encoderDepth)) ? ` --decoder-channels ${f.decoderChannels}` : ''}`;
+};
 
 export interface RunParts {
   cfg: TrainConfig;
@@ -108,7 +147,7 @@ export interface RunParts {
   ampDtype: AutocastDtype | null;
   data: TrainData;
   modelArgs: UNetArgs;
-  model: UNet;
+  model: SegmentationModel;
   /** --deep-supervision's heads (trained with the model, saved beside it); null without. */
   auxHeads: AuxHeads | null;
   scaler: GradScaler;
@@ -125,7 +164,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   const { cfg, hooks, log, ckpt, data, model } = p;
   const dist = hooks.dist;
   const cuda = p.device.startsWith('cuda');
-  const trainable = p.auxHeads ? new WithAuxHeads(model, p.auxHeads) : model; // one set of parameters to step and synchronise
+  const trainable = p.auxHeads ? new WithAuxHeads(model as UNet, p.auxHeads) : model; // one set of parameters to step and synchronise
   trainable.to({ device: p.device, memoryFormat: cuda ? 'channels_last' : undefined });
   await dist?.wrapModel(trainable, cfg.syncBn);
   const params = trainable.parameters();
@@ -212,10 +251,14 @@ function freshBn(ckpt: LoadedCheckpoint | null, cfg: TrainConfig, at: EpochPosit
   return ckpt?.kind === 'unet-ts' && cfg.preciseBn > 0 && ckpt.config?.preciseBn === cfg.preciseBn;
 }
 
-/** Depth and base channels for the summary, where they differ from the reference's. */
+/** The architecture for the summary: upsampling, depth and base channels where they differ from the reference's; or the encoder's. */
 function shape(run: TrainRun): string {
-  const { depth, baseChannels } = fullArgs(run.modelArgs);
-  return depth === 4 && baseChannels === 64 ? '' : `, depth ${depth}, base ${baseChannels} channels`;
+  if (hasEncoder(run.modelArgs)) {
+    const f = fullEncoderArgs(run.modelArgs);
+    return `encoder ${f.encoder}, encoder depth ${f.encoderDepth}, decoder ${f.decoderChannels.join(',')}`;
+  }
+  const { depth, baseChannels, bilinear } = fullArgs(run.modelArgs);
+  return `${bilinear ? 'bilinear' : 'transposed conv'}${depth === 4 && baseChannels === 64 ? '' : `, depth ${depth}, base ${baseChannels} channels`}`;
 }
 
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */
@@ -232,7 +275,7 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
     `  Validation size: ${data.split.val.length}`,
     `  Images scaling:  ${cfg.scale}`,
     ...(cfg.patchSize ? [`  Patches:         ${cfg.patchSize.join('x')}, ${Math.round(cfg.oversampleFg * 100)}% centred on a foreground class; validation by sliding window`] : []),
-    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${cfg.bilinear ? 'bilinear' : 'transposed conv'}${shape(run)}) ${run.model.numParameters().toLocaleString('en')} parameters${run.auxHeads ? `, deep supervision (${run.auxHeads.heads.length} auxiliary heads)` : ''}`,
+    `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${shape(run)}) ${run.model.numParameters().toLocaleString('en')} parameters${run.auxHeads ? `, deep supervision (${run.auxHeads.heads.length} auxiliary heads)` : ''}`,
     `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
   ].join('\n');
   return [summary, validation];

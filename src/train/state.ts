@@ -5,7 +5,7 @@ import type { Rng, RngStateDict } from '../data/index.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { type CheckpointData, CheckpointError, type EpochPosition, type LoadedCheckpoint, checkpointWriteError, fromPy, saveCheckpoint, weightsToTensors } from '../model/checkpoint.js';
-import type { UNet } from '../model/index.js';
+import type { SegmentationModel } from '../model/index.js';
 import type { Module } from '../nn/index.js';
 import type { RawTensor } from '../io/pth.js';
 import type { GradScalerStateDict, LRScheduler, LoadableOptimizerStateDict } from '../optim/index.js';
@@ -208,13 +208,13 @@ export async function pruneCheckpoints(dir: string, keep: number): Promise<void>
 export class BestWeights {
   private weights: Map<string, Tensor> | null = null;
 
-  snapshot(model: UNet): void {
+  snapshot(model: SegmentationModel): void {
     this.dispose();
     this.weights = new Map([...model.stateDict()].map(([k, t]) => [k, E.noGrad(() => t.clone()).keep()]));
   }
 
   /** Loads the copy into the model; false when there is none. */
-  restoreInto(model: UNet): boolean {
+  restoreInto(model: SegmentationModel): boolean {
     if (this.weights) model.loadStateDict(this.weights);
     return this.weights !== null;
   }

@@ -10,7 +10,7 @@ import { type TrainConfig, checkClassNames, checkClassWeights, classNameCount } 
 import { DataError, Rng, listSome } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
-import { UNet, type UNetArgs } from '../model/index.js';
+import { type UNetArgs, createModel, fullEncoderArgs, hasEncoder } from '../model/index.js';
 import type { RunEnd } from '../tracking/index.js';
 import { GradScaler } from '../optim/index.js';
 import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
@@ -22,7 +22,7 @@ import { resolveClassWeights } from './class-weights.js';
 import { AuxHeads } from './deep-supervision.js';
 import { checkEncoderFlags, loadPretrained, weightsArgs } from './freeze.js';
 import { ModelEma } from './ema.js';
-import { checkArgs, checkArchitecture, createRun, describeRun, loadData } from './setup.js';
+import { checkArgs, checkArchitecture, createRun, describeRun, loadData, wantedArgs } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
 
@@ -63,8 +63,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   cfg = { ...cfg, classWeights: await resolveClassWeights(cfg.classWeights, cfg.classes, data, log, cfg.skipBad) };
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
-  const wanted: UNetArgs = { nChannels: data.nChannels, nClasses: cfg.classes, bilinear: cfg.bilinear, depth: cfg.depth, baseChannels: cfg.baseChannels, ...weightsArgs(cfg, data.nChannels, ckpt?.modelArgs) };
-  const model = hooks.createModel ? hooks.createModel(wanted) : new UNet(wanted);
+  const wanted = fromCheckpoint({ ...wantedArgs(cfg, data.nChannels), ...weightsArgs(cfg, data.nChannels, ckpt?.modelArgs) }, ckpt);
+  const model = hooks.createModel ? hooks.createModel(wanted) : createModel(wanted);
   const modelArgs = model.args; // as built: a test's narrow createModel records its own width
   const auxHeads = cfg.deepSupervision ? new AuxHeads(modelArgs) : null; // training only, beside the model
   const ampDtype = cfg.amp ? E.ampDtypeFor(device) : null;
@@ -109,13 +109,24 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 }
 
 /**
+ * What the flags cannot say of an encoder model loaded with -f: an imported smp model's head kernel,
+ * the normalisation its weights expect. The rest must match (checkArgs).
+ */
+function fromCheckpoint(wanted: UNetArgs, ckpt: LoadedCheckpoint | null): UNetArgs {
+  const got = ckpt?.modelArgs;
+  if (!got || !hasEncoder(got) || got.encoder !== wanted.encoder) return wanted;
+  const { headKernel, normalize } = fullEncoderArgs(got);
+  return { ...wanted, headKernel, ...(normalize ? { normalize } : {}) };
+}
+
+/**
  * --ema: the average starts from the loaded weights (a checkpoint saved with --ema holds it as
  * model_state_dict); then the training weights of such a checkpoint replace them in the model, with
  * or without --ema.
  */
 function startEma(run: TrainRun, ckpt: LoadedCheckpoint | null, release: (() => void)[]): void {
   if (run.cfg.ema > 0) {
-    const ema = new ModelEma(run.model, new UNet(run.modelArgs), run.cfg.ema, { device: run.device, memoryFormat: run.channelsLast ? 'channels_last' : undefined }, run.hooks.emaTau);
+    const ema = new ModelEma(run.model, createModel(run.modelArgs), run.cfg.ema, { device: run.device, memoryFormat: run.channelsLast ? 'channels_last' : undefined }, run.hooks.emaTau);
     release.push(() => ema.dispose());
     run.ema = ema;
     if (ckpt?.rawModel) ema.updates = ckpt.emaUpdates;
