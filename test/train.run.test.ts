@@ -34,7 +34,9 @@ test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeo
   let lastCkpt = '';
   let i = 0;
   // Quick start, scenarios 1-6 and configurations 1 and 4 (the other lines only vary flag values,
-  // and all of them are parsed by train.cli.test.ts).
+  // and all of them are parsed by train.cli.test.ts). A narrow UNet: the flags are the point, and
+  // their code paths do not depend on the width (train.binary-e2e.test.ts runs the full one).
+  const hooks = { ...quiet, createModel: (args: UNetArgs) => tinyUNet(args, 8) };
   for (const line of GUIDE_LINES.slice(0, 10).concat(GUIDE_LINES[12])) {
     let cfg: TrainConfig | undefined;
     const h: Handlers = { train: async (c) => ((cfg = c), 0), predict: async () => 0, evaluate: async () => 0 };
@@ -52,7 +54,7 @@ test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeo
       run.load = target;
       run.epochs = (await loadCheckpoint(target)).epoch + 1;
     }
-    const r = await train(run, quiet);
+    const r = await train(run, hooks);
     assert.equal(r.epochsRun, 1, line);
     assert.ok(r.lastCheckpoint && existsSync(r.lastCheckpoint), line);
     if (cfg.classes === 2 && !cfg.bilinear) lastCkpt = r.lastCheckpoint;
