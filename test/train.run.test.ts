@@ -100,10 +100,11 @@ test('resuming at epoch 2 of 4 ends with the same weights as an uninterrupted ru
 
 test('--load of a reference-format file starts from its weights; a different architecture is a clear error', async () => {
   const dir = join(root, 'arch');
-  await train({ ...base(data3, dir), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true }, quiet);
+  const narrow = { baseChannels: 16 }; // the architecture checks read the width like every other dimension
+  await train({ ...base(data3, dir), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow }, quiet);
   const ck = join(dir, 'checkpoints', 'checkpoint_epoch1.pth');
   await assert.rejects(
-    train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, load: ck }, quiet),
+    train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, ...narrow, load: ck }, quiet),
     /another architecture[\s\S]*upsampling: checkpoint bilinear, flags no --bilinear/,
   );
   const { saveReferenceStateDict, weightsToTensors } = await import('../src/model/checkpoint.js');
@@ -111,7 +112,7 @@ test('--load of a reference-format file starts from its weights; a different arc
   const ref = join(dir, 'reference.pth');
   await saveReferenceStateDict(ref, weightsToTensors(loaded.model), [0, 127, 255]);
   const logs: string[] = [];
-  const r = await train({ ...base(data3, join(dir, 'from-ref')), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, load: ref }, { ...quiet, log: (l) => logs.push(l) });
+  const r = await train({ ...base(data3, join(dir, 'from-ref')), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow, load: ref }, { ...quiet, log: (l) => logs.push(l) });
   assert.equal(r.epochsRun, 1);
   assert.ok(logs.some((l) => /weights only .*reference trainer/.test(l)), logs.join('\n'));
 });
@@ -122,8 +123,8 @@ test('mask values that do not match --classes stop before training with the valu
 
 test('early stopping stops after patience epochs without gain and keeps the last checkpoint', async () => {
   const dir = join(root, 'early');
-  // lr 0: the score never improves, so training stops after patience epochs.
-  const r = await train({ ...base(data3, dir), epochs: 6, batchSize: 4, learningRate: 1e-12, scale: 1, validation: 25, classes: 3, bilinear: true, patience: 2, minDelta: 0.5 }, quiet);
+  // lr 0: the score never improves, so training stops after patience epochs (a narrow UNet: base 16).
+  const r = await train({ ...base(data3, dir), epochs: 6, batchSize: 4, learningRate: 1e-12, scale: 1, validation: 25, classes: 3, bilinear: true, patience: 2, minDelta: 0.5, baseChannels: 16 }, quiet);
   assert.equal(r.stoppedEarly, true);
   assert.equal(r.epochsRun, 3);
   assert.ok(existsSync(join(dir, 'checkpoints', 'checkpoint_epoch3.pth')));
