@@ -5,8 +5,8 @@
 // writes still take a while, and most of a run's time is spent in them.
 //
 // Three kinds of kill, in turn: at a random moment (0.3-4 s after start), right after a
-// checkpoint temp file appears (0-150 ms into the write), and SIGINT followed by SIGKILL 0-400 ms
-// later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 12.
+// checkpoint temp file appears (0-40 ms into the write of 13 MB and its fsync), and SIGINT
+// followed by SIGKILL 0-400 ms later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 12.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,7 +76,7 @@ test(`kill -9 ${KILLS} times, during checkpoint writes too: every checkpoint loa
       await sleep(300 + rand() * 3700);
     } else if (mode === 1) {
       await waitFor(() => ownTemp());
-      await sleep(rand() * 150);
+      await sleep(rand() * 40);
     } else {
       await waitFor(() => /Starting training/.test(run.out()));
       await sleep(rand() * 2000);
