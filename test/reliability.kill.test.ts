@@ -1,12 +1,12 @@
 // kill -9 at random moments, many of them while a checkpoint is being written: every checkpoint
 // on disk still loads, `--load` of the newest one resumes, and the temp files of killed writers
 // are cleaned up by the next run. The real `unet train` in a subprocess, resumed from its newest
-// checkpoint after every kill; --base-channels 16 (13 MB checkpoints, millisecond steps): the
-// writes still take a while, and most of a run's time is spent in them.
+// checkpoint after every kill; --base-channels 16: 13 MB checkpoints, whose writes (with fsync)
+// still take long enough to be hit, and steps of milliseconds.
 //
 // Three kinds of kill, in turn: at a random moment (0.3-4 s after start), right after a
-// checkpoint temp file appears (0-40 ms into the write of 13 MB and its fsync), and SIGINT
-// followed by SIGKILL 0-400 ms later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 12.
+// checkpoint temp file appears (0-40 ms into the write), and SIGINT followed by SIGKILL 0-400 ms
+// later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 12.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
