@@ -41,7 +41,7 @@ describe('unet train refuses before training, or converts', () => {
 
   test('the same folder with --channels 3 trains, with one warning saying how many images were converted', async () => {
     const work = join(root, 'work-mixed3');
-    const r = await runCli([...quickTrainArgs(join(root, 'mixed'), work), '--channels', '3'], { cwd: root, timeoutMs: 300_000 });
+    const r = await runCli([...quickTrainArgs(join(root, 'mixed'), work, ['--base-channels', '16']), '--channels', '3'], { cwd: root, timeoutMs: 300_000 });
     assert.equal(r.code, 0, r.stderr);
     assertNoCrashText(r, 'mixed --channels 3');
     const warnings = r.stderr.split('\n').filter((l) => /were converted/.test(l));

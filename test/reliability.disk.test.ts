@@ -58,6 +58,8 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** Training runs use a narrow UNet (13 MB checkpoints): what fills a disk is the write, not its size. */
+const trainArgs = (work: string, extra: string[] = []) => quickTrainArgs(data, work, ['--base-channels', '16', ...extra]);
 const tempFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
 
 describe('full and read-only disks', { skip: mountProblem }, () => {
@@ -66,7 +68,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
 
   test('reference run on a normal disk (checkpoint size)', { timeout: 180_000 }, async () => {
     const work = join(root, 'normal');
-    const r = await runCli(quickTrainArgs(data, work, ['-b', '2']), { cwd: root, timeoutMs: 180_000 });
+    const r = await runCli(trainArgs(work, ['-b', '2']), { cwd: root, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     model = join(work, 'checkpoints', 'checkpoint_epoch1.pth');
     ckptSize = statSync(model).size;
@@ -78,7 +80,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     // Room for two checkpoints and a half: epoch 1 and best_model.pth fit, epoch 2 does not.
     mountTmpfs(full, Math.floor(ckptSize * 2.5));
     const work = join(root, 'full-run');
-    const args = [...quickTrainArgs(data, work, ['-b', '2', '-e', '3', '--patience', '0']), '--checkpoint-dir', full];
+    const args = [...trainArgs(work, ['-b', '2', '-e', '3', '--patience', '0']), '--checkpoint-dir', full];
     const r = await runCli(args, { cwd: root, timeoutMs: 240_000 });
     const dir = full.replace(/[/.]/g, '\\$&');
     assertCleanFailure(r, [new RegExp(`cannot write the checkpoint ${dir}/checkpoint_epoch2\\.pth: the disk is full\\. Free space in ${dir}`), /resume with --resume or --load an earlier checkpoint/, /checkpoints already written in .* are intact/], 'disk full', 1);
@@ -92,7 +94,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     assert.ok(fs.bavail * fs.bsize > ckptSize * 0.4, 'the space of the failed write was given back');
 
     // Free space elsewhere and resume from the intact checkpoint.
-    const resumed = await runCli([...quickTrainArgs(data, work, ['-b', '2', '-e', '2', '--patience', '0', '--load', join(full, 'checkpoint_epoch1.pth')])], { cwd: root, timeoutMs: 180_000 });
+    const resumed = await runCli([...trainArgs(work, ['-b', '2', '-e', '2', '--patience', '0', '--load', join(full, 'checkpoint_epoch1.pth')])], { cwd: root, timeoutMs: 180_000 });
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stdout, /Resuming from .*checkpoint_epoch1\.pth \(epoch 1 done/);
   });
@@ -106,7 +108,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
       /* ENOSPC: full now */
     }
     const before = snapshotDir(full);
-    const r = await runCli([...quickTrainArgs(data, join(root, 'full-disk-run')), '--checkpoint-dir', join(full, 'ck')], { cwd: root });
+    const r = await runCli([...trainArgs(join(root, 'full-disk-run')), '--checkpoint-dir', join(full, 'ck')], { cwd: root });
     assertCleanFailure(r, [/cannot write checkpoints to .*full-disk\/ck: the disk is full|the disk is full/, /--checkpoint-dir/], 'already full', 1);
     assert.doesNotMatch(r.stdout, /Epoch 1\/1/, 'refused before training');
     assert.deepEqual(snapshotDir(full), before);
@@ -116,7 +118,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     const ro = join(root, 'read-only');
     mountTmpfs(ro, 1024 * 1024, true);
     for (const dir of [ro, join(ro, 'checkpoints')]) {
-      const r = await runCli([...quickTrainArgs(data, join(root, 'ro-run')), '--checkpoint-dir', dir], { cwd: root });
+      const r = await runCli([...trainArgs(join(root, 'ro-run')), '--checkpoint-dir', dir], { cwd: root });
       assertCleanFailure(r, [new RegExp(`cannot write checkpoints to ${dir.replace(/[/.]/g, '\\$&')}: the file system is read-only`), /--checkpoint-dir DIR/], `read-only ${dir}`, 1);
       assert.doesNotMatch(r.stdout, /Epoch 1\/1/, 'refused before training');
     }
@@ -131,7 +133,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
       /* full */
     }
     const work = join(root, 'logs-run');
-    const r = await runCli([...quickTrainArgs(data, work, ['-b', '2']), '--logdir', logs], { cwd: root, timeoutMs: 180_000 });
+    const r = await runCli([...trainArgs(work, ['-b', '2']), '--logdir', logs], { cwd: root, timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     assertNoCrashText(r, 'full logdir');
     assert.match(r.stderr, /warning: /);

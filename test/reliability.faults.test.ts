@@ -22,6 +22,8 @@ import { demoDataDir } from './helpers/workdir.js';
 const { root, data: pngData, ready } = demoDataDir('rel-faults', { count: 6, size: 32, classes: 2, seed: 5 }, 'png');
 const npyData = join(root, 'npy'); // the same images as float32 .npy in 0..1
 const nanData = join(root, 'nan'); // the same ids, images full of NaN
+/** The CLI runs train a narrow UNet: the faults and their handling do not depend on its width. */
+const NARROW = ['--base-channels', '16'];
 
 before(async () => {
   await ready();
@@ -44,12 +46,12 @@ test('NaN in the data: the run stops after 5 non-finite losses in a row with adv
   const work = join(root, 'nan-run');
   const ckpt = join(work, 'checkpoints');
   // A good epoch first: the user's saved work.
-  let r = await runCli(quickTrainArgs(npyData, work, ['-b', '1']), { cwd: root, timeoutMs: 180_000 });
+  let r = await runCli(quickTrainArgs(npyData, work, [...NARROW, '-b', '1']), { cwd: root, timeoutMs: 180_000 });
   assert.equal(r.code, 0, r.stderr);
   const good = snapshotDir(ckpt);
   assert.deepEqual([...good.keys()].sort(), ['best_model.pth', 'checkpoint_epoch1.pth']);
   // The same ids with NaN pixels, resumed from the good checkpoint.
-  r = await runCli(quickTrainArgs(nanData, work, ['-b', '1', '-e', '3', '--load', join(ckpt, 'checkpoint_epoch1.pth')]), { cwd: root, timeoutMs: 180_000 });
+  r = await runCli(quickTrainArgs(nanData, work, [...NARROW, '-b', '1', '-e', '3', '--load', join(ckpt, 'checkpoint_epoch1.pth')]), { cwd: root, timeoutMs: 180_000 });
   assertCleanFailure(r, [/the loss was not finite \(NaN\) for 5 batches in a row; stopping/, /check the data for NaN values|check the data/, /last good checkpoint is kept/], 'nan data', 1);
   assert.deepEqual(snapshotDir(ckpt), good, 'no checkpoint written or changed');
   assert.equal((await loadCheckpoint(join(ckpt, 'checkpoint_epoch1.pth'))).epoch, 1);
@@ -57,7 +59,7 @@ test('NaN in the data: the run stops after 5 non-finite losses in a row with adv
 
 test('a learning rate of 1e30 diverges: stopped with the message, never a crash', { timeout: 300_000 }, async () => {
   const work = join(root, 'lr-run');
-  const r = await runCli(quickTrainArgs(pngData, work, ['-b', '1', '-e', '3', '-l', '1e30']), { cwd: root, timeoutMs: 180_000 });
+  const r = await runCli(quickTrainArgs(pngData, work, [...NARROW, '-b', '1', '-e', '3', '-l', '1e30']), { cwd: root, timeoutMs: 180_000 });
   assertCleanFailure(r, [/the loss was not finite \((NaN|Infinity|-Infinity)\) for 5 batches in a row/, /Lower -l\/--learning-rate/], 'lr 1e30', 1);
   // Whatever was saved before the divergence loads.
   for (const f of existsSync(join(work, 'checkpoints')) ? readdirSync(join(work, 'checkpoints')) : []) {
@@ -68,7 +70,7 @@ test('a learning rate of 1e30 diverges: stopped with the message, never a crash'
 test('NaN logits from the model (injected): same stop, and a finite epoch before it is kept', { timeout: 300_000 }, async () => {
   const work = join(root, 'inject-nan');
   // 6 images, batch 1, no validation: forwards 1-6 are epoch 1; NaN from the 7th on (epoch 2).
-  const r = await runCli(quickTrainArgs(pngData, work, ['-b', '1', '-e', '3']), {
+  const r = await runCli(quickTrainArgs(pngData, work, [...NARROW, '-b', '1', '-e', '3']), {
     cwd: root,
     timeoutMs: 180_000,
     preload: [join(ROOT, 'test', 'helpers', 'inject-faults.ts')],
@@ -83,7 +85,7 @@ test('NaN logits from the model (injected): same stop, and a finite epoch before
 
 test('out of memory during training (the CLI): the guide\'s remedies, exit code 3, checkpoints intact', { timeout: 300_000 }, async () => {
   const work = join(root, 'oom');
-  const r = await runCli(quickTrainArgs(pngData, work, ['-b', '1', '-e', '3']), {
+  const r = await runCli(quickTrainArgs(pngData, work, [...NARROW, '-b', '1', '-e', '3']), {
     cwd: root,
     timeoutMs: 180_000,
     preload: [join(ROOT, 'test', 'helpers', 'inject-faults.ts')],

@@ -1,10 +1,11 @@
 // kill -9 at random moments, many of them while a checkpoint is being written: every checkpoint
 // on disk still loads, `--load` of the newest one resumes, and the temp files of killed writers
-// are cleaned up by the next run. The real `unet train` (full UNet, 207 MB checkpoints) in a
-// subprocess, resumed from its newest checkpoint after every kill.
+// are cleaned up by the next run. The real `unet train` in a subprocess, resumed from its newest
+// checkpoint after every kill; --base-channels 16: 13 MB checkpoints, whose writes (with fsync)
+// still take long enough to be hit, and steps of milliseconds.
 //
 // Three kinds of kill, in turn: at a random moment (0.3-4 s after start), right after a
-// checkpoint temp file appears (0-150 ms into the write), and SIGINT followed by SIGKILL 0-400 ms
+// checkpoint temp file appears (0-40 ms into the write), and SIGINT followed by SIGKILL 0-400 ms
 // later (during the INTERRUPTED.pth write). UNET_LONG_TESTS=1 kills 60 times instead of 12.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { assertNoCrashText, quickTrainArgs, runCli, spawnCli } from './helpers/c
 import { prng } from './helpers/fixtures.js';
 import { demoDataDir } from './helpers/workdir.js';
 
+const NARROW = ['--base-channels', '16'];
 const KILLS = process.env.UNET_LONG_TESTS === '1' ? 60 : 12; // 4 of each kind
 const { root, data } = demoDataDir('rel-kill', { count: 2, size: 32, classes: 2, seed: 4 });
 const work = join(root, 'work');
@@ -62,7 +64,7 @@ test(`kill -9 ${KILLS} times, during checkpoint writes too: every checkpoint loa
     const newest = await verifyAll(`kill ${i}`);
     stats.maxEpoch = Math.max(stats.maxEpoch, newest?.epoch ?? 0);
     if (temps().length > 0) stats.staleTempsSeen++;
-    const args = quickTrainArgs(data, work, ['-e', '100000', '-b', '2', '--patience', '0', '--keep-last', '2', ...(newest ? ['--load', newest.path] : [])]);
+    const args = quickTrainArgs(data, work, ['-e', '100000', '-b', '2', '--patience', '0', '--keep-last', '2', ...NARROW, ...(newest ? ['--load', newest.path] : [])]);
     const run = spawnCli(args, { cwd: root, timeoutMs: 120_000 });
     const mode = i % 3;
     const ownTemp = (name = '') => temps().some((f) => f.includes(`.${run.child.pid}.`) && f.startsWith(`.${name}`));
@@ -74,7 +76,7 @@ test(`kill -9 ${KILLS} times, during checkpoint writes too: every checkpoint loa
       await sleep(300 + rand() * 3700);
     } else if (mode === 1) {
       await waitFor(() => ownTemp());
-      await sleep(rand() * 150);
+      await sleep(rand() * 40);
     } else {
       await waitFor(() => /Starting training/.test(run.out()));
       await sleep(rand() * 2000);
@@ -99,7 +101,7 @@ test(`kill -9 ${KILLS} times, during checkpoint writes too: every checkpoint loa
   stats.maxEpoch = Math.max(stats.maxEpoch, newest.epoch);
 
   // The newest checkpoint resumes to the next epoch and a clean run leaves no temp files behind.
-  const final = await runCli(quickTrainArgs(data, work, ['-e', String(newest.epoch + 1), '-b', '2', '--patience', '0', '--keep-last', '2', '--load', newest.path]), {
+  const final = await runCli(quickTrainArgs(data, work, ['-e', String(newest.epoch + 1), '-b', '2', '--patience', '0', '--keep-last', '2', ...NARROW, '--load', newest.path]), {
     cwd: root,
     timeoutMs: 180_000,
   });

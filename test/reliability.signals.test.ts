@@ -13,6 +13,9 @@ import { assertNoCrashText, quickTrainArgs, ROOT, runCli, snapshotDir, spawnCli 
 import { demoDataDir } from './helpers/workdir.js';
 
 const { root, data } = demoDataDir('rel-signals', { count: 4, size: 32, classes: 2, seed: 6 });
+/** A narrow UNet (13 MB checkpoints); block-main.ts gives its steps the length of real ones. */
+const NARROW = ['--base-channels', '16'];
+const BLOCK = join(ROOT, 'test', 'helpers', 'block-main.ts');
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = performance.now() + ms;
@@ -26,11 +29,16 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   test(`${signal} mid-epoch: INTERRUPTED.pth written atomically, exit code ${code}, and --load of it resumes`, { timeout: 300_000 }, async () => {
     const work = join(root, signal);
     const ckpt = join(work, 'checkpoints');
-    // 4 images, batch 1: 4 steps per epoch. Wait for epoch 1's checkpoint, then signal in epoch 2.
-    const run = spawnCli(quickTrainArgs(data, work, ['-b', '1', '-e', '50', '--patience', '0']), { cwd: root, timeoutMs: 240_000 });
+    // 4 images, batch 1: 4 steps of 250 ms per epoch. Wait for epoch 1's checkpoint, then signal in epoch 2.
+    const run = spawnCli(quickTrainArgs(data, work, ['-b', '1', '-e', '50', '--patience', '0', ...NARROW]), {
+      cwd: root,
+      timeoutMs: 240_000,
+      preload: [BLOCK],
+      env: { UNET_TEST_BLOCK_FORWARD_MS: '250' },
+    });
     await until(() => existsSync(join(ckpt, 'checkpoint_epoch1.pth')) || run.child.exitCode !== null, 180_000, 'the first checkpoint');
     await until(() => /Epoch 1\/50: loss/.test(run.out()), 30_000, 'the epoch summary');
-    await sleep(1500); // inside epoch 2 (a step takes about half a second)
+    await sleep(750); // in epoch 2: the trainer sees the signal at its next await, which can be the epoch's end
     const sentAt = performance.now();
     run.child.kill(signal);
     const r = await run.done;
@@ -52,7 +60,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
 
     // Resume: the interrupted epoch continues at its next batch (train.resume.test.ts checks it is exact);
     // a signal that lands on an epoch's last step leaves a position at batch 0, which the log does not mention.
-    const resumed = await runCli(quickTrainArgs(data, work, ['-b', '1', '-e', String(c.epoch + 1), '--patience', '0', '--load', join(ckpt, 'INTERRUPTED.pth')]), {
+    const resumed = await runCli(quickTrainArgs(data, work, ['-b', '1', '-e', String(c.epoch + 1), '--patience', '0', ...NARROW, '--load', join(ckpt, 'INTERRUPTED.pth')]), {
       cwd: root,
       timeoutMs: 180_000,
     });
@@ -81,10 +89,10 @@ test('a second Ctrl-C stops at once, even inside long synchronous work: exit 130
   const ckpt = join(work, 'checkpoints');
   // Each forward pass holds the main thread 1.5 s, as long libtorch calls do, and so does each
   // checkpoint's stateDict() after epoch 1's two (3 s). 4 images in batches of 2: 2 steps per epoch.
-  const run = spawnCli(quickTrainArgs(data, work, ['-b', '2', '-e', '50', '--patience', '0']), {
+  const run = spawnCli(quickTrainArgs(data, work, ['-b', '2', '-e', '50', '--patience', '0', ...NARROW]), {
     cwd: root,
     timeoutMs: 150_000,
-    preload: [join(ROOT, 'test', 'helpers', 'block-main.ts')],
+    preload: [BLOCK],
     env: { UNET_TEST_BLOCK_FORWARD_MS: '1500', UNET_TEST_BLOCK_SAVE_MS: '3000', UNET_TEST_BLOCK_SAVE_AFTER: '2' },
   });
   await until(() => existsSync(join(ckpt, 'best_model.pth')) || run.child.exitCode !== null, 120_000, 'epoch 1\'s checkpoints');

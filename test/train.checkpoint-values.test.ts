@@ -24,8 +24,9 @@ const { root, data } = demoDataDir('ckvalues', { count: COUNT, size: 32, classes
 test('epoch, global_step, loss and val_score are the run\'s; val_score is what unet evaluate gives the saved weights', { timeout: 600_000 }, async () => {
   const dir = join(root, 'values');
   // 5 training images in batches of 2 = 3 batches, accumulated by 2: 2 optimizer steps per epoch
-  // (one full window, then the remainder flushed). The real UNet: `unet evaluate` loads it.
-  const r = await train(runConfig(data, dir, { epochs: 2, batchSize: 2, accumulateGradBatches: 2, learningRate: 1e-3, scale: 1, validation: 30, classes: 3, bilinear: true, patience: 0, valEvery: 0 }), quiet);
+  // (one full window, then the remainder flushed). A UNet `unet evaluate` can load (the real one,
+  // narrowed by --base-channels 16).
+  const r = await train(runConfig(data, dir, { epochs: 2, batchSize: 2, accumulateGradBatches: 2, learningRate: 1e-3, scale: 1, validation: 30, classes: 3, bilinear: true, patience: 0, valEvery: 0, baseChannels: 16 }), quiet);
   const split = randomSplit(COUNT, 30, 0);
   assert.deepEqual([split.train.length, split.val.length], [5, 2]);
   const { epochs, scalars } = runRecords(r.runDir);

@@ -6,10 +6,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { type CliResult, assertNoCrashText, spawnCli } from './helpers/cli.js';
+import { type CliResult, ROOT, assertNoCrashText, spawnCli } from './helpers/cli.js';
 import { readJsonl, runRecords, scalarSeries } from './helpers/runs.js';
 import { demoDataDir } from './helpers/workdir.js';
 
+const BLOCK = join(ROOT, 'test', 'helpers', 'block-main.ts');
 const { root: work, ready } = demoDataDir('flags', { count: 7, size: 32, classes: 3, seed: 31 });
 
 interface Served {
@@ -26,8 +27,9 @@ before(async () => {
   await ready();
   // 5 training images in batches of 2: 3 optimizer steps per epoch, 9 in all.
   const run = spawnCli(
-    ['train', '-c', '3', '-e', '3', '-b', '2', '-l', '3e-4', '-s', '1', '-v', '30', '--bilinear', '--scheduler', 'none', '--val-every', '2', '--keep-last', '1', '--dashboard', '--port', '0', '--device', 'cpu', '--workers', '2', '--name', 'flags'],
-    { cwd: work, timeoutMs: 600_000 },
+    ['train', '-c', '3', '-e', '3', '-b', '2', '-l', '3e-4', '-s', '1', '-v', '30', '--bilinear', '--scheduler', 'none', '--val-every', '2', '--keep-last', '1', '--dashboard', '--port', '0', '--device', 'cpu', '--workers', '2', '--name', 'flags', '--base-channels', '16'],
+    // A narrow UNet whose forward passes take 200 ms each (block-main.ts): the dashboard sees the run training.
+    { cwd: work, timeoutMs: 600_000, preload: [BLOCK], env: { UNET_TEST_BLOCK_FORWARD_MS: '200' } },
   );
   let url = '';
   while (run.child.exitCode === null) {

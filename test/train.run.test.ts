@@ -34,7 +34,9 @@ test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeo
   let lastCkpt = '';
   let i = 0;
   // Quick start, scenarios 1-6 and configurations 1 and 4 (the other lines only vary flag values,
-  // and all of them are parsed by train.cli.test.ts).
+  // and all of them are parsed by train.cli.test.ts). A narrow UNet: the flags are the point, and
+  // their code paths do not depend on the width (train.binary-e2e.test.ts runs the full one).
+  const hooks = { ...quiet, createModel: (args: UNetArgs) => tinyUNet(args, 8) };
   for (const line of GUIDE_LINES.slice(0, 10).concat(GUIDE_LINES[12])) {
     let cfg: TrainConfig | undefined;
     const h: Handlers = { train: async (c) => ((cfg = c), 0), predict: async () => 0, evaluate: async () => 0 };
@@ -52,7 +54,7 @@ test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeo
       run.load = target;
       run.epochs = (await loadCheckpoint(target)).epoch + 1;
     }
-    const r = await train(run, quiet);
+    const r = await train(run, hooks);
     assert.equal(r.epochsRun, 1, line);
     assert.ok(r.lastCheckpoint && existsSync(r.lastCheckpoint), line);
     if (cfg.classes === 2 && !cfg.bilinear) lastCkpt = r.lastCheckpoint;
@@ -98,10 +100,11 @@ test('resuming at epoch 2 of 4 ends with the same weights as an uninterrupted ru
 
 test('--load of a reference-format file starts from its weights; a different architecture is a clear error', async () => {
   const dir = join(root, 'arch');
-  await train({ ...base(data3, dir), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true }, quiet);
+  const narrow = { baseChannels: 16 }; // the architecture checks read the width like every other dimension
+  await train({ ...base(data3, dir), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow }, quiet);
   const ck = join(dir, 'checkpoints', 'checkpoint_epoch1.pth');
   await assert.rejects(
-    train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, load: ck }, quiet),
+    train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, ...narrow, load: ck }, quiet),
     /another architecture[\s\S]*upsampling: checkpoint bilinear, flags no --bilinear/,
   );
   const { saveReferenceStateDict, weightsToTensors } = await import('../src/model/checkpoint.js');
@@ -109,7 +112,7 @@ test('--load of a reference-format file starts from its weights; a different arc
   const ref = join(dir, 'reference.pth');
   await saveReferenceStateDict(ref, weightsToTensors(loaded.model), [0, 127, 255]);
   const logs: string[] = [];
-  const r = await train({ ...base(data3, join(dir, 'from-ref')), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, load: ref }, { ...quiet, log: (l) => logs.push(l) });
+  const r = await train({ ...base(data3, join(dir, 'from-ref')), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow, load: ref }, { ...quiet, log: (l) => logs.push(l) });
   assert.equal(r.epochsRun, 1);
   assert.ok(logs.some((l) => /weights only .*reference trainer/.test(l)), logs.join('\n'));
 });
@@ -120,8 +123,8 @@ test('mask values that do not match --classes stop before training with the valu
 
 test('early stopping stops after patience epochs without gain and keeps the last checkpoint', async () => {
   const dir = join(root, 'early');
-  // lr 0: the score never improves, so training stops after patience epochs.
-  const r = await train({ ...base(data3, dir), epochs: 6, batchSize: 4, learningRate: 1e-12, scale: 1, validation: 25, classes: 3, bilinear: true, patience: 2, minDelta: 0.5 }, quiet);
+  // lr 0: the score never improves, so training stops after patience epochs (a narrow UNet: base 16).
+  const r = await train({ ...base(data3, dir), epochs: 6, batchSize: 4, learningRate: 1e-12, scale: 1, validation: 25, classes: 3, bilinear: true, patience: 2, minDelta: 0.5, baseChannels: 16 }, quiet);
   assert.equal(r.stoppedEarly, true);
   assert.equal(r.epochsRun, 3);
   assert.ok(existsSync(join(dir, 'checkpoints', 'checkpoint_epoch3.pth')));
