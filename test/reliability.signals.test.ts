@@ -29,16 +29,16 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   test(`${signal} mid-epoch: INTERRUPTED.pth written atomically, exit code ${code}, and --load of it resumes`, { timeout: 300_000 }, async () => {
     const work = join(root, signal);
     const ckpt = join(work, 'checkpoints');
-    // 4 images, batch 1: 4 steps of 250 ms per epoch. Wait for epoch 1's checkpoint, then signal in epoch 2.
+    // 4 images, batch 1: 4 steps of 500 ms per epoch. Wait for epoch 1's checkpoint, then signal in epoch 2.
     const run = spawnCli(quickTrainArgs(data, work, ['-b', '1', '-e', '50', '--patience', '0', ...NARROW]), {
       cwd: root,
       timeoutMs: 240_000,
       preload: [BLOCK],
-      env: { UNET_TEST_BLOCK_FORWARD_MS: '250' },
+      env: { UNET_TEST_BLOCK_FORWARD_MS: '500' },
     });
     await until(() => existsSync(join(ckpt, 'checkpoint_epoch1.pth')) || run.child.exitCode !== null, 180_000, 'the first checkpoint');
     await until(() => /Epoch 1\/50: loss/.test(run.out()), 30_000, 'the epoch summary');
-    await sleep(750); // in epoch 2: the trainer sees the signal at its next await, which can be the epoch's end
+    await sleep(1000); // inside epoch 2's steps: the trainer handles the signal after the current step
     const sentAt = performance.now();
     run.child.kill(signal);
     const r = await run.done;
@@ -56,6 +56,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     const c = await loadCheckpoint(join(ckpt, 'INTERRUPTED.pth'));
     assert.equal(c.kind, 'unet-ts');
     assert.ok(c.epoch >= 1, `INTERRUPTED.pth records the last completed epoch (${c.epoch})`);
+    assert.ok((c.position?.batch ?? 0) > 0, `stopped inside the epoch, after the current step (position ${JSON.stringify(c.position)})`);
     assert.ok(c.optimizer !== null && c.rng !== null && c.scheduler !== null);
 
     // Resume: the interrupted epoch continues at its next batch (train.resume.test.ts checks it is exact);

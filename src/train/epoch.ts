@@ -67,10 +67,16 @@ export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochSta
       const next = await batches.next().catch(dataStop);
       if (!next || next.done) break;
       const b = next.value;
+      // A prefetched batch resolves at once, so without this turn of the event loop a signal (Ctrl-C)
+      // would wait for the epoch's end: the handlers run here, between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       await dist?.agreeOnStop(); // all ranks stop at the same step
       // A signal stops at an optimizer step, never inside an accumulation window: the saved state is exact.
       if (hooks.signal?.aborted && at.micro % cfg.accumulateGradBatches === 0) {
         stopped = true;
+        // one more turn: the signal handlers go on it (train/command.ts), so that a second signal
+        // during the long synchronous save gets the default action and stops the process at once
+        await new Promise<void>((resolve) => setImmediate(resolve));
         break;
       }
       hooks.onTrainBatch?.(epoch, b.ids);
