@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encodeGifIndices, parseNpy, readImageRaw, readMask } from '../src/data/index.js';
 import { tempDir } from './helpers/workdir.js';
 

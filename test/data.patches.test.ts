@@ -80,7 +80,7 @@ test('the foreground share holds over many draws, spread over the classes presen
 
 /** The loader's patch batches of a dataset of mixed sizes, as [ids, images, masks] per batch. */
 async function epochs(seed: number, augment: boolean, count = 2) {
-  const data = [sample('a', 48, 64, (y) => (y > 30 ? 1 : 0)), sample('b', 64, 48, (y, x) => (x < 4 ? 2 : 0)), sample('c', 40, 40), sample('d', 56, 56, () => 1)];
+  const data = [sample('a', 48, 64, (y) => (y > 30 ? 1 : 0)), sample('b', 64, 48, (_y, x) => (x < 4 ? 2 : 0)), sample('c', 40, 40), sample('d', 56, 56, () => 1)];
   const source = { load: async (i: number) => data[i] };
   const loader = new DataLoader(source, [0, 1, 2, 3], { batchSize: 2, shuffle: true, rng: new Rng(seed), augment, patch: { size: [32, 32], oversampleFg: 0.5 } });
   const out: [string[], number[], number[]][] = [];

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { makeDemoDataset } from '../src/data/index.js';
 import { assertCleanFailure, assertNoCrashText, quickTrainArgs, runCli } from './helpers/cli.js';
 import { png } from './helpers/fixtures.js';

@@ -131,7 +131,7 @@ test('header validation: size limit, bounds, holes, overlaps, duplicates, dtype 
     ['fractional offset', file({ a: { dtype: 'U8', shape: [8], data_offsets: [0, 8.5] } }, d8), /invalid data_offsets/],
     ['metadata not strings', file({ __metadata__: { epoch: 3 } }), /__metadata__\["epoch"\] is not a string/],
     ['bad UTF-8', file(Uint8Array.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x7b, 0x7d, 0x7d])), /not valid UTF-8/],
-    ['deep nesting', file('{"a":' + '['.repeat(50) + ']'.repeat(50) + '}'), /nested too deeply/],
+    ['deep nesting', file(`{"a":${'['.repeat(50)}${']'.repeat(50)}}`), /nested too deeply/],
   ];
   for (const [name, bytes, re] of bad) assert.throws(() => decodeSafetensors(bytes), re, name);
 });

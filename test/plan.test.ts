@@ -97,7 +97,7 @@ test('fingerprint regions: 4-connected areas per class (diagonal pixels are sepa
   // 2 0 0 1      class 2: {8} and {13,14} ; class 0: {0,1,4}, {6,9,10}, {12}, {15}
   // 0 2 2 0
   const mask = Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 1, 2, 0, 0, 1, 0, 2, 2, 0]);
-  const areas = regionAreas(mask, 4, 4, 3).map((a) => a.sort((x, y) => x - y));
+  const areas = regionAreas(mask, 4, 3).map((a) => a.sort((x, y) => x - y));
   assert.deepEqual(areas, [[1, 1, 3, 3], [1, 4], [1, 2]]);
   // The typical object: half the pixels lie in regions at least this large; specks do not pull it down.
   assert.equal(pixelMedianArea([1, 1, 1, 1, 1, 1, 400]), 400);

@@ -111,7 +111,7 @@ test('a 1 GiB zip-bomb checkpoint is refused in one line naming the file, withou
   const stream = await zeroBomb(1024);
   writeFileSync(bomb, zipOf([{ name: 'bomb/data.pkl', stored: stream, size: 1024 << 20 }, { name: 'bomb/version', stored: Buffer.from('3\n') }]));
   const rss = join(dir, 'rss.mjs');
-  writeFileSync(rss, "process.on('exit', () => process.stderr.write(`maxrss-kb=${process.resourceUsage().maxRSS}\\n`));\n");
+  writeFileSync(rss, "process.on('exit', () => process.stderr.write('maxrss-kb=' + process.resourceUsage().maxRSS + '\\n'));\n");
   await writePng(join(dir, 'in.png'), 16, 16, 3, (i) => i % 251);
   for (const args of [['export', '-m', bomb, '-o', join(dir, 'x.safetensors')], ['predict', '-m', bomb, '-i', join(dir, 'in.png')]]) {
     const r = await runCli(args, { preload: [rss] });
@@ -141,5 +141,5 @@ test('checkpoint keys such as "__proto__" stay keys (config, not a prototype)', 
   assert.equal(Object.getPrototypeOf(ck.config), Object.prototype);
   assert.equal(ck.config.scale, undefined, 'no value inherited through a stored "__proto__"');
   assert.deepEqual(Object.keys(ck.config), ['epochs', '__proto__']);
-  assert.equal((Object.getOwnPropertyDescriptor(ck.config, '__proto__')?.value as Record<string, unknown>).scale, 0.125);
+  assert.equal((Object.getOwnPropertyDescriptor(ck.config, '__proto__')?.value as Record<string, unknown> | undefined)?.scale, 0.125);
 });

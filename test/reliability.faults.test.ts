@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { reportError } from '../src/cli/errors.js';
 import { defaults, trainOptions } from '../src/config/options.js';
 import { encodeNpy, readImage } from '../src/data/index.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { zipChunks, concatChunks } from '../src/io/zip.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { type CliResult, assertCleanFailure, assertNoCrashText, cliArgs, quickTrainArgs, runCli, snapshotDir } from './helpers/cli.js';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { assertNoCrashText, quickTrainArgs, runCli, spawnCli } from './helpers/cli.js';

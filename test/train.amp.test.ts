@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
 import type { RawTensor } from '../src/io/pth.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { defaults, evaluateOptions } from '../src/config/options.js';
 import { Rng, randomSplit } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';

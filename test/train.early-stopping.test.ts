@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import type { TrainConfig } from '../src/config/options.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';

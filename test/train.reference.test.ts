@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { type TrainConfig, defaults, trainOptions } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import * as E from '../src/engine/index.js';

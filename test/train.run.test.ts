@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import type { TrainConfig } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';

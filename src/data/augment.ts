@@ -130,7 +130,7 @@ export function augmentInto(
       let s = s0 + (base + y * rowStep) * pixStride;
       for (let x = 0; x < W; x++, s += colStepS) {
         let v = img[s] * gain;
-        if (clamp) v = v < 0 ? 0 : v > 1 ? 1 : v;
+        if (clamp) v = Math.min(Math.max(v, 0), 1);
         images[o++] = v;
       }
     }

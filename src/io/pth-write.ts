@@ -135,6 +135,7 @@ class TorchPickler {
 
 /** Pickle `value` the way torch.save does and return the archive's records. */
 function pthRecords(value: PyValue, archiveName: string): ZipRecord[] {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: archive names must not contain control characters
   if (!/^[^/\\\x00-\x1f]+$/.test(archiveName) || archiveName === '.' || archiveName === '..') {
     throw new Error(`invalid archive name ${JSON.stringify(archiveName)}`);
   }

@@ -33,7 +33,7 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
   for (const name of names) {
     if (name === '__metadata__') throw new Error('"__metadata__" cannot be a tensor name');
     const t = tensors[name];
-    if (!t || t.kind !== 'tensor' || !(t.data instanceof Uint8Array)) throw new Error(`tensors[${JSON.stringify(name)}] is not a RawTensor`);
+    if (t?.kind !== 'tensor' || !(t.data instanceof Uint8Array)) throw new Error(`tensors[${JSON.stringify(name)}] is not a RawTensor`);
     if (!Object.hasOwn(TO_ST, t.dtype)) throw new Error(`tensors[${JSON.stringify(name)}]: unknown dtype ${String(t.dtype)}`);
     let numel = 1;
     for (const s of t.shape) {
@@ -112,7 +112,10 @@ function parseHeaderJson(text: string): unknown {
       i++;
       const obj = new Map<string, unknown>();
       ws();
-      if (text[i] === '}') return i++, obj;
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
       for (;;) {
         ws();
         if (text[i] !== '"') fail('expects a string key');
@@ -131,7 +134,10 @@ function parseHeaderJson(text: string): unknown {
       i++;
       const arr: unknown[] = [];
       ws();
-      if (text[i] === ']') return i++, arr;
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
       for (;;) {
         arr.push(value(depth + 1));
         ws();

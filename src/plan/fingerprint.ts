@@ -58,7 +58,7 @@ export const median = (xs: readonly number[]): number => {
 };
 
 /** Areas of the 4-connected regions of each class in one class map (union-find over the pixels). */
-export function regionAreas(mask: Uint8Array, height: number, width: number, nClasses: number): number[][] {
+export function regionAreas(mask: Uint8Array, width: number, nClasses: number): number[][] {
   const parent = new Int32Array(mask.length);
   const find = (i: number): number => {
     while (parent[i] !== i) i = parent[i] = parent[parent[i]];
@@ -145,7 +145,7 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
       }
     }
     for (const k of seen) present[k]++;
-    regionAreas(s.mask, s.height, s.width, nClasses).forEach((a, k) => areas[k].push(...a));
+    regionAreas(s.mask, s.width, nClasses).forEach((a, k) => areas[k].push(...a));
   }
   const total = counts.reduce((a, b) => a + b, 0);
   const classes = [...counts].map((n, k) => {

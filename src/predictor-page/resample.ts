@@ -16,7 +16,7 @@ function taps(inSize: number, outSize: number) {
 
 const clip8 = (v: number): number => {
   const x = v >> PRECISION_BITS;
-  return x < 0 ? 0 : x > 255 ? 255 : x;
+  return Math.min(Math.max(x, 0), 255);
 };
 
 /** Resizes one [height, width] uint8 plane to [newHeight, newWidth] exactly as Pillow does. */

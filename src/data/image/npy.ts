@@ -138,7 +138,7 @@ export function encodeNpy(data: NpyData, shape: readonly number[], opts: { dtype
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeStr}, }`;
   // Pad so that magic(6) + version(2) + len(2) + header is a multiple of 64, ending in '\n'.
   const total = Math.ceil((10 + header.length + 1) / 64) * 64;
-  header = header + ' '.repeat(total - 10 - header.length - 1) + '\n';
+  header = `${header}${' '.repeat(total - 10 - header.length - 1)}\n`;
   const out = new Uint8Array(total + data.byteLength);
   out.set([0x93, ...Buffer.from('NUMPY', 'latin1'), 1, 0], 0);
   new DataView(out.buffer).setUint16(8, header.length, true);

@@ -44,7 +44,7 @@ export function paletteIsGrey(palette: readonly (readonly [number, number, numbe
 
 /** Decodes a palette PNG into [H, W] indices (bit depths 1/2/4 unpacked), like PIL "P" mode. */
 export function decodePngIndices(bytes: Uint8Array, file = '<buffer>'): { width: number; height: number; indices: Uint8Array; palette: [number, number, number][] } {
-  let png;
+  let png: ReturnType<typeof decode>;
   try {
     png = decode(bytes);
   } catch (err) {

@@ -146,7 +146,7 @@ export function bicubicBands(width: number, height: number, channels: number, ne
       if (band instanceof Uint8Array) {
         const out = new Uint8Array(newWidth * (y1 - y0) * channels);
         const vFixed = vs && fixedPoint(vs.weights);
-        await resample8(band, width, rows, channels, out, newWidth, y1 - y0, h && h.start, h && h.count, hFixed, vs && vs.start, vs && vs.count, vFixed);
+        await resample8(band, width, rows, channels, out, newWidth, y1 - y0, h?.start ?? null, h?.count ?? null, hFixed, vs?.start ?? null, vs?.count ?? null, vFixed);
         return out;
       }
       // 16-bit data as PIL's "I" mode (ROUND_UP, no clipping), float data as its "F" mode.
