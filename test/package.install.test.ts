@@ -29,7 +29,7 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(packed.code, 0, packed.out);
   const tarball = join(dir, readdirSync(dir).find((n) => n.endsWith('.tgz')) as string);
   const list = sh('tar', ['tzf', tarball], dir).stdout.split('\n').filter(Boolean);
-  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/README.md', 'package/LICENSE']) {
+  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/web/ort-wasm-simd-threaded.wasm', 'package/dist/web/ort-wasm-simd-threaded.mjs', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/README.md', 'package/LICENSE']) {
     assert.ok(list.includes(f), `${f} is in the package`);
   }
   assert.ok(!list.some((f) => f.startsWith('package/test/') || f.startsWith('package/src/') || f.endsWith('.tsbuildinfo')), 'no tests, sources or build caches');
@@ -60,8 +60,10 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(e.addon.built, true);
   assert.match(e.libtorch.version, /^\d+\.\d+/, env.stdout);
   assert.match(e.sharp.libvips, /^\d+\.\d+/);
-  // `unet export --format web` copies onnxruntime-web's wasm from the installed dependencies
-  assert.ok(existsSync(join(app, 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.wasm')));
+  // `unet export --format web` copies onnxruntime-web's wasm from the package's dist/web/; the 143 MB
+  // onnxruntime-web package itself is a dev dependency, not installed for users
+  assert.ok(existsSync(join(installed, 'dist', 'web', 'ort-wasm-simd-threaded.wasm')));
+  assert.ok(!existsSync(join(app, 'node_modules', 'onnxruntime-web')), 'onnxruntime-web is not installed');
   // the dashboard serves its built page from the installed copy, also from its thread (train --dashboard)
   const served = sh(process.execPath, ['--input-type=module', '-e', `
     const { startDashboard, startDashboardThread } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist', 'tracking', 'index.js')).href)});

@@ -1,13 +1,12 @@
 /**
  * `unet export --format web`: a self-contained static folder that predicts in the browser:
  * index.html + app.js + style.css (the page, built from src/predictor-page/ into dist/web/), model.onnx,
- * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm file,
- * copied from node_modules. Any static file server can serve it; nothing is fetched from elsewhere.
+ * model.json (what the page needs to pre- and post-process) and onnxruntime-web's wasm build, copied
+ * from dist/web/ (the build puts it there; the package ships it). Any static file server can serve it; nothing is fetched from elsewhere.
  * An ensemble (several -m) is one model.onnx whose output is the mean probabilities
  * (model.json's `output` tells the page which it gets).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/files.js';
@@ -32,12 +31,11 @@ function pageDir(): string {
   return dir;
 }
 
+/** onnxruntime-web's file as the build copied it beside the page (the package ships it there). */
 function wasmFile(name: string): string {
-  try {
-    return join(dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm')), name);
-  } catch {
-    throw new Error(`onnxruntime-web's ${name} was not found: run \`npm install\` (onnxruntime-web is a dependency)`);
-  }
+  const file = join(pageDir(), name);
+  if (!existsSync(file)) throw new Error(`onnxruntime-web's ${name} is not in ${pageDir()}: run \`npm run build\` (it copies it from the onnxruntime-web dev dependency)`);
+  return file;
 }
 
 /** Writes the folder; returns the ONNX export's figures. */
