@@ -25,8 +25,8 @@ try {
 const dir = mkdtempSync(join(tmpdir(), 'enc-onnx-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Each family's smallest encoder (other families append theirs). */
-const ENCODER_CASES = ['resnet18'];
+/** Each family's smallest encoder. */
+const ENCODER_CASES = ['resnet18', 'efficientnet_b0', 'mobilenet_v3_large', 'convnext_tiny'];
 
 for (const encoder of ENCODER_CASES) {
   test(`onnxruntime-node = libtorch for an exported ${encoder} UNet (normalised input, 64x64 and 45x71)`, { skip: NO_ORT }, async () => {

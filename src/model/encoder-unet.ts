@@ -42,17 +42,13 @@ export class DecoderBlock extends Module {
     if (skip) y = E.cat([y, skip], 1);
     return this.conv2.forward(this.conv1.forward(y));
   }
-  /** `sizeOf`: the value whose height and width the upsampling takes ('' : twice x's). */
-  onnx(g: OnnxSink, x: string, sizeOf: string, skip: string, p: string): string {
-    let y: string;
-    if (sizeOf) {
-      const nc = g.node('Shape', `${p}up.nc`, [x], { start: 0, end: 2 });
-      const hw = g.node('Shape', `${p}up.hw`, [sizeOf], { start: 2 });
-      const sizes = g.node('Concat', `${p}up.sizes`, [nc, hw], { axis: 0 });
-      y = g.node('Resize', `${p}up`, [x, '', '', sizes], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
-    } else {
-      y = g.node('Resize', `${p}up`, [x, '', g.float(`${p}up.scales`, [1, 1, 2, 2])], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
-    }
+  /** Upsamples to `sizeOf`'s height and width floor-divided by `stride` (a missing skip: the size of smp's 0-channel dummy). */
+  onnx(g: OnnxSink, x: string, sizeOf: string, stride: number, skip: string, p: string): string {
+    const nc = g.node('Shape', `${p}up.nc`, [x], { start: 0, end: 2 });
+    let hw = g.node('Shape', `${p}up.hw`, [sizeOf], { start: 2 });
+    if (stride !== 1) hw = g.node('Div', `${p}up.hw_div`, [hw, g.int64(`${p}up.stride`, [stride])]);
+    const sizes = g.node('Concat', `${p}up.sizes`, [nc, hw], { axis: 0 });
+    let y = g.node('Resize', `${p}up`, [x, '', '', sizes], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
     if (skip) y = g.node('Concat', `${p}cat`, [y, skip], { axis: 1 });
     return this.conv2.onnx(g, this.conv1.onnx(g, y, `${p}conv1.`), `${p}conv2.`);
   }
@@ -125,8 +121,10 @@ export class EncoderUNet extends Module {
     let y = feats[feats.length - 1] as Tensor;
     const blocks = this.decoder.blocks;
     blocks.forEach((b, i) => {
-      const skip = i < blocks.length - 1 ? feats[feats.length - 2 - i] : null;
-      y = b.forward(y, targetSize(y, skip, i === blocks.length - 1 ? input : null), skip);
+      const f = feats.length - 2 - i; // the skip's index: its stride is 2^(f+1); -1 for the last block
+      const skip = f >= 0 ? feats[f] : null;
+      const size: [number, number] = skip ? [skip.size(2), skip.size(3)] : [input.size(2) >> (f + 1), input.size(3) >> (f + 1)];
+      y = b.forward(y, size, skip);
     });
     return this.segmentation_head.forward(y);
   }
@@ -153,18 +151,12 @@ export class EncoderUNet extends Module {
     let y = feats[feats.length - 1];
     const blocks = this.decoder.blocks;
     blocks.forEach((b, i) => {
-      const last = i === blocks.length - 1;
-      const skip = last ? '' : feats[feats.length - 2 - i];
-      y = b.onnx(g, y, skip || (last ? input : ''), skip, `decoder.blocks.${i}.`);
+      const f = feats.length - 2 - i;
+      const skip = f >= 0 ? feats[f] : '';
+      y = b.onnx(g, y, skip || input, skip ? 1 : 2 ** (f + 1), skip, `decoder.blocks.${i}.`);
     });
     return this.segmentation_head.onnx(g, y, 'segmentation_head.');
   }
-}
-
-/** The skip's size, the input's for the last block, else twice x's (a stage without a skip). */
-function targetSize(x: Tensor, skip: Tensor | null, input: Tensor | null): [number, number] {
-  const t = skip ?? input;
-  return t ? [t.size(2), t.size(3)] : [x.size(2) * 2, x.size(3) * 2];
 }
 
 /** Why the encoder args cannot build a model (null: they can): the options' and the checkpoint reader's rule. */

@@ -12,7 +12,8 @@ export const MAX_ENCODER_DEPTH = 5;
 export interface Encoder extends Module {
   /**
    * Channels of the features at strides 2, 4, ..., 2^depth (length = depth); 0 where the family has
-   * no feature at that stride (ConvNeXt starts at /4), and the decoder then has no skip there.
+   * no feature at that stride (ConvNeXt starts at /4), and the decoder then has no skip there: it
+   * upsamples to floor(H/2^(i+1)) x floor(W/2^(i+1)), the size of smp's 0-channel dummy feature.
    */
   readonly outChannels: number[];
   /** x [N,C,H,W] -> [features at /2, /4, ...]: [N, outChannels[i], ceil(H/2^(i+1)), ceil(W/2^(i+1))], null where outChannels[i] is 0. */
