@@ -8,7 +8,6 @@ import type { CheckpointInfo, MaskValues } from './checkpoint.js';
 import { CheckpointError } from './checkpoint-error.js';
 import { minSideOf } from './limits.js';
 import { modelArgsToPy } from './model-args.js';
-import { trainingScale } from './scale.js';
 import type { UNetArgs } from './unet.js';
 
 export interface ModelCard {
@@ -76,6 +75,12 @@ export function resolveMaskValues(found: MaskValues | null, nClasses: number, no
   for (let i = found.length; i < n; i++) padded.push(rgb ? [i, i, i] : i);
   notes.push(`the checkpoint lists ${found.length} mask values ${show(found)} for a ${n}-class model; classes ${found.length}..${n - 1} are written as their index`);
   return { values: padded as MaskValues, source: 'checkpoint' };
+}
+
+/** The scale a checkpoint was trained at (our checkpoints' config.scale), or null when it records none. */
+function trainingScale(ckpt: Pick<CheckpointInfo, 'config'>): number | null {
+  const s = ckpt.config?.scale;
+  return typeof s === 'number' && s > 0 && s <= 1 ? s : null;
 }
 
 /** The card of a read checkpoint (loadCheckpoint or readCheckpointInfo). */
