@@ -17,17 +17,17 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as E from '../engine/index.js';
 import { ENSEMBLE_OUTPUT_NAME, OPSET, type OnnxMetadata, writeOnnx, writeOnnxEnsemble } from './onnx.js';
-import { classNamesMeta, writeWebSite } from './web.js';
+import { writeWebSite } from './web.js';
 import { makeDirs } from '../io/dirs.js';
 import { writeFailure } from '../io/files.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { saveSafetensors } from '../io/safetensors.js';
-import { minSideOf } from '../model/limits.js';
-import { type UNetArgs, hasEncoder } from '../model/index.js';
-import { type LoadedCheckpoint, type MaskValues, loadCheckpoint, modelArgsToPy, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
-import { chooseScale, trainingScale } from '../model/scale.js';
+import { hasEncoder } from '../model/index.js';
+import { type ModelCard, cardMetadata, modelCard, runnableMetadata } from '../model/card.js';
+import { type LoadedCheckpoint, loadCheckpoint, saveReferenceStateDict, weightsToTensors } from '../model/checkpoint.js';
+import { chooseScale } from '../model/scale.js';
 import { checkMembers, modelPaths } from '../predict/ensemble.js';
-import { PredictError, resolveMaskValues } from '../predict/predictor.js';
+import { PredictError } from '../predict/predictor.js';
 
 export const EXPORT_FORMATS = ['safetensors', 'pth-state-dict', 'onnx', 'web'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -43,42 +43,32 @@ export interface ExportOptions {
   log?: (line: string) => void;
 }
 
-/** A checkpoint to export, read and checked. */
-interface Member {
+/** A checkpoint to export, read and checked (args and maskValues: its card's, for checkMembers). */
+interface Member extends Pick<ModelCard, 'args' | 'maskValues'> {
   path: string;
   ckpt: LoadedCheckpoint;
-  args: UNetArgs;
-  maskValues: MaskValues;
+  card: ModelCard;
 }
 
 /** Writes the export; returns what was exported, in words. */
 async function writeExport(o: ExportOptions, members: Member[]): Promise<string> {
-  const { ckpt, args, maskValues } = members[0];
-  const modelArgs = modelArgsToPy(args);
+  const { ckpt, args, card } = members[0];
   if (o.format === 'safetensors') {
-    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), {
-      format: 'pt',
-      model_args: JSON.stringify(modelArgs),
-      mask_values: JSON.stringify(maskValues),
-      ...classNamesMeta(ckpt.classNames, maskValues.length),
-    });
+    await saveSafetensors(o.output, Object.fromEntries(ckpt.model), { format: 'pt', ...cardMetadata(card) });
     return `${ckpt.model.size} tensors`;
   }
   if (o.format === 'pth-state-dict') {
     const tensors = weightsToTensors(ckpt.model);
     try {
-      await saveReferenceStateDict(o.output, tensors, maskValues);
+      await saveReferenceStateDict(o.output, tensors, card.maskValues);
     } finally {
       E.dispose([...tensors.values()]);
     }
     return `${ckpt.model.size} tensors`;
   }
-  const { scale, source, warning } = chooseScale(trainingScale(ckpt), o.scale);
+  const { scale, source, warning } = chooseScale(card.trainingScale, o.scale);
   console.error(`${warning ? `warning: ${warning}` : `note: the exported model resizes images by scale ${scale} (${source})`}`);
-  const meta: OnnxMetadata = {
-    model_args: JSON.stringify(modelArgs), mask_values: JSON.stringify(maskValues), scale: String(scale), min_size: String(Math.max(...members.map((m) => minSideOf(m.args)))), ...classNamesMeta(ckpt.classNames, maskValues.length),
-    ...(members.length > 1 ? ensembleMeta(members) : {}),
-  };
+  const meta: OnnxMetadata = { ...runnableMetadata(card, scale, Math.max(...members.map((m) => m.card.minSide))), ...(members.length > 1 ? ensembleMeta(members) : {}) };
   const weights = members.map((m) => ({ weights: m.ckpt.model, args: m.args }));
   const label = members.map((m) => `${basename(m.path)}${m.ckpt.epoch ? ` (epoch ${m.ckpt.epoch}${m.ckpt.valScore !== null ? `, validation Dice ${m.ckpt.valScore.toFixed(3)}` : ''})` : ''}`).join(' + ');
   const r =
@@ -113,17 +103,13 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   const members: Member[] = [];
   for (const path of paths) {
     const ckpt = await loadCheckpoint(path);
-    const args = ckpt.modelArgs;
-    if (!args) throw new PredictError(`${path}: cannot tell the model's channels/classes from the checkpoint`);
-    const notes: string[] = [];
-    const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, notes);
-    for (const n of notes) console.error(`note: ${paths.length > 1 ? `${path}: ` : ''}${n}`);
-    members.push({ path, ckpt, args, maskValues: mv.values });
+    const card = modelCard(ckpt);
+    for (const n of card.notes) console.error(`note: ${paths.length > 1 ? `${path}: ` : ''}${n}`);
+    members.push({ path, ckpt, args: card.args, maskValues: card.maskValues, card });
   }
   checkMembers(members);
-  const [{ ckpt, args }] = members;
-  const mv = { values: members[0].maskValues };
-  if (new Set(members.map((m) => trainingScale(m.ckpt))).size > 1) console.error(`note: the models were trained at different scales; the export resizes by ${o.scale ?? `the first model's (${trainingScale(ckpt) ?? 'unknown'})`}`);
+  const [{ ckpt, args, card }] = members;
+  if (new Set(members.map((m) => m.card.trainingScale)).size > 1) console.error(`note: the models were trained at different scales; the export resizes by ${o.scale ?? `the first model's (${card.trainingScale ?? 'unknown'})`}`);
   const web = o.format === 'web';
   const existed = existsSync(o.output);
   // A full disk or a read-only place: one line naming the file or folder. A web folder this export
@@ -143,7 +129,7 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   const bytes = o.format === 'web' ? statSync(join(o.output, 'model.onnx')).size : statSync(o.output).size;
   log(
     `Exported ${what} of ${paths.join(' + ')} (${ckpt.kind}; UNet channels=${args.nChannels} classes=${args.nClasses} ${hasEncoder(args) ? `encoder=${args.encoder}` : `bilinear=${args.bilinear}`}; ` +
-      `mask values ${JSON.stringify(mv.values)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
+      `mask values ${JSON.stringify(card.maskValues)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
   );
   if (o.format === 'pth-state-dict') {
     log(`  reference: python predict.py -m ${o.output} -i IMAGE -c ${args.nClasses}${args.bilinear ? ' --bilinear' : ''} (its UNet has n_channels=3; edit it for ${args.nChannels === 3 ? 'other inputs' : `${args.nChannels}-channel input`})`);

@@ -12,6 +12,7 @@
 import protobuf from 'protobufjs';
 import type { RawTensor } from '../io/pth.js';
 import type { OnnxSink } from '../nn/index.js';
+import type { RunnableMetadata } from '../model/card.js';
 import { writeFileAtomic } from '../io/files.js';
 import { EncoderUNet, REFERENCE_DEPTH, type UNetArgs, hasEncoder } from '../model/index.js';
 import { AttributeType, DataType, GraphProto, ModelProto, TensorProto } from './onnx-schema.js';
@@ -24,17 +25,7 @@ export const OUTPUT_NAME = 'logits';
 export const ENSEMBLE_OUTPUT_NAME = 'probabilities';
 
 /** Carried in the file's metadata_props (strings) and in the web folder's model.json. */
-export interface OnnxMetadata {
-  /** JSON {"n_channels","n_classes","bilinear"}, as in safetensors exports */
-  model_args: string;
-  /** JSON list: class i is written as mask_values[i] */
-  mask_values: string;
-  /** the training scale: images are resized by it before the forward pass */
-  scale: string;
-  /** the smallest height/width the network accepts */
-  min_size: string;
-  /** JSON list of the class names (train --class-names), when the checkpoint has them */
-  class_names?: string;
+export interface OnnxMetadata extends RunnableMetadata {
   /** An ensemble's output, in words: its name, shape and meaning (a single model's is `logits`) */
   output?: string;
   /** An ensemble's checkpoints (file names), as a JSON list */

@@ -12,12 +12,11 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { minSideOf } from '../model/limits.js';
-import { resolveMaskValues } from '../predict/predictor.js';
-import { loadCheckpoint, modelArgsToPy } from '../model/checkpoint.js';
-import { chooseScale, trainingScale } from '../model/scale.js';
+import { modelCard, runnableMetadata } from '../model/card.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { chooseScale } from '../model/scale.js';
 import { sendSiteFile } from './serve.js';
-import { classNamesMeta, writeWebSite } from './web.js';
+import { writeWebSite } from './web.js';
 
 /** Serves /try/<run>/<file> for the dashboard; `close()` removes the exported folders. */
 export function tryItPages(): { serve: (runDir: string, file: string, res: ServerResponse) => Promise<void>; close: () => void } {
@@ -42,13 +41,10 @@ export function tryItPages(): { serve: (runDir: string, file: string, res: Serve
     const ckpt = await loadCheckpoint(best);
     const owner = ckpt.runDir ? await realpath(resolve(ckpt.runDir)).catch(() => resolve(ckpt.runDir as string)) : null;
     if (owner !== runDir) throw new Error(`${best} belongs to ${owner ? `another run (${basename(owner)})` : 'no recorded run'}; export this run's checkpoint with \`unet export --format web\``);
-    const args = ckpt.modelArgs;
-    if (!args) throw new Error(`${best}: cannot tell the model's channels/classes`);
-    const mv = resolveMaskValues(ckpt.maskValues, args.nClasses, []);
-    const { scale } = chooseScale(trainingScale(ckpt), undefined);
+    const card = modelCard(ckpt);
     const dir = join(root, String(n++));
-    const meta = { model_args: JSON.stringify(modelArgsToPy(args)), mask_values: JSON.stringify(mv.values), scale: String(scale), min_size: String(minSideOf(args)), ...classNamesMeta(ckpt.classNames, mv.values.length) };
-    await writeWebSite(dir, [{ weights: ckpt.model, args }], meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
+    const meta = runnableMetadata(card, chooseScale(card.trainingScale, undefined).scale);
+    await writeWebSite(dir, [{ weights: ckpt.model, args: card.args }], meta, `${basename(runDir)}: best_model.pth (epoch ${ckpt.epoch}${ckpt.valScore !== null ? `, validation Dice ${ckpt.valScore.toFixed(3)}` : ''})`);
     return dir;
   }
 

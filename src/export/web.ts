@@ -19,10 +19,6 @@ export const PAGE_FILES = ['index.html', 'app.js', 'style.css'] as const;
 /** onnxruntime-web's WebAssembly build (one thread, SIMD) and its loader. */
 export const WASM_FILES = ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs'] as const;
 
-/** The metadata entry for the checkpoint's class names: one per mask value, else none. */
-export const classNamesMeta = (names: readonly string[] | null, valueCount: number): { class_names?: string } =>
-  names?.length === valueCount ? { class_names: JSON.stringify(names) } : {};
-
 /** dist/web, from src/export (tsx) or dist/export (built). */
 function pageDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));

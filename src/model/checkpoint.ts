@@ -19,7 +19,7 @@ import { CheckpointError, checkedArgs, inferModelArgs, modelArgsToPy, num } from
 import { dropUnusedEncoderKeys } from './encoder-args.js';
 import type { UNetArgs } from './unet.js';
 
-export { CheckpointError, architectureProblem, inferModelArgs, modelArgsToPy } from './model-args.js';
+export { CheckpointError, architectureProblem, inferModelArgs } from './model-args.js';
 
 export const FORMAT = 'unet-ts/1';
 

@@ -1,17 +1,11 @@
 /**
  * The scale inference resizes images by: one rule for predict, evaluate and export (and the
- * dashboard's "try it"), so they agree with each other and with the training run.
+ * dashboard's "try it"), so they agree with each other and with the training run. The training
+ * scale it starts from is the model card's (card.ts).
  */
-import type { LoadedCheckpoint } from './checkpoint.js';
 
 /** predict.py's default scale: used for checkpoints that do not record the scale they were trained at (e.g. the reference's). */
 export const REFERENCE_SCALE = 0.5;
-
-/** The scale a checkpoint was trained at (our checkpoints' config.scale), or null when it records none. */
-export function trainingScale(ckpt: Pick<LoadedCheckpoint, 'config'>): number | null {
-  const s = ckpt.config?.scale;
-  return typeof s === 'number' && s > 0 && s <= 1 ? s : null;
-}
 
 export interface ScaleChoice {
   scale: number;

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { EXIT } from '../config/errors.js';
 import { OptionError, type Output, type PredictConfig } from '../config/options.js';
 import { scaledSize } from '../data/index.js';
-import { REFERENCE_SCALE, chooseScale } from '../model/scale.js';
+import { chooseScale } from '../model/scale.js';
 import { hasEncoder } from '../model/unet.js';
 import { removeTempsOnSignals } from '../io/temp-files.js';
 import { imageHeader } from '../data/image/regions.js';
@@ -61,11 +61,10 @@ export interface PredictResult {
 export async function runPredict(given: PredictConfig, opts: PredictRunOptions = {}): Promise<PredictResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const warn = opts.warn ?? ((l: string) => console.error(l));
-  let cfg: Scaled<PredictConfig> = { ...given, scale: given.scale ?? REFERENCE_SCALE };
-  const inputs = cfg.input ?? [];
+  const inputs = given.input ?? [];
   // Usage errors (exit 64): the parser checks the flags' values, these are the checks across them.
   if (inputs.length === 0) throw new OptionError("no input images: pass files, folders or globs with -i/--input (e.g. -i data/test/*.png, or -i 'data/**/*.png')");
-  if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new OptionError(`--batch-size must be a positive integer, got ${cfg.batchSize}`);
+  if (!Number.isInteger(given.batchSize) || given.batchSize < 1) throw new OptionError(`--batch-size must be a positive integer, got ${given.batchSize}`);
   if (given.scale !== undefined && !(given.scale > 0 && given.scale <= 1)) throw new OptionError(`--scale must be in (0, 1], got ${given.scale}`);
 
   // 1. Inputs and output names (cheap checks before loading the model)
@@ -75,23 +74,23 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
   const failed: { input: string; reason: string }[] = [];
   const good = entries.filter((e) => !e.error);
   for (const e of entries) if (e.error) failed.push({ input: e.input, reason: e.error });
-  if (cfg.output.length > 0 && cfg.outputDir) warn('note: -o/--output names are used as given; --output-dir is ignored');
-  if (cfg.output.length > 0 && cfg.output.length !== entries.length) planOutputs(entries.map((e) => e.input), cfg, 0); // throws the count error
-  const outputsFor = cfg.output.length > 0 ? entries.map((e, i) => ({ e, o: cfg.output[i] })).filter((x) => !x.e.error).map((x) => x.o) : [];
+  if (given.output.length > 0 && given.outputDir) warn('note: -o/--output names are used as given; --output-dir is ignored');
+  if (given.output.length > 0 && given.output.length !== entries.length) planOutputs(entries.map((e) => e.input), given, 0); // throws the count error
+  const outputsFor = given.output.length > 0 ? entries.map((e, i) => ({ e, o: given.output[i] })).filter((x) => !x.e.error).map((x) => x.o) : [];
   // -o names, mask/overlay collisions: checked before the model is loaded (probability maps after).
-  planOutputs(good.map((e) => e.input), { ...cfg, output: outputsFor, probs: false }, 0);
+  planOutputs(good.map((e) => e.input), { ...given, output: outputsFor, probs: false }, 0);
   if (good.length === 0) {
     throw new PredictError(`no input images to predict:\n${failed.map((f) => `  ${f.input}: ${f.reason}`).join('\n')}`);
   }
 
   // 2. Model, output folders
-  const predictor = await loadEnsemble(modelPaths(cfg.model), { device: cfg.device, amp: cfg.amp, tta: cfg.tta });
+  const predictor = await loadEnsemble(modelPaths(given.model), { device: given.device, amp: given.amp, tta: given.tta });
   try {
-    checkGivenArgs(predictor, { classes: opts.classesGiven ? cfg.classes : undefined, bilinear: opts.bilinearGiven ? cfg.bilinear : undefined });
+    checkGivenArgs(predictor, { classes: opts.classesGiven ? given.classes : undefined, bilinear: opts.bilinearGiven ? given.bilinear : undefined });
     for (const n of predictor.notes) warn(`note: ${n}`);
     const sc = chooseScale(predictor.trainingScale, given.scale);
     if (sc.warning) warn(`warning: ${sc.warning}`);
-    cfg = { ...cfg, scale: sc.scale };
+    const cfg: Scaled<PredictConfig> = { ...given, scale: sc.scale }; // the scale is known once the model is read
     const jobs = planOutputs(good.map((e) => e.input), { ...cfg, output: outputsFor }, probCount(predictor));
     await makeOutputDirs(jobs, cfg);
     const mv = predictor.maskValues;

@@ -14,7 +14,7 @@ import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../da
 import { type SegmentationModel, type UNetArgs, createModel } from '../model/index.js';
 import { minSideOf } from '../model/limits.js';
 import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';
-import { trainingScale } from '../model/scale.js';
+import { type ModelCard, modelCard } from '../model/card.js';
 import { type TtaMode, averagedLogits } from './tta.js';
 
 export class PredictError extends UserError {}
@@ -28,15 +28,11 @@ export interface LoadModelOptions {
   tta?: TtaMode;
 }
 
-export interface Predictor {
+/** What the checkpoint says about its model comes from its card (model/card.ts). */
+export interface Predictor extends Pick<ModelCard, 'args' | 'maskValues' | 'maskValuesSource' | 'trainingScale'> {
   path: string;
   kind: CheckpointKind;
-  args: UNetArgs;
-  /** Class i is written as maskValues[i]. */
-  maskValues: MaskValues;
-  /** Where maskValues came from; 'default' = the file had none ([0, 1] like the reference). */
-  maskValuesSource: 'checkpoint' | 'default';
-  /** The checkpoint's class names (--class-names), one per mask value; null or absent: none. */
+  /** The card's class names, one per mask value; null or absent: none. */
   classNames?: string[] | null;
   /** --ignore-index of the training run: a mask value that is no class (evaluate leaves its pixels out); predictions never hold it. */
   ignoreValue?: number | null;
@@ -55,41 +51,7 @@ export interface Predictor {
   tta?: TtaMode;
   epoch: number;
   valScore: number | null;
-  /** The scale it was trained at (config.scale), null when the file records none. */
-  trainingScale: number | null;
   dispose(): void;
-}
-
-/** How many distinct mask values a model with `nClasses` outputs predicts (1 output = binary). */
-export const valueCount = (nClasses: number): number => (nClasses === 1 ? 2 : nClasses);
-
-function describeValues(v: MaskValues): string {
-  return JSON.stringify(v);
-}
-
-/**
- * The checkpoint's mask values, checked against the number of classes. Files without them get
- * [0, 1] like the reference's `state_dict.pop('mask_values', [0, 1])` (0..C-1 for more classes,
- * where [0, 1] would lose classes).
- */
-export function resolveMaskValues(found: MaskValues | null, nClasses: number, notes: string[]): { values: MaskValues; source: 'checkpoint' | 'default' } {
-  const n = valueCount(nClasses);
-  if (!found || found.length === 0) {
-    const values = n === 2 ? [0, 1] : Array.from({ length: n }, (_, i) => i);
-    notes.push(`the checkpoint has no mask_values; classes are written as ${describeValues(values)} (as the reference's predict.py)`);
-    return { values, source: 'default' };
-  }
-  if (found.length === n) return { values: found, source: 'checkpoint' };
-  if (found.length > n) {
-    notes.push(`the checkpoint lists ${found.length} mask values ${describeValues(found)} for a ${n}-class model; only the first ${n} are used`);
-    return { values: found.slice(0, n) as MaskValues, source: 'checkpoint' };
-  }
-  // Fewer values than classes: pad with the class index (grey) so every class has a value.
-  const rgb = Array.isArray(found[0]);
-  const padded = [...found] as (number | [number, number, number])[];
-  for (let i = found.length; i < n; i++) padded.push(rgb ? [i, i, i] : i);
-  notes.push(`the checkpoint lists ${found.length} mask values ${describeValues(found)} for a ${n}-class model; classes ${found.length}..${n - 1} are written as their index`);
-  return { values: padded as MaskValues, source: 'checkpoint' };
 }
 
 /** Loads a checkpoint into an eval-mode UNet on the requested device. */
@@ -101,11 +63,10 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
   } catch (e) {
     throw new PredictError((e as Error).message);
   }
-  const args = ckpt.modelArgs;
-  if (!args) throw new PredictError(`${path}: cannot tell the model's channels/classes from the checkpoint`);
+  const card = modelCard(ckpt);
+  const { args } = card;
   if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
-  const notes: string[] = [];
-  const mv = resolveMaskValues(ckpt.maskValues as MaskValues | null, args.nClasses, notes);
+  const notes = [...card.notes];
   const model = createModel(args); // the architecture as recorded (older files and smp imports: read from the weights)
   try {
     const weights = weightsToTensors(ckpt.model);
@@ -127,9 +88,9 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     path,
     kind: ckpt.kind,
     args,
-    maskValues: mv.values,
-    maskValuesSource: mv.source,
-    classNames: ckpt.classNames?.length === mv.values.length ? ckpt.classNames : null,
+    maskValues: card.maskValues,
+    maskValuesSource: card.maskValuesSource,
+    classNames: card.classNames,
     ignoreValue: ckpt.ignoreValue,
     postprocess: ckpt.postprocess,
     notes,
@@ -140,7 +101,7 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
     tta: opts.tta ?? 'none',
     epoch: ckpt.epoch,
     valScore: ckpt.valScore,
-    trainingScale: trainingScale(ckpt),
+    trainingScale: card.trainingScale,
     dispose: () => model.dispose(),
   };
 }
