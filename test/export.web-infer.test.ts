@@ -9,9 +9,6 @@ import { InputError, classify, preprocessRgba, resizeLogits, scaledSize } from '
 import { withoutOrientation } from '../src/predictor-page/exif.js';
 import { resizeBicubicU8 } from '../src/predictor-page/resample.js';
 import { NO_TORCH, hasTorch, maxDiff, runPython } from './helpers/python.js';
-import { tempDir } from './helpers/workdir.js';
-
-const dir = tempDir('web-infer');
 
 /** A plane with edges and noise, so every rounding path is exercised. */
 const plane = (w: number, h: number, seed: number) =>

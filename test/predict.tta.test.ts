@@ -14,7 +14,7 @@ import * as E from '../src/engine/index.js';
 import { exportCommand } from '../src/export/command.js';
 import { ModelProto } from '../src/export/onnx-schema.js';
 import { loadOnnxPredictor } from '../src/export/onnx-runtime.js';
-import { type UNet, type UNetArgs } from '../src/model/index.js';
+import type { UNet, UNetArgs } from '../src/model/index.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { type Predictor, PredictError, forwardTensor, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
 import { predictTiledInMemory } from '../src/predict/tiled-image.js';

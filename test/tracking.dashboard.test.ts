@@ -33,6 +33,7 @@ function raw(path: string, opts: { method?: string; host?: string } = {}): Promi
   });
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the tests read the dashboard's JSON answers field by field
 async function json(path: string): Promise<any> {
   const r = await raw(path);
   assert.equal(r.status, 200, `${path}: ${r.body.toString()}`);

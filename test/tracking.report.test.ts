@@ -9,6 +9,7 @@ import { tempDir } from './helpers/workdir.js';
 const tmp = tempDir('report');
 
 /** The page's JSON boot data. */
+// biome-ignore lint/suspicious/noExplicitAny: the tests read the report's embedded JSON field by field
 function bootData(html: string): any {
   const m = /window\.__UNET_BOOT__ = (.*?);<\/script>/s.exec(html);
   assert.ok(m, 'boot data present');

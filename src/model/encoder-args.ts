@@ -62,11 +62,11 @@ export function inferEncoderArgs(model: Map<string, RawTensor>, path: string): U
     inputs.push(s[1]);
   }
   const head = shapeOf(model, 'segmentation_head.0.weight');
-  if (!head || head.length !== 4 || head[1] !== decoderChannels[depth - 1] || head[2] !== head[3] || !(head[0] >= 1 && head[0] <= MAX_WIDTH)) throw bad(`segmentation_head.0.weight [${head ?? 'missing'}]`);
+  if (head?.length !== 4 || head[1] !== decoderChannels[depth - 1] || head[2] !== head[3] || !(head[0] >= 1 && head[0] <= MAX_WIDTH)) throw bad(`segmentation_head.0.weight [${head ?? 'missing'}]`);
   const base = { nClasses: head[0], bilinear: false, encoderDepth: depth, decoderChannels, headKernel: head[2] };
   for (const [name, spec] of Object.entries(ENCODERS)) {
     const first = shapeOf(model, `encoder.${spec.firstConv}`);
-    if (!first || first.length !== 4 || !(first[1] >= 1 && first[1] <= 64)) continue;
+    if (first?.length !== 4 || !(first[1] >= 1 && first[1] <= 64)) continue;
     const args: UNetArgs = { ...base, nChannels: first[1], encoder: name };
     if (encoderArgsProblem(args)) throw bad(encoderArgsProblem(args) as string);
     if (encoderFits(model, spec.build, first[1], depth, (k) => spec.unused(k, depth), inputs, decoderChannels)) return args;

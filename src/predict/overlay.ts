@@ -117,7 +117,7 @@ export async function readRgb8(path: string): Promise<{ data: Uint8Array; width:
     const base = Math.min(c, channels - 1) * plane;
     for (let i = 0; i < plane; i++) {
       const v = Math.round(src[base + i] * 255);
-      out[3 * i + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      out[3 * i + c] = Math.max(0, Math.min(v, 255));
     }
   }
   return { data: out, width, height };

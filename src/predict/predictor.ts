@@ -10,7 +10,7 @@
 import { UserError } from '../config/errors.js';
 import * as E from '../engine/index.js';
 import type { Device, Tensor } from '../engine/index.js';
-import { DataError, MIN_SIDE, type MaskValues, minScale, readImage } from '../data/index.js';
+import { DataError, MIN_SIDE, minScale, readImage } from '../data/index.js';
 import { type SegmentationModel, type UNetArgs, createModel } from '../model/index.js';
 import { minSideOf } from '../model/limits.js';
 import { type CheckpointKind, loadCheckpoint, weightsToTensors } from '../model/checkpoint.js';

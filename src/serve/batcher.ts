@@ -57,7 +57,12 @@ export class Batcher<J, R> {
     });
     this.queue.push(entry);
     this.pump();
-    return { done, cancel: () => void (entry.cancelled = true) };
+    return {
+      done,
+      cancel: () => {
+        entry.cancelled = true;
+      },
+    };
   }
 
   /** Draining: no more waiting for batch-mates. */

@@ -54,7 +54,7 @@ export async function readJsonlFrom<T = unknown>(
   from = 0,
   maxBytes = 8 * 1024 * 1024,
 ): Promise<JsonlChunk<T>> {
-  let fh;
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
     fh = await open(path, 'r');
   } catch (err) {
@@ -201,7 +201,7 @@ async function runInfo(dir: string, name: string, dirMtime: number): Promise<Run
       let isLast = true;
       for (let i = lines.length - 1; i >= 0; i--) {
         const line = lines[i];
-        if (!line || !line.startsWith('{')) continue;
+        if (!line?.startsWith('{')) continue;
         try {
           const rec = JSON.parse(line) as MetricsRecord;
           if (isLast) ended = endStatus(rec);

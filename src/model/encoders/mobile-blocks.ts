@@ -5,7 +5,7 @@
  */
 import * as E from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, Hardsigmoid, type Layer, Module, type OnnxSink, Sequential, StochasticDepth } from '../../nn/index.js';
+import { BatchNorm2d, Conv2d, type Hardsigmoid, type Layer, Module, type OnnxSink, Sequential, StochasticDepth } from '../../nn/index.js';
 import type { Encoder } from './encoder.js';
 
 /** BatchNorm settings of a family: torchvision's defaults (0.1, 1e-5) for EfficientNet-B0..B3, (0.01, 1e-3) for MobileNetV3. */

@@ -108,7 +108,7 @@ function poll(): void {
         $('status').textContent = `live · refreshed ${new Date().toLocaleTimeString()} · every ${POLL_MS / 1000} s`;
       },
       (err: Error | undefined) => {
-        $('status').textContent = `cannot reach the dashboard server (${err && err.message}), retrying…`;
+        $('status').textContent = `cannot reach the dashboard server (${err?.message}), retrying…`;
       },
     )
     .then(() => {

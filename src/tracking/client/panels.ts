@@ -137,7 +137,7 @@ export function renderMedia(): void {
   state.rendered.media = key;
   ctl.textContent = '';
   box.textContent = '';
-  if (!r || !r.media.length) {
+  if (!r?.media.length) {
     box.appendChild(h('div', { class: 'muted', text: 'No images logged yet (they are logged at validation).' }));
     return;
   }

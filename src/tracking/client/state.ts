@@ -132,7 +132,7 @@ export function addMetrics(r: Run, recs: unknown[]): void {
 
 export function addHist(r: Run, recs: HistogramRecord[]): void {
   for (const rec of recs) {
-    if (rec && rec.tag && rec.counts) {
+    if (rec?.tag && rec.counts) {
       r.hist.push(rec);
       r.histTags[rec.tag] = true;
     }
@@ -141,6 +141,6 @@ export function addHist(r: Run, recs: HistogramRecord[]): void {
 }
 
 export function addMedia(r: Run, recs: Media[]): void {
-  for (const rec of recs) if (rec && rec.file) r.media.push(rec);
+  for (const rec of recs) if (rec?.file) r.media.push(rec);
   if (recs.length) r.version++;
 }
