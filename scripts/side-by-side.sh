@@ -10,7 +10,8 @@
 #         --ignore-index 11 for every arm). isbi: the split of scripts/accuracy.sh (last 5 images by
 #         name held out), scores the reference's Dice.
 # Environment: BUDGET (camvid 15m, isbi 5m), SEEDS (0 1 2), THREADS per run (1), PARALLEL=1 runs a
-# seed's arms at the same time (the default: on 2 cores, 2 arms of one thread each).
+# seed's arms at the same time (the default: on 2 cores, 2 arms of one thread each), TRAIN_COUNT=N
+# (isbi: train on the first N images only), WORK=DIR (keep the runs there).
 # Prints one JSON line per run (score, seconds and optimizer steps used of the budget, evaluation
 # seconds) and a Markdown table.
 set -euo pipefail
@@ -40,6 +41,8 @@ else
   mapfile -t names < <(ls "$DATA/imgs" | sort)
   for i in "${!names[@]}"; do
     part=$train; [ "$i" -ge $(( ${#names[@]} - 5 )) ] && part=$test
+    # TRAIN_COUNT=N: only the first N training images (a small-data run); the held-out 5 stay the same
+    [ "$part" = "$train" ] && [ -n "${TRAIN_COUNT:-}" ] && [ "$i" -ge "$TRAIN_COUNT" ] && continue
     ln -sf "$(realpath "$DATA/imgs/${names[$i]}")" "$part/imgs/${names[$i]}"
     ln -sf "$(realpath "$DATA/masks/${names[$i]}")" "$part/masks/${names[$i]}"
   done
