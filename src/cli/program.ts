@@ -72,7 +72,7 @@ const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSou
 const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
 const jsonOption = (what: string) => new Option('--json', what).default(false);
 const printConfigOption = () =>
-  new Option('--print-config', 'print the resolved options (defaults < --plan < --config < flags) as YAML, which --config reads back, and exit without running').default(false);
+  new Option('--print-config', 'print the resolved options (built-in values < --plan < --config < flags) as YAML, which --config reads back, and exit without running');
 
 /** --print-config: the options as YAML on stdout (undefined values left out), nothing run. */
 function printConfig(cfg: object): number {

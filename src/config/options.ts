@@ -10,6 +10,15 @@ import {
 export * from './parsers.js';
 
 // ------------------------------------------------------------------------------------------------
+// Fragments shared by several commands' tables (the same flag, help and default everywhere)
+
+const deviceOption = { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device } satisfies OptionSpec<string>;
+const workersOption = { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt } satisfies OptionSpec<number>;
+const maskThresholdOption = { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit } satisfies OptionSpec<number>;
+const ampInferenceOption = { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false } satisfies OptionSpec<boolean>;
+const hostOption = { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str } satisfies OptionSpec<string>;
+
+// ------------------------------------------------------------------------------------------------
 // unet train (defaults as in the guide and the reference trainer)
 
 /** --freeze-encoder: a number of epochs, or 'all'. */
@@ -32,7 +41,7 @@ export const trainOptions = {
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
   checkpointDir: { flags: '--checkpoint-dir <dir>', help: 'where checkpoints are written', default: 'checkpoints', parse: str },
   existOk: { flags: '--exist-ok', help: "replace another run's checkpoints in --checkpoint-dir (removed when this run writes its first checkpoint); without it such a folder is refused", default: false },
-  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  device: deviceOption,
   seed: { flags: '--seed <n>', help: 'random seed (split, shuffling, initialisation)', default: 0, parse: nonNegInt },
   patience: { flags: '--patience <n>', help: 'early stopping: epochs without improvement (0 = off)', default: 10, parse: nonNegInt },
   minDelta: { flags: '--min-delta <d>', help: 'early stopping: smallest Dice gain that counts', default: 1e-3, parse: nonNegFloat },
@@ -42,7 +51,7 @@ export const trainOptions = {
   momentum: { flags: '--momentum <m>', help: 'momentum (RMSprop, SGD)', default: 0.999, parse: unit },
   gradClip: { flags: '--grad-clip <norm>', help: 'clip the gradient norm (0 = off)', default: 1.0, parse: nonNegFloat },
   augment: { flags: '--augment', help: 'random flips, 90-degree rotations, scale and brightness jitter', default: false },
-  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  workers: workersOption,
   channels: { flags: '--channels <n>', help: "input channels ('auto' from the data)", default: 'auto' as 'auto' | number, parse: channels },
   valEvery: { flags: '--val-every <steps>', help: "validation rounds that step the plateau scheduler: 'auto' = the reference's, every n_train // (5 x batch) batches; N = every N optimizer steps; 0 = end of epoch only", default: 'auto' as 'auto' | number, parse: autoOrNonNegInt },
   lrPatience: { flags: '--lr-patience <n>', help: 'plateau scheduler: validation rounds without improvement before the lr is divided by 10', default: 5, parse: nonNegInt },
@@ -180,15 +189,15 @@ export const predictOptions = {
   outputDir: { flags: '--output-dir <dir>', help: 'write masks into this directory (same names)', default: '', parse: str },
   viz: { flags: '-v, --viz', help: 'also write an overlay image (input with coloured classes and a legend)', default: false },
   noSave: { flags: '-n, --no-save', help: 'do not save the output masks', default: false },
-  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
+  maskThreshold: maskThresholdOption,
   scale: inferenceScaleOption,
   probs: { flags: '--probs', help: 'also save per-class probability maps (16-bit PNG)', default: false },
-  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
+  device: deviceOption,
+  amp: ampInferenceOption,
   batchSize: { flags: '-b, --batch-size <n>', help: 'images per forward pass (same-size images only), or --tile windows', default: 1, parse: posInt },
   bilinear: { flags: '--bilinear', help: 'accepted for compatibility; checked against the checkpoint', default: false },
   classes: { flags: '-c, --classes <n>', help: 'accepted for compatibility; checked against the checkpoint', default: 0, parse: posInt },
-  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  workers: workersOption,
   maxPixels: { flags: '--max-pixels <n>', help: 'refuse images larger than this many pixels, with or without --tile (0 = no limit: huge images you trust, with --tile auto)', default: MAX_PIXELS, parse: nonNegInt },
   tta: ttaOption,
   postprocess: postprocessOption,
@@ -204,13 +213,13 @@ export const evaluateOptions = {
   masks: { flags: '--masks <dir>', help: 'directory of ground-truth masks', default: 'data/masks', parse: str },
   maskSuffix: { flags: '--mask-suffix <suffix>', help: "mask name = image name + suffix ('auto' detects _mask)", default: 'auto', parse: (r: string) => r },
   scale: inferenceScaleOption,
-  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
+  maskThreshold: maskThresholdOption,
   json: { flags: '--json [file]', help: 'write the metrics as JSON to file, or without file print only them on stdout (the table goes to stderr)', default: '' as string | true, parse: str },
   surfaceTol: { flags: '--surface-tol <px>', help: 'tolerance of the normalised surface Dice (NSD), in pixels of the original image', default: 2, parse: nonNegFloat },
-  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
-  amp: { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false },
+  device: deviceOption,
+  amp: ampInferenceOption,
   batchSize: { flags: '-b, --batch-size <n>', help: 'images (or --tile windows) per forward pass', default: 1, parse: posInt },
-  workers: { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt },
+  workers: workersOption,
   tta: ttaOption,
   postprocess: postprocessOption,
   ...tilingOptions,
@@ -236,7 +245,7 @@ const benchTile: Parser<number> = (raw, flag) => {
 };
 
 export const benchOptions = {
-  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  device: deviceOption,
   batchSize: { flags: '-b, --batch-size <n>', help: 'batch size', default: 2, parse: posInt, alias: '--batch <n>' },
   height: { flags: '--height <n>', help: 'image height', default: 256, parse: posInt },
   width: { flags: '--width <n>', help: 'image width', default: 256, parse: posInt },
@@ -279,7 +288,7 @@ export const demoOptions = {
 export const dashboardOptions = {
   logdir: { flags: '--logdir <dir>', help: 'runs directory', default: 'runs', parse: str },
   port: { flags: '--port <n>', help: 'port', default: 6006, parse: port },
-  host: { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str },
+  host: hostOption,
 } satisfies Record<string, OptionSpec<unknown>>;
 
 // ------------------------------------------------------------------------------------------------
@@ -288,7 +297,7 @@ export const dashboardOptions = {
 export const serveOptions = {
   model: { flags: '-m, --model <paths...>', help: 'checkpoint(s) to serve; repeat -m for several models', default: [] as string[], parse: str, variadic: true },
   name: { flags: '--name <names...>', help: "the models' names in the URLs, one per -m (default: each file's stem, e.g. best_model)", default: [] as string[], parse: str, variadic: true },
-  host: { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str },
+  host: hostOption,
   port: { flags: '--port <n>', help: 'port (0: any free one)', default: 8000, parse: port },
   maxBatch: { flags: '--max-batch <n>', help: 'images per forward pass: same-shaped requests are grouped up to this many', default: 8, parse: posInt },
   maxDelayMs: { flags: '--max-delay-ms <ms>', help: 'how long the first request of a batch waits for others', default: 5, parse: nonNegInt },
@@ -297,8 +306,8 @@ export const serveOptions = {
   maxPixels: { flags: '--max-pixels <n>', help: 'largest image (or N*H*W of a tensor) in pixels (413 above)', default: 16_777_216, parse: posInt },
   timeoutS: { flags: '--timeout-s <s>', help: 'a request not answered in this many seconds gets 504', default: 30, parse: posInt },
   scale: inferenceScaleOption,
-  maskThreshold: { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit },
-  device: { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device },
+  maskThreshold: maskThresholdOption,
+  device: deviceOption,
   ...tilingOptions,
   tile: { ...tilingOptions.tile, help: "/segment: sliding windows of this size in scaled pixels (multiple of 16), 'auto' (only images over the memory budget) or 'off'", default: 'auto' as TileSetting },
   tokenFile: { flags: '--token-file <file>', help: 'require `Authorization: Bearer <token>` on every request, the token being this file\'s first line', default: '', parse: str },
