@@ -88,7 +88,10 @@ function findLibtorch() {
 
 /** Debian's multiarch library folder (/usr/lib/x86_64-linux-gnu, /usr/lib/aarch64-linux-gnu, ...). */
 function systemLibDir() {
-  for (const [cmd, args] of [['gcc', ['-print-multiarch']], ['dpkg-architecture', ['-qDEB_HOST_MULTIARCH']]]) {
+  for (const [cmd, args] of [
+    ['gcc', ['-print-multiarch']],
+    ['dpkg-architecture', ['-qDEB_HOST_MULTIARCH']],
+  ]) {
     const r = spawnSync(cmd, args, { encoding: 'utf8' });
     const triple = r.status === 0 ? r.stdout.trim() : '';
     if (triple && existsSync(join('/usr/lib', triple, 'libtorch.so'))) return join('/usr/lib', triple);
@@ -150,9 +153,17 @@ const ncclInclude = join(torch.include[0], '..', '..', 'nvidia', 'nccl', 'includ
 const hasNccl = hasCuda && existsSync(join(c10d, 'ProcessGroupNCCL.hpp')) && existsSync(join(ncclInclude, 'nccl.h'));
 // Our warnings are shown; headers of libtorch and Node-API are -isystem, so theirs are not.
 const options = [
-  `-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', '-Wall', '-Wextra',
-  `-D_GLIBCXX_USE_CXX11_ABI=${abi}`, '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-  ...(hasGloo ? ['-DUSE_C10D_GLOO'] : []), ...(hasNccl ? ['-DUSE_C10D_NCCL'] : []),
+  `-std=${std}`,
+  '-O2',
+  '-fPIC',
+  '-fvisibility=hidden',
+  '-Wall',
+  '-Wextra',
+  `-D_GLIBCXX_USE_CXX11_ABI=${abi}`,
+  '-DNAPI_CPP_EXCEPTIONS',
+  '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+  ...(hasGloo ? ['-DUSE_C10D_GLOO'] : []),
+  ...(hasNccl ? ['-DUSE_C10D_NCCL'] : []),
 ];
 // (/usr/include is a system folder already; naming it again breaks libstdc++'s #include_next.)
 const includes = [napiInclude, addonInclude, ...torch.include, ...(hasNccl ? [ncclInclude] : [])].filter((i) => i !== '/usr/include').flatMap((i) => ['-isystem', i]);
@@ -168,7 +179,10 @@ const hash = (...parts) => {
   return h.digest('hex');
 };
 // An object is stale when its source, a local header (native/*.h) or the flags changed.
-const headers = readdirSync(nativeDir).filter((f) => f.endsWith('.h')).sort().map((f) => readFileSync(join(nativeDir, f)));
+const headers = readdirSync(nativeDir)
+  .filter((f) => f.endsWith('.h'))
+  .sort()
+  .map((f) => readFileSync(join(nativeDir, f)));
 const compileKey = JSON.stringify({ options, torch: torch.include, headerVersions, cxx, node: process.version });
 const objects = sources.map((f) => ({ src: join(nativeDir, f), obj: join(outDir, 'obj', f.replace(/\.cpp$/, '.o')) }));
 for (const o of objects) o.stamp = hash(readFileSync(o.src), ...headers, compileKey);
@@ -200,7 +214,9 @@ let done = 0;
 async function compile(o) {
   say(`native build: compiling ${o.src}...`);
   const code = await new Promise((done) => {
-    spawn(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' }).on('error', () => done(-1)).on('close', done);
+    spawn(cxx, [...options, ...includes, '-c', o.src, '-o', `${o.obj}.tmp`], { stdio: 'inherit' })
+      .on('error', () => done(-1))
+      .on('close', done);
   });
   if (code !== 0) fail(`${cxx} failed (see above).`);
   renameSync(`${o.obj}.tmp`, o.obj);
@@ -209,9 +225,11 @@ async function compile(o) {
   say(`native build: ${done} of ${total} compiled (${Math.round((Date.now() - t0) / 1000)} s)`);
 }
 const jobs = Math.max(1, Math.min(4, availableParallelism()));
-await Promise.all(Array.from({ length: jobs }, async () => {
-  while (stale.length > 0) await compile(stale.shift());
-}));
+await Promise.all(
+  Array.from({ length: jobs }, async () => {
+    while (stale.length > 0) await compile(stale.shift());
+  }),
+);
 try {
   execFileSync(cxx, [...objects.map((o) => o.obj), '-o', `${out}.tmp`, ...link], { stdio: 'inherit' });
 } catch {

@@ -56,7 +56,10 @@ function resolveImport(from, spec) {
 const edges = new Map(); // file -> [imported files]
 const unresolved = [];
 for (const file of files) {
-  const imports = ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles.map((f) => f.fileName).filter((s) => s.startsWith('.'));
+  const imports = ts
+    .preProcessFile(readFileSync(file, 'utf8'), true, true)
+    .importedFiles.map((f) => f.fileName)
+    .filter((s) => s.startsWith('.'));
   edges.set(file, []);
   for (const spec of imports) {
     const to = resolveImport(file, spec);
@@ -73,7 +76,11 @@ const folderOf = (file) => relative(root, file).split(sep)[0];
 // Import cycles: the strongly connected components with more than one file (or a file importing itself).
 function cycles() {
   let index = 0;
-  const idx = new Map(), low = new Map(), stack = [], on = new Set(), out = [];
+  const idx = new Map(),
+    low = new Map(),
+    stack = [],
+    on = new Set(),
+    out = [];
   const visit = (v) => {
     idx.set(v, index);
     low.set(v, index++);

@@ -54,7 +54,13 @@ const { values: o } = parseArgs({
   },
 });
 if (o.help) {
-  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
+  console.log(
+    readFileSync(new URL(import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('//'))
+      .map((l) => l.slice(3))
+      .join('\n'),
+  );
   process.exit(0);
 }
 const int = (name, dflt, quick) => {
@@ -66,9 +72,18 @@ const int = (name, dflt, quick) => {
   return v;
 };
 const P = {
-  size: int('size', 256, 32), clients: int('clients', 16, 16), seconds: int('seconds', 30, 2), warmup: int('warmup', 8, 1),
-  soak: int('soak', 10_000, 300), soakSize: int('soak-size', 16, 16), maxBatch: int('max-batch', 8, 8), maxDelayMs: Number(o['max-delay-ms']),
-  benchSteps: int('bench-steps', 20, 3), threads: int('threads', 2, 2), output: o.output, quick: o.quick,
+  size: int('size', 256, 32),
+  clients: int('clients', 16, 16),
+  seconds: int('seconds', 30, 2),
+  warmup: int('warmup', 8, 1),
+  soak: int('soak', 10_000, 300),
+  soakSize: int('soak-size', 16, 16),
+  maxBatch: int('max-batch', 8, 8),
+  maxDelayMs: Number(o['max-delay-ms']),
+  benchSteps: int('bench-steps', 20, 3),
+  threads: int('threads', 2, 2),
+  output: o.output,
+  quick: o.quick,
 };
 if (!['mask', 'logits'].includes(P.output)) {
   console.error(`serve-bench: --output must be mask or logits, got '${P.output}'`);
@@ -147,7 +162,24 @@ async function point(srv, body, clients, warmupSeconds) {
 }
 
 async function soak(ckpt) {
-  const srv = await startServer('unet serve (soak)', process.execPath, ['bin/unet.js', 'serve', '-m', ckpt, '--name', 'unet', '--port', '0', '--device', 'cpu', '--max-batch', String(P.maxBatch), '--max-delay-ms', String(P.maxDelayMs), '--timeout-s', '300']);
+  const srv = await startServer('unet serve (soak)', process.execPath, [
+    'bin/unet.js',
+    'serve',
+    '-m',
+    ckpt,
+    '--name',
+    'unet',
+    '--port',
+    '0',
+    '--device',
+    'cpu',
+    '--max-batch',
+    String(P.maxBatch),
+    '--max-delay-ms',
+    String(P.maxDelayMs),
+    '--timeout-s',
+    '300',
+  ]);
   const progress = { done: 0 };
   const samples = [{ requests: 0, rss_mb: rssMb(srv.pid), s: 0 }];
   const t0 = performance.now();
@@ -164,15 +196,32 @@ async function soak(ckpt) {
   samples.push({ requests: progress.done, rss_mb: rssMb(srv.pid), s: (performance.now() - t0) / 1000 });
   const exit = await srv.stop();
   const half = samples.filter((s) => s.requests >= P.soak / 2);
-  const mbPer1000 = slope(half.map((s) => s.requests / 1000), half.map((s) => s.rss_mb));
+  const mbPer1000 = slope(
+    half.map((s) => s.requests / 1000),
+    half.map((s) => s.rss_mb),
+  );
   const round = (v, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
   const rss = samples.map((s) => s.rss_mb);
   const res = {
-    requests: r.requests, ok: r.ok, errors: r.errors, image: `1x3x${P.soakSize}x${P.soakSize}`, clients: P.clients, seconds: r.seconds, rps: r.rps, p99_ms: r.p99_ms,
-    rss_start_mb: round(rss[0]), rss_half_mb: round(half[0]?.rss_mb ?? NaN), rss_end_mb: round(rss[rss.length - 1]), rss_peak_mb: round(Math.max(...rss)),
-    slope_mb_per_1000_second_half: round(mbPer1000, 3), server_exit: exit, samples: samples.map((s) => [s.requests, round(s.rss_mb), round(s.s, 2)]),
+    requests: r.requests,
+    ok: r.ok,
+    errors: r.errors,
+    image: `1x3x${P.soakSize}x${P.soakSize}`,
+    clients: P.clients,
+    seconds: r.seconds,
+    rps: r.rps,
+    p99_ms: r.p99_ms,
+    rss_start_mb: round(rss[0]),
+    rss_half_mb: round(half[0]?.rss_mb ?? NaN),
+    rss_end_mb: round(rss[rss.length - 1]),
+    rss_peak_mb: round(Math.max(...rss)),
+    slope_mb_per_1000_second_half: round(mbPer1000, 3),
+    server_exit: exit,
+    samples: samples.map((s) => [s.requests, round(s.rss_mb), round(s.s, 2)]),
   };
-  log(`soak: ${res.ok}/${res.requests} answered in ${res.seconds} s; RSS ${res.rss_start_mb} -> ${res.rss_half_mb} -> ${res.rss_end_mb} MB (peak ${res.rss_peak_mb}); slope ${res.slope_mb_per_1000_second_half} MB / 1,000 requests over the second half; server exit ${exit}`);
+  log(
+    `soak: ${res.ok}/${res.requests} answered in ${res.seconds} s; RSS ${res.rss_start_mb} -> ${res.rss_half_mb} -> ${res.rss_end_mb} MB (peak ${res.rss_peak_mb}); slope ${res.slope_mb_per_1000_second_half} MB / 1,000 requests over the second half; server exit ${exit}`,
+  );
   return res;
 }
 
@@ -244,9 +293,17 @@ async function main() {
 
   const cpu = cpus()[0]?.model ?? '?';
   const result = {
-    date: new Date().toISOString(), quick: P.quick, machine: { cpus: availableParallelism(), cpu, loadavg_at_end: loadavg() },
-    params: P, threads: { ours: P.threads, python: P.threads, python_banner: pyBanner }, predict, points: pts, soak: soakRes, mask_agreement_ours_vs_python: agreement,
-    checks, total_seconds: Math.round((Date.now() - t0) / 1000),
+    date: new Date().toISOString(),
+    quick: P.quick,
+    machine: { cpus: availableParallelism(), cpu, loadavg_at_end: loadavg() },
+    params: P,
+    threads: { ours: P.threads, python: P.threads, python_banner: pyBanner },
+    predict,
+    points: pts,
+    soak: soakRes,
+    mask_agreement_ours_vs_python: agreement,
+    checks,
+    total_seconds: Math.round((Date.now() - t0) / 1000),
   };
   writeFileSync(o.json, `${JSON.stringify(result, null, 1)}\n`);
   printTable(result);
@@ -255,10 +312,18 @@ async function main() {
 
 function printTable(r) {
   const row = (cells) => console.log(`| ${cells.join(' | ')} |`);
-  console.log(`\n${r.quick ? 'QUICK run (short points, small images: not the measurement). ' : ''}${r.params.size}x${r.params.size} RGB, full-width UNet, ${r.threads.ours} intra-op threads both sides, ${r.machine.cpus} x ${r.machine.cpu}\n`);
+  console.log(
+    `\n${r.quick ? 'QUICK run (short points, small images: not the measurement). ' : ''}${r.params.size}x${r.params.size} RGB, full-width UNet, ${r.threads.ours} intra-op threads both sides, ${r.machine.cpus} x ${r.machine.cpu}\n`,
+  );
   row(['server', 'clients', 'answered', 'req/s', 'p50 ms', 'p99 ms', 'errors']);
   row(['---', '---:', '---:', '---:', '---:', '---:', '---']);
-  const names = { ours: `unet serve (--max-batch ${r.params.maxBatch})`, ours_1: `unet serve (--max-batch ${r.params.maxBatch})`, ours_mb1: 'unet serve --max-batch 1', py_serial: 'Python baseline --serialize', py_threaded: 'Python baseline, a forward per thread' };
+  const names = {
+    ours: `unet serve (--max-batch ${r.params.maxBatch})`,
+    ours_1: `unet serve (--max-batch ${r.params.maxBatch})`,
+    ours_mb1: 'unet serve --max-batch 1',
+    py_serial: 'Python baseline --serialize',
+    py_threaded: 'Python baseline, a forward per thread',
+  };
   for (const [k, p] of Object.entries(r.points)) row([names[k], p.clients, p.ok, p.rps, p.p50_ms, p.p99_ms, JSON.stringify(p.errors)]);
   console.log(`\nunet predict per image (unet bench --predict -b 1, median forward): ${r.predict.ms_per_image} ms`);
   const s = r.soak;

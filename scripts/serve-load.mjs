@@ -7,19 +7,25 @@ import http from 'node:http';
 /** One POST; resolves with the status, the body's byte count and (when keep) its text; never rejects. */
 function post(agent, url, body, keep, timeoutMs) {
   return new Promise((resolve) => {
-    const req = http.request(url, {
-      method: 'POST', agent, timeout: timeoutMs,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': body.length },
-    }, (res) => {
-      const chunks = [];
-      let bytes = 0;
-      res.on('data', (c) => {
-        bytes += c.length;
-        if (keep) chunks.push(c);
-      });
-      res.on('end', () => resolve({ status: res.statusCode, bytes, text: keep ? Buffer.concat(chunks).toString() : null }));
-      res.on('error', (e) => resolve({ status: e.code ?? 'error', bytes }));
-    });
+    const req = http.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        timeout: timeoutMs,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': body.length },
+      },
+      (res) => {
+        const chunks = [];
+        let bytes = 0;
+        res.on('data', (c) => {
+          bytes += c.length;
+          if (keep) chunks.push(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode, bytes, text: keep ? Buffer.concat(chunks).toString() : null }));
+        res.on('error', (e) => resolve({ status: e.code ?? 'error', bytes }));
+      },
+    );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     req.on('error', (e) => resolve({ status: e.code ?? 'error', bytes: 0 }));
     req.end(body);
@@ -65,9 +71,16 @@ export async function runLoad({ url, body, clients, seconds, maxRequests = Infin
   const sorted = Float64Array.from(latencies).sort();
   const ms = (v) => Math.round(v * 10) / 10;
   return {
-    clients, requests: sent, ok: latencies.length, errors, seconds: Math.round(wall * 100) / 100,
+    clients,
+    requests: sent,
+    ok: latencies.length,
+    errors,
+    seconds: Math.round(wall * 100) / 100,
     rps: Math.round((latencies.length / wall) * 1000) / 1000,
-    p50_ms: ms(percentile(sorted, 0.5)), p90_ms: ms(percentile(sorted, 0.9)), p99_ms: ms(percentile(sorted, 0.99)), max_ms: ms(sorted[sorted.length - 1] ?? NaN),
+    p50_ms: ms(percentile(sorted, 0.5)),
+    p90_ms: ms(percentile(sorted, 0.9)),
+    p99_ms: ms(percentile(sorted, 0.99)),
+    max_ms: ms(sorted[sorted.length - 1] ?? NaN),
     first,
   };
 }

@@ -57,7 +57,10 @@ export function cppFunctions(text) {
   return out;
 }
 
-const files = ['src', 'native'].filter((d) => existsSync(join(root, d))).flatMap((d) => walk(join(root, d))).filter((f) => /\.(ts|cpp|h)$/.test(f) && !f.includes('/shim/'));
+const files = ['src', 'native']
+  .filter((d) => existsSync(join(root, d)))
+  .flatMap((d) => walk(join(root, d)))
+  .filter((f) => /\.(ts|cpp|h)$/.test(f) && !f.includes('/shim/'));
 const long = [];
 const functions = [];
 for (const file of files) {
@@ -75,7 +78,11 @@ for (const file of files) {
       const start = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line;
       const end = sf.getLineAndCharacterOfPosition(node.end).line;
       const body = node.body;
-      const isTable = ts.isBlock(body) && body.statements.length === 1 && ts.isReturnStatement(body.statements[0]) && body.statements[0].expression &&
+      const isTable =
+        ts.isBlock(body) &&
+        body.statements.length === 1 &&
+        ts.isReturnStatement(body.statements[0]) &&
+        body.statements[0].expression &&
         (ts.isObjectLiteralExpression(body.statements[0].expression) || ts.isArrayLiteralExpression(body.statements[0].expression));
       if (end - start + 1 > MAX_FUNCTION && !isTable) {
         const name = node.name?.getText(sf) ?? (ts.isVariableDeclaration(node.parent) ? node.parent.name.getText(sf) : '(anonymous)');

@@ -15,7 +15,12 @@ import { tempDir } from './helpers/workdir.js';
 const dir = tempDir('bench');
 
 const hasPil = () => spawnSync(PYTHON, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }).status === 0;
-const jsonLines = (s: string) => s.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+const jsonLines = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('bench --data', () => {
   test('a decode pass without the cache, then epoch 1 decodes every pair, epoch 2 none (the cache serves it); PIL side and ratio when asked', async (t) => {

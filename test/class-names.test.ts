@@ -37,8 +37,20 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
   // A narrow UNet (widths / 16): the names, not the model, are under test.
   const hooks = { ...quiet, createModel: (a: UNetArgs) => tinyUNet(a) };
   const cfg = (extra: Partial<TrainConfig>): TrainConfig => ({
-    ...defaults(trainOptions), imgs: join(data, 'imgs'), masks: join(data, 'masks'), checkpointDir: ckdir, logdir: join(root, 'runs'),
-    device: 'cpu', bilinear: true, scale: 1, epochs: 1, validation: 34, workers: 1, tensorboard: false, classes: 3, ...extra,
+    ...defaults(trainOptions),
+    imgs: join(data, 'imgs'),
+    masks: join(data, 'masks'),
+    checkpointDir: ckdir,
+    logdir: join(root, 'runs'),
+    device: 'cpu',
+    bilinear: true,
+    scale: 1,
+    epochs: 1,
+    validation: 34,
+    workers: 1,
+    tensorboard: false,
+    classes: 3,
+    ...extra,
   });
   before(async () => {
     await ready();
@@ -49,13 +61,19 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
   });
 
   test('a name count that does not match -c is a usage error naming the flag', async () => {
-    await assert.rejects(train(cfg({ classNames: ['sky', 'building'] }), quiet), (e: Error) => e instanceof OptionError && e.exitCode === 64 &&
-      /^--class-names gives 2 name\(s\) \(sky, building\) but -c 3 needs 3: one per class incl\. the background$/.test(e.message));
+    await assert.rejects(
+      train(cfg({ classNames: ['sky', 'building'] }), quiet),
+      (e: Error) => e instanceof OptionError && e.exitCode === 64 && /^--class-names gives 2 name\(s\) \(sky, building\) but -c 3 needs 3: one per class incl\. the background$/.test(e.message),
+    );
   });
 
   test('stored in the checkpoint and in the epoch records the dashboard and report read', async () => {
     assert.deepEqual((await loadCheckpoint(ck)).classNames, NAMES);
-    const epochs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.type === 'epoch');
+    const epochs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'epoch');
     assert.ok(epochs.length > 0);
     for (const e of epochs) assert.deepEqual(e.classNames, NAMES);
     assert.ok(readFileSync(join(runDir, 'report.html'), 'utf8').includes(NAMES[1]), 'the report carries the names');
@@ -63,7 +81,10 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
 
   test('evaluate shows the names in its table and JSON', async () => {
     const r = await runEvaluate({ ...defaults(evaluateOptions), model: ck, imgs: join(data, 'imgs'), masks: join(data, 'masks'), scale: 1, device: 'cpu', workers: 1 }, { warn: () => {} });
-    assert.deepEqual(r.perClass.map((c) => c.name), NAMES);
+    assert.deepEqual(
+      r.perClass.map((c) => c.name),
+      NAMES,
+    );
     const lines = formatEvaluation(r).split('\n');
     const head = lines.findIndex((l) => l.startsWith('class '));
     assert.match(lines[head], /^class +name +value +Dice/);
@@ -91,7 +112,7 @@ describe('a run with --class-names', { concurrency: 1 }, () => {
     assert.ok(readFileSync(join(site, 'model.onnx')).includes('class_names'), 'ONNX metadata_props');
   });
 
-  test('resuming without --class-names keeps the checkpoint\'s names', async () => {
+  test("resuming without --class-names keeps the checkpoint's names", async () => {
     const r = await train(cfg({ load: ck, epochs: 2, checkpointDir: join(root, 'resumed'), validation: 0 }), hooks);
     assert.deepEqual((await loadCheckpoint(r.lastCheckpoint as string)).classNames, NAMES);
   });

@@ -69,7 +69,18 @@ describe('--config', () => {
   });
 
   test("a run's config.json replays that run (its recorded facts are ignored)", async () => {
-    const recorded = { ...defaults(trainOptions), epochs: 3, scale: 0.25, device: 'cpu', maskSuffix: '_mask', maskValues: [0, 255], nChannels: 1, trainImages: 9, valImages: 1, versions: { unetTs: '0.1.0' } };
+    const recorded = {
+      ...defaults(trainOptions),
+      epochs: 3,
+      scale: 0.25,
+      device: 'cpu',
+      maskSuffix: '_mask',
+      maskValues: [0, 255],
+      nChannels: 1,
+      trainImages: 9,
+      valImages: 1,
+      versions: { unetTs: '0.1.0' },
+    };
     const f = file('config.json', JSON.stringify(recorded, null, 2));
     const r = await parse(['train', '--config', f]);
     assert.ok(r.train, r.error);
@@ -150,7 +161,12 @@ describe('--resume', () => {
     const ck = join(dir, 'resume-ckpts');
     mkdirSync(ck);
     const t = Date.now() / 1000;
-    for (const [name, age] of [['checkpoint_epoch2.pth', 300], ['checkpoint_epoch1.pth', 200], ['INTERRUPTED.pth', 100], ['best_model.pth', 0]] as const) {
+    for (const [name, age] of [
+      ['checkpoint_epoch2.pth', 300],
+      ['checkpoint_epoch1.pth', 200],
+      ['INTERRUPTED.pth', 100],
+      ['best_model.pth', 0],
+    ] as const) {
       writeFileSync(join(ck, name), 'x');
       utimesSync(join(ck, name), t - age, t - age);
     }
@@ -223,7 +239,13 @@ describe('the real command', { concurrency: 1 }, () => {
   before(async () => {
     data = join(dir, 'data');
     work = join(dir, 'work');
-    await writePairs(data, 4, { width: 32, height: 32, channels: 1, name: (i) => `${i}.png` }, (p, i) => ((p * (i + 3)) % 251) & 255, (p, i) => ((p % 32) + i > 16 ? 255 : 0));
+    await writePairs(
+      data,
+      4,
+      { width: 32, height: 32, channels: 1, name: (i) => `${i}.png` },
+      (p, i) => ((p * (i + 3)) % 251) & 255,
+      (p, i) => ((p % 32) + i > 16 ? 255 : 0),
+    );
   });
 
   test('--version prints the package version; usage errors exit with 64 in one line', async () => {
@@ -282,10 +304,24 @@ describe('the real command', { concurrency: 1 }, () => {
     const out = join(dir, 'pred');
     const p = await runCli(['predict', '-m', model, '-i', join(data, 'imgs'), join(dir, 'missing.png'), '--output-dir', out, '-s', '1', '--device', 'cpu', '--json']);
     assert.equal(p.code, EXIT.partial, p.stderr);
-    const lines = p.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = p.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 5, 'one line per input');
-    assert.deepEqual(lines.filter((l) => l.error).map((l) => l.input), [join(dir, 'missing.png')]);
-    assert.deepEqual(lines.filter((l) => l.mask).map((l) => l.mask).sort(), readdirSync(out).map((n) => join(out, n)).sort());
+    assert.deepEqual(
+      lines.filter((l) => l.error).map((l) => l.input),
+      [join(dir, 'missing.png')],
+    );
+    assert.deepEqual(
+      lines
+        .filter((l) => l.mask)
+        .map((l) => l.mask)
+        .sort(),
+      readdirSync(out)
+        .map((n) => join(out, n))
+        .sort(),
+    );
 
     const ev = await runCli(['evaluate', '-m', model, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '-s', '1', '--device', 'cpu', '--surface-tol', '1.5', '--json']);
     assert.equal(ev.code, 0, ev.stderr);

@@ -13,8 +13,16 @@ import { type Handlers, buildProgram } from '../src/cli/program.js';
 import * as O from '../src/config/options.js';
 
 const TABLES: Record<string, Record<string, O.OptionSpec<unknown>>> = {
-  train: O.trainOptions, plan: O.planOptions, predict: O.predictOptions, evaluate: O.evaluateOptions, export: O.exportOptions,
-  serve: O.serveOptions, demo: O.demoOptions, bench: O.benchOptions, dashboard: O.dashboardOptions, env: O.envOptions,
+  train: O.trainOptions,
+  plan: O.planOptions,
+  predict: O.predictOptions,
+  evaluate: O.evaluateOptions,
+  export: O.exportOptions,
+  serve: O.serveOptions,
+  demo: O.demoOptions,
+  bench: O.benchOptions,
+  dashboard: O.dashboardOptions,
+  env: O.envOptions,
 };
 /** Flags that steer the command rather than describe the run, so no config file or config.json holds them. */
 const COMMAND_FLAGS = new Set(['--config', '--json', '--print-config', '--resume', '--help']);
@@ -27,7 +35,9 @@ const sub = (name: string): Command => {
 };
 
 test('every command of `unet` has its table here (a new command gets a contract)', () => {
-  const names = buildProgram(undefined, { exitOverride: true }).commands.map((c) => c.name()).filter((n) => n !== 'help');
+  const names = buildProgram(undefined, { exitOverride: true })
+    .commands.map((c) => c.name())
+    .filter((n) => n !== 'help');
   assert.deepEqual(names.sort(), Object.keys(TABLES).sort());
 });
 

@@ -19,21 +19,45 @@ function run(h: number, w: number, p: Partial<AugmentParams>): number[][] {
 
 describe('exact transforms', () => {
   test('horizontal and vertical flips', () => {
-    assert.deepEqual(run(2, 3, { hflip: true }), [[2, 1, 0], [5, 4, 3]]);
-    assert.deepEqual(run(2, 3, { vflip: true }), [[3, 4, 5], [0, 1, 2]]);
-    assert.deepEqual(run(2, 3, { hflip: true, vflip: true }), [[5, 4, 3], [2, 1, 0]]);
+    assert.deepEqual(run(2, 3, { hflip: true }), [
+      [2, 1, 0],
+      [5, 4, 3],
+    ]);
+    assert.deepEqual(run(2, 3, { vflip: true }), [
+      [3, 4, 5],
+      [0, 1, 2],
+    ]);
+    assert.deepEqual(run(2, 3, { hflip: true, vflip: true }), [
+      [5, 4, 3],
+      [2, 1, 0],
+    ]);
   });
 
   test('rotation by 90° counter-clockwise, like np.rot90', () => {
     // np.rot90([[0,1,2],[3,4,5],[6,7,8]]) == [[2,5,8],[1,4,7],[0,3,6]]
-    assert.deepEqual(run(3, 3, { rot: 1 }), [[2, 5, 8], [1, 4, 7], [0, 3, 6]]);
-    assert.deepEqual(run(3, 3, { rot: 2 }), [[8, 7, 6], [5, 4, 3], [2, 1, 0]]);
-    assert.deepEqual(run(3, 3, { rot: 3 }), [[6, 3, 0], [7, 4, 1], [8, 5, 2]]);
+    assert.deepEqual(run(3, 3, { rot: 1 }), [
+      [2, 5, 8],
+      [1, 4, 7],
+      [0, 3, 6],
+    ]);
+    assert.deepEqual(run(3, 3, { rot: 2 }), [
+      [8, 7, 6],
+      [5, 4, 3],
+      [2, 1, 0],
+    ]);
+    assert.deepEqual(run(3, 3, { rot: 3 }), [
+      [6, 3, 0],
+      [7, 4, 1],
+      [8, 5, 2],
+    ]);
   });
 
   test('non-square images keep their shape: quarter turns become 0° / 180°', () => {
     assert.deepEqual(run(2, 3, { rot: 1 }), run(2, 3, {}));
-    assert.deepEqual(run(2, 3, { rot: 3 }), [[5, 4, 3], [2, 1, 0]]);
+    assert.deepEqual(run(2, 3, { rot: 3 }), [
+      [5, 4, 3],
+      [2, 1, 0],
+    ]);
   });
 
   test('scale 1 with brightness: image scaled and clamped, mask untouched', () => {
@@ -48,13 +72,18 @@ describe('exact transforms', () => {
 
   test('8-bit sources are scaled by their divisor', () => {
     const r = augment({ image: Uint8Array.from([0, 255, 51, 102]), divisor: 255, mask: new Uint8Array(4), channels: 1, height: 2, width: 2 }, new Rng(0), { scale: false, brightness: false });
-    assert.deepEqual([...r.image].map((v) => Math.round(v * 255)).sort((a, b) => a - b), [0, 51, 102, 255]);
+    assert.deepEqual(
+      [...r.image].map((v) => Math.round(v * 255)).sort((a, b) => a - b),
+      [0, 51, 102, 255],
+    );
   });
 });
 
 describe('image/mask alignment', () => {
   const K = 4; // classes
-  const H = 48, W = 48, C = 3;
+  const H = 48,
+    W = 48,
+    C = 3;
   /** Blocky class map and an image that encodes the class in every channel: image = class / (K-1). */
   function sample(seed: number) {
     const rng = new Rng(seed);
@@ -98,7 +127,8 @@ describe('image/mask alignment', () => {
 describe('sampleAugment', () => {
   test('deterministic, and always the same number of draws', () => {
     assert.deepEqual(sampleAugment(new Rng(5)), sampleAugment(new Rng(5)));
-    const a = new Rng(9), b = new Rng(9);
+    const a = new Rng(9),
+      b = new Rng(9);
     sampleAugment(a, {});
     sampleAugment(b, { hflip: false, scale: false, brightness: false, rotate90: false });
     assert.deepEqual(a.stateDict(), b.stateDict());

@@ -19,7 +19,10 @@ async function layout(imgs: string[], masks: string[]): Promise<{ imgsDir: strin
   const masksDir = join(base, 'masks');
   await mkdir(imgsDir, { recursive: true });
   await mkdir(masksDir, { recursive: true });
-  const png = await sharp(new Uint8Array(4), { raw: { width: 2, height: 2, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  const png = await sharp(new Uint8Array(4), { raw: { width: 2, height: 2, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
   for (const f of imgs) await writeFile(join(imgsDir, f), png);
   for (const f of masks) await writeFile(join(masksDir, f), png);
   return { imgsDir, masksDir };
@@ -27,7 +30,10 @@ async function layout(imgs: string[], masks: string[]): Promise<{ imgsDir: strin
 
 async function rejectsData(promise: Promise<unknown>, pattern: RegExp): Promise<DataError> {
   let caught: unknown;
-  await assert.rejects(promise, (e) => { caught = e; return true; });
+  await assert.rejects(promise, (e) => {
+    caught = e;
+    return true;
+  });
   assert.ok(caught instanceof DataError, `expected DataError, got ${caught}`);
   assert.match(caught.message, pattern);
   return caught;
@@ -39,18 +45,24 @@ describe('listPairs', () => {
     const { pairs, maskSuffix, warnings } = await listPairs(dirs);
     assert.equal(maskSuffix, '');
     assert.deepEqual(warnings, []);
-    assert.deepEqual(pairs.map((p) => [p.id, p.image, p.mask]), [
-      ['a', join(dirs.imgsDir, 'a.jpg'), join(dirs.masksDir, 'a.png')],
-      ['b', join(dirs.imgsDir, 'b.png'), join(dirs.masksDir, 'b.png')],
-      ['c', join(dirs.imgsDir, 'c.npy'), join(dirs.masksDir, 'c.png')],
-    ]);
+    assert.deepEqual(
+      pairs.map((p) => [p.id, p.image, p.mask]),
+      [
+        ['a', join(dirs.imgsDir, 'a.jpg'), join(dirs.masksDir, 'a.png')],
+        ['b', join(dirs.imgsDir, 'b.png'), join(dirs.masksDir, 'b.png')],
+        ['c', join(dirs.imgsDir, 'c.npy'), join(dirs.masksDir, 'c.png')],
+      ],
+    );
   });
 
   test("auto-detects Carvana's _mask suffix", async () => {
     const dirs = await layout(['0cdf_01.jpg', '0cdf_02.jpg'], ['0cdf_01_mask.gif', '0cdf_02_mask.gif']);
     const { pairs, maskSuffix } = await listPairs(dirs);
     assert.equal(maskSuffix, '_mask');
-    assert.deepEqual(pairs.map((p) => p.id), ['0cdf_01', '0cdf_02']);
+    assert.deepEqual(
+      pairs.map((p) => p.id),
+      ['0cdf_01', '0cdf_02'],
+    );
   });
 
   test('explicit suffix', async () => {
@@ -63,7 +75,10 @@ describe('listPairs', () => {
     const { pairs } = await listPairs(dirs);
     for (const p of pairs) assert.equal(resolve(p.mask), resolve(dirs.masksDir, `${p.id}.png`));
     const carvana = await layout(['1.png', '10.png'], ['1_mask.png', '10_mask.png']);
-    assert.deepEqual((await listPairs(carvana)).pairs.map((p) => p.mask.split('/').pop()), ['1_mask.png', '10_mask.png']);
+    assert.deepEqual(
+      (await listPairs(carvana)).pairs.map((p) => p.mask.split('/').pop()),
+      ['1_mask.png', '10_mask.png'],
+    );
   });
 
   test('images without masks: listed (at most 10), or skipped with a warning', async () => {
@@ -95,7 +110,10 @@ describe('listPairs', () => {
     await writeFile(join(dirs.imgsDir, 'README.txt'), 'notes');
     await writeFile(join(dirs.masksDir, 'Thumbs.db'), 'x');
     const { pairs } = await listPairs(dirs);
-    assert.deepEqual(pairs.map((p) => p.id), ['a']);
+    assert.deepEqual(
+      pairs.map((p) => p.id),
+      ['a'],
+    );
   });
 
   test('symlinked files count as files', async () => {
@@ -140,7 +158,10 @@ describe('SegmentationDataset', () => {
       let s = sharp(pix, { raw: { width, height, channels: c } });
       if (c === 1) s = s.toColourspace('b-w');
       await s.png().toFile(join(dirs.imgsDir, `${i}.png`));
-      await sharp(mask, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, `${i}.png`));
+      await sharp(mask, { raw: { width, height, channels: 1 } })
+        .toColourspace('b-w')
+        .png()
+        .toFile(join(dirs.masksDir, `${i}.png`));
     }
     return dirs;
   }
@@ -152,7 +173,13 @@ describe('SegmentationDataset', () => {
     let s = sharp(pix, { raw: { width, height, channels: c } });
     if (c === 1) s = s.toColourspace('b-w');
     await s.png().toFile(join(dirs.imgsDir, `${id}.png`));
-    await sharp(img.map((v) => (v > 127 ? 255 : 0)), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, `${id}.png`));
+    await sharp(
+      img.map((v) => (v > 127 ? 255 : 0)),
+      { raw: { width, height, channels: 1 } },
+    )
+      .toColourspace('b-w')
+      .png()
+      .toFile(join(dirs.masksDir, `${id}.png`));
   }
 
   test('scan + get: float image [C, H, W], class-index mask [H, W]', async () => {
@@ -200,7 +227,10 @@ describe('SegmentationDataset', () => {
 
   test('image and mask of different sizes: error names both files', async () => {
     const dirs = await makeSet(1, 8, 6);
-    await sharp(new Uint8Array(9 * 6), { raw: { width: 9, height: 6, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, '0.png'));
+    await sharp(new Uint8Array(9 * 6), { raw: { width: 9, height: 6, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(join(dirs.masksDir, '0.png'));
     const ds = new SegmentationDataset((await listPairs(dirs)).pairs, { maskValues: [0, 255] });
     const err = await rejectsData(ds.get(0), /image and mask sizes differ/);
     assert.ok(err.message.includes(join(dirs.imgsDir, '0.png')) && err.message.includes(join(dirs.masksDir, '0.png')));
@@ -209,7 +239,10 @@ describe('SegmentationDataset', () => {
 
   test('image and mask of different sizes: scan refuses before any epoch, naming both files', async () => {
     const dirs = await makeSet(2, 8, 6);
-    await sharp(new Uint8Array(9 * 6), { raw: { width: 9, height: 6, channels: 1 } }).toColourspace('b-w').png().toFile(join(dirs.masksDir, '1.png'));
+    await sharp(new Uint8Array(9 * 6), { raw: { width: 9, height: 6, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(join(dirs.masksDir, '1.png'));
     const ds = new SegmentationDataset((await listPairs(dirs)).pairs, {});
     const err = await rejectsData(ds.scan(), /image and mask sizes differ/);
     assert.ok(err.message.includes(join(dirs.imgsDir, '1.png')) && err.message.includes(join(dirs.masksDir, '1.png')));

@@ -21,7 +21,11 @@ const hasPil = existsSync(PY) && spawnSync(PY, ['-c', 'import PIL, numpy'], { st
 
 const dir = tempDir('data-gif');
 
-interface Written { file: string; mode: string; frames: number }
+interface Written {
+  file: string;
+  mode: string;
+  frames: number;
+}
 
 function pilGif(args: string[]): Written[] {
   const r = spawnSync(PY, [SCRIPT, ...args], { encoding: 'utf8' });
@@ -46,7 +50,11 @@ async function assertSameAsPil(file: string): Promise<void> {
 /** Offset of the first image descriptor (0x2C) of a GIF with a global table and no extensions before it. */
 function descriptorOffset(gif: Uint8Array): number {
   let p = 13 + (gif[10] & 0x80 ? 3 * (2 << (gif[10] & 7)) : 0);
-  while (gif[p] === 0x21) { p += 2; while (gif[p] !== 0) p += gif[p] + 1; p++; }
+  while (gif[p] === 0x21) {
+    p += 2;
+    while (gif[p] !== 0) p += gif[p] + 1;
+    p++;
+  }
   assert.equal(gif[p], 0x2c);
   return p;
 }
@@ -70,17 +78,33 @@ describe('GIF decoder against Pillow', { skip: hasPil ? false : `${PY} with PIL 
   });
 
   test('GIFs Pillow does not write: a first frame off the origin, no colour table, a frame larger than the screen', async () => {
-    const w = 6, h = 4;
+    const w = 6,
+      h = 4;
     const indices = Uint8Array.from({ length: w * h }, (_, i) => 1 + (i % 3));
-    const palette: [number, number, number][] = [[10, 20, 30], [200, 0, 0], [0, 200, 0], [0, 0, 200], [9, 9, 9], [77, 66, 55], [1, 2, 3], [4, 5, 6]];
+    const palette: [number, number, number][] = [
+      [10, 20, 30],
+      [200, 0, 0],
+      [0, 200, 0],
+      [0, 0, 200],
+      [9, 9, 9],
+      [77, 66, 55],
+      [1, 2, 3],
+      [4, 5, 6],
+    ];
     const base = encodeGifIndices(indices, w, h, palette);
     const d = descriptorOffset(base);
-    const put16 = (b: Uint8Array, at: number, v: number) => { b[at] = v & 255; b[at + 1] = v >> 8; };
+    const put16 = (b: Uint8Array, at: number, v: number) => {
+      b[at] = v & 255;
+      b[at + 1] = v >> 8;
+    };
 
     // 10×8 screen, the 6×4 frame at (3, 2), background index 5: Pillow fills the rest with 0.
     const offset = base.slice();
-    put16(offset, 6, 10); put16(offset, 8, 8); offset[11] = 5;
-    put16(offset, d + 1, 3); put16(offset, d + 3, 2);
+    put16(offset, 6, 10);
+    put16(offset, 8, 8);
+    offset[11] = 5;
+    put16(offset, d + 1, 3);
+    put16(offset, d + 3, 2);
     // The same with a transparent index (4): the rest is that index.
     const gce = Uint8Array.from([0x21, 0xf9, 4, 1, 0, 0, 4, 0]);
     const transparent = Uint8Array.from([...offset.subarray(0, d), ...gce, ...offset.subarray(d)]);
@@ -90,15 +114,24 @@ describe('GIF decoder against Pillow', { skip: hasPil ? false : `${PY} with PIL 
     noTable[10] &= 0x7f;
     // A 4×3 screen: the 6×4 frame enlarges the image.
     const large = base.slice();
-    put16(large, 6, 4); put16(large, 8, 3);
+    put16(large, 6, 4);
+    put16(large, 8, 3);
 
     const files: string[] = [];
-    for (const [name, b] of [['offset', offset], ['offset_transparent', transparent], ['no_table', noTable], ['larger_frame', large]] as const) {
+    for (const [name, b] of [
+      ['offset', offset],
+      ['offset_transparent', transparent],
+      ['no_table', noTable],
+      ['larger_frame', large],
+    ] as const) {
       files.push(join(dir, `${name}.gif`));
       await writeFile(files[files.length - 1], b);
     }
     const read = pilGif(['read', ...files]);
-    assert.deepEqual(read.map((r) => r.mode), ['P', 'P', 'L', 'P']);
+    assert.deepEqual(
+      read.map((r) => r.mode),
+      ['P', 'P', 'L', 'P'],
+    );
     for (const f of files) await assertSameAsPil(f);
     const m = await readMask(files[0]);
     assert.deepEqual([m.width, m.height, m.data[0], m.data[2 * 10 + 3]], [10, 8, 0, indices[0]]);

@@ -8,20 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import sharp, { type Sharp } from 'sharp';
-import {
-  DataError,
-  DEFAULT_MAX_PIXELS,
-  encodeGifIndices,
-  encodeNpy,
-  readHeader,
-  readImage,
-  readImageRaw,
-  readMask,
-  sniffFormat,
-  resampleBicubicFloat,
-  resizeNearest,
-  Rng,
-} from '../src/data/index.js';
+import { DataError, DEFAULT_MAX_PIXELS, encodeGifIndices, encodeNpy, readHeader, readImage, readImageRaw, readMask, sniffFormat, resampleBicubicFloat, resizeNearest, Rng } from '../src/data/index.js';
 import { tempDir } from './helpers/workdir.js';
 
 const dir = tempDir('data-image');
@@ -63,7 +50,10 @@ describe('readImage formats', () => {
     const f = await writeRaw('g.png', src, 1, (s) => s.png());
     const img = await readImage(f);
     assert.deepEqual([img.channels, img.height, img.width, img.bitDepth], [1, H, W, 8]);
-    assert.deepEqual(Array.from(img.data), Array.from(src, (v) => Math.fround(v / 255)));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from(src, (v) => Math.fround(v / 255)),
+    );
     assert.deepEqual(img.warnings, []);
   });
 
@@ -71,7 +61,12 @@ describe('readImage formats', () => {
     const src = pattern(3);
     const img = await readImage(await writeRaw('rgb.png', src, 3, (s) => s.png()));
     assert.equal(img.channels, 3);
-    for (const [c, y, x] of [[0, 0, 0], [1, 2, 3], [2, 4, 6], [0, 3, 5]]) {
+    for (const [c, y, x] of [
+      [0, 0, 0],
+      [1, 2, 3],
+      [2, 4, 6],
+      [0, 3, 5],
+    ]) {
       assert.equal(chw(img.data, c, y, x), Math.fround(at(src, 3, y, x, c) / 255));
     }
   });
@@ -96,7 +91,10 @@ describe('readImage formats', () => {
     const src = pattern(1, 65535);
     const img = await readImage(await writeRaw('g16.png', src, 1, (s) => s.png()));
     assert.deepEqual([img.channels, img.bitDepth], [1, 16]);
-    assert.deepEqual(Array.from(img.data), Array.from(src, (v) => Math.fround(v / 65535)));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from(src, (v) => Math.fround(v / 65535)),
+    );
   });
 
   test('16-bit RGB PNG is exact', async () => {
@@ -116,7 +114,10 @@ describe('readImage formats', () => {
 
   test('CMYK JPEG becomes RGB with a warning', async () => {
     const f = p('cmyk.jpg');
-    await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).toColourspace('cmyk').jpeg().toFile(f);
+    await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } })
+      .toColourspace('cmyk')
+      .jpeg()
+      .toFile(f);
     const img = await readImage(f);
     assert.equal(img.channels, 3);
     assert.match(img.warnings.join(), /CMYK/);
@@ -125,12 +126,29 @@ describe('readImage formats', () => {
   test('GIF images expand the palette (grey palette -> 1 channel)', async () => {
     const idx = Uint8Array.from({ length: W * H }, (_, i) => i % 3);
     const colour = p('c.gif');
-    await writeFile(colour, encodeGifIndices(idx, W, H, [[10, 20, 30], [200, 100, 0], [0, 255, 0]]));
+    await writeFile(
+      colour,
+      encodeGifIndices(idx, W, H, [
+        [10, 20, 30],
+        [200, 100, 0],
+        [0, 255, 0],
+      ]),
+    );
     const img = await readImage(colour);
     assert.equal(img.channels, 3);
-    assert.deepEqual([0, 1, 2].map((c) => Math.round(chw(img.data, c, 0, 1) * 255)), [200, 100, 0]);
+    assert.deepEqual(
+      [0, 1, 2].map((c) => Math.round(chw(img.data, c, 0, 1) * 255)),
+      [200, 100, 0],
+    );
     const greyF = p('g.gif');
-    await writeFile(greyF, encodeGifIndices(idx, W, H, [[0, 0, 0], [128, 128, 128], [255, 255, 255]]));
+    await writeFile(
+      greyF,
+      encodeGifIndices(idx, W, H, [
+        [0, 0, 0],
+        [128, 128, 128],
+        [255, 255, 255],
+      ]),
+    );
     const grey = await readImage(greyF);
     assert.equal(grey.channels, 1);
     assert.equal(Math.round(chw(grey.data, 0, 0, 1) * 255), 128);
@@ -149,22 +167,56 @@ describe('readImage formats', () => {
 
   test('palette PNG image: RGB, or 1 channel for a grey palette', async () => {
     const idx = Uint8Array.from({ length: W * H }, (_, i) => i % 2);
-    await writeFile(p('pc.png'), encodePng({ width: W, height: H, channels: 1, depth: 8, data: idx, palette: [[0, 0, 255], [255, 255, 0]] }));
+    await writeFile(
+      p('pc.png'),
+      encodePng({
+        width: W,
+        height: H,
+        channels: 1,
+        depth: 8,
+        data: idx,
+        palette: [
+          [0, 0, 255],
+          [255, 255, 0],
+        ],
+      }),
+    );
     const c = await readImage(p('pc.png'));
     assert.equal(c.channels, 3);
     assert.equal(Math.round(chw(c.data, 2, 0, 0) * 255), 255);
-    await writeFile(p('pg.png'), encodePng({ width: W, height: H, channels: 1, depth: 8, data: idx, palette: [[30, 30, 30], [90, 90, 90]] }));
+    await writeFile(
+      p('pg.png'),
+      encodePng({
+        width: W,
+        height: H,
+        channels: 1,
+        depth: 8,
+        data: idx,
+        palette: [
+          [30, 30, 30],
+          [90, 90, 90],
+        ],
+      }),
+    );
     const g = await readImage(p('pg.png'));
     assert.equal(g.channels, 1);
-    assert.deepEqual([chw(g.data, 0, 0, 0), chw(g.data, 0, 0, 1)].map((v) => Math.round(v * 255)), [30, 90]);
+    assert.deepEqual(
+      [chw(g.data, 0, 0, 0), chw(g.data, 0, 0, 1)].map((v) => Math.round(v * 255)),
+      [30, 90],
+    );
   });
 
   test('BMP gives a clear unsupported-format error', async () => {
     // A valid 2×1 24-bit BMP: libvips in sharp has no BMP reader.
     const bmp = Buffer.alloc(62);
     bmp.write('BM', 0, 'latin1');
-    bmp.writeUInt32LE(62, 2); bmp.writeUInt32LE(54, 10); bmp.writeUInt32LE(40, 14);
-    bmp.writeInt32LE(2, 18); bmp.writeInt32LE(1, 22); bmp.writeUInt16LE(1, 26); bmp.writeUInt16LE(24, 28);
+    bmp.writeUInt32LE(62, 2);
+    bmp.writeUInt32LE(54, 10);
+    bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(2, 18);
+    bmp.writeInt32LE(1, 22);
+    bmp.writeUInt16LE(1, 26);
+    bmp.writeUInt16LE(24, 28);
     await writeFile(p('x.bmp'), bmp);
     await assert.rejects(readImage(p('x.bmp')), (e) => assertDataError(e, p('x.bmp'), /BMP files are not supported/));
     await assert.rejects(readMask(p('x.bmp')), DataError);
@@ -179,28 +231,74 @@ describe('readImage formats', () => {
 describe('header parsing (skips a sharp metadata call)', () => {
   test('PNG and JPEG headers agree with sharp.metadata()', async () => {
     const files: [string, Buffer][] = [
-      ['grey', await sharp(pattern(1), { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer()],
-      ['grey16', await sharp(pattern(1, 65535), { raw: { width: W, height: H, channels: 1 } }).toColourspace('grey16').png().toBuffer()],
-      ['rgb', await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).png().toBuffer()],
-      ['rgb16', await sharp(pattern(3, 65535), { raw: { width: W, height: H, channels: 3 } }).toColourspace('rgb16').png().toBuffer()],
-      ['rgba', await sharp(pattern(4), { raw: { width: W, height: H, channels: 4 } }).png().toBuffer()],
+      [
+        'grey',
+        await sharp(pattern(1), { raw: { width: W, height: H, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toBuffer(),
+      ],
+      [
+        'grey16',
+        await sharp(pattern(1, 65535), { raw: { width: W, height: H, channels: 1 } })
+          .toColourspace('grey16')
+          .png()
+          .toBuffer(),
+      ],
+      [
+        'rgb',
+        await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } })
+          .png()
+          .toBuffer(),
+      ],
+      [
+        'rgb16',
+        await sharp(pattern(3, 65535), { raw: { width: W, height: H, channels: 3 } })
+          .toColourspace('rgb16')
+          .png()
+          .toBuffer(),
+      ],
+      [
+        'rgba',
+        await sharp(pattern(4), { raw: { width: W, height: H, channels: 4 } })
+          .png()
+          .toBuffer(),
+      ],
       ['ga', Buffer.from(encodePng({ width: W, height: H, channels: 2, depth: 8, data: pattern(2) as Uint8Array }))],
       ['palette', Buffer.from(encodePng({ width: W, height: H, channels: 1, depth: 8, data: new Uint8Array(W * H), palette: [[1, 2, 3]] }))],
       ['palette+tRNS', Buffer.from(encodePng({ width: W, height: H, channels: 1, depth: 8, data: new Uint8Array(W * H), palette: [[1, 2, 3, 0]] }))],
-      ['jpeg', await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).jpeg().toBuffer()],
-      ['jpeg grey', await sharp(pattern(1), { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').jpeg().toBuffer()],
-      ['jpeg progressive', await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).jpeg({ progressive: true }).toBuffer()],
-      ['jpeg cmyk', await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer()],
+      [
+        'jpeg',
+        await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } })
+          .jpeg()
+          .toBuffer(),
+      ],
+      [
+        'jpeg grey',
+        await sharp(pattern(1), { raw: { width: W, height: H, channels: 1 } })
+          .toColourspace('b-w')
+          .jpeg()
+          .toBuffer(),
+      ],
+      [
+        'jpeg progressive',
+        await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } })
+          .jpeg({ progressive: true })
+          .toBuffer(),
+      ],
+      [
+        'jpeg cmyk',
+        await sharp(pattern(3), { raw: { width: W, height: H, channels: 3 } })
+          .toColourspace('cmyk')
+          .jpeg()
+          .toBuffer(),
+      ],
     ];
     for (const [name, bytes] of files) {
       const ours = readHeader(bytes, sniffFormat(bytes));
       assert.ok(ours, name);
       const m = await sharp(bytes).metadata();
-      assert.deepEqual(
-        [ours.width, ours.height, ours.space, ours.depth, ours.hasAlpha, ours.isPalette],
-        [m.width, m.height, m.space, m.depth, m.hasAlpha, m.isPalette],
-        name,
-      );
+      assert.deepEqual([ours.width, ours.height, ours.space, ours.depth, ours.hasAlpha, ours.isPalette], [m.width, m.height, m.space, m.depth, m.hasAlpha, m.isPalette], name);
     }
   });
 
@@ -221,7 +319,10 @@ describe('readImage .npy', () => {
     await writeFile(p('a.npy'), encodeNpy(a, [H, W]));
     const img = await readImage(p('a.npy'));
     assert.deepEqual([img.channels, img.bitDepth], [1, 8]);
-    assert.deepEqual(Array.from(img.data), Array.from(a, (v) => Math.fround(v / 255)));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from(a, (v) => Math.fround(v / 255)),
+    );
     const b = pattern(3, 65535) as Uint16Array;
     await writeFile(p('b.npy'), encodeNpy(b, [H, W, 3]));
     const img16 = await readImage(p('b.npy'));
@@ -240,10 +341,21 @@ describe('readImage .npy', () => {
   });
 
   test('int32 / int64 / bool arrays', async () => {
-    await writeFile(p('i32.npy'), encodeNpy(Int32Array.from({ length: W * H }, (_, i) => i), [H, W]));
+    await writeFile(
+      p('i32.npy'),
+      encodeNpy(
+        Int32Array.from({ length: W * H }, (_, i) => i),
+        [H, W],
+      ),
+    );
     assert.equal((await readImage(p('i32.npy'))).data[34], Math.fround(34 / 255));
     // int64 written by hand: encodeNpy has no BigInt64Array support on purpose.
-    const i64 = Buffer.from(encodeNpy(Float64Array.from({ length: W * H }, (_, i) => i % 3), [H, W]));
+    const i64 = Buffer.from(
+      encodeNpy(
+        Float64Array.from({ length: W * H }, (_, i) => i % 3),
+        [H, W],
+      ),
+    );
     const hdr = i64.indexOf('<f8');
     i64.write('<i8', hdr, 'latin1');
     const dv = new DataView(i64.buffer, i64.byteOffset, i64.byteLength);
@@ -253,7 +365,14 @@ describe('readImage .npy', () => {
     const m = await readMask(p('i64.npy'));
     assert.ok(m.data instanceof Uint8Array);
     assert.deepEqual(Array.from(m.data.subarray(0, 6)), [0, 1, 2, 0, 1, 2]);
-    await writeFile(p('b.npy'), encodeNpy(Uint8Array.from({ length: W * H }, (_, i) => i % 2), [H, W], { dtype: 'bool' }));
+    await writeFile(
+      p('b.npy'),
+      encodeNpy(
+        Uint8Array.from({ length: W * H }, (_, i) => i % 2),
+        [H, W],
+        { dtype: 'bool' },
+      ),
+    );
     const b = await readImage(p('b.npy'));
     assert.deepEqual(Array.from(b.data.subarray(0, 4)), [0, 1, 0, 1]);
   });
@@ -296,7 +415,21 @@ describe('readMask', () => {
   test('palette PNG masks give indices like PIL "P" (same colour, different index)', async () => {
     const idx = Uint8Array.from({ length: W * H }, (_, i) => i % 3);
     // Indices 1 and 2 share a colour: sharp would merge them, PIL (and we) keep them apart.
-    await writeFile(p('pal.png'), encodePng({ width: W, height: H, channels: 1, depth: 8, data: idx, palette: [[0, 0, 0], [255, 0, 0], [255, 0, 0]] }));
+    await writeFile(
+      p('pal.png'),
+      encodePng({
+        width: W,
+        height: H,
+        channels: 1,
+        depth: 8,
+        data: idx,
+        palette: [
+          [0, 0, 0],
+          [255, 0, 0],
+          [255, 0, 0],
+        ],
+      }),
+    );
     const m = await readMask(p('pal.png'));
     assert.deepEqual([m.channels, m.palette], [1, true]);
     assert.deepEqual(Array.from(m.data), Array.from(idx));
@@ -306,7 +439,22 @@ describe('readMask', () => {
     const idx = Uint8Array.from({ length: W * H }, (_, i) => i % 4);
     const packed = new Uint8Array(Math.ceil((W * 2) / 8) * H);
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) packed[y * 2 + (x >> 2)] |= idx[y * W + x] << (6 - 2 * (x % 4));
-    await writeFile(p('pal2.png'), encodePng({ width: W, height: H, channels: 1, depth: 2, data: packed, palette: [[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]] }));
+    await writeFile(
+      p('pal2.png'),
+      encodePng({
+        width: W,
+        height: H,
+        channels: 1,
+        depth: 2,
+        data: packed,
+        palette: [
+          [0, 0, 0],
+          [1, 1, 1],
+          [2, 2, 2],
+          [3, 3, 3],
+        ],
+      }),
+    );
     assert.deepEqual(Array.from((await readMask(p('pal2.png'))).data), Array.from(idx));
   });
 
@@ -315,7 +463,13 @@ describe('readMask', () => {
     await writeFile(p('b1.png'), encodePng({ width: W, height: H, channels: 1, depth: 1, data: packed }));
     assert.deepEqual(Array.from((await readMask(p('b1.png'))).data.subarray(0, W)), [1, 0, 1, 0, 0, 0, 0]);
     const idx = Uint8Array.from({ length: W * H }, (_, i) => (i % 5 === 0 ? 1 : 0));
-    await writeFile(p('m.gif'), encodeGifIndices(idx, W, H, [[0, 0, 0], [255, 255, 255]]));
+    await writeFile(
+      p('m.gif'),
+      encodeGifIndices(idx, W, H, [
+        [0, 0, 0],
+        [255, 255, 255],
+      ]),
+    );
     const g = await readMask(p('m.gif'));
     assert.deepEqual([g.palette, Array.from(g.data)], [true, Array.from(idx)]);
   });
@@ -323,7 +477,10 @@ describe('readMask', () => {
   test('scale resizes masks with PIL-exact nearest', async () => {
     const big = Uint8Array.from({ length: 64 * 48 }, (_, i) => (i * 7) % 5);
     const f = p('big.png');
-    await sharp(big, { raw: { width: 64, height: 48, channels: 1 } }).toColourspace('b-w').png().toFile(f);
+    await sharp(big, { raw: { width: 64, height: 48, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(f);
     const m = await readMask(f, { scale: 0.37 });
     assert.deepEqual([m.width, m.height, m.sourceWidth, m.sourceHeight], [23, 17, 64, 48]);
     assert.deepEqual(Array.from(m.data), Array.from(resizeNearest(big, 64, 48, 1, 23, 17)));
@@ -333,10 +490,15 @@ describe('readMask', () => {
 describe('resizing', () => {
   test('readImage scale: floor(scale * size), bicubic', async () => {
     const f = p('r.png');
-    await sharp(new Uint8Array(101 * 61 * 3).fill(128), { raw: { width: 101, height: 61, channels: 3 } }).png().toFile(f);
+    await sharp(new Uint8Array(101 * 61 * 3).fill(128), { raw: { width: 101, height: 61, channels: 3 } })
+      .png()
+      .toFile(f);
     const img = await readImage(f, { scale: 0.5 });
     assert.deepEqual([img.width, img.height, img.sourceWidth, img.sourceHeight], [50, 30, 101, 61]);
-    assert.ok(img.data.every((v) => Math.abs(v - 128 / 255) < 1e-6), 'a flat image stays flat');
+    assert.ok(
+      img.data.every((v) => Math.abs(v - 128 / 255) < 1e-6),
+      'a flat image stays flat',
+    );
   });
 
   test('a scale that makes the image empty is a DataError', async () => {
@@ -361,10 +523,23 @@ describe('broken files give DataError naming the file', () => {
 
   test('truncated PNG, JPEG and GIF', async () => {
     const src = Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 31) % 256);
-    const png = await sharp(src, { raw: { width: 64, height: 64, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
-    const jpg = await sharp(src, { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
-    const gif = encodeGifIndices(Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * 7) % 16), 64, 64, Array.from({ length: 16 }, (_, i) => [i, i, i]));
-    for (const [name, bytes] of [['t.png', png], ['t.jpg', jpg], ['t.gif', gif]] as const) {
+    const png = await sharp(src, { raw: { width: 64, height: 64, channels: 3 } })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    const jpg = await sharp(src, { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg()
+      .toBuffer();
+    const gif = encodeGifIndices(
+      Uint8Array.from({ length: 64 * 64 }, (_, i) => (i * 7) % 16),
+      64,
+      64,
+      Array.from({ length: 16 }, (_, i) => [i, i, i]),
+    );
+    for (const [name, bytes] of [
+      ['t.png', png],
+      ['t.jpg', jpg],
+      ['t.gif', gif],
+    ] as const) {
       await writeFile(p(name), bytes.subarray(0, Math.floor(bytes.length / 2)));
       await assert.rejects(readImage(p(name)), (e) => assertDataError(e, p(name)), name);
       await assert.rejects(readMask(p(name)), (e) => assertDataError(e, p(name)), name);
@@ -393,9 +568,16 @@ describe('broken files give DataError naming the file', () => {
 // Parity with PIL (Pytorch-UNet's preprocessing); skipped when python3-pil is missing.
 
 const PY = '/usr/bin/python3';
-const hasPil = existsSync(PY) && (() => {
-  try { execFileSync(PY, ['-c', 'import PIL, numpy'], { stdio: 'ignore' }); return true; } catch { return false; }
-})();
+const hasPil =
+  existsSync(PY) &&
+  (() => {
+    try {
+      execFileSync(PY, ['-c', 'import PIL, numpy'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
 
 describe('parity with PIL', { skip: hasPil ? false : 'python3 with PIL/numpy not found' }, () => {
   const py = (code: string) => execFileSync(PY, ['-c', code], { maxBuffer: 1 << 28 });
@@ -403,12 +585,23 @@ describe('parity with PIL', { skip: hasPil ? false : 'python3 with PIL/numpy not
   // Bicubic image resize against PIL: test/data.resize.test.ts (byte-equal).
 
   test('nearest matches PIL NEAREST exactly on many sizes (down and up)', async () => {
-    const w = 257, h = 193;
+    const w = 257,
+      h = 193;
     const rng = new Rng(3);
     const a = Uint8Array.from({ length: w * h }, () => rng.int(256));
     const f = p('near.png');
-    await sharp(a, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(f);
-    const sizes: [number, number][] = [[128, 96], [514, 386], [3, 2], [1, 1], [171, 128], [77, 58]];
+    await sharp(a, { raw: { width: w, height: h, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(f);
+    const sizes: [number, number][] = [
+      [128, 96],
+      [514, 386],
+      [3, 2],
+      [1, 1],
+      [171, 128],
+      [77, 58],
+    ];
     for (let k = 0; k < 30; k++) sizes.push([1 + rng.int(600), 1 + rng.int(450)]);
     const out = py(`import sys, numpy as np; from PIL import Image
 im = Image.open(${JSON.stringify(f)})
@@ -422,7 +615,8 @@ sys.stdout.buffer.write(b''.join(np.asarray(im.resize((w, h), Image.NEAREST)).to
   });
 
   test('float bicubic matches PIL "F" mode', () => {
-    const w = 50, h = 31;
+    const w = 50,
+      h = 31;
     const a = Float32Array.from({ length: w * h }, (_, i) => Math.sin(i / 3) * 2.5);
     const out = py(`import sys, numpy as np; from PIL import Image
 a = np.array(${JSON.stringify(Array.from(a))}, dtype=np.float32).reshape(${h}, ${w})
@@ -436,8 +630,31 @@ sys.stdout.buffer.write(np.asarray(Image.fromarray(a).resize((23, 17), Image.BIC
 
   test('palette PNG / GIF masks give the same values as np.asarray(Image.open(f))', async () => {
     const idx = Uint8Array.from({ length: W * H }, (_, i) => (i * 3) % 4);
-    await writeFile(p('pp.png'), encodePng({ width: W, height: H, channels: 1, depth: 8, data: idx, palette: [[9, 9, 9], [0, 0, 0], [255, 0, 0], [0, 0, 0]] }));
-    await writeFile(p('pp.gif'), encodeGifIndices(idx, W, H, [[9, 9, 9], [0, 0, 0], [255, 0, 0], [0, 0, 0]]));
+    await writeFile(
+      p('pp.png'),
+      encodePng({
+        width: W,
+        height: H,
+        channels: 1,
+        depth: 8,
+        data: idx,
+        palette: [
+          [9, 9, 9],
+          [0, 0, 0],
+          [255, 0, 0],
+          [0, 0, 0],
+        ],
+      }),
+    );
+    await writeFile(
+      p('pp.gif'),
+      encodeGifIndices(idx, W, H, [
+        [9, 9, 9],
+        [0, 0, 0],
+        [255, 0, 0],
+        [0, 0, 0],
+      ]),
+    );
     for (const f of [p('pp.png'), p('pp.gif')]) {
       const ref = py(`import sys, numpy as np; from PIL import Image; sys.stdout.buffer.write(np.asarray(Image.open(${JSON.stringify(f)})).astype(np.uint8).tobytes())`);
       assert.deepEqual(Array.from((await readMask(f)).data), Array.from(ref), f);
@@ -450,7 +667,10 @@ sys.stdout.buffer.write(np.asarray(Image.fromarray(a).resize((23, 17), Image.BIC
 Image.fromarray((np.arange(35, dtype=np.float32).reshape(5, 7) / 40)).save(${JSON.stringify(f)})`);
     const img = await readImage(f);
     assert.deepEqual([img.channels, img.bitDepth], [1, 32]);
-    assert.deepEqual(Array.from(img.data), Array.from({ length: 35 }, (_, i) => Math.fround(i / 40)));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from({ length: 35 }, (_, i) => Math.fround(i / 40)),
+    );
     assert.ok((await readFile(f)).length > 0);
   });
 });

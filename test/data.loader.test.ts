@@ -38,7 +38,10 @@ describe('DataLoader', () => {
     const loader = new DataLoader(new FakeSource(10), [0, 1, 2, 3, 4, 5, 6], { batchSize: 3 });
     assert.equal(loader.length, 3);
     const batches = await collect(loader);
-    assert.deepEqual(batches.map((b) => b.ids), [['s0', 's1', 's2'], ['s3', 's4', 's5'], ['s6']]);
+    assert.deepEqual(
+      batches.map((b) => b.ids),
+      [['s0', 's1', 's2'], ['s3', 's4', 's5'], ['s6']],
+    );
     const b = batches[1];
     assert.deepEqual([b.n, b.c, b.h, b.w, b.images.length, b.masks.length], [3, 1, 4, 5, 60, 60]);
     assert.equal(b.images[20], Math.fround(4 / 255)); // second sample of the batch is s4
@@ -61,13 +64,20 @@ describe('DataLoader', () => {
     const [e1, e2] = await epochs(1);
     assert.deepEqual(await epochs(1), [e1, e2]);
     assert.notDeepEqual(e1, e2);
-    assert.deepEqual([...e1].sort((a, b) => a - b), idx);
+    assert.deepEqual(
+      [...e1].sort((a, b) => a - b),
+      idx,
+    );
     assert.notDeepEqual(e1, idx);
   });
 
   test('prefetch keeps batches loading while the consumer works', async () => {
     const src = new FakeSource(20, undefined, () => 5);
-    const loader = new DataLoader(src, Array.from({ length: 20 }, (_, i) => i), { batchSize: 2, prefetch: 2 });
+    const loader = new DataLoader(
+      src,
+      Array.from({ length: 20 }, (_, i) => i),
+      { batchSize: 2, prefetch: 2 },
+    );
     let loadsWhenFirstBatchArrived = -1;
     for await (const b of loader) {
       if (loadsWhenFirstBatchArrived < 0) {
@@ -150,7 +160,10 @@ describe('DataLoader', () => {
       load: async (i) => ({ id: `s${i}`, image: Uint8Array.from([10, 20, 30, 11, 21, 31]), layout: 'hwc', divisor: 255, mask: new Uint8Array(2), channels: 3, height: 1, width: 2 }),
     };
     const [b] = await collect(new DataLoader(src, [0], {}));
-    assert.deepEqual(Array.from(b.images, (v) => Math.round(v * 255)), [10, 11, 20, 21, 30, 31]);
+    assert.deepEqual(
+      Array.from(b.images, (v) => Math.round(v * 255)),
+      [10, 11, 20, 21, 30, 31],
+    );
   });
 
   test('onBadSample: unreadable samples leave their batch (an emptied batch is dropped), each reported; keepEveryBatch refuses to drop one', async () => {
@@ -160,8 +173,15 @@ describe('DataLoader', () => {
     const reported: string[] = [];
     const onBadSample = (e: DataError, i: number) => reported.push(`${i}:${e.file}`);
     const got = await collect(new DataLoader(src, [0, 1, 2, 3, 4, 5], { batchSize: 2, onBadSample }));
-    assert.deepEqual(got.map((b) => b.indices), [[0], [2, 3]]);
-    assert.deepEqual(got.map((b) => b.batch), [0, 1], 'batch numbers count the dropped one too');
+    assert.deepEqual(
+      got.map((b) => b.indices),
+      [[0], [2, 3]],
+    );
+    assert.deepEqual(
+      got.map((b) => b.batch),
+      [0, 1],
+      'batch numbers count the dropped one too',
+    );
     assert.deepEqual(reported, ['1:f1.png', '4:f4.png', '5:f5.png']);
     await assert.rejects(collect(new DataLoader(src, [0, 1, 2, 3, 4, 5], { batchSize: 2, onBadSample, keepEveryBatch: true })), /every sample of a batch is unreadable \(f4\.png, f5\.png\)/);
   });
@@ -173,7 +193,10 @@ describe('DataLoader', () => {
     rng.loadStateDict(whole[1].rngAfter);
     const rest: Batch[] = [];
     for await (const b of new DataLoader(new FakeSource(8), [], { ...opts, rng }).epoch({ order: whole[0].order, batch: 2 })) rest.push(b);
-    assert.deepEqual(rest.map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]), whole.slice(2).map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]));
+    assert.deepEqual(
+      rest.map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]),
+      whole.slice(2).map((b) => [b.indices, Array.from(b.images), Array.from(b.masks)]),
+    );
   });
 
   test('bad options are rejected', () => {

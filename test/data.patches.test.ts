@@ -29,7 +29,11 @@ test('patches stay inside the image and copy its pixels and labels', () => {
     const images = new Float32Array(3 * 32 * 48);
     const masks = new Uint8Array(32 * 48);
     assert.equal(cropInto(s, at, size, images, 0, masks, 0), false);
-    for (const [c, y, x] of [[0, 0, 0], [2, 31, 47], [1, 17, 5]]) {
+    for (const [c, y, x] of [
+      [0, 0, 0],
+      [2, 31, 47],
+      [1, 17, 5],
+    ]) {
       assert.equal(images[(c * 32 + y) * 48 + x], Math.fround(pixel(s, c, at.y0 + y, at.x0 + x)));
       assert.equal(masks[y * 48 + x], s.mask[(at.y0 + y) * 70 + at.x0 + x]);
     }

@@ -21,8 +21,17 @@ const hasPil = existsSync(PY) && spawnSync(PY, ['-c', 'import PIL, numpy'], { st
 
 const dir = tempDir('data-resize');
 
-interface Job { file: string; size: [number, number]; out: string; convert?: 'L' | 'RGB' }
-interface PilInfo { mode: string; dtype: string; shape: number[] }
+interface Job {
+  file: string;
+  size: [number, number];
+  out: string;
+  convert?: 'L' | 'RGB';
+}
+interface PilInfo {
+  mode: string;
+  dtype: string;
+  shape: number[];
+}
 
 /** Runs PIL's resize on every job (one python process) and returns the arrays it produced. */
 async function pilResize(jobs: Job[]): Promise<{ info: PilInfo; data: ArrayLike<number> }[]> {
@@ -71,7 +80,12 @@ async function writePng(name: string, kind: Kind, data: Uint8Array | Uint16Array
 
 describe('bicubic resize is byte-equal to Pillow', { skip: hasPil ? false : `${PY} with PIL and numpy not found` }, () => {
   test('grey, RGB and 16-bit PNGs at scales 0.5, 0.25, 0.33, 0.1, 1.0, odd sizes, one side only, upscaling', async () => {
-    const sources: [number, number][] = [[257, 193], [101, 67], [64, 48], [17, 5]];
+    const sources: [number, number][] = [
+      [257, 193],
+      [101, 67],
+      [64, 48],
+      [17, 5],
+    ];
     const jobs: (Job & { kind: Kind; w: number; h: number })[] = [];
     let seed = 1;
     for (const kind of ['grey', 'rgb', 'grey16'] as const) {
@@ -79,7 +93,8 @@ describe('bicubic resize is byte-equal to Pillow', { skip: hasPil ? false : `${P
         const file = await writePng(`${kind}-${w}x${h}.png`, kind, testImage(kind, w, h, seed++), w, h);
         const sizes = new Set<string>();
         for (const s of [0.5, 0.25, 0.33, 0.1, 1.0]) {
-          const nw = Math.floor(s * w), nh = Math.floor(s * h);
+          const nw = Math.floor(s * w),
+            nh = Math.floor(s * h);
           if (nw > 0 && nh > 0) sizes.add(`${nw},${nh}`);
         }
         sizes.add(`${w},${Math.floor(h / 3)}`); // vertical pass only
@@ -113,11 +128,16 @@ describe('bicubic resize is byte-equal to Pillow', { skip: hasPil ? false : `${P
   });
 
   test("channel conversion equals PIL's convert('L') / convert('RGB') followed by the resize", async () => {
-    const w = 101, h = 67;
+    const w = 101,
+      h = 67;
     const rgb = await writePng('conv-rgb.png', 'rgb', testImage('rgb', w, h, 11), w, h);
     const grey = await writePng('conv-grey.png', 'grey', testImage('grey', w, h, 12), w, h);
     const jobs: (Job & { channels: 1 | 3 })[] = [];
-    for (const [nw, nh] of [[50, 33], [w, h], [33, 22]] as const) {
+    for (const [nw, nh] of [
+      [50, 33],
+      [w, h],
+      [33, 22],
+    ] as const) {
       jobs.push({ file: rgb, size: [nw, nh], out: join(dir, `conv-L-${nw}.npy`), convert: 'L', channels: 1 });
       jobs.push({ file: grey, size: [nw, nh], out: join(dir, `conv-RGB-${nw}.npy`), convert: 'RGB', channels: 3 });
     }
@@ -170,10 +190,17 @@ describe('JPEG decode + resize is byte-equal to Pillow', { skip: hasPil ? false 
 
 describe('resizeBicubic', () => {
   test('a flat image stays flat at every depth (weights sum to one)', async () => {
-    for (const [src, v] of [[new Uint8Array(37 * 23 * 3).fill(200), 200], [new Uint16Array(37 * 23 * 3).fill(40000), 40000], [new Float32Array(37 * 23 * 3).fill(0.25), 0.25]] as const) {
+    for (const [src, v] of [
+      [new Uint8Array(37 * 23 * 3).fill(200), 200],
+      [new Uint16Array(37 * 23 * 3).fill(40000), 40000],
+      [new Float32Array(37 * 23 * 3).fill(0.25), 0.25],
+    ] as const) {
       const out = await resizeBicubic(src, 37, 23, 3, 12, 7);
       assert.equal(out.length, 12 * 7 * 3);
-      assert.ok(out.every((x) => x === v), `${src.constructor.name}`);
+      assert.ok(
+        out.every((x) => x === v),
+        `${src.constructor.name}`,
+      );
     }
   });
 
@@ -186,18 +213,36 @@ describe('resizeBicubic', () => {
     const src = Uint8Array.from({ length: 16 }, (_, i) => (i < 8 ? 0 : 255)); // 16×1: a step
     const up = await resizeBicubic(src, 16, 1, 1, 40, 1);
     assert.ok(up.some((v) => v === 0) && up.some((v) => v === 255), 'both ends reached');
-    const u16 = await resizeBicubic(Uint16Array.from(src, (v) => v * 257), 16, 1, 1, 40, 1);
+    const u16 = await resizeBicubic(
+      Uint16Array.from(src, (v) => v * 257),
+      16,
+      1,
+      1,
+      40,
+      1,
+    );
     assert.ok(u16.some((v) => v < 0) && u16.some((v) => v > 65535), '16-bit (PIL "I") is not clipped');
   });
 
   test('by bands of output rows, from only the input rows their taps reach: equal to the whole-image resize', async () => {
     const rng = new Rng(5);
     const [w, h] = [61, 47];
-    for (const [c, make] of [[1, Uint8Array], [3, Uint8Array], [1, Uint16Array], [3, Float32Array]] as const) {
+    for (const [c, make] of [
+      [1, Uint8Array],
+      [3, Uint8Array],
+      [1, Uint16Array],
+      [3, Float32Array],
+    ] as const) {
       const max = make === Uint16Array ? 65536 : make === Uint8Array ? 256 : 1;
       const src = make.from(Array.from({ length: w * h * c }, () => (max === 1 ? rng.next() : Math.floor(rng.next() * max))));
       // Down by odd ratios, one side kept, up, and the same size.
-      for (const [nw, nh] of [[22, 17], [61, 20], [23, 47], [90, 70], [61, 47]]) {
+      for (const [nw, nh] of [
+        [22, 17],
+        [61, 20],
+        [23, 47],
+        [90, 70],
+        [61, 47],
+      ]) {
         const whole = await resizeBicubic(src, w, h, c, nw, nh);
         const bands = bicubicBands(w, h, c, nw, nh);
         const parts: number[] = [];

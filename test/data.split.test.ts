@@ -30,7 +30,10 @@ describe('Rng (mulberry32)', () => {
     const expected = Array.from({ length: 5 }, () => a.next());
     const b = new Rng(123);
     b.loadStateDict(saved);
-    assert.deepEqual(Array.from({ length: 5 }, () => b.next()), expected);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => b.next()),
+      expected,
+    );
     for (const bad of [{ state: -1 }, { state: 1.5 }, { state: 2 ** 32 }, {} as { state: number }]) assert.throws(() => b.loadStateDict(bad), /'state' must be an integer/);
   });
 
@@ -47,12 +50,21 @@ describe('Rng (mulberry32)', () => {
 });
 
 describe('randomSplit', () => {
-  for (const [n, pct, nVal] of [[30, 10, 3], [5, 10, 0], [101, 10, 10], [7, 50, 3], [1000, 12.5, 125]] as const) {
+  for (const [n, pct, nVal] of [
+    [30, 10, 3],
+    [5, 10, 0],
+    [101, 10, 10],
+    [7, 50, 3],
+    [1000, 12.5, 125],
+  ] as const) {
     test(`n=${n}, ${pct}% -> ${nVal} validation samples (floor)`, () => {
       const { train, val } = randomSplit(n, pct, 0);
       assert.equal(val.length, nVal);
       assert.equal(train.length, n - nVal);
-      assert.deepEqual([...train, ...val].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+      assert.deepEqual(
+        [...train, ...val].sort((a, b) => a - b),
+        Array.from({ length: n }, (_, i) => i),
+      );
     });
   }
 
@@ -68,10 +80,22 @@ describe('randomSplit', () => {
 
 describe('shuffle', () => {
   test('is a permutation, deterministic for a seed', () => {
-    const a = shuffle(Array.from({ length: 20 }, (_, i) => i), new Rng(3));
-    const b = shuffle(Array.from({ length: 20 }, (_, i) => i), new Rng(3));
+    const a = shuffle(
+      Array.from({ length: 20 }, (_, i) => i),
+      new Rng(3),
+    );
+    const b = shuffle(
+      Array.from({ length: 20 }, (_, i) => i),
+      new Rng(3),
+    );
     assert.deepEqual(a, b);
-    assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
-    assert.notDeepEqual(a, Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      [...a].sort((x, y) => x - y),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    assert.notDeepEqual(
+      a,
+      Array.from({ length: 20 }, (_, i) => i),
+    );
   });
 });

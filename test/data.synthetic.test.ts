@@ -4,18 +4,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  DataLoader,
-  demoMaskLevel,
-  listPairs,
-  makeDemoDataset,
-  makeJpegDataset,
-  randomSplit,
-  readImage,
-  readMask,
-  Rng,
-  SegmentationDataset,
-} from '../src/data/index.js';
+import { DataLoader, demoMaskLevel, listPairs, makeDemoDataset, makeJpegDataset, randomSplit, readImage, readMask, Rng, SegmentationDataset } from '../src/data/index.js';
 import { tempDir } from './helpers/workdir.js';
 
 const dir = tempDir('data-synth');
@@ -50,7 +39,10 @@ describe('makeDemoDataset', () => {
   });
 
   test('classes = 5: evenly spaced grey levels', async () => {
-    assert.deepEqual([0, 1, 2, 3, 4].map((k) => demoMaskLevel(k, 5)), [0, 63, 127, 191, 255]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((k) => demoMaskLevel(k, 5)),
+      [0, 63, 127, 191, 255],
+    );
     const { imgsDir, masksDir } = await makeDemoDataset(join(dir, 'five'), { count: 12, size: 64, classes: 5, seed: 2 });
     const ds = new SegmentationDataset((await listPairs({ imgsDir, masksDir })).pairs);
     assert.deepEqual(await ds.scan(), [0, 63, 127, 191, 255]);

@@ -33,7 +33,10 @@ describe('unet train refuses before training, or converts', () => {
   test('greyscale and colour images mixed without --channels: both kinds named, --channels advised', async () => {
     const data = join(root, 'mixed');
     cpSync(good, data, { recursive: true });
-    writeFileSync(join(data, 'imgs', '000.png'), png(32, 32, 1, (i) => (i * 7) % 256));
+    writeFileSync(
+      join(data, 'imgs', '000.png'),
+      png(32, 32, 1, (i) => (i * 7) % 256),
+    );
     const r = await runCli(quickTrainArgs(data, join(root, 'work-mixed')), { cwd: root });
     assertCleanFailure(r, [/mix greyscale and colour: 1 greyscale \(.*imgs\/000\.png\) and 1 colour \(.*imgs\/001\.png\)/, /--channels 1 .*--channels 3/], 'mixed');
     assert.doesNotMatch(r.stdout, /Epoch 1/);
@@ -56,8 +59,14 @@ describe('unet train refuses before training, or converts', () => {
     before(() => {
       data = join(root, 'eval');
       cpSync(good, data, { recursive: true });
-      writeFileSync(join(data, 'imgs', '001.png'), png(40, 20, 3, (i) => (i * 5) % 256));
-      writeFileSync(join(data, 'masks', '001.png'), png(40, 20, 1, (i) => (i % 40 < 20 ? 0 : 255)));
+      writeFileSync(
+        join(data, 'imgs', '001.png'),
+        png(40, 20, 3, (i) => (i * 5) % 256),
+      );
+      writeFileSync(
+        join(data, 'masks', '001.png'),
+        png(40, 20, 1, (i) => (i % 40 < 20 ? 0 : 255)),
+      );
     });
 
     test('unet predict', async () => {

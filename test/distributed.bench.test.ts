@@ -6,7 +6,11 @@ import test from 'node:test';
 import { freePort } from './helpers/dist.js';
 import { assertCleanFailure, runCli } from './helpers/cli.js';
 
-const jsonLines = (s: string) => s.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const jsonLines = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 const tiny = ['--device', 'cpu', '-b', '2', '--height', '32', '--width', '32', '--channels', '1', '--steps', '1', '--warmup', '0', '--width-divisor', '16'];
 
 test('prints the data-parallel line, the one-process line and their images/s ratio, as JSON lines (--json accepted)', { timeout: 120_000 }, async () => {
@@ -16,7 +20,16 @@ test('prints the data-parallel line, the one-process line and their images/s rat
   assert.equal(lines.length, 3, r.stdout);
   const [ddp, single, ratio] = lines;
   assert.deepEqual(
-    { impl: ddp.impl, mode: ddp.mode, backend: ddp.backend, processes: ddp.processes, threads_per_process: ddp.threads_per_process, batch: ddp.batch, batch_per_process: ddp.batch_per_process, width_divisor: ddp.width_divisor },
+    {
+      impl: ddp.impl,
+      mode: ddp.mode,
+      backend: ddp.backend,
+      processes: ddp.processes,
+      threads_per_process: ddp.threads_per_process,
+      batch: ddp.batch,
+      batch_per_process: ddp.batch_per_process,
+      width_divisor: ddp.width_divisor,
+    },
     { impl: 'unet-ts', mode: 'train-ddp', backend: 'gloo', processes: 2, threads_per_process: 1, batch: 2, batch_per_process: 1, width_divisor: 16 },
   );
   assert.deepEqual({ mode: single.mode, threads: single.threads, batch: single.batch, width_divisor: single.width_divisor }, { mode: 'train', threads: 2, batch: 2, width_divisor: 16 });

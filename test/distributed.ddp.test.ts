@@ -108,7 +108,16 @@ test('data-parallel training matches PyTorch DDP, and sync-BN matches one proces
     dumpTensors(dir, model.stateDict(), 'init.json');
     model.dispose();
     const n = STEPS * MICRO * 2 * PER;
-    E.tidy(() => dumpTensors(dir, [['x', E.rand([n, 1, 32, 32])], ['y', E.randint(0, 2, [n, 32, 32])]], 'data.json'));
+    E.tidy(() =>
+      dumpTensors(
+        dir,
+        [
+          ['x', E.rand([n, 1, 32, 32])],
+          ['y', E.randint(0, 2, [n, 32, 32])],
+        ],
+        'data.json',
+      ),
+    );
     runPython(PY, { dir, port: await freePort() });
     await runOurs(dir, 'ddp');
     await runOurs(dir, 'syncbn');

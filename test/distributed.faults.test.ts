@@ -25,7 +25,28 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const trainArgs = (dir: string, d = data) => ['train', '-s', '1', '-v', '25', '-b', '2', '--imgs', join(d, 'imgs'), '--masks', join(d, 'masks'), '--checkpoint-dir', join(dir, 'ckpt'), '--logdir', join(dir, 'runs'), '--no-tensorboard', '--workers', '1', '--patience', '0'];
+const trainArgs = (dir: string, d = data) => [
+  'train',
+  '-s',
+  '1',
+  '-v',
+  '25',
+  '-b',
+  '2',
+  '--imgs',
+  join(d, 'imgs'),
+  '--masks',
+  join(d, 'masks'),
+  '--checkpoint-dir',
+  join(dir, 'ckpt'),
+  '--logdir',
+  join(dir, 'runs'),
+  '--no-tensorboard',
+  '--workers',
+  '1',
+  '--patience',
+  '0',
+];
 const sub = (name: string) => mkdtempSync(join(root, `${name}-`));
 const waitFor = async (cond: () => boolean, ms: number) => {
   const t0 = Date.now();
@@ -55,7 +76,9 @@ const RAW_GLOO = /pair\.cc|gloo\/|Read error|Connection reset|Application timeou
 /** Both workers exec'd (their RANK readable): before, a forked child still has the launcher's environment. */
 const bothStarted = (launcher: number) => childrenOf(launcher).filter((w) => w.rank !== null).length === 2;
 
-test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text, rank 0 saves INTERRUPTED.pth at the last optimizer step, which resumes; exit 1, nothing left', { timeout: 300_000 }, async () => {
+test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text, rank 0 saves INTERRUPTED.pth at the last optimizer step, which resumes; exit 1, nothing left', {
+  timeout: 300_000,
+}, async () => {
   const dir = sub('kill');
   const port = String(await freePort());
   // 6 training images, 3 per rank at -b 2: 2 steps per epoch. Rank 1 dies before its 2nd batch of
@@ -85,7 +108,9 @@ test('a worker killed with kill -9 mid-epoch: "worker 1 died" once, no Gloo text
   assert.ok(existsSync(join(dir, 'ckpt', 'checkpoint_epoch2.pth')));
 });
 
-test('a hung worker (SIGSTOP mid-epoch) with --dist-timeout 6: rank 0 saves INTERRUPTED.pth and the run ends within the timeout plus a few seconds, the hung worker killed', { timeout: 300_000 }, async () => {
+test('a hung worker (SIGSTOP mid-epoch) with --dist-timeout 6: rank 0 saves INTERRUPTED.pth and the run ends within the timeout plus a few seconds, the hung worker killed', {
+  timeout: 300_000,
+}, async () => {
   const dir = sub('hung');
   const port = String(await freePort());
   const run = startTs(CLI, [...trainArgs(dir), '-e', '500', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '6'], { env: { UNET_TEST_SIGNAL_AT: 'SIGSTOP:1:2:2' } });
@@ -125,7 +150,7 @@ test('stopped inside an epoch on 2 processes, resumed on 2 (or from the epoch ch
   const saved = await loadCheckpoint(join(b, 'ckpt', 'INTERRUPTED.pth'));
   assert.equal(saved.position?.epoch, 1, rb.out);
   assert.ok((saved.position?.batch ?? 0) >= 1, `stopped inside epoch 1 (${JSON.stringify(saved.position)})`);
-  assert.equal(saved.position?.dataRng.length, 2, 'each rank\'s data generator');
+  assert.equal(saved.position?.dataRng.length, 2, "each rank's data generator");
 
   const alone = await startTs(CLI, [...trainArgs(b), '-b', '1', '--augment', '-e', '2', '--load', join(b, 'ckpt', 'INTERRUPTED.pth')]).done;
   assert.equal(alone.code, 1, alone.out);
@@ -197,7 +222,9 @@ test('master port in use: one clear error', { timeout: 120_000 }, async () => {
 
 // Workers started by another launcher (torchrun-style environment), each with its own flags.
 const worker = (dir: string, rank: number, world: number, port: string, d = data, extra: string[] = []) =>
-  startTs(CLI, [...trainArgs(dir, d), '-e', '1', '--dist-timeout', '8', ...extra], { env: { RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port } }).done;
+  startTs(CLI, [...trainArgs(dir, d), '-e', '1', '--dist-timeout', '8', ...extra], {
+    env: { RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port },
+  }).done;
 
 test('unreachable master, mismatched world sizes, data that differs: one clear error within the timeout', { timeout: 300_000 }, async () => {
   const dir = sub('env');

@@ -37,13 +37,57 @@ before(async () => {
   const port = String(await freePort());
   // -v 37.5 of 8: 3 validation, 5 training images. --min-delta 1: no epoch after the first counts
   // as a gain, so patience 1 stops both ranks after epoch 2 of 4.
-  const args = ['train', '-s', '1', '-v', '37.5', '-b', '1', '-c', '3', '--accumulate-grad-batches', '2', '-e', String(EPOCHS_ASKED), '-l', '3e-3', '--seed', '3',
-    '--patience', '1', '--min-delta', '1', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(root, 'ckpt'), '--logdir', join(root, 'runs'),
-    '--no-tensorboard', '--workers', '1', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '60'];
+  const args = [
+    'train',
+    '-s',
+    '1',
+    '-v',
+    '37.5',
+    '-b',
+    '1',
+    '-c',
+    '3',
+    '--accumulate-grad-batches',
+    '2',
+    '-e',
+    String(EPOCHS_ASKED),
+    '-l',
+    '3e-3',
+    '--seed',
+    '3',
+    '--patience',
+    '1',
+    '--min-delta',
+    '1',
+    '--imgs',
+    join(data, 'imgs'),
+    '--masks',
+    join(data, 'masks'),
+    '--checkpoint-dir',
+    join(root, 'ckpt'),
+    '--logdir',
+    join(root, 'runs'),
+    '--no-tensorboard',
+    '--workers',
+    '1',
+    '--nproc-per-node',
+    '2',
+    '--master-port',
+    port,
+    '--dist-timeout',
+    '60',
+  ];
   run = await startTs(HELPER, args, { env: { UNET_TEST_OUT: out } }).done;
   for (const r of [0, 1]) {
     const file = join(out, `rank${r}.jsonl`);
-    ranks.push(existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec) : []);
+    ranks.push(
+      existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as Rec)
+        : [],
+    );
   }
 });
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -54,9 +98,15 @@ test('early stopping and the plateau scheduler see the same score on every rank;
   assert.match(run.out, /Training stopped early\./);
   const scores = ranks.map((recs) => ofType(recs, 'score'));
   // One score per epoch (5 / 2 ranks / batch 1 < 5 batches: no mid-epoch rounds), the same bits on both ranks.
-  assert.deepEqual(scores[0].map((s) => s.epoch), [1, 2]);
+  assert.deepEqual(
+    scores[0].map((s) => s.epoch),
+    [1, 2],
+  );
   assert.deepEqual(scores[1], scores[0]);
-  assert.ok(scores[0].every((s) => s.dice > 0 && s.dice < 1), JSON.stringify(scores[0]));
+  assert.ok(
+    scores[0].every((s) => s.dice > 0 && s.dice < 1),
+    JSON.stringify(scores[0]),
+  );
   for (const recs of ranks) assert.deepEqual([...new Set(ofType(recs, 'batch').map((b) => b.epoch))], [1, 2], 'no rank trains a 3rd epoch');
   assert.ok(!existsSync(join(root, 'ckpt', 'checkpoint_epoch3.pth')));
 });
@@ -66,7 +116,18 @@ const pyInput = async () => {
   const [split] = ofType(ranks[0], 'split');
   const steps = ofType(ranks[0], 'score').map((s) => s.step);
   const nChannels = (ck.modelArgs as { nChannels: number }).nChannels;
-  return { root: REFERENCE_ROOT, dir: join(root, 'out'), imgs: join(data, 'imgs'), masks: join(data, 'masks'), maskValues: ck.maskValues, nChannels, classes: 3, div: 16, val: split.val, evals: steps.map((s) => `rank0-step${s}.json`) };
+  return {
+    root: REFERENCE_ROOT,
+    dir: join(root, 'out'),
+    imgs: join(data, 'imgs'),
+    masks: join(data, 'masks'),
+    maskValues: ck.maskValues,
+    nChannels,
+    classes: 3,
+    div: 16,
+    val: split.val,
+    evals: steps.map((s) => `rank0-step${s}.json`),
+  };
 };
 
 test('sharded validation over 2 processes (2 + 1 images, nothing padded) scores what one process scores with the same weights on all 3', { skip: SKIP, timeout: 300_000 }, async () => {
@@ -83,18 +144,34 @@ test('sharded validation over 2 processes (2 + 1 images, nothing padded) scores 
   }
 });
 
-test('accumulation over an odd number of micro-batches per rank: no allreduce on no_sync micro-steps, the epoch-end flush synchronises, weights equal across ranks and equal to PyTorch DDP', { skip: SKIP, timeout: 300_000 }, async () => {
+test('accumulation over an odd number of micro-batches per rank: no allreduce on no_sync micro-steps, the epoch-end flush synchronises, weights equal across ranks and equal to PyTorch DDP', {
+  skip: SKIP,
+  timeout: 300_000,
+}, async () => {
   assert.equal(run.code, 0, run.out);
   const [split] = ofType(ranks[0], 'split');
   assert.equal(split.train.length, 5);
-  const batches = ranks.map((recs) => [1, 2].map((e) => ofType(recs, 'batch').filter((b) => b.epoch === e).map((b) => b.ids)));
+  const batches = ranks.map((recs) =>
+    [1, 2].map((e) =>
+      ofType(recs, 'batch')
+        .filter((b) => b.epoch === e)
+        .map((b) => b.ids),
+    ),
+  );
   for (const e of [0, 1]) {
     // DistributedSampler: 5 padded to 6, 3 micro-batches per rank, the union is the whole split.
-    assert.deepEqual(batches.map((b) => b[e].length), [3, 3]);
+    assert.deepEqual(
+      batches.map((b) => b[e].length),
+      [3, 3],
+    );
     assert.deepEqual(new Set([...batches[0][e], ...batches[1][e]].flat()), new Set(split.train));
   }
   // Micro-steps 1 (no_sync), 2 (steps), 3 (the flush: steps) of each epoch, on both ranks.
-  for (const recs of ranks) assert.deepEqual(ofType(recs, 'backward').map((b) => b.sync), [false, true, true, false, true, true]);
+  for (const recs of ranks)
+    assert.deepEqual(
+      ofType(recs, 'backward').map((b) => b.sync),
+      [false, true, true, false, true, true],
+    );
   const steps = ofType(ranks[0], 'score').map((s) => s.step);
   assert.deepEqual(steps, [2, 4], '2 optimizer steps per epoch, the second one the flush');
 
@@ -105,7 +182,19 @@ test('accumulation over an odd number of micro-batches per rank: no allreduce on
   const final = loadTensors(out, 'py-final.json');
   try {
     // After each epoch (at its validation) both ranks hold the same bits: weights, and BatchNorm statistics broadcast from rank 0.
-    for (const [a, b] of ours) for (const [k, t] of a) assert.equal(E.tidy(() => t.sub(b.get(k) as E.Tensor).abs().amax().item()), 0, `${k} differs between the ranks`);
+    for (const [a, b] of ours)
+      for (const [k, t] of a)
+        assert.equal(
+          E.tidy(() =>
+            t
+              .sub(b.get(k) as E.Tensor)
+              .abs()
+              .amax()
+              .item(),
+          ),
+          0,
+          `${k} differs between the ranks`,
+        );
     const worst = assertMovedAsReference(ours[1][0], init, final, { rel: 1e-3, abs: 1e-6, what: 'PyTorch DDP' });
     console.log(`ours vs PyTorch DDP after 2 epochs: max error / change ${worst.toExponential(2)} over ${final.size} tensors`);
   } finally {

@@ -131,7 +131,12 @@ test('out-of-range indices and values', () => {
 test('a shape whose element count wraps around to the buffer size is refused', () => {
   // 2^32 * 2^32 * 1 wraps to 0 in 64-bit arithmetic, and so does 2^33 * 2^31: an empty buffer must
   // not pass as data for an exabyte tensor.
-  for (const shape of [[2 ** 32, 2 ** 32], [2 ** 33, 2 ** 31], [2 ** 62, 4], [3, 2 ** 62, 2]]) {
+  for (const shape of [
+    [2 ** 32, 2 ** 32],
+    [2 ** 33, 2 ** 31],
+    [2 ** 62, 4],
+    [3, 2 ** 62, 2],
+  ]) {
     expectError(`shape ${shape}`, () => E.tensor(new Uint8Array(0), shape, { dtype: 'uint8' }));
   }
 });
@@ -195,8 +200,14 @@ test('devices: CUDA without CUDA, and devices that do not exist, are Errors nami
   for (const d of ['meta', 'mps', 'xla', 'vulkan', 'hip', 'cpu:0x', 'gpu', '', 'cuda:-1']) {
     expectError(`device '${d}'`, () => E.zeros([2], { device: d }).data());
   }
-  assert.throws(() => E.resolveDevice('cuda'), (e: Error & { code?: string }) => e.code === 'ERR_DEVICE' && /--device cpu/.test(e.message));
-  assert.throws(() => E.resolveDevice('tpu'), (e: Error & { code?: string }) => e.code === 'ERR_DEVICE');
+  assert.throws(
+    () => E.resolveDevice('cuda'),
+    (e: Error & { code?: string }) => e.code === 'ERR_DEVICE' && /--device cpu/.test(e.message),
+  );
+  assert.throws(
+    () => E.resolveDevice('tpu'),
+    (e: Error & { code?: string }) => e.code === 'ERR_DEVICE',
+  );
 });
 
 test('nonsense straight into the addon: TypeErrors, never a crash', () => {

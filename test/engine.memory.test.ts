@@ -22,7 +22,10 @@ const ITERS = LONG ? 50_000 : 10_000;
 const MAX_SLOPE = 4;
 
 function makeNet() {
-  const p = (shape: number[], std: number) => E.tidy(() => E.randn(shape).mul(std)).keep().requiresGrad_(true);
+  const p = (shape: number[], std: number) =>
+    E.tidy(() => E.randn(shape).mul(std))
+      .keep()
+      .requiresGrad_(true);
   const params = {
     w1: p([16, 3, 3, 3], 0.2),
     g1: E.ones([16]).keep().requiresGrad_(true),

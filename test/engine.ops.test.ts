@@ -21,7 +21,10 @@ function values(seed: number, inp: Input): number[] {
   const n = inp.shape.reduce((a, b) => a * b, 1);
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     const u = s / 4294967296;
     if (inp.dtype === 'int64') out.push(Math.floor((inp.low ?? 0) + u * ((inp.high ?? 3) - (inp.low ?? 0))));
     else if (inp.dtype === 'bool') out.push(u > 0.5 ? 1 : 0);
@@ -46,10 +49,24 @@ const cases: Case[] = [
   { name: 'floor ceil round sign', inputs: { a: f([6], false) }, py: 'a.floor() + a.ceil() + a.round() + a.sign()', ts: ({ a }) => a.floor().add(a.ceil()).add(a.round()).add(a.sign()) },
   { name: 'clamp', inputs: { a: f([8]) }, py: 'a.clamp(-0.5, 0.7)', ts: ({ a }) => a.clamp(-0.5, 0.7) },
   { name: 'maximum minimum', inputs: { a: f([8]), b: f([8]) }, py: 'torch.maximum(a, b) + torch.minimum(a, b) * 2', ts: ({ a, b }) => a.maximum(b).add(a.minimum(b).mul(2)) },
-  { name: 'compare where', inputs: { a: f([8]), b: f([8]) }, py: 'torch.where(a > b, a, b * 3) + torch.where(a <= 0, 1.0, 0.0) + (a >= b).float() + (a < b).float() + (a == a).float() + (a != b).float()',
-    ts: ({ a, b }) => E.where(a.gt(b), a, b.mul(3)).add(E.where(a.le(0), 1, 0)).add(a.ge(b).float()).add(a.lt(b).float()).add(a.eq(a).float()).add(a.ne(b).float()) },
-  { name: 'logical', inputs: { a: f([8], false), b: f([8], false) }, py: '((a > 0).logical_and(b > 0).logical_or(a < -1).logical_not()).float() + a.isfinite().float() + a.isnan().float() + a.isinf().float()',
-    ts: ({ a, b }) => a.gt(0).logicalAnd(b.gt(0)).logicalOr(a.lt(-1)).logicalNot().float().add(a.isfinite().float()).add(a.isnan().float()).add(a.isinf().float()) },
+  {
+    name: 'compare where',
+    inputs: { a: f([8]), b: f([8]) },
+    py: 'torch.where(a > b, a, b * 3) + torch.where(a <= 0, 1.0, 0.0) + (a >= b).float() + (a < b).float() + (a == a).float() + (a != b).float()',
+    ts: ({ a, b }) =>
+      E.where(a.gt(b), a, b.mul(3))
+        .add(E.where(a.le(0), 1, 0))
+        .add(a.ge(b).float())
+        .add(a.lt(b).float())
+        .add(a.eq(a).float())
+        .add(a.ne(b).float()),
+  },
+  {
+    name: 'logical',
+    inputs: { a: f([8], false), b: f([8], false) },
+    py: '((a > 0).logical_and(b > 0).logical_or(a < -1).logical_not()).float() + a.isfinite().float() + a.isnan().float() + a.isinf().float()',
+    ts: ({ a, b }) => a.gt(0).logicalAnd(b.gt(0)).logicalOr(a.lt(-1)).logicalNot().float().add(a.isfinite().float()).add(a.isnan().float()).add(a.isinf().float()),
+  },
   { name: 'remainder', inputs: { a: f([6], false, 0, 10) }, py: 'a.remainder(3)', ts: ({ a }) => a.remainder(3) },
   { name: 'sum dims keepdim', inputs: { a: f([2, 3, 4]) }, py: 'a.sum((1, 2), keepdim=True) + a.sum()', ts: ({ a }) => a.sum([1, 2], true).add(a.sum()) },
   { name: 'mean', inputs: { a: f([2, 3, 4]) }, py: 'a.mean(-1) + a.mean()', ts: ({ a }) => a.mean(-1).add(a.mean()) },
@@ -59,48 +76,120 @@ const cases: Case[] = [
   { name: 'norm', inputs: { a: f([3, 4]) }, py: 'a.norm() + a.norm(1) + a.norm(2, dim=1).sum()', ts: ({ a }) => a.norm().add(a.norm(1)).add(a.norm(2, 1).sum()) },
   { name: 'var', inputs: { a: f([3, 4]) }, py: 'a.var(1) + a.var()', ts: ({ a }) => a.var(1).add(a.var()) },
   { name: 'matmul', inputs: { a: f([3, 4]), b: f([4, 2]) }, py: 'a @ b', ts: ({ a, b }) => a.matmul(b) },
-  { name: 'reshape view permute transpose', inputs: { a: f([2, 3, 4]) }, py: 'a.reshape(6, 4).view(4, 6).reshape(2, 3, 4).permute(2, 0, 1).transpose(0, 1).contiguous()',
-    ts: ({ a }) => a.reshape([6, 4]).view([4, 6]).reshape([2, 3, 4]).permute([2, 0, 1]).transpose(0, 1).contiguous() },
-  { name: 'slice narrow select', inputs: { a: f([4, 6]) }, py: 'a[1:4:2, ::3].sum() + a.narrow(1, 2, 3).sum() + a.select(0, 2).sum()',
-    ts: ({ a }) => a.slice(0, 1, 4, 2).slice(1, null, null, 3).sum().add(a.narrow(1, 2, 3).sum()).add(a.select(0, 2).sum()) },
-  { name: 'index_select gather', inputs: { a: f([4, 5]), i: { shape: [3], dtype: 'int64', high: 4 }, g: { shape: [4, 2], dtype: 'int64', high: 5 } },
-    py: 'a.index_select(0, i).sum(0) + a.gather(1, g).sum()', ts: ({ a, i, g }) => a.indexSelect(0, i).sum(0).add(a.gather(1, g).sum()) },
+  {
+    name: 'reshape view permute transpose',
+    inputs: { a: f([2, 3, 4]) },
+    py: 'a.reshape(6, 4).view(4, 6).reshape(2, 3, 4).permute(2, 0, 1).transpose(0, 1).contiguous()',
+    ts: ({ a }) => a.reshape([6, 4]).view([4, 6]).reshape([2, 3, 4]).permute([2, 0, 1]).transpose(0, 1).contiguous(),
+  },
+  {
+    name: 'slice narrow select',
+    inputs: { a: f([4, 6]) },
+    py: 'a[1:4:2, ::3].sum() + a.narrow(1, 2, 3).sum() + a.select(0, 2).sum()',
+    ts: ({ a }) =>
+      a
+        .slice(0, 1, 4, 2)
+        .slice(1, null, null, 3)
+        .sum()
+        .add(a.narrow(1, 2, 3).sum())
+        .add(a.select(0, 2).sum()),
+  },
+  {
+    name: 'index_select gather',
+    inputs: { a: f([4, 5]), i: { shape: [3], dtype: 'int64', high: 4 }, g: { shape: [4, 2], dtype: 'int64', high: 5 } },
+    py: 'a.index_select(0, i).sum(0) + a.gather(1, g).sum()',
+    ts: ({ a, i, g }) => a.indexSelect(0, i).sum(0).add(a.gather(1, g).sum()),
+  },
   { name: 'masked_select', inputs: { a: f([4, 5]) }, py: 'a.masked_select(a > 0).sum()', ts: ({ a }) => a.maskedSelect(a.gt(0)).sum() },
-  { name: 'squeeze unsqueeze flatten expand', inputs: { a: f([3, 1, 4]) }, py: 'a.squeeze(1).unsqueeze(0).flatten(1) + a.squeeze().flatten().expand(2, 12)',
-    ts: ({ a }) => a.squeeze(1).unsqueeze(0).flatten(1).add(a.squeeze().flatten().expand([2, 12])) },
-  { name: 'cat stack chunk', inputs: { a: f([2, 3]), b: f([2, 3]) }, py: 'torch.cat([a, b], 1).sum(0) + torch.stack([a, b], 0).sum((0, 1)).repeat(2) + a.chunk(3, 1)[1].sum()',
-    ts: ({ a, b }) => E.cat([a, b], 1).sum(0).add(E.cat([E.stack([a, b], 0).sum([0, 1]), E.stack([a, b], 0).sum([0, 1])])).add(a.chunk(3, 1)[1].sum()) },
+  {
+    name: 'squeeze unsqueeze flatten expand',
+    inputs: { a: f([3, 1, 4]) },
+    py: 'a.squeeze(1).unsqueeze(0).flatten(1) + a.squeeze().flatten().expand(2, 12)',
+    ts: ({ a }) =>
+      a
+        .squeeze(1)
+        .unsqueeze(0)
+        .flatten(1)
+        .add(a.squeeze().flatten().expand([2, 12])),
+  },
+  {
+    name: 'cat stack chunk',
+    inputs: { a: f([2, 3]), b: f([2, 3]) },
+    py: 'torch.cat([a, b], 1).sum(0) + torch.stack([a, b], 0).sum((0, 1)).repeat(2) + a.chunk(3, 1)[1].sum()',
+    ts: ({ a, b }) =>
+      E.cat([a, b], 1)
+        .sum(0)
+        .add(E.cat([E.stack([a, b], 0).sum([0, 1]), E.stack([a, b], 0).sum([0, 1])]))
+        .add(a.chunk(3, 1)[1].sum()),
+  },
   { name: 'conv2d', inputs: { x: f([2, 3, 7, 6]), w: f([4, 3, 3, 3]), b: f([4]) }, py: 'F.conv2d(x, w, b, padding=1)', ts: ({ x, w, b }) => E.conv2d(x, w, b, { padding: 1 }) },
-  { name: 'conv2d stride dilation groups', inputs: { x: f([1, 4, 9, 9]), w: f([4, 2, 3, 3]) }, py: 'F.conv2d(x, w, None, stride=2, padding=2, dilation=2, groups=2)',
-    ts: ({ x, w }) => E.conv2d(x, w, null, { stride: 2, padding: 2, dilation: 2, groups: 2 }) },
-  { name: 'conv_transpose2d', inputs: { x: f([2, 4, 3, 5]), w: f([4, 2, 2, 2]), b: f([2]) }, py: 'F.conv_transpose2d(x, w, b, stride=2)', ts: ({ x, w, b }) => E.convTranspose2d(x, w, b, { stride: 2 }) },
-  { name: 'batch_norm train', inputs: { x: f([3, 2, 4, 4]), w: f([2]), b: f([2]) }, py: 'F.batch_norm(x, torch.zeros(2), torch.ones(2), w, b, training=True, momentum=0.1, eps=1e-5)',
-    ts: ({ x, w, b }) => E.batchNorm(x, E.zeros([2]), E.ones([2]), w, b, true) },
-  { name: 'batch_norm eval', inputs: { x: f([3, 2, 4, 4]), w: f([2]), b: f([2]), m: f([2], false), v: f([2], false, 0.5, 2) },
-    py: 'F.batch_norm(x, m, v, w, b, training=False)', ts: ({ x, w, b, m, v }) => E.batchNorm(x, m, v, w, b, false) },
+  {
+    name: 'conv2d stride dilation groups',
+    inputs: { x: f([1, 4, 9, 9]), w: f([4, 2, 3, 3]) },
+    py: 'F.conv2d(x, w, None, stride=2, padding=2, dilation=2, groups=2)',
+    ts: ({ x, w }) => E.conv2d(x, w, null, { stride: 2, padding: 2, dilation: 2, groups: 2 }),
+  },
+  {
+    name: 'conv_transpose2d',
+    inputs: { x: f([2, 4, 3, 5]), w: f([4, 2, 2, 2]), b: f([2]) },
+    py: 'F.conv_transpose2d(x, w, b, stride=2)',
+    ts: ({ x, w, b }) => E.convTranspose2d(x, w, b, { stride: 2 }),
+  },
+  {
+    name: 'batch_norm train',
+    inputs: { x: f([3, 2, 4, 4]), w: f([2]), b: f([2]) },
+    py: 'F.batch_norm(x, torch.zeros(2), torch.ones(2), w, b, training=True, momentum=0.1, eps=1e-5)',
+    ts: ({ x, w, b }) => E.batchNorm(x, E.zeros([2]), E.ones([2]), w, b, true),
+  },
+  {
+    name: 'batch_norm eval',
+    inputs: { x: f([3, 2, 4, 4]), w: f([2]), b: f([2]), m: f([2], false), v: f([2], false, 0.5, 2) },
+    py: 'F.batch_norm(x, m, v, w, b, training=False)',
+    ts: ({ x, w, b, m, v }) => E.batchNorm(x, m, v, w, b, false),
+  },
   { name: 'max_pool2d', inputs: { x: f([2, 2, 7, 6]) }, py: 'F.max_pool2d(x, 2)', ts: ({ x }) => E.maxPool2d(x, 2) },
   { name: 'avg_pool2d', inputs: { x: f([2, 2, 6, 6]) }, py: 'F.avg_pool2d(x, 2)', ts: ({ x }) => E.avgPool2d(x, 2) },
-  { name: 'upsample bilinear align_corners', inputs: { x: f([1, 2, 3, 5]) }, py: 'F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)',
-    ts: ({ x }) => E.interpolate(x, [6, 10], 'bilinear', true) },
+  {
+    name: 'upsample bilinear align_corners',
+    inputs: { x: f([1, 2, 3, 5]) },
+    py: 'F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)',
+    ts: ({ x }) => E.interpolate(x, [6, 10], 'bilinear', true),
+  },
   { name: 'interpolate bilinear', inputs: { x: f([1, 2, 4, 5]) }, py: 'F.interpolate(x, size=(9, 7), mode="bilinear")', ts: ({ x }) => E.interpolate(x, [9, 7], 'bilinear') },
   { name: 'interpolate bicubic', inputs: { x: f([1, 1, 4, 5]) }, py: 'F.interpolate(x, size=(3, 3), mode="bicubic")', ts: ({ x }) => E.interpolate(x, [3, 3], 'bicubic') },
   { name: 'interpolate nearest', inputs: { x: f([1, 1, 4, 5]) }, py: 'F.interpolate(x, size=(7, 9), mode="nearest")', ts: ({ x }) => E.interpolate(x, [7, 9], 'nearest') },
   { name: 'softmax log_softmax', inputs: { x: f([2, 3, 4]) }, py: 'F.softmax(x, 1) + F.log_softmax(x, 1)', ts: ({ x }) => E.softmax(x, 1).add(E.logSoftmax(x, 1)) },
   { name: 'cross_entropy', inputs: { x: f([2, 3, 4, 5]), t: { shape: [2, 4, 5], dtype: 'int64', high: 3 } }, py: 'F.cross_entropy(x, t)', ts: ({ x, t }) => E.crossEntropy(x, t) },
-  { name: 'cross_entropy weight ignore smoothing', inputs: { x: f([4, 3]), t: { shape: [4], dtype: 'int64', high: 3 }, w: f([3], false, 0.5, 2) },
+  {
+    name: 'cross_entropy weight ignore smoothing',
+    inputs: { x: f([4, 3]), t: { shape: [4], dtype: 'int64', high: 3 }, w: f([3], false, 0.5, 2) },
     py: 'F.cross_entropy(x, t, weight=w, ignore_index=1) + F.cross_entropy(x, t, reduction="sum", label_smoothing=0.1) + F.cross_entropy(x, t, reduction="none").sum()',
-    ts: ({ x, t, w }) => E.crossEntropy(x, t, { weight: w, ignoreIndex: 1 }).add(E.crossEntropy(x, t, { reduction: 'sum', labelSmoothing: 0.1 })).add(E.crossEntropy(x, t, { reduction: 'none' }).sum()) },
-  { name: 'bce_with_logits', inputs: { x: f([2, 5]), t: f([2, 5], false, 0, 1), pw: f([5], false, 0.5, 3) },
+    ts: ({ x, t, w }) =>
+      E.crossEntropy(x, t, { weight: w, ignoreIndex: 1 })
+        .add(E.crossEntropy(x, t, { reduction: 'sum', labelSmoothing: 0.1 }))
+        .add(E.crossEntropy(x, t, { reduction: 'none' }).sum()),
+  },
+  {
+    name: 'bce_with_logits',
+    inputs: { x: f([2, 5]), t: f([2, 5], false, 0, 1), pw: f([5], false, 0.5, 3) },
     py: 'F.binary_cross_entropy_with_logits(x, t) + F.binary_cross_entropy_with_logits(x, t, pos_weight=pw, reduction="sum")',
-    ts: ({ x, t, pw }) => E.binaryCrossEntropyWithLogits(x, t).add(E.binaryCrossEntropyWithLogits(x, t, { posWeight: pw, reduction: 'sum' })) },
+    ts: ({ x, t, pw }) => E.binaryCrossEntropyWithLogits(x, t).add(E.binaryCrossEntropyWithLogits(x, t, { posWeight: pw, reduction: 'sum' })),
+  },
   { name: 'mse_loss', inputs: { a: f([3, 4]), b: f([3, 4]) }, py: 'F.mse_loss(a, b)', ts: ({ a, b }) => E.mseLoss(a, b) },
   { name: 'one_hot', inputs: { t: { shape: [2, 3], dtype: 'int64', high: 4 } }, py: 'F.one_hot(t, 4).float()', ts: ({ t }) => E.oneHot(t, 4).float() },
   { name: 'pad constant', inputs: { x: f([1, 2, 3, 4]) }, py: 'F.pad(x, [1, 2, 0, 1])', ts: ({ x }) => E.pad(x, [1, 2, 0, 1]) },
-  { name: 'pad reflect replicate', inputs: { x: f([1, 2, 4, 4]) }, py: 'F.pad(x, [1, 1, 2, 2], mode="reflect") + F.pad(x, [1, 1, 2, 2], mode="replicate")',
-    ts: ({ x }) => E.pad(x, [1, 1, 2, 2], 'reflect').add(E.pad(x, [1, 1, 2, 2], 'replicate')) },
-  { name: 'sort (values, then indices) cumsum', inputs: { a: f([4, 5]) },
+  {
+    name: 'pad reflect replicate',
+    inputs: { x: f([1, 2, 4, 4]) },
+    py: 'F.pad(x, [1, 1, 2, 2], mode="reflect") + F.pad(x, [1, 1, 2, 2], mode="replicate")',
+    ts: ({ x }) => E.pad(x, [1, 1, 2, 2], 'reflect').add(E.pad(x, [1, 1, 2, 2], 'replicate')),
+  },
+  {
+    name: 'sort (values, then indices) cumsum',
+    inputs: { a: f([4, 5]) },
     py: 'torch.sort(a, dim=1, descending=True, stable=True)[0] * (1 + torch.sort(a, dim=0, stable=True)[1].float().sum()) + a.cumsum(0)',
-    ts: ({ a }) => E.sort(a, 1, true)[0].mul(E.sort(a, 0)[1].float().sum().add(1)).add(E.cumsum(a, 0)) },
+    ts: ({ a }) => E.sort(a, 1, true)[0].mul(E.sort(a, 0)[1].float().sum().add(1)).add(E.cumsum(a, 0)),
+  },
   { name: 'bincount', inputs: { t: { shape: [20], dtype: 'int64', high: 5 } }, py: 'torch.bincount(t, minlength=7).float()', ts: ({ t }) => E.bincount(t, null, 7).float() },
   { name: 'dropout eval', inputs: { x: f([4, 4]) }, py: 'F.dropout(x, 0.5, training=False)', ts: ({ x }) => E.dropout(x, 0.5, false) },
   { name: 'to float64 and back', inputs: { x: f([4]) }, py: 'x.double().float() * 2', ts: ({ x }) => x.to({ dtype: 'float64' }).float().mul(2) },
@@ -163,12 +252,18 @@ test('in-place and foreach ops match their definitions', () => {
   E.tidy(() => {
     const a = E.tensor([1, 2, 3]);
     const b = E.tensor([4, 5, 6]);
-    a.add_(b, 2).mul_(0.5).div_(2).addcmul_(b, b, 0.1).addcdiv_(b, E.tensor([2, 2, 2]), 1);
+    a.add_(b, 2)
+      .mul_(0.5)
+      .div_(2)
+      .addcmul_(b, b, 0.1)
+      .addcdiv_(b, E.tensor([2, 2, 2]), 1);
     // ((1+8)*.5/2 + 1.6 + 2), ((2+10)*.5/2 + 2.5 + 2.5), ((3+12)*.5/2 + 3.6 + 3)
     assertClose(a.toArray(), [2.25 + 1.6 + 2, 3 + 2.5 + 2.5, 3.75 + 3.6 + 3], 1e-5, 0, 'in-place chain');
     const c = E.tensor([1, 4, 9]).sqrt_().clamp_(1.5, 2.5);
     assertClose(c.toArray(), [1.5, 2, 2.5], 1e-6, 0, 'sqrt_ clamp_');
-    const d = E.zeros([3]).fill_(2).lerp_(E.tensor([4, 6, 8]), 0.5);
+    const d = E.zeros([3])
+      .fill_(2)
+      .lerp_(E.tensor([4, 6, 8]), 0.5);
     assertClose(d.toArray(), [3, 4, 5], 1e-6, 0, 'fill_ lerp_');
     const e = E.tensor([-1, 2, -3]).relu_();
     assertClose(e.toArray(), [0, 2, 0], 0, 0, 'relu_');
@@ -184,7 +279,13 @@ test('in-place and foreach ops match their definitions', () => {
     const n = E.foreach.norm([E.tensor([3, 4]), E.tensor([5, 12])]);
     assertClose(n.toArray(), [5, 13], 1e-5, 0, 'foreach norm');
     const s = E.foreach.sqrt([E.tensor([4]), E.tensor([9])]);
-    assertClose(s.flatMap((t) => t.toArray()), [2, 3], 1e-6, 0, 'foreach sqrt');
+    assertClose(
+      s.flatMap((t) => t.toArray()),
+      [2, 3],
+      1e-6,
+      0,
+      'foreach sqrt',
+    );
     const added = E.foreach.add([E.tensor([1])], 1);
     assertClose(added[0].toArray(), [2], 0, 0, 'foreach add');
     E.foreach.div_(xs, 2);
@@ -291,7 +392,10 @@ test('tidy frees everything but its result; dispose and keep work', () => {
     return { x: inner[0], y: [b.sum()] };
   });
   assert.equal(E.memoryStats().liveTensors, before + 2);
-  assert.equal(kept.x.sum().disposeAfter((t) => t.item()), 300);
+  assert.equal(
+    kept.x.sum().disposeAfter((t) => t.item()),
+    300,
+  );
   E.dispose(kept);
   assert.equal(E.memoryStats().liveTensors, before);
   const held = E.tidy(() => {
@@ -302,7 +406,14 @@ test('tidy frees everything but its result; dispose and keep work', () => {
   assert.equal(held, false);
   assert.equal(E.memoryStats().liveTensors, before + 1);
   // A throwing tidy frees its tensors too.
-  assert.throws(() => E.tidy(() => { E.ones([5]); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      E.tidy(() => {
+        E.ones([5]);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(E.memoryStats().liveTensors, before + 1);
 });
 

@@ -47,7 +47,10 @@ for (const encoder of ENCODER_CASES) {
     assert.match(lines.join('\n'), new RegExp(`encoder=${encoder}`));
     const p = await loadOnnxPredictor(file);
     try {
-      for (const [n, h, w] of [[2, 64, 64], [1, 45, 71]]) {
+      for (const [n, h, w] of [
+        [2, 64, 64],
+        [1, 45, 71],
+      ]) {
         const x = E.rand([n, 3, h, w]);
         const xd = x.data() as Float32Array;
         const ours = E.noGrad(() => m.forward(x)).disposeAfter((t) => t.data() as Float32Array);

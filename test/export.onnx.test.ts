@@ -111,12 +111,21 @@ print(json.dumps({'opset': m.opset_import[0].version, 'ir': m.ir_version, 'meta'
     assert.equal(py.inferred[1], 4);
   });
 
-  test('the writer streams: peak RSS grows by far less than the model while writing a full-width UNet', { skip: existsSync('/proc/self/clear_refs') ? false : 'needs Linux /proc/self/clear_refs' }, async () => {
+  test('the writer streams: peak RSS grows by far less than the model while writing a full-width UNet', {
+    skip: existsSync('/proc/self/clear_refs') ? false : 'needs Linux /proc/self/clear_refs',
+  }, async () => {
     E.manualSeed(0);
     const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
     const weights = new Map([...m.stateDict()].map(([k, t]) => [k, toRaw(t)]));
     m.dispose();
-    const mib = (key: string) => Number(/(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[1]) / 1024;
+    const mib = (key: string) =>
+      Number(
+        /(\d+) kB/.exec(
+          readFileSync('/proc/self/status', 'utf8')
+            .split('\n')
+            .find((l) => l.startsWith(key)) ?? '',
+        )?.[1],
+      ) / 1024;
     writeFileSync('/proc/self/clear_refs', '5'); // resets the peak (VmHWM) to the current RSS
     const before = mib('VmRSS:');
     const r = await writeOnnx(join(dir, 'full.onnx'), weights, { nChannels: 3, nClasses: 2, bilinear: false }, META);

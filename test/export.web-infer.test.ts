@@ -11,12 +11,16 @@ import { resizeBicubicU8 } from '../src/predictor-page/resample.js';
 import { NO_TORCH, hasTorch, maxDiff, runPython } from './helpers/python.js';
 
 /** A plane with edges and noise, so every rounding path is exercised. */
-const plane = (w: number, h: number, seed: number) =>
-  Uint8Array.from({ length: w * h }, (_, i) => ((i % w) * 9 + Math.floor(i / w) * 5 + ((i * 2654435761 + seed) >>> 27) * 17) & 255);
+const plane = (w: number, h: number, seed: number) => Uint8Array.from({ length: w * h }, (_, i) => ((i % w) * 9 + Math.floor(i / w) * 5 + ((i * 2654435761 + seed) >>> 27) * 17) & 255);
 
 test('bicubic resize = Pillow BICUBIC on 8-bit planes', { skip: hasTorch() ? false : NO_TORCH }, () => {
   const cases: [number, number, number, number][] = [
-    [512, 512, 256, 256], [61, 93, 30, 46], [101, 37, 25, 9], [40, 30, 93, 61], [64, 48, 64, 20], [33, 17, 33, 17],
+    [512, 512, 256, 256],
+    [61, 93, 30, 46],
+    [101, 37, 25, 9],
+    [40, 30, 93, 61],
+    [64, 48, 64, 20],
+    [33, 17, 33, 17],
   ];
   const req = cases.map(([w, h, nw, nh], i) => ({ w, h, nw, nh, data: Array.from(plane(w, h, i)) }));
   const py = runPython<number[][]>(
@@ -67,10 +71,13 @@ test('preprocess: scale, grey/colour checks and the 16 px minimum', () => {
   assert.equal(preprocessRgba(rgba, 40, 34, 3, 1).data.length, 3 * 40 * 34);
   rgba[0] = 7;
   assert.throws(() => preprocessRgba(rgba, 40, 34, 1, 0.5), /in colour \(RGB\) but the model expects greyscale/);
-  assert.throws(() => scaledSize(31, 100, 0.5), (e: Error) => e instanceof InputError && /31x100; at the model's scale 0\.5 that is 15x50, but the UNet needs at least 16x16/.test(e.message));
+  assert.throws(
+    () => scaledSize(31, 100, 0.5),
+    (e: Error) => e instanceof InputError && /31x100; at the model's scale 0\.5 that is 15x50, but the UNet needs at least 16x16/.test(e.message),
+  );
 });
 
-test("EXIF orientation: the page decodes a copy whose tag says 1 (as stored), as predict and PIL read it", async () => {
+test('EXIF orientation: the page decodes a copy whose tag says 1 (as stored), as predict and PIL read it', async () => {
   const { default: sharp } = await import('sharp');
   const raw = { raw: { width: 24, height: 16, channels: 3 as const } };
   const px = new Uint8Array(24 * 16 * 3).map((_, i) => i & 255);
@@ -81,7 +88,11 @@ test("EXIF orientation: the page decodes a copy whose tag says 1 (as stored), as
     assert.equal((await sharp(out).metadata()).orientation, 1, `orientation ${orientation} -> 1`);
     assert.equal(jpg[jpg.length - 1], out[out.length - 1]);
     assert.equal(out.length, jpg.length, 'only the tag changes');
-    assert.equal(out.reduce((n, b, i) => n + (b !== jpg[i] ? 1 : 0), 0), 1, 'one byte differs');
+    assert.equal(
+      out.reduce((n, b, i) => n + (b !== jpg[i] ? 1 : 0), 0),
+      1,
+      'one byte differs',
+    );
   }
   const plain = new Uint8Array(await sharp(px, raw).jpeg().toBuffer());
   assert.equal(withoutOrientation(plain), plain, 'no EXIF: the same bytes');

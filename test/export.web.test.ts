@@ -79,7 +79,13 @@ async function serveWithPython(site: string): Promise<string> {
   servers.push(spawn(PYTHON, ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', site], { stdio: 'ignore' }));
   const origin = `http://127.0.0.1:${port}/`;
   for (let i = 0; i < 100; i++) {
-    if (await fetch(origin).then((res) => res.ok, () => false)) break;
+    if (
+      await fetch(origin).then(
+        (res) => res.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((ok) => setTimeout(ok, 100));
   }
   return origin;
@@ -101,7 +107,6 @@ describe('the exported web page in chromium', { skip }, () => {
     const predictMask = await checkpoint(ckpt, { nChannels: 1, nClasses: 3, bilinear: false }, [0, 100, 200], 5, image);
     const site = join(dir, 'site');
     assert.equal(await exportCommand({ model: ckpt, format: 'web', output: site, ...quiet }), 0);
-
 
     const origin = await serveWithPython(site);
 
@@ -136,7 +141,10 @@ describe('the exported web page in chromium', { skip }, () => {
       assert.ok(agree >= 0.999, `only ${(100 * agree).toFixed(3)}% of the pixels agree with unet predict`);
       const counts = [0, 100, 200].map((v) => Array.from(a.data).reduce((n: number, x: number) => n + (x === v ? 1 : 0), 0));
       console.log(`# pixels per class (unet predict): ${counts.join(', ')}`);
-      assert.ok(counts.every((c) => c > a.data.length / 50), 'every class covers part of the image');
+      assert.ok(
+        counts.every((c) => c > a.data.length / 50),
+        'every class covers part of the image',
+      );
       if (SHOTS) {
         mkdirSync(SHOTS, { recursive: true });
         await page.screenshot({ path: join(SHOTS, 'web.png'), fullPage: true });
@@ -149,7 +157,9 @@ describe('the exported web page in chromium', { skip }, () => {
       await page.waitForSelector('body[data-state="error"]');
       assert.match(await page.locator('#error').innerText(), /notes\.txt is not an image this browser can read/);
       const tiny = join(dir, 'tiny.png');
-      await sharp(Buffer.alloc(20 * 20, 128), { raw: { width: 20, height: 20, channels: 1 } }).png().toFile(tiny);
+      await sharp(Buffer.alloc(20 * 20, 128), { raw: { width: 20, height: 20, channels: 1 } })
+        .png()
+        .toFile(tiny);
       await page.setInputFiles('#file', tiny);
       await page.waitForFunction(() => /at least 16x16/.test(document.getElementById('error')?.textContent ?? ''));
       assert.match(await page.locator('#error').innerText(), /tiny\.png: the image is 20x20; at the model's scale 0\.5 that is 10x10, but the UNet needs at least 16x16 pixels/);
@@ -169,7 +179,9 @@ describe('the exported web page in chromium', { skip }, () => {
     const W = 70;
     const H = 53;
     const px = Uint8Array.from({ length: W * H * 3 }, (_, i) => ((i % 3) * 80 + Math.floor(i / 3 / W) * 4 + ((i * 7) % 31)) & 255);
-    await sharp(px, { raw: { width: W, height: H, channels: 3 } }).png().toFile(image);
+    await sharp(px, { raw: { width: W, height: H, channels: 3 } })
+      .png()
+      .toFile(image);
     const predictMask = await checkpoint(ckpt, { nChannels: 3, nClasses: 1, bilinear: true }, [0, 255], 9, image, ['background', 'membrane']);
     const site = join(dir, 'site-binary');
     assert.equal(await exportCommand({ model: ckpt, format: 'web', output: site, ...quiet }), 0);
@@ -207,7 +219,10 @@ describe('the exported web page in chromium', { skip }, () => {
       // A phone photo: EXIF orientation 6 (shown turned 90 degrees). The page predicts on the stored
       // W x H pixels, as unet predict (sharp, like PIL) does, not on the turned H x W picture.
       const photo = join(dir, 'photo.jpg');
-      await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toFile(photo);
+      await sharp(px, { raw: { width: W, height: H, channels: 3 } })
+        .jpeg({ quality: 95 })
+        .withMetadata({ orientation: 6 })
+        .toFile(photo);
       await page.setInputFiles('#file', photo);
       await page.waitForFunction(() => (document.getElementById('download') as HTMLAnchorElement | null)?.download === 'photo_OUT.png', undefined, { timeout: 60_000 });
       assert.match(await page.locator('#timing').innerText(), new RegExp(`image ${W}x${H}\\)`));
@@ -228,7 +243,7 @@ describe('the exported web page in chromium', { skip }, () => {
 });
 
 describe('the dashboard\'s "Try it" page', { skip }, () => {
-  test('serves the run\'s best model as the browser predictor; other runs get a reason', { timeout: 120_000 }, async () => {
+  test("serves the run's best model as the browser predictor; other runs get a reason", { timeout: 120_000 }, async () => {
     const { startDashboard } = await import('../src/tracking/index.js');
     const { tryItPages } = await import('../src/export/try-it.js');
     const logdir = join(dir, 'runs');
@@ -242,7 +257,17 @@ describe('the dashboard\'s "Try it" page', { skip }, () => {
     writeFileSync(join(other, 'config.json'), JSON.stringify({ checkpointDir: join(dir, 'none') }));
     E.manualSeed(1);
     const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: false }, 8);
-    await saveCheckpoint(join(ckptDir, 'best_model.pth'), { model: m.stateDict(), epoch: 4, globalStep: 8, loss: 0.2, valScore: 0.9, maskValues: [0, 255], modelArgs: m.args, config: { scale: 0.5 }, runDir: run });
+    await saveCheckpoint(join(ckptDir, 'best_model.pth'), {
+      model: m.stateDict(),
+      epoch: 4,
+      globalStep: 8,
+      loss: 0.2,
+      valScore: 0.9,
+      maskValues: [0, 255],
+      modelArgs: m.args,
+      config: { scale: 0.5 },
+      runDir: run,
+    });
     m.dispose();
     const tryIt = tryItPages();
     const dash = await startDashboard({ logdir, port: 0, tryIt: tryIt.serve });

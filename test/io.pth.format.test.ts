@@ -25,7 +25,11 @@ test('round trip of every value kind, dtype and tensor shape', () => {
     bool: rawTensor('bool', [3], new Uint8Array([1, 0, 1])),
     scalar: rawTensor('int64', [], new BigInt64Array([42n])),
     empty: rawTensor('float32', [0, 3], new Float32Array(0)),
-    big5d: rawTensor('uint8', [1, 2, 1, 2, 2], new Uint8Array(8).map((_, i) => i)),
+    big5d: rawTensor(
+      'uint8',
+      [1, 2, 1, 2, 2],
+      new Uint8Array(8).map((_, i) => i),
+    ),
     grad: { ...rawTensor('float32', [1], new Float32Array([3])), requiresGrad: true },
     a: shared,
     b: shared,
@@ -36,7 +40,12 @@ test('round trip of every value kind, dtype and tensor shape', () => {
     str: 'héllo ✓ 𝄞',
     empties: ['', [], {}, new Map()],
     nested: [null, true, false, [[['deep']]], { x: { y: [1] } }],
-    intKeys: new Map<string | number, PyValue>([[0, 'zero'], [1, [1]], ['s', 2], [2.5, 'float key']]),
+    intKeys: new Map<string | number, PyValue>([
+      [0, 'zero'],
+      [1, [1]],
+      ['s', 2],
+      [2.5, 'float key'],
+    ]),
     proto,
     bigList: Array.from({ length: 2500 }, (_, i) => i), // > one 1000-item APPENDS batch
   };
@@ -110,7 +119,14 @@ test('zip64 archives are read: Python zipfile with its limits lowered, and a sat
   const bytes = new Uint8Array(Buffer.from(python(script, []), 'hex'));
   const check = (b: Uint8Array): void => {
     const zip = new ZipReader(b);
-    assert.deepEqual([...zip.entries.values()].map((e) => [e.name, e.size, e.compressedSize > 0]), [['a/data.bin', 64, true], ['a/small', 2, true], ['a/deflated', 100, true]]);
+    assert.deepEqual(
+      [...zip.entries.values()].map((e) => [e.name, e.size, e.compressedSize > 0]),
+      [
+        ['a/data.bin', 64, true],
+        ['a/small', 2, true],
+        ['a/deflated', 100, true],
+      ],
+    );
     assert.equal(Buffer.from(zip.read('a/data.bin')).toString(), '0123456789abcdef'.repeat(4));
     assert.equal(Buffer.from(zip.read('a/small')).toString(), 'hi');
     assert.equal(Buffer.from(zip.read('a/deflated')).toString(), 'x'.repeat(100));
@@ -189,7 +205,11 @@ test('strided views are materialised in logical order (hand-built pickles)', () 
   for (const c of cases) {
     assert.deepEqual(out[c.name].shape, c.shape, c.name);
     assert.deepEqual([...values(out[c.name])], c.want, c.name);
-    assert.deepEqual([...values(out[`${c.name} i64`])], c.want.map((x) => BigInt(x) - 6n), `${c.name} (8-byte items)`);
+    assert.deepEqual(
+      [...values(out[`${c.name} i64`])],
+      c.want.map((x) => BigInt(x) - 6n),
+      `${c.name} (8-byte items)`,
+    );
   }
 });
 
@@ -271,7 +291,6 @@ test('a big-endian archive (byteorder record) is byte-swapped on read', () => {
   assert.throws(() => decodePth(odd), /unknown byteorder/);
 });
 
-
 test('a 124 MB UNet-sized state dict encodes and decodes quickly', () => {
   // Shapes of milesial UNet(n_channels=3, n_classes=2): ~31M float32 parameters.
   const sd: Record<string, RawTensor> = {};
@@ -281,14 +300,38 @@ test('a 124 MB UNet-sized state dict encodes and decodes quickly', () => {
     n += numel;
     sd[name] = rawTensor('float32', shape, new Float32Array(numel).fill(0.25));
   };
-  const convs: [number, number][] = [[3, 64], [64, 64], [64, 128], [128, 128], [128, 256], [256, 256], [256, 512], [512, 512], [512, 1024], [1024, 1024],
-    [1024, 512], [512, 512], [512, 256], [256, 256], [256, 128], [128, 128], [128, 64], [64, 64]];
+  const convs: [number, number][] = [
+    [3, 64],
+    [64, 64],
+    [64, 128],
+    [128, 128],
+    [128, 256],
+    [256, 256],
+    [256, 512],
+    [512, 512],
+    [512, 1024],
+    [1024, 1024],
+    [1024, 512],
+    [512, 512],
+    [512, 256],
+    [256, 256],
+    [256, 128],
+    [128, 128],
+    [128, 64],
+    [64, 64],
+  ];
   convs.forEach(([cin, cout], i) => {
     add(`conv${i}.weight`, [cout, cin, 3, 3]);
     for (const p of ['weight', 'bias', 'running_mean', 'running_var']) add(`bn${i}.${p}`, [cout]);
     sd[`bn${i}.num_batches_tracked`] = rawTensor('int64', [], new BigInt64Array([100n]));
   });
-  for (const [cin, cout] of [[1024, 512], [512, 256], [256, 128], [128, 64]]) add(`up${cin}.weight`, [cin, cout, 2, 2]);
+  for (const [cin, cout] of [
+    [1024, 512],
+    [512, 256],
+    [256, 128],
+    [128, 64],
+  ])
+    add(`up${cin}.weight`, [cin, cout, 2, 2]);
   add('outc.weight', [2, 64, 1, 1]);
   assert.ok(n * 4 > 120e6, `${(n * 4) / 1e6} MB`);
 
@@ -304,4 +347,3 @@ test('a 124 MB UNet-sized state dict encodes and decodes quickly', () => {
   // Generous bounds: this machine is small and shared; typical numbers are printed above.
   assert.ok(encMs < 3000 && decMs < 3000);
 });
-

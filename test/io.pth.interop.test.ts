@@ -12,12 +12,15 @@ import { PY, hex, python, tmpDir, values } from './helpers/pth.js';
 const torchProbe = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
 const NO_TORCH = torchProbe.status === 0 ? false : `${PY} cannot import torch (${(torchProbe.stderr || String(torchProbe.error ?? '')).trim().split('\n').pop()})`;
 
-
 // Tagged JSON from Python: ints/floats are tagged so nothing is lost to JSON numbers.
 type Tagged =
-  | null | boolean | string
-  | { __int__: string } | { __float__: string } // float: little-endian IEEE-754 double bits, hex
-  | { __list__: Tagged[] } | { __dict__: [Tagged, Tagged][] }
+  | null
+  | boolean
+  | string
+  | { __int__: string }
+  | { __float__: string } // float: little-endian IEEE-754 double bits, hex
+  | { __list__: Tagged[] }
+  | { __dict__: [Tagged, Tagged][] }
   | { __tensor__: { dtype: DType; shape: number[]; hex: string; requires_grad: boolean; values?: Tagged[] } };
 
 function floatBits(x: number): string {
@@ -118,7 +121,9 @@ def tag(v):
 // ---------------------------------------------------------------------------
 // Interop with Python torch
 
-const PY_WRITE_CASES = PY_TAG + String.raw`
+const PY_WRITE_CASES =
+  PY_TAG +
+  String.raw`
 out = sys.argv[1]
 torch.manual_seed(0)
 cases = {}
@@ -210,7 +215,9 @@ test('reads what Python torch.save writes, exactly', { skip: NO_TORCH }, async (
   fs.rmSync(dir, { recursive: true });
 });
 
-const PY_READ_CASES = PY_TAG + String.raw`
+const PY_READ_CASES =
+  PY_TAG +
+  String.raw`
 from torch._weights_only_unpickler import _get_allowed_globals
 d = sys.argv[1]
 names = json.loads(sys.argv[2])
@@ -266,7 +273,9 @@ print(json.dumps(result))
 test('Python torch.load reads what we write (weights_only), state dict and optimizer load into torch', { skip: NO_TORCH }, async () => {
   const dir = tmpDir();
   // Reference files from Python, decoded by us and re-encoded: the round trip Python -> TS -> Python.
-  python(PY_TAG + String.raw`
+  python(
+    PY_TAG +
+      String.raw`
 d = sys.argv[1]
 torch.manual_seed(1)
 model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
@@ -274,7 +283,9 @@ opt = torch.optim.RMSprop(model.parameters(), lr=1e-5, weight_decay=1e-8, moment
 model(torch.randn(2, 3, 6, 6)).sum().backward(); opt.step()
 torch.save(model.state_dict(), f'{d}/ref_state_dict.pth')
 torch.save(opt.state_dict(), f'{d}/ref_optimizer.pth')
-`, [dir]);
+`,
+    [dir],
+  );
   const cases: Record<string, PyValue> = {
     state_dict: await loadPth(path.join(dir, 'ref_state_dict.pth')),
     optimizer: await loadPth(path.join(dir, 'ref_optimizer.pth')),
@@ -303,7 +314,10 @@ torch.save(opt.state_dict(), f'{d}/ref_optimizer.pth')
     big: 2n ** 80n,
     neg: -(2 ** 40),
     list: [1, 'two', [3, [4]], null, true, false, new PyFloat(0)],
-    int_keys: new Map<string | number, PyValue>([[0, 'a'], [7, { nested: [1] }]]),
+    int_keys: new Map<string | number, PyValue>([
+      [0, 'a'],
+      [7, { nested: [1] }],
+    ]),
     ['__proto__']: 'own',
     unicode: 'héllo ✓ 𝄞',
   } as Record<string, PyValue>;

@@ -43,7 +43,12 @@ test('non-checkpoints and legacy files give clear errors', () => {
   // A zip that is not a checkpoint.
   const noPkl = concatChunks(zipChunks([{ name: 'readme.txt', data: Buffer.from('hi') }]));
   assert.throws(() => decodePth(noPkl), /no <archive>\/data\.pkl record/);
-  const ts = concatChunks(zipChunks([{ name: 'm/code/__torch__.py', data: Buffer.from('') }, { name: 'm/constants.pkl', data: Buffer.from('') }]));
+  const ts = concatChunks(
+    zipChunks([
+      { name: 'm/code/__torch__.py', data: Buffer.from('') },
+      { name: 'm/constants.pkl', data: Buffer.from('') },
+    ]),
+  );
   assert.throws(() => decodePth(ts), /TorchScript archive/);
   const emptyZip = concatChunks(zipChunks([]));
   assert.throws(() => decodePth(emptyZip), /no <archive>\/data\.pkl record/);
@@ -104,7 +109,8 @@ test('pickle-level fuzz (valid zip/CRC around a corrupted pickle): clean Error o
     let p = Uint8Array.from(pkl);
     const mode = iter % 4;
     if (mode === 0) p[Math.floor(rand() * p.length)] ^= 1 + Math.floor(rand() * 255);
-    else if (mode === 1) p[Math.floor(rand() * p.length)] = Math.floor(rand() * 256); // random opcode/operand
+    else if (mode === 1)
+      p[Math.floor(rand() * p.length)] = Math.floor(rand() * 256); // random opcode/operand
     else if (mode === 2) p = p.subarray(0, Math.floor(rand() * p.length));
     else {
       // Splice a random chunk of the pickle into a random place (stack/memo confusion).
@@ -117,4 +123,3 @@ test('pickle-level fuzz (valid zip/CRC around a corrupted pickle): clean Error o
   }
   assert.ok(outcomes.error > 0 && performance.now() - t0 < 30_000, JSON.stringify(outcomes));
 });
-

@@ -77,7 +77,9 @@ test('layout: header padded to 8 bytes, tensors tile the buffer and are aligned 
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   assert.equal(n % 8, 0);
   const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString()) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-  const spans = Object.entries(header).map(([k, v]) => ({ k, ...v })).sort((a, b) => a.data_offsets[0] - b.data_offsets[0]);
+  const spans = Object.entries(header)
+    .map(([k, v]) => ({ k, ...v }))
+    .sort((a, b) => a.data_offsets[0] - b.data_offsets[0]);
   let expect = 0;
   for (const s of spans) {
     assert.equal(s.data_offsets[0], expect, s.k);
@@ -112,9 +114,33 @@ test('header validation: size limit, bounds, holes, overlaps, duplicates, dtype 
   const ok = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
   assert.doesNotThrow(() => decodeSafetensors(file(ok, d8)));
   const bad: [string, Uint8Array, RegExp][] = [
-    ['huge header length', (() => { const b = file(ok, d8); new DataView(b.buffer).setBigUint64(0, 100_000_001n, true); return b; })(), /exceeds the 100000000-byte limit/],
-    ['u64 header length', (() => { const b = file(ok, d8); new DataView(b.buffer).setBigUint64(0, 2n ** 63n, true); return b; })(), /exceeds/],
-    ['header past the end', (() => { const b = file(ok, d8); new DataView(b.buffer).setBigUint64(0, 1000n, true); return b; })(), /runs past the end/],
+    [
+      'huge header length',
+      (() => {
+        const b = file(ok, d8);
+        new DataView(b.buffer).setBigUint64(0, 100_000_001n, true);
+        return b;
+      })(),
+      /exceeds the 100000000-byte limit/,
+    ],
+    [
+      'u64 header length',
+      (() => {
+        const b = file(ok, d8);
+        new DataView(b.buffer).setBigUint64(0, 2n ** 63n, true);
+        return b;
+      })(),
+      /exceeds/,
+    ],
+    [
+      'header past the end',
+      (() => {
+        const b = file(ok, d8);
+        new DataView(b.buffer).setBigUint64(0, 1000n, true);
+        return b;
+      })(),
+      /runs past the end/,
+    ],
     ['not an object', file('[1, 2]'), /not a JSON object/],
     ['invalid JSON', file('{"a": }'), /header JSON/],
     ['trailing garbage', file('{} x'), /trailing characters/],
@@ -139,10 +165,14 @@ test('header validation: size limit, bounds, holes, overlaps, duplicates, dtype 
 test('truncation at every length and random byte flips fail cleanly', () => {
   const bytes = encodeSafetensors(sample(), { epoch: '3' });
   for (let n = 0; n < bytes.length; n++) {
-    assert.throws(() => decodeSafetensors(bytes.subarray(0, n)), (e: Error) => e.constructor === Error, `cut at ${n}`);
+    assert.throws(
+      () => decodeSafetensors(bytes.subarray(0, n)),
+      (e: Error) => e.constructor === Error,
+      `cut at ${n}`,
+    );
   }
   let seed = 7;
-  const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let i = 0; i < 3000; i++) {
     const b = Uint8Array.from(bytes);
     b[Math.floor(rand() * b.length)] ^= 1 + Math.floor(rand() * 255);

@@ -31,7 +31,10 @@ test('binary: per-image Dice as evaluate.py (an empty mask predicted empty score
     meter.dispose();
     assert.equal(r.images, 2);
     close(r.dice, (2 / 3 + 1) / 2, `reference Dice, batches ${JSON.stringify(batches)}`);
-    assert.deepEqual(r.confusion, [[6, 0], [1, 1]]);
+    assert.deepEqual(r.confusion, [
+      [6, 0],
+      [1, 1],
+    ]);
     close(r.meanDice, 2 / 3, 'foreground Dice');
     close(r.perClassDice[0], 12 / 13, 'background Dice');
     close(r.meanIoU, 1 / 2, 'foreground IoU');
@@ -58,7 +61,11 @@ test('3 classes: Dice averaged over the foreground classes; a reducer sums the r
   meter.dispose();
   assert.equal(r.images, 2);
   close(r.dice, 2 / 3, 'reference Dice after the rank sum');
-  assert.deepEqual(r.confusion, [[2, 0, 0], [0, 2, 2], [0, 0, 2]]);
+  assert.deepEqual(r.confusion, [
+    [2, 0, 0],
+    [0, 2, 2],
+    [0, 0, 2],
+  ]);
   close(r.meanDice, 2 / 3, 'foreground Dice from the counts');
   assert.equal(E.memoryStats().liveTensors, live, 'no tensor left');
 });

@@ -48,32 +48,95 @@ const fill = (w: number, h: number, f: (x: number, y: number) => number) => Arra
 function cases(): Case[] {
   const r = prng(23);
   const out: Case[] = [];
-  const add = (name: string, w: number, h: number, pred: number[], truth: number[], o: Partial<Case> = {}) =>
-    out.push({ name, w, h, k: 2, pred, truth, spacing: [1, 1], tol: 2, ...o });
+  const add = (name: string, w: number, h: number, pred: number[], truth: number[], o: Partial<Case> = {}) => out.push({ name, w, h, k: 2, pred, truth, spacing: [1, 1], tol: 2, ...o });
   // random blobs, several sizes and tolerances
-  const sizes: [number, number, number, number][] = [[16, 16, 3, 4], [32, 24, 5, 6], [48, 48, 8, 10], [64, 40, 4, 15], [96, 96, 12, 20], [37, 53, 6, 9]];
+  const sizes: [number, number, number, number][] = [
+    [16, 16, 3, 4],
+    [32, 24, 5, 6],
+    [48, 48, 8, 10],
+    [64, 40, 4, 15],
+    [96, 96, 12, 20],
+    [37, 53, 6, 9],
+  ];
   for (const [w, h, n, maxR] of sizes) {
     add(`blobs ${w}x${h}`, w, h, blobs(r, w, h, 2, n, maxR, 3), blobs(r, w, h, 2, n, maxR), { tol: [0, 1, 1.5, 2, 3, 5][out.length % 6] });
   }
   const truth = blobs(r, 40, 30, 2, 5, 8);
   add('prediction = truth', 40, 30, truth, truth);
-  add('prediction = truth plus noise', 40, 30, truth.map((v) => (r() < 0.05 ? 1 - v : v)), truth, { tol: 1 });
+  add(
+    'prediction = truth plus noise',
+    40,
+    30,
+    truth.map((v) => (r() < 0.05 ? 1 - v : v)),
+    truth,
+    { tol: 1 },
+  );
   add('empty prediction', 40, 30, new Array(1200).fill(0), truth);
   add('empty truth', 40, 30, truth, new Array(1200).fill(0));
   add('both empty', 40, 30, new Array(1200).fill(0), new Array(1200).fill(0));
-  add('one pixel each, apart', 20, 20, fill(20, 20, (x, y) => +(x === 3 && y === 4)), fill(20, 20, (x, y) => +(x === 15 && y === 11)));
-  add('one pixel each, same place', 20, 20, fill(20, 20, (x, y) => +(x === 3 && y === 4)), fill(20, 20, (x, y) => +(x === 3 && y === 4)));
-  add('one pixel vs a blob', 25, 25, fill(25, 25, (x, y) => +(x === 0 && y === 24)), fill(25, 25, (x, y) => +((x - 12) ** 2 + (y - 12) ** 2 < 40)));
-  add('whole image vs touching the border', 30, 20, new Array(600).fill(1), fill(30, 20, (x, y) => +(x < 12 || y > 15)), { tol: 3 });
-  add('non-square, touching borders', 70, 9, fill(70, 9, (x, y) => +(x + y < 30)), fill(70, 9, (x, y) => +(x + 2 * y < 33 || x > 65)));
-  add('one row', 50, 1, fill(50, 1, (x) => +(x > 10 && x < 30)), fill(50, 1, (x) => +(x > 14 && x < 41)));
-  add('one column', 1, 40, fill(1, 40, (_, y) => +(y < 7)), fill(1, 40, (_, y) => +(y > 3 && y < 20)));
+  add(
+    'one pixel each, apart',
+    20,
+    20,
+    fill(20, 20, (x, y) => +(x === 3 && y === 4)),
+    fill(20, 20, (x, y) => +(x === 15 && y === 11)),
+  );
+  add(
+    'one pixel each, same place',
+    20,
+    20,
+    fill(20, 20, (x, y) => +(x === 3 && y === 4)),
+    fill(20, 20, (x, y) => +(x === 3 && y === 4)),
+  );
+  add(
+    'one pixel vs a blob',
+    25,
+    25,
+    fill(25, 25, (x, y) => +(x === 0 && y === 24)),
+    fill(25, 25, (x, y) => +((x - 12) ** 2 + (y - 12) ** 2 < 40)),
+  );
+  add(
+    'whole image vs touching the border',
+    30,
+    20,
+    new Array(600).fill(1),
+    fill(30, 20, (x, y) => +(x < 12 || y > 15)),
+    { tol: 3 },
+  );
+  add(
+    'non-square, touching borders',
+    70,
+    9,
+    fill(70, 9, (x, y) => +(x + y < 30)),
+    fill(70, 9, (x, y) => +(x + 2 * y < 33 || x > 65)),
+  );
+  add(
+    'one row',
+    50,
+    1,
+    fill(50, 1, (x) => +(x > 10 && x < 30)),
+    fill(50, 1, (x) => +(x > 14 && x < 41)),
+  );
+  add(
+    'one column',
+    1,
+    40,
+    fill(1, 40, (_, y) => +(y < 7)),
+    fill(1, 40, (_, y) => +(y > 3 && y < 20)),
+  );
   add('anisotropic spacing [2, 1] (scale 0.5 in y)', 40, 30, blobs(r, 40, 30, 2, 4, 9), blobs(r, 40, 30, 2, 4, 9), { spacing: [2, 1], tol: 4 });
   add('anisotropic spacing [0.5, 1.5]', 33, 45, blobs(r, 33, 45, 2, 4, 9, 4), blobs(r, 33, 45, 2, 4, 9), { spacing: [0.5, 1.5], tol: 1.5 });
   add('3 classes', 50, 40, blobs(r, 50, 40, 3, 8, 9, 6), blobs(r, 50, 40, 3, 8, 9), { k: 3 });
   add('4 classes, one absent from both', 45, 45, blobs(r, 45, 45, 3, 7, 10), blobs(r, 45, 45, 3, 7, 10, 5), { k: 4, tol: 1 });
   const t2 = blobs(r, 40, 32, 3, 6, 8);
-  add('ignored truth pixels (label 255)', 40, 32, blobs(r, 40, 32, 3, 6, 8, 4), t2.map((v, i) => (i % 40 > 30 || (i > 300 && i < 420) ? 255 : v)), { k: 3 });
+  add(
+    'ignored truth pixels (label 255)',
+    40,
+    32,
+    blobs(r, 40, 32, 3, 6, 8, 4),
+    t2.map((v, i) => (i % 40 > 30 || (i > 300 && i < 420) ? 255 : v)),
+    { k: 3 },
+  );
   return out;
 }
 
@@ -127,7 +190,11 @@ describe('surface conventions', () => {
   test('the distance transform is exact on a 2048x2048 image', () => {
     const w = 2048;
     const sites = new Uint8Array(w * w);
-    const pts = [[5, 7], [2000, 1500], [1024, 30]];
+    const pts = [
+      [5, 7],
+      [2000, 1500],
+      [1024, 30],
+    ];
     for (const [x, y] of pts) sites[y * w + x] = 1;
     const t0 = performance.now();
     const d = distanceTransform(sites, w, w);

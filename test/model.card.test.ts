@@ -26,7 +26,17 @@ test("our checkpoint's card: its args, mask values, class names, training scale,
   withDir(async (dir) => {
     const args: UNetArgs = { nChannels: 3, nClasses: 3, bilinear: true, depth: 3, baseChannels: 4 };
     const m = createModel(args);
-    await saveCheckpoint(join(dir, 'a.pth'), { model: m.stateDict(), epoch: 2, globalStep: 4, loss: 0, valScore: 0.5, maskValues: [0, 128, 255], classNames: ['bg', 'cell', 'edge'], modelArgs: args, config: { scale: 0.25 } });
+    await saveCheckpoint(join(dir, 'a.pth'), {
+      model: m.stateDict(),
+      epoch: 2,
+      globalStep: 4,
+      loss: 0,
+      valScore: 0.5,
+      maskValues: [0, 128, 255],
+      classNames: ['bg', 'cell', 'edge'],
+      modelArgs: args,
+      config: { scale: 0.25 },
+    });
     m.dispose();
     const card = modelCard(await readCheckpointInfo(join(dir, 'a.pth')));
     assert.deepEqual(card.args, args);
@@ -65,7 +75,17 @@ test("an encoder checkpoint's card: encoder args with normalize, min side from t
     const args: UNetArgs = { nChannels: 3, nClasses: 1, bilinear: false, encoder: 'resnet18', encoderDepth: 3, decoderChannels: [16, 8, 8], headKernel: 1, normalize };
     E.manualSeed(0);
     const m = createModel(args);
-    await saveCheckpoint(join(dir, 'enc.pth'), { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0, valScore: 0, maskValues: [0, 255, 7], classNames: ['bg', 'fg', 'extra'], modelArgs: args, config: {} });
+    await saveCheckpoint(join(dir, 'enc.pth'), {
+      model: m.stateDict(),
+      epoch: 1,
+      globalStep: 1,
+      loss: 0,
+      valScore: 0,
+      maskValues: [0, 255, 7],
+      classNames: ['bg', 'fg', 'extra'],
+      modelArgs: args,
+      config: {},
+    });
     m.dispose();
     const card = modelCard(await readCheckpointInfo(join(dir, 'enc.pth')));
     assert.deepEqual(card.args.normalize, normalize);
@@ -74,8 +94,15 @@ test("an encoder checkpoint's card: encoder args with normalize, min side from t
     assert.equal(card.classNames, null); // 3 names for 2 values: none
     assert.equal(card.minSide, 8);
     assert.deepEqual(card.modelArgs, {
-      n_channels: 3, n_classes: 1, bilinear: false, encoder: 'resnet18', encoder_depth: 3, decoder_channels: [16, 8, 8], head_kernel: 1,
-      normalize_mean: [...IMAGENET_MEAN], normalize_std: [...IMAGENET_STD],
+      n_channels: 3,
+      n_classes: 1,
+      bilinear: false,
+      encoder: 'resnet18',
+      encoder_depth: 3,
+      decoder_channels: [16, 8, 8],
+      head_kernel: 1,
+      normalize_mean: [...IMAGENET_MEAN],
+      normalize_std: [...IMAGENET_STD],
     });
     assert.deepEqual(JSON.parse(runnableMetadata(card, 1).model_args), card.modelArgs);
   }));

@@ -31,7 +31,14 @@ test('depth 4 / base 64 is the reference UNet: same keys, shapes and parameter c
   assert.equal(full.numParameters(), 31_037_698);
   assert.equal(full.stateDict().get('down4.maxpool_conv.1.double_conv.3.weight')?.shape.join(), '1024,1024,3,3');
   full.dispose();
-  assert.equal(shapes(a).filter((k) => /^(down|up)\d/.test(k)).map((k) => k.slice(0, k.indexOf('.'))).filter((k, i, all) => all.indexOf(k) === i).join(','), 'down1,down2,down3,down4,up1,up2,up3,up4');
+  assert.equal(
+    shapes(a)
+      .filter((k) => /^(down|up)\d/.test(k))
+      .map((k) => k.slice(0, k.indexOf('.')))
+      .filter((k, i, all) => all.indexOf(k) === i)
+      .join(','),
+    'down1,down2,down3,down4,up1,up2,up3,up4',
+  );
   assert.ok(!shapes(a).some((k) => k.startsWith('aux')));
   a.dispose();
   b.dispose();
@@ -91,7 +98,14 @@ test('logits, deep-supervision loss and gradients match PyTorch (depth 3 / base 
     mkdirSync(dir);
     dumpTensors(dir, m.stateDict(), 'weights.json');
     dumpTensors(dir, aux.stateDict(), 'aux.json');
-    dumpTensors(dir, [['x', x], ['y', y]], 'data.json');
+    dumpTensors(
+      dir,
+      [
+        ['x', x],
+        ['y', y],
+      ],
+      'data.json',
+    );
     return { c, m, aux, x, y, dir };
   });
   try {

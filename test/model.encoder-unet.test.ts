@@ -18,7 +18,7 @@ import { PY_IMPORT_REFERENCE, REFERENCE_ROOT as REF } from './helpers/reference.
 
 const canCompare = hasTorch();
 
-test('resnet18 encoder UNet: smp\'s parameter count and state-dict keys; depth 3 and 4 and odd sizes give full-size logits', () => {
+test("resnet18 encoder UNet: smp's parameter count and state-dict keys; depth 3 and 4 and odd sizes give full-size logits", () => {
   E.manualSeed(0);
   const m = new EncoderUNet({ nChannels: 3, nClasses: 2, bilinear: false, encoder: 'resnet18' });
   assert.equal(m.numParameters(), 14_328_098); // smp.Unet('resnet18', classes=2)
@@ -30,7 +30,10 @@ test('resnet18 encoder UNet: smp\'s parameter count and state-dict keys; depth 3
   assert.deepEqual(m.stateDict().get('decoder.blocks.0.conv1.0.weight')?.shape, [256, 512 + 256, 3, 3]);
   assert.deepEqual(m.stateDict().get('decoder.blocks.4.conv1.0.weight')?.shape, [16, 32, 3, 3]); // no skip at full size
   m.dispose();
-  for (const [encoderDepth, h, w] of [[3, 37, 50], [4, 45, 33]]) {
+  for (const [encoderDepth, h, w] of [
+    [3, 37, 50],
+    [4, 45, 33],
+  ]) {
     const d = new EncoderUNet({ nChannels: 1, nClasses: 3, bilinear: false, encoder: 'resnet18', encoderDepth, decoderChannels: [24, 16, 8, 8].slice(0, encoderDepth) });
     d.eval();
     const y = E.noGrad(() => E.tidy(() => d.forward(E.rand([2, 1, h, w]))));
@@ -44,7 +47,16 @@ test('resnet18 encoder UNet: smp\'s parameter count and state-dict keys; depth 3
 test('encoder args survive a checkpoint and damaged ones are refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'enc-args-'));
   try {
-    const args: UNetArgs = { nChannels: 3, nClasses: 2, bilinear: false, encoder: 'resnet18', encoderDepth: 3, decoderChannels: [16, 8, 8], headKernel: 3, normalize: { mean: IMAGENET_MEAN, std: IMAGENET_STD } };
+    const args: UNetArgs = {
+      nChannels: 3,
+      nClasses: 2,
+      bilinear: false,
+      encoder: 'resnet18',
+      encoderDepth: 3,
+      decoderChannels: [16, 8, 8],
+      headKernel: 3,
+      normalize: { mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    };
     const m = createModel(args);
     const save = (file: string, a: UNetArgs) => saveCheckpoint(join(dir, file), { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0, valScore: 0, maskValues: [0, 1], modelArgs: a, config: {} });
     await save('ok.pth', args);

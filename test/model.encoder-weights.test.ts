@@ -84,7 +84,10 @@ function relErr(a: E.Tensor, b: E.Tensor): number {
   return E.tidy(() => a.sub(b).abs().amax().item() / (b.abs().amax().item() + 1e-12));
 }
 
-for (const [arch, file] of [['resnet18', 'resnet18.pth'], ['resnet50', 'resnet50.safetensors']]) {
+for (const [arch, file] of [
+  ['resnet18', 'resnet18.pth'],
+  ['resnet50', 'resnet50.safetensors'],
+]) {
   test(`${arch} from torchvision's ${file.split('.')[1]} file: features and gradients equal torchvision's`, { skip }, async () => {
     pythonSide();
     const spec = ENCODERS[arch];
@@ -122,7 +125,10 @@ test("1 and 4 input channels: smp's first-convolution rule (sum; cycle RGB and s
   pythonSide();
   const spec = ENCODERS.resnet18;
   const ref = loadTensors(root, 'first.json');
-  for (const [n, key] of [[1, 'c1'], [4, 'c4']] as const) {
+  for (const [n, key] of [
+    [1, 'c1'],
+    [4, 'c4'],
+  ] as const) {
     const enc = spec.build(n, 5);
     try {
       await loadEncoderWeights(enc, join(root, 'resnet18.pth'), spec, 'resnet18', n, 5);
@@ -166,12 +172,22 @@ test('missing files and keys that do not fit are clear errors', { skip }, async 
   pythonSide();
   const spec = ENCODERS.resnet34;
   const env = { TORCH_HOME: join(root, 'nowhere'), XDG_CACHE_HOME: join(root, 'xdg'), HOME: root };
-  assert.throws(() => resolveEncoderWeights('imagenet', spec, 'resnet34', env), (e: Error) => {
-    for (const part of ['resnet34-b627a593.pth', join(root, 'nowhere', 'hub', 'checkpoints'), join(root, 'xdg', 'torch', 'hub', 'checkpoints'), 'https://download.pytorch.org/models/resnet34-b627a593.pth', 'torchvision.models.resnet34(weights="IMAGENET1K_V1")', 'Nothing is downloaded']) {
-      assert.ok(e.message.includes(part), `${part} in: ${e.message}`);
-    }
-    return true;
-  });
+  assert.throws(
+    () => resolveEncoderWeights('imagenet', spec, 'resnet34', env),
+    (e: Error) => {
+      for (const part of [
+        'resnet34-b627a593.pth',
+        join(root, 'nowhere', 'hub', 'checkpoints'),
+        join(root, 'xdg', 'torch', 'hub', 'checkpoints'),
+        'https://download.pytorch.org/models/resnet34-b627a593.pth',
+        'torchvision.models.resnet34(weights="IMAGENET1K_V1")',
+        'Nothing is downloaded',
+      ]) {
+        assert.ok(e.message.includes(part), `${part} in: ${e.message}`);
+      }
+      return true;
+    },
+  );
   assert.throws(() => resolveEncoderWeights(join(root, 'no', 'such.pth'), spec, 'resnet34', env), /--encoder-weights .*no\/such\.pth: no such file or folder/);
   assert.throws(() => resolveEncoderWeights(root, spec, 'resnet34', env), /the folder holds none of model\.safetensors, pytorch_model\.bin/);
   // resnet18's file into resnet34: layer1.2 ... are missing.
@@ -182,7 +198,10 @@ test('missing files and keys that do not fit are clear errors', { skip }, async 
       return true;
     });
     // resnet50's into resnet34: shapes differ.
-    await assert.rejects(loadEncoderWeights(enc, join(root, 'resnet50.safetensors'), spec, 'resnet34', 3, 5), /unexpected keys: .*layer1\.0\.conv3\.weight[\s\S]*layer1\.0\.conv1\.weight: checkpoint has shape \[64,64,1,1\], model expects \[64,64,3,3\]/);
+    await assert.rejects(
+      loadEncoderWeights(enc, join(root, 'resnet50.safetensors'), spec, 'resnet34', 3, 5),
+      /unexpected keys: .*layer1\.0\.conv3\.weight[\s\S]*layer1\.0\.conv1\.weight: checkpoint has shape \[64,64,1,1\], model expects \[64,64,3,3\]/,
+    );
   } finally {
     enc.dispose();
   }
@@ -192,7 +211,19 @@ test("key prefixes: DataParallel's module., an smp model's encoder.* (decoder an
   const spec = ENCODERS.resnet18;
   const sd = new Map(['encoder.conv1.weight', 'encoder.layer1.0.conv1.weight', 'encoder.layer4.0.conv1.weight', 'encoder.fc.weight', 'decoder.blocks.0.conv1.0.weight', 'segmentation_head.0.weight'].map((k) => [`module.${k}`, 0]));
   assert.deepEqual([...encoderKeys(sd, spec, 4).keys()], ['conv1.weight', 'layer1.0.conv1.weight']);
-  assert.deepEqual([...encoderKeys(new Map([['model.conv1.weight', 0], ['model.layer4.0.bn1.bias', 0]]), spec, 5).keys()], ['conv1.weight', 'layer4.0.bn1.bias']);
+  assert.deepEqual(
+    [
+      ...encoderKeys(
+        new Map([
+          ['model.conv1.weight', 0],
+          ['model.layer4.0.bn1.bias', 0],
+        ]),
+        spec,
+        5,
+      ).keys(),
+    ],
+    ['conv1.weight', 'layer4.0.bn1.bias'],
+  );
 });
 
 test("a timm-layout file for a non-ResNet family is refused, saying only torchvision's layout is read", async () => {
@@ -202,7 +233,10 @@ test("a timm-layout file for a non-ResNet family is refused, saying only torchvi
   const spec = { ...ENCODERS.resnet18, family: 'efficientnet' as const, torchvisionFile: 'efficientnet_b0_rwightman-3dd342df.pth' };
   const enc = spec.build(3, 5);
   try {
-    await assert.rejects(loadEncoderWeights(enc, file, spec, 'efficientnet_b0', 3, 5), /none of its keys \(e\.g\. .*conv_stem\.weight.*for the efficientnet family only torchvision-layout files are read \(timm's differ\): use torchvision's file efficientnet_b0_rwightman-3dd342df\.pth/);
+    await assert.rejects(
+      loadEncoderWeights(enc, file, spec, 'efficientnet_b0', 3, 5),
+      /none of its keys \(e\.g\. .*conv_stem\.weight.*for the efficientnet family only torchvision-layout files are read \(timm's differ\): use torchvision's file efficientnet_b0_rwightman-3dd342df\.pth/,
+    );
   } finally {
     enc.dispose();
   }

@@ -24,8 +24,17 @@ const spec = ENCODERS.convnext_tiny;
 const [N, H, W] = [2, 32, 64];
 /** One parameter per kind and stage: stem conv, depthwise conv, LayerNorm, both Linears, layer_scale, downsampling LayerNorm2d and conv. */
 const GRAD_KEYS = [
-  'features.0.0.weight', 'features.0.1.bias', 'features.1.0.block.0.weight', 'features.1.2.layer_scale', 'features.2.0.weight',
-  'features.3.1.block.3.weight', 'features.4.1.bias', 'features.5.8.block.2.weight', 'features.5.4.block.5.bias', 'features.7.2.block.5.weight', 'features.7.0.layer_scale',
+  'features.0.0.weight',
+  'features.0.1.bias',
+  'features.1.0.block.0.weight',
+  'features.1.2.layer_scale',
+  'features.2.0.weight',
+  'features.3.1.block.3.weight',
+  'features.4.1.bias',
+  'features.5.8.block.2.weight',
+  'features.5.4.block.5.bias',
+  'features.7.2.block.5.weight',
+  'features.7.0.layer_scale',
 ];
 /**
  * float32 on both sides, different kernels (libtorch's and Debian torch's builds), so sums run in
@@ -42,7 +51,11 @@ let enc: Encoder;
 const get = (m: Map<string, Tensor>, k: string): Tensor => m.get(k) ?? assert.fail(`the golden has no ${k}`);
 
 /** torchvision's state dict (keys `sd.*` of the golden) less the keys an encoder of `depth` does not hold. */
-const torchvisionKeys = (depth: number): string[] => [...gold.keys()].filter((k) => k.startsWith('sd.')).map((k) => k.slice(3)).filter((k) => !spec.unused(k, depth));
+const torchvisionKeys = (depth: number): string[] =>
+  [...gold.keys()]
+    .filter((k) => k.startsWith('sd.'))
+    .map((k) => k.slice(3))
+    .filter((k) => !spec.unused(k, depth));
 
 function loadGolden(m: Module, depth: number): void {
   m.loadStateDict(new Map(torchvisionKeys(depth).map((k) => [k, get(gold, `sd.${k}`)])));
@@ -111,22 +124,30 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
       E.tidy(() => {
         const x = get(ops, `${name}.x`).clone().requiresGrad_(true);
         const y = run(x);
-        y.mul(get(ops, `${name}.g`)).sum().backward();
+        y.mul(get(ops, `${name}.g`))
+          .sum()
+          .backward();
         close(y, get(ops, name), `${name} forward`);
         close(x.grad as Tensor, get(ops, `${name}.grad.x`), `${name} input gradient`);
         for (const [k, p] of params) close(p.grad as Tensor, get(ops, `${name}.grad.${k}`), `${name} ${k} gradient`);
       });
     check('gelu', (x) => E.gelu(x), []);
     const [w, b] = ['weight', 'bias'].map((k) => get(ops, `ln.${k}`).clone().requiresGrad_(true));
-    check('ln', (x) => E.layerNorm(x, [16], w, b, 1e-6), [['weight', w], ['bias', b]]);
-    for (const [name, layer] of [['linear', new Linear(16, 24)], ['ln2d', new LayerNorm2d(16, 1e-6)]] as const) {
+    check('ln', (x) => E.layerNorm(x, [16], w, b, 1e-6), [
+      ['weight', w],
+      ['bias', b],
+    ]);
+    for (const [name, layer] of [
+      ['linear', new Linear(16, 24)],
+      ['ln2d', new LayerNorm2d(16, 1e-6)],
+    ] as const) {
       layer.loadStateDict(new Map(['weight', 'bias'].map((k) => [k, get(ops, `${name}.${k}`)])));
       check(name, (x) => layer.forward(x), layer.namedParameters());
       layer.dispose();
     }
   });
 
-  test('keys are torchvision\'s less spec.unused at every depth; initialisation and stochastic depth are torchvision\'s', () => {
+  test("keys are torchvision's less spec.unused at every depth; initialisation and stochastic depth are torchvision's", () => {
     for (const depth of [2, 3, 4]) {
       const m = spec.build(3, depth);
       assert.deepEqual([...m.stateDict().keys()], torchvisionKeys(depth), `depth ${depth}`);
@@ -145,14 +166,17 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
     }
     assert.deepEqual([...enc.stateDict().keys()], torchvisionKeys(5), 'depth 5');
     assert.deepEqual(enc.outChannels, [0, 96, 192, 384, 768]);
-    const p = enc.modules().filter((c) => c instanceof StochasticDepth).map((c) => (c as StochasticDepth).p);
+    const p = enc
+      .modules()
+      .filter((c) => c instanceof StochasticDepth)
+      .map((c) => (c as StochasticDepth).p);
     assertClose(p, get(gold, 'sd_prob').data() as Float64Array, 1e-12, 0, 'stochastic depth probabilities');
     assert.equal(spec.firstConv, 'features.0.0.weight');
     assert.ok(spec.unused('classifier.2.weight', 5) && !spec.unused('features.7.2.layer_scale', 5) && spec.unused('features.6.0.weight', 4));
     assert.throws(() => spec.build(3, 1), /--encoder-depth 1: a ConvNeXt encoder has features at \/4..\/32 only; use 2..5/);
   });
 
-  test('features at /4../32 and the gradients of the input and of parameters in every stage equal torchvision\'s (eval mode)', () => {
+  test("features at /4../32 and the gradients of the input and of parameters in every stage equal torchvision's (eval mode)", () => {
     const params = new Map(enc.namedParameters());
     for (const [k, p] of params) p.requiresGrad_(GRAD_KEYS.includes(k)); // as the reference: the others' gradients only cost time
     E.tidy(() => {
@@ -172,7 +196,14 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
     const m3 = spec.build(3, 3);
     loadGolden(m3, 3);
     m3.eval();
-    E.noGrad(() => E.tidy(() => m3.features(get(gold, 'x')).slice(1).forEach((t, i) => close(t as Tensor, get(gold, `f${i}`), `depth 3, feature /${4 << i}`))));
+    E.noGrad(() =>
+      E.tidy(() =>
+        m3
+          .features(get(gold, 'x'))
+          .slice(1)
+          .forEach((t, i) => close(t as Tensor, get(gold, `f${i}`), `depth 3, feature /${4 << i}`)),
+      ),
+    );
     m3.dispose();
   });
 
@@ -182,7 +213,10 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
     const outs = enc.onnxFeatures(g, 'input', 'encoder.');
     assert.equal(outs[0], '');
     const sd = [...enc.stateDict()].map(([k, t]) => ({ name: `encoder.${k}`, dims: t.shape, data_type: DataType.FLOAT, raw_data: t.bytes() }));
-    const info = (name: string, c: number) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'n' }, { dim_value: c }, { dim_param: 'h' }, { dim_param: 'w' }] } } } });
+    const info = (name: string, c: number) => ({
+      name,
+      type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'n' }, { dim_value: c }, { dim_param: 'h' }, { dim_param: 'w' }] } } },
+    });
     const bytes = ModelProto.encode({
       ir_version: 8,
       opset_import: [{ domain: '', version: 17 }],
@@ -194,14 +228,16 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
     await session.release();
     E.noGrad(() =>
       E.tidy(() =>
-        enc.features(x).slice(1).forEach((t, i) => {
-          const y = got[outs[i + 1]];
-          assert.deepEqual(y.dims, (t as Tensor).shape);
-          assertClose(y.data as Float32Array, (t as Tensor).data() as Float32Array, 1e-4, 1e-4, `ONNX feature /${4 << i}`);
-        }),
+        enc
+          .features(x)
+          .slice(1)
+          .forEach((t, i) => {
+            const y = got[outs[i + 1]];
+            assert.deepEqual(y.dims, (t as Tensor).shape);
+            assertClose(y.data as Float32Array, (t as Tensor).data() as Float32Array, 1e-4, 1e-4, `ONNX feature /${4 << i}`);
+          }),
       ),
     );
     x.dispose();
   });
 });
-

@@ -68,7 +68,10 @@ test('torchvision initialisation: conv weights N(0, 2/fan_out), conv biases 0, B
     const enc = ENCODERS[arch].build(1, 3);
     E.tidy(() => {
       const feats = E.noGrad(() => enc.features(E.rand([1, 1, 40, 33])));
-      assert.deepEqual(feats.map((f) => f?.shape), enc.outChannels.map((c, i) => [1, c, Math.ceil(40 / 2 ** (i + 1)), Math.ceil(33 / 2 ** (i + 1))]));
+      assert.deepEqual(
+        feats.map((f) => f?.shape),
+        enc.outChannels.map((c, i) => [1, c, Math.ceil(40 / 2 ** (i + 1)), Math.ceil(33 / 2 ** (i + 1))]),
+      );
     });
     assert.equal(enc.outChannels.length, 3);
     enc.dispose();

@@ -34,7 +34,7 @@ test('parameter counts and state_dict keys match the reference', () => {
   c1.dispose();
 });
 
-test('default initialisation has PyTorch\'s distribution', () => {
+test("default initialisation has PyTorch's distribution", () => {
   E.manualSeed(0);
   const m = new UNet({ nChannels: 3, nClasses: 2, bilinear: false });
   const sd = m.stateDict();
@@ -88,7 +88,14 @@ for (const cfg of configs) {
       dumpTensors(dir, m.stateDict(), 'weights.json');
       const x = E.rand([2, cfg.nChannels, cfg.h, cfg.w]);
       const y = E.randint(0, Math.max(cfg.nClasses, 2), [2, cfg.h, cfg.w]);
-      dumpTensors(dir, [['x', x], ['y', y]], 'data.json');
+      dumpTensors(
+        dir,
+        [
+          ['x', x],
+          ['y', y],
+        ],
+        'data.json',
+      );
       const { loss: pyLoss } = runPython<{ loss: number }>(PY, { ...cfg, dir, root: REF });
       E.tidy(() => {
         const logits = m.forward(x);
@@ -141,7 +148,10 @@ test('train/eval switch BatchNorm; to(channels_last) keeps parameter identity an
   E.tidy(() => {
     const x = E.rand([1, 1, 32, 32]);
     m.eval();
-    assert.equal(m.modules().every((x) => !x.training), true);
+    assert.equal(
+      m.modules().every((x) => !x.training),
+      true,
+    );
     const y1 = E.noGrad(() => m.forward(x));
     m.to({ memoryFormat: 'channels_last' });
     assert.equal(m.parameters()[0], p0);

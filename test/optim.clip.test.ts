@@ -12,7 +12,10 @@ const SHAPES = [[3, 4], [6], [2, 2, 3]];
 function gradValues(seed: number): number[][] {
   let s = (seed * 2654435761 + 1) >>> 0;
   const rnd = () => {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
   return SHAPES.map((sh) => Array.from({ length: sh.reduce((a, b) => a * b, 1) }, () => Math.round((rnd() * 2 - 1) * 1e4) / 1e4));
@@ -92,7 +95,13 @@ test('clipGradNorm matches torch.nn.utils.clip_grad_norm_', { skip: !hasTorch() 
         exp.forEach((e, k) => {
           if (!Number.isFinite(e) && !Number.isNaN(e)) assert.equal(got[k], e, `${c.name}: grad ${i}[${k}]`);
         });
-        assertClose(got.map((x) => (Number.isFinite(x) || Number.isNaN(x) ? x : 0)), exp.map((x) => (Number.isFinite(x) || Number.isNaN(x) ? x : 0)), 1e-7, 1e-6, `${c.name}: grad ${i}`);
+        assertClose(
+          got.map((x) => (Number.isFinite(x) || Number.isNaN(x) ? x : 0)),
+          exp.map((x) => (Number.isFinite(x) || Number.isNaN(x) ? x : 0)),
+          1e-7,
+          1e-6,
+          `${c.name}: grad ${i}`,
+        );
       });
     });
   });
@@ -111,7 +120,11 @@ test('clipGradNorm: no grads gives tensor(0.); errorIfNonfinite throws; no leake
   const before = E.memoryStats().liveTensors;
   clipGradNorm(ps, 1).dispose();
   // the grads were clipped in place (total 2-norm of 7 threes = 3*sqrt(7) -> now ~1)
-  const norm = E.tidy(() => E.stack(ps.map((p) => (p.grad as Tensor).norm())).norm().item());
+  const norm = E.tidy(() =>
+    E.stack(ps.map((p) => (p.grad as Tensor).norm()))
+      .norm()
+      .item(),
+  );
   assert.ok(Math.abs(norm - 1) < 1e-5, `clipped norm ${norm}`);
   clipGradNorm(ps, 1, Infinity).dispose();
   clipGradNorm(ps, 1, 1).dispose();

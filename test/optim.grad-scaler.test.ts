@@ -18,7 +18,10 @@ const POISON: Record<number, 'inf' | 'nan'> = { 3: 'inf', 8: 'nan' };
 function values(seed: number, n: number): number[] {
   let s = (seed * 2654435761 + 1) >>> 0;
   return Array.from({ length: n }, () => {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return Math.round((s / 4294967296 - 0.5) * 1e4) / 1e4;
   });
 }
@@ -117,13 +120,23 @@ function runTs(clip: boolean): Rec[] {
 
 test('GradScaler on CPU follows PyTorch: unscale, inf/nan skip, backoff, growth after growthInterval', { skip: !hasTorch() && NO_TORCH }, () => {
   const golden = runPython<{ plain: Rec[]; clip: Rec[] }>(PY, {
-    init, shapes: SHAPES, coefs, poison: POISON, initScale: OPTS.initScale, growth: OPTS.growthFactor, backoff: OPTS.backoffFactor, interval: OPTS.growthInterval,
+    init,
+    shapes: SHAPES,
+    coefs,
+    poison: POISON,
+    initScale: OPTS.initScale,
+    growth: OPTS.growthFactor,
+    backoff: OPTS.backoffFactor,
+    interval: OPTS.growthInterval,
   });
   for (const clip of [false, true]) {
     const ours = runTs(clip);
     const want = clip ? golden.clip : golden.plain;
     // sanity: the schedule really exercises growth and backoff
-    assert.deepEqual(want.map((r) => r.scale), [1024, 1024, 2048, 1024, 1024, 1024, 2048, 2048, 1024, 1024, 1024, 2048]);
+    assert.deepEqual(
+      want.map((r) => r.scale),
+      [1024, 1024, 2048, 1024, 1024, 1024, 2048, 2048, 1024, 1024, 1024, 2048],
+    );
     ours.forEach((r, t) => {
       const w = want[t];
       const what = `${clip ? 'with clip' : 'plain'} step ${t}`;
@@ -204,7 +217,10 @@ test('GradScaler: no tensor leak over many iterations', () => {
   const iter = (t: number) => {
     opt.zeroGrad();
     E.tidy(() => {
-      const loss = p.square().sum().mul(t % 5 === 0 ? Infinity : 1);
+      const loss = p
+        .square()
+        .sum()
+        .mul(t % 5 === 0 ? Infinity : 1);
       scaler.scale(loss).backward();
       scaler.unscale_(opt);
       clipGradNorm([p], 1).dispose();

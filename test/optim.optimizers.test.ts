@@ -18,7 +18,10 @@ const NULL_GRADS = new Set(['2:2', '6:2']);
 function xorshift(seed: number): () => number {
   let s = (seed * 2654435761 + 1) >>> 0;
   return () => {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
@@ -35,9 +38,7 @@ interface Data {
 function makeData(seed: number): Data {
   const rnd = xorshift(seed);
   const params = SHAPES.map((shape) => ({ shape, data: vals(rnd, numel(shape)) }));
-  const grads = Array.from({ length: STEPS }, (_, t) =>
-    SHAPES.map((shape, i) => (NULL_GRADS.has(`${t}:${i}`) ? null : vals(rnd, numel(shape), t === 4 ? 5 : 0.5 + t / 10))),
-  );
+  const grads = Array.from({ length: STEPS }, (_, t) => SHAPES.map((shape, i) => (NULL_GRADS.has(`${t}:${i}`) ? null : vals(rnd, numel(shape), t === 4 ? 5 : 0.5 + t / 10))));
   return { params, grads };
 }
 
@@ -217,7 +218,10 @@ function pyStateToLoadable(py: PySd, shapes: number[][]) {
 // One Python process computes every case (spawning torch once per case costs ~1 s each).
 let golden: PyRun[] | undefined;
 const goldenFor = (ci: number): PyRun => {
-  golden ??= runPython<PyRun[]>(PY, cases.map((c, i) => ({ ...makeData(100 + i), ctor: c.py, snapshot: SNAPSHOT })));
+  golden ??= runPython<PyRun[]>(
+    PY,
+    cases.map((c, i) => ({ ...makeData(100 + i), ctor: c.py, snapshot: SNAPSHOT })),
+  );
   return golden[ci];
 };
 
@@ -376,7 +380,16 @@ test('no memory growth: 200 steps leave the live tensor count unchanged', () => 
     const oneStep = (t: number) =>
       E.tidy(() => {
         // a real backward, so .grad is produced by autograd as in training
-        const loss = ps[0].sum([0]).mul(ps[1]).sum().add(ps[0].square().sum().mul(t % 3));
+        const loss = ps[0]
+          .sum([0])
+          .mul(ps[1])
+          .sum()
+          .add(
+            ps[0]
+              .square()
+              .sum()
+              .mul(t % 3),
+          );
         loss.backward();
         opt.step();
         opt.zeroGrad();
@@ -425,9 +438,7 @@ test('PyTorch 1.13 loads our state dicts (step as a float32 tensor) and continue
     const opt = c.make(ps);
     runSteps(opt, ps, data.grads.slice(0, SNAPSHOT));
     const sd = opt.stateDict();
-    const state = Object.fromEntries(
-      [...sd.state].map(([k, rec]) => [String(k), Object.fromEntries(Object.entries(rec).map(([kk, v]) => [kk, v === null ? null : kk === 'step' ? v.item() : flat(v)]))]),
-    );
+    const state = Object.fromEntries([...sd.state].map(([k, rec]) => [String(k), Object.fromEntries(Object.entries(rec).map(([kk, v]) => [kk, v === null ? null : kk === 'step' ? v.item() : flat(v)]))]));
     inputs.push({ ctor: c.py, shapes: SHAPES, params: ps.map(flat), sd: { state, param_groups: sd.param_groups }, grads: data.grads.slice(SNAPSHOT) });
     runSteps(opt, ps, data.grads.slice(SNAPSHOT));
     finals.push(ps.map(flat));

@@ -4,9 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
-import {
-  CosineWarmupLR, NoneScheduler, type Optimizer, PolyLR, ReduceLROnPlateau, type ReduceLROnPlateauOptions, SGD, createScheduler,
-} from '../src/optim/index.js';
+import { CosineWarmupLR, NoneScheduler, type Optimizer, PolyLR, ReduceLROnPlateau, type ReduceLROnPlateauOptions, SGD, createScheduler } from '../src/optim/index.js';
 import { NO_TORCH, hasTorch, runPython } from './helpers/python.js';
 
 function withOpt<T>(lr: number, fn: (opt: Optimizer) => T): T {
@@ -64,12 +62,20 @@ interface PlateauCase {
   metrics: number[];
 }
 const plateauCases: PlateauCase[] = [
-  { name: "mode max, patience 2 (the Dice case)", py: "mode='max', patience=2", ts: { mode: 'max', patience: 2 }, metrics: DICE },
+  { name: 'mode max, patience 2 (the Dice case)', py: "mode='max', patience=2", ts: { mode: 'max', patience: 2 }, metrics: DICE },
   { name: 'reference: mode max, patience 5', py: "mode='max', patience=5", ts: { mode: 'max', patience: 5 }, metrics: [...DICE, ...DICE.map((d) => d * 0.5)] },
-  { name: "mode min, abs threshold, cooldown, min_lr", py: "mode='min', patience=1, factor=0.5, threshold=0.05, threshold_mode='abs', cooldown=2, min_lr=0.02",
-    ts: { mode: 'min', patience: 1, factor: 0.5, threshold: 0.05, thresholdMode: 'abs', cooldown: 2, minLr: 0.02 }, metrics: DICE.map((d) => 1 - d) },
-  { name: "mode max, abs threshold, eps blocks tiny reductions", py: "mode='max', patience=0, factor=0.5, threshold=0.01, threshold_mode='abs', eps=0.01",
-    ts: { mode: 'max', patience: 0, factor: 0.5, threshold: 0.01, thresholdMode: 'abs', eps: 0.01 }, metrics: DICE },
+  {
+    name: 'mode min, abs threshold, cooldown, min_lr',
+    py: "mode='min', patience=1, factor=0.5, threshold=0.05, threshold_mode='abs', cooldown=2, min_lr=0.02",
+    ts: { mode: 'min', patience: 1, factor: 0.5, threshold: 0.05, thresholdMode: 'abs', cooldown: 2, minLr: 0.02 },
+    metrics: DICE.map((d) => 1 - d),
+  },
+  {
+    name: 'mode max, abs threshold, eps blocks tiny reductions',
+    py: "mode='max', patience=0, factor=0.5, threshold=0.01, threshold_mode='abs', eps=0.01",
+    ts: { mode: 'max', patience: 0, factor: 0.5, threshold: 0.01, thresholdMode: 'abs', eps: 0.01 },
+    metrics: DICE,
+  },
 ];
 
 test('ReduceLROnPlateau matches PyTorch (lr and state dict after every step; PyTorch resumes from our state)', { skip: !hasTorch() && NO_TORCH }, () => {
@@ -136,8 +142,16 @@ print(json.dumps(out))
       assert.deepEqual(o.steps[t].sd, dec(gs.sd), `${c.name}: state dict after step ${t}`);
       assert.deepEqual(Object.keys(o.steps[t].sd), Object.keys(gs.sd as object), `${c.name}: key order`);
     });
-    assert.deepEqual(g.resumed, o.steps.slice(o.mid).map((s) => s.lr), `${c.name}: PyTorch continuing from our state dict`);
-    assert.deepEqual(o.resumed, o.steps.slice(o.mid).map((s) => s.lr), `${c.name}: we continue from our state dict`);
+    assert.deepEqual(
+      g.resumed,
+      o.steps.slice(o.mid).map((s) => s.lr),
+      `${c.name}: PyTorch continuing from our state dict`,
+    );
+    assert.deepEqual(
+      o.resumed,
+      o.steps.slice(o.mid).map((s) => s.lr),
+      `${c.name}: we continue from our state dict`,
+    );
   });
   // the Dice case really reduces (twice or more)
   assert.ok(new Set(ours[0].steps.map((s) => s.lr)).size >= 3);
@@ -196,8 +210,7 @@ print(json.dumps(res))
 test('cosine with linear warmup follows its formula; per-step mode; resume', () => {
   const base = 0.1;
   const minLr = 0.001;
-  const expected = (t: number, T: number, W: number) =>
-    t < W ? base * ((t + 1) / W) : minLr + ((base - minLr) * (1 + Math.cos((Math.PI * Math.min(t - W, T - W)) / (T - W)))) / 2;
+  const expected = (t: number, T: number, W: number) => (t < W ? base * ((t + 1) / W) : minLr + ((base - minLr) * (1 + Math.cos((Math.PI * Math.min(t - W, T - W)) / (T - W)))) / 2);
   withOpt(base, (opt) => {
     const s = createScheduler('cosine', opt, { epochs: 10, warmupEpochs: 3, minLr });
     assert.equal(s.interval, 'epoch');

@@ -29,7 +29,21 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(packed.code, 0, packed.out);
   const tarball = join(dir, readdirSync(dir).find((n) => n.endsWith('.tgz')) as string);
   const list = sh('tar', ['tzf', tarball], dir).stdout.split('\n').filter(Boolean);
-  for (const f of ['package/bin/unet.js', 'package/dist/cli/main.js', 'package/dist/web/app.js', 'package/dist/web/index.html', 'package/dist/web/ort-wasm-simd-threaded.wasm', 'package/dist/web/ort-wasm-simd-threaded.mjs', 'package/dist/dashboard/app.js', 'package/dist/dashboard/app.css', 'package/native/build.mjs', 'package/native/runtime.cpp', 'package/native/addon.h', 'package/README.md', 'package/LICENSE']) {
+  for (const f of [
+    'package/bin/unet.js',
+    'package/dist/cli/main.js',
+    'package/dist/web/app.js',
+    'package/dist/web/index.html',
+    'package/dist/web/ort-wasm-simd-threaded.wasm',
+    'package/dist/web/ort-wasm-simd-threaded.mjs',
+    'package/dist/dashboard/app.js',
+    'package/dist/dashboard/app.css',
+    'package/native/build.mjs',
+    'package/native/runtime.cpp',
+    'package/native/addon.h',
+    'package/README.md',
+    'package/LICENSE',
+  ]) {
     assert.ok(list.includes(f), `${f} is in the package`);
   }
   assert.ok(!list.some((f) => f.startsWith('package/test/') || f.startsWith('package/src/') || f.endsWith('.tsbuildinfo')), 'no tests, sources or build caches');
@@ -56,7 +70,7 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.equal(env.code, 0, env.out);
   const e = JSON.parse(env.stdout);
   assert.equal(e.unetTs, pkg.version);
-  assert.equal(e.addon.path, join(installed, 'build', 'unet_torch.node'), 'the installed copy\'s addon is the one loaded');
+  assert.equal(e.addon.path, join(installed, 'build', 'unet_torch.node'), "the installed copy's addon is the one loaded");
   assert.equal(e.addon.built, true);
   assert.match(e.libtorch.version, /^\d+\.\d+/, env.stdout);
   assert.match(e.sharp.libvips, /^\d+\.\d+/);
@@ -65,13 +79,21 @@ test('npm pack + npm install <tarball> into an empty project: unet --version and
   assert.ok(existsSync(join(installed, 'dist', 'web', 'ort-wasm-simd-threaded.wasm')));
   assert.ok(!existsSync(join(app, 'node_modules', 'onnxruntime-web')), 'onnxruntime-web is not installed');
   // the dashboard serves its built page from the installed copy, also from its thread (train --dashboard)
-  const served = sh(process.execPath, ['--input-type=module', '-e', `
+  const served = sh(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     const { startDashboard, startDashboardThread } = await import(${JSON.stringify(pathToFileURL(join(installed, 'dist', 'tracking', 'index.js')).href)});
     for (const d of [await startDashboard({ logdir: '.', port: 0 }), await startDashboardThread({ logdir: '.', port: 0 }, console.error)]) {
       const res = await fetch(d.url + 'assets/app.js');
       console.log(res.status, (await res.text()).length);
       await d.close();
-    }`], app);
+    }`,
+    ],
+    app,
+  );
   assert.equal(served.code, 0, served.out);
   assert.match(served.stdout, /^200 \d{4,}\n200 \d{4,}$/m, served.out);
 

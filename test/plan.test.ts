@@ -15,23 +15,50 @@ import { MIN_STEPS, type StepTimer, makePlan } from '../src/plan/rules.js';
 import { ROOT } from './helpers/cli.js';
 import { demoDataDir } from './helpers/workdir.js';
 
-interface Case { median: [number, number]; n: number; classes: number; gb?: number }
-interface NnPlan { patch: [number, number]; batch: number; num_pool: [number, number]; stages: number }
+interface Case {
+  median: [number, number];
+  n: number;
+  classes: number;
+  gb?: number;
+}
+interface NnPlan {
+  patch: [number, number];
+  batch: number;
+  num_pool: [number, number];
+  stages: number;
+}
 
 // Sizes of real 2D datasets (ISBI, CamVid, Carvana, Cityscapes-like) and edge cases: tiny, odd,
 // fractional medians, elongated, huge, large memory targets.
 const CASES: Case[] = [
-  { median: [512, 512], n: 30, classes: 2 }, { median: [360, 480], n: 367, classes: 12 }, { median: [1280, 1918], n: 5088, classes: 2 },
-  { median: [64, 64], n: 12, classes: 3 }, { median: [96, 700], n: 50, classes: 2 }, { median: [2000, 3000], n: 10, classes: 4 },
-  { median: [256, 256], n: 1000, classes: 5 }, { median: [33, 47], n: 8, classes: 2 }, { median: [360.5, 480], n: 4, classes: 3 },
-  { median: [1024, 1024], n: 200, classes: 2, gb: 80 }, { median: [720, 1280], n: 3000, classes: 19, gb: 24 }, { median: [128, 4096], n: 20, classes: 2 },
-  { median: [100, 100], n: 500, classes: 2 }, { median: [200, 150], n: 40, classes: 6, gb: 2 }, { median: [2048, 2048], n: 50, classes: 2 },
+  { median: [512, 512], n: 30, classes: 2 },
+  { median: [360, 480], n: 367, classes: 12 },
+  { median: [1280, 1918], n: 5088, classes: 2 },
+  { median: [64, 64], n: 12, classes: 3 },
+  { median: [96, 700], n: 50, classes: 2 },
+  { median: [2000, 3000], n: 10, classes: 4 },
+  { median: [256, 256], n: 1000, classes: 5 },
+  { median: [33, 47], n: 8, classes: 2 },
+  { median: [360.5, 480], n: 4, classes: 3 },
+  { median: [1024, 1024], n: 200, classes: 2, gb: 80 },
+  { median: [720, 1280], n: 3000, classes: 19, gb: 24 },
+  { median: [128, 4096], n: 20, classes: 2 },
+  { median: [100, 100], n: 500, classes: 2 },
+  { median: [200, 150], n: 40, classes: 6, gb: 2 },
+  { median: [2048, 2048], n: 50, classes: 2 },
 ];
 
 const nnunet: NnPlan[] = JSON.parse(execFileSync('python3', [join(ROOT, 'test/reference/nnunet_plan2d.py')], { input: JSON.stringify(CASES) }).toString());
 
 const fingerprint = (c: Case): Fingerprint => ({
-  count: c.n, sampled: c.n, maskSuffix: '', channels: 3, shapes: [], medianShape: c.median, minShape: c.median, maxShape: c.median,
+  count: c.n,
+  sampled: c.n,
+  maskSuffix: '',
+  channels: 3,
+  shapes: [],
+  medianShape: c.median,
+  minShape: c.median,
+  maxShape: c.median,
   intensity: { mean: [0.5], std: [0.2], foregroundMean: [0.5], foregroundStd: [0.2] },
   maskValues: Array.from({ length: c.classes }, (_, i) => i),
   classes: Array.from({ length: c.classes }, () => ({ frequency: 1 / c.classes, images: c.n, medianObjectArea: 400, typicalObjectSize: 20 })),
@@ -39,10 +66,11 @@ const fingerprint = (c: Case): Fingerprint => ({
 });
 
 /** A step time proportional to batch x pixels x width²: `perPixel` seconds per pixel at width 32. */
-const modelTimer = (perPixel: number): StepTimer => async (s) => ({ seconds: (perPixel * s.batch * s.patch[0] * s.patch[1] * s.baseChannels ** 2) / 32 ** 2, note: 'model' });
+const modelTimer =
+  (perPixel: number): StepTimer =>
+  async (s) => ({ seconds: (perPixel * s.batch * s.patch[0] * s.patch[1] * s.baseChannels ** 2) / 32 ** 2, note: 'model' });
 
-const gpuPlan = (c: Case) =>
-  makePlan({ fp: fingerprint(c), device: { kind: 'cuda', memoryGB: c.gb ?? 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12) });
+const gpuPlan = (c: Case) => makePlan({ fp: fingerprint(c), device: { kind: 'cuda', memoryGB: c.gb ?? 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12) });
 
 describe('the planner against nnU-Net v2 2D planning (our transcription)', () => {
   test('nnunet2d.ts = nnunet_plan2d.py: patch, batch and poolings on every fingerprint', () => {
@@ -80,13 +108,19 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.equal(p.train.timeBudget, 300);
   });
 
-  test("--ignore-index: the void value is not a class; deep supervision only where the depth allows it", async () => {
+  test('--ignore-index: the void value is not a class; deep supervision only where the depth allows it', async () => {
     const camvid = { ...fingerprint(CASES[1]), maskValues: Array.from({ length: 12 }, (_, i) => i) };
     const p = await makePlan({ fp: camvid, device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12), ignoreIndex: 11 });
     assert.equal(p.train.classes, 11);
     assert.equal(p.train.ignoreIndex, 11);
     assert.equal((await gpuPlan(CASES[1])).train.classes, 12);
-    const tiny = await makePlan({ fp: fingerprint({ median: [16, 16], n: 8, classes: 2 }), device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12) });
+    const tiny = await makePlan({
+      fp: fingerprint({ median: [16, 16], n: 8, classes: 2 }),
+      device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' },
+      budgetSeconds: 1e6,
+      validation: 0,
+      timer: modelTimer(1e-12),
+    });
     assert.ok((tiny.train.depth as number) < 3 && tiny.train.deepSupervision === false, `depth ${tiny.train.depth}`);
   });
 });
@@ -98,7 +132,11 @@ test('fingerprint regions: 4-connected areas per class (diagonal pixels are sepa
   // 0 2 2 0
   const mask = Uint8Array.from([0, 0, 1, 1, 0, 1, 0, 1, 2, 0, 0, 1, 0, 2, 2, 0]);
   const areas = regionAreas(mask, 4, 3).map((a) => a.sort((x, y) => x - y));
-  assert.deepEqual(areas, [[1, 1, 3, 3], [1, 4], [1, 2]]);
+  assert.deepEqual(areas, [
+    [1, 1, 3, 3],
+    [1, 4],
+    [1, 2],
+  ]);
   // The typical object: half the pixels lie in regions at least this large; specks do not pull it down.
   assert.equal(pixelMedianArea([1, 1, 1, 1, 1, 1, 400]), 400);
   assert.equal(pixelMedianArea([1, 4]), 4);

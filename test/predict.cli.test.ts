@@ -15,15 +15,7 @@ import { type MaskValues, readMask, scanMaskValues } from '../src/data/index.js'
 import * as E from '../src/engine/index.js';
 import { savePth } from '../src/io/pth.js';
 import { UNet, type UNetArgs } from '../src/model/index.js';
-import {
-  OUTPUT_STEM,
-  PALETTE,
-  checkGivenArgs,
-  encodeMaskPng,
-  expandInputs,
-  legendLayout,
-  runPredict,
-} from '../src/predict/index.js';
+import { OUTPUT_STEM, PALETTE, checkGivenArgs, encodeMaskPng, expandInputs, legendLayout, runPredict } from '../src/predict/index.js';
 import { buildProgram } from '../src/cli/program.js';
 import { predictCommand } from '../src/predict/command.js';
 import { saveCheckpoint, saveReferenceStateDict, toRaw } from '../src/model/checkpoint.js';
@@ -81,7 +73,10 @@ async function makeCheckpoint(name: string, args: UNetArgs, maskValues: MaskValu
 async function greyPng(file: string, w = W, h = H, seed = 1): Promise<string> {
   const px = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px[y * w + x] = (x * 5 + y * 3 + seed * 17 + ((x * y * seed) % 23)) & 255;
-  await sharp(px, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -92,7 +87,9 @@ async function rgbPng(file: string, w = W, h = H): Promise<string> {
     px[3 * i + 1] = (i * 7) & 255;
     px[3 * i + 2] = (i * 11) & 255;
   }
-  await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -129,12 +126,21 @@ describe('inputs', () => {
     writeFileSync(join(d, '.hidden.png'), '');
     await greyPng(join(d, 'img1_OUT.png'), 8, 8);
     const r = expandInputs([d]);
-    assert.deepEqual(r.entries.map((e) => e.input), ['img1.png', 'img2.png', 'img10.png', 'x.tif'].map((n) => join(d, n)));
+    assert.deepEqual(
+      r.entries.map((e) => e.input),
+      ['img1.png', 'img2.png', 'img10.png', 'x.tif'].map((n) => join(d, n)),
+    );
     assert.equal(r.skippedOutputs, 1);
 
     const g = expandInputs([join(d, 'img?.png'), join(d, 'img1*.png'), join(d, 'nothing*.png'), join(d, 'missing.png')]);
-    assert.deepEqual(g.entries.filter((e) => !e.error).map((e) => e.input), ['img1.png', 'img2.png', 'img10.png'].map((n) => join(d, n)));
-    assert.deepEqual(g.entries.filter((e) => e.error).map((e) => e.input), [join(d, 'nothing*.png'), join(d, 'missing.png')]);
+    assert.deepEqual(
+      g.entries.filter((e) => !e.error).map((e) => e.input),
+      ['img1.png', 'img2.png', 'img10.png'].map((n) => join(d, n)),
+    );
+    assert.deepEqual(
+      g.entries.filter((e) => e.error).map((e) => e.input),
+      [join(d, 'nothing*.png'), join(d, 'missing.png')],
+    );
 
     const entriesOf = (pattern: string) => expandInputs([pattern]).entries.map((e) => e.input);
     assert.deepEqual(entriesOf(join(d, 'img[12].png')), [join(d, 'img1.png'), join(d, 'img2.png')]);
@@ -152,7 +158,10 @@ describe('inputs', () => {
     await greyPng(join(e, 'c.png'), 40, 34, 3);
     const r = await predict({ model: grey2, input: [d, join(e, '*.png')] });
     assert.equal(r.exitCode, 0);
-    assert.deepEqual(r.predicted.map((p) => p.mask), [join(d, 'a_OUT.png'), join(d, 'b_OUT.png'), join(e, 'c_OUT.png')]);
+    assert.deepEqual(
+      r.predicted.map((p) => p.mask),
+      [join(d, 'a_OUT.png'), join(d, 'b_OUT.png'), join(e, 'c_OUT.png')],
+    );
     const c = await readMask(join(e, 'c_OUT.png'));
     assert.deepEqual([c.width, c.height], [40, 34]); // the input's full size (predicted at 20x17)
     for (const v of uniq(c.data)) assert.ok(v === 0 || v === 255);
@@ -164,7 +173,7 @@ describe('inputs', () => {
 });
 
 describe('output names', () => {
-  test('default {stem}_OUT.png next to the input, at the input\'s full size, values 0/255 only', async () => {
+  test("default {stem}_OUT.png next to the input, at the input's full size, values 0/255 only", async () => {
     const img = await greyPng(join(dir, 'full.png'));
     const r = await predict({ model: forced255, input: [img] });
     const m = await readMask(join(dir, 'full_OUT.png'));
@@ -181,7 +190,10 @@ describe('output names', () => {
     const b = await greyPng(join(dir, 'od_b.png'));
     const out = join(dir, 'nested', 'out');
     const r = await predict({ model: forced255, input: [a, b], outputDir: out, amp: true });
-    assert.deepEqual(r.predicted.map((p) => p.mask), [join(out, 'od_a_OUT.png'), join(out, 'od_b_OUT.png')]);
+    assert.deepEqual(
+      r.predicted.map((p) => p.mask),
+      [join(out, 'od_a_OUT.png'), join(out, 'od_b_OUT.png')],
+    );
     // bf16 autocast on CPUs with native bf16; elsewhere fp32 and a note saying so
     assert.match(r.out + r.err, E.cpuHasNativeBf16() ? /with AMP/ : /no native bf16 instructions/);
     assert.deepEqual(uniq((await readMask(join(out, 'od_b_OUT.png'))).data), [255]);
@@ -208,7 +220,10 @@ describe('output names', () => {
     const a = await greyPng(join(dir, 'o_a.png'));
     const b = await greyPng(join(dir, 'o_b.png'));
     const r = await predict({ model: forced255, input: [a, b], output: [join(dir, 'oa/first.png'), join(dir, 'second')] });
-    assert.deepEqual(r.predicted.map((p) => p.mask), [join(dir, 'oa/first.png'), join(dir, 'second.png')]);
+    assert.deepEqual(
+      r.predicted.map((p) => p.mask),
+      [join(dir, 'oa/first.png'), join(dir, 'second.png')],
+    );
     await assert.rejects(predict({ model: forced255, input: [a, b], output: [join(dir, 'only.png')] }), (e: Error) => {
       assert.equal(e.name, 'PredictError');
       assert.match(e.message, /2 input image\(s\) but 1 output name/);
@@ -241,7 +256,11 @@ describe('mask values written back', () => {
   });
 
   test('RGB colour values come back as an RGB PNG; a greyscale input to an RGB model is replicated', async () => {
-    const values: MaskValues = [[0, 0, 0], [0, 128, 255], [255, 0, 0]];
+    const values: MaskValues = [
+      [0, 0, 0],
+      [0, 128, 255],
+      [255, 0, 0],
+    ];
     const ck = await makeCheckpoint('rgb.pth', { nChannels: 3, nClasses: 3, bilinear: true }, values, { forceClass: 1 });
     const img = await rgbPng(join(dir, 'colour.png'));
     const g = await greyPng(join(dir, 'greyin.png'));
@@ -271,7 +290,7 @@ describe('mask values written back', () => {
     const png = readFileSync(join(dir, 'bare_OUT.png'));
     assert.equal(png[24], 1); // IHDR bit depth
     assert.deepEqual(uniq((await readMask(join(dir, 'bare_OUT.png'))).data), [1]);
-    const cls = Uint8Array.from({ length: 11 * 3 }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0);
+    const cls = Uint8Array.from({ length: 11 * 3 }, (_, i) => ((i * 7) % 3 === 0 ? 1 : 0));
     writeFileSync(join(dir, 'bits.png'), await encodeMaskPng(cls, 11, 3, [0, 1]));
     assert.deepEqual(Array.from((await readMask(join(dir, 'bits.png'))).data), Array.from(cls));
     if (hasTorch()) {
@@ -286,7 +305,14 @@ describe('mask values written back', () => {
   test('palette-derived values (palette-mask indices) are written back as those values', async () => {
     const idx = Uint8Array.from({ length: 16 }, (_, i) => [0, 2, 5][i % 3]);
     // A real palette PNG ("P" mode): a colour palette, indices 0, 2, 5.
-    const palette = [[0, 0, 0], [10, 10, 10], [200, 0, 0], [1, 2, 3], [4, 5, 6], [0, 200, 0]] as [number, number, number][];
+    const palette = [
+      [0, 0, 0],
+      [10, 10, 10],
+      [200, 0, 0],
+      [1, 2, 3],
+      [4, 5, 6],
+      [0, 200, 0],
+    ] as [number, number, number][];
     writeFileSync(join(dir, 'pal_mask.png'), encodePng({ width: 4, height: 4, data: idx, depth: 8, channels: 1, palette }));
     const values = await scanMaskValues([join(dir, 'pal_mask.png')]);
     assert.deepEqual(values, [0, 2, 5]);
@@ -310,9 +336,16 @@ describe('overlay and probabilities', () => {
     const src = await sharp(img).extractChannel(0).raw().toBuffer(); // the grey values
     const at = (x: number, y: number) => Array.from(ov.data.subarray((y * ov.info.width + x) * 3, (y * ov.info.width + x) * 3 + 3));
     const c = PALETTE[0];
-    for (const [x, y] of [[0, 0], [10, 5], [W - 1, H - 1]]) {
+    for (const [x, y] of [
+      [0, 0],
+      [10, 5],
+      [W - 1, H - 1],
+    ]) {
       const g = src[y * W + x];
-      assert.deepEqual(at(x, y), c.map((v) => Math.round(0.5 * g + 0.5 * v)));
+      assert.deepEqual(
+        at(x, y),
+        c.map((v) => Math.round(0.5 * g + 0.5 * v)),
+      );
     }
     // The legend strip has text (light pixels) and the class colour swatch.
     let light = 0;
@@ -329,7 +362,12 @@ describe('overlay and probabilities', () => {
     // Class 0 everywhere: the image part is the input itself.
     await predict({ model: forced0, input: [img], viz: true, noSave: true });
     const ov0 = await sharp(join(dir, 'viz_OVERLAY.png')).raw().toBuffer({ resolveWithObject: true });
-    for (const [x, y] of [[0, 0], [20, 9], [W - 1, H - 1]]) assert.deepEqual(Array.from(ov0.data.subarray((y * ov0.info.width + x) * 3, (y * ov0.info.width + x) * 3 + 3)), [src[y * W + x], src[y * W + x], src[y * W + x]]);
+    for (const [x, y] of [
+      [0, 0],
+      [20, 9],
+      [W - 1, H - 1],
+    ])
+      assert.deepEqual(Array.from(ov0.data.subarray((y * ov0.info.width + x) * 3, (y * ov0.info.width + x) * 3 + 3)), [src[y * W + x], src[y * W + x], src[y * W + x]]);
   });
 
   test('--probs: 16-bit {stem}_PROB{k}.png per class, summing to 1; binary models write PROB1', async () => {
@@ -381,7 +419,10 @@ describe('batches, failures, -n', () => {
     await greyPng(join(d, 'tiny.png'), 20, 40);
     const r = await predict({ model: forced255, input: [d, join(dir, 'nope.png')] });
     assert.equal(r.exitCode, 2);
-    assert.deepEqual(r.predicted.map((p) => p.input), [ok]);
+    assert.deepEqual(
+      r.predicted.map((p) => p.input),
+      [ok],
+    );
     assert.ok(existsSync(join(d, 'ok_OUT.png')));
     const reasons = Object.fromEntries(r.failed.map((f) => [f.input, f.reason]));
     assert.match(reasons[join(d, 'text.png')], /not an image file/);
@@ -401,7 +442,12 @@ describe('batches, failures, -n', () => {
     assert.match(r.out, /not saved \(-n\)/);
     // The parser maps -n/--no-save to noSave = true (commander would read it as a negation).
     const parsed: boolean[] = [];
-    for (const argv of [['predict', '-i', 'a.png', '-n'], ['predict', '-i', 'a.png', '--no-save'], ['predict', '-i', 'a.png', '-vn'], ['predict', '-i', 'a.png', '-v']]) {
+    for (const argv of [
+      ['predict', '-i', 'a.png', '-n'],
+      ['predict', '-i', 'a.png', '--no-save'],
+      ['predict', '-i', 'a.png', '-vn'],
+      ['predict', '-i', 'a.png', '-v'],
+    ]) {
       const program = buildProgram({ train: async () => 0, evaluate: async () => 0, predict: async (c) => (parsed.push(c.noSave), 0) }, { exitOverride: true });
       await program.parseAsync(argv, { from: 'user' });
     }
@@ -451,7 +497,7 @@ describe('model and argument errors', () => {
   test('an RGB image given to a greyscale model is a per-file error naming both', async () => {
     const img = await rgbPng(join(dir, 'rgb_to_grey.png'));
     const r = await predict({ model: grey2, input: [img] });
-    assert.equal(r.exitCode, 1, "nothing was written: exit 1, not 2 (partial)");
+    assert.equal(r.exitCode, 1, 'nothing was written: exit 1, not 2 (partial)');
     assert.match(r.failed[0].reason, /3 channel\(s\) .* expects 1/);
   });
 
@@ -473,8 +519,7 @@ test('end to end: `unet predict` as a subprocess (exit codes, messages, -n)', as
   mkdirSync(d);
   const good = await greyPng(join(d, 'good.png'));
   writeFileSync(join(d, 'bad.png'), 'garbage');
-  const cli = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'predict', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'predict', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   const r = cli(['-m', forced255, '-i', good, join(d, 'bad.png'), '--device', 'cpu', '-v']);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stdout, /Predicted 1 image\(s\)/);

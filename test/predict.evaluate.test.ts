@@ -38,7 +38,10 @@ async function forcedCheckpoint(name: string, args: UNetArgs, maskValues: MaskVa
 }
 
 async function grey(file: string, px: Uint8Array, w = W, h = H) {
-  await sharp(px, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(file);
 }
 
 const cfg = (over: Partial<EvaluateConfig>): EvaluateConfig => ({ ...defaults(evaluateOptions), device: 'cpu', workers: 2, imgs, masks, ...over });
@@ -54,7 +57,10 @@ before(async () => {
   await grey(join(imgs, 'a.png'), img);
   await grey(join(imgs, 'b.png'), img);
   // a: left half (x < 24) is 255, the rest 0; b: all 0.
-  await grey(join(masks, 'a_mask.png'), Uint8Array.from({ length: W * H }, (_, i) => (i % W < 24 ? 255 : 0)));
+  await grey(
+    join(masks, 'a_mask.png'),
+    Uint8Array.from({ length: W * H }, (_, i) => (i % W < 24 ? 255 : 0)),
+  );
   await grey(join(masks, 'b_mask.png'), new Uint8Array(W * H));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,7 +82,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
  */
 function checkForcedOne(r: Awaited<ReturnType<typeof runEvaluate>>) {
   assert.equal(r.images, 2);
-  assert.deepEqual(r.confusion, [[0, 576], [0, 192]]);
+  assert.deepEqual(r.confusion, [
+    [0, 576],
+    [0, 192],
+  ]);
   assert.ok(Math.abs(r.perClass[1].dice - 0.4) < 1e-12);
   assert.ok(Math.abs(r.perClass[1].iou - 0.25) < 1e-12);
   assert.equal(r.perClass[0].dice, 0);
@@ -86,8 +95,20 @@ function checkForcedOne(r: Awaited<ReturnType<typeof runEvaluate>>) {
   assert.ok(Math.abs(r.meanDiceAll - 0.2) < 1e-12);
   assert.ok(Math.abs(r.pixelAccuracy - 0.25) < 1e-12);
   assert.ok(Math.abs(r.referenceDice - 1 / 3) < 1e-6, `referenceDice ${r.referenceDice}`);
-  assert.deepEqual(r.perClass.map((c) => [c.value, c.support, c.predicted]), [[0, 576, 0], [255, 192, 768]]);
-  assert.deepEqual(r.perClass.map((c) => [c.hd95, c.nsd, c.hd95Undefined]), [[null, 0, 2], [24, 0.3125, 1]]);
+  assert.deepEqual(
+    r.perClass.map((c) => [c.value, c.support, c.predicted]),
+    [
+      [0, 576, 0],
+      [255, 192, 768],
+    ],
+  );
+  assert.deepEqual(
+    r.perClass.map((c) => [c.hd95, c.nsd, c.hd95Undefined]),
+    [
+      [null, 0, 2],
+      [24, 0.3125, 1],
+    ],
+  );
   assert.deepEqual([r.surfaceTol, r.meanHD95, r.meanNSD], [2, 24, 0.3125]);
 }
 
@@ -129,7 +150,10 @@ describe('evaluate', () => {
     const ck = await forcedCheckpoint('bg.pth', { nChannels: 1, nClasses: 2, bilinear: true }, [0, 255], 0);
     const r = await runEvaluate(cfg({ model: ck, scale: 1, surfaceTol: 1 }), quiet);
     // 1536 px per image; a has 24 columns of class 1 (768 px)
-    assert.deepEqual(r.confusion, [[2304, 0], [768, 0]]);
+    assert.deepEqual(r.confusion, [
+      [2304, 0],
+      [768, 0],
+    ]);
     assert.equal(r.perClass[1].dice, 0);
     assert.ok(Math.abs(r.perClass[0].dice - (2 * 2304) / (2 * 2304 + 768)) < 1e-12);
     assert.ok(Math.abs(r.pixelAccuracy - 0.75) < 1e-12);
@@ -138,7 +162,13 @@ describe('evaluate', () => {
     // Class 0 of a at spacing 1: border (156 px) -> columns 24..47 (108 px): 78 zeros, 1..23 twice,
     // 32 of 24: 95th percentile 24; back: 78 zeros, 1..15 twice: 12.65. Within 1 px: 80 + 80 of 264.
     // b: both whole images: HD95 0, NSD 1. Class 1: a has no prediction (NSD 0), b neither (skipped).
-    assert.deepEqual(r.perClass.map((c) => [c.hd95, c.hd95Undefined]), [[12, 0], [null, 1]]);
+    assert.deepEqual(
+      r.perClass.map((c) => [c.hd95, c.hd95Undefined]),
+      [
+        [12, 0],
+        [null, 1],
+      ],
+    );
     assert.ok(Math.abs((r.perClass[0].nsd as number) - (160 / 264 + 1) / 2) < 1e-12);
     assert.equal(r.perClass[1].nsd, 0);
   });
@@ -148,8 +178,14 @@ describe('evaluate', () => {
     const m2 = join(dir, 'masks2');
     mkdirSync(i2);
     mkdirSync(m2);
-    await grey(join(i2, 'a.png'), Uint8Array.from({ length: W * H }, (_, i) => i & 255));
-    await grey(join(m2, 'a.png'), Uint8Array.from({ length: W * H }, (_, i) => (i % W < 24 ? 255 : 0)));
+    await grey(
+      join(i2, 'a.png'),
+      Uint8Array.from({ length: W * H }, (_, i) => i & 255),
+    );
+    await grey(
+      join(m2, 'a.png'),
+      Uint8Array.from({ length: W * H }, (_, i) => (i % W < 24 ? 255 : 0)),
+    );
     writeFileSync(join(i2, 'c.png'), 'broken');
     await grey(join(m2, 'c.png'), new Uint8Array(W * H));
     await grey(join(i2, 'd.png'), new Uint8Array(40 * 40), 40, 40); // size differs from its mask
@@ -158,8 +194,14 @@ describe('evaluate', () => {
     const warnings: string[] = [];
     const r = await runEvaluate(cfg({ model: ck, imgs: i2, masks: m2 }), { log: () => {}, warn: (l) => warnings.push(l) });
     assert.equal(r.images, 1);
-    assert.deepEqual(r.confusion, [[0, 192], [0, 192]]);
-    assert.deepEqual(r.failed.map((f) => f.image), [join(i2, 'c.png'), join(i2, 'd.png')]);
+    assert.deepEqual(r.confusion, [
+      [0, 192],
+      [0, 192],
+    ]);
+    assert.deepEqual(
+      r.failed.map((f) => f.image),
+      [join(i2, 'c.png'), join(i2, 'd.png')],
+    );
     assert.match(r.failed[0].reason, /not an image file/);
     assert.match(r.failed[1].reason, /is 48x32 but the image is 40x40/);
     assert.match(warnings.join('\n'), /c\.png/);

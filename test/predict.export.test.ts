@@ -49,7 +49,10 @@ before(async () => {
   m.dispose();
   image = join(dir, 'img.png');
   const px = Uint8Array.from({ length: W * H }, (_, i) => ((i % W) * 5 + Math.floor(i / W) * 7 + ((i * 31) % 17)) & 255);
-  await sharp(px, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toFile(image);
+  await sharp(px, { raw: { width: W, height: H, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(image);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -137,13 +140,19 @@ print(json.dumps({'mask_values': mask_values, 'keys': len(sd)}))`,
     assert.deepEqual(py.mask_values, [0, 100, 200]);
     const y = loadTensors(dir, 'y.json').get('y') as E.Tensor;
     assert.deepEqual(y.shape, [1, 3, ours.h, ours.w]);
-    assertClose(ours.y, y.disposeAfter((t) => t.data() as Float32Array), 1e-4, 1e-4, 'logits (ours vs reference UNet)');
+    assertClose(
+      ours.y,
+      y.disposeAfter((t) => t.data() as Float32Array),
+      1e-4,
+      1e-4,
+      'logits (ours vs reference UNet)',
+    );
     // The export gives the same network as the original checkpoint.
     assertClose((await ourLogits(ckpt)).y, ours.y, 0, 0, 'export vs original');
   });
 });
 
-test('Python -> us: the reference\'s torch.save files (dict and OrderedDict + mask_values) give the same logits and masks', { skip: TORCH }, async () => {
+test("Python -> us: the reference's torch.save files (dict and OrderedDict + mask_values) give the same logits and masks", { skip: TORCH }, async () => {
   const pre = await preprocess(image, 0.5, 1);
   E.tensor(pre.data, [1, 1, pre.height, pre.width]).disposeAfter((x) => dumpTensors(dir, [['x', x]], 'pyx.json'));
   const files = { plain: join(dir, 'py_dict.pth'), ordered: join(dir, 'py_ordered.pth') };
@@ -184,7 +193,13 @@ print(json.dumps(True))`,
       assert.equal(p.kind, 'reference');
       assert.deepEqual(p.args, { nChannels: 1, nClasses: 3, bilinear: true, depth: 4, baseChannels: 64 }); // depth and width read from the weights
       assert.deepEqual(p.maskValues, [0, 127, 255]);
-      assertClose(forwardLogits(p, [pre]).disposeAfter((t) => t.data() as Float32Array), y, 1e-4, 1e-4, `logits of ${file}`);
+      assertClose(
+        forwardLogits(p, [pre]).disposeAfter((t) => t.data() as Float32Array),
+        y,
+        1e-4,
+        1e-4,
+        `logits of ${file}`,
+      );
     } finally {
       p.dispose();
     }

@@ -28,8 +28,11 @@ const dir = tempDir('first-contact');
 
 async function greyPng(file: string, w: number, h: number, value?: number): Promise<string> {
   const px = new Uint8Array(w * h);
-  for (let i = 0; i < px.length; i++) px[i] = value ?? ((i * 7 + (i % w) * 3) & 255);
-  await sharp(px, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  for (let i = 0; i < px.length; i++) px[i] = value ?? (i * 7 + (i % w) * 3) & 255;
+  await sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -84,7 +87,7 @@ describe('the scale', () => {
     assert.equal(chooseScale(null, 0.5).warning, null);
   });
 
-  test('predict uses the checkpoint\'s training scale by default and says so; -s that differs warns', async () => {
+  test("predict uses the checkpoint's training scale by default and says so; -s that differs warns", async () => {
     // 24x24: at 0.5 it is 12x12, below the UNet's 16x16, so only scale 1 can predict it.
     const img = await greyPng(join(dir, 'small.png'), 24, 24);
     const r = await predict({ model: atScale1, input: [img], outputDir: join(dir, 'scale-out') });
@@ -100,14 +103,18 @@ describe('the scale', () => {
     assert.match(ref.failed[0]?.reason ?? '', /at scale 0\.5 that is 12x12/);
   });
 
-  test('evaluate uses the checkpoint\'s training scale by default, reports it, and warns on a differing -s', async () => {
+  test("evaluate uses the checkpoint's training scale by default, reports it, and warns on a differing -s", async () => {
     const { imgs, masks } = await pairFolders('ev', ['a'], 32, 255);
     const ecfg = (over: Partial<EvaluateConfig>): EvaluateConfig => ({ ...defaults(evaluateOptions), device: 'cpu', workers: 1, imgs, masks, ...over });
     const warns: string[] = [];
     const r = await runEvaluate(ecfg({ model: atScale1 }), { warn: (l) => warns.push(l) });
     assert.equal(r.scale, 1);
     assert.equal(r.scaleSource, "the checkpoint's training scale");
-    assert.equal(r.confusion.flat().reduce((a, b) => a + b, 0), 32 * 32, 'scored at full size');
+    assert.equal(
+      r.confusion.flat().reduce((a, b) => a + b, 0),
+      32 * 32,
+      'scored at full size',
+    );
     assert.equal(warns.length, 0, warns.join('\n'));
     const r2 = await runEvaluate(ecfg({ model: atScale1, scale: 0.5 }), { warn: (l) => warns.push(l) });
     assert.equal(r2.scale, 0.5);
@@ -124,12 +131,15 @@ describe('the scale', () => {
 });
 
 describe('inputs and pairing', () => {
-  test('training\'s pairing skips the files predict wrote next to the images, with one note', async () => {
+  test("training's pairing skips the files predict wrote next to the images, with one note", async () => {
     const { imgs, masks } = await pairFolders('pair', ['a', 'b'], 16, 0);
     // What `unet predict -i imgs -v --probs` leaves there.
     for (const id of ['a', 'b']) for (const s of ['_OUT', '_OVERLAY', '_PROB1']) await greyPng(join(imgs, `${id}${s}.png`), 16, 16, 0);
     const r = await listPairs({ imgsDir: imgs, masksDir: masks });
-    assert.deepEqual(r.pairs.map((p) => p.id), ['a', 'b']);
+    assert.deepEqual(
+      r.pairs.map((p) => p.id),
+      ['a', 'b'],
+    );
     assert.equal(r.warnings.length, 1, r.warnings.join('\n'));
     assert.match(r.warnings[0], /Skipped 6 file\(s\) in .*pair-imgs that `unet predict` wrote next to their images/);
   });
@@ -139,7 +149,10 @@ describe('inputs and pairing', () => {
     symlinkSync(join(dir, 'gone.png'), join(imgs, 'broken.png'));
     mkdirSync(join(imgs, 'folder.png'));
     const e = expandInputs([imgs]);
-    assert.deepEqual(e.entries.map((x) => x.input), [join(imgs, 'a.png')]);
+    assert.deepEqual(
+      e.entries.map((x) => x.input),
+      [join(imgs, 'a.png')],
+    );
     assert.match(e.warnings.join('\n'), /skipped 1 link\(s\) that point to nothing: broken\.png/);
     assert.match(e.warnings.join('\n'), /skipped 1 folder\(s\) named like images: folder\.png/);
     const r = await listPairs({ imgsDir: imgs, masksDir: masks });
@@ -155,10 +168,16 @@ describe('inputs and pairing', () => {
     await greyPng(join(root, 'x', 'y', 'a.png'), 16, 16);
     await greyPng(join(root, 'x', 'y', 'a_OUT.png'), 16, 16);
     const abs = expandInputs([join(root, '**', 'a*.png')]);
-    assert.deepEqual(abs.entries.map((x) => x.input), [join(root, 'x', 'a.png'), join(root, 'x', 'y', 'a.png')]);
+    assert.deepEqual(
+      abs.entries.map((x) => x.input),
+      [join(root, 'x', 'a.png'), join(root, 'x', 'y', 'a.png')],
+    );
     assert.equal(abs.skippedOutputs, 1);
     const rel = relative(process.cwd(), root);
-    assert.deepEqual(expandInputs([`${rel}/**/a.png`]).entries.map((x) => x.input), [`${rel}/x/a.png`, `${rel}/x/y/a.png`]);
+    assert.deepEqual(
+      expandInputs([`${rel}/**/a.png`]).entries.map((x) => x.input),
+      [`${rel}/x/a.png`, `${rel}/x/y/a.png`],
+    );
     const none = expandInputs([join(root, '**', 'none.png')]).entries;
     assert.match(none[0].error ?? '', /no image files match this pattern/);
   });
@@ -232,7 +251,11 @@ describe('pixel limit, staging files, exit codes', () => {
     assert.equal(r.code, 130, r.stderr);
     assert.match(r.stderr, /staged as an uncompressed copy of about \d+ MiB/);
     assert.match(r.stderr, /interrupted \(SIGINT\): removed 2 temporary file\(s\)/);
-    assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith(STAGING_PREFIX)), [], 'the staged copy is gone');
+    assert.deepEqual(
+      readdirSync(tmp).filter((n) => n.startsWith(STAGING_PREFIX)),
+      [],
+      'the staged copy is gone',
+    );
     assert.deepEqual(readdirSync(out), [], 'the temp output is gone');
   });
 });

@@ -67,7 +67,7 @@ test('predict and evaluate on a multi-class model equal PIL resize + PyTorch int
     const y = Math.floor(p / W);
     return Math.max(0, Math.min(255, Math.round(128 + 90 * Math.sin((x * (1 + (i % 3))) / 7 + y / 5) + 30 * (rnd() - 0.5))));
   });
-  await writePng(mask, W, H, 1, (i) => LEVELS[((i % W) > W / 2 ? 1 : 0) + (Math.floor(i / W) > H / 2 ? 1 : 0)]);
+  await writePng(mask, W, H, 1, (i) => LEVELS[(i % W > W / 2 ? 1 : 0) + (Math.floor(i / W) > H / 2 ? 1 : 0)]);
   const model = join(dir, 'model.pth');
   E.manualSeed(3);
   const args = { nChannels: 3, nClasses: 3, bilinear: false };

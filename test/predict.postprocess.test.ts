@@ -51,11 +51,21 @@ describe('keepLargestComponent', () => {
 
   test('postprocessLogits: the argmax (or sigmoid > threshold for 1 output) of its result is the cleaned mask', () => {
     const g = grid(['1100', '0002', '0100', '2200']);
-    const onehot = E.tidy(() => E.oneHot(E.tensor(g.mask, [1, 4, 4]).long(), 3).permute([0, 3, 1, 2]).float().keep());
+    const onehot = E.tidy(() =>
+      E.oneHot(E.tensor(g.mask, [1, 4, 4]).long(), 3)
+        .permute([0, 3, 1, 2])
+        .float()
+        .keep(),
+    );
     const out = E.tidy(() => postprocessLogits(onehot, 3, 0.5, [1, 2]).argmax(1).to({ dtype: 'uint8' }).contiguous().data() as Uint8Array);
     assert.deepEqual(show(Uint8Array.from(out), 4), ['1100', '0000', '0000', '2200']);
     const bin = grid(['1001', '1000']);
-    const logits = E.tidy(() => E.tensor(Float32Array.from(bin.mask, (v) => (v ? 3 : -3)), [1, 1, 2, 4]).keep());
+    const logits = E.tidy(() =>
+      E.tensor(
+        Float32Array.from(bin.mask, (v) => (v ? 3 : -3)),
+        [1, 1, 2, 4],
+      ).keep(),
+    );
     const cleaned = E.tidy(() => postprocessLogits(logits, 1, 0.5, [1]).squeeze(1).sigmoid().gt(0.5).to({ dtype: 'uint8' }).contiguous().data() as Uint8Array);
     assert.deepEqual(show(Uint8Array.from(cleaned), 4), ['1000', '1000']);
     E.dispose([onehot, logits]);

@@ -37,7 +37,10 @@ async function greyPng(file: string, w: number, h: number): Promise<string> {
       px[y * w + x] = (disc ? 190 : 50) + ((x * 7 + y * 13) % 17);
     }
   }
-  await sharp(px, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -48,7 +51,15 @@ const agreement = (a: Uint8Array, b: Uint8Array) => {
   return same / a.length;
 };
 
-const opts = (tile: number, over: Partial<Parameters<typeof predictTiledInMemory>[2]> = {}) => ({ tile, overlap: 0.25, blend: 'gaussian' as const, batchSize: 2, threshold: 0.5, probs: false, ...over });
+const opts = (tile: number, over: Partial<Parameters<typeof predictTiledInMemory>[2]> = {}) => ({
+  tile,
+  overlap: 0.25,
+  blend: 'gaussian' as const,
+  batchSize: 2,
+  threshold: 0.5,
+  probs: false,
+  ...over,
+});
 
 before(async () => {
   start = E.memoryStats().liveTensors;
@@ -57,7 +68,21 @@ before(async () => {
   E.manualSeed(3);
   const m = new UNet({ nChannels: 1, nClasses: 2, bilinear: false }, 4);
   m.eval();
-  p = { path: 'narrow', kind: 'unet-ts', args: m.args, maskValues: [0, 255], maskValuesSource: 'checkpoint', notes: [], device: 'cpu', ampDtype: null, model: m, epoch: 1, valScore: null, trainingScale: null, dispose: () => m.dispose() };
+  p = {
+    path: 'narrow',
+    kind: 'unet-ts',
+    args: m.args,
+    maskValues: [0, 255],
+    maskValuesSource: 'checkpoint',
+    notes: [],
+    device: 'cpu',
+    ampDtype: null,
+    model: m,
+    epoch: 1,
+    valScore: null,
+    trainingScale: null,
+    dispose: () => m.dispose(),
+  };
   // Shift class 1's bias by the median logit difference on the test image: half the pixels each way.
   const pre = await preprocess(img, 1, 1);
   const diff = E.tidy(() => forwardLogits(p, [pre]).disposeAfter((l) => l.select(1, 1).sub(l.select(1, 0)).flatten()));
@@ -83,7 +108,11 @@ describe('window grid and weights', () => {
     assert.deepEqual(tileStarts(128, 128, 0.25), [0]);
     assert.deepEqual(tileStarts(61, 128, 0.25), [0]);
     assert.deepEqual(tileStarts(100, 32, 0), [0, 32, 64, 68]);
-    for (const [len, t, o] of [[93, 32, 0.25], [1000, 512, 0.5], [17, 16, 0.9]] as const) {
+    for (const [len, t, o] of [
+      [93, 32, 0.25],
+      [1000, 512, 0.5],
+      [17, 16, 0.9],
+    ] as const) {
       const s = tileStarts(len, t, o);
       assert.equal(s[0], 0);
       assert.equal(s[s.length - 1] + Math.min(t, len), len);
@@ -182,7 +211,10 @@ describe('region by region', () => {
   test('a file read in bands of one window row and written row by row equals the in-memory result, byte for byte', async () => {
     const img = await greyPng(join(dir, 'region.png'), 251, 190);
     // 0.5: 125x95 scaled; 0.37: 92x70, an odd ratio whose taps overlap unevenly.
-    for (const [scale, bands] of [[0.5, 3], [0.37, 2]] as const) {
+    for (const [scale, bands] of [
+      [0.5, 3],
+      [0.37, 2],
+    ] as const) {
       const pre = await preprocess(img, scale, 1);
       const mem = await predictTiledInMemory(p, pre, opts(48, { probs: true }));
       const out = { mask: join(dir, `region_${scale}.png`), probs: [join(dir, `region_${scale}_P0.png`), join(dir, `region_${scale}_P1.png`)] };
@@ -197,7 +229,11 @@ describe('region by region', () => {
       assert.ok(r.maxInputRows < 190, `${r.maxInputRows} of 190 input rows in one read`);
       const mask = decodePng(readFileSync(out.mask));
       assert.deepEqual([mask.width, mask.height, mask.channels, mask.depth], [251, 190, 1, 8]);
-      assert.deepEqual(mask.data, Uint8Array.from(mem.classes, (c) => (c ? 255 : 0)), `mask at scale ${scale}`);
+      assert.deepEqual(
+        mask.data,
+        Uint8Array.from(mem.classes, (c) => (c ? 255 : 0)),
+        `mask at scale ${scale}`,
+      );
       for (let k = 0; k < 2; k++) {
         const pr = decodePng(readFileSync(out.probs[k]));
         assert.equal(pr.depth, 16);
@@ -211,7 +247,9 @@ describe('region by region', () => {
     const grey16 = Uint16Array.from({ length: w * h }, (_, i) => ((i % w) * 677 + Math.floor(i / w) * 401) % 65536);
     const rgb = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 37 + (i % 7) * 91) % 256);
     writeFileSync(join(dir, 'g16.png'), encodePng({ width: w, height: h, data: grey16, depth: 16, channels: 1 }));
-    await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).tiff().toFile(join(dir, 'rgb.tif'));
+    await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+      .tiff()
+      .toFile(join(dir, 'rgb.tif'));
     for (const file of ['g16.png', 'rgb.tif']) {
       const path = join(dir, file);
       for (const scale of [0.5, 0.37, 1]) {
@@ -248,7 +286,11 @@ describe('region by region', () => {
     const m = await readMask(tif);
     assert.deepEqual([m.width, m.height, m.channels, (await sharp(tif).metadata()).format], [251, 190, 1, 'tiff']);
     assert.deepEqual(m.data, mem.classes);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp files left');
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('.')),
+      [],
+      'no temp files left',
+    );
   });
 });
 
@@ -272,7 +314,10 @@ describe('unet predict / evaluate --tile', () => {
     assert.equal(mem.exitCode, 0);
     assert.deepEqual(decodePng(readFileSync(join(dir, 'tight.png'))).data, decodePng(readFileSync(join(dir, 'mem.png'))).data);
     // -o x.tif: the same mask as a TIFF, in memory and region by region.
-    for (const [name, maxMemory] of [['mem.tif', 100000], ['tight.tif', 1]] as const) {
+    for (const [name, maxMemory] of [
+      ['mem.tif', 100000],
+      ['tight.tif', 1],
+    ] as const) {
       assert.equal((await runPredict(predictCfg({ input: [img], output: [join(dir, name)], tile: 64, scale: 0.25, maxMemory }), io)).exitCode, 0);
       const m = await readMask(join(dir, name));
       assert.deepEqual([m.width, m.height, m.channels], [480, 400, 1]);
@@ -287,8 +332,11 @@ describe('unet predict / evaluate --tile', () => {
     mkdirSync(imgs, { recursive: true });
     mkdirSync(masks, { recursive: true });
     await greyPng(join(imgs, 'a.png'), 70, 50);
-    const m = Uint8Array.from({ length: 70 * 50 }, (_, i) => ((i % 70) > 35 ? 255 : 0));
-    await sharp(m, { raw: { width: 70, height: 50, channels: 1 } }).toColourspace('b-w').png().toFile(join(masks, 'a.png'));
+    const m = Uint8Array.from({ length: 70 * 50 }, (_, i) => (i % 70 > 35 ? 255 : 0));
+    await sharp(m, { raw: { width: 70, height: 50, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(join(masks, 'a.png'));
     const cfg = (over: Partial<EvaluateConfig>): EvaluateConfig => ({ ...defaults(evaluateOptions), device: 'cpu', workers: 1, model, imgs, masks, scale: 1, ...over });
     const quiet = { warn: () => undefined };
     const plain = await runEvaluate(cfg({}), quiet);
@@ -312,7 +360,12 @@ describe('unet predict / evaluate --tile', () => {
       for (const cmd of ['predict', 'evaluate']) {
         let err = '';
         const program = buildProgram({ train: async () => 0, evaluate: async () => 0, predict: async () => 0 }, { exitOverride: true, writeErr: (s) => (err += s) });
-        await assert.rejects(program.parseAsync([cmd, '-i', 'a.png', ...args].filter((a) => cmd === 'predict' || (a !== '-i' && a !== 'a.png')), { from: 'user' }));
+        await assert.rejects(
+          program.parseAsync(
+            [cmd, '-i', 'a.png', ...args].filter((a) => cmd === 'predict' || (a !== '-i' && a !== 'a.png')),
+            { from: 'user' },
+          ),
+        );
         const first = err.split('\n')[0];
         assert.ok(first.includes(flag), `${cmd} ${args.join(' ')}: ${first}`);
       }

@@ -50,13 +50,25 @@ after(() => {
 });
 
 const predictor = (models: UNet[], tta: TtaMode): Predictor => ({
-  path: 'test', kind: 'unet-ts', args: models[0].args, maskValues: [0, 1], maskValuesSource: 'checkpoint', notes: [], device: 'cpu', ampDtype: null,
-  model: models[0], models, tta, epoch: 1, valScore: null, trainingScale: null, dispose: () => {},
+  path: 'test',
+  kind: 'unet-ts',
+  args: models[0].args,
+  maskValues: [0, 1],
+  maskValuesSource: 'checkpoint',
+  notes: [],
+  device: 'cpu',
+  ampDtype: null,
+  model: models[0],
+  models,
+  tta,
+  epoch: 1,
+  valScore: null,
+  trainingScale: null,
+  dispose: () => {},
 });
 
 /** Softmax over the classes (sigmoid for 1 output) of [N, K, H, W] logits, as a flat array. */
-const probsOf = (logits: E.Tensor, k: number): Float32Array =>
-  E.tidy(() => (k === 1 ? logits.sigmoid() : logits.softmax(1)).contiguous().data() as Float32Array);
+const probsOf = (logits: E.Tensor, k: number): Float32Array => E.tidy(() => (k === 1 ? logits.sigmoid() : logits.softmax(1)).contiguous().data() as Float32Array);
 
 /** Pixel (y, x) of an h x w plane -> its index in the view's plane (flip W, flip H, then swap: w x h). */
 function at(y: number, x: number, h: number, w: number, v: View): number {
@@ -90,8 +102,7 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   return d;
 };
 
-const ours = (p: Predictor, x: Float32Array, shape: number[]): Float32Array =>
-  E.tidy(() => probsOf(forwardTensor(p, E.tensor(x, shape)), p.args.nClasses));
+const ours = (p: Predictor, x: Float32Array, shape: number[]): Float32Array => E.tidy(() => probsOf(forwardTensor(p, E.tensor(x, shape)), p.args.nClasses));
 
 /** Every 3x3 / 2x2 kernel made symmetric under the 8 symmetries of the square: the UNet becomes D4-equivariant. */
 function symmetrise(m: UNet): void {
@@ -152,7 +163,7 @@ describe('--tta', () => {
       const x = random(n * args.nChannels * 32 * 48, 3);
       const got = ours(predictor([m], mode), x, shape);
       assert.ok(maxDiff(got, handAverage([m], x, shape, ttaViews(mode))) < 1e-5);
-      assert.ok(maxDiff(got, ours(predictor([m], 'none'), x, shape)) > 1e-3, 'TTA changes a generic model\'s output');
+      assert.ok(maxDiff(got, ours(predictor([m], 'none'), x, shape)) > 1e-3, "TTA changes a generic model's output");
     });
   }
 
@@ -160,7 +171,10 @@ describe('--tta', () => {
     const a = unet({ nChannels: 3, nClasses: 3, bilinear: false }, 5);
     const b = unet({ nChannels: 3, nClasses: 3, bilinear: true }, 6);
     const x = random(3 * 32 * 48, 4);
-    for (const [models, output, mode] of [[[a], 'logits', 'd4'], [[a, b], 'probabilities', 'flip']] as const) {
+    for (const [models, output, mode] of [
+      [[a], 'logits', 'd4'],
+      [[a, b], 'probabilities', 'flip'],
+    ] as const) {
       const plain = predictor([...models], 'none');
       const run = async (v: Float32Array, h: number, w: number) =>
         E.tidy(() => {
@@ -181,7 +195,7 @@ function handFlip(x: Float32Array, n: number, h: number, w: number): Float32Arra
 }
 
 describe('ensembles', () => {
-  test('an ensemble (with and without --tta) = its models\' softmax averaged by hand; grey, 2 models of different upsampling', () => {
+  test("an ensemble (with and without --tta) = its models' softmax averaged by hand; grey, 2 models of different upsampling", () => {
     const a = unet({ nChannels: 1, nClasses: 2, bilinear: false }, 7);
     const b = unet({ nChannels: 1, nClasses: 2, bilinear: true }, 8);
     const shape: [number, number, number, number] = [1, 1, 32, 32];
@@ -204,7 +218,13 @@ describe('ensembles', () => {
       values: await save('other-values', { nChannels: 1, nClasses: 3, bilinear: false }, 14, [0, 1, 2]),
       rgb: await save('rgb', { nChannels: 3, nClasses: 3, bilinear: false }, 15, [0, 127, 255]),
     };
-    await writePairs(dir, 2, { width: 40, height: 32, channels: 1, name: (i) => `i${i}.png` }, (p, i) => (p * (7 + i)) % 256, (p) => [0, 127, 255][(p >> 4) % 3]);
+    await writePairs(
+      dir,
+      2,
+      { width: 40, height: 32, channels: 1, name: (i) => `i${i}.png` },
+      (p, i) => (p * (7 + i)) % 256,
+      (p) => [0, 127, 255][(p >> 4) % 3],
+    );
   });
 
   test('an ensemble of one model equals that model (predict, evaluate); of the same model twice, too', async () => {
@@ -225,8 +245,15 @@ describe('ensembles', () => {
   });
 
   test('models that differ in classes, mask values or input channels are refused, naming both files and the difference', async () => {
-    for (const [other, what] of [[files.classes, /classes \(-c\): .*a\.pth has 3, .*two-classes\.pth has 2/], [files.values, /mask values: .*a\.pth has \[0,127,255\], .*other-values\.pth has \[0,1,2\]/], [files.rgb, /input channels: .*a\.pth has 1, .*rgb\.pth has 3/]] as const) {
-      await assert.rejects(runPredict({ ...defaults(predictOptions), model: [files.a, other], input: [join(dir, 'imgs', 'i0.png')], device: 'cpu' }, { log: () => {}, warn: () => {} }), (e: Error) => e instanceof PredictError && what.test(e.message));
+    for (const [other, what] of [
+      [files.classes, /classes \(-c\): .*a\.pth has 3, .*two-classes\.pth has 2/],
+      [files.values, /mask values: .*a\.pth has \[0,127,255\], .*other-values\.pth has \[0,1,2\]/],
+      [files.rgb, /input channels: .*a\.pth has 1, .*rgb\.pth has 3/],
+    ] as const) {
+      await assert.rejects(
+        runPredict({ ...defaults(predictOptions), model: [files.a, other], input: [join(dir, 'imgs', 'i0.png')], device: 'cpu' }, { log: () => {}, warn: () => {} }),
+        (e: Error) => e instanceof PredictError && what.test(e.message),
+      );
     }
   });
 

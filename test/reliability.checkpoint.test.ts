@@ -109,14 +109,26 @@ test('zip: honest high-ratio records past the bound (a multiple of the file size
 test('a 1 GiB zip-bomb checkpoint is refused in one line naming the file, without the memory', async () => {
   const bomb = join(dir, 'bomb.pth');
   const stream = await zeroBomb(1024);
-  writeFileSync(bomb, zipOf([{ name: 'bomb/data.pkl', stored: stream, size: 1024 << 20 }, { name: 'bomb/version', stored: Buffer.from('3\n') }]));
+  writeFileSync(
+    bomb,
+    zipOf([
+      { name: 'bomb/data.pkl', stored: stream, size: 1024 << 20 },
+      { name: 'bomb/version', stored: Buffer.from('3\n') },
+    ]),
+  );
   const rss = join(dir, 'rss.mjs');
   writeFileSync(rss, "process.on('exit', () => process.stderr.write('maxrss-kb=' + process.resourceUsage().maxRSS + '\\n'));\n");
   await writePng(join(dir, 'in.png'), 16, 16, 3, (i) => i % 251);
-  for (const args of [['export', '-m', bomb, '-o', join(dir, 'x.safetensors')], ['predict', '-m', bomb, '-i', join(dir, 'in.png')]]) {
+  for (const args of [
+    ['export', '-m', bomb, '-o', join(dir, 'x.safetensors')],
+    ['predict', '-m', bomb, '-i', join(dir, 'in.png')],
+  ]) {
     const r = await runCli(args, { preload: [rss] });
     assertCleanFailure(r, [/bomb\.pth.*zip bomb/], args[0], 1);
-    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('maxrss-kb='));
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('maxrss-kb='));
     assert.equal(lines.length, 1, r.stderr);
     const kb = Number(/maxrss-kb=(\d+)/.exec(r.stderr)?.[1]);
     assert.ok(kb > 0 && kb < 700 * 1024, `${args[0]}: peak RSS ${Math.round(kb / 1024)} MB for a ${stream.length}-byte file`);

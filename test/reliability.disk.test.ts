@@ -83,7 +83,12 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     const args = [...trainArgs(work, ['-b', '2', '-e', '3', '--patience', '0']), '--checkpoint-dir', full];
     const r = await runCli(args, { cwd: root, timeoutMs: 240_000 });
     const dir = full.replace(/[/.]/g, '\\$&');
-    assertCleanFailure(r, [new RegExp(`cannot write the checkpoint ${dir}/checkpoint_epoch2\\.pth: the disk is full\\. Free space in ${dir}`), /resume with --resume or --load an earlier checkpoint/, /checkpoints already written in .* are intact/], 'disk full', 1);
+    assertCleanFailure(
+      r,
+      [new RegExp(`cannot write the checkpoint ${dir}/checkpoint_epoch2\\.pth: the disk is full\\. Free space in ${dir}`), /resume with --resume or --load an earlier checkpoint/, /checkpoints already written in .* are intact/],
+      'disk full',
+      1,
+    );
     assert.match(r.stdout, /Epoch 2\/3: loss/, 'it failed saving epoch 2, after training it');
     assert.deepEqual(tempFiles(full), [], 'the partial temp file was removed');
     const files = [...snapshotDir(full).keys()].sort();

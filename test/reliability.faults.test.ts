@@ -83,7 +83,7 @@ test('NaN logits from the model (injected): same stop, and a finite epoch before
   assert.ok(Number.isFinite(c.loss), 'the kept checkpoint is the good one');
 });
 
-test('out of memory during training (the CLI): the guide\'s remedies, exit code 3, checkpoints intact', { timeout: 300_000 }, async () => {
+test("out of memory during training (the CLI): the guide's remedies, exit code 3, checkpoints intact", { timeout: 300_000 }, async () => {
   const work = join(root, 'oom');
   const r = await runCli(quickTrainArgs(pngData, work, [...NARROW, '-b', '1', '-e', '3']), {
     cwd: root,
@@ -96,7 +96,10 @@ test('out of memory during training (the CLI): the guide\'s remedies, exit code 
   const ckpt = join(work, 'checkpoints');
   assert.deepEqual([...snapshotDir(ckpt).keys()].sort(), ['best_model.pth', 'checkpoint_epoch1.pth']);
   for (const f of ['best_model.pth', 'checkpoint_epoch1.pth']) assert.equal((await loadCheckpoint(join(ckpt, f))).epoch, 1);
-  assert.deepEqual(readdirSync(ckpt).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(ckpt).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
   assert.equal((await listRuns(join(work, 'runs')))[0]?.status, 'failed', 'the dashboard says failed, not finished');
 });
 

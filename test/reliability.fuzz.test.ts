@@ -67,11 +67,29 @@ async function imageSeeds(): Promise<{ name: string; bytes: Uint8Array }[]> {
     { name: 'rgb.jpg', bytes: await raw(3).jpeg({ quality: 90 }).toBuffer() },
     { name: 'grey.jpg', bytes: await raw(1).toColourspace('b-w').jpeg().toBuffer() },
     { name: 'cmyk.jpg', bytes: await raw(3).toColourspace('cmyk').jpeg().toBuffer() },
-    { name: 'mask.gif', bytes: encodeGifIndices(Uint8Array.from({ length: w * h }, (_, i) => i % 3), w, h, [[0, 0, 0], [255, 0, 0], [0, 255, 0]]) },
+    {
+      name: 'mask.gif',
+      bytes: encodeGifIndices(
+        Uint8Array.from({ length: w * h }, (_, i) => i % 3),
+        w,
+        h,
+        [
+          [0, 0, 0],
+          [255, 0, 0],
+          [0, 255, 0],
+        ],
+      ),
+    },
     { name: 'rgb.tif', bytes: await raw(3).tiff({ compression: 'lzw' }).toBuffer() },
     { name: 'rgb.webp', bytes: await raw(3).webp({ lossless: true }).toBuffer() },
     { name: 'u8.npy', bytes: encodeNpy(grey, [h, w]) },
-    { name: 'f32.npy', bytes: encodeNpy(Float32Array.from(rgb, (v) => v / 255), [h, w, 3]) },
+    {
+      name: 'f32.npy',
+      bytes: encodeNpy(
+        Float32Array.from(rgb, (v) => v / 255),
+        [h, w, 3],
+      ),
+    },
   ];
 }
 
@@ -90,8 +108,19 @@ async function checkpointSeeds(dir: string): Promise<{ name: string; bytes: Uint
   early.update(0.5, 1);
   const scaler = new GradScaler({ enabled: false, device: 'cpu' });
   await saveCheckpoint(ours, {
-    model: model.stateDict(), optimizer: opt.stateDict(), scheduler: scheduler.stateDict(), gradScaler: scaler.stateDict(), earlyStopping: early.stateDict(),
-    epoch: 1, globalStep: 3, loss: 0.7, valScore: 0.5, maskValues: [0, 255], modelArgs: model.args, config: { epochs: 5, learningRate: 1e-5 }, runDir: '/tmp/run',
+    model: model.stateDict(),
+    optimizer: opt.stateDict(),
+    scheduler: scheduler.stateDict(),
+    gradScaler: scaler.stateDict(),
+    earlyStopping: early.stateDict(),
+    epoch: 1,
+    globalStep: 3,
+    loss: 0.7,
+    valScore: 0.5,
+    maskValues: [0, 255],
+    modelArgs: model.args,
+    config: { epochs: 5, learningRate: 1e-5 },
+    runDir: '/tmp/run',
     rng: { torch: rng, data: { state: 12345 } },
   });
   rng.dispose();
@@ -121,12 +150,15 @@ function byteMutate(src: Uint8Array): Uint8Array {
     if (op === 0) b[at] ^= 1 << ri(8);
     else if (op === 1) for (let j = 0; j < 1 + ri(16); j++) b[ri(b.length)] ^= 1 << ri(8);
     else if (op === 2) b[at] = pick(SPECIAL);
-    else if (op === 3) b = b.slice(0, ri(b.length)); // truncate
-    else if (op === 4) b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(Math.min(b.length, at + 1 + ri(64)))]); // delete
+    else if (op === 3)
+      b = b.slice(0, ri(b.length)); // truncate
+    else if (op === 4)
+      b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(Math.min(b.length, at + 1 + ri(64)))]); // delete
     else if (op === 5) {
       const len = 1 + ri(64);
       b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(at, at + len), ...b.subarray(at)]); // duplicate
-    } else if (op === 6) b = Uint8Array.from([...b.subarray(0, at), ...Array.from({ length: 1 + ri(32) }, () => ri(256)), ...b.subarray(at)]); // insert
+    } else if (op === 6)
+      b = Uint8Array.from([...b.subarray(0, at), ...Array.from({ length: 1 + ri(32) }, () => ri(256)), ...b.subarray(at)]); // insert
     else for (let j = at; j < Math.min(b.length, at + 4); j++) b[j] = 0xff; // a big length/size field
   }
   return b;
@@ -145,8 +177,10 @@ function pngMutate(src: Uint8Array): Uint8Array {
   }
   const ihdr = chunks.find((c) => c.type === 'IHDR');
   const op = ri(4);
-  if (op === 0 && ihdr) dv.setUint32(ihdr.start + 8 + 4 * ri(2), pick([0, 1, 65535, 0x7fffffff, 0xffffffff, 100_000, 3000])); // width/height
-  else if (op === 1 && ihdr) b[ihdr.start + 8 + 8 + ri(5)] = pick([0, 1, 2, 3, 4, 6, 7, 16, 255]); // depth, colour type, ...
+  if (op === 0 && ihdr)
+    dv.setUint32(ihdr.start + 8 + 4 * ri(2), pick([0, 1, 65535, 0x7fffffff, 0xffffffff, 100_000, 3000])); // width/height
+  else if (op === 1 && ihdr)
+    b[ihdr.start + 8 + 8 + ri(5)] = pick([0, 1, 2, 3, 4, 6, 7, 16, 255]); // depth, colour type, ...
   else {
     const c = pick(chunks.filter((x) => x.len > 0));
     if (c) for (let k = 0; k < 1 + ri(8); k++) b[c.start + 8 + ri(c.len)] ^= 1 << ri(8);
@@ -312,10 +346,13 @@ async function runWorker(list: { file: string; kind: string }[]): Promise<{ outc
     let hung = false;
     const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => {
-        hung = true;
-        child.kill('SIGKILL');
-      }, PER_FILE_TIMEOUT_MS + (current < 0 ? 60_000 : 0)); // the first file also waits for start-up
+      timer = setTimeout(
+        () => {
+          hung = true;
+          child.kill('SIGKILL');
+        },
+        PER_FILE_TIMEOUT_MS + (current < 0 ? 60_000 : 0),
+      ); // the first file also waits for start-up
     };
     arm();
     const lines = createInterface({ input: child.stdout });
@@ -409,10 +446,19 @@ test(`fuzz: ${IMAGE_FILES + CKPT_FILES} mutated images and checkpoints through t
     [],
     `${unexplained.length} failures were not explained errors`,
   );
-  assert.ok(res.live.every((n) => n === 0), `worker ended with live tensors ${res.live}`);
+  assert.ok(
+    res.live.every((n) => n === 0),
+    `worker ended with live tensors ${res.live}`,
+  );
   // Refused files name themselves in the message.
   const unnamed = res.outcomes.map((o, i) => ({ o, f: list[i].file })).filter((x) => x.o && !x.o.ok && !x.o.error?.includes(x.f.split('/').pop() as string));
-  assert.ok(unnamed.length <= failed.length * 0.02, `${unnamed.length} errors do not name their file, e.g. ${unnamed.slice(0, 3).map((x) => x.o?.error).join(' | ')}`);
+  assert.ok(
+    unnamed.length <= failed.length * 0.02,
+    `${unnamed.length} errors do not name their file, e.g. ${unnamed
+      .slice(0, 3)
+      .map((x) => x.o?.error)
+      .join(' | ')}`,
+  );
 });
 
 test('a sample of the mutated files through `unet predict`: exit codes 1/2 with per-file reasons, never a crash', { timeout: 300_000 }, async () => {
@@ -422,7 +468,11 @@ test('a sample of the mutated files through `unet predict`: exit codes 1/2 with 
   const model = new UNet({ nChannels: 3, nClasses: 2, bilinear: true });
   await saveReferenceStateDict(modelPath, model.stateDict(), [0, 255]);
   model.dispose();
-  const files = readdirSync(dir).filter((f) => f.startsWith('img')).sort().filter((_, i) => i % 60 === 0).map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith('img'))
+    .sort()
+    .filter((_, i) => i % 60 === 0)
+    .map((f) => join(dir, f));
   assert.ok(files.length >= 10);
   const out = join(root, 'pred');
   let r = await runCli(['predict', '-m', modelPath, '-i', ...files, '--output-dir', out, '--device', 'cpu'], { cwd: root, timeoutMs: 240_000 });
@@ -430,7 +480,11 @@ test('a sample of the mutated files through `unet predict`: exit codes 1/2 with 
   assert.equal(r.signal, null);
   assert.ok(r.code === 0 || r.code === 2 || r.code === 1, `exit ${r.code}\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /UNET_DEBUG/);
-  const ckpts = readdirSync(dir).filter((f) => f.startsWith('ckpt')).sort().filter((_, i) => i % 80 === 0).map((f) => join(dir, f));
+  const ckpts = readdirSync(dir)
+    .filter((f) => f.startsWith('ckpt'))
+    .sort()
+    .filter((_, i) => i % 80 === 0)
+    .map((f) => join(dir, f));
   for (const c of ckpts) {
     r = await runCli(['predict', '-m', c, '-i', files[0], '--output-dir', out, '--device', 'cpu'], { cwd: root, timeoutMs: 120_000 });
     assertNoCrashText(r, `predict -m ${c}`);
@@ -448,11 +502,30 @@ test('checkpoints that ask for a gigantic model are refused before a model is bu
     ['empty-kernel.pth', { 'inc.double_conv.0.weight': raw([64, 1e9, 0, 0]), 'outc.conv.weight': raw([2, 64, 1, 1], 512), mask_values: [0, 1] }, /expected shapes/],
     ['huge-classes.pth', { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([1e9, 64, 0, 1]), mask_values: [0, 1] }, /expected shapes/],
     // Our format: model_args that the weights contradict.
-    ['lying-args.pth', { format: 'unet-ts/1', model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) }, model_args: { n_channels: 10_000_000, n_classes: 2, bilinear: true } }, /damaged: model_args/],
-    ['huge-depth.pth', { format: 'unet-ts/1', model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) }, model_args: { n_channels: 3, n_classes: 2, bilinear: true, depth: 10, base_channels: 1_000_000 } }, /damaged: model_args/],
+    [
+      'lying-args.pth',
+      {
+        format: 'unet-ts/1',
+        model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) },
+        model_args: { n_channels: 10_000_000, n_classes: 2, bilinear: true },
+      },
+      /damaged: model_args/,
+    ],
+    [
+      'huge-depth.pth',
+      {
+        format: 'unet-ts/1',
+        model_state_dict: { 'inc.double_conv.0.weight': raw([64, 3, 3, 3], 64 * 27 * 4), 'outc.conv.weight': raw([2, 64, 1, 1], 512) },
+        model_args: { n_channels: 3, n_classes: 2, bilinear: true, depth: 10, base_channels: 1_000_000 },
+      },
+      /damaged: model_args/,
+    ],
   ];
   const image = join(root, 'input.png');
-  writeFileSync(image, png(32, 32, 3, (i) => i % 256));
+  writeFileSync(
+    image,
+    png(32, 32, 3, (i) => i % 256),
+  );
   for (const [name, value, pattern] of cases) {
     const f = join(root, name);
     await savePth(f, value);

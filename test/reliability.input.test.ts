@@ -105,20 +105,32 @@ describe('data folders and pairing', { concurrency: 2 }, () => {
 describe('broken files', { concurrency: 2 }, () => {
   const cases: [string, (imgs: string, masks: string) => void, RegExp[]][] = [
     ['zero-byte image', (imgs) => writeFileSync(join(imgs, '001.png'), ''), [/imgs\/001\.png: file is empty \(0 bytes\)/, /Re-create it, or remove it/]],
-    ['truncated image', (imgs) => {
-      const b = readFileSync(join(imgs, '001.png'));
-      writeFileSync(join(imgs, '001.png'), b.subarray(0, b.length >> 1));
-    }, [/imgs\/001\.png: cannot decode PNG data/, /damaged or truncated/]],
+    [
+      'truncated image',
+      (imgs) => {
+        const b = readFileSync(join(imgs, '001.png'));
+        writeFileSync(join(imgs, '001.png'), b.subarray(0, b.length >> 1));
+      },
+      [/imgs\/001\.png: cannot decode PNG data/, /damaged or truncated/],
+    ],
     ['a text file named .png', (imgs) => writeFileSync(join(imgs, '001.png'), 'these are my notes\n'), [/imgs\/001\.png: not an image file: it starts with text/, /Remove this file/]],
     ['zero-byte mask', (_imgs, masks) => writeFileSync(join(masks, '001.png'), ''), [/masks\/001\.png: file is empty \(0 bytes\)/]],
-    ['truncated mask', (_imgs, masks) => {
-      const b = readFileSync(join(masks, '000.png'));
-      writeFileSync(join(masks, '000.png'), b.subarray(0, 60));
-    }, [/masks\/000\.png: /, /damaged or truncated|cannot decode/]],
-    ['a JPEG that is really random bytes', (imgs) => {
-      rmSync(join(imgs, '001.png'));
-      writeFileSync(join(imgs, '001.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(300, 0x5a)]));
-    }, [/imgs\/001\.jpg: /]],
+    [
+      'truncated mask',
+      (_imgs, masks) => {
+        const b = readFileSync(join(masks, '000.png'));
+        writeFileSync(join(masks, '000.png'), b.subarray(0, 60));
+      },
+      [/masks\/000\.png: /, /damaged or truncated|cannot decode/],
+    ],
+    [
+      'a JPEG that is really random bytes',
+      (imgs) => {
+        rmSync(join(imgs, '001.png'));
+        writeFileSync(join(imgs, '001.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(300, 0x5a)]));
+      },
+      [/imgs\/001\.jpg: /],
+    ],
   ];
   for (const [name, change, patterns] of cases) {
     test(name, async () => {
@@ -131,7 +143,10 @@ describe('broken files', { concurrency: 2 }, () => {
 
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 
-test('on a terminal (progress bar), an error in the middle of an epoch ends the process and restores the cursor', { skip: !hasScript && 'util-linux `script` (a pseudo-terminal) not found', timeout: 180_000 }, async () => {
+test('on a terminal (progress bar), an error in the middle of an epoch ends the process and restores the cursor', {
+  skip: !hasScript && 'util-linux `script` (a pseudo-terminal) not found',
+  timeout: 180_000,
+}, async () => {
   // The bar's timer used to keep the process alive after the error was printed: it never exited.
   // A truncated image: its header passes the up-front scan, its pixels fail to decode mid-epoch.
   const data = await variant('tty', (imgs) => {
@@ -163,23 +178,40 @@ describe('masks that do not fit', { concurrency: 2 }, () => {
   });
 
   test('more mask values than classes: the values and the -c that fits', async () => {
-    const data = await variant('values', (_imgs, masks) => writeFileSync(join(masks, '001.png'), png(32, 32, 1, (i) => [0, 100, 255][i % 3])));
+    const data = await variant('values', (_imgs, masks) =>
+      writeFileSync(
+        join(masks, '001.png'),
+        png(32, 32, 1, (i) => [0, 100, 255][i % 3]),
+      ),
+    );
     const r = await train(data, [], 'values');
     assertCleanFailure(r, [/3 distinct values \[0, 100, 255\], but --classes is 2/, /-c 3/], 'values');
   });
 
   test('16-bit masks keep their values (0 and 1000 are two classes)', async () => {
     const data = await variant('mask16', (_imgs, masks) => {
-      for (const id of ['000', '001']) writeFileSync(join(masks, `${id}.png`), png(32, 32, 1, (i) => (i % 5 === 0 ? 1000 : 0), 16));
+      for (const id of ['000', '001'])
+        writeFileSync(
+          join(masks, `${id}.png`),
+          png(32, 32, 1, (i) => (i % 5 === 0 ? 1000 : 0), 16),
+        );
     });
     const r = await train(data, ['-c', '3'], 'mask16');
     assertCleanFailure(r, [/2 distinct values \[0, 1000\], but --classes is 3/, /-c 2/], 'mask16');
   });
 
   test('RGB colour masks: each colour is a class', async () => {
-    const colours = [[0, 0, 0], [255, 0, 0], [0, 255, 0]];
+    const colours = [
+      [0, 0, 0],
+      [255, 0, 0],
+      [0, 255, 0],
+    ];
     const data = await variant('rgb-mask', (_imgs, masks) => {
-      for (const id of ['000', '001']) writeFileSync(join(masks, `${id}.png`), png(32, 32, 3, (i) => colours[Math.floor(i / 3) % 3][i % 3]));
+      for (const id of ['000', '001'])
+        writeFileSync(
+          join(masks, `${id}.png`),
+          png(32, 32, 3, (i) => colours[Math.floor(i / 3) % 3][i % 3]),
+        );
     });
     const r = await train(data, [], 'rgb-mask');
     assertCleanFailure(r, [/3 distinct values \[\[0, 0, 0\], \[0, 255, 0\], \[255, 0, 0\]\], but --classes is 2/, /-c 3/], 'rgb mask');
@@ -187,8 +219,14 @@ describe('masks that do not fit', { concurrency: 2 }, () => {
 
   test('a huge image is refused by the pixel limit, naming the file and --max-pixels; raising the limit lets it through', async () => {
     const data = await variant('huge', (imgs, masks) => {
-      writeFileSync(join(imgs, '001.png'), png(1100, 1000, 3, (i) => i % 251));
-      writeFileSync(join(masks, '001.png'), png(1100, 1000, 1, (i) => (i % 7 ? 0 : 255)));
+      writeFileSync(
+        join(imgs, '001.png'),
+        png(1100, 1000, 3, (i) => i % 251),
+      );
+      writeFileSync(
+        join(masks, '001.png'),
+        png(1100, 1000, 1, (i) => (i % 7 ? 0 : 255)),
+      );
     });
     let r = await train(data, ['--max-pixels', '1000000'], 'huge');
     assertCleanFailure(r, [/001\.png: image is 1100×1000 = 1100000 pixels, above the limit of 1000000/, /--max-pixels/], 'huge');
@@ -201,17 +239,50 @@ describe('masks that do not fit', { concurrency: 2 }, () => {
 
 describe('flags', { concurrency: 2 }, () => {
   const cases: [string[], RegExp[]][] = [
-    [['-e', '0'], [/--epochs/, /positive integer, got '0'/]],
-    [['-e', 'ten'], [/--epochs/, /positive integer, got 'ten'/]],
-    [['-s', '0'], [/--scale/, /\(0, 1\]/, /'0'/]],
-    [['-s', '1.5'], [/--scale/, /\(0, 1\]/, /'1\.5'/]],
-    [['-v', '100'], [/--validation/, /\[0, 100\)/, /'100'/]],
-    [['-b', '0'], [/--batch-size/, /positive integer, got '0'/]],
-    [['-l', 'fast'], [/--learning-rate/, /'fast'/]],
-    [['-l', '-1'], [/--learning-rate/, /> 0, got '-1'/]],
-    [['--epoch', '3'], [/unknown option '--epoch'/, /Did you mean --epochs\?/]],
-    [['--lerning-rate', '1e-4'], [/unknown option '--lerning-rate'/, /Did you mean --learning-rate\?/]],
-    [['--device', 'gpu'], [/--device/, /auto, cpu, cuda/]],
+    [
+      ['-e', '0'],
+      [/--epochs/, /positive integer, got '0'/],
+    ],
+    [
+      ['-e', 'ten'],
+      [/--epochs/, /positive integer, got 'ten'/],
+    ],
+    [
+      ['-s', '0'],
+      [/--scale/, /\(0, 1\]/, /'0'/],
+    ],
+    [
+      ['-s', '1.5'],
+      [/--scale/, /\(0, 1\]/, /'1\.5'/],
+    ],
+    [
+      ['-v', '100'],
+      [/--validation/, /\[0, 100\)/, /'100'/],
+    ],
+    [
+      ['-b', '0'],
+      [/--batch-size/, /positive integer, got '0'/],
+    ],
+    [
+      ['-l', 'fast'],
+      [/--learning-rate/, /'fast'/],
+    ],
+    [
+      ['-l', '-1'],
+      [/--learning-rate/, /> 0, got '-1'/],
+    ],
+    [
+      ['--epoch', '3'],
+      [/unknown option '--epoch'/, /Did you mean --epochs\?/],
+    ],
+    [
+      ['--lerning-rate', '1e-4'],
+      [/unknown option '--lerning-rate'/, /Did you mean --learning-rate\?/],
+    ],
+    [
+      ['--device', 'gpu'],
+      [/--device/, /auto, cpu, cuda/],
+    ],
   ];
   for (const [flags, patterns] of cases) {
     test(`unet train ${flags.join(' ')}`, async () => {
@@ -280,6 +351,9 @@ describe('output folders', () => {
 test('nothing in the checkpoint folder was changed by any of the failed runs', () => {
   assert.ok(savedBefore.size >= 2);
   assert.deepEqual(snapshotDir(saved), savedBefore);
-  assert.deepEqual(readdirSync(saved).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(saved).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
   assert.ok(existsSync(join(saved, 'best_model.pth')));
 });

@@ -72,7 +72,9 @@ test(`${TRAIN_STEPS} training steps through train(): flat resident memory, every
   gc();
   const tr = trend(samples);
   t.diagnostic(describeTrend('train()', tr, 'steps'));
-  t.diagnostic(`train(): ${epochs * 18} steps in ${epochs} epochs, ${seconds.toFixed(1)} s (${((seconds / (epochs * 18)) * 1000).toFixed(1)} ms per step incl. validation and checkpoints), live tensors ${live0} -> ${E.memoryStats().liveTensors}`);
+  t.diagnostic(
+    `train(): ${epochs * 18} steps in ${epochs} epochs, ${seconds.toFixed(1)} s (${((seconds / (epochs * 18)) * 1000).toFixed(1)} ms per step incl. validation and checkpoints), live tensors ${live0} -> ${E.memoryStats().liveTensors}`,
+  );
   assert.equal(r.epochsRun, epochs);
   assert.equal(E.memoryStats().liveTensors, live0, 'model, optimizer state, scaler and best-weights copies freed when train() returns');
   assert.ok(tr.slopePer1000 < MAX_SLOPE, `resident memory grows ${tr.slopePer1000.toFixed(2)} MB per 1000 steps`);

@@ -25,7 +25,10 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test(`${signal} mid-epoch: INTERRUPTED.pth written atomically, exit code ${code}, and --load of it resumes`, { timeout: 300_000 }, async () => {
     const work = join(root, signal);
     const ckpt = join(work, 'checkpoints');
@@ -50,7 +53,11 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     assert.match(r.stdout, /Interrupted: saved .*INTERRUPTED\.pth/);
     assert.match(r.stdout, /Training interrupted\./);
     assert.ok(seconds < 60, `stopped ${seconds.toFixed(1)} s after the signal`);
-    assert.deepEqual(readdirSync(ckpt).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+    assert.deepEqual(
+      readdirSync(ckpt).filter((f) => f.endsWith('.tmp')),
+      [],
+      'no temp file left',
+    );
     assert.equal((await listRuns(join(work, 'runs')))[0]?.status, 'interrupted', 'the dashboard says interrupted, not finished');
 
     const c = await loadCheckpoint(join(ckpt, 'INTERRUPTED.pth'));
@@ -66,13 +73,16 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
       timeoutMs: 180_000,
     });
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stdout, new RegExp(`Resuming from .*INTERRUPTED\\.pth \\(epoch ${c.epoch} done, step ${c.globalStep}${c.position && c.position.batch > 0 ? `; epoch ${c.epoch + 1} continues at batch ${c.position.batch + 1}` : ''}\\)`));
+    assert.match(
+      resumed.stdout,
+      new RegExp(`Resuming from .*INTERRUPTED\\.pth \\(epoch ${c.epoch} done, step ${c.globalStep}${c.position && c.position.batch > 0 ? `; epoch ${c.epoch + 1} continues at batch ${c.position.batch + 1}` : ''}\\)`),
+    );
     assert.match(resumed.stdout, new RegExp(`Epoch ${c.epoch + 1}/${c.epoch + 1}: loss`));
     assert.equal((await loadCheckpoint(join(ckpt, `checkpoint_epoch${c.epoch + 1}.pth`))).epoch, c.epoch + 1);
   });
 }
 
-test('a signal before training starts still ends cleanly with the signal\'s exit code', { timeout: 120_000 }, async () => {
+test("a signal before training starts still ends cleanly with the signal's exit code", { timeout: 120_000 }, async () => {
   const work = join(root, 'early');
   const run = spawnCli(quickTrainArgs(data, work, ['-b', '1', '-e', '50']), { cwd: root, timeoutMs: 120_000 });
   await until(() => /Scanning/.test(run.out()) || run.child.exitCode !== null, 60_000, 'the start');
@@ -96,7 +106,7 @@ test('a second Ctrl-C stops at once, even inside long synchronous work: exit 130
     preload: [BLOCK],
     env: { UNET_TEST_BLOCK_FORWARD_MS: '1500', UNET_TEST_BLOCK_SAVE_MS: '3000', UNET_TEST_BLOCK_SAVE_AFTER: '2' },
   });
-  await until(() => existsSync(join(ckpt, 'best_model.pth')) || run.child.exitCode !== null, 120_000, 'epoch 1\'s checkpoints');
+  await until(() => existsSync(join(ckpt, 'best_model.pth')) || run.child.exitCode !== null, 120_000, "epoch 1's checkpoints");
   // The writer lock is not a checkpoint: a process stopped by the signal's default action cannot
   // remove it, and the next run takes the dead process's lock over (train.checkpoint-dir.test.ts).
   const LOCK = '.train.lock';
@@ -105,7 +115,7 @@ test('a second Ctrl-C stops at once, even inside long synchronous work: exit 130
   assert.deepEqual([...written.keys()].sort(), ['best_model.pth', 'checkpoint_epoch1.pth']);
   await sleep(200); // in epoch 2
   run.child.kill('SIGINT');
-  await until(() => /press Ctrl-C again to stop at once/.test(run.err()) || run.child.exitCode !== null, 30_000, 'the first Ctrl-C\'s message');
+  await until(() => /press Ctrl-C again to stop at once/.test(run.err()) || run.child.exitCode !== null, 30_000, "the first Ctrl-C's message");
   // the trainer now saves INTERRUPTED.pth, which starts with 3 s of synchronous work
   const sentAt = performance.now();
   run.child.kill('SIGINT');

@@ -1,5 +1,5 @@
 // Biome's lint (biome.json; the disabled rules and why: docs/internals.md) finds nothing, not even
-// an info. Biome is also run on a small fake tree with the same rules to prove it can fail.
+// an info, and its formatter has nothing to change. Biome is also run on a small fake tree with the same rules to prove it can fail.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,25 @@ function assertClean(r: { status: number | null; out: string }, minFiles: number
 
 test('biome lint: no diagnostic in the whole tree', () => {
   assertClean(biome(ROOT, CLEAN), 300);
+});
+
+test('biome format: the whole tree is formatted (biome.json: 2 spaces, single quotes, 240 columns; three hand-laid tables excepted)', () => {
+  const r = spawnSync(BIOME, ['format', '--colors=off', ...CLEAN], { cwd: ROOT, encoding: 'utf8' });
+  const out = `${r.stdout}${r.stderr}`;
+  assert.equal(r.status, 0, `run \`npx biome format --write\`:\n${out}`);
+  assert.ok(Number(/^Checked (\d+) files?/m.exec(out)?.[1]) >= 300, out);
+});
+
+test('a fake tree: an unformatted file fails the format check', () => {
+  const fake = mkdtempSync(join(tmpdir(), 'unet-format-'));
+  after(() => rmSync(fake, { recursive: true, force: true }));
+  const config = JSON.parse(readFileSync(join(ROOT, 'biome.json'), 'utf8'));
+  delete config.$schema;
+  writeFileSync(join(fake, 'biome.json'), JSON.stringify(config));
+  mkdirSync(join(fake, 'src'));
+  writeFileSync(join(fake, 'src', 'a.ts'), 'export const a = {b:1};\n');
+  const r = spawnSync(BIOME, ['format', '--colors=off', 'src'], { cwd: fake, encoding: 'utf8' });
+  assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
 });
 
 test('a fake tree with the same rules: an unused import fails, its removal passes', () => {

@@ -40,10 +40,7 @@ test('a fake tree: a long C++ function fails; a long namespace of short function
   mkdirSync(join(fake, 'native'), { recursive: true });
   const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i}; // a brace in a comment { and "a string {"`).join('\n');
   const short = (i: number) => `Napi::Value f${i}(const Napi::CallbackInfo& info) {\n  auto g = [&](int a) { return a + 1; };\n  return g(${i});\n}`;
-  writeFileSync(
-    join(fake, 'native', 'ops.cpp'),
-    `namespace {\n${Array.from({ length: 30 }, (_, i) => short(i)).join('\n')}\n}  // namespace\n\nstatic int Long(int x) {\n  if (x) {\n${body(82)}\n  }\n  return x;\n}\n`,
-  );
+  writeFileSync(join(fake, 'native', 'ops.cpp'), `namespace {\n${Array.from({ length: 30 }, (_, i) => short(i)).join('\n')}\n}  // namespace\n\nstatic int Long(int x) {\n  if (x) {\n${body(82)}\n  }\n  return x;\n}\n`);
   const r = sizes(fake);
   assert.equal(r.status, 1, r.stdout);
   assert.match(r.stdout, /^functions over 80 lines: 1$/m);

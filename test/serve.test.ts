@@ -50,15 +50,21 @@ function pixels(n: number, h: number, w: number, seed: number): number[] {
   return Array.from({ length: n * 3 * h * w }, (_, i) => Math.round(((Math.sin(i * 0.37 + seed) + 1) / 2) * 255) / 255);
 }
 
-const inferBody = (data: number[], shape: number[], outputs?: string[]) =>
-  JSON.stringify({ id: 'r1', inputs: [{ name: 'input', shape, datatype: 'FP32', data }], ...(outputs ? { outputs: outputs.map((name) => ({ name })) } : {}) });
+const inferBody = (data: number[], shape: number[], outputs?: string[]) => JSON.stringify({ id: 'r1', inputs: [{ name: 'input', shape, datatype: 'FP32', data }], ...(outputs ? { outputs: outputs.map((name) => ({ name })) } : {}) });
 
 /** Reference logits of predict's forward for one [N, 3, H, W] input. */
 function predictLogits(data: number[], shape: number[]): Float32Array {
   const [n, c, h, w] = shape;
   const plane = c * h * w;
   const items = Array.from({ length: n }, (_, i) => ({
-    path: 'x', data: Float32Array.from(data.slice(i * plane, (i + 1) * plane)), channels: c, width: w, height: h, fullWidth: w, fullHeight: h, warnings: [],
+    path: 'x',
+    data: Float32Array.from(data.slice(i * plane, (i + 1) * plane)),
+    channels: c,
+    width: w,
+    height: h,
+    fullWidth: w,
+    fullHeight: h,
+    warnings: [],
   }));
   return forwardLogits(reference, items).disposeAfter((t) => Float32Array.from(t.to({ device: 'cpu' }).data() as Float32Array));
 }
@@ -114,7 +120,10 @@ describe('unet serve', () => {
     const meta = (await (await get('/v2/models/best_model')).json()) as { name: string; inputs: { shape: number[]; datatype: string }[]; outputs: { name: string }[] };
     assert.equal(meta.name, 'best_model');
     assert.deepEqual(meta.inputs[0], { name: 'input', datatype: 'FP32', shape: [-1, 3, -1, -1] });
-    assert.deepEqual(meta.outputs.map((o) => o.name), ['logits', 'mask']);
+    assert.deepEqual(
+      meta.outputs.map((o) => o.name),
+      ['logits', 'mask'],
+    );
     assert.deepEqual(await (await get('/v2/models/best_model/ready')).json(), { name: 'best_model', ready: true });
     const errors: [Promise<Response>, number, RegExp][] = [
       [get('/v2/health/live', {}), 401, /bearer token/],
@@ -181,7 +190,10 @@ print(json.dumps(out))
     const [code, res] = out.infer as [number, { model_name: string; id: string; outputs: Out[] }];
     assert.equal(code, 200);
     assert.equal(res.model_name, 'best_model');
-    assert.deepEqual(res.outputs.map((o) => [o.name, o.datatype, o.shape]), [['mask', 'UINT8', [1, 16, 16]]]);
+    assert.deepEqual(
+      res.outputs.map((o) => [o.name, o.datatype, o.shape]),
+      [['mask', 'UINT8', [1, 16, 16]]],
+    );
     assert.equal(out.bad_json, 400);
     assert.equal(out.bad_type, 400);
     assert.deepEqual(out.segment, [200, 'image/png', '89504e470d0a1a0a']);
@@ -192,7 +204,7 @@ print(json.dumps(out))
     assert.equal(r.exitCode, 0);
     const body = readFileSync(image);
     const mask = Buffer.from(await (await post('/v2/models/best_model/segment', body)).arrayBuffer());
-    assert.ok(mask.equals(readFileSync(join(dir, 'cells_OUT.png'))), 'mask PNG differs from predict\'s');
+    assert.ok(mask.equals(readFileSync(join(dir, 'cells_OUT.png'))), "mask PNG differs from predict's");
     const overlay = Buffer.from(await (await post('/v2/models/best_model/segment?overlay=1', body)).arrayBuffer());
     assert.ok(overlay.equals(readFileSync(join(dir, 'cells_OVERLAY.png'))), 'overlay differs from predict -v');
   });
@@ -222,7 +234,12 @@ print(json.dumps(out))
   });
 
   test('64 concurrent requests of mixed shapes are all answered correctly, in batches > 1', async () => {
-    const shapes = [[1, 3, 16, 16], [1, 3, 32, 16], [2, 3, 16, 32], [1, 3, 48, 48]];
+    const shapes = [
+      [1, 3, 16, 16],
+      [1, 3, 32, 16],
+      [2, 3, 16, 32],
+      [1, 3, 48, 48],
+    ];
     const jobs = Array.from({ length: 64 }, (_, i) => ({ shape: shapes[i % 4], data: pixels(shapes[i % 4][0], shapes[i % 4][2], shapes[i % 4][3], i) }));
     const answers = await Promise.all(jobs.map((j) => infer(j.data, j.shape, ['logits'])));
     jobs.forEach((j, i) => assert.ok(maxDiff(answers[i][0].data, predictLogits(j.data, j.shape)) <= 1e-5, `request ${i}`));
@@ -243,7 +260,11 @@ print(json.dumps(out))
     const before = await metric(inferenceSum);
     const shape = [4, 3, 256, 256];
     // Short numbers (0, 0.25, ... 1) keep the 786,432 values' JSON at ~4 MB.
-    const big = infer(Array.from({ length: 4 * 3 * 256 * 256 }, (_, i) => ((i * 7) % 5) / 4), shape, ['mask']);
+    const big = infer(
+      Array.from({ length: 4 * 3 * 256 * 256 }, (_, i) => ((i * 7) % 5) / 4),
+      shape,
+      ['mask'],
+    );
     let busy = true;
     const probes: number[] = [];
     void big.finally(() => (busy = false));
@@ -322,7 +343,7 @@ test('serve --help lists the endpoints; a bad start is one line and the right ex
   assertCleanFailure(await runCli(['serve', '-m', join(dir, 'missing.pth'), '--port', '0']), /missing\.pth/, 'missing model', 1);
 });
 
-test('/segment with --tile goes through predict\'s tiler: the bytes of `unet predict --tile 16`', async () => {
+test("/segment with --tile goes through predict's tiler: the bytes of `unet predict --tile 16`", async () => {
   const out = join(dir, 'tiled.png');
   const r = await runPredict({ ...defaults(predictOptions), model: ckpt, input: [image], output: [out], tile: 16, device: 'cpu' }, { log: () => {}, warn: () => {}, progress: false });
   assert.equal(r.exitCode, 0);

@@ -29,13 +29,21 @@ function fakeTraining(t: Tracker, everyMs: number, lossScale = 1): { stop: () =>
       t.scalars({ 'train loss': (lossScale * 1) / Math.sqrt(step) + 0.05 * Math.random(), 'learning rate': 1e-3 * 0.98 ** step, epoch: 1 + Math.floor(step / 20), 'img/s': 40 + 5 * Math.random() }, step);
       if (step % 5 === 0) {
         t.scalar('validation Dice', 1 - 1 / (1 + step / 10), step);
-        t.histogram('Weights/inc.double_conv.0.weight', Float32Array.from({ length: 2000 }, () => (Math.random() - 0.5) * (1 + step / 50)), step);
-        t.histogram('Gradients/inc.double_conv.0.weight', Float32Array.from({ length: 2000 }, () => (Math.random() - 0.5) * 1e-3), step);
+        t.histogram(
+          'Weights/inc.double_conv.0.weight',
+          Float32Array.from({ length: 2000 }, () => (Math.random() - 0.5) * (1 + step / 50)),
+          step,
+        );
+        t.histogram(
+          'Gradients/inc.double_conv.0.weight',
+          Float32Array.from({ length: 2000 }, () => (Math.random() - 0.5) * 1e-3),
+          step,
+        );
         const w = 64;
         const h = 48;
         const img = new Uint8Array(w * h).map((_, i) => (((i % w) * 4) ^ (Math.floor(i / w) * 5)) & 255);
-        const truth = new Uint8Array(w * h).map((_, i) => ((i % w) - 32) ** 2 + (Math.floor(i / w) - 24) ** 2 < 300 ? 1 : 0);
-        const pred = new Uint8Array(w * h).map((_, i) => ((i % w) - 32 - 3 * Math.sin(step)) ** 2 + (Math.floor(i / w) - 24) ** 2 < 300 - 200 / step ? 1 : 0);
+        const truth = new Uint8Array(w * h).map((_, i) => (((i % w) - 32) ** 2 + (Math.floor(i / w) - 24) ** 2 < 300 ? 1 : 0));
+        const pred = new Uint8Array(w * h).map((_, i) => (((i % w) - 32 - 3 * Math.sin(step)) ** 2 + (Math.floor(i / w) - 24) ** 2 < 300 - 200 / step ? 1 : 0));
         t.image('images/0', { data: img, width: w, height: h, channels: 1 }, step);
         t.image('masks/true/0', maskToImage(truth, w, h), step);
         t.image('masks/pred/0', maskToImage(pred, w, h), step);
@@ -68,17 +76,12 @@ describe('dashboard and report in chromium', { skip }, () => {
       page.on('pageerror', (e: Error) => errors.push(e.message));
       await page.goto(`${dash.url}?poll=500`);
 
-      const points = async (tag: string): Promise<number> =>
-        Number((await page.locator(`.chart[data-tag="${tag}"]`).getAttribute('data-points', { timeout: 15_000 })) ?? 0);
+      const points = async (tag: string): Promise<number> => Number((await page.locator(`.chart[data-tag="${tag}"]`).getAttribute('data-points', { timeout: 15_000 })) ?? 0);
       await page.waitForSelector('.chart[data-tag="train loss"] canvas', { timeout: 15_000 });
       const first = await points('train loss');
       assert.ok(first >= 1);
       // more points appear while training runs, without reloading
-      await page.waitForFunction(
-        (n: number) => Number(document.querySelector('.chart[data-tag="train loss"]')?.getAttribute('data-points')) >= n + 5,
-        first,
-        { timeout: 15_000 },
-      );
+      await page.waitForFunction((n: number) => Number(document.querySelector('.chart[data-tag="train loss"]')?.getAttribute('data-points')) >= n + 5, first, { timeout: 15_000 });
       for (const tag of ['validation Dice', 'learning rate', 'img/s', 'epoch']) {
         await page.waitForSelector(`.chart[data-tag="${tag}"] canvas`, { timeout: 15_000 });
       }
@@ -87,11 +90,7 @@ describe('dashboard and report in chromium', { skip }, () => {
       const runB = await Tracker.create({ logdir, name: 'higher-lr', config: { lr: 3e-3, epochs: 5 } });
       const trainB = fakeTraining(runB, 200, 1.5);
       await page.waitForFunction(() => document.querySelectorAll('nav#runs .run').length === 2, null, { timeout: 15_000 });
-      await page.waitForFunction(
-        () => document.querySelectorAll('.chart[data-tag="train loss"] .u-legend .u-series').length === 3,
-        null,
-        { timeout: 15_000 },
-      );
+      await page.waitForFunction(() => document.querySelectorAll('.chart[data-tag="train loss"] .u-legend .u-series').length === 3, null, { timeout: 15_000 });
       // focus the first run again: its images and histograms are shown
       await page.locator('nav#runs .run', { hasText: 'baseline' }).locator('.rname').click();
       await page.waitForFunction(
@@ -115,11 +114,7 @@ describe('dashboard and report in chromium', { skip }, () => {
       await trainB.stop();
       await runB.close('interrupted');
       // its badge says how it ended (a Ctrl-C), not "finished"
-      await page.waitForFunction(
-        () => [...document.querySelectorAll('nav#runs .run')].some((r) => r.textContent?.includes('higher-lr') && r.querySelector('.badge')?.textContent === 'interrupted'),
-        null,
-        { timeout: 15_000 },
-      );
+      await page.waitForFunction(() => [...document.querySelectorAll('nav#runs .run')].some((r) => r.textContent?.includes('higher-lr') && r.querySelector('.badge')?.textContent === 'interrupted'), null, { timeout: 15_000 });
       await trainA.stop();
       // as the training loop does: per-class metrics (and --class-names) in epoch records, then a final record without them
       runA.record({ type: 'epoch', epoch: 1, step: trainA.step(), perClassDice: [0.98, 0.83], perClassIoU: [0.96, 0.71], classNames: ['background', 'membrane'] });

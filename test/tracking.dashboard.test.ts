@@ -20,14 +20,11 @@ let runDir: string;
 /** Raw request: fetch() would normalise "/a/../b" before sending it, hiding what we want to test. */
 function raw(path: string, opts: { method?: string; host?: string } = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port: dash.port, path, method: opts.method ?? 'GET', headers: opts.host ? { host: opts.host } : {} },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      },
-    );
+    const req = request({ host: '127.0.0.1', port: dash.port, path, method: opts.method ?? 'GET', headers: opts.host ? { host: opts.host } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
     req.on('error', reject);
     req.end();
   });

@@ -4,16 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  computeHistogram,
-  EventFileWriter,
-  encodePng,
-  FILE_VERSION,
-  frameRecord,
-  maskedCrc32c,
-  maskToImage,
-  Tracker,
-} from '../src/tracking/index.js';
+import { computeHistogram, EventFileWriter, encodePng, FILE_VERSION, frameRecord, maskedCrc32c, maskToImage, Tracker } from '../src/tracking/index.js';
 import { decodeEvents as decode, type PyEvent, pythonProtobufMissing } from './helpers/tfevents-reader.js';
 import { tempDir } from './helpers/workdir.js';
 
@@ -48,7 +39,10 @@ describe('tfevents framing (JS side)', () => {
     const c = computeHistogram(new Float32Array(7), 30);
     assert.ok(c);
     assert.equal(c.num, 7);
-    assert.equal(c.counts.reduce((a, b) => a + b, 0), 7);
+    assert.equal(
+      c.counts.reduce((a, b) => a + b, 0),
+      7,
+    );
     assert.ok(c.edges[0] < 0 && c.edges[30] > 0);
     const n = computeHistogram(Float32Array.from([1, NaN, Infinity, 2]), 4);
     assert.ok(n);
@@ -94,7 +88,10 @@ describe('tfevents decoded by python3-protobuf', { skip: skipPy }, () => {
     assert.equal(h.num, 1000);
     assert.equal(h.bucket.length, 30);
     assert.equal(h.bucket_limit.length, 30);
-    assert.equal(h.bucket.reduce((a, b) => a + b, 0), 1000);
+    assert.equal(
+      h.bucket.reduce((a, b) => a + b, 0),
+      1000,
+    );
     const js = computeHistogram(values, 30);
     assert.ok(js);
     assert.equal(h.min, js.min);
@@ -124,8 +121,16 @@ describe('tfevents decoded by python3-protobuf', { skip: skipPy }, () => {
       t.scalar('img/s', 100 + step, step);
     }
     t.scalar('validation Dice', 0.625, 10);
-    t.histogram('Weights/outc.conv.weight', Float32Array.from({ length: 64 }, (_, i) => i / 64 - 0.5), 10);
-    t.histogram('Gradients/outc.conv.weight', Float32Array.from({ length: 64 }, (_, i) => (i % 7) * 1e-3), 10);
+    t.histogram(
+      'Weights/outc.conv.weight',
+      Float32Array.from({ length: 64 }, (_, i) => i / 64 - 0.5),
+      10,
+    );
+    t.histogram(
+      'Gradients/outc.conv.weight',
+      Float32Array.from({ length: 64 }, (_, i) => (i % 7) * 1e-3),
+      10,
+    );
     const mask = new Uint8Array(16 * 8);
     mask.fill(1, 0, 64);
     t.image('images/0', { data: new Uint8Array(16 * 8).fill(128), width: 16, height: 8, channels: 1 }, 10);

@@ -22,7 +22,11 @@ describe('writeReport', () => {
     for (let s = 1; s <= 30; s++) t.scalars({ 'train loss': 1 / s, 'learning rate': 1e-3 * (1 - s / 40) }, s);
     for (const s of [10, 20, 30]) {
       t.scalar('validation Dice', s / 40, s);
-      t.histogram('Weights/inc.0.weight', Float32Array.from({ length: 100 }, (_, i) => Math.sin(i + s)), s);
+      t.histogram(
+        'Weights/inc.0.weight',
+        Float32Array.from({ length: 100 }, (_, i) => Math.sin(i + s)),
+        s,
+      );
       const mask = new Uint8Array(8 * 8).map((_, i) => (i % 8 < s / 5 ? 1 : 0));
       t.image('images/0', { data: new Uint8Array(64).fill(90), width: 8, height: 8, channels: 1 }, s);
       t.image('true/0', maskToImage(mask, 8, 8), s);

@@ -64,7 +64,13 @@ test('the config is a text summary and per-class Dice/IoU are scalars in the eve
   assert.deepEqual(JSON.parse(text.text[0]), config, 'the config.json text (an indented Markdown code block)');
   assert.match(text.text[0], /^ {4}\{/);
   const scalars = Object.fromEntries(values.filter((v) => v.value !== null).map((v) => [`${v.tag}@${v.step}`, v.value]));
-  for (const [k, want] of [['per-class Dice/class 0@4', 0.99], ['per-class Dice/class 1@4', 0.75], ['per-class Dice/class 2@4', 0.5], ['per-class IoU/class 2@4', 0.33], ['validation Dice@4', 0.5]] as const) {
+  for (const [k, want] of [
+    ['per-class Dice/class 0@4', 0.99],
+    ['per-class Dice/class 1@4', 0.75],
+    ['per-class Dice/class 2@4', 0.5],
+    ['per-class IoU/class 2@4', 0.33],
+    ['validation Dice@4', 0.5],
+  ] as const) {
     assert.ok(Math.abs((scalars[k] ?? Number.NaN) - Math.fround(want)) < 1e-7, `${k}: ${scalars[k]}`);
   }
 });

@@ -64,7 +64,10 @@ describe('Tracker run directory', () => {
     assert.equal(hist[0]?.tag, 'Weights/w');
     assert.equal(hist[0]?.num, 4);
     assert.equal(hist[0]?.mean, 2.5);
-    assert.equal((hist[0]?.counts as number[] | undefined)?.reduce((a, b) => a + b, 0), 4);
+    assert.equal(
+      (hist[0]?.counts as number[] | undefined)?.reduce((a, b) => a + b, 0),
+      4,
+    );
 
     const media = lines(join(t.runDir, 'media.jsonl'));
     assert.deepEqual(

@@ -23,8 +23,7 @@ const { root, data } = demoDataDir('amp', { count: 2, size: 16, classes: 2, seed
 
 const LR = 1e-3;
 const ARGS: UNetArgs = { nChannels: 3, nClasses: 2, bilinear: true };
-const oneBatch = (dir: string, over = {}) =>
-  runConfig(data, dir, { batchSize: 2, learningRate: LR, scale: 1, validation: 0, bilinear: true, classes: 2, patience: 0, scheduler: 'none' as const, valEvery: 0, ...over });
+const oneBatch = (dir: string, over = {}) => runConfig(data, dir, { batchSize: 2, learningRate: LR, scale: 1, validation: 0, bilinear: true, classes: 2, patience: 0, scheduler: 'none' as const, valEvery: 0, ...over });
 
 interface Golden {
   losses: number[];
@@ -118,7 +117,13 @@ test('fp16 GradScaler logic inside train() on CPU: an overflow skips the step an
       const s = c.gradScaler as unknown as { scale: number; _growth_tracker: number };
       return [c.globalStep, s.scale, s._growth_tracker];
     }),
-    [[1, 1024, 1], [2, 512, 0], [3, 512, 1], [4, 1024, 0], [5, 1024, 1]],
+    [
+      [1, 1024, 1],
+      [2, 512, 0],
+      [3, 512, 1],
+      [4, 1024, 0],
+      [5, 1024, 1],
+    ],
   );
   const probe = new TinyUNet(ARGS);
   const params = [...probe.namedParameters()].map(([n]) => n);
@@ -137,9 +142,10 @@ test('fp16 GradScaler logic inside train() on CPU: an overflow skips the step an
 
 // Registered only without CUDA (so nothing is skipped either way): the fp16 path needs a CUDA
 // device, and this proves the CPU never takes it.
-if (!E.cudaIsAvailable()) test('without a CUDA device, --amp never selects fp16 or the GradScaler (CPU: bf16 or fp32)', async () => {
-  assert.notEqual(E.ampDtypeFor('cpu'), 'float16');
-  const r = await train(oneBatch(join(root, 'cpu-amp'), { epochs: 1, amp: true }), { ...quiet, createModel: (a) => new TinyUNet(a) });
-  const ck = await loadCheckpoint(r.lastCheckpoint as string);
-  assert.deepEqual(ck.gradScaler, {}, 'a disabled scaler saves an empty state, as PyTorch');
-});
+if (!E.cudaIsAvailable())
+  test('without a CUDA device, --amp never selects fp16 or the GradScaler (CPU: bf16 or fp32)', async () => {
+    assert.notEqual(E.ampDtypeFor('cpu'), 'float16');
+    const r = await train(oneBatch(join(root, 'cpu-amp'), { epochs: 1, amp: true }), { ...quiet, createModel: (a) => new TinyUNet(a) });
+    const ck = await loadCheckpoint(r.lastCheckpoint as string);
+    assert.deepEqual(ck.gradScaler, {}, 'a disabled scaler saves an empty state, as PyTorch');
+  });

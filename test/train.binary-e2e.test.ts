@@ -19,7 +19,10 @@ let trainOut = '';
 before(async () => {
   await ready();
   // The guide's layout: data/imgs, data/masks and checkpoints/ under the working directory.
-  const r = await runCli(['train', '-c', '1', '-e', '2', '-b', '2', '-l', '1e-3', '-s', '1', '-v', '30', '--bilinear', '--device', 'cpu', '--workers', '2', '--name', 'binary'], { cwd: work, timeoutMs: 600_000 });
+  const r = await runCli(['train', '-c', '1', '-e', '2', '-b', '2', '-l', '1e-3', '-s', '1', '-v', '30', '--bilinear', '--device', 'cpu', '--workers', '2', '--name', 'binary'], {
+    cwd: work,
+    timeoutMs: 600_000,
+  });
   assert.equal(r.code, 0, r.stderr);
   assertNoCrashText(r, 'train -c 1');
   trainOut = r.stdout;
@@ -31,14 +34,17 @@ test('-c 1 trains and validates: a Dice per epoch, checkpoints of a 1-output mod
   assert.deepEqual(best.maskValues, [0, 255]);
   const runDir = best.runDir as string;
   const { epochs } = runRecords(runDir);
-  assert.deepEqual(epochs.map((e) => e.epoch), [1, 2]);
+  assert.deepEqual(
+    epochs.map((e) => e.epoch),
+    [1, 2],
+  );
   for (const e of epochs) assert.ok(e.valDice >= 0 && e.valDice <= 1, `epoch ${e.epoch}: validation Dice ${e.valDice}`);
   assert.equal(best.valScore, Math.max(...epochs.map((e) => e.valDice)));
   assert.match(trainOut, new RegExp(`Best validation Dice: ${(best.valScore as number).toFixed(4)}`));
   assert.ok(existsSync(join(runDir, 'report.html')), 'the command writes the report');
 });
 
-test('the guide\'s `predict --model checkpoints/best_model.pth` (long flag), with -t', async () => {
+test("the guide's `predict --model checkpoints/best_model.pth` (long flag), with -t", async () => {
   // The guide's line names no input: a clear message says how to give one.
   assertCleanFailure(await runCli(['predict', '--model', 'checkpoints/best_model.pth'], { cwd: work }), /-i\/--input/, 'predict without input');
   // -t is the probability threshold: each mask pixel is foreground exactly where the written
@@ -63,7 +69,7 @@ test('the guide\'s `predict --model checkpoints/best_model.pth` (long flag), wit
   }
 });
 
-test('evaluate scores the binary model: its reference Dice is the checkpoint\'s validation Dice', async () => {
+test("evaluate scores the binary model: its reference Dice is the checkpoint's validation Dice", async () => {
   const split = randomSplit(COUNT, 30, 0);
   const val = join(work, 'val');
   for (const sub of ['imgs', 'masks']) {

@@ -20,9 +20,17 @@ import { demoDataDir } from './helpers/workdir.js';
 const CLI = resolve(import.meta.dirname, 'helpers', 'tiny-cli.ts');
 const { root, data } = demoDataDir('budget', { count: 10, size: 32, classes: 2, seed: 5 });
 
-
 test('--time-budget reads 90s, 15m, 1h, 1h30m and bare seconds; anything else is a usage error naming the flag', async () => {
-  for (const [raw, s] of [['90s', 90], ['15m', 900], ['1h', 3600], ['1h30m', 5400], ['2m30s', 150], ['45', 45], ['1.5h', 5400], ['0', 0]] as const) {
+  for (const [raw, s] of [
+    ['90s', 90],
+    ['15m', 900],
+    ['1h', 3600],
+    ['1h30m', 5400],
+    ['2m30s', 150],
+    ['45', 45],
+    ['1.5h', 5400],
+    ['0', 0],
+  ] as const) {
     assert.equal(durationParser(raw, '--time-budget'), s, raw);
   }
   for (const bad of ['', 'abc', '10x', '-5', '1m1h', 'h', '5 m']) {
@@ -134,7 +142,29 @@ test('-c 1 on grey images, two processes: both stop at the same step by the budg
   const port = String(await freePort());
   const args = ['train', '-s', '1', '-v', '25', '-b', '1', '-c', '1', '--bilinear', '--device', 'cpu', '--workers', '1', '--patience', '0', '--scheduler', 'cosine', '--no-tensorboard'];
   const t0 = performance.now();
-  const r = await startTs(CLI, [...args, '--imgs', join(grey, 'imgs'), '--masks', join(grey, 'masks'), '--checkpoint-dir', join(work, 'ckpt'), '--logdir', join(work, 'runs'), '--time-budget', '12', '--nproc-per-node', '2', '--master-port', port, '--dist-timeout', '20'], { timeoutMs: 90_000 }).done;
+  const r = await startTs(
+    CLI,
+    [
+      ...args,
+      '--imgs',
+      join(grey, 'imgs'),
+      '--masks',
+      join(grey, 'masks'),
+      '--checkpoint-dir',
+      join(work, 'ckpt'),
+      '--logdir',
+      join(work, 'runs'),
+      '--time-budget',
+      '12',
+      '--nproc-per-node',
+      '2',
+      '--master-port',
+      port,
+      '--dist-timeout',
+      '20',
+    ],
+    { timeoutMs: 90_000 },
+  ).done;
   const seconds = (performance.now() - t0) / 1000;
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /Time budget: +12 s, [\d.]+ s used \(\d+%\), ended by it/);
@@ -146,7 +176,8 @@ test('-c 1 on grey images, two processes: both stop at the same step by the budg
 
   // One process continues from the newest checkpoint; the budget counts from this command's start.
   const t1 = performance.now();
-  const again = await startTs(CLI, [...args, '--imgs', join(grey, 'imgs'), '--masks', join(grey, 'masks'), '--checkpoint-dir', join(work, 'ckpt'), '--logdir', join(work, 'runs'), '--time-budget', '8s', '--resume'], { timeoutMs: 60_000 }).done;
+  const again = await startTs(CLI, [...args, '--imgs', join(grey, 'imgs'), '--masks', join(grey, 'masks'), '--checkpoint-dir', join(work, 'ckpt'), '--logdir', join(work, 'runs'), '--time-budget', '8s', '--resume'], { timeoutMs: 60_000 })
+    .done;
   assert.equal(again.code, 0, again.out);
   assert.match(again.out, /Resuming from .*checkpoint_epoch\d+\.pth/);
   assert.match(again.out, /Time budget: +8 s, [\d.]+ s used \(\d+%\), ended by it/);

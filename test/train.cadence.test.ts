@@ -23,15 +23,27 @@ const rounds = (c: ReturnType<typeof validationCadence>, batchesPerEpoch: number
 test("auto is the reference's division_step over all epochs; N counts optimizer steps; 0 and tiny sets fall back to the epoch's end", () => {
   // 23 images, batch 1: every 23 // 5 = 4 batches, positions drifting from epoch to epoch.
   assert.deepEqual(validationCadence('auto', 23, 1), { unit: 'batches', every: 4 });
-  assert.deepEqual(rounds(validationCadence('auto', 23, 1), 23, 2, 1).slice(4, 8), [[1, 20], [2, 1], [2, 5], [2, 9]]);
+  assert.deepEqual(rounds(validationCadence('auto', 23, 1), 23, 2, 1).slice(4, 8), [
+    [1, 20],
+    [2, 1],
+    [2, 5],
+    [2, 9],
+  ]);
   // batch 2 over 23 images: 23 // 10 = 2 batches; accumulation does not change the unit.
-  assert.deepEqual(rounds(validationCadence('auto', 23, 2), 12, 1, 3).map(([, b]) => b), [2, 4, 6, 8, 10, 12]);
+  assert.deepEqual(
+    rounds(validationCadence('auto', 23, 2), 12, 1, 3).map(([, b]) => b),
+    [2, 4, 6, 8, 10, 12],
+  );
   // Fewer than 5 batches: the reference never validates; we do at the epoch's end.
   assert.deepEqual(validationCadence('auto', 9, 2), { unit: 'epoch' });
   assert.deepEqual(rounds(validationCadence('auto', 9, 2), 5, 3, 1), []);
   assert.deepEqual(validationCadence(0, 1000, 1), { unit: 'epoch' });
   // N: after optimizer steps 3, 6, ... only (never mid-window).
-  assert.deepEqual(rounds(validationCadence(3, 10, 1), 10, 2, 2), [[1, 6], [2, 2], [2, 8]]);
+  assert.deepEqual(rounds(validationCadence(3, 10, 1), 10, 2, 2), [
+    [1, 6],
+    [2, 2],
+    [2, 8],
+  ]);
   assert.equal(parseValEvery('auto'), 'auto');
   assert.equal(parseValEvery('0'), 0);
   assert.throws(() => parseValEvery('often'), /--val-every expects an integer >= 0/);

@@ -19,8 +19,30 @@ const { root, data } = demoDataDir('ckpt-dir', { count: 4, size: 32, classes: 2,
 
 /** 3 training images, 1 validation image, batch 1: 3 steps per epoch. */
 const args = (work: string, extra: string[]) => [
-  'train', '-s', '1', '-v', '25', '-b', '1', '--bilinear', '--device', 'cpu', '--workers', '1', '--no-tensorboard', '--patience', '0',
-  '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(work, 'checkpoints'), '--logdir', join(work, 'runs'), ...extra,
+  'train',
+  '-s',
+  '1',
+  '-v',
+  '25',
+  '-b',
+  '1',
+  '--bilinear',
+  '--device',
+  'cpu',
+  '--workers',
+  '1',
+  '--no-tensorboard',
+  '--patience',
+  '0',
+  '--imgs',
+  join(data, 'imgs'),
+  '--masks',
+  join(data, 'masks'),
+  '--checkpoint-dir',
+  join(work, 'checkpoints'),
+  '--logdir',
+  join(work, 'runs'),
+  ...extra,
 ];
 const train = (work: string, extra: string[]) => startTs(CLI, args(work, extra), { cwd: root, timeoutMs: 120_000 });
 const runDirs = (work: string) => (existsSync(join(work, 'runs')) ? readdirSync(join(work, 'runs')) : []);
@@ -47,11 +69,11 @@ describe('another run in the folder', () => {
     assert.match(second.out, /holds the checkpoints of another run: run '\d{8}-\d{6}-first' \(epoch 2, best Dice 0\.\d{4}; checkpoint_epoch1\.pth, checkpoint_epoch2\.pth, best_model\.pth\)/);
     assert.match(second.out, /--exist-ok to replace that run, --resume to continue it, or --checkpoint-dir DIR/);
     assert.doesNotMatch(second.out, /Scanning|Run directory/, 'refused before any training work');
-    assert.deepEqual(snapshotDir(ckpt), files, 'the first run\'s checkpoints are untouched');
+    assert.deepEqual(snapshotDir(ckpt), files, "the first run's checkpoints are untouched");
     assert.deepEqual(runDirs(work), runs, 'no run directory');
   });
 
-  test('the guide\'s workflows continue in the same folder without a flag (-f checkpoint_epochN.pth, --resume), with a note naming what is replaced', { timeout: 120_000 }, async () => {
+  test("the guide's workflows continue in the same folder without a flag (-f checkpoint_epochN.pth, --resume), with a note naming what is replaced", { timeout: 120_000 }, async () => {
     const f = await train(work, ['-e', '3', '-f', join(ckpt, 'checkpoint_epoch1.pth')]).done;
     assert.equal(f.code, 0, f.out);
     assert.match(f.out, /Continuing in .*checkpoints from checkpoint_epoch1\.pth: this run replaces checkpoint_epoch2\.pth, best_model\.pth \(best_model\.pth only if the validation Dice improves/);
@@ -62,7 +84,7 @@ describe('another run in the folder', () => {
     assert.match(resumed.out, /Continuing in /);
   });
 
-  test('--exist-ok: interrupted before its first epoch ended, the summary names none of the other run\'s files', { timeout: 120_000 }, async () => {
+  test("--exist-ok: interrupted before its first epoch ended, the summary names none of the other run's files", { timeout: 120_000 }, async () => {
     const run = train(work, ['-e', '50', '--exist-ok', '--name', 'third']);
     await until(() => /Run directory:/.test(run.out()) || run.child.exitCode !== null, 'the run directory');
     run.child.kill('SIGINT');
@@ -75,7 +97,7 @@ describe('another run in the folder', () => {
     assert.doesNotMatch(next, /best_model|checkpoint_epoch/, 'the hint names no file of the replaced run');
   });
 
-  test('--exist-ok: the other run\'s checkpoints are removed when this run writes its first one; the summary names this run\'s files', { timeout: 120_000 }, async () => {
+  test("--exist-ok: the other run's checkpoints are removed when this run writes its first one; the summary names this run's files", { timeout: 120_000 }, async () => {
     const r = await train(work, ['-e', '1', '--exist-ok', '--name', 'fourth']).done;
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /--exist-ok: removed the other run's checkpoints from \S+checkpoints: /);

@@ -21,7 +21,7 @@ import { demoDataDir } from './helpers/workdir.js';
 const COUNT = 7;
 const { root, data } = demoDataDir('ckvalues', { count: COUNT, size: 32, classes: 3, seed: 11 });
 
-test('epoch, global_step, loss and val_score are the run\'s; val_score is what unet evaluate gives the saved weights', { timeout: 600_000 }, async () => {
+test("epoch, global_step, loss and val_score are the run's; val_score is what unet evaluate gives the saved weights", { timeout: 600_000 }, async () => {
   const dir = join(root, 'values');
   // 5 training images in batches of 2 = 3 batches, accumulated by 2: 2 optimizer steps per epoch
   // (one full window, then the remainder flushed). A UNet `unet evaluate` can load (the real one,
@@ -52,7 +52,7 @@ test('epoch, global_step, loss and val_score are the run\'s; val_score is what u
   }
 });
 
-test('a forced plateau: the checkpoint\'s scheduler state shows the reduction, the optimizer holds the reduced LR', async () => {
+test("a forced plateau: the checkpoint's scheduler state shows the reduction, the optimizer holds the reduced LR", async () => {
   const dir = join(root, 'plateau');
   const lr = 1e-3;
   // The same score at every validation (each optimizer step with --val-every 1): 9 or more
@@ -97,7 +97,17 @@ test('GradScaler state round-trips through a checkpoint and goes on identically'
   assert.deepEqual(a.stateDict(), { scale: 512, growth_factor: 2, backoff_factor: 0.5, growth_interval: 3, _growth_tracker: 2 });
   const path = join(root, 'scaler.pth');
   const model = new Map([['w', p]]);
-  await saveCheckpoint(path, { model, gradScaler: a.stateDict(), epoch: 1, globalStep: 4, loss: 1, valScore: 0.5, maskValues: [0, 255], modelArgs: { nChannels: 1, nClasses: 1, bilinear: false }, config: {} });
+  await saveCheckpoint(path, {
+    model,
+    gradScaler: a.stateDict(),
+    epoch: 1,
+    globalStep: 4,
+    loss: 1,
+    valScore: 0.5,
+    maskValues: [0, 255],
+    modelArgs: { nChannels: 1, nClasses: 1, bilinear: false },
+    config: {},
+  });
   const b = mk();
   const early = new EarlyStopping(10, 1e-3);
   const sched = createScheduler('plateau', opt, { epochs: 1, mode: 'max', patience: 5 });

@@ -26,7 +26,7 @@ async function parse(argv: string[]): Promise<{ cfg?: TrainConfig; error?: strin
   return { cfg };
 }
 
-test('defaults are the guide\'s', async () => {
+test("defaults are the guide's", async () => {
   const { cfg } = await parse(['train']);
   assert.ok(cfg);
   assert.equal(cfg.epochs, 5);
@@ -53,17 +53,74 @@ test('defaults are the guide\'s', async () => {
 test('short and long flags', async () => {
   const { cfg } = await parse(['train', '-e', '7', '-b', '3', '-l', '0.0001', '-s', '0.25', '-v', '15', '-c', '5', '-f', 'x.pth', '--bilinear', '--amp', '--accumulate-grad-batches', '4']);
   assert.ok(cfg);
-  assert.deepEqual(
-    [cfg.epochs, cfg.batchSize, cfg.learningRate, cfg.scale, cfg.validation, cfg.classes, cfg.load, cfg.bilinear, cfg.amp, cfg.accumulateGradBatches],
-    [7, 3, 1e-4, 0.25, 15, 5, 'x.pth', true, true, 4],
-  );
+  assert.deepEqual([cfg.epochs, cfg.batchSize, cfg.learningRate, cfg.scale, cfg.validation, cfg.classes, cfg.load, cfg.bilinear, cfg.amp, cfg.accumulateGradBatches], [7, 3, 1e-4, 0.25, 15, 5, 'x.pth', true, true, 4]);
   const long = await parse(['train', '--epochs', '2', '--batch-size', '2', '--learning-rate', '1e-3', '--scale', '1', '--validation', '0', '--classes', '1', '--load', 'y.pth']);
   assert.deepEqual([long.cfg?.epochs, long.cfg?.batchSize, long.cfg?.learningRate, long.cfg?.scale, long.cfg?.validation, long.cfg?.classes, long.cfg?.load], [2, 2, 1e-3, 1, 0, 1, 'y.pth']);
-  const more = await parse(['train', '--imgs', 'a', '--masks', 'b', '--mask-suffix', '_mask', '--checkpoint-dir', 'c', '--device', 'cpu', '--seed', '3', '--patience', '4', '--min-delta', '0.01',
-    '--optimizer', 'adamw', '--scheduler', 'cosine', '--augment', '--workers', '2', '--channels', '1', '--val-every', '50', '--keep-last', '2', '--skip-unpaired', '--no-tensorboard', '--dashboard', '--port', '0', '--wandb', '--name', 'x']);
+  const more = await parse([
+    'train',
+    '--imgs',
+    'a',
+    '--masks',
+    'b',
+    '--mask-suffix',
+    '_mask',
+    '--checkpoint-dir',
+    'c',
+    '--device',
+    'cpu',
+    '--seed',
+    '3',
+    '--patience',
+    '4',
+    '--min-delta',
+    '0.01',
+    '--optimizer',
+    'adamw',
+    '--scheduler',
+    'cosine',
+    '--augment',
+    '--workers',
+    '2',
+    '--channels',
+    '1',
+    '--val-every',
+    '50',
+    '--keep-last',
+    '2',
+    '--skip-unpaired',
+    '--no-tensorboard',
+    '--dashboard',
+    '--port',
+    '0',
+    '--wandb',
+    '--name',
+    'x',
+  ]);
   const c = more.cfg as TrainConfig;
   assert.deepEqual(
-    [c.imgs, c.masks, c.maskSuffix, c.checkpointDir, c.device, c.seed, c.patience, c.minDelta, c.optimizer, c.scheduler, c.augment, c.workers, c.channels, c.valEvery, c.keepLast, c.skipUnpaired, c.tensorboard, c.dashboard, c.port, c.wandb, c.name],
+    [
+      c.imgs,
+      c.masks,
+      c.maskSuffix,
+      c.checkpointDir,
+      c.device,
+      c.seed,
+      c.patience,
+      c.minDelta,
+      c.optimizer,
+      c.scheduler,
+      c.augment,
+      c.workers,
+      c.channels,
+      c.valEvery,
+      c.keepLast,
+      c.skipUnpaired,
+      c.tensorboard,
+      c.dashboard,
+      c.port,
+      c.wandb,
+      c.name,
+    ],
     ['a', 'b', '_mask', 'c', 'cpu', 3, 4, 0.01, 'adamw', 'cosine', true, 2, 1, 50, 2, true, false, true, 0, true, 'x'],
   );
 });
@@ -88,7 +145,6 @@ for (const [argv, pattern] of [
     assert.match(r.error ?? '', pattern);
   });
 }
-
 
 test('every command line of the guide parses', async () => {
   for (const line of GUIDE_LINES) {

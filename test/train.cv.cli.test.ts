@@ -40,7 +40,10 @@ let code: number | null = null;
 before(async () => {
   const px = Array.from({ length: IMAGES }, (_, k) => rgbPattern(S, S, k + 1));
   await writePairs(data, IMAGES, { width: S, height: S, channels: 3, name: (k) => `p${k}.png` }, (i, k) => pixel(i, k, px[k]), maskValue);
-  ({ code, out } = await startTs(CLI, quickTrainArgs(data, root, ['--folds', '2', '--seed', '3', '-b', '2', '-e', '4', '--optimizer', 'adam', '-l', '0.003', '--workers', '1', '--name', 'cv']), { cwd: root, timeoutMs: 240_000 }).done);
+  ({ code, out } = await startTs(CLI, quickTrainArgs(data, root, ['--folds', '2', '--seed', '3', '-b', '2', '-e', '4', '--optimizer', 'adam', '-l', '0.003', '--workers', '1', '--name', 'cv']), {
+    cwd: root,
+    timeoutMs: 240_000,
+  }).done);
 });
 
 const summary = (): CvSummary => JSON.parse(readFileSync(join(ckptDir, 'cv-summary.json'), 'utf8')) as CvSummary;
@@ -52,9 +55,17 @@ test('--folds 2 trains both folds into fold0/ and fold1/ and writes cv-summary.j
   assert.equal(s.folds, 2);
   assert.deepEqual(s.perFold.map((f) => f.files.length).sort(), [2, 3]);
   const files = s.perFold.flatMap((f) => f.files).sort();
-  assert.deepEqual(files, Array.from({ length: IMAGES }, (_, k) => join(data, 'imgs', `p${k}.png`)), 'the folds hold out every file once');
+  assert.deepEqual(
+    files,
+    Array.from({ length: IMAGES }, (_, k) => join(data, 'imgs', `p${k}.png`)),
+    'the folds hold out every file once',
+  );
   assert.equal(s.outOfFold.images, IMAGES);
-  assert.equal(s.outOfFold.confusion.flat().reduce((a, b) => a + b, 0), IMAGES * S * S, 'every pixel of every image scored once');
+  assert.equal(
+    s.outOfFold.confusion.flat().reduce((a, b) => a + b, 0),
+    IMAGES * S * S,
+    'every pixel of every image scored once',
+  );
   for (const f of s.perFold) assert.equal(f.bestValDice, (await loadCheckpoint(f.bestModel)).valScore);
   assert.match(out, /Out-of-fold \(5 images scored together\): mean Dice \d\.\d{4}/);
   assert.match(out, /--postprocess auto: .* recorded in every fold's best_model\.pth/);
@@ -82,7 +93,7 @@ test('--postprocess auto applies the recorded decision and never lowers the out-
   const none = await outOfFold(s, 'none');
   const lcc = await outOfFold(s, 'largest-component');
   const auto = await outOfFold(s, 'auto');
-  assert.ok(Math.abs(none.meanDice - s.outOfFold.meanDice) < 1e-9, 'none = the summary\'s out-of-fold score');
+  assert.ok(Math.abs(none.meanDice - s.outOfFold.meanDice) < 1e-9, "none = the summary's out-of-fold score");
   for (const d of s.postprocess.perClass) {
     assert.ok(Math.abs(lcc.perClassDice[d.class] - d.diceLargestComponent) < 1e-9, `class ${d.class}: largest-component as in the summary`);
     assert.equal(d.largestComponent, d.diceLargestComponent > d.dice, `class ${d.class}: nnU-Net's rule`);
@@ -97,7 +108,9 @@ test('--postprocess auto applies the recorded decision and never lowers the out-
 test('unet predict --postprocess auto says what it applies', async () => {
   assert.equal(code, 0, out);
   const s = summary();
-  const r = await runCli(['predict', '-m', s.perFold[0].bestModel, '-i', join(data, 'imgs', 'p0.png'), '-o', join(root, 'p0_mask.png'), '--postprocess', 'auto', '--device', 'cpu', '--workers', '1'], { cwd: root });
+  const r = await runCli(['predict', '-m', s.perFold[0].bestModel, '-i', join(data, 'imgs', 'p0.png'), '-o', join(root, 'p0_mask.png'), '--postprocess', 'auto', '--device', 'cpu', '--workers', '1'], {
+    cwd: root,
+  });
   assert.equal(r.code, 0, r.stderr);
   const said = s.postprocess.classes.length ? `largest component of class ${s.postprocess.classes.join(', ')}` : 'none (the checkpoint records no post-processing)';
   assert.ok(r.stdout.includes(`--postprocess auto: ${said}`), r.stdout);

@@ -108,7 +108,10 @@ test('on a terminal, the dashboard keeps serving the finished run until Ctrl-C',
     assert.equal(child.exitCode, null, 'still running after training');
     const list = await get(portOf(url), '/api/runs');
     assert.equal(list.status, 200);
-    assert.deepEqual((JSON.parse(list.body) as { runs: { status: string }[] }).runs.map((r) => r.status), ['finished']);
+    assert.deepEqual(
+      (JSON.parse(list.body) as { runs: { status: string }[] }).runs.map((r) => r.status),
+      ['finished'],
+    );
     child.stdin.write('\x03');
     const [code, signal] = await closed;
     assert.equal(signal, null, out.slice(-1500));
@@ -155,7 +158,7 @@ test('unet dashboard: a taken port is one line (exit 1); --host 0.0.0.0 warns, a
     const p = portOf(/Dashboard: (http:\S+)/.exec(run.out())?.[1] ?? '');
     // DNS rebinding: a page of evil.example whose name now resolves to this machine
     assert.equal((await get(p, '/api/runs', `evil.example:${p}`)).status, 403);
-    assert.equal((await get(p, '/api/runs', `${hostname()}:${p}`)).status, 200, 'this machine\'s name');
+    assert.equal((await get(p, '/api/runs', `${hostname()}:${p}`)).status, 200, "this machine's name");
     assert.equal((await get(p, '/api/runs', `192.0.2.7:${p}`)).status, 200, 'an address');
     assert.equal((await get(p, '/api/runs', `localhost:${p}`)).status, 200);
   } finally {

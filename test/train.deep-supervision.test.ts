@@ -32,7 +32,10 @@ test('depth 3 / base 16 with --deep-supervision: resumed = uninterrupted, plain 
   const last = (d: string) => loadCheckpoint(join(root, d, 'checkpoints', 'checkpoint_epoch2.pth'));
   const [ca, cb] = [await last('a'), await last('b')];
   assert.deepEqual([...(cb.auxHeads?.keys() ?? [])], ['aux1.weight', 'aux1.bias']); // 1/2 only: 1/4 is the lowest, weight 0
-  for (const [part, a, b] of [['model', ca.model, cb.model], ['heads', ca.auxHeads, cb.auxHeads]] as const) {
+  for (const [part, a, b] of [
+    ['model', ca.model, cb.model],
+    ['heads', ca.auxHeads, cb.auxHeads],
+  ] as const) {
     for (const [k, t] of a ?? []) assert.ok(Buffer.from(b?.get(k)?.data ?? []).equals(Buffer.from(t.data)), `${part} ${k} differs after --resume`);
   }
 
@@ -73,6 +76,9 @@ test('usage errors: --deep-supervision below --depth 3, a bottleneck over 2048 c
   await assert.rejects(train(cfg('e1', { depth: 2 }), quiet), (e: Error) => e instanceof OptionError && /--deep-supervision needs --depth 3 or more/.test(e.message));
   await assert.rejects(train(cfg('e2', { depth: 6, baseChannels: 64 }), quiet), /--depth 6 --base-channels 64: .*4096 channels at the bottleneck, over the limit of 2048/);
   const ckpt = join(root, 'a', 'checkpoints', 'checkpoint_epoch1.pth');
-  await assert.rejects(train(cfg('e3', { depth: 4, baseChannels: 4, load: ckpt }), quiet), (e: Error) => /was trained with another architecture/.test(e.message) && /depth: checkpoint 3, --depth 4/.test(e.message) && /--depth 3 --base-channels 16 --deep-supervision/.test(e.message));
+  await assert.rejects(
+    train(cfg('e3', { depth: 4, baseChannels: 4, load: ckpt }), quiet),
+    (e: Error) => /was trained with another architecture/.test(e.message) && /depth: checkpoint 3, --depth 4/.test(e.message) && /--depth 3 --base-channels 16 --deep-supervision/.test(e.message),
+  );
   await assert.rejects(train(cfg('e4', { deepSupervision: false, load: ckpt }), quiet), /deep supervision: checkpoint with, flags no --deep-supervision/);
 });

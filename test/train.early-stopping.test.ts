@@ -23,8 +23,7 @@ const { root, data } = demoDataDir('early', { count: 5, size: 32, classes: 2, se
 // best?            yes   no    yes   yes   no (equal)
 // counter          0     1     0     1     2  -> stop (patience 2, min-delta 0.05)
 const SCORES = [0.5, 0.4, 0.7, 0.72, 0.72, 0.9, 0.9, 0.9];
-const cfg = (dir: string, over: Partial<TrainConfig> = {}): TrainConfig =>
-  runConfig(data, dir, { epochs: 8, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 20, bilinear: true, patience: 2, minDelta: 0.05, valEvery: 0, ...over });
+const cfg = (dir: string, over: Partial<TrainConfig> = {}): TrainConfig => runConfig(data, dir, { epochs: 8, batchSize: 2, learningRate: 1e-3, scale: 1, validation: 20, bilinear: true, patience: 2, minDelta: 0.05, valEvery: 0, ...over });
 
 /** A narrow UNet that keeps a copy of its weights as they are when train() disposes it. */
 class Probe extends TinyUNet {
@@ -36,7 +35,7 @@ class Probe extends TinyUNet {
 }
 const probe = (args: UNetArgs) => new Probe(args);
 
-test('best_model.pth only on strict improvement, with that epoch\'s weights; counter resets; best weights restored; last checkpoint written', async () => {
+test("best_model.pth only on strict improvement, with that epoch's weights; counter resets; best weights restored; last checkpoint written", async () => {
   const dir = join(root, 'run');
   const ckdir = join(dir, 'checkpoints');
   const best = join(ckdir, 'best_model.pth');
@@ -62,14 +61,20 @@ test('best_model.pth only on strict improvement, with that epoch\'s weights; cou
   const ck = await Promise.all([1, 2, 3, 4, 5].map((e) => loadCheckpoint(join(ckdir, `checkpoint_epoch${e}.pth`))));
   const bm = await loadCheckpoint(best);
   assert.deepEqual([bm.epoch, bm.valScore], [4, 0.72]);
-  assert.ok(sameWeights(bm.model, ck[3].model), 'best_model.pth holds epoch 4\'s weights');
+  assert.ok(sameWeights(bm.model, ck[3].model), "best_model.pth holds epoch 4's weights");
   assert.ok(!sameWeights(ck[4].model, ck[3].model), 'epoch 5 trained on (its checkpoint differs)');
   assert.deepEqual(
     ck.map((c) => {
       const s = c.earlyStopping as unknown as { counter: number; best_epoch: number };
       return [c.epoch, c.valScore, s.counter, s.best_epoch];
     }),
-    [[1, 0.5, 0, 1], [2, 0.4, 1, 1], [3, 0.7, 0, 3], [4, 0.72, 1, 4], [5, 0.72, 2, 4]],
+    [
+      [1, 0.5, 0, 1],
+      [2, 0.4, 1, 1],
+      [3, 0.7, 0, 3],
+      [4, 0.72, 1, 4],
+      [5, 0.72, 2, 4],
+    ],
     'the counter resets only on a gain of at least min-delta',
   );
   // when it stopped, the model held epoch 4's weights again (every tensor, buffers included)

@@ -23,7 +23,10 @@ type State = Record<string, [number[], number[], string]>;
 const stateOf = (m: Sequential): State => Object.fromEntries([...m.stateDict()].map(([k, t]) => [k, [t.toArray(), t.shape, t.dtype]]));
 const small = () => new Sequential(new Conv2d(2, 4, 3, { padding: 1 }), new BatchNorm2d(4), new ReLU(), new Conv2d(4, 2, 1));
 
-for (const [decay, tau] of [[0.9, 5], [0.9999, 2000]] as const) {
+for (const [decay, tau] of [
+  [0.9, 5],
+  [0.9999, 2000],
+] as const) {
   test(`20 updates with warm-up (decay ${decay}, tau ${tau}) equal PyTorch's ModelEMA, BatchNorm buffers included`, { skip: hasTorch() ? false : NO_TORCH }, () => {
     E.manualSeed(3);
     const model = small();
@@ -36,7 +39,11 @@ for (const [decay, tau] of [[0.9, 5], [0.9999, 2000]] as const) {
       E.tidy(() =>
         E.noGrad(() => {
           for (const p of model.parameters()) p.add_(E.randn(p.shape).mul(0.05));
-          model.forward(E.randn([3, 2, 5, 5]).mul(1 + k / 10).add(k / 20));
+          model.forward(
+            E.randn([3, 2, 5, 5])
+              .mul(1 + k / 10)
+              .add(k / 20),
+          );
         }),
       );
       raws.push(stateOf(model));
@@ -62,7 +69,21 @@ before(() => makeDemoDataset(data, { count: 10, size: 32, classes: 2, seed: 4 })
 
 // 8 training images, batch 1, 2 micro-batches per step: 4 steps per epoch; precise BN before each validation.
 const cfg = (dir: string, over: Partial<TrainConfig> = {}): TrainConfig =>
-  runConfig(data, join(root, dir), { epochs: 2, batchSize: 1, learningRate: 1e-3, scale: 1, validation: 20, classes: 2, augment: true, accumulateGradBatches: 2, preciseBn: 2, valEvery: 0, patience: 0, ema: 0.9, ...over });
+  runConfig(data, join(root, dir), {
+    epochs: 2,
+    batchSize: 1,
+    learningRate: 1e-3,
+    scale: 1,
+    validation: 20,
+    classes: 2,
+    augment: true,
+    accumulateGradBatches: 2,
+    preciseBn: 2,
+    valEvery: 0,
+    patience: 0,
+    ema: 0.9,
+    ...over,
+  });
 // A warm-up of a few steps: the average then differs clearly from the training weights.
 const hooks = (h: TrainHooks = {}): TrainHooks => ({ ...quiet, createModel: (args: UNetArgs) => tinyUNet(args, 16), emaTau: 4, ...h });
 const ckpt = (dir: string, name: string): Promise<LoadedCheckpoint> => loadCheckpoint(join(root, dir, 'checkpoints', name));

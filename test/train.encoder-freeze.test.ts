@@ -64,8 +64,17 @@ test('--encoder-lr F: an SGD step moves the encoder by F x the rate of the rest;
   });
   const sd = opt.stateDict();
   assert.equal(sd.param_groups.length, 2);
-  assert.deepEqual(sd.param_groups.map((g) => g.params), [[0, 1, 2, 3], [4, 5]]); // numbered across the groups: bn, head, then encoder
-  assert.deepEqual(sd.param_groups.map((g) => g.lr), [lr, lr * f]);
+  assert.deepEqual(
+    sd.param_groups.map((g) => g.params),
+    [
+      [0, 1, 2, 3],
+      [4, 5],
+    ],
+  ); // numbered across the groups: bn, head, then encoder
+  assert.deepEqual(
+    sd.param_groups.map((g) => g.lr),
+    [lr, lr * f],
+  );
   assert.deepEqual(optimizerParams(m.parameters(), enc, lr, 1), m.parameters()); // F = 1: one group, as before
   E.dispose([x, ...before, ...grads]);
   m.dispose();
@@ -84,7 +93,10 @@ test('two groups: the state dict round-trips (per-group lr and initial_lr); a on
   a.step();
   sched.step();
   const sd = a.stateDict();
-  assert.deepEqual(sd.param_groups.map((g) => g.initial_lr), [1e-2, enc]);
+  assert.deepEqual(
+    sd.param_groups.map((g) => g.initial_lr),
+    [1e-2, enc],
+  );
   assert.deepEqual(sched.stateDict().base_lrs, [1e-2, enc]);
   const b = new Adam(groups(), { lr: 5 });
   b.loadStateDict(sd);
@@ -98,7 +110,10 @@ test('two groups: the state dict round-trips (per-group lr and initial_lr); a on
   const lrs = b.lrs;
   plateau.step(1);
   plateau.step(2);
-  assert.deepEqual(b.lrs, lrs.map((v) => v * 0.5));
+  assert.deepEqual(
+    b.lrs,
+    lrs.map((v) => v * 0.5),
+  );
   assert.deepEqual(plateau.stateDict().min_lrs, [0, 0]);
   for (const o of [a, b, one]) o.dispose();
   x.dispose();
@@ -146,11 +161,14 @@ test('the flags parse (--freeze-encoder alone: all epochs) and need an encoder (
   assert.equal((await parseTrain([...base, '--freeze-encoder', '3'])).cfg?.freezeEncoder, 3);
   const defaults = (await parseTrain(base)).cfg;
   assert.deepEqual([defaults?.encoderWeights, defaults?.freezeEncoder, defaults?.encoderLr], ['', 0, 1]);
-  assert.throws(() => checkEncoderFlags(cfg), (e: Error & { exitCode?: number }) => {
-    assert.equal(e.exitCode, EXIT.usage);
-    assert.match(e.message, /^--encoder-weights imagenet, --freeze-encoder, --encoder-lr needs --encoder NAME/);
-    return true;
-  });
+  assert.throws(
+    () => checkEncoderFlags(cfg),
+    (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, EXIT.usage);
+      assert.match(e.message, /^--encoder-weights imagenet, --freeze-encoder, --encoder-lr needs --encoder NAME/);
+      return true;
+    },
+  );
   assert.doesNotThrow(() => checkEncoderFlags({ ...cfg, encoder: 'resnet34' }));
   assert.doesNotThrow(() => checkEncoderFlags(defaults as NonNullable<typeof defaults>));
 });
@@ -190,7 +208,15 @@ before(async () => {
 
 test('train: --encoder-weights loads the file, --freeze-encoder 1 keeps the encoder in epoch 1 only, --encoder-lr 0.5 gives a second group', async () => {
   const logs: string[] = [];
-  const cfgIn = (dir: string, load = '') => ({ ...runConfig(data, join(root, dir), { load, epochs: 2, batchSize: 2, learningRate: 1e-2, scale: 1, validation: 20, classes: 2, valEvery: 0, patience: 0, optimizer: 'adam' }), encoder: 'resnet18', encoderDepth: 1, encoderWeights: weights, freezeEncoder: 1, encoderLr: 0.5 }) as TrainConfig;
+  const cfgIn = (dir: string, load = '') =>
+    ({
+      ...runConfig(data, join(root, dir), { load, epochs: 2, batchSize: 2, learningRate: 1e-2, scale: 1, validation: 20, classes: 2, valEvery: 0, patience: 0, optimizer: 'adam' }),
+      encoder: 'resnet18',
+      encoderDepth: 1,
+      encoderWeights: weights,
+      freezeEncoder: 1,
+      encoderLr: 0.5,
+    }) as TrainConfig;
   const hooks = { log: (l: string) => logs.push(l), warn: () => {}, createModel: (args: UNetArgs) => new WithEncoder(args) };
   await train(cfgIn('run'), hooks);
   assert.ok(logs.includes(`Encoder weights: ${weights}`), logs.join('\n'));
@@ -199,7 +225,7 @@ test('train: --encoder-weights loads the file, --freeze-encoder 1 keeps the enco
   const [one, two] = [await ck(1), await ck(2)];
   const w = (c: LoadedCheckpoint, k: string) => Array.from(floats(c.model.get(k) as never));
   const fromFile = Array.from(floats(file['conv1.weight']));
-  assert.deepEqual(w(one, 'encoder.conv1.weight'), fromFile, 'epoch 1: the encoder is the file\'s');
+  assert.deepEqual(w(one, 'encoder.conv1.weight'), fromFile, "epoch 1: the encoder is the file's");
   assert.notDeepEqual(w(one, 'encoder.bn1.running_mean'), Array.from(floats(file['bn1.running_mean'])), 'BatchNorm statistics adapt while frozen');
   assert.notDeepEqual(w(two, 'encoder.conv1.weight'), fromFile, 'epoch 2: the encoder trains');
   const opt = (c: LoadedCheckpoint) => c.optimizer as unknown as { param_groups: { lr: number; params: number[] }[]; state: Map<unknown, unknown> | Record<string, unknown> };
@@ -207,7 +233,10 @@ test('train: --encoder-weights loads the file, --freeze-encoder 1 keeps the enco
   const [g1, g2] = opt(two).param_groups;
   assert.equal(g2.lr, g1.lr * 0.5);
   assert.ok(g2.params.length === 3 && g2.params.every((i) => !ids(one).has(i)), 'conv1.weight, bn1.weight, bn1.bias: no optimizer state for the frozen encoder after epoch 1');
-  assert.ok(g2.params.every((i) => ids(two).has(i)), 'the encoder has optimizer state after epoch 2');
+  assert.ok(
+    g2.params.every((i) => ids(two).has(i)),
+    'the encoder has optimizer state after epoch 2',
+  );
   // Resumed after epoch 1 (frozen), the encoder thaws in epoch 2 with both groups restored: the same run.
   await train(cfgIn('resumed', join(root, 'run', 'checkpoints', 'checkpoint_epoch1.pth')), hooks);
   assert.ok(logs.includes(`--encoder-weights not read: the weights come from ${join(root, 'run', 'checkpoints', 'checkpoint_epoch1.pth')}`));

@@ -16,13 +16,47 @@ import { tempDir } from './helpers/workdir.js';
 const work = tempDir('train-encoder');
 after(() => rmSync(work, { recursive: true, force: true }));
 const data = join(work, 'data');
-const ready = writePairs(data, 4, { width: 40, height: 36, channels: 3, name: (k) => `p${k}.png` }, (i, k) => (i * 7 + k * 31) % 256, (i) => (i % 40 > 20 ? 255 : 0));
+const ready = writePairs(
+  data,
+  4,
+  { width: 40, height: 36, channels: 3, name: (k) => `p${k}.png` },
+  (i, k) => (i * 7 + k * 31) % 256,
+  (i) => (i % 40 > 20 ? 255 : 0),
+);
 
-const train = (extra: string[]) => runCli([
-  'train', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(work, 'ck'), '--logdir', join(work, 'runs'),
-  '--device', 'cpu', '-s', '1', '-b', '2', '-v', '25', '--workers', '1', '--no-tensorboard',
-  '--encoder', 'resnet18', '--encoder-depth', '3', '--decoder-channels', '16,8,8', ...extra,
-], { timeoutMs: 240_000 });
+const train = (extra: string[]) =>
+  runCli(
+    [
+      'train',
+      '--imgs',
+      join(data, 'imgs'),
+      '--masks',
+      join(data, 'masks'),
+      '--checkpoint-dir',
+      join(work, 'ck'),
+      '--logdir',
+      join(work, 'runs'),
+      '--device',
+      'cpu',
+      '-s',
+      '1',
+      '-b',
+      '2',
+      '-v',
+      '25',
+      '--workers',
+      '1',
+      '--no-tensorboard',
+      '--encoder',
+      'resnet18',
+      '--encoder-depth',
+      '3',
+      '--decoder-channels',
+      '16,8,8',
+      ...extra,
+    ],
+    { timeoutMs: 240_000 },
+  );
 
 test('train --encoder resnet18 trains, resumes, and its checkpoint predicts and evaluates', async () => {
   await ready;
@@ -53,7 +87,11 @@ test('flags that do not go with --encoder are usage errors (exit 64, before any 
     [['--decoder-channels', '16,8'], /--decoder-channels has 2 widths, --encoder-depth 3 needs one per stage/],
   ] as [string[], RegExp][]) {
     const { cfg } = await parseTrain(['train', '--encoder', 'resnet18', '--encoder-depth', '3', '--decoder-channels', '16,8,8', ...extra]);
-    assert.throws(() => checkArchitecture(cfg as TrainConfig), (e: Error) => e instanceof OptionError && message.test(e.message), extra.join(' '));
+    assert.throws(
+      () => checkArchitecture(cfg as TrainConfig),
+      (e: Error) => e instanceof OptionError && message.test(e.message),
+      extra.join(' '),
+    );
   }
   const { error } = await parseTrain(['train', '--encoder-depth', '6']);
   assert.match(error ?? '', /--encoder-depth .* from 3 to 5; got '6'/);

@@ -27,7 +27,39 @@ before(async () => {
   await ready();
   // 5 training images in batches of 2: 3 optimizer steps per epoch, 9 in all.
   const run = spawnCli(
-    ['train', '-c', '3', '-e', '3', '-b', '2', '-l', '3e-4', '-s', '1', '-v', '30', '--bilinear', '--scheduler', 'none', '--val-every', '2', '--keep-last', '1', '--dashboard', '--port', '0', '--device', 'cpu', '--workers', '2', '--name', 'flags', '--base-channels', '16'],
+    [
+      'train',
+      '-c',
+      '3',
+      '-e',
+      '3',
+      '-b',
+      '2',
+      '-l',
+      '3e-4',
+      '-s',
+      '1',
+      '-v',
+      '30',
+      '--bilinear',
+      '--scheduler',
+      'none',
+      '--val-every',
+      '2',
+      '--keep-last',
+      '1',
+      '--dashboard',
+      '--port',
+      '0',
+      '--device',
+      'cpu',
+      '--workers',
+      '2',
+      '--name',
+      'flags',
+      '--base-channels',
+      '16',
+    ],
     // A narrow UNet whose forward passes take 200 ms each (block-main.ts): the dashboard sees the run training.
     { cwd: work, timeoutMs: 600_000, preload: [BLOCK], env: { UNET_TEST_BLOCK_FORWARD_MS: '200' } },
   );
@@ -62,14 +94,17 @@ before(async () => {
 test('-l reaches the optimizer', async () => {
   const ck = await loadCheckpoint(join(work, 'checkpoints', 'checkpoint_epoch3.pth'));
   const groups = (ck.optimizer as unknown as { param_groups: { lr: number; alpha: number; momentum: number }[] }).param_groups;
-  assert.deepEqual([groups[0].lr, groups[0].momentum], [3e-4, 0.999], 'RMSprop with the given lr and the guide\'s momentum');
+  assert.deepEqual([groups[0].lr, groups[0].momentum], [3e-4, 0.999], "RMSprop with the given lr and the guide's momentum");
   assert.ok(scalarSeries(runRecords(runDir).scalars, 'learning rate').every(([, v]) => v === 3e-4));
   assert.equal((ck.config as { learningRate: number }).learningRate, 3e-4);
 });
 
 test('--val-every 2: validations at every 2nd optimizer step, and at each epoch end', () => {
   const steps = new Set(scalarSeries(runRecords(runDir).scalars, 'validation Dice').map(([s]) => s));
-  assert.deepEqual([...steps].sort((a, b) => a - b), [2, 3, 4, 6, 8, 9]);
+  assert.deepEqual(
+    [...steps].sort((a, b) => a - b),
+    [2, 3, 4, 6, 8, 9],
+  );
 });
 
 test('--keep-last 1: only the last epoch checkpoint (and the best model) are left', () => {
@@ -77,7 +112,7 @@ test('--keep-last 1: only the last epoch checkpoint (and the best model) are lef
   assert.match(result.stdout, /Epoch 1\/3[\s\S]*Epoch 2\/3[\s\S]*Epoch 3\/3/, 'three epochs ran (and wrote their checkpoints)');
 });
 
-test('--dashboard served this run\'s metrics while it trained', () => {
+test("--dashboard served this run's metrics while it trained", () => {
   assert.ok(whileTraining, `the dashboard answered during training (${answers} answers); stdout:\n${result.stdout}`);
   assert.equal(whileTraining.status, 'running');
   const losses = whileTraining.records.filter((r) => r.type === 'scalars' && r.values && 'train loss' in r.values);

@@ -7,11 +7,20 @@ import { foldConfig, foldSplit, kFolds } from '../src/train/folds.js';
 
 describe('kFolds / foldSplit', () => {
   test('folds are disjoint, cover 0..n-1, differ in size by at most one, and are stable for a seed', () => {
-    for (const [n, k] of [[10, 5], [7, 3], [2, 2], [23, 4]]) {
+    for (const [n, k] of [
+      [10, 5],
+      [7, 3],
+      [2, 2],
+      [23, 4],
+    ]) {
       const folds = kFolds(n, k, 42);
       assert.equal(folds.length, k);
       const all = folds.flat().sort((a, b) => a - b);
-      assert.deepEqual(all, Array.from({ length: n }, (_, i) => i), `n=${n} k=${k}: disjoint and covering`);
+      assert.deepEqual(
+        all,
+        Array.from({ length: n }, (_, i) => i),
+        `n=${n} k=${k}: disjoint and covering`,
+      );
       const sizes = folds.map((f) => f.length);
       assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `sizes ${sizes}`);
       assert.deepEqual(kFolds(n, k, 42), folds, 'same seed, same folds');
@@ -27,16 +36,28 @@ describe('kFolds / foldSplit', () => {
       const s = foldSplit(n, k, i, 7);
       assert.deepEqual(s.val, kFolds(n, k, 7)[i]);
       assert.equal(s.train.length + s.val.length, n);
-      assert.ok(s.val.every((v) => !s.train.includes(v)), 'no file both trains and validates');
+      assert.ok(
+        s.val.every((v) => !s.train.includes(v)),
+        'no file both trains and validates',
+      );
       for (const v of s.val) seen[v]++;
     }
     assert.deepEqual(seen, new Array<number>(n).fill(1), 'each file is held out by exactly one fold');
   });
 
   test('too few pairs, --fold without --folds and --fold out of range are usage errors naming the flag', () => {
-    assert.throws(() => foldSplit(3, 5, 0), (e) => e instanceof OptionError && /--folds 5 needs at least 5/.test(e.message));
-    assert.throws(() => foldConfig({ folds: 0, fold: 1, checkpointDir: 'c' }), (e) => e instanceof OptionError && /--fold 1 needs --folds/.test(e.message));
-    assert.throws(() => foldConfig({ folds: 2, fold: 2, checkpointDir: 'c' }), (e) => e instanceof OptionError && /--fold 2 must be below --folds 2/.test(e.message));
+    assert.throws(
+      () => foldSplit(3, 5, 0),
+      (e) => e instanceof OptionError && /--folds 5 needs at least 5/.test(e.message),
+    );
+    assert.throws(
+      () => foldConfig({ folds: 0, fold: 1, checkpointDir: 'c' }),
+      (e) => e instanceof OptionError && /--fold 1 needs --folds/.test(e.message),
+    );
+    assert.throws(
+      () => foldConfig({ folds: 2, fold: 2, checkpointDir: 'c' }),
+      (e) => e instanceof OptionError && /--fold 2 must be below --folds 2/.test(e.message),
+    );
     assert.equal(foldConfig({ folds: 2, fold: 1, checkpointDir: 'c' }).checkpointDir, 'c/fold1');
     assert.equal(foldConfig({ folds: 2, checkpointDir: 'c' }).checkpointDir, 'c');
   });
@@ -46,7 +67,10 @@ describe('decidePostprocess (nnU-Net per-class rule)', () => {
   test('a class is cleaned only when its out-of-fold Dice strictly rises; the chosen mean never falls below none', () => {
     const d = decidePostprocess([1, 2, 3], [0.9, 0.5, 0.6, 0.7], [0.8, 0.55, 0.6, 0.65]);
     assert.deepEqual(d.classes, [1], 'class 1 improves, class 2 ties (kept as none), class 3 drops');
-    assert.deepEqual(d.perClass.map((c) => c.largestComponent), [true, false, false]);
+    assert.deepEqual(
+      d.perClass.map((c) => c.largestComponent),
+      [true, false, false],
+    );
     assert.ok(Math.abs(d.meanDice - (0.55 + 0.6 + 0.7) / 3) < 1e-12);
     assert.ok(d.meanDice >= (0.5 + 0.6 + 0.7) / 3);
   });

@@ -43,7 +43,7 @@ test('train with --ignore-index 11 --class-weights auto: weights printed and rec
   assert.deepEqual(ckpt.config?.classWeights, config.classWeights);
 });
 
-test('evaluate applies the checkpoint\'s void value by itself: void pixels are in no count', async () => {
+test("evaluate applies the checkpoint's void value by itself: void pixels are in no count", async () => {
   assert.equal(code, 0, out);
   const r = await runCli(['evaluate', '-m', join(root, 'checkpoints', 'checkpoint_epoch1.pth'), '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '-s', '1', '--device', 'cpu', '--workers', '1', '--json'], { cwd: root });
   assert.equal(r.code, 0, r.stderr);
@@ -51,8 +51,14 @@ test('evaluate applies the checkpoint\'s void value by itself: void pixels are i
   const m = JSON.parse(r.stdout) as { ignoreValue: number; confusion: number[][]; images: number; perClass: { value: number; support: number }[] };
   assert.equal(m.ignoreValue, 11);
   assert.equal(m.images, IMAGES);
-  assert.equal(m.confusion.flat().reduce((a, b) => a + b, 0), IMAGES * (S * S - VOID_PER_MASK));
-  assert.deepEqual(m.perClass.map((c) => c.value), [0, 1, 2]);
+  assert.equal(
+    m.confusion.flat().reduce((a, b) => a + b, 0),
+    IMAGES * (S * S - VOID_PER_MASK),
+  );
+  assert.deepEqual(
+    m.perClass.map((c) => c.value),
+    [0, 1, 2],
+  );
   assert.match(r.stderr, /pixels of mask value 11 left out \(the checkpoint's --ignore-index\)/);
 });
 

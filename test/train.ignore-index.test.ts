@@ -110,7 +110,11 @@ describe('ignored pixels change nothing', () => {
       const [ma, mb] = [read(logits), read(changed)];
       assert.deepEqual(mb, ma);
       const counted = masks.filter((m) => m !== IGNORE_INDEX).length;
-      assert.equal(ma.confusion.flat().reduce((s, v) => s + v, 0), counted, 'the confusion matrix counts only the counted pixels');
+      assert.equal(
+        ma.confusion.flat().reduce((s, v) => s + v, 0),
+        counted,
+        'the confusion matrix counts only the counted pixels',
+      );
     });
   }
 
@@ -123,7 +127,10 @@ describe('ignored pixels change nothing', () => {
       E.tidy(() => meter.add(E.tensor(Float32Array.from(logits), [1, 2, 4, 4]), E.tensor(BigInt64Array.from(truth.map(BigInt)), [1, 4, 4])));
       const m = meter.read();
       assert.equal(m.dice, 1);
-      assert.deepEqual(m.confusion, [[0, 0], [0, 8]]);
+      assert.deepEqual(m.confusion, [
+        [0, 0],
+        [0, 8],
+      ]);
       assert.equal(m.pixelAccuracy, 1);
     } finally {
       meter.dispose();
@@ -137,7 +144,20 @@ describe('mask values with --ignore-index', () => {
     const classes = maskToClassIndex(mask, [0, 5], undefined, 11);
     assert.deepEqual([...classes], [0, IGNORE_CLASS, 1, IGNORE_CLASS, 0, 1]);
     const rgb = { data: Uint8Array.from([11, 11, 11, 0, 0, 0, 9, 0, 0]), channels: 3 as const };
-    assert.deepEqual([...maskToClassIndex(rgb, [[0, 0, 0], [9, 0, 0]], undefined, 11)], [IGNORE_CLASS, 0, 1]);
+    assert.deepEqual(
+      [
+        ...maskToClassIndex(
+          rgb,
+          [
+            [0, 0, 0],
+            [9, 0, 0],
+          ],
+          undefined,
+          11,
+        ),
+      ],
+      [IGNORE_CLASS, 0, 1],
+    );
     E.tidy(() => {
       const y = classTargets(E.tensor(classes, [1, 2, 3]), IGNORE_CLASS);
       assert.equal(y.dtype, 'int64');
@@ -167,7 +187,7 @@ describe('--class-weights', () => {
     assert.throws(() => checkClassWeights([1, 2, 3], 1), /-c 1 needs 2: .*background and foreground/);
   });
 
-  test('a run\'s config.json replays the resolved weights and the ignore value (--config)', () => {
+  test("a run's config.json replays the resolved weights and the ignore value (--config)", () => {
     const file = join(tempDir('ignore-config'), 'config.json');
     writeFileSync(file, JSON.stringify({ classWeights: [0.5, 2, 1.25], ignoreIndex: 11, maskValues: [0, 1, 2] }));
     assert.deepEqual(readConfigFile(file, trainOptions, RUN_RECORD_KEYS), { classWeights: [0.5, 2, 1.25], ignoreIndex: 11 });

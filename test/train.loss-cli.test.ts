@@ -15,10 +15,38 @@ const ckpt = join(root, 'checkpoints');
 
 /** 3 training images, 1 validation image, batch 1: 3 steps per epoch. */
 const train = (extra: string[]) =>
-  startTs(CLI, [
-    'train', '-c', '3', '-s', '1', '-v', '25', '-b', '1', '--bilinear', '--device', 'cpu', '--workers', '1', '--no-tensorboard', '--patience', '0',
-    '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', ckpt, '--logdir', join(root, 'runs'), ...extra,
-  ], { cwd: root, timeoutMs: 120_000 }).done;
+  startTs(
+    CLI,
+    [
+      'train',
+      '-c',
+      '3',
+      '-s',
+      '1',
+      '-v',
+      '25',
+      '-b',
+      '1',
+      '--bilinear',
+      '--device',
+      'cpu',
+      '--workers',
+      '1',
+      '--no-tensorboard',
+      '--patience',
+      '0',
+      '--imgs',
+      join(data, 'imgs'),
+      '--masks',
+      join(data, 'masks'),
+      '--checkpoint-dir',
+      ckpt,
+      '--logdir',
+      join(root, 'runs'),
+      ...extra,
+    ],
+    { cwd: root, timeoutMs: 120_000 },
+  ).done;
 
 test('--loss with an unknown name is a usage error naming the choices', async () => {
   const r = await runCli(['train', '--loss', 'dice+ce']);

@@ -14,7 +14,14 @@ type Named = Exclude<LossName, 'ce+dice'>;
 const NAMES: Named[] = ['focal+dice', 'tversky', 'lovasz'];
 const [N, H, W] = [2, 5, 7];
 
-interface Case { name: Named; c: number; ignore: boolean; weight: number[] | null; logits: number[]; masks: number[] }
+interface Case {
+  name: Named;
+  c: number;
+  ignore: boolean;
+  weight: number[] | null;
+  logits: number[];
+  masks: number[];
+}
 
 // Multiclass cases use 4 classes of which class 3 never occurs (the absent-class rules of tversky and lovasz).
 function makeCase(name: Named, c: number, ignore: boolean, weight: number[] | null, seed: number): Case {

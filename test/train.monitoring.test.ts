@@ -59,13 +59,19 @@ test('the event file holds every guide tag at the right steps; histograms match 
 
   assert.deepEqual(
     epochs.map((r) => [r.epoch, r.step]),
-    [[1, 2], [2, 4]],
+    [
+      [1, 2],
+      [2, 4],
+    ],
     '4 images in batches of 2: 2 optimizer steps per epoch',
   );
   // train loss: one value per optimizer step, equal to metrics.jsonl's
   const { scalars } = runRecords(run.runDir);
   const losses = scalarSeries(scalars, 'train loss');
-  assert.deepEqual(losses.map(([s]) => s), [1, 2, 3, 4]);
+  assert.deepEqual(
+    losses.map(([s]) => s),
+    [1, 2, 3, 4],
+  );
   for (const [s, v] of losses) assert.equal(one('train loss', s).simple_value, f32(v), `train loss at ${s}`);
   assert.deepEqual([...(at.get('train loss')?.keys() ?? [])], [1, 2, 3, 4]);
 
@@ -104,7 +110,11 @@ test('the event file holds every guide tag at the right steps; histograms match 
   }
   // histograms, images and validation scalars only at validations
   for (const tag of ['Weights/inc.double_conv.0.weight', 'Gradients/outc.conv.bias', 'images', 'masks/pred', 'learning rate']) {
-    assert.deepEqual([...(at.get(tag)?.keys() ?? [])], epochs.map((r) => r.step), tag);
+    assert.deepEqual(
+      [...(at.get(tag)?.keys() ?? [])],
+      epochs.map((r) => r.step),
+      tag,
+    );
   }
 });
 
@@ -126,7 +136,7 @@ test('metrics.jsonl agrees with the checkpoints: epoch, global_step, loss, val_s
   assert.deepEqual([best.epoch, best.valScore], [final.bestEpoch, final.bestScore]);
 });
 
-test('report.html holds this run\'s curves and sample predictions', async () => {
+test("report.html holds this run's curves and sample predictions", async () => {
   const html = readFileSync(await writeReport(run.runDir), 'utf8');
   const m = /window\.__UNET_BOOT__ = (.*?);<\/script>/s.exec(html);
   assert.ok(m, 'boot data');
@@ -135,10 +145,7 @@ test('report.html holds this run\'s curves and sample predictions', async () => 
   assert.deepEqual(page.metrics, runRecords(run.runDir).all, 'every metrics.jsonl record, as written');
   const steps = epochs.map((r) => r.step);
   // sample predictions of the first and last validation, byte for byte the run's media files
-  assert.deepEqual(
-    page.media.map((x) => `${x.step} ${x.tag}`).sort(),
-    steps.flatMap((s) => ['images', 'masks/pred', 'masks/true'].map((t) => `${s} ${t}`)).sort(),
-  );
+  assert.deepEqual(page.media.map((x) => `${x.step} ${x.tag}`).sort(), steps.flatMap((s) => ['images', 'masks/pred', 'masks/true'].map((t) => `${s} ${t}`)).sort());
   for (const x of page.media) {
     const b64 = x.src.replace(/^data:image\/png;base64,/, '');
     assert.ok(Buffer.from(b64, 'base64').equals(readFileSync(join(run.runDir, x.file))), x.file);

@@ -55,14 +55,25 @@ async function cli(argv: string[], hooks: TrainHooks): Promise<{ cfg: TrainConfi
 test('--patch-size 32 on 48 and 64 px images: batches of patches, validation by sliding windows, size in the checkpoint', { timeout: 120_000 }, async () => {
   const seen = { train: [] as number[][], eval: [] as number[][] };
   const logs: string[] = [];
-  const { dir } = await cli(['-e', '1', '-b', '2', '-s', '1', '-v', '25', '-c', '3', '--augment', '--patch-size', '32', '-l', '1e-3'], { ...quiet, log: (l) => logs.push(l), createModel: spyModel(seen) });
+  const { dir } = await cli(['-e', '1', '-b', '2', '-s', '1', '-v', '25', '-c', '3', '--augment', '--patch-size', '32', '-l', '1e-3'], {
+    ...quiet,
+    log: (l) => logs.push(l),
+    createModel: spyModel(seen),
+  });
   assert.match(logs.join('\n'), /Patches: {9}32x32, 33% centred on a foreground class; validation by sliding window/);
   // 6 training images, -b 2: 3 batches of 32x32 patches (images of both sizes share batches).
-  assert.deepEqual(seen.train, [[2, 3, 32, 32], [2, 3, 32, 32], [2, 3, 32, 32]]);
+  assert.deepEqual(seen.train, [
+    [2, 3, 32, 32],
+    [2, 3, 32, 32],
+    [2, 3, 32, 32],
+  ]);
   // 2 validation images, each whole through overlapping 32x32 windows, 2 per forward pass.
   assert.ok(seen.eval.length >= 4, JSON.stringify(seen.eval));
   for (const s of seen.eval) assert.deepEqual(s.slice(1), [3, 32, 32]);
-  assert.ok(seen.eval.some((s) => s[0] === 2), 'windows are batched');
+  assert.ok(
+    seen.eval.some((s) => s[0] === 2),
+    'windows are batched',
+  );
   const ckpt = await loadCheckpoint(join(dir, 'checkpoints', 'checkpoint_epoch1.pth'));
   assert.deepEqual([ckpt.config?.patchSize, ckpt.config?.oversampleFg], [[32, 32], 0.33]);
   assert.ok(Number.isFinite(ckpt.valScore), 'validation Dice on the whole images');
@@ -80,11 +91,27 @@ test('-c 1, greyscale, a non-square patch; without --patch-size the whole images
 
   const whole = { train: [] as number[][], eval: [] as number[][] };
   await train({ ...cfg, patchSize: null, checkpointDir: join(root, 'c1w', 'ck'), logdir: join(root, 'c1w', 'runs') }, { ...quiet, createModel: spyModel(whole) });
-  assert.ok([...whole.train, ...whole.eval].every((s) => s[2] === 48 && s[3] === 48), JSON.stringify(whole));
+  assert.ok(
+    [...whole.train, ...whole.eval].every((s) => s[2] === 48 && s[3] === 48),
+    JSON.stringify(whole),
+  );
 });
 
 test('a patch run stopped mid-epoch and resumed ends with the same weights, bit for bit', { timeout: 180_000 }, async () => {
-  const cfg = (d: string): TrainConfig => runConfig(data, join(root, d), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 3, augment: true, patchSize: [32, 32], oversampleFg: 0.5, learningRate: 1e-3, patience: 0, tensorboard: false });
+  const cfg = (d: string): TrainConfig =>
+    runConfig(data, join(root, d), {
+      epochs: 1,
+      batchSize: 2,
+      scale: 1,
+      validation: 25,
+      classes: 3,
+      augment: true,
+      patchSize: [32, 32],
+      oversampleFg: 0.5,
+      learningRate: 1e-3,
+      patience: 0,
+      tensorboard: false,
+    });
   const hooks: TrainHooks = { ...quiet, createModel: (a) => tinyUNet(a, 16) };
   await train(cfg('ra'), hooks);
   const ctrl = new AbortController();
@@ -99,12 +126,22 @@ test('a patch run stopped mid-epoch and resumed ends with the same weights, bit 
   assert.ok(sameWeights(a.model, b.model), 'the resumed run differs from the uninterrupted one');
 });
 
-test('--patch-size errors name the flag and the rule; config.json\'s [h, w] replays', async () => {
-  for (const [value, ok] of [['32', [32, 32]], ['64x96', [64, 96]], ['30', null], ['32x0', null], ['0', null], ['32x', null], ['big', null]] as const) {
+test("--patch-size errors name the flag and the rule; config.json's [h, w] replays", async () => {
+  for (const [value, ok] of [
+    ['32', [32, 32]],
+    ['64x96', [64, 96]],
+    ['30', null],
+    ['32x0', null],
+    ['0', null],
+    ['32x', null],
+    ['big', null],
+  ] as const) {
     let err = '';
     let cfg: TrainConfig | undefined;
     const h: Handlers = { train: async (c) => ((cfg = c), 0), predict: async () => 0, evaluate: async () => 0 };
-    await buildProgram(h, { exitOverride: true, writeErr: (s) => (err += s) }).parseAsync(['train', '--patch-size', value], { from: 'user' }).catch(() => {});
+    await buildProgram(h, { exitOverride: true, writeErr: (s) => (err += s) })
+      .parseAsync(['train', '--patch-size', value], { from: 'user' })
+      .catch(() => {});
     if (ok) assert.deepEqual(cfg?.patchSize, ok, value);
     else assert.match(err, /--patch-size.*expects HxW or N \(NxN\).*multiple of 16.*halves the size 4 times/, value);
   }

@@ -45,7 +45,11 @@ test('precise BN: statistics equal PyTorch momentum=None over the same batches; 
     });
     dumpTensors(dir, m.stateDict(), 'before.json');
     const xs = [0, 1, 2].map(() => E.rand([2, 1, 32, 32]).keep());
-    dumpTensors(dir, xs.map((x, i) => [`x${i}`, x] as [string, E.Tensor]), 'data.json');
+    dumpTensors(
+      dir,
+      xs.map((x, i) => [`x${i}`, x] as [string, E.Tensor]),
+      'data.json',
+    );
     const stale = E.tidy(() => E.noGrad(() => m.eval().forward(xs[0]).sub(m.train().forward(xs[0])).abs().amax().item()));
     const weights = E.tidy(() => m.parameters().map((p) => p.clone().keep()));
     // (the train-mode forward above moved the statistics a little: the recomputation resets them)
@@ -56,10 +60,17 @@ test('precise BN: statistics equal PyTorch momentum=None over the same batches; 
     const ours = m.stateDict();
     for (const [k, r] of after) {
       const t = ours.get(k) as E.Tensor;
-      if (k.endsWith('num_batches_tracked')) assert.equal(t.item(), 124, k); // 123 + the one forward above
+      if (k.endsWith('num_batches_tracked'))
+        assert.equal(t.item(), 124, k); // 123 + the one forward above
       else assertClose(t.toArray(), r.toArray(), 1e-5, 1e-4, k);
     }
-    m.parameters().forEach((p, i) => assert.equal(E.tidy(() => p.ne(weights[i]).sum().item()), 0, 'a weight changed'));
+    m.parameters().forEach((p, i) =>
+      assert.equal(
+        E.tidy(() => p.ne(weights[i]).sum().item()),
+        0,
+        'a weight changed',
+      ),
+    );
     assert.equal(m.training, true);
     // With statistics over one batch, eval mode on that batch is close to train mode on it (not
     // equal: running_var is the unbiased variance, n/(n-1) over the 8 values of the 2x2 bottleneck).

@@ -55,14 +55,28 @@ test('3 epochs of train() equal the reference loop: weights, lr, losses, validat
   const div = 16;
   const cfg: TrainConfig = {
     ...defaults(trainOptions),
-    imgs: join(data, 'imgs'), masks: join(data, 'masks'), checkpointDir: join(dir, 'checkpoints'), logdir: join(dir, 'runs'),
-    device: 'cpu', workers: 2, epochs: 3, batchSize: 1, learningRate: 3e-3, scale: 1, validation: 25, classes: 3,
-    accumulateGradBatches: 2, lrPatience: 1, seed: 3, tensorboard: false,
+    imgs: join(data, 'imgs'),
+    masks: join(data, 'masks'),
+    checkpointDir: join(dir, 'checkpoints'),
+    logdir: join(dir, 'runs'),
+    device: 'cpu',
+    workers: 2,
+    epochs: 3,
+    batchSize: 1,
+    learningRate: 3e-3,
+    scale: 1,
+    validation: 25,
+    classes: 3,
+    accumulateGradBatches: 2,
+    lrPatience: 1,
+    seed: 3,
+    tensorboard: false,
   };
   let split = { train: [] as string[], val: [] as string[] };
   const order: string[][] = [[], [], []];
   const r = await train(cfg, {
-    log: () => {}, warn: () => {},
+    log: () => {},
+    warn: () => {},
     createModel: (args: UNetArgs) => {
       const m = new UNet(args, div);
       dumpTensors(dir, m.stateDict(), 'init.json');
@@ -73,27 +87,82 @@ test('3 epochs of train() equal the reference loop: weights, lr, losses, validat
   });
   assert.equal(r.epochsRun, 3);
   assert.equal(split.train.length, 11); // odd: 5 optimizer steps + the flushed remainder per epoch
-  assert.deepEqual(order.map((o) => o.length), [11, 11, 11]);
+  assert.deepEqual(
+    order.map((o) => o.length),
+    [11, 11, 11],
+  );
   const ck = await loadCheckpoint(join(cfg.checkpointDir, 'checkpoint_epoch3.pth'));
   const py = runPython<History>(FIT_PY, {
-    root: REFERENCE_ROOT, dir, imgs: cfg.imgs, masks: cfg.masks, maskValues: ck.maskValues, nChannels: 3, classes: 3, bilinear: false, div,
-    batchSize: 1, epochs: 3, lr: cfg.learningRate, accumulate: 2, lrPatience: 1, train: split.train, val: split.val, order,
+    root: REFERENCE_ROOT,
+    dir,
+    imgs: cfg.imgs,
+    masks: cfg.masks,
+    maskValues: ck.maskValues,
+    nChannels: 3,
+    classes: 3,
+    bilinear: false,
+    div,
+    batchSize: 1,
+    epochs: 3,
+    lr: cfg.learningRate,
+    accumulate: 2,
+    lrPatience: 1,
+    train: split.train,
+    val: split.val,
+    order,
   });
 
-  const metrics = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+  const metrics = readFileSync(join(r.runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number | string>);
   const rounds = metrics.filter((m) => m.type === 'validation');
   const epochs = metrics.filter((m) => m.type === 'epoch');
   // The reference's cadence: 11 // (5 * 1) = every 2 batches over all epochs: batches 2, 4, ..., 32.
-  assert.deepEqual(rounds.map((m) => m.batch), py.rounds.map((x) => x.batch));
-  assert.deepEqual(rounds.map((m) => m.batch), [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32]);
-  assert.deepEqual(rounds.map((m) => m.step), py.rounds.map((x) => x.step));
-  assertClose(rounds.map((m) => m.valDice as number), py.rounds.map((x) => x.dice), 1e-5, 1e-4, 'validation Dice at each round');
-  assert.deepEqual(rounds.map((m) => m.lr), py.rounds.map((x) => x.lr), 'lr after each round');
+  assert.deepEqual(
+    rounds.map((m) => m.batch),
+    py.rounds.map((x) => x.batch),
+  );
+  assert.deepEqual(
+    rounds.map((m) => m.batch),
+    [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32],
+  );
+  assert.deepEqual(
+    rounds.map((m) => m.step),
+    py.rounds.map((x) => x.step),
+  );
+  assertClose(
+    rounds.map((m) => m.valDice as number),
+    py.rounds.map((x) => x.dice),
+    1e-5,
+    1e-4,
+    'validation Dice at each round',
+  );
+  assert.deepEqual(
+    rounds.map((m) => m.lr),
+    py.rounds.map((x) => x.lr),
+    'lr after each round',
+  );
   assert.ok(new Set(py.rounds.map((x) => x.lr)).size >= 2, `the plateau scheduler never reduced the lr: ${py.rounds.map((x) => x.lr)}`);
-  assertClose(epochs.map((m) => m.loss as number), py.epoch_loss, 1e-5, 1e-4, 'epoch losses (undivided)');
+  assertClose(
+    epochs.map((m) => m.loss as number),
+    py.epoch_loss,
+    1e-5,
+    1e-4,
+    'epoch losses (undivided)',
+  );
   assert.ok(Math.min(...py.epoch_loss) > 0.3, 'the logged loss is not divided by the accumulation count');
-  assertClose(epochs.map((m) => m.valDice as number), py.epoch_dice, 1e-5, 1e-4, 'end-of-epoch Dice');
-  assert.deepEqual(epochs.map((m) => m.lr), py.epoch_lr);
+  assertClose(
+    epochs.map((m) => m.valDice as number),
+    py.epoch_dice,
+    1e-5,
+    1e-4,
+    'end-of-epoch Dice',
+  );
+  assert.deepEqual(
+    epochs.map((m) => m.lr),
+    py.epoch_lr,
+  );
   assert.equal(ck.globalStep, 18); // 3 x (5 + 1 flushed)
 
   const init = loadTensors(dir, 'init.json');
@@ -134,7 +203,14 @@ for (const classes of [4, 1]) {
       return { logits: logits.keep(), masks: masks.keep(), ours: validationDice(logits, masks, classes).mean().item(), predicted };
     });
     assert.ok(predicted >= Math.min(3, Math.max(classes, 2)), `the model predicts only ${predicted} classes`);
-    dumpTensors(dir, [['logits', logits], ['masks', masks]], 'logits.json');
+    dumpTensors(
+      dir,
+      [
+        ['logits', logits],
+        ['masks', masks],
+      ],
+      'logits.json',
+    );
     const py = runPython<Record<string, number>>(DICE_PY, { root: REFERENCE_ROOT, dir, classes });
     // Ours: mean over images; evaluate.py: mean over batches of per-batch means (equal with full batches).
     assert.ok(Math.abs(ours - py['1']) < 1e-6, `ours ${ours}, evaluate.py ${py['1']}`);

@@ -97,7 +97,10 @@ test('a run stopped mid-epoch and resumed ends with the same weights, bit for bi
   await savePth(ckptOf(b, 'damaged.pth'), raw);
   await assert.rejects(train({ ...cfg(b), load: ckptOf(b, 'damaged.pth') }, hooks()), /damaged\.pth: its mid-epoch position is damaged; start again without --resume\/--load/);
   // Another batch size cannot continue that position: refused, naming the difference and the way out.
-  await assert.rejects(train({ ...cfg(b), batchSize: 2, load: ckptOf(b, 'INTERRUPTED.pth') }, hooks()), /INTERRUPTED\.pth was saved in the middle of epoch 1 by a run with -b 1 \(now 2\); resume it with the same flags and data to continue exactly, or start again without --resume\/--load/);
+  await assert.rejects(
+    train({ ...cfg(b), batchSize: 2, load: ckptOf(b, 'INTERRUPTED.pth') }, hooks()),
+    /INTERRUPTED\.pth was saved in the middle of epoch 1 by a run with -b 1 \(now 2\); resume it with the same flags and data to continue exactly, or start again without --resume\/--load/,
+  );
 });
 
 test('--resume picks the checkpoint that trained furthest, not the newest file', async () => {
@@ -170,10 +173,7 @@ test('--skip-bad skips an unreadable pair with a warning naming it, and counts i
   damagedCopy(join(dir, 'data'), id);
   const warnings: string[] = [];
   const logs: string[] = [];
-  const r = await train(
-    { ...cfg(dir), imgs: join(dir, 'data', 'imgs'), masks: join(dir, 'data', 'masks'), skipBad: true },
-    hooks({ warn: (l) => warnings.push(l), log: (l) => logs.push(l) }),
-  );
+  const r = await train({ ...cfg(dir), imgs: join(dir, 'data', 'imgs'), masks: join(dir, 'data', 'masks'), skipBad: true }, hooks({ warn: (l) => warnings.push(l), log: (l) => logs.push(l) }));
   assert.equal(r.epochsRun, 2);
   const named = warnings.filter((w) => w.includes(`${id}.png`));
   assert.equal(named.length, 1, warnings.join('\n'));

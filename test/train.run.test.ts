@@ -30,7 +30,7 @@ before(async () => {
 
 const base = (data: string, dir: string): TrainConfig => runConfig(data, dir);
 
-test('the guide\'s command lines run (1 epoch each) on a small dataset', { timeout: 600_000 }, async () => {
+test("the guide's command lines run (1 epoch each) on a small dataset", { timeout: 600_000 }, async () => {
   let lastCkpt = '';
   let i = 0;
   // Quick start, scenarios 1-6 and configurations 1 and 4 (the other lines only vary flag values,
@@ -83,7 +83,19 @@ test('checkpoints hold weights, optimizer, scheduler, epoch, loss and val score;
 test('resuming at epoch 2 of 4 ends with the same weights as an uninterrupted run (also with --precise-bn)', { timeout: 900_000 }, async () => {
   // Precise BN reads training batches between steps: it must leave the data order and RNGs alone.
   // Batch 1: 6 batches per epoch, so validation rounds (every 6 // 5 = 1 batch) run mid-epoch too.
-  const cfg = (dir: string): TrainConfig => ({ ...base(data3, dir), epochs: 4, batchSize: 1, learningRate: 1e-3, scale: 1, validation: 25, classes: 3, bilinear: true, augment: true, accumulateGradBatches: 2, preciseBn: 2 });
+  const cfg = (dir: string): TrainConfig => ({
+    ...base(data3, dir),
+    epochs: 4,
+    batchSize: 1,
+    learningRate: 1e-3,
+    scale: 1,
+    validation: 25,
+    classes: 3,
+    bilinear: true,
+    augment: true,
+    accumulateGradBatches: 2,
+    preciseBn: 2,
+  });
   const a = join(root, 'resume-a');
   const b = join(root, 'resume-b');
   const hooks = { ...quiet, createModel: (args: UNetArgs) => tinyUNet(args, 8) };
@@ -103,10 +115,7 @@ test('--load of a reference-format file starts from its weights; a different arc
   const narrow = { baseChannels: 16 }; // the architecture checks read the width like every other dimension
   await train({ ...base(data3, dir), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow }, quiet);
   const ck = join(dir, 'checkpoints', 'checkpoint_epoch1.pth');
-  await assert.rejects(
-    train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, ...narrow, load: ck }, quiet),
-    /another architecture[\s\S]*upsampling: checkpoint bilinear, flags no --bilinear/,
-  );
+  await assert.rejects(train({ ...base(data3, dir), epochs: 1, scale: 1, validation: 25, classes: 3, bilinear: false, ...narrow, load: ck }, quiet), /another architecture[\s\S]*upsampling: checkpoint bilinear, flags no --bilinear/);
   const { saveReferenceStateDict, weightsToTensors } = await import('../src/model/checkpoint.js');
   const loaded = await loadCheckpoint(ck);
   const ref = join(dir, 'reference.pth');
@@ -114,7 +123,10 @@ test('--load of a reference-format file starts from its weights; a different arc
   const logs: string[] = [];
   const r = await train({ ...base(data3, join(dir, 'from-ref')), epochs: 1, batchSize: 4, scale: 1, validation: 25, classes: 3, bilinear: true, ...narrow, load: ref }, { ...quiet, log: (l) => logs.push(l) });
   assert.equal(r.epochsRun, 1);
-  assert.ok(logs.some((l) => /weights only .*reference trainer/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /weights only .*reference trainer/.test(l)),
+    logs.join('\n'),
+  );
 });
 
 test('mask values that do not match --classes stop before training with the values and the flag to use', async () => {

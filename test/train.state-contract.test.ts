@@ -14,10 +14,7 @@ import type { Tensor } from '../src/engine/index.js';
 import { loadPth, savePth } from '../src/io/pth.js';
 import type { Stateful } from '../src/io/stateful.js';
 import { fromPy, toPy } from '../src/model/checkpoint.js';
-import {
-  CosineWarmupLR, GradScaler, type GradScalerStateDict, type LRScheduler, type LoadableOptimizerStateDict, NoneScheduler, type OptimizerName, PolyLR,
-  ReduceLROnPlateau, SGD, createOptimizer,
-} from '../src/optim/index.js';
+import { CosineWarmupLR, GradScaler, type GradScalerStateDict, type LRScheduler, type LoadableOptimizerStateDict, NoneScheduler, type OptimizerName, PolyLR, ReduceLROnPlateau, SGD, createOptimizer } from '../src/optim/index.js';
 import { EarlyStopping, type EarlyStoppingState } from '../src/train/early-stopping.js';
 import { torchRng } from '../src/train/rng.js';
 
@@ -43,8 +40,7 @@ async function noLeak(body: () => Promise<void>): Promise<void> {
 const SHAPES = [[3, 2], [4]];
 const numbers = (seed: number, n: number) => Array.from({ length: n }, (_, i) => Math.round(Math.sin(seed * 97 + i * 13) * 1e4) / 1e4);
 const makeParams = (data: number[][]) => data.map((d, i) => E.tensor(new Float32Array(d), SHAPES[i]).requiresGrad_(true).keep());
-const setGrads = (ps: Tensor[], t: number) =>
-  ps.forEach((p, i) => E.tensor(new Float32Array(numbers(100 + 7 * t + i, p.numel)), p.shape).disposeAfter((g) => (p.grad = g)));
+const setGrads = (ps: Tensor[], t: number) => ps.forEach((p, i) => E.tensor(new Float32Array(numbers(100 + 7 * t + i, p.numel)), p.shape).disposeAfter((g) => (p.grad = g)));
 const values = (ps: Tensor[]) => ps.map((p) => p.toArray());
 
 describe('optimizers', () => {
@@ -62,7 +58,10 @@ describe('optimizers', () => {
         const b = createOptimizer(name, pb, { lr: 0.5, weightDecay: 0, momentum: 0.5 });
         const free = await roundTrip<LoadableOptimizerStateDict>(name, b, a.stateDict());
         free();
-        for (const [o, ps] of [[a, pa], [b, pb]] as const) {
+        for (const [o, ps] of [
+          [a, pa],
+          [b, pb],
+        ] as const) {
           setGrads(ps, 3);
           o.step();
         }
@@ -103,7 +102,7 @@ describe('LR schedulers', () => {
   }
 });
 
-test('GradScaler: the next step, scale and growth tracker after loading equal the un-saved scaler\'s', () =>
+test("GradScaler: the next step, scale and growth tracker after loading equal the un-saved scaler's", () =>
   noLeak(async () => {
     const opts = { initScale: 2 ** 4, growthInterval: 2 };
     /** One scaled step; `poison` puts an inf into the loss's gradient. */
@@ -142,7 +141,7 @@ test('GradScaler: the next step, scale and growth tracker after loading equal th
     E.dispose([...pa, ...pb]);
   }));
 
-test('EarlyStopping: the stop decision after loading equals the un-saved one\'s', async () => {
+test("EarlyStopping: the stop decision after loading equals the un-saved one's", async () => {
   const a = new EarlyStopping(2, 0.01);
   a.update(0.5, 1);
   a.update(0.505, 2); // a new best, but not by min_delta: counter 1
@@ -154,15 +153,18 @@ test('EarlyStopping: the stop decision after loading equals the un-saved one\'s'
   assert.deepEqual(b.stateDict(), a.stateDict());
 });
 
-test('the data Rng: the draws after loading equal the un-saved generator\'s', async () => {
+test("the data Rng: the draws after loading equal the un-saved generator's", async () => {
   const a = new Rng(3);
   for (let i = 0; i < 5; i++) a.next();
   const b = new Rng(99);
   (await roundTrip<RngStateDict>('data-rng', b, a.stateDict()))();
-  assert.deepEqual(Array.from({ length: 4 }, () => b.next()), Array.from({ length: 4 }, () => a.next()));
+  assert.deepEqual(
+    Array.from({ length: 4 }, () => b.next()),
+    Array.from({ length: 4 }, () => a.next()),
+  );
 });
 
-test('libtorch\'s generator: the draws after loading equal the un-saved ones', () =>
+test("libtorch's generator: the draws after loading equal the un-saved ones", () =>
   noLeak(async () => {
     E.manualSeed(1);
     E.rand([3]).dispose();
@@ -171,5 +173,8 @@ test('libtorch\'s generator: the draws after loading equal the un-saved ones', (
     E.manualSeed(12345);
     (await roundTrip<Tensor>('torch-rng', torchRng, state))();
     state.dispose();
-    assert.deepEqual(E.rand([8]).disposeAfter((t) => t.toArray()), expected);
+    assert.deepEqual(
+      E.rand([8]).disposeAfter((t) => t.toArray()),
+      expected,
+    );
   }));

@@ -80,7 +80,8 @@ function checkEncoder(o: BenchOpts, c: BenchConfig): void {
   if (!o.encoder) return;
   const names = ['plain', ...Object.keys(ENCODERS)];
   if (!names.includes(o.encoder)) throw new BenchError(`bench: --encoder must be one of ${names.join(', ')}; got '${o.encoder}'`);
-  if (o.divisor > 1 || o.bilinear || o.mode === 'conv' || c.tile !== undefined || c.nprocPerNode !== undefined) throw new BenchError('bench: --encoder times the encoder UNet\'s train or --predict step: drop --width-divisor, --bilinear, --conv, --tile and --nproc-per-node');
+  if (o.divisor > 1 || o.bilinear || o.mode === 'conv' || c.tile !== undefined || c.nprocPerNode !== undefined)
+    throw new BenchError("bench: --encoder times the encoder UNet's train or --predict step: drop --width-divisor, --bilinear, --conv, --tile and --nproc-per-node");
   if (o.mode === 'predict' && c.reference !== undefined) throw new BenchError('bench: --encoder --reference times the training step: drop --predict');
 }
 
@@ -91,8 +92,19 @@ export async function benchCommand(c: BenchConfig): Promise<number> {
     return 0;
   }
   const o: BenchOpts = {
-    device: c.device, batch: c.batchSize, height: c.height, width: c.width, channels: c.channels, classes: c.classes,
-    amp: c.amp, bilinear: c.bilinear, steps: c.steps, warmup: c.warmup, mode: c.conv ? 'conv' : c.predict ? 'predict' : 'train', divisor: c.widthDivisor, tta: c.tta,
+    device: c.device,
+    batch: c.batchSize,
+    height: c.height,
+    width: c.width,
+    channels: c.channels,
+    classes: c.classes,
+    amp: c.amp,
+    bilinear: c.bilinear,
+    steps: c.steps,
+    warmup: c.warmup,
+    mode: c.conv ? 'conv' : c.predict ? 'predict' : 'train',
+    divisor: c.widthDivisor,
+    tta: c.tta,
     ...(c.encoder !== 'plain' ? { encoder: c.encoder, encoderDepth: c.encoderDepth } : {}),
   };
   checkEncoder(o, c);
@@ -116,20 +128,67 @@ export async function benchCommand(c: BenchConfig): Promise<number> {
     console.log(JSON.stringify(theirs));
     console.log(JSON.stringify({ ratio_ours_over_pytorch: Math.round(((ours.ms as number) / theirs.ms) * 1000) / 1000 }));
   } else if (c.reference !== undefined) {
-    const args = [c.reference, '--device', String(ours.device).replace(/:.*/, ''), '--batch', String(o.batch), '--height', String(o.height), '--width', String(o.width),
-      '--channels', String(o.channels), '--classes', String(o.classes), '--steps', String(o.steps), '--warmup', String(o.warmup), '--threads', String(E.getNumThreads()),
-      '--amp', o.amp ? (String(ours.device).startsWith('cuda') ? 'fp16' : 'bf16') : 'none'];
-    if (o.bilinear) args.push('--bilinear');
-    if (o.encoder) args.push('--encoder', o.encoder, '--encoder-depth', String(o.encoderDepth));
-    if (ours.channels_last) args.push('--channels-last', '--cudnn-benchmark');
-    const r =
-      o.mode === 'predict'
-        ? spawnSync(python, ['-c', PREDICT_PY, JSON.stringify({ ref: c.reference, threads: E.getNumThreads(), batch: o.batch, channels: o.channels, classes: o.classes, height: o.height, width: o.width, bilinear: o.bilinear, steps: o.steps, warmup: o.warmup, device: String(ours.device), amp: o.amp })], { encoding: 'utf8' })
-        : spawnSync(python, args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new BenchError(`bench: PyTorch run failed: ${r.stderr}`);
-    const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
-    console.log(JSON.stringify(theirs));
-    console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: Math.round(((ours.ms_per_step as number) / theirs.ms_per_step) * 1000) / 1000 }));
+    pytorchSide(o, c, c.reference, ours);
   }
   return 0;
+}
+
+/** The PyTorch side of a train or --predict step (c.reference: the script), then the ratio. */
+function pytorchSide(o: BenchOpts, c: BenchConfig, reference: string, ours: ReturnType<typeof benchTrain>): void {
+  const python = c.python;
+  const args = [
+    reference,
+    '--device',
+    String(ours.device).replace(/:.*/, ''),
+    '--batch',
+    String(o.batch),
+    '--height',
+    String(o.height),
+    '--width',
+    String(o.width),
+    '--channels',
+    String(o.channels),
+    '--classes',
+    String(o.classes),
+    '--steps',
+    String(o.steps),
+    '--warmup',
+    String(o.warmup),
+    '--threads',
+    String(E.getNumThreads()),
+    '--amp',
+    o.amp ? (String(ours.device).startsWith('cuda') ? 'fp16' : 'bf16') : 'none',
+  ];
+  if (o.bilinear) args.push('--bilinear');
+  if (o.encoder) args.push('--encoder', o.encoder, '--encoder-depth', String(o.encoderDepth));
+  if (ours.channels_last) args.push('--channels-last', '--cudnn-benchmark');
+  const r =
+    o.mode === 'predict'
+      ? spawnSync(
+          python,
+          [
+            '-c',
+            PREDICT_PY,
+            JSON.stringify({
+              ref: reference,
+              threads: E.getNumThreads(),
+              batch: o.batch,
+              channels: o.channels,
+              classes: o.classes,
+              height: o.height,
+              width: o.width,
+              bilinear: o.bilinear,
+              steps: o.steps,
+              warmup: o.warmup,
+              device: String(ours.device),
+              amp: o.amp,
+            }),
+          ],
+          { encoding: 'utf8' },
+        )
+      : spawnSync(python, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new BenchError(`bench: PyTorch run failed: ${r.stderr}`);
+  const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  console.log(JSON.stringify(theirs));
+  console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: Math.round(((ours.ms_per_step as number) / theirs.ms_per_step) * 1000) / 1000 }));
 }

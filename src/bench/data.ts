@@ -68,7 +68,10 @@ export async function benchData(o: DataBenchOptions): Promise<Record<string, unk
   }
   for (const sub of ['imgs', 'masks']) {
     if (!existsSync(join(dir, sub))) {
-      throw new DataError(`bench --data: ${join(dir, sub)} does not exist`, { file: dir, hint: 'bench --data DIR expects DIR/imgs and DIR/masks (the training layout); leave out DIR for synthetic JPEGs.' });
+      throw new DataError(`bench --data: ${join(dir, sub)} does not exist`, {
+        file: dir,
+        hint: 'bench --data DIR expects DIR/imgs and DIR/masks (the training layout); leave out DIR for synthetic JPEGs.',
+      });
     }
   }
   const { pairs } = await listPairs({ imgsDir: join(dir, 'imgs'), masksDir: join(dir, 'masks') });
@@ -108,7 +111,11 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** One pass over the dataset as the trainer's loader reads it: CPU and wall ms per sample. */
 async function timedPass(ds: SegmentationDataset, fields: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const loader = new DataLoader(ds, Array.from({ length: ds.length }, (_, i) => i), { batchSize: 1, reuseBuffers: true });
+  const loader = new DataLoader(
+    ds,
+    Array.from({ length: ds.length }, (_, i) => i),
+    { batchSize: 1, reuseBuffers: true },
+  );
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   let n = 0;

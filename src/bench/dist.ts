@@ -60,9 +60,22 @@ async function worker(o: BenchOpts, worldSize: number): Promise<void> {
     writeFileSync(
       process.env[OUT_ENV],
       JSON.stringify({
-        impl: 'unet-ts', mode: 'train-ddp', torch: E.buildInfo().torch, device, backend: dist.backend, processes: worldSize, threads_per_process: E.getNumThreads(),
-        batch: o.batch, batch_per_process: per, height: o.height, width: o.width, ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}), ms_per_step: round(msSync), img_per_s: round((o.batch / msSync) * 1000),
-        ms_per_step_without_allreduce: round(msLocal), communication_share: round(Math.max(0, msSync - msLocal) / msSync, 3),
+        impl: 'unet-ts',
+        mode: 'train-ddp',
+        torch: E.buildInfo().torch,
+        device,
+        backend: dist.backend,
+        processes: worldSize,
+        threads_per_process: E.getNumThreads(),
+        batch: o.batch,
+        batch_per_process: per,
+        height: o.height,
+        width: o.width,
+        ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}),
+        ms_per_step: round(msSync),
+        img_per_s: round((o.batch / msSync) * 1000),
+        ms_per_step_without_allreduce: round(msLocal),
+        communication_share: round(Math.max(0, msSync - msLocal) / msSync, 3),
       }),
     );
   }

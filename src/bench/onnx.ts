@@ -60,7 +60,19 @@ export async function benchOnnxNode(o: OnnxBenchOptions): Promise<Record<string,
     }
     await p.release();
     const ms = median(times);
-    return { impl: 'onnxruntime-node', mode: 'predict', threads, batch: o.batch, channels: o.args.nChannels, height: o.height, width: o.width, classes: o.args.nClasses, bilinear: o.args.bilinear, ms_per_step: round2(ms), img_per_s: round2((o.batch / ms) * 1000) };
+    return {
+      impl: 'onnxruntime-node',
+      mode: 'predict',
+      threads,
+      batch: o.batch,
+      channels: o.args.nChannels,
+      height: o.height,
+      width: o.width,
+      classes: o.args.nClasses,
+      bilinear: o.args.bilinear,
+      ms_per_step: round2(ms),
+      img_per_s: round2((o.batch / ms) * 1000),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -81,11 +93,21 @@ export async function benchOnnxWeb(o: OnnxBenchOptions): Promise<Record<string, 
     const page = await browser.newPage();
     await page.goto(site.url);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
-    const ms: number = await page.evaluate(
-      ([h, w, s, wu]: number[]) => (globalThis as unknown as { unetBench: (...a: number[]) => Promise<number> }).unetBench(h, w, s, wu),
-      [o.height, o.width, o.steps, o.warmup],
-    );
-    return { impl: 'onnxruntime-web (wasm, chromium)', mode: 'predict', threads: 1, batch: 1, channels: o.args.nChannels, height: o.height, width: o.width, classes: o.args.nClasses, bilinear: o.args.bilinear, browser: browser.version(), ms_per_step: round2(ms), img_per_s: round2(1000 / ms) };
+    const ms: number = await page.evaluate(([h, w, s, wu]: number[]) => (globalThis as unknown as { unetBench: (...a: number[]) => Promise<number> }).unetBench(h, w, s, wu), [o.height, o.width, o.steps, o.warmup]);
+    return {
+      impl: 'onnxruntime-web (wasm, chromium)',
+      mode: 'predict',
+      threads: 1,
+      batch: 1,
+      channels: o.args.nChannels,
+      height: o.height,
+      width: o.width,
+      classes: o.args.nClasses,
+      bilinear: o.args.bilinear,
+      browser: browser.version(),
+      ms_per_step: round2(ms),
+      img_per_s: round2(1000 / ms),
+    };
   } finally {
     await browser.close();
     await site.close();

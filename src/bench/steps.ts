@@ -38,7 +38,15 @@ export interface BenchOpts {
 }
 
 /** The model a bench times: as train builds it from these flags. */
-export const benchArgs = (o: BenchOpts): UNetArgs => ({ nChannels: o.channels, nClasses: o.classes, bilinear: o.bilinear, depth: o.depth, baseChannels: o.baseChannels, encoder: o.encoder, encoderDepth: o.encoderDepth });
+export const benchArgs = (o: BenchOpts): UNetArgs => ({
+  nChannels: o.channels,
+  nClasses: o.classes,
+  bilinear: o.bilinear,
+  depth: o.depth,
+  baseChannels: o.baseChannels,
+  encoder: o.encoder,
+  encoderDepth: o.encoderDepth,
+});
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -112,7 +120,9 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
 
 /** One UNet-sized conv layer (3x3, 128->128 at 128x128, batch 2), forward+backward. */
 export function benchConv(o: BenchOpts): Record<string, unknown> {
-  const x = E.rand([o.batch, 128, o.height / 2, o.width / 2]).requiresGrad_().keep();
+  const x = E.rand([o.batch, 128, o.height / 2, o.width / 2])
+    .requiresGrad_()
+    .keep();
   const w = E.rand([128, 128, 3, 3]).requiresGrad_().keep();
   const step = () =>
     E.tidy(() => {

@@ -28,14 +28,24 @@ export async function benchTiled(o: BenchOpts & { tile: number; overlap: number;
     let image = o.image;
     if (!image) {
       image = join(dir, 'big.png');
-      const seed = Uint8Array.from({ length: 64 * 64 }, (_, i) => Math.floor(((Math.sin(i * 12.9898) * 43758.5453) % 1 + 1) % 1 * 255));
-      await sharp(seed, { raw: { width: 64, height: 64, channels: 1 } }).resize(o.width, o.height, { kernel: 'cubic' }).toColourspace('b-w').png().toFile(image);
+      const seed = Uint8Array.from({ length: 64 * 64 }, (_, i) => Math.floor(((((Math.sin(i * 12.9898) * 43758.5453) % 1) + 1) % 1) * 255));
+      await sharp(seed, { raw: { width: 64, height: 64, channels: 1 } })
+        .resize(o.width, o.height, { kernel: 'cubic' })
+        .toColourspace('b-w')
+        .png()
+        .toFile(image);
     }
     E.manualSeed(0);
     const model = createModel({ ...benchArgs(o), nChannels: 1, depth: undefined, baseChannels: undefined }, o.divisor);
     model.eval();
     model.to({ device, memoryFormat: device.startsWith('cuda') ? 'channels_last' : undefined });
-    const p = { args: model.args, model, device, ampDtype: o.amp ? E.ampDtypeFor(device) : null, maskValues: o.classes <= 2 ? [0, 1] : Array.from({ length: o.classes }, (_, i) => i) } as unknown as Predictor;
+    const p = {
+      args: model.args,
+      model,
+      device,
+      ampDtype: o.amp ? E.ampDtypeFor(device) : null,
+      maskValues: o.classes <= 2 ? [0, 1] : Array.from({ length: o.classes }, (_, i) => i),
+    } as unknown as Predictor;
     const before = process.memoryUsage().rss / 2 ** 20;
     peakRss.reset();
     const cpu0 = process.cpuUsage();
@@ -46,12 +56,29 @@ export async function benchTiled(o: BenchOpts & { tile: number; overlap: number;
     model.dispose();
     const mp = (r.width * r.height) / 1e6;
     return {
-      impl: 'unet-ts', mode: 'predict-tile', torch: E.buildInfo().torch, device, threads: E.getNumThreads(),
-      image: o.image ?? 'synthetic grey PNG', width: r.width, height: r.height, scale: o.scale, tile: o.tile, overlap: o.overlap, batch: o.batch,
-      unet: o.divisor === 1 ? 'full width (64-1024 channels)' : `width / ${o.divisor}`, classes: o.classes,
-      seconds: Math.round(seconds * 10) / 10, cpu_seconds: Math.round((cpu.user + cpu.system) / 1e5) / 10, mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
+      impl: 'unet-ts',
+      mode: 'predict-tile',
+      torch: E.buildInfo().torch,
+      device,
+      threads: E.getNumThreads(),
+      image: o.image ?? 'synthetic grey PNG',
+      width: r.width,
+      height: r.height,
+      scale: o.scale,
+      tile: o.tile,
+      overlap: o.overlap,
+      batch: o.batch,
+      unet: o.divisor === 1 ? 'full width (64-1024 channels)' : `width / ${o.divisor}`,
+      classes: o.classes,
+      seconds: Math.round(seconds * 10) / 10,
+      cpu_seconds: Math.round((cpu.user + cpu.system) / 1e5) / 10,
+      mp_per_s: Math.round((mp / seconds) * 1000) / 1000,
       scaled_mp_per_s: Math.round(((mp * o.scale * o.scale) / seconds) * 1000) / 1000,
-      rss_before_mib: Math.round(before), peak_rss_mib: Math.round(peakRss.mib()), band_reads: r.reads, rows_per_read: r.maxRows, input_rows_per_read: r.maxInputRows,
+      rss_before_mib: Math.round(before),
+      peak_rss_mib: Math.round(peakRss.mib()),
+      band_reads: r.reads,
+      rows_per_read: r.maxRows,
+      input_rows_per_read: r.maxInputRows,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -47,7 +47,15 @@ export async function demoCommand(o: DemoConfig): Promise<number> {
   if (existsSync(sample)) {
     console.log(`\nPredicting ${sample} with the best model (mask + overlay in demo-output/)...`);
     return predictCommand(
-      { ...defaults((await import('../config/options.js')).predictOptions), model: join(cfg.checkpointDir, 'best_model.pth'), input: [sample], outputDir: 'demo-output', viz: true, scale: 1, device: 'cpu' },
+      {
+        ...defaults((await import('../config/options.js')).predictOptions),
+        model: join(cfg.checkpointDir, 'best_model.pth'),
+        input: [sample],
+        outputDir: 'demo-output',
+        viz: true,
+        scale: 1,
+        device: 'cpu',
+      },
       false,
       false,
     );

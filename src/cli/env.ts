@@ -101,7 +101,12 @@ export async function collectEnv(): Promise<EnvReport> {
   // The BLAS actually mapped into this process (Debian's libblas.so.3 is whichever alternative is set).
   try {
     const maps = readFileSync('/proc/self/maps', 'utf8');
-    const libs = new Set(maps.split('\n').map((l) => l.slice(l.indexOf('/'))).filter((p) => p.startsWith('/') && /blas|lapack|mkl_|libmkl/i.test(p)));
+    const libs = new Set(
+      maps
+        .split('\n')
+        .map((l) => l.slice(l.indexOf('/')))
+        .filter((p) => p.startsWith('/') && /blas|lapack|mkl_|libmkl/i.test(p)),
+    );
     r.blas.loaded = [...libs].map((p) => (existsSync(p) ? realpathSync(p) : p));
   } catch {
     // not Linux

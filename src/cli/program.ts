@@ -5,8 +5,23 @@ import { stringify } from 'yaml';
 import { RUN_RECORD_KEYS, readConfigFile } from './config-file.js';
 import { EXIT, EXIT_CODES_HELP, type Report, reportError } from './errors.js';
 import {
-  type EvaluateConfig, type OptionSpec, type Output, type PredictConfig, type TrainConfig,
-  NO_EPOCH_CAP, benchOptions, dashboardOptions, defaults, demoOptions, envOptions, evaluateOptions, exportOptions, planOptions, predictOptions, serveOptions, trainOptions,
+  type EvaluateConfig,
+  type OptionSpec,
+  type Output,
+  type PredictConfig,
+  type TrainConfig,
+  NO_EPOCH_CAP,
+  benchOptions,
+  dashboardOptions,
+  defaults,
+  demoOptions,
+  envOptions,
+  evaluateOptions,
+  exportOptions,
+  planOptions,
+  predictOptions,
+  serveOptions,
+  trainOptions,
 } from '../config/options.js';
 import { applyPlan, checkNesterov } from './plan-file.js';
 import { keptLoss, resolveResume } from './resume.js';
@@ -69,10 +84,9 @@ function values<T extends Record<string, OptionSpec<unknown>>>(cmd: Command, tab
 /** Set on the command line or in the --config file. */
 const given = (cmd: Command, key: string, file: object) => cmd.getOptionValueSource(key) === 'cli' || Object.hasOwn(file, key);
 
-const configOption = () => new Option('--config <file>', 'read option values from a JSON or YAML file (flags given here override it); a run\'s runs/<run>/config.json replays that run');
+const configOption = () => new Option('--config <file>', "read option values from a JSON or YAML file (flags given here override it); a run's runs/<run>/config.json replays that run");
 const jsonOption = (what: string) => new Option('--json', what).default(false);
-const printConfigOption = () =>
-  new Option('--print-config', 'print the resolved options (built-in values < --plan < --config < flags) as YAML, which --config reads back, and exit without running');
+const printConfigOption = () => new Option('--print-config', 'print the resolved options (built-in values < --plan < --config < flags) as YAML, which --config reads back, and exit without running');
 
 /** --print-config: the options as YAML on stdout (undefined values left out), nothing run. */
 function printConfig(cfg: object): number {
@@ -140,73 +154,73 @@ async function trainAction(cmd: Command, handlers: Handlers): Promise<number> {
 
 /** Builds the parser; tests pass their own handlers to check parsing without running anything. */
 export function buildProgram(handlers: Handlers = realHandlers, opts: { exitOverride?: boolean; writeErr?: (s: string) => void } = {}): Command {
-const program = new Command('unet')
-  .description('UNet image segmentation: train, predict and evaluate (libtorch engine)')
-  .showSuggestionAfterError(true)
-  .showHelpAfterError('(run with --help for usage)')
-  .version(version(), '-V, --version', 'print the version')
-  .configureOutput({ outputError: (s, write) => (opts.writeErr ?? write)(s) })
-  .addHelpText('afterAll', `\n${EXIT_CODES_HELP}`)
-  // Usage errors (unknown flag, bad value) exit with EXIT.usage; set before the subcommands, which inherit it.
-  .exitOverride((err) => {
-    if (opts.exitOverride) throw err;
-    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
-  });
+  const program = new Command('unet')
+    .description('UNet image segmentation: train, predict and evaluate (libtorch engine)')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run with --help for usage)')
+    .version(version(), '-V, --version', 'print the version')
+    .configureOutput({ outputError: (s, write) => (opts.writeErr ?? write)(s) })
+    .addHelpText('afterAll', `\n${EXIT_CODES_HELP}`)
+    // Usage errors (unknown flag, bad value) exit with EXIT.usage; set before the subcommands, which inherit it.
+    .exitOverride((err) => {
+      if (opts.exitOverride) throw err;
+      process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+    });
 
-addOptions(program.command('train').description('train a UNet on data/imgs + data/masks'), trainOptions)
-  .option('--resume [path]', 'continue from our checkpoint PATH, or without PATH from the newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in --checkpoint-dir')
-  .addOption(configOption())
-  .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
-  .addOption(printConfigOption())
-  .action(async (_o, cmd: Command) => run(() => trainAction(cmd, handlers)));
+  addOptions(program.command('train').description('train a UNet on data/imgs + data/masks'), trainOptions)
+    .option('--resume [path]', 'continue from our checkpoint PATH, or without PATH from the newest INTERRUPTED.pth or checkpoint_epoch<N>.pth in --checkpoint-dir')
+    .addOption(configOption())
+    .addOption(jsonOption('print the final summary as one JSON line on stdout (everything else goes to stderr)'))
+    .addOption(printConfigOption())
+    .action(async (_o, cmd: Command) => run(() => trainAction(cmd, handlers)));
 
-addOptions(program.command('plan').description('fingerprint a dataset and plan the training (patch, batch, depth, width, recipe, epochs for a time budget): a table with reasons and plan.json for train --plan'), planOptions).action(
-  async (_o, cmd: Command) => run(async () => (await import('../plan/command.js')).planCommand(values(cmd, planOptions))),
-);
+  addOptions(program.command('plan').description('fingerprint a dataset and plan the training (patch, batch, depth, width, recipe, epochs for a time budget): a table with reasons and plan.json for train --plan'), planOptions).action(
+    async (_o, cmd: Command) => run(async () => (await import('../plan/command.js')).planCommand(values(cmd, planOptions))),
+  );
 
-addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
-  .addOption(configOption())
-  .addOption(jsonOption('print one JSON line per input file on stdout (everything else goes to stderr)'))
-  .addOption(printConfigOption())
-  .action(async (_o, cmd: Command) =>
+  addOptions(program.command('predict').description('predict masks for images with a trained model'), predictOptions)
+    .addOption(configOption())
+    .addOption(jsonOption('print one JSON line per input file on stdout (everything else goes to stderr)'))
+    .addOption(printConfigOption())
+    .action(async (_o, cmd: Command) =>
+      run(async () => {
+        const file = fileValues(cmd, predictOptions);
+        if (cmd.opts().printConfig) return printConfig(values(cmd, predictOptions, file));
+        return handlers.predict(values(cmd, predictOptions, file), given(cmd, 'classes', file), given(cmd, 'bilinear', file), { json: cmd.opts().json === true });
+      }),
+    );
+
+  addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel accuracy and confusion matrix on a labelled set'), evaluateOptions)
+    .addOption(configOption())
+    .addOption(printConfigOption())
+    .action(async (_o, cmd: Command) => run(async () => (cmd.opts().printConfig ? printConfig(values(cmd, evaluateOptions)) : handlers.evaluate(values(cmd, evaluateOptions)))));
+
+  addOptions(program.command('export').description('export the model for other tools: safetensors, PyTorch, ONNX, or a web page that predicts in the browser'), exportOptions).action(async (_o, cmd: Command) =>
     run(async () => {
-      const file = fileValues(cmd, predictOptions);
-      if (cmd.opts().printConfig) return printConfig(values(cmd, predictOptions, file));
-      return handlers.predict(values(cmd, predictOptions, file), given(cmd, 'classes', file), given(cmd, 'bilinear', file), { json: cmd.opts().json === true });
+      const o = values(cmd, exportOptions);
+      return (await import('../export/command.js')).exportCommand({ ...o, scale: o.scale || undefined });
     }),
   );
 
-addOptions(program.command('evaluate').description('per-class Dice/IoU, pixel accuracy and confusion matrix on a labelled set'), evaluateOptions)
-  .addOption(configOption())
-  .addOption(printConfigOption())
-  .action(async (_o, cmd: Command) => run(async () => (cmd.opts().printConfig ? printConfig(values(cmd, evaluateOptions)) : handlers.evaluate(values(cmd, evaluateOptions)))));
+  addOptions(program.command('serve').description('serve models over HTTP (Open Inference Protocol v2, /segment for images, /metrics) with dynamic batching'), serveOptions)
+    .addHelpText('after', SERVE_HELP)
+    .action(async (_o, cmd: Command) => run(async () => (await import('../serve/command.js')).serveCommand(values(cmd, serveOptions), { version: version() })));
 
-addOptions(program.command('export').description('export the model for other tools: safetensors, PyTorch, ONNX, or a web page that predicts in the browser'), exportOptions).action(
-  async (_o, cmd: Command) => run(async () => {
-    const o = values(cmd, exportOptions);
-    return (await import('../export/command.js')).exportCommand({ ...o, scale: o.scale || undefined });
-  }),
-);
+  addOptions(program.command('demo').description('make a small synthetic dataset (when data/ is absent) and train on it for a few epochs on CPU'), demoOptions).action(async (_o, cmd: Command) =>
+    run(async () => (await import('./demo.js')).demoCommand(values(cmd, demoOptions))),
+  );
 
-addOptions(program.command('serve').description('serve models over HTTP (Open Inference Protocol v2, /segment for images, /metrics) with dynamic batching'), serveOptions)
-  .addHelpText('after', SERVE_HELP)
-  .action(async (_o, cmd: Command) => run(async () => (await import('../serve/command.js')).serveCommand(values(cmd, serveOptions), { version: version() })));
+  addOptions(program.command('bench').description('time training steps on synthetic data; optionally against PyTorch (unet_reference.py)'), benchOptions).action(async (_o, cmd: Command) =>
+    run(async () => (await import('../bench/command.js')).benchCommand(values(cmd, benchOptions))),
+  );
 
-addOptions(program.command('demo').description('make a small synthetic dataset (when data/ is absent) and train on it for a few epochs on CPU'), demoOptions).action(
-  async (_o, cmd: Command) => run(async () => (await import('./demo.js')).demoCommand(values(cmd, demoOptions))),
-);
+  addOptions(program.command('dashboard').description('serve the live training dashboard (localhost only by default)'), dashboardOptions).action(async (_o, cmd: Command) =>
+    run(async () => (await import('./dashboard.js')).dashboardCommand(values(cmd, dashboardOptions))),
+  );
 
-addOptions(program.command('bench').description('time training steps on synthetic data; optionally against PyTorch (unet_reference.py)'), benchOptions).action(
-  async (_o, cmd: Command) => run(async () => (await import('../bench/command.js')).benchCommand(values(cmd, benchOptions))),
-);
+  addOptions(program.command('env').description('print what a bug report needs: versions, libtorch, CUDA, BLAS, threads, addon, distributed backends'), envOptions).action(async (_o, cmd: Command) =>
+    run(async () => (await import('./env.js')).envCommand(values(cmd, envOptions))),
+  );
 
-addOptions(program.command('dashboard').description('serve the live training dashboard (localhost only by default)'), dashboardOptions).action(
-  async (_o, cmd: Command) => run(async () => (await import('./dashboard.js')).dashboardCommand(values(cmd, dashboardOptions))),
-);
-
-addOptions(program.command('env').description('print what a bug report needs: versions, libtorch, CUDA, BLAS, threads, addon, distributed backends'), envOptions).action(
-  async (_o, cmd: Command) => run(async () => (await import('./env.js')).envCommand(values(cmd, envOptions))),
-);
-
-return program;
+  return program;
 }

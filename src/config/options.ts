@@ -15,7 +15,7 @@ export * from './parsers.js';
 const deviceOption = { flags: '--device <device>', help: 'auto, cpu, cuda or cuda:N', default: 'auto', parse: device } satisfies OptionSpec<string>;
 const workersOption = { flags: '--workers <n>', help: 'parallel image decoders', default: defaultWorkers, parse: posInt } satisfies OptionSpec<number>;
 const maskThresholdOption = { flags: '-t, --mask-threshold <p>', help: 'probability threshold for binary (1-class) models', default: 0.5, parse: unit } satisfies OptionSpec<number>;
-const ampInferenceOption = { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false } satisfies OptionSpec<boolean>;
+const ampInferenceOption = { flags: '--amp', help: 'mixed precision inference: fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs', default: false as boolean } satisfies OptionSpec<boolean>;
 const hostOption = { flags: '--host <host>', help: 'address to bind (127.0.0.1 keeps it private)', default: '127.0.0.1', parse: str } satisfies OptionSpec<string>;
 
 // ------------------------------------------------------------------------------------------------

@@ -187,9 +187,7 @@ export const classNameCount = (classes: number): number => Math.max(classes, 2);
 export function checkClassNames(names: readonly string[], classes: number): void {
   const n = classNameCount(classes);
   if (names.length === 0 || names.length === n) return;
-  throw new OptionError(
-    `--class-names gives ${names.length} name(s) (${names.join(', ')}) but -c ${classes} needs ${n}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`,
-  );
+  throw new OptionError(`--class-names gives ${names.length} name(s) (${names.join(', ')}) but -c ${classes} needs ${n}: one per class incl. the background${classes === 1 ? ' (a binary model has 2: background and foreground)' : ''}`);
 }
 
 /** --ignore-index: a value as stored in the masks (16-bit masks reach 65535). */

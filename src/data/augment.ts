@@ -83,10 +83,7 @@ export function augment(sample: AugmentSource, rng: Rng, opts: AugmentOptions = 
  * Applies `p` to `src`, writing the [C, H, W] float image at `images[imageOffset…]` and the
  * [H, W] mask at `masks[maskOffset…]` (e.g. straight into a batch).
  */
-export function augmentInto(
-  src: AugmentSource, p: AugmentParams,
-  images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number,
-): void {
+export function augmentInto(src: AugmentSource, p: AugmentParams, images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number): void {
   const { channels: C, height: H, width: W } = src;
   const plane = H * W;
   const divisor = src.divisor ?? 1;
@@ -111,7 +108,11 @@ export function augmentInto(
   // flips (and commutes with them), so only one quarter turn is left to handle.
   let rot = H === W ? p.rot : p.rot & 2;
   let { hflip, vflip } = p;
-  if (rot >= 2) { hflip = !hflip; vflip = !vflip; rot -= 2; }
+  if (rot >= 2) {
+    hflip = !hflip;
+    vflip = !vflip;
+    rot -= 2;
+  }
   const inv = (y: number, x: number): number => {
     if (vflip) y = H - 1 - y;
     if (hflip) x = W - 1 - x;
@@ -155,7 +156,9 @@ function reflect(i: number, n: number): number {
 function axisTable(n: number, scale: number, shift: number) {
   // The scaled image is n*scale long; the window of length n starts at `start` in it.
   const start = shift * (n * scale - n);
-  const i0 = new Int32Array(n), i1 = new Int32Array(n), near = new Int32Array(n);
+  const i0 = new Int32Array(n),
+    i1 = new Int32Array(n),
+    near = new Int32Array(n);
   const w = new Float32Array(n);
   for (let o = 0; o < n; o++) {
     const u = (o + start + 0.5) / scale - 0.5; // source coordinate (pixel centres at integers)
@@ -179,14 +182,19 @@ function scaleCrop(src: AugmentSource, p: AugmentParams, img: Float32Array, lab:
   const hwc = src.layout === 'hwc';
   const pix = hwc ? C : 1;
   const chan = hwc ? 1 : plane;
-  const xi0 = tx.i0.map((v) => v * pix), xi1 = tx.i1.map((v) => v * pix);
+  const xi0 = tx.i0.map((v) => v * pix),
+    xi1 = tx.i1.map((v) => v * pix);
   for (let c = 0; c < C; c++) {
     const base = c * plane;
     for (let y = 0; y < H; y++) {
-      const r0 = ty.i0[y] * W * pix + c * chan, r1 = ty.i1[y] * W * pix + c * chan, wy = ty.w[y];
+      const r0 = ty.i0[y] * W * pix + c * chan,
+        r1 = ty.i1[y] * W * pix + c * chan,
+        wy = ty.w[y];
       const o = base + y * W;
       for (let x = 0; x < W; x++) {
-        const x0 = xi0[x], x1 = xi1[x], wx = tx.w[x];
+        const x0 = xi0[x],
+          x1 = xi1[x],
+          wx = tx.w[x];
         const top = s[r0 + x0] + (s[r0 + x1] - s[r0 + x0]) * wx;
         const bottom = s[r1 + x0] + (s[r1 + x1] - s[r1 + x0]) * wx;
         img[o + x] = (top + (bottom - top) * wy) * inv;

@@ -157,9 +157,10 @@ export class SegmentationDataset {
       `image is ${worst.width}×${worst.height}, ${at(worst)} at scale ${this.scale}, ${min > 1 ? `but the UNet needs at least ${min}×${min} pixels (it halves the size ${Math.round(Math.log2(min))} times)` : 'which is empty'}${more}`,
       {
         file: worst.file,
-        hint: s === null
-          ? `It is smaller than ${min} px even at -s 1: remove it and its mask from the dataset, or enlarge it.`
-          : `Use -s/--scale ${s} or more (then every image has at least ${min} px per side), or remove the images that small.`,
+        hint:
+          s === null
+            ? `It is smaller than ${min} px even at -s 1: remove it and its mask from the dataset, or enlarge it.`
+            : `Use -s/--scale ${s} or more (then every image has at least ${min} px per side), or remove the images that small.`,
       },
     );
   }
@@ -183,10 +184,10 @@ export class SegmentationDataset {
     }
     if (this.channels === undefined) {
       if (grey.length === 0 || colour.length === 0) return;
-      throw new DataError(
-        `the images mix greyscale and colour: ${grey.length} greyscale (${listSome(grey, 3)}) and ${colour.length} colour (${listSome(colour, 3)})`,
-        { file: dirname(this.pairs[0].image), hint: 'Pass --channels 1 (colour images are converted to greyscale, as PIL\'s convert(\'L\')) or --channels 3 (greyscale images are copied to R, G and B).' },
-      );
+      throw new DataError(`the images mix greyscale and colour: ${grey.length} greyscale (${listSome(grey, 3)}) and ${colour.length} colour (${listSome(colour, 3)})`, {
+        file: dirname(this.pairs[0].image),
+        hint: "Pass --channels 1 (colour images are converted to greyscale, as PIL's convert('L')) or --channels 3 (greyscale images are copied to R, G and B).",
+      });
     }
     const other = this.channels === 1 ? colour : grey;
     if (other.length === 0) return;
@@ -218,7 +219,10 @@ export class SegmentationDataset {
         (s) => {
           this.inflight.delete(i);
           const pending = this.scanned.get(i);
-          if (pending) { this.scanned.delete(i); this.cacheBytes -= pending.data.byteLength; }
+          if (pending) {
+            this.scanned.delete(i);
+            this.cacheBytes -= pending.data.byteLength;
+          }
           if (this.reserve(s.image.byteLength + s.mask.byteLength)) this.cache.set(i, s);
         },
         () => this.inflight.delete(i),
@@ -246,7 +250,10 @@ export class SegmentationDataset {
   private noteWarnings(list: readonly DataWarning[]): void {
     for (const w of list) {
       const seen = this.warned.get(w.code);
-      if (seen) { seen.count++; continue; }
+      if (seen) {
+        seen.count++;
+        continue;
+      }
       this.warned.set(w.code, { count: 1, first: w.message });
       this.onWarning?.(w.message);
     }

@@ -87,7 +87,11 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly opts: LoaderOptions;
   private readonly rng: Rng;
 
-  constructor(private readonly dataset: SampleSource, private readonly indices: readonly number[], opts: LoaderOptions = {}) {
+  constructor(
+    private readonly dataset: SampleSource,
+    private readonly indices: readonly number[],
+    opts: LoaderOptions = {},
+  ) {
     this.batchSize = opts.batchSize ?? 1;
     if (!(Number.isInteger(this.batchSize) && this.batchSize >= 1)) throw new RangeError(`batchSize must be a positive integer, got ${opts.batchSize}`);
     const prefetch = opts.prefetch ?? 2;
@@ -171,9 +175,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       const shape = (s: StoredSample) => `${s.id} is ${s.channels}×${s.height}×${s.width}`;
       const channelsDiffer = odd.some((s) => s.channels !== c);
       throw new DataError(`a batch needs samples of one size, but ${shape(samples[0])} and ${listSome(odd.map(shape), 5)} (C×H×W)`, {
-        hint: channelsDiffer
-          ? 'Some images are greyscale and some colour: convert them all to one mode (e.g. all RGB).'
-          : 'Use a batch size of 1 (-b 1), or resize your data to one size before training.',
+        hint: channelsDiffer ? 'Some images are greyscale and some colour: convert them all to one mode (e.g. all RGB).' : 'Use a batch size of 1 (-b 1), or resize your data to one size before training.',
       });
     }
     const n = samples.length;

@@ -25,14 +25,20 @@ export function classIndexToMaskValues(classes: Uint8Array, maskValues: MaskValu
     const out = new Uint8Array(classes.length * 3);
     for (let i = 0; i < classes.length; i++) {
       const v = vals[classes[i]];
-      if (v) { out[3 * i] = v[0]; out[3 * i + 1] = v[1]; out[3 * i + 2] = v[2]; }
+      if (v) {
+        out[3 * i] = v[0];
+        out[3 * i + 1] = v[1];
+        out[3 * i + 2] = v[2];
+      }
     }
     return { data: out, channels: 3 };
   }
   const vals = maskValues as number[];
   const out = vals.some((v) => v > 255) ? new Uint16Array(classes.length) : new Uint8Array(classes.length);
   const lut = new Uint16Array(256);
-  vals.forEach((v, i) => { if (i < 256) lut[i] = v; });
+  vals.forEach((v, i) => {
+    if (i < 256) lut[i] = v;
+  });
   for (let i = 0; i < classes.length; i++) out[i] = lut[classes[i]];
   return { data: out, channels: 1 };
 }

@@ -42,7 +42,10 @@ export function uniqueMaskValues(mask: MaskLike): MaskValues {
   let last = -1;
   for (let i = 0; i < d.length; i += 3) {
     const k = pack(d[i], d[i + 1], d[i + 2]);
-    if (k !== last) { keys.add(k); last = k; }
+    if (k !== last) {
+      keys.add(k);
+      last = k;
+    }
   }
   return [...keys].sort((a, b) => a - b).map(unpack);
 }
@@ -104,7 +107,10 @@ export function maskToClassIndex(mask: MaskLike, maskValues: MaskValues, out?: U
   let lastClass = 0;
   for (let i = 0, j = 0; i < n; i++, j += 3) {
     const k = pack(d[j], d[j + 1], d[j + 2]);
-    if (k !== lastKey) { lastKey = k; lastClass = table.get(k) ?? 0; }
+    if (k !== lastKey) {
+      lastKey = k;
+      lastClass = table.get(k) ?? 0;
+    }
     dst[i] = lastClass;
   }
   return dst;
@@ -121,8 +127,7 @@ export function formatMaskValues(values: MaskValues, max = 20): string {
 }
 
 /** Whether a scanned value is the --ignore-index value (greyscale v, or colour [v, v, v]). */
-export const isIgnoreValue = (v: MaskValue, ignoreValue: number): boolean =>
-  Array.isArray(v) ? v[0] === ignoreValue && v[1] === ignoreValue && v[2] === ignoreValue : v === ignoreValue;
+export const isIgnoreValue = (v: MaskValue, ignoreValue: number): boolean => (Array.isArray(v) ? v[0] === ignoreValue && v[1] === ignoreValue && v[2] === ignoreValue : v === ignoreValue);
 
 /**
  * --ignore-index: the scanned values without the ignored one (the classes), or a one-line problem
@@ -131,7 +136,10 @@ export const isIgnoreValue = (v: MaskValue, ignoreValue: number): boolean =>
 export function withoutIgnoreValue(found: MaskValues, ignoreValue: number, classes: number): { values: MaskValues; problem: null } | { values: null; problem: string } {
   const flag = `--ignore-index ${ignoreValue}`;
   if (!found.some((v) => isIgnoreValue(v, ignoreValue))) {
-    return { values: null, problem: `${flag}: no mask holds the value ${ignoreValue}; the masks hold ${formatMaskValues(found)}: pass one of them (as stored in the mask files), or leave the flag out` };
+    return {
+      values: null,
+      problem: `${flag}: no mask holds the value ${ignoreValue}; the masks hold ${formatMaskValues(found)}: pass one of them (as stored in the mask files), or leave the flag out`,
+    };
   }
   const values = (found as MaskValue[]).filter((v) => !isIgnoreValue(v, ignoreValue)) as MaskValues;
   const n = values.length;
@@ -140,8 +148,7 @@ export function withoutIgnoreValue(found: MaskValues, ignoreValue: number, class
   }
   return {
     values: null,
-    problem: `${flag} leaves ${n} class value(s) ${formatMaskValues(values)} of the masks' ${formatMaskValues(found)}, but --classes is ${classes}: ` +
-      `use -c ${n}${n === 2 ? ' (or -c 1)' : ''}, or another --ignore-index`,
+    problem: `${flag} leaves ${n} class value(s) ${formatMaskValues(values)} of the masks' ${formatMaskValues(found)}, but --classes is ${classes}: ` + `use -c ${n}${n === 2 ? ' (or -c 1)' : ''}, or another --ignore-index`,
   };
 }
 
@@ -162,15 +169,13 @@ export function checkClasses(maskValues: MaskValues, classes: number, opts: Chec
   const found = formatMaskValues(maskValues);
   if (n === 0) return 'No mask values were found: the masks folder has no readable masks.';
   if (n === 1) {
-    return `Every mask contains only the value ${found.slice(1, -1)}, so there is nothing to segment. ` +
-      'Check that --masks points at the label images (not copies of the inputs) and that the masks are not blank.';
+    return `Every mask contains only the value ${found.slice(1, -1)}, so there is nothing to segment. Check that --masks points at the label images (not copies of the inputs) and that the masks are not blank.`;
   }
   const lines = [
     `The masks contain ${n} distinct values ${found}, but --classes is ${classes}.`,
-    'Each distinct mask value becomes one class (the i-th smallest value is class i), ' +
-      `so this data needs \`-c ${n}\` (\`--classes ${n}\`)` + (n === 2 ? ', or `-c 1` for a single sigmoid output.' : '.'),
+    `Each distinct mask value becomes one class (the i-th smallest value is class i), so this data needs \`-c ${n}\` (\`--classes ${n}\`)${n === 2 ? ', or `-c 1` for a single sigmoid output.' : '.'}`,
   ];
-  if (n === classes + 1) lines.push('If one of the values marks unlabelled pixels (e.g. CamVid\'s void, 11), `--ignore-index VALUE` leaves it out of the classes, the loss and the metrics.');
+  if (n === classes + 1) lines.push("If one of the values marks unlabelled pixels (e.g. CamVid's void, 11), `--ignore-index VALUE` leaves it out of the classes, the loss and the metrics.");
   const jpegMasks = (opts.maskFiles ?? []).filter((f) => /^\.jpe?g$/i.test(extname(f))).length;
   if (jpegMasks > 0 && n > classes) {
     lines.push(
@@ -179,10 +184,7 @@ export function checkClasses(maskValues: MaskValues, classes: number, opts: Chec
         'Save masks as PNG (lossless), or re-threshold them to the real label values.',
     );
   } else if (n > Math.max(2 * classes, 8)) {
-    lines.push(
-      'So many values usually means the masks were resized with interpolation or drawn with anti-aliasing. ' +
-        'Masks must hold only the label values: resize them with nearest-neighbour and save as PNG.',
-    );
+    lines.push('So many values usually means the masks were resized with interpolation or drawn with anti-aliasing. ' + 'Masks must hold only the label values: resize them with nearest-neighbour and save as PNG.');
   }
   if (n > 256) lines.push('More than 256 values cannot be used as classes.');
   return lines.join('\n');

@@ -38,9 +38,7 @@ export interface PairList {
 /** Suffixes tried by 'auto', in order of preference on ties. */
 export const AUTO_MASK_SUFFIXES = ['', '_mask', '_masks', '-mask', '_label', '_labels', '_gt', '_seg', '_segmentation', '_annotation'];
 
-export const LAYOUT_HINT =
-  'Expected layout: data/imgs/<id>.png and data/masks/<id>.png (same base names; masks may add a suffix such as _mask). ' +
-  'Point to your folders with --imgs DIR --masks DIR.';
+export const LAYOUT_HINT = 'Expected layout: data/imgs/<id>.png and data/masks/<id>.png (same base names; masks may add a suffix such as _mask). ' + 'Point to your folders with --imgs DIR --masks DIR.';
 
 /**
  * Pairs images and masks by exact base name (+ suffix): `1.png` never matches `10_mask.png`.
@@ -77,9 +75,15 @@ export async function listPairs(opts: ListPairsOptions): Promise<PairList> {
   const usedMaskStems = new Set<string>();
   for (const [id, [image]] of imageById) {
     const found = maskByStem.get(id + suffix);
-    if (!found) { noMask.push(image); continue; }
+    if (!found) {
+      noMask.push(image);
+      continue;
+    }
     usedMaskStems.add(id + suffix);
-    if (found.length > 1) { severalMasks.push(`${id}: ${found.join(' + ')}`); continue; }
+    if (found.length > 1) {
+      severalMasks.push(`${id}: ${found.join(' + ')}`);
+      continue;
+    }
     pairs.push({ id, image: join(opts.imgsDir, image), mask: join(opts.masksDir, found[0]) });
   }
   const noImage = masks.filter((m) => !usedMaskStems.has(stem(m)));
@@ -120,7 +124,10 @@ function detectSuffix(imageById: ReadonlyMap<string, string[]>, maskByStem: Read
   for (const s of AUTO_MASK_SUFFIXES) {
     let hits = 0;
     for (const id of imageById.keys()) if (maskByStem.has(id + s)) hits++;
-    if (hits > best) { best = hits; suffix = s; }
+    if (hits > best) {
+      best = hits;
+      suffix = s;
+    }
   }
   return suffix;
 }
@@ -164,10 +171,7 @@ async function listImageFiles(dir: string, role: 'images' | 'masks', flag: strin
   const files = scan.images.filter((f) => !outputs.has(f));
   const { folders, others } = scan;
   if (files.length === 0) {
-    const seen = [
-      folders.length ? `${folders.length} sub-folder(s): ${listSome(folders, 5)}` : '',
-      others.length ? `${others.length} other file(s): ${listSome(others, 5)}` : '',
-    ].filter(Boolean).join('; ');
+    const seen = [folders.length ? `${folders.length} sub-folder(s): ${listSome(folders, 5)}` : '', others.length ? `${others.length} other file(s): ${listSome(others, 5)}` : ''].filter(Boolean).join('; ');
     const sub = folders.length ? ` Files must sit directly in the folder; sub-folders are ignored, so point ${flag} at the folder that holds the files.` : '';
     throw new DataError(`the ${role} folder has no image files${seen ? ` (found ${seen})` : ' (it is empty)'}`, {
       file: dir,

@@ -105,8 +105,10 @@ export function cropInto(src: AugmentSource, at: Pick<PatchPlace, 'y0' | 'x0'>, 
   const pixStride = hwc ? C : 1;
   const divisor = src.divisor ?? 1;
   // The patch columns [xa, xb) and rows [ya, yb) that fall inside the image.
-  const xa = Math.max(0, -at.x0), xb = Math.min(pw, W - at.x0);
-  const ya = Math.max(0, -at.y0), yb = Math.min(ph, H - at.y0);
+  const xa = Math.max(0, -at.x0),
+    xb = Math.min(pw, W - at.x0);
+  const ya = Math.max(0, -at.y0),
+    yb = Math.min(ph, H - at.y0);
   const padded = xa > 0 || xb < pw || ya > 0 || yb < ph;
   if (padded) {
     images.fill(0, imageOffset, imageOffset + C * ph * pw);
@@ -130,10 +132,7 @@ export function cropInto(src: AugmentSource, at: Pick<PatchPlace, 'y0' | 'x0'>, 
  * One sample's patch into a batch: augmented first (the whole image, as without patches), then
  * placed by its draw (or at the centre) and cut. Returns whether the patch holds padding.
  */
-export function patchInto(
-  s: AugmentSource, aug: AugmentParams | null, draw: PatchDraw | null, size: PatchSize,
-  images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number,
-): boolean {
+export function patchInto(s: AugmentSource, aug: AugmentParams | null, draw: PatchDraw | null, size: PatchSize, images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number): boolean {
   let src = s;
   if (aug) {
     const image = new Float32Array(s.channels * s.height * s.width);

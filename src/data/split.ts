@@ -81,6 +81,9 @@ export function shuffle<T>(indices: T[], rng: Rng): T[] {
 export function randomSplit(n: number, valPercent: number, seed = 0): { train: number[]; val: number[] } {
   if (!(valPercent >= 0 && valPercent <= 100)) throw new RangeError(`valPercent must be in [0, 100], got ${valPercent}`);
   const nVal = Math.floor((n * valPercent) / 100);
-  const perm = shuffle(Array.from({ length: n }, (_, i) => i), new Rng(seed));
+  const perm = shuffle(
+    Array.from({ length: n }, (_, i) => i),
+    new Rng(seed),
+  );
   return { train: perm.slice(0, n - nVal), val: perm.slice(n - nVal) };
 }

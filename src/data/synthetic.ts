@@ -54,8 +54,13 @@ export async function makeDemoDataset(dir: string, opts: DemoOptions = {}): Prom
     const { rgb, labels } = renderDemo(size, classes, new Rng(mix(seed, i)));
     const levels = Uint8Array.from({ length: classes }, (_, k) => demoMaskLevel(k, classes));
     const grey = labels.map((k) => levels[k]);
-    await sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).png().toFile(join(imgsDir, `${id}.png`));
-    await sharp(grey, { raw: { width: size, height: size, channels: 1 } }).toColourspace('b-w').png().toFile(join(masksDir, `${id}.png`));
+    await sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
+      .png()
+      .toFile(join(imgsDir, `${id}.png`));
+    await sharp(grey, { raw: { width: size, height: size, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(join(masksDir, `${id}.png`));
   });
   return { imgsDir, masksDir, ids };
 }
@@ -109,13 +114,16 @@ function renderDemo(size: number, classes: number, rng: Rng): { rgb: Uint8Array;
       if (kind === 0) return (x - cx) ** 2 + (y - cy) ** 2 <= r * r;
       if (kind === 1) return Math.abs(x - cx) <= hw && Math.abs(y - cy) <= hh;
       // Upward triangle: apex (cx, cy - r), base at y = cy + r/2.
-      const top = cy - r, bottom = cy + r / 2;
+      const top = cy - r,
+        bottom = cy + r / 2;
       if (y < top || y > bottom) return false;
       const half = (((y - top) / (bottom - top)) * r * Math.sqrt(3)) / 2;
       return Math.abs(x - cx) <= half;
     };
-    const x0 = Math.max(0, Math.floor(cx - 1.5 * r)), x1 = Math.min(size - 1, Math.ceil(cx + 1.5 * r));
-    const y0 = Math.max(0, Math.floor(cy - 1.5 * r)), y1 = Math.min(size - 1, Math.ceil(cy + 1.5 * r));
+    const x0 = Math.max(0, Math.floor(cx - 1.5 * r)),
+      x1 = Math.min(size - 1, Math.ceil(cx + 1.5 * r));
+    const y0 = Math.max(0, Math.floor(cy - 1.5 * r)),
+      y1 = Math.min(size - 1, Math.ceil(cy + 1.5 * r));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
         if (!inside(x + 0.5, y + 0.5)) continue;
@@ -171,13 +179,16 @@ export async function makeJpegDataset(dir: string, opts: JpegDatasetOptions = {}
     const rgb = new Uint8Array(width * height * 3);
     const mask = new Uint8Array(width * height);
     const car = hsvToRgb(r.uniform(0, 360), r.uniform(0.3, 1), r.uniform(0.3, 0.9));
-    const cx = width * r.uniform(0.45, 0.55), cy = height * r.uniform(0.5, 0.6);
-    const ax = width * r.uniform(0.3, 0.38), ay = height * r.uniform(0.18, 0.24);
+    const cx = width * r.uniform(0.45, 0.55),
+      cy = height * r.uniform(0.5, 0.6);
+    const ax = width * r.uniform(0.3, 0.38),
+      ay = height * r.uniform(0.18, 0.24);
     for (let y = 0; y < height; y++) {
       const bg = 200 + (40 * y) / height; // studio backdrop gradient
       for (let x = 0; x < width; x++) {
         const i3 = 3 * (y * width + x);
-        const dx = (x - cx) / ax, dy = (y - cy) / ay;
+        const dx = (x - cx) / ax,
+          dy = (y - cy) / ay;
         const body = dx * dx + dy * dy <= 1;
         const cabin = Math.abs(x - cx) < ax * 0.45 && y < cy && y > cy - ay * 1.9 && ((x - cx) / (ax * 0.45)) ** 2 + ((y - cy) / (ay * 1.9)) ** 2 <= 1;
         const noise = (r.next() - 0.5) * 10;
@@ -192,8 +203,16 @@ export async function makeJpegDataset(dir: string, opts: JpegDatasetOptions = {}
         }
       }
     }
-    await sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: opts.quality ?? 90 }).toFile(join(imgsDir, `${id}.jpg`));
-    await writeFile(join(masksDir, `${id}_mask.gif`), encodeGifIndices(mask, width, height, [[0, 0, 0], [255, 255, 255]]));
+    await sharp(rgb, { raw: { width, height, channels: 3 } })
+      .jpeg({ quality: opts.quality ?? 90 })
+      .toFile(join(imgsDir, `${id}.jpg`));
+    await writeFile(
+      join(masksDir, `${id}_mask.gif`),
+      encodeGifIndices(mask, width, height, [
+        [0, 0, 0],
+        [255, 255, 255],
+      ]),
+    );
   });
   return { imgsDir, masksDir, ids };
 }

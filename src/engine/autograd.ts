@@ -78,11 +78,9 @@ export function ampDtypeFor(device: string): AutocastDtype | null {
 }
 
 /** The one line users see when `--amp` is asked for on a CPU that gets fp32 instead. */
-export const CPU_AMP_NOTE =
-  '--amp: this CPU has no native bf16 instructions (avx512_bf16/amx_bf16); emulated bf16 is slower than fp32 here, so fp32 is used (UNET_CPU_AMP=bf16 forces bf16)';
+export const CPU_AMP_NOTE = '--amp: this CPU has no native bf16 instructions (avx512_bf16/amx_bf16); emulated bf16 is slower than fp32 here, so fp32 is used (UNET_CPU_AMP=bf16 forces bf16)';
 
 /** torch._amp_foreach_non_finite_check_and_unscale_ (CUDA kernels only on libtorch < 2.3). */
 export const ampUnscale_ = (grads: Tensor[], foundInf: Tensor, invScale: Tensor): void => N.ampUnscale_(hs(grads), foundInf.h, invScale.h);
 /** torch._amp_update_scale_ (CUDA kernels only on libtorch < 2.3). */
-export const ampUpdateScale_ = (scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growth: number, backoff: number, interval: number): void =>
-  N.ampUpdateScale_(scale.h, growthTracker.h, foundInf.h, growth, backoff, interval);
+export const ampUpdateScale_ = (scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growth: number, backoff: number, interval: number): void => N.ampUpdateScale_(scale.h, growthTracker.h, foundInf.h, growth, backoff, interval);

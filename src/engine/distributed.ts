@@ -28,18 +28,27 @@ export function processGroupInfo(): ProcessGroupState {
 }
 /** Rank `root`'s values into every rank's tensors (in place). */
 export function broadcast(tensors: Tensor[], root = 0): Promise<void> {
-  return N.distBroadcast(tensors.map((t) => t.h), root);
+  return N.distBroadcast(
+    tensors.map((t) => t.h),
+    root,
+  );
 }
 /** Reduces each tensor over the ranks, in place. */
 export function allreduce(tensors: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
-  return N.distAllreduce(tensors.map((t) => t.h), op);
+  return N.distAllreduce(
+    tensors.map((t) => t.h),
+    op,
+  );
 }
 export function barrier(): Promise<void> {
   return N.distBarrier();
 }
 /** DDP's gradient Reducer over `params` (bucketed allreduce from autograd hooks, averaged). */
 export function createReducer(params: Tensor[], bucketCapMB = 25): void {
-  N.distReducer(params.map((t) => t.h), bucketCapMB);
+  N.distReducer(
+    params.map((t) => t.h),
+    bucketCapMB,
+  );
 }
 /**
  * loss.backward() off Node's thread. sync: gradients are averaged over the ranks during backward;

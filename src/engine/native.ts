@@ -16,9 +16,9 @@ const addonPath = join(root, 'build', 'unet_torch.node');
 
 function load(): NativeModule {
   if (!existsSync(addonPath)) {
-    throw Object.assign(new Error(
-      `the libtorch addon is not built (${addonPath} is missing). Run \`node ${join(root, 'native', 'build.mjs')}\`: it builds it, or says what is missing (libtorch, g++); \`unet env\` shows what was found`,
-    ), { code: 'ERR_ADDON_MISSING' });
+    throw Object.assign(new Error(`the libtorch addon is not built (${addonPath} is missing). Run \`node ${join(root, 'native', 'build.mjs')}\`: it builds it, or says what is missing (libtorch, g++); \`unet env\` shows what was found`), {
+      code: 'ERR_ADDON_MISSING',
+    });
   }
   const require = createRequire(import.meta.url);
   return require(addonPath) as NativeModule;

@@ -9,8 +9,19 @@ export type TapArg = Int32Array | null;
  * horizontal pass, then vertical, each rounding and clipping to 0..255, as Pillow does.
  */
 export function resample8(
-  src: Uint8Array, width: number, height: number, channels: number, dst: Uint8Array, newWidth: number, newHeight: number,
-  hStart: TapArg, hCount: TapArg, hWeights: TapArg, vStart: TapArg, vCount: TapArg, vWeights: TapArg,
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  dst: Uint8Array,
+  newWidth: number,
+  newHeight: number,
+  hStart: TapArg,
+  hCount: TapArg,
+  hWeights: TapArg,
+  vStart: TapArg,
+  vCount: TapArg,
+  vWeights: TapArg,
 ): Promise<void> {
   return N.resample8(src, width, height, channels, dst, newWidth, newHeight, hStart, hCount, hWeights, vStart, vCount, vWeights);
 }

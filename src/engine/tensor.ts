@@ -83,15 +83,23 @@ export class Tensor extends Scoped {
   data(): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array {
     const buf: ArrayBuffer = N.toBuffer(this.h);
     switch (this.dtype) {
-      case 'float32': return new Float32Array(buf);
-      case 'float64': return new Float64Array(buf);
-      case 'int32': return new Int32Array(buf);
-      case 'int64': return new BigInt64Array(buf);
-      case 'int16': return new Int16Array(buf);
-      case 'int8': return new Int8Array(buf);
+      case 'float32':
+        return new Float32Array(buf);
+      case 'float64':
+        return new Float64Array(buf);
+      case 'int32':
+        return new Int32Array(buf);
+      case 'int64':
+        return new BigInt64Array(buf);
+      case 'int16':
+        return new Int16Array(buf);
+      case 'int8':
+        return new Int8Array(buf);
       case 'float16':
-      case 'bfloat16': return new Uint16Array(buf);
-      default: return new Uint8Array(buf);
+      case 'bfloat16':
+        return new Uint16Array(buf);
+      default:
+        return new Uint8Array(buf);
     }
   }
   /** The raw little-endian C-contiguous bytes. */

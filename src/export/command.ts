@@ -71,10 +71,7 @@ async function writeExport(o: ExportOptions, members: Member[]): Promise<string>
   const meta: OnnxMetadata = { ...runnableMetadata(card, scale, Math.max(...members.map((m) => m.card.minSide))), ...(members.length > 1 ? ensembleMeta(members) : {}) };
   const weights = members.map((m) => ({ weights: m.ckpt.model, args: m.args }));
   const label = members.map((m) => `${basename(m.path)}${m.ckpt.epoch ? ` (epoch ${m.ckpt.epoch}${m.ckpt.valScore !== null ? `, validation Dice ${m.ckpt.valScore.toFixed(3)}` : ''})` : ''}`).join(' + ');
-  const r =
-    o.format === 'onnx'
-      ? members.length > 1 ? await writeOnnxEnsemble(o.output, weights, meta) : await writeOnnx(o.output, ckpt.model, args, meta)
-      : await writeWebSite(o.output, weights, meta, label);
+  const r = o.format === 'onnx' ? (members.length > 1 ? await writeOnnxEnsemble(o.output, weights, meta) : await writeOnnx(o.output, ckpt.model, args, meta)) : await writeWebSite(o.output, weights, meta, label);
   const what = members.length > 1 ? `an ensemble of ${members.length} UNets (output '${ENSEMBLE_OUTPUT_NAME}', their mean ${args.nClasses === 1 ? 'sigmoid' : 'softmax'}; ` : 'the UNet (';
   return `${what}${r.nodes} ONNX nodes, opset ${OPSET}, ${r.initializers} initializers, scale ${scale})`;
 }
@@ -96,9 +93,11 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
   }
   if (!o.output) throw new PredictError(`no output ${o.format === 'web' ? 'folder' : 'file'}: pass -o/--output ${o.format === 'web' ? 'DIR' : 'FILE'}`);
   if (o.format === 'web' && statSync(o.output, { throwIfNoEntry: false })?.isFile()) throw new PredictError(`-o ${o.output} is a file; --format web writes a folder: pass a folder name (e.g. -o site/)`);
-  if (o.format !== 'web' && (/[\\/]$/.test(o.output) || statSync(o.output, { throwIfNoEntry: false })?.isDirectory())) throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
+  if (o.format !== 'web' && (/[\\/]$/.test(o.output) || statSync(o.output, { throwIfNoEntry: false })?.isDirectory()))
+    throw new PredictError(`-o ${o.output} is a folder; pass a file name (e.g. -o ${o.output.replace(/\/$/, '')}/model.${o.format === 'onnx' ? 'onnx' : o.format === 'safetensors' ? 'safetensors' : 'pth'})`);
   const paths = modelPaths(o.model);
-  if (paths.length > 1 && o.format !== 'onnx' && o.format !== 'web') throw new PredictError(`an ensemble (${paths.length} -m) exports as --format onnx or web (one graph averaging the models); export each checkpoint to ${o.format} on its own`);
+  if (paths.length > 1 && o.format !== 'onnx' && o.format !== 'web')
+    throw new PredictError(`an ensemble (${paths.length} -m) exports as --format onnx or web (one graph averaging the models); export each checkpoint to ${o.format} on its own`);
   for (const path of paths) if (resolve(o.output) === resolve(path)) throw new PredictError(`-o ${o.output} is the model file itself; choose another output name`);
   const members: Member[] = [];
   for (const path of paths) {
@@ -132,7 +131,9 @@ export async function exportCommand(o: ExportOptions): Promise<number> {
       `mask values ${JSON.stringify(card.maskValues)}) to ${o.output} as ${o.format} (${(bytes / 1e6).toFixed(1)} MB${o.format === 'web' ? ' model' : ''})`,
   );
   if (o.format === 'pth-state-dict') {
-    log(`  reference: python predict.py -m ${o.output} -i IMAGE -c ${args.nClasses}${args.bilinear ? ' --bilinear' : ''} (its UNet has n_channels=3; edit it for ${args.nChannels === 3 ? 'other inputs' : `${args.nChannels}-channel input`})`);
+    log(
+      `  reference: python predict.py -m ${o.output} -i IMAGE -c ${args.nClasses}${args.bilinear ? ' --bilinear' : ''} (its UNet has n_channels=3; edit it for ${args.nChannels === 3 ? 'other inputs' : `${args.nChannels}-channel input`})`,
+    );
   }
   if (o.format === 'web') log(`  serve the folder with any static file server, e.g. \`cd ${o.output} && python3 -m http.server\`, and open http://127.0.0.1:8000/`);
   return 0;

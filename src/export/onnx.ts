@@ -84,7 +84,10 @@ class Graph implements OnnxSink {
 
 /** (Conv 3x3 => BatchNormalization => Relu) * 2; `prefix` is the DoubleConv's state-dict prefix. */
 function doubleConv(g: Graph, x: string, prefix: string): string {
-  for (const [conv, bn] of [[0, 1], [3, 4]]) {
+  for (const [conv, bn] of [
+    [0, 1],
+    [3, 4],
+  ]) {
     x = g.node('Conv', `${prefix}.${conv}`, [x, g.w(`${prefix}.${conv}.weight`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
     const p = `${prefix}.${bn}`;
     x = g.node('BatchNormalization', p, [x, ...['weight', 'bias', 'running_mean', 'running_var'].map((k) => g.w(`${p}.${k}`))], { epsilon: 1e-5 });
@@ -187,7 +190,11 @@ function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-const varintPrefix = (field: number, length: number): Uint8Array => protobuf.Writer.create().uint32((field << 3) | 2).uint32(length).finish();
+const varintPrefix = (field: number, length: number): Uint8Array =>
+  protobuf.Writer.create()
+    .uint32((field << 3) | 2)
+    .uint32(length)
+    .finish();
 
 function valueInfo(name: string, dims: (number | string)[]) {
   return {
@@ -222,9 +229,7 @@ export async function writeOnnxEnsemble(path: string, members: readonly { weight
   return writeGraph(path, ensembleGraph(members.map((m) => m.args)), weights, members[0].args, meta, { output: ENSEMBLE_OUTPUT_NAME, what, producerVersion });
 }
 
-async function writeGraph(
-  path: string, g: Graph, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, o: { output: string; what: string; producerVersion: string },
-): Promise<OnnxExport> {
+async function writeGraph(path: string, g: Graph, weights: Map<string, RawTensor>, args: UNetArgs, meta: OnnxMetadata, o: { output: string; what: string; producerVersion: string }): Promise<OnnxExport> {
   const used = new Set(g.nodes.flatMap((n) => n.input));
   const missing = [...used].filter((n) => n !== INPUT_NAME && n !== '' && !weights.has(n) && !g.constants.some((c) => c.name === n) && !g.nodes.some((m) => m.output.includes(n)));
   if (missing.length > 0) throw new Error(`the checkpoint lacks ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}; is it a UNet of the reference architecture?`);

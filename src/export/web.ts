@@ -35,12 +35,7 @@ function wasmFile(name: string): string {
 }
 
 /** Writes the folder; returns the ONNX export's figures. */
-export async function writeWebSite(
-  dir: string,
-  members: readonly { weights: Map<string, RawTensor>; args: UNetArgs }[],
-  meta: OnnxMetadata,
-  source: string,
-): Promise<OnnxExport> {
+export async function writeWebSite(dir: string, members: readonly { weights: Map<string, RawTensor>; args: UNetArgs }[], meta: OnnxMetadata, source: string): Promise<OnnxExport> {
   const { args } = members[0];
   const page = pageDir();
   const wasm = WASM_FILES.map(wasmFile);

@@ -12,14 +12,24 @@ const STORAGE_DTYPE = new Map<string, DType>(Object.entries(STORAGE_CLASS).map((
 /** Allow-listed globals become these tokens; the VM hands them back to our hooks. */
 type CallableToken = 'OrderedDict' | 'rebuild_tensor_v2' | 'rebuild_tensor' | 'rebuild_parameter' | 'device' | 'Size';
 class Callable {
-  constructor(readonly kind: CallableToken, readonly qualname: string) {}
+  constructor(
+    readonly kind: CallableToken,
+    readonly qualname: string,
+  ) {}
 }
 class StorageClass {
-  constructor(readonly dtype: DType, readonly qualname: string) {}
+  constructor(
+    readonly dtype: DType,
+    readonly qualname: string,
+  ) {}
 }
 /** A storage referenced by a persistent id; its bytes are the record data/<key>. */
 class StorageRef {
-  constructor(readonly dtype: DType, readonly key: string, readonly numel: number) {}
+  constructor(
+    readonly dtype: DType,
+    readonly key: string,
+    readonly numel: number,
+  ) {}
 }
 
 const ALLOWED_CALLABLES = new Map<string, CallableToken>([
@@ -258,7 +268,9 @@ export function decodePth(bytes: Uint8Array, withData = true): PyValue {
 
   let bigEndian = false;
   if (zip.has(`${prefix}byteorder`)) {
-    const order = Buffer.from(zip.read(`${prefix}byteorder`)).toString('latin1').trim();
+    const order = Buffer.from(zip.read(`${prefix}byteorder`))
+      .toString('latin1')
+      .trim();
     if (order === 'big') bigEndian = true;
     else if (order !== 'little') throw new Error(`unknown byteorder record "${order.slice(0, 20)}"`);
   }

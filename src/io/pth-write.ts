@@ -22,12 +22,18 @@ class TorchPickler {
     const w = this.w;
     if (v === null) return w.none();
     switch (typeof v) {
-      case 'boolean': return w.bool(v);
-      case 'number': return this.number(v);
-      case 'bigint': return w.int(v);
-      case 'string': return w.str(v);
-      case 'object': break;
-      default: throw new Error(`${path}: cannot save a ${typeof v}`);
+      case 'boolean':
+        return w.bool(v);
+      case 'number':
+        return this.number(v);
+      case 'bigint':
+        return w.int(v);
+      case 'string':
+        return w.str(v);
+      case 'object':
+        break;
+      default:
+        throw new Error(`${path}: cannot save a ${typeof v}`);
     }
     const obj = v as object;
     if (obj instanceof PyFloat) {
@@ -145,12 +151,7 @@ function pthRecords(value: PyValue, archiveName: string): ZipRecord[] {
   p.w.stop();
 
   const text = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
-  return [
-    { name: `${archiveName}/data.pkl`, data: p.w.bytes() },
-    { name: `${archiveName}/byteorder`, data: text('little') },
-    ...p.storages,
-    { name: `${archiveName}/version`, data: text('3\n') },
-  ];
+  return [{ name: `${archiveName}/data.pkl`, data: p.w.bytes() }, { name: `${archiveName}/byteorder`, data: text('little') }, ...p.storages, { name: `${archiveName}/version`, data: text('3\n') }];
 }
 
 /** Encode `value` as a torch.save zip archive (readable by torch.load(..., weights_only=True)). */

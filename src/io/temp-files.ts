@@ -27,7 +27,10 @@ let installed = false;
 export function removeTempsOnSignals(): void {
   if (installed) return;
   installed = true;
-  for (const [signal, code] of [['SIGINT', EXIT.interrupted], ['SIGTERM', EXIT.terminated]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', EXIT.interrupted],
+    ['SIGTERM', EXIT.terminated],
+  ] as const) {
     process.once(signal, () => {
       for (const p of live) rmSync(p, { recursive: true, force: true });
       process.stderr.write(`\ninterrupted (${signal})${live.size ? `: removed ${live.size} temporary file(s)` : ''}; files already written are complete\n`);

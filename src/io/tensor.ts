@@ -18,26 +18,33 @@ export class PyFloat {
   constructor(public value: number) {}
 }
 
-export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | RawTensor
-  | PyFloat
-  | PyValue[]
-  | { [k: string]: PyValue }
-  | Map<string | number, PyValue>;
+export type PyValue = null | boolean | number | bigint | string | RawTensor | PyFloat | PyValue[] | { [k: string]: PyValue } | Map<string | number, PyValue>;
 
 export const DTYPE_ITEMSIZE: Readonly<Record<DType, number>> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 /** torch's typed storage class for each dtype (the dtype of a saved tensor is carried by this class). */
 export const STORAGE_CLASS: Readonly<Record<DType, string>> = {
-  float32: 'FloatStorage', float64: 'DoubleStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage',
-  int64: 'LongStorage', int32: 'IntStorage', int16: 'ShortStorage', int8: 'CharStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
+  float32: 'FloatStorage',
+  float64: 'DoubleStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+  int16: 'ShortStorage',
+  int8: 'CharStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
 };
 
 export function isDType(x: unknown): x is DType {

@@ -134,10 +134,7 @@ function readCentralEntry(dv: DataView, bytes: Uint8Array, p: number, cdEnd: num
 }
 
 /** Zip64 extended information: only the fields saturated in the fixed header are present, in this order. */
-function readZip64Extra(
-  dv: DataView, extraStart: number, extraLen: number, name: string,
-  sizes: { compressedSize: number; size: number; localHeaderOffset: number },
-): void {
+function readZip64Extra(dv: DataView, extraStart: number, extraLen: number, name: string, sizes: { compressedSize: number; size: number; localHeaderOffset: number }): void {
   let e = extraStart;
   while (e + 4 <= extraStart + extraLen) {
     const id = dv.getUint16(e, true);
@@ -182,7 +179,10 @@ export class ZipReader {
   private readonly cdStart: number;
 
   /** `maxInflated`: bytes all deflated records may inflate to (default: INFLATE_FACTOR x the file, at least 16 MiB). */
-  constructor(private readonly bytes: Uint8Array, maxInflated = Math.max(INFLATE_FACTOR * bytes.length, INFLATE_MIN)) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    maxInflated = Math.max(INFLATE_FACTOR * bytes.length, INFLATE_MIN),
+  ) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const { count, cdOffset, cdSize } = findCentralDirectory(this.dv, bytes.length);
     this.cdStart = cdOffset;

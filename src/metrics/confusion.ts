@@ -26,7 +26,9 @@ export function validationDice(logits: Tensor, masks: Tensor, nClasses: number, 
     const v = valid.unsqueeze(1);
     const p = E.oneHot(pred, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float().mul(v); // [N,C-1,H,W]
     const t = E.oneHot(truth, nClasses).permute([0, 3, 1, 2]).slice(1, 1, null).float().mul(v);
-    return diceScores(p.flatten(0, 1), t.flatten(0, 1)).reshape([n, nClasses - 1]).mean(1);
+    return diceScores(p.flatten(0, 1), t.flatten(0, 1))
+      .reshape([n, nClasses - 1])
+      .mean(1);
   });
 }
 
@@ -35,7 +37,9 @@ export function confusionMatrix(pred: Tensor, masks: Tensor, nClasses: number): 
   const k = Math.max(nClasses, 2);
   return E.tidy(() => {
     const cell = E.where(masks.ne(IGNORE_INDEX), masks.mul(k).add(pred), k * k); // ignored -> one extra bin, dropped
-    return E.bincount(cell.flatten(), null, k * k + 1).slice(0, 0, k * k).reshape([k, k]);
+    return E.bincount(cell.flatten(), null, k * k + 1)
+      .slice(0, 0, k * k)
+      .reshape([k, k]);
   });
 }
 

@@ -25,7 +25,6 @@ export const FORMAT = 'unet-ts/1';
 
 export type MaskValues = number[] | [number, number, number][];
 
-
 // ------------------------------------------------------------------------------------------------
 // Tensor <-> RawTensor, and engine-side trees <-> Python values
 
@@ -80,9 +79,32 @@ export function fromPy(v: PyValue): unknown {
 
 /** Keys whose numbers Python must see as floats (lr = 1 must stay 1.0). */
 const FLOAT_KEYS = new Set([
-  'lr', 'initial_lr', 'alpha', 'eps', 'weight_decay', 'momentum', 'dampening', 'betas', 'loss', 'val_score', 'best_score',
-  'factor', 'threshold', 'min_lrs', 'best', 'scale', 'growth_factor', 'backoff_factor', 'min_delta', '_last_lr', 'eta_min',
-  'base_lrs', 'learning_rate', 'scale_factor', 'patience_best', 'mode_worse',
+  'lr',
+  'initial_lr',
+  'alpha',
+  'eps',
+  'weight_decay',
+  'momentum',
+  'dampening',
+  'betas',
+  'loss',
+  'val_score',
+  'best_score',
+  'factor',
+  'threshold',
+  'min_lrs',
+  'best',
+  'scale',
+  'growth_factor',
+  'backoff_factor',
+  'min_delta',
+  '_last_lr',
+  'eta_min',
+  'base_lrs',
+  'learning_rate',
+  'scale_factor',
+  'patience_best',
+  'mode_worse',
 ]);
 
 // ------------------------------------------------------------------------------------------------
@@ -279,9 +301,7 @@ export interface LoadedCheckpoint {
   position: EpochPosition | null;
 }
 
-const asRecord = (v: PyValue): Record<string, PyValue> | null =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !isRaw(v) && !(v instanceof PyFloat) ? (v as Record<string, PyValue>) : null;
-
+const asRecord = (v: PyValue): Record<string, PyValue> | null => (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !isRaw(v) && !(v instanceof PyFloat) ? (v as Record<string, PyValue>) : null);
 
 function weightsOf(v: PyValue, path: string, where: string): Map<string, RawTensor> {
   const rec = asRecord(v);

@@ -34,7 +34,10 @@ export function storedEncoderArgs(args: Record<string, PyValue>, base: UNetArgs,
   const std = numbers(args.normalize_std);
   if (mean && std) a.normalize = { mean, std };
   const n = a.normalize;
-  if ((args.normalize_mean !== undefined || args.normalize_std !== undefined) && (!n || n.mean.length !== a.nChannels || n.std.length !== a.nChannels || !n.std.every((s) => s !== 0 && Number.isFinite(s)) || !n.mean.every(Number.isFinite))) {
+  if (
+    (args.normalize_mean !== undefined || args.normalize_std !== undefined) &&
+    (!n || n.mean.length !== a.nChannels || n.std.length !== a.nChannels || !n.std.every((s) => s !== 0 && Number.isFinite(s)) || !n.mean.every(Number.isFinite))
+  ) {
     throw new CheckpointError(`${path} is damaged: model_args normalize_mean / normalize_std are not ${a.nChannels} finite numbers each (std non-zero); use another checkpoint`);
   }
   return a;
@@ -75,9 +78,7 @@ export function inferEncoderArgs(model: Map<string, RawTensor>, path: string): U
 }
 
 /** Whether an encoder built by `build` has exactly the file's encoder keys and shapes (its unused ones aside), and the decoder's inputs fit its features. */
-function encoderFits(
-  model: Map<string, RawTensor>, build: (c: number, d: number) => Encoder, c: number, depth: number, unused: (k: string) => boolean, inputs: number[], dec: number[],
-): boolean {
+function encoderFits(model: Map<string, RawTensor>, build: (c: number, d: number) => Encoder, c: number, depth: number, unused: (k: string) => boolean, inputs: number[], dec: number[]): boolean {
   const enc = build(c, depth);
   try {
     const own = enc.stateDict('encoder.');
@@ -113,8 +114,7 @@ export function checkEncoderArgs(stored: UNetArgs, model: Map<string, RawTensor>
   if (!isEncoderWeights(model)) return stored; // not these weights: loading them reports the missing keys
   const w = inferEncoderArgs(model, path);
   const s = fullEncoderArgs(stored);
-  const same = w.encoder === s.encoder && w.encoderDepth === s.encoderDepth && w.headKernel === s.headKernel && w.nChannels === s.nChannels && w.nClasses === s.nClasses &&
-    String(w.decoderChannels) === String(s.decoderChannels);
+  const same = w.encoder === s.encoder && w.encoderDepth === s.encoderDepth && w.headKernel === s.headKernel && w.nChannels === s.nChannels && w.nClasses === s.nClasses && String(w.decoderChannels) === String(s.decoderChannels);
   if (!same) {
     const show = (a: UNetArgs) => JSON.stringify({ encoder: a.encoder, encoderDepth: a.encoderDepth, decoderChannels: a.decoderChannels, headKernel: a.headKernel, nChannels: a.nChannels, nClasses: a.nClasses });
     throw new CheckpointError(`${path} is damaged: model_args ${show(s)} do not match its weights (${show(w)}); use another checkpoint (e.g. best_model.pth or an earlier epoch)`);

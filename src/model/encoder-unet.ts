@@ -31,7 +31,11 @@ const convBnRelu = (i: number, o: number) => new Sequential(new Conv2d(i, o, 3, 
 export class DecoderBlock extends Module {
   readonly conv1: Sequential;
   readonly conv2: Sequential;
-  constructor(inChannels: number, readonly skipChannels: number, outChannels: number) {
+  constructor(
+    inChannels: number,
+    readonly skipChannels: number,
+    outChannels: number,
+  ) {
     super();
     this.conv1 = this.child('conv1', convBnRelu(inChannels + skipChannels, outChannels));
     this.conv2 = this.child('conv2', convBnRelu(outChannels, outChannels));

@@ -52,7 +52,10 @@ export function adaptFirstConv(w: Tensor, inChannels: number): Tensor {
   const given = w.shape[1];
   return E.tidy(() => {
     if (inChannels === 1) return w.sum([1], true);
-    const picked = E.cat(Array.from({ length: inChannels }, (_, i) => w.narrow(1, i % given, 1)), 1);
+    const picked = E.cat(
+      Array.from({ length: inChannels }, (_, i) => w.narrow(1, i % given, 1)),
+      1,
+    );
     return picked.mul(given / inChannels);
   });
 }
@@ -102,8 +105,7 @@ export function resolveEncoderWeights(value: string, spec: EncoderSpec, name: st
   const hit = dirs.map((d) => join(d, file)).find(existsSync);
   if (hit) return hit;
   throw new UserError(
-    `${flag} ${value}: ${file} is not in the current folder nor in the torch hub cache (looked in ${dirs.join(', ')}; ` +
-      `TORCH_HOME or XDG_CACHE_HOME move it). Nothing is downloaded. ${whereToGet(spec.torchvisionFile, name)}`,
+    `${flag} ${value}: ${file} is not in the current folder nor in the torch hub cache (looked in ${dirs.join(', ')}; ` + `TORCH_HOME or XDG_CACHE_HOME move it). Nothing is downloaded. ${whereToGet(spec.torchvisionFile, name)}`,
   );
 }
 

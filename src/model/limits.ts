@@ -10,5 +10,4 @@ export const MIN_SIDE = minSideFor(4);
  * The smallest side the model of these args accepts: 2^depth for the reference UNet, 2^encoder
  * depth (32 at 5) for an encoder UNet, whose deepest feature is then one pixel.
  */
-export const minSideOf = (a: { depth?: number; encoder?: string; encoderDepth?: number }): number =>
-  a.encoder !== undefined && a.encoder !== 'plain' ? 2 ** (a.encoderDepth ?? 5) : minSideFor(a.depth);
+export const minSideOf = (a: { depth?: number; encoder?: string; encoderDepth?: number }): number => (a.encoder !== undefined && a.encoder !== 'plain' ? 2 ** (a.encoderDepth ?? 5) : minSideFor(a.depth));

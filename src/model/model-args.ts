@@ -73,13 +73,16 @@ export function checkedArgs(args: Record<string, PyValue>, model: Map<string, Ra
   const fromWeights = inferModelArgs(model, path);
   // Narrow test models of older files record 64 but hold fewer: their weights say which.
   if (args.base_channels === undefined) stored.baseChannels = fromWeights.baseChannels;
-  const ok = [stored.nChannels, stored.nClasses].every((n) => Number.isInteger(n) && n >= 1) && !shapeProblem &&
-    stored.nChannels === fromWeights.nChannels && stored.nClasses === fromWeights.nClasses && stored.bilinear === fromWeights.bilinear &&
-    stored.depth === fromWeights.depth && stored.baseChannels === fromWeights.baseChannels;
+  const ok =
+    [stored.nChannels, stored.nClasses].every((n) => Number.isInteger(n) && n >= 1) &&
+    !shapeProblem &&
+    stored.nChannels === fromWeights.nChannels &&
+    stored.nClasses === fromWeights.nClasses &&
+    stored.bilinear === fromWeights.bilinear &&
+    stored.depth === fromWeights.depth &&
+    stored.baseChannels === fromWeights.baseChannels;
   if (!ok) {
-    throw new CheckpointError(
-      `${path} is damaged: model_args ${JSON.stringify(stored)} do not match its weights (${JSON.stringify(fromWeights)}); use another checkpoint (e.g. best_model.pth or an earlier epoch)`,
-    );
+    throw new CheckpointError(`${path} is damaged: model_args ${JSON.stringify(stored)} do not match its weights (${JSON.stringify(fromWeights)}); use another checkpoint (e.g. best_model.pth or an earlier epoch)`);
   }
   return stored;
 }

@@ -58,7 +58,9 @@ export class StochasticDepth extends Module {
     if (!this.training || this.p === 0) return x;
     const survival = 1 - this.p;
     return E.tidy(() => {
-      const keep = E.rand([x.size(0), 1, 1, 1], { device: x.device }).lt(survival).to({ dtype: x.dtype });
+      const keep = E.rand([x.size(0), 1, 1, 1], { device: x.device })
+        .lt(survival)
+        .to({ dtype: x.dtype });
       return x.mul(survival > 0 ? keep.div(survival) : keep);
     });
   }

@@ -42,8 +42,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2, op
       }
       if (opts.errorIfNonfinite && !Number.isFinite(total.item())) {
         throw new Error(
-          `The total norm of order ${normType} for gradients from \`parameters\` is non-finite, so it cannot be clipped. ` +
-            'To disable this error and scale the gradients by the non-finite norm anyway, set errorIfNonfinite = false',
+          `The total norm of order ${normType} for gradients from \`parameters\` is non-finite, so it cannot be clipped. To disable this error and scale the gradients by the non-finite norm anyway, set errorIfNonfinite = false`,
         );
       }
       const clipCoefClamped = total.add(1e-6).reciprocal().mul(maxNorm).clamp(null, 1.0);

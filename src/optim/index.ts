@@ -25,11 +25,28 @@ export * from './schedulers.js';
 /** State-dict keys whose numbers are Python floats (optimizer groups, schedulers, GradScaler). */
 export const PY_FLOAT_KEYS: ReadonlySet<string> = new Set([
   // optimizer param groups
-  'lr', 'initial_lr', 'momentum', 'alpha', 'eps', 'weight_decay', 'dampening', 'betas',
+  'lr',
+  'initial_lr',
+  'momentum',
+  'alpha',
+  'eps',
+  'weight_decay',
+  'dampening',
+  'betas',
   // schedulers
-  'factor', 'min_lrs', 'threshold', 'best', 'mode_worse', 'base_lrs', '_last_lr', 'eta_min', 'power',
+  'factor',
+  'min_lrs',
+  'threshold',
+  'best',
+  'mode_worse',
+  'base_lrs',
+  '_last_lr',
+  'eta_min',
+  'power',
   // GradScaler
-  'scale', 'growth_factor', 'backoff_factor',
+  'scale',
+  'growth_factor',
+  'backoff_factor',
 ]);
 
 export type OptimizerName = 'rmsprop' | 'adam' | 'adamw' | 'sgd';
@@ -65,7 +82,13 @@ export function createOptimizer(name: OptimizerName, params: Tensor[] | ParamGro
   switch (name) {
     case 'rmsprop':
       return new RMSprop(params, {
-        lr: o.lr, weightDecay, momentum: o.momentum ?? 0.999, alpha: o.alpha, eps: o.eps, centered: o.centered, maximize: o.maximize,
+        lr: o.lr,
+        weightDecay,
+        momentum: o.momentum ?? 0.999,
+        alpha: o.alpha,
+        eps: o.eps,
+        centered: o.centered,
+        maximize: o.maximize,
       });
     case 'adam':
       return new Adam(params, { lr: o.lr, weightDecay, betas: o.betas, eps: o.eps, amsgrad: o.amsgrad, maximize: o.maximize });
@@ -73,7 +96,12 @@ export function createOptimizer(name: OptimizerName, params: Tensor[] | ParamGro
       return new AdamW(params, { lr: o.lr, weightDecay, betas: o.betas, eps: o.eps, amsgrad: o.amsgrad, maximize: o.maximize });
     case 'sgd':
       return new SGD(params, {
-        lr: o.lr, weightDecay, momentum: o.momentum ?? 0.9, dampening: o.dampening, nesterov: o.nesterov, maximize: o.maximize,
+        lr: o.lr,
+        weightDecay,
+        momentum: o.momentum ?? 0.9,
+        dampening: o.dampening,
+        nesterov: o.nesterov,
+        maximize: o.maximize,
       });
     default:
       throw new Error(`unknown optimizer '${String(name)}': use rmsprop, adam, adamw or sgd`);
@@ -119,8 +147,13 @@ export function createScheduler(name: SchedulerName, optimizer: Optimizer, o: Cr
   switch (name) {
     case 'plateau':
       return new ReduceLROnPlateau(optimizer, {
-        mode: o.mode ?? 'max', patience: o.patience ?? 5, factor: o.factor, threshold: o.threshold, thresholdMode: o.thresholdMode,
-        cooldown: o.cooldown, minLr: o.minLr,
+        mode: o.mode ?? 'max',
+        patience: o.patience ?? 5,
+        factor: o.factor,
+        threshold: o.threshold,
+        thresholdMode: o.thresholdMode,
+        cooldown: o.cooldown,
+        minLr: o.minLr,
       });
     case 'cosine': {
       const { total, warmup, interval } = lengths();

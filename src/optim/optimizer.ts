@@ -135,7 +135,13 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
     this.states = params.map(() => undefined);
     this.hostSteps = params.map(() => 0);
     let next = 0;
-    this.paramGroups = inits.map((g) => new ParamGroup(g.params.map(() => next++), g.lr ?? lr));
+    this.paramGroups = inits.map(
+      (g) =>
+        new ParamGroup(
+          g.params.map(() => next++),
+          g.lr ?? lr,
+        ),
+    );
   }
 
   /** The learning rate of the first parameter group (the only one, unless groups were given); schedulers set each group's. */
@@ -196,7 +202,14 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
           const idx = group.indices.filter((i) => all[i] !== null);
           if (idx.length === 0) continue;
           for (const chunk of this.params[idx[0]].device === 'cpu' ? cacheSizedChunks(idx, this.params) : [idx]) {
-            E.tidy(() => this.update(chunk, chunk.map((i) => this.params[i]), chunk.map((i) => all[i] as Tensor), group.lr));
+            E.tidy(() =>
+              this.update(
+                chunk,
+                chunk.map((i) => this.params[i]),
+                chunk.map((i) => all[i] as Tensor),
+                group.lr,
+              ),
+            );
           }
         }
       }),
@@ -280,13 +293,11 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
 
     // Hyper-parameters first (the required state keys depend on them); restore them on failure.
     const backup = { lrs: this.paramGroups.map((g) => [g.lr, g.initialLr] as const), hyper: this.groupHyper() };
-    const restoreLrs = (saved: readonly (readonly [number, number | undefined])[]) =>
-      saved.forEach(([lr, initialLr], i) => Object.assign(this.paramGroups[i], { lr, initialLr }));
+    const restoreLrs = (saved: readonly (readonly [number, number | undefined])[]) => saved.forEach(([lr, initialLr], i) => Object.assign(this.paramGroups[i], { lr, initialLr }));
     this.loadGroupHyper(groups[0].group);
     restoreLrs(groups.map((g) => [g.lr, g.initialLr] as const));
 
-    const entries: Array<[unknown, Record<string, Tensor | number | null>]> =
-      sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
+    const entries: Array<[unknown, Record<string, Tensor | number | null>]> = sd.state instanceof Map ? [...sd.state.entries()] : Object.entries(sd.state);
     const fresh: (StateRecord | undefined)[] = this.params.map(() => undefined);
     const freshSteps = this.params.map(() => 0);
     try {
@@ -329,10 +340,7 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
       const ids = group.params;
       const want = this.paramGroups[k].indices;
       if (!Array.isArray(ids) || ids.length !== want.length) {
-        throw new Error(
-          `${where}: loaded state dict contains a parameter group that doesn't match the size of optimizer's group ` +
-            `(${Array.isArray(ids) ? ids.length : 'no params list'} saved vs ${want.length} parameters)`,
-        );
+        throw new Error(`${where}: loaded state dict contains a parameter group that doesn't match the size of optimizer's group ` + `(${Array.isArray(ids) ? ids.length : 'no params list'} saved vs ${want.length} parameters)`);
       }
       ids.forEach((id, j) => posOf.set(Number(id), want[j]));
       const lr = group.lr;
@@ -364,8 +372,7 @@ export abstract class Optimizer implements SteppableOptimizer, Stateful<Optimize
         continue;
       }
       if (!isTensor(v)) {
-        throw new Error(`${where}: state for parameter ${pos} lacks tensor '${k}' (has: ${Object.keys(rec).join(', ') || 'nothing'}); ` +
-          `was it saved by another optimizer or with other settings?`);
+        throw new Error(`${where}: state for parameter ${pos} lacks tensor '${k}' (has: ${Object.keys(rec).join(', ') || 'nothing'}); was it saved by another optimizer or with other settings?`);
       }
       if (!shapeEq(v.shape, p.shape)) throw new Error(`${where}: state '${k}' of parameter ${pos} has shape [${v.shape}], the parameter has [${p.shape}]`);
       // PyTorch's _cast: floating state follows the parameter's dtype and device. A copy, so
@@ -429,7 +436,11 @@ function cacheSizedChunks(idx: number[], params: Tensor[]): number[][] {
   let size = 0;
   for (const i of idx) {
     const n = params[i].numel;
-    if (cur.length > 0 && size + n > limit) { chunks.push(cur); cur = []; size = 0; }
+    if (cur.length > 0 && size + n > limit) {
+      chunks.push(cur);
+      cur = [];
+      size = 0;
+    }
     cur.push(i);
     size += n;
   }

@@ -21,7 +21,11 @@ export function planDevice(cfg: Pick<PlanConfig, 'device' | 'assumeMemory'>): { 
   const assumed = cfg.assumeMemory > 0;
   const memoryGB = assumed ? cfg.assumeMemory / GiB : wantsCuda ? 8 : (os.freemem() * 0.5) / GiB;
   const memorySource = assumed ? '--assume-memory' : wantsCuda ? "nnU-Net's 8 GB target; the engine reports no free GPU memory" : 'half the free RAM';
-  return { device: { kind: wantsCuda ? 'cuda' : 'cpu', memoryGB, memorySource }, here, name: here ? E.resolveDevice(wantsCuda ? cfg.device.replace('auto', 'cuda') : 'cpu') : cfg.device.replace('auto', 'cuda') };
+  return {
+    device: { kind: wantsCuda ? 'cuda' : 'cpu', memoryGB, memorySource },
+    here,
+    name: here ? E.resolveDevice(wantsCuda ? cfg.device.replace('auto', 'cuda') : 'cpu') : cfg.device.replace('auto', 'cuda'),
+  };
 }
 
 /** A few training steps of the planned UNet (depth, width) on this device, median seconds. */
@@ -29,7 +33,22 @@ function measuredTimer(device: string, channels: number, classes: number, amp: b
   return async ({ batch, patch, baseChannels, depth }) => {
     const step = 2 ** depth;
     const side = (v: number) => Math.max(step, Math.ceil(v / step) * step);
-    const r = benchTrain({ device, batch, height: side(patch[0]), width: side(patch[1]), channels, classes, amp, bilinear: false, steps: 2, warmup: 1, mode: 'train', divisor: 1, depth, baseChannels });
+    const r = benchTrain({
+      device,
+      batch,
+      height: side(patch[0]),
+      width: side(patch[1]),
+      channels,
+      classes,
+      amp,
+      bilinear: false,
+      steps: 2,
+      warmup: 1,
+      mode: 'train',
+      divisor: 1,
+      depth,
+      baseChannels,
+    });
     const note = `measured on ${device}, ${E.getNumThreads()} threads`;
     return { seconds: (r.ms_per_step as number) / 1000, note };
   };
@@ -60,7 +79,14 @@ export async function planFor(cfg: PlanConfig, log: (l: string) => void): Promis
   const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer, ignoreIndex: cfg.ignoreIndex });
   const file = resolve(cfg.output);
   const { shapes, ...summary } = fp;
-  const json = { version: 1, fingerprint: { ...summary, shapes: shapes.length <= 50 ? shapes : undefined }, train: r.train, reasons: r.reasons, timing: { device: name, ...r.timing }, nnunet: r.nnunet };
+  const json = {
+    version: 1,
+    fingerprint: { ...summary, shapes: shapes.length <= 50 ? shapes : undefined },
+    train: r.train,
+    reasons: r.reasons,
+    timing: { device: name, ...r.timing },
+    nnunet: r.nnunet,
+  };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   return { ...r, fingerprint: fp, file };

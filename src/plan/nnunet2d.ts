@@ -57,8 +57,7 @@ export function poolProps(patch: readonly number[], minEdge: number = NNUNET_2D.
   return { numPool, strides, patch: [Math.trunc(pad(patch[0], divisibleBy[0])), Math.trunc(pad(patch[1], divisibleBy[1]))], divisibleBy };
 }
 
-export const featuresPerStage = (stages: number, a: Pick<Arch2d, 'baseFeatures' | 'maxFeatures'>): number[] =>
-  Array.from({ length: stages }, (_, i) => Math.min(a.maxFeatures, a.baseFeatures * 2 ** i));
+export const featuresPerStage = (stages: number, a: Pick<Arch2d, 'baseFeatures' | 'maxFeatures'>): number[] => Array.from({ length: stages }, (_, i) => Math.min(a.maxFeatures, a.baseFeatures * 2 ** i));
 
 /**
  * PlainConvUNet.compute_conv_feature_map_size (no deep supervision): per encoder stage two conv

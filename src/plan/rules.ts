@@ -89,7 +89,12 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
   }
   const minSide = (sc: number) => Math.min(64, ...c.median.map((m) => Math.floor(m * sc)));
   while (!fits(x)) {
-    const next = shrinkPatch(x.patch, c.median.map((m) => m * x.scale), c.depthOf(x.patch, x.base), minSide(x.scale));
+    const next = shrinkPatch(
+      x.patch,
+      c.median.map((m) => m * x.scale),
+      c.depthOf(x.patch, x.base),
+      minSide(x.scale),
+    );
     if (next) {
       x.patch = next;
       continue;
@@ -103,6 +108,9 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
   return x;
 }
 
+/** nnU-Net's training recipe (SGD with Nesterov momentum, poly schedule, its clipping and augmentation), without early stopping. */
+const NNUNET_RECIPE = { optimizer: 'sgd', nesterov: true, momentum: 0.99, learningRate: 1e-2, weightDecay: 3e-5, scheduler: 'poly', gradClip: 12, augment: true, patience: 0, valEvery: 0 };
+
 export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const { device } = p;
   const fp = withoutVoid(p.fp, p.ignoreIndex ?? null);
@@ -114,7 +122,13 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const nn = plan2d(fp.medianShape, fp.count, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
   const depthOf = (patch: readonly number[], base: number) => Math.min(...poolProps(patch).numPool, maxDepthFor(base));
   let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch, base: 32 };
-  const smallest = Math.min(...fp.classes.slice(1).map((c) => c.typicalObjectSize).filter((v) => v > 0), Infinity);
+  const smallest = Math.min(
+    ...fp.classes
+      .slice(1)
+      .map((c) => c.typicalObjectSize)
+      .filter((v) => v > 0),
+    Infinity,
+  );
   const timings: { shape: Shape; seconds: number; note: string }[] = [];
   const time = async (x: Shape) => {
     const t = await p.timer({ batch: x.batch, patch: x.patch, baseChannels: x.base, depth: depthOf(x.patch, x.base) });
@@ -148,7 +162,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   reasons.patchSize = `nnU-Net 2D: median shape ${fp.medianShape.join('x')} clipped, memory-fitted -> ${nn.patch.join('x')}${budgetNote}`;
   reasons.batchSize = `nnU-Net: ${nn.batch} from ${device.memoryGB.toFixed(1)} GiB (${device.memorySource}), at most 5% of the dataset's pixels per batch${s.batch !== nn.batch ? `; ${s.batch} for the budget` : ''}`;
   reasons.depth = `poolings while the feature map stays >= 4 px (nnU-Net: ${Math.max(...nn.numPool)}), both axes together, capped so the bottleneck has <= ${MAX_WIDTH} channels`;
-  reasons.baseChannels = s.base === 32 ? 'nnU-Net\'s 32 (the reference: 64)' : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
+  reasons.baseChannels = s.base === 32 ? "nnU-Net's 32 (the reference: 64)" : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
   // No `epochs` in the plan: train --time-budget plans them from its own timing (a plan's or a flag's -e would cap them).
   reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${p.budgetSeconds} s`;
   const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
@@ -156,13 +170,15 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   Object.assign(reasons, RECIPE_REASONS);
   reasons.classes = `${fp.maskValues.length} mask values${p.ignoreIndex !== undefined && p.ignoreIndex !== null ? ` besides the void ${p.ignoreIndex}` : ''}${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
   reasons.amp = device.kind === 'cuda' ? 'fp16 on CUDA (nnU-Net trains in mixed precision)' : 'fp32 on CPU';
-  const train: Record<string, unknown> = {
-    classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base,
-    loss: 'ce+dice', classWeights: rare ? 'auto' : 'none', ignoreIndex: p.ignoreIndex ?? null, deepSupervision: depth >= 3,
-    optimizer: 'sgd', nesterov: true, momentum: 0.99, learningRate: 1e-2, weightDecay: 3e-5, scheduler: 'poly', gradClip: 12,
-    augment: true, amp: device.kind === 'cuda', timeBudget: p.budgetSeconds, patience: 0, valEvery: 0, validation: p.validation,
+  const train: Record<string, unknown> = { classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base, loss: 'ce+dice' };
+  Object.assign(train, { classWeights: rare ? 'auto' : 'none', ignoreIndex: p.ignoreIndex ?? null, deepSupervision: depth >= 3, ...NNUNET_RECIPE, amp: device.kind === 'cuda', timeBudget: p.budgetSeconds, validation: p.validation });
+  const timing = {
+    stepsPerEpoch,
+    epochs,
+    steps: stepsPerEpoch * epochs,
+    secondsPerStep: t,
+    measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })),
   };
-  const timing = { stepsPerEpoch, epochs, steps: stepsPerEpoch * epochs, secondsPerStep: t, measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })) };
   return { train, reasons, timing, nnunet: nn };
 }
 

@@ -75,10 +75,25 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
   const good = entries.filter((e) => !e.error);
   for (const e of entries) if (e.error) failed.push({ input: e.input, reason: e.error });
   if (given.output.length > 0 && given.outputDir) warn('note: -o/--output names are used as given; --output-dir is ignored');
-  if (given.output.length > 0 && given.output.length !== entries.length) planOutputs(entries.map((e) => e.input), given, 0); // throws the count error
-  const outputsFor = given.output.length > 0 ? entries.map((e, i) => ({ e, o: given.output[i] })).filter((x) => !x.e.error).map((x) => x.o) : [];
+  if (given.output.length > 0 && given.output.length !== entries.length)
+    planOutputs(
+      entries.map((e) => e.input),
+      given,
+      0,
+    ); // throws the count error
+  const outputsFor =
+    given.output.length > 0
+      ? entries
+          .map((e, i) => ({ e, o: given.output[i] }))
+          .filter((x) => !x.e.error)
+          .map((x) => x.o)
+      : [];
   // -o names, mask/overlay collisions: checked before the model is loaded (probability maps after).
-  planOutputs(good.map((e) => e.input), { ...given, output: outputsFor, probs: false }, 0);
+  planOutputs(
+    good.map((e) => e.input),
+    { ...given, output: outputsFor, probs: false },
+    0,
+  );
   if (good.length === 0) {
     throw new PredictError(`no input images to predict:\n${failed.map((f) => `  ${f.input}: ${f.reason}`).join('\n')}`);
   }
@@ -91,7 +106,11 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
     const sc = chooseScale(predictor.trainingScale, given.scale);
     if (sc.warning) warn(`warning: ${sc.warning}`);
     const cfg: Scaled<PredictConfig> = { ...given, scale: sc.scale }; // the scale is known once the model is read
-    const jobs = planOutputs(good.map((e) => e.input), { ...cfg, output: outputsFor }, probCount(predictor));
+    const jobs = planOutputs(
+      good.map((e) => e.input),
+      { ...cfg, output: outputsFor },
+      probCount(predictor),
+    );
     await makeOutputDirs(jobs, cfg);
     const mv = predictor.maskValues;
     if (!cfg.noSave && !Array.isArray(mv[0]) && !isBinary01(mv) && Math.max(...(mv as number[])) < 32) {
@@ -101,7 +120,9 @@ export async function runPredict(given: PredictConfig, opts: PredictRunOptions =
     const views = cfg.tta === 'none' ? '' : `, --tta ${cfg.tta} (${ttaViews(cfg.tta).length} views)`;
     const pp = postprocessClasses(cfg.postprocess ?? 'none', predictor.postprocess, a.nClasses);
     if (cfg.postprocess === 'auto') log(`--postprocess auto: ${pp.length ? `largest component of class ${pp.join(', ')} (recorded in the checkpoint)` : 'none (the checkpoint records no post-processing)'}`);
-    log(`${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} ${hasEncoder(a) ? `encoder=${a.encoder}` : `bilinear=${a.bilinear}`}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`);
+    log(
+      `${(predictor.models?.length ?? 1) > 1 ? `Ensemble of ${predictor.models?.length} models ` : 'Model '}${predictor.path} (${predictor.kind}; UNet channels=${a.nChannels} classes=${a.nClasses} ${hasEncoder(a) ? `encoder=${a.encoder}` : `bilinear=${a.bilinear}`}; mask values ${JSON.stringify(mv)}) on ${predictor.device}${predictor.ampDtype ? ' with AMP' : ''}, scale ${sc.scale} (${sc.source})${views}`,
+    );
     for (const f of failed) opts.onFile?.({ input: f.input, error: f.reason });
 
     // 3. Predict: windowed images one by one, the others in same-size batches
@@ -165,7 +186,12 @@ async function predictTiled(run: Run, tiled: { job: Job; plan: JobPlan }[]): Pro
   const { p, cfg, report } = run;
   for (const { job, plan } of tiled) {
     const o: RowOptions = {
-      tile: plan.tile as number, overlap: cfg.overlap, blend: cfg.blend, batchSize: cfg.batchSize, threshold: cfg.maskThreshold, probs: cfg.probs,
+      tile: plan.tile as number,
+      overlap: cfg.overlap,
+      blend: cfg.blend,
+      batchSize: cfg.batchSize,
+      threshold: cfg.maskThreshold,
+      probs: cfg.probs,
       onRows: report.megapixels(job.input, plan.width, plan.height),
     };
     try {
@@ -229,7 +255,11 @@ async function predictWhole(run: Run, jobs: Job[]): Promise<void> {
 /** One forward pass for the batch; if it fails (e.g. out of memory), one image at a time. */
 function predictOrRetry(run: Run, batch: { job: Job; pre: Preprocessed }[]): { job: Job; pred?: Prediction; error?: unknown }[] {
   try {
-    const preds = predictBatch(run.p, batch.map((d) => d.pre), { threshold: run.cfg.maskThreshold, probs: run.cfg.probs });
+    const preds = predictBatch(
+      run.p,
+      batch.map((d) => d.pre),
+      { threshold: run.cfg.maskThreshold, probs: run.cfg.probs },
+    );
     return batch.map((d, i) => ({ job: d.job, pred: preds[i] }));
   } catch (e) {
     if (batch.length === 1) return [{ job: batch[0].job, error: e }];

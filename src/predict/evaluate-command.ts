@@ -154,7 +154,16 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
     const score = (batch: Item[], given?: E.Tensor) =>
       E.inferenceMode(() =>
         E.tidy(() => {
-          const logits = postprocessLogits(given ?? forwardLogits(p, batch.map((b) => b.pre)), p.args.nClasses, cfg.maskThreshold, pp);
+          const logits = postprocessLogits(
+            given ??
+              forwardLogits(
+                p,
+                batch.map((b) => b.pre),
+              ),
+            p.args.nClasses,
+            cfg.maskThreshold,
+            pp,
+          );
           addSurfaces(surface, meter.add(logits, classTensor(p, batch)), batch, cfg.surfaceTol);
         }),
       );
@@ -178,7 +187,11 @@ export async function runEvaluate(given: EvaluateConfig, opts: EvaluateRunOption
         }
         done++;
       }
-      for (const batch of sameSizeBatches(items.filter((_, i) => tiles[i] === null), (it) => batchKey(it.pre), cfg.batchSize)) {
+      for (const batch of sameSizeBatches(
+        items.filter((_, i) => tiles[i] === null),
+        (it) => batchKey(it.pre),
+        cfg.batchSize,
+      )) {
         try {
           score(batch);
         } catch (e) {
@@ -208,7 +221,10 @@ async function loadPair(p: Predictor, cfg: Scaled<EvaluateConfig>, pair: Pair, w
       return { pair, error: `mask ${pair.mask} is ${full.width}x${full.height} but the image is ${pre.fullWidth}x${pre.fullHeight}` };
     }
     const ignore = p.ignoreValue ?? null;
-    const bad = unknownMaskValues((uniqueMaskValues(full) as (number | RGB)[]).filter((v) => ignore === null || !isIgnoreValue(v, ignore)), p.maskValues);
+    const bad = unknownMaskValues(
+      (uniqueMaskValues(full) as (number | RGB)[]).filter((v) => ignore === null || !isIgnoreValue(v, ignore)),
+      p.maskValues,
+    );
     if (bad.length > 0) {
       throw new PredictError(
         `mask ${pair.mask} holds value(s) ${bad.slice(0, 10).map(fmtValue).join(', ')}${bad.length > 10 ? ` … (${bad.length})` : ''} that are not among the checkpoint's mask values ` +

@@ -26,8 +26,7 @@ export function planOutputs(inputs: readonly string[], cfg: Pick<PredictConfig, 
   const outs = cfg.output ?? [];
   if (outs.length > 0 && outs.length !== inputs.length) {
     throw new PredictError(
-      `${inputs.length} input image(s) but ${outs.length} output name(s) with -o/--output: give exactly one output per input ` +
-        `(inputs: ${inputs.slice(0, 5).join(', ')}${inputs.length > 5 ? ', ...' : ''}), or use --output-dir DIR`,
+      `${inputs.length} input image(s) but ${outs.length} output name(s) with -o/--output: give exactly one output per input ` + `(inputs: ${inputs.slice(0, 5).join(', ')}${inputs.length > 5 ? ', ...' : ''}), or use --output-dir DIR`,
     );
   }
   const jobs = inputs.map((input, index): Job => {
@@ -52,19 +51,12 @@ export function planOutputs(inputs: readonly string[], cfg: Pick<PredictConfig, 
   const owner = new Map<string, string>();
   for (const input of inputs) owner.set(resolve(input), `input ${input}`);
   for (const j of jobs) {
-    const written = [
-      ...(cfg.noSave ? [] : [j.mask]),
-      ...(cfg.viz ? [j.overlay] : []),
-      ...(cfg.probs ? probFiles(j, probCount) : []),
-    ];
+    const written = [...(cfg.noSave ? [] : [j.mask]), ...(cfg.viz ? [j.overlay] : []), ...(cfg.probs ? probFiles(j, probCount) : [])];
     for (const w of written) {
       const key = resolve(w);
       const prev = owner.get(key);
       if (prev !== undefined) {
-        throw new PredictError(
-          `${j.input} would write ${w}, which is also ${prev.startsWith('input') ? 'an input' : `written for ${prev}`}; ` +
-            'rename the inputs or give explicit names with -o (one per input)',
-        );
+        throw new PredictError(`${j.input} would write ${w}, which is also ${prev.startsWith('input') ? 'an input' : `written for ${prev}`}; rename the inputs or give explicit names with -o (one per input)`);
       }
       owner.set(key, j.input);
     }
@@ -73,8 +65,7 @@ export function planOutputs(inputs: readonly string[], cfg: Pick<PredictConfig, 
 }
 
 /** Probability map files: `{base}_PROB<k>.png`; a 1-output (binary) model writes one map, for class 1. */
-export const probFiles = (job: Pick<Job, 'probPrefix'>, count: number): string[] =>
-  Array.from({ length: count }, (_, k) => `${job.probPrefix}${count === 1 ? 1 : k}.png`);
+export const probFiles = (job: Pick<Job, 'probPrefix'>, count: number): string[] => Array.from({ length: count }, (_, k) => `${job.probPrefix}${count === 1 ? 1 : k}.png`);
 
 /** The probability maps a model writes: one for a 1-output (sigmoid) model, else one per class. */
 export const probCount = (p: Predictor): number => (p.args.nClasses === 1 ? 1 : p.args.nClasses);

@@ -85,10 +85,7 @@ const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').
 
 function legendSvg(layout: LegendLayout, maskValues: MaskValues, names?: readonly string[] | null): string {
   const entries = legendEntries(maskValues, names);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.legendHeight}">`,
-    `<rect x="0" y="0" width="${layout.width}" height="${layout.legendHeight}" fill="#1e1e1e"/>`,
-  ];
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.legendHeight}">`, `<rect x="0" y="0" width="${layout.width}" height="${layout.legendHeight}" fill="#1e1e1e"/>`];
   entries.forEach((text, k) => {
     const col = Math.floor(k / layout.rows);
     const row = k % layout.rows;

@@ -185,10 +185,10 @@ export async function preprocess(path: string, scale: number, nChannels: number,
   const min = minSideOf(model ?? {});
   const depth = Math.log2(min);
   if (raw.width < min || raw.height < min) {
-    throw new DataError(
-      `image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${min}x${min} pixels (it halves the size ${depth} times)`,
-      { file: path, hint: smallImageHint(Math.min(raw.sourceWidth, raw.sourceHeight), min) },
-    );
+    throw new DataError(`image is ${raw.sourceWidth}x${raw.sourceHeight}; at scale ${scale} that is ${raw.width}x${raw.height}, but the UNet needs at least ${min}x${min} pixels (it halves the size ${depth} times)`, {
+      file: path,
+      hint: smallImageHint(Math.min(raw.sourceWidth, raw.sourceHeight), min),
+    });
   }
   const warnings = [...raw.warnings];
   let data = raw.data;
@@ -294,8 +294,6 @@ export function predictBatch(p: Predictor, items: readonly Preprocessed[], opts:
     classes: cdata.slice(i * plane, (i + 1) * plane),
     width: W,
     height: H,
-    probs: pdata
-      ? Array.from({ length: nOut }, (_, k) => Uint16Array.from(pdata.subarray((i * nOut + k) * plane, (i * nOut + k + 1) * plane)))
-      : undefined,
+    probs: pdata ? Array.from({ length: nOut }, (_, k) => Uint16Array.from(pdata.subarray((i * nOut + k) * plane, (i * nOut + k + 1) * plane))) : undefined,
   }));
 }

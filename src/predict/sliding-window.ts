@@ -119,7 +119,13 @@ export async function* logitBands(p: WindowModel, src: RowSource, o: TileOptions
   const invY = reciprocal(coverage(h, ys, gy));
   const dev = { device: p.device };
   const onDevice = (data: Float32Array, shape: number[]) => E.tidy(() => E.tensor(data, shape).to(dev));
-  const weight = blend === 'constant' ? null : onDevice(Float32Array.from({ length: th * tw }, (_, i) => gy[Math.floor(i / tw)] * gx[i % tw]), [1, th, tw]);
+  const weight =
+    blend === 'constant'
+      ? null
+      : onDevice(
+          Float32Array.from({ length: th * tw }, (_, i) => gy[Math.floor(i / tw)] * gx[i % tw]),
+          [1, th, tw],
+        );
   const invX = onDevice(reciprocal(coverage(w, xs, gx)), [1, 1, w]);
   // acc rows [0, th) are scaled rows [ys[i], ys[i] + th) while window row i is processed.
   const acc = E.zeros([K, th, w], dev).keep();

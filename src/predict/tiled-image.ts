@@ -155,7 +155,10 @@ export async function predictTiledRows(p: Predictor, src: RowSource, full: { wid
               const at = (idx: Int32Array) => E.tensor(Int32Array.from(idx.subarray(y, end), (v) => v - pStart)).to({ ...dev, dtype: 'int64' });
               const b = E.tensor(l1.subarray(y, end), [1, R, 1]).to(dev);
               const a = E.scalar(1).to(dev).sub(b);
-              rows = merged.indexSelect(1, at(i0)).mul(a).add(merged.indexSelect(1, at(i1)).mul(b));
+              rows = merged
+                .indexSelect(1, at(i0))
+                .mul(a)
+                .add(merged.indexSelect(1, at(i1)).mul(b));
             }
             return classesAndProbs(rows.unsqueeze(0), K, o.threshold, o.probs);
           }),
@@ -218,7 +221,12 @@ export interface RegionOutputs {
  * probability maps are written row by row. Returns the full size and the staged source's read stats.
  */
 export async function predictTiledFile(
-  p: Predictor, path: string, scale: number, outputs: RegionOutputs, o: RowOptions, warn: (l: string) => void,
+  p: Predictor,
+  path: string,
+  scale: number,
+  outputs: RegionOutputs,
+  o: RowOptions,
+  warn: (l: string) => void,
 ): Promise<{ width: number; height: number; reads: number; maxRows: number; maxInputRows: number }> {
   const src = await openScaledRegions(path, scale);
   const writers: PngRowWriter[] = [];
@@ -235,9 +243,7 @@ export async function predictTiledFile(
     for (const w of src.warnings) warn(`warning: ${w}`);
     const note = checkChannels(path, src.channels, p.args.nChannels);
     if (note) warn(`warning: ${note}`);
-    const rows: RowSource = note
-      ? { ...src, channels: 3, read: async (y0, y1) => greyToRgb(await src.read(y0, y1)) }
-      : src;
+    const rows: RowSource = note ? { ...src, channels: 3, read: async (y0, y1) => greyToRgb(await src.read(y0, y1)) } : src;
     const W = src.fullWidth;
     const H = src.fullHeight;
     // A TIFF mask is written as an 8/16-bit PNG first (no 1-bit packing), then converted by streaming.

@@ -18,7 +18,15 @@ export interface View {
  * transposition: the 8 symmetries of the square, rotations by 90 degrees times transposition).
  */
 export function ttaViews(mode: TtaMode): View[] {
-  const flips = mode === 'none' ? [[false, false]] : [[false, false], [true, false], [false, true], [true, true]];
+  const flips =
+    mode === 'none'
+      ? [[false, false]]
+      : [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ];
   const transposes = mode === 'd4' ? [false, true] : [false];
   return transposes.flatMap((transpose) => flips.map(([flipH, flipV]) => ({ flipH, flipV, transpose })));
 }

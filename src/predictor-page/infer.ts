@@ -51,7 +51,9 @@ export function preprocessRgba(rgba: Uint8Array | Uint8ClampedArray, width: numb
   for (let c = 0; c < channels; c++) planes.push(new Uint8Array(plane));
   let colour = false;
   for (let i = 0; i < plane; i++) {
-    const r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2];
+    const r = rgba[4 * i],
+      g = rgba[4 * i + 1],
+      b = rgba[4 * i + 2];
     if (r !== g || g !== b) colour = true;
     planes[0][i] = r;
     if (channels === 3) {
@@ -79,7 +81,9 @@ export function resizeLogits(logits: Float32Array, k: number, h: number, w: numb
   const f = Math.fround;
   const axis = (inSize: number, outSize: number) => {
     const scale = f(inSize / outSize);
-    const i0 = new Int32Array(outSize), i1 = new Int32Array(outSize), l1 = new Float32Array(outSize);
+    const i0 = new Int32Array(outSize),
+      i1 = new Int32Array(outSize),
+      l1 = new Float32Array(outSize);
     for (let o = 0; o < outSize; o++) {
       const src = Math.max(f(f(scale * f(o + 0.5)) - 0.5), 0);
       const a = Math.floor(src);
@@ -89,15 +93,22 @@ export function resizeLogits(logits: Float32Array, k: number, h: number, w: numb
     }
     return { i0, i1, l1 };
   };
-  const ys = axis(h, H), xs = axis(w, W);
+  const ys = axis(h, H),
+    xs = axis(w, W);
   const out = new Float32Array(k * H * W);
   for (let c = 0; c < k; c++) {
     const base = c * h * w;
     for (let y = 0; y < H; y++) {
-      const r0 = base + ys.i0[y] * w, r1 = base + ys.i1[y] * w, ly1 = ys.l1[y], ly0 = 1 - ly1;
+      const r0 = base + ys.i0[y] * w,
+        r1 = base + ys.i1[y] * w,
+        ly1 = ys.l1[y],
+        ly0 = 1 - ly1;
       const o = (c * H + y) * W;
       for (let x = 0; x < W; x++) {
-        const a = xs.i0[x], b = xs.i1[x], lx1 = xs.l1[x], lx0 = 1 - lx1;
+        const a = xs.i0[x],
+          b = xs.i1[x],
+          lx1 = xs.l1[x],
+          lx0 = 1 - lx1;
         out[o + x] = ly0 * (lx0 * logits[r0 + a] + lx1 * logits[r0 + b]) + ly1 * (lx0 * logits[r1 + a] + lx1 * logits[r1 + b]);
       }
     }
@@ -161,7 +172,13 @@ export function viewInput(x: Float32Array, c: number, h: number, w: number, v: V
  */
 export async function ttaLogits(
   run: (x: Float32Array, height: number, width: number) => Promise<Float32Array>,
-  x: Float32Array, c: number, h: number, w: number, k: number, mode: TtaMode, output: 'logits' | 'probabilities' = 'logits',
+  x: Float32Array,
+  c: number,
+  h: number,
+  w: number,
+  k: number,
+  mode: TtaMode,
+  output: 'logits' | 'probabilities' = 'logits',
 ): Promise<Float32Array> {
   const views = ttaViews(mode);
   if (views.length === 1 && output === 'logits') return run(x, h, w);

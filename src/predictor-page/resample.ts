@@ -28,7 +28,9 @@ export function resizeBicubicU8(src: Uint8Array, width: number, height: number, 
     for (let y = 0; y < height; y++) {
       const row = y * width;
       for (let x = 0; x < newWidth; x++) {
-        const s = row + h.start[x], n = h.count[x], k0 = x * h.ksize;
+        const s = row + h.start[x],
+          n = h.count[x],
+          k0 = x * h.ksize;
         let acc = 1 << (PRECISION_BITS - 1);
         for (let k = 0; k < n; k++) acc = (acc + src[s + k] * h.weights[k0 + k]) | 0;
         tmp[y * newWidth + x] = clip8(acc);
@@ -39,7 +41,9 @@ export function resizeBicubicU8(src: Uint8Array, width: number, height: number, 
   const v = taps(height, newHeight);
   const out = new Uint8Array(newWidth * newHeight);
   for (let y = 0; y < newHeight; y++) {
-    const s = v.start[y], n = v.count[y], k0 = y * v.ksize;
+    const s = v.start[y],
+      n = v.count[y],
+      k0 = y * v.ksize;
     for (let x = 0; x < newWidth; x++) {
       let acc = 1 << (PRECISION_BITS - 1);
       for (let k = 0; k < n; k++) acc = (acc + tmp[(s + k) * newWidth + x] * v.weights[k0 + k]) | 0;

@@ -59,7 +59,10 @@ export async function serveCommand(cfg: ServeConfig, opts: ServeRunOptions = {})
   try {
     thread = await startInferenceThread({
       models: cfg.model.map((path, i) => ({ name: names[i], path })),
-      device: cfg.device, scale: cfg.scale, maskThreshold: cfg.maskThreshold, maxPixels: cfg.maxPixels,
+      device: cfg.device,
+      scale: cfg.scale,
+      maskThreshold: cfg.maskThreshold,
+      maxPixels: cfg.maxPixels,
       tiling: { tile: cfg.tile, overlap: cfg.overlap, blend: cfg.blend, maxMemory: cfg.maxMemory },
     });
   } catch (e) {
@@ -67,8 +70,14 @@ export async function serveCommand(cfg: ServeConfig, opts: ServeRunOptions = {})
   }
   for (const m of thread.models) for (const n of m.notes) warn(`note: ${m.name}: ${n}`);
   const server = createModelServer(thread, {
-    maxBatch: cfg.maxBatch, maxDelayMs: cfg.maxDelayMs, maxQueue: cfg.maxQueue, maxBodyBytes: cfg.maxBodyMb * 2 ** 20,
-    maxPixels: cfg.maxPixels, timeoutMs: cfg.timeoutS * 1000, token, version: opts.version ?? '0',
+    maxBatch: cfg.maxBatch,
+    maxDelayMs: cfg.maxDelayMs,
+    maxQueue: cfg.maxQueue,
+    maxBodyBytes: cfg.maxBodyMb * 2 ** 20,
+    maxPixels: cfg.maxPixels,
+    timeoutMs: cfg.timeoutS * 1000,
+    token,
+    version: opts.version ?? '0',
   });
   await new Promise<void>((ok, fail) => {
     server.http.once('error', fail);

@@ -96,10 +96,6 @@ export function parseInferRequest(body: string, m: LoadedModel, maxPixels: numbe
 /** The infer response: each asked output with its shape and flat row-major data. */
 export function inferResponse(m: LoadedModel, req: InferRequest, logits: Float32Array | undefined, mask: Uint8Array | undefined): object {
   const [n, , h, w] = req.shape;
-  const outputs = req.outputs.map((name) =>
-    name === 'logits'
-      ? { name, datatype: 'FP32', shape: [n, m.nClasses, h, w], data: Array.from(logits ?? []) }
-      : { name, datatype: 'UINT8', shape: [n, h, w], data: Array.from(mask ?? []) },
-  );
+  const outputs = req.outputs.map((name) => (name === 'logits' ? { name, datatype: 'FP32', shape: [n, m.nClasses, h, w], data: Array.from(logits ?? []) } : { name, datatype: 'UINT8', shape: [n, h, w], data: Array.from(mask ?? []) }));
   return { model_name: m.name, model_version: '1', ...(req.id !== undefined ? { id: req.id } : {}), outputs };
 }

@@ -37,8 +37,16 @@ async function load(): Promise<LoadedModel[]> {
     const sc = chooseScale(p.trainingScale, init.scale);
     models.set(m.name, { p, scale: sc.scale });
     out.push({
-      name: m.name, path: m.path, nChannels: p.args.nChannels, nClasses: p.args.nClasses, bilinear: p.args.bilinear, minSide: minSideOf(p.args),
-      maskValues: p.maskValues, device: p.device, scale: sc.scale, notes: [...p.notes, ...(sc.warning ? [sc.warning] : [])],
+      name: m.name,
+      path: m.path,
+      nChannels: p.args.nChannels,
+      nClasses: p.args.nClasses,
+      bilinear: p.args.bilinear,
+      minSide: minSideOf(p.args),
+      maskValues: p.maskValues,
+      device: p.device,
+      scale: sc.scale,
+      notes: [...p.notes, ...(sc.warning ? [sc.warning] : [])],
     });
   }
   return out;
@@ -78,13 +86,9 @@ async function segment(job: SegmentJob): Promise<JobReply> {
     const t0 = performance.now();
     // As predict: whole, or (a large image, or --tile N) in windows; in memory, as the body is.
     const plan = head ? planTiles(p, { ...init.tiling, batchSize: 1 }, head, { width: pre.width, height: pre.height }, 1) : { tile: null };
-    const pred = plan.tile === null
-      ? predictBatch(p, [pre], { threshold: init.maskThreshold })[0]
-      : await predictTiledInMemory(p, pre, { ...init.tiling, tile: plan.tile, batchSize: 1, threshold: init.maskThreshold, probs: false });
+    const pred = plan.tile === null ? predictBatch(p, [pre], { threshold: init.maskThreshold })[0] : await predictTiledInMemory(p, pre, { ...init.tiling, tile: plan.tile, batchSize: 1, threshold: init.maskThreshold, probs: false });
     const ms = performance.now() - t0;
-    const png = job.overlay
-      ? await renderOverlay(file, pred.classes, pred.width, pred.height, p.maskValues, p.classNames)
-      : await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues);
+    const png = job.overlay ? await renderOverlay(file, pred.classes, pred.width, pred.height, p.maskValues, p.classNames) : await encodeMaskPng(pred.classes, pred.width, pred.height, p.maskValues);
     return { type: 'done', id: job.id, ms, png: Uint8Array.from(png) };
   } finally {
     await rm(dir, { recursive: true, force: true });

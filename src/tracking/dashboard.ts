@@ -25,16 +25,7 @@ import { hostname } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { clientAssets, dashboardHtml, uplotAssets } from './page.js';
 import type { RunList } from './records.js';
-import {
-  HISTOGRAMS_FILE,
-  isInside,
-  isSafeSegment,
-  listRuns,
-  MEDIA_FILE,
-  METRICS_FILE,
-  readConfig,
-  readJsonlFrom,
-} from './runfiles.js';
+import { HISTOGRAMS_FILE, isInside, isSafeSegment, listRuns, MEDIA_FILE, METRICS_FILE, readConfig, readJsonlFrom } from './runfiles.js';
 
 export interface DashboardOptions {
   /** directory holding the run directories (default "runs") */
@@ -252,7 +243,7 @@ export async function startDashboard(opts: DashboardOptions = {}): Promise<Dashb
       send(res, 405, 'method not allowed\n', 'text/plain; charset=utf-8', { Allow: 'GET' });
       return;
     }
-    if (!hostAllowed(req.headers.host, hostNames)) throw new HttpError(403, 'forbidden host: use an IP address or this machine\'s host name');
+    if (!hostAllowed(req.headers.host, hostNames)) throw new HttpError(403, "forbidden host: use an IP address or this machine's host name");
     const { segments, query } = parsePath(req.url ?? '/');
     const [a, b, c] = segments;
 

@@ -51,13 +51,7 @@ export function maskToImage(mask: ArrayLike<number>, width: number, height: numb
  * min-max scaled per image so that normalised inputs stay visible; pass
  * `range: [0, 1]` to clamp a known range instead.
  */
-export function floatImageToImage(
-  chw: ArrayLike<number>,
-  channels: 1 | 3,
-  height: number,
-  width: number,
-  opts: { range?: [number, number] } = {},
-): ImageData8 {
+export function floatImageToImage(chw: ArrayLike<number>, channels: 1 | 3, height: number, width: number, opts: { range?: [number, number] } = {}): ImageData8 {
   const plane = width * height;
   if (chw.length !== plane * channels) throw new Error(`floatImageToImage: expected ${channels}x${height}x${width} values, got ${chw.length}`);
   let lo: number;

@@ -51,7 +51,10 @@ export function escapeHtml(s: string): string {
 
 /** JSON that is safe inside <script>: no "</script>", no "<!--". */
 export function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 /** Text that is safe inside <script>…</script> (for minified code, ours and uPlot's). */

@@ -4,19 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { staticHtml } from './page.js';
 import type { Boot } from './records.js';
-import {
-  endStatus,
-  HISTOGRAMS_FILE,
-  type HistogramRecord,
-  isInside,
-  MEDIA_FILE,
-  type MediaRecord,
-  METRICS_FILE,
-  type MetricsRecord,
-  readAllJsonl,
-  readConfig,
-  REPORT_FILE,
-} from './runfiles.js';
+import { endStatus, HISTOGRAMS_FILE, type HistogramRecord, isInside, MEDIA_FILE, type MediaRecord, METRICS_FILE, type MetricsRecord, readAllJsonl, readConfig, REPORT_FILE } from './runfiles.js';
 
 export interface ReportOptions {
   /** validation steps whose images are embedded: the first and the last by default (images are the bulk of the file) */

@@ -22,7 +22,10 @@ export const REPORT_FILE = 'report.html';
 
 /** Safe file-name part: what the dashboard accepts in a URL path segment. */
 export function sanitizeName(s: string, maxLen = 80): string {
-  const out = s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/\.{2,}/g, '_').replace(/^[._-]+/, '');
+  const out = s
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/\.{2,}/g, '_')
+    .replace(/^[._-]+/, '');
   return out.slice(0, maxLen) || 'x';
 }
 
@@ -49,11 +52,7 @@ export function decodeNumber(v: unknown): number {
  * next time, so a poller only reads what was appended since. A partly written
  * last line is left for the next call. Bad lines are skipped.
  */
-export async function readJsonlFrom<T = unknown>(
-  path: string,
-  from = 0,
-  maxBytes = 8 * 1024 * 1024,
-): Promise<JsonlChunk<T>> {
+export async function readJsonlFrom<T = unknown>(path: string, from = 0, maxBytes = 8 * 1024 * 1024): Promise<JsonlChunk<T>> {
   let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
     fh = await open(path, 'r');

@@ -8,21 +8,7 @@ import { join, resolve } from 'node:path';
 import { AsyncAppender, errorMessage, WarnOnce } from './appender.js';
 import { computeHistogram, DEFAULT_BINS } from './histogram.js';
 import { encodePng, type ImageData8 } from './images.js';
-import {
-  CONFIG_FILE,
-  encodeNumber,
-  type EndRecord,
-  HISTOGRAMS_FILE,
-  type HistogramRecord,
-  MEDIA_DIR,
-  MEDIA_FILE,
-  type MediaRecord,
-  METRICS_FILE,
-  type RunEnd,
-  sanitizeName,
-  type ScalarsRecord,
-  truncateRun,
-} from './runfiles.js';
+import { CONFIG_FILE, encodeNumber, type EndRecord, HISTOGRAMS_FILE, type HistogramRecord, MEDIA_DIR, MEDIA_FILE, type MediaRecord, METRICS_FILE, type RunEnd, sanitizeName, type ScalarsRecord, truncateRun } from './runfiles.js';
 import type { MetricSink } from './sink.js';
 import { EventFileWriter } from './tfevents.js';
 import { WandbSink } from './wandb.js';
@@ -132,8 +118,7 @@ export class Tracker implements MetricSink {
     this.warn = init.warn;
     this.bins = init.bins;
     this.wandbSink = init.wandb;
-    const onErr = (what: string) => (err: unknown) =>
-      this.warn.warn(`write:${what}`, `tracking: writing ${what} failed (${errorMessage(err)}); it is no longer written, training goes on`);
+    const onErr = (what: string) => (err: unknown) => this.warn.warn(`write:${what}`, `tracking: writing ${what} failed (${errorMessage(err)}); it is no longer written, training goes on`);
     if (!init.enabled) {
       this.metrics = this.histograms = this.media = null;
       this.tb = null;
@@ -317,7 +302,10 @@ export class Tracker implements MetricSink {
       this.metrics?.append(`${safeJson(rec)}\n`);
       // Per-class metrics as TensorBoard scalars too, so TensorBoard (and wandb sync) show what the dashboard shows.
       const r = obj as { step?: number; perClassDice?: unknown; perClassIoU?: unknown };
-      for (const [name, values] of [['Dice', r.perClassDice], ['IoU', r.perClassIoU]] as const) {
+      for (const [name, values] of [
+        ['Dice', r.perClassDice],
+        ['IoU', r.perClassIoU],
+      ] as const) {
         if (!Array.isArray(values)) continue;
         values.forEach((v, k) => typeof v === 'number' && this.tb?.addScalar(`per-class ${name}/class ${k}`, v, r.step ?? 0));
       }

@@ -102,9 +102,7 @@ export class WandbSink implements MetricSink {
     this.warned = true;
     const where = this.opts.runDir ? this.opts.runDir : 'runs/<run>';
     try {
-      this.opts.onWarning(
-        `${reason}. Training goes on; metrics are kept in ${where} (metrics.jsonl, TensorBoard files) - ${WANDB_SYNC_HINT.replace('<runDir>', where)}`,
-      );
+      this.opts.onWarning(`${reason}. Training goes on; metrics are kept in ${where} (metrics.jsonl, TensorBoard files) - ${WANDB_SYNC_HINT.replace('<runDir>', where)}`);
     } catch {
       // the warning callback must not break anything
     }
@@ -126,12 +124,7 @@ export class WandbSink implements MetricSink {
     }
     const sdk = ((mod as { default?: unknown }).default ?? mod) as Partial<WandbSdk>;
     if (typeof sdk.init !== 'function') return this.disable(`W&B: ${SDK_MODULE} has no init() function`);
-    const run = await withTimeout(
-      sdk.init({ project: this.opts.project ?? 'unet-ts', name: this.opts.name, config: this.opts.config ?? {} }),
-      this.opts.initTimeoutMs ?? 30_000,
-      'wandb.init()',
-      true,
-    );
+    const run = await withTimeout(sdk.init({ project: this.opts.project ?? 'unet-ts', name: this.opts.name, config: this.opts.config ?? {} }), this.opts.initTimeoutMs ?? 30_000, 'wandb.init()', true);
     if (this.state === 'off') {
       // close() gave up on us meanwhile; end the remote run quietly.
       run.finish().catch(() => {});

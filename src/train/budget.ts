@@ -212,7 +212,6 @@ export class TimeBudget implements RunBudget {
     return decided;
   }
 
-
   /** The run's account, also written into config.json (the report and the dashboard show it). */
   async finish(run: TrainRun): Promise<BudgetSummary> {
     const s: BudgetSummary = { seconds: this.seconds, used: Math.round(this.elapsed() * 10) / 10, plannedSteps: this.horizon, steps: run.globalStep, endedByBudget: this.stopped };

@@ -43,9 +43,7 @@ export async function classPixelCounts(dataset: SegmentationDataset, indices: re
 }
 
 /** The weights to train with: 'none', the given list, or `auto` computed once from the training split's masks (and logged). */
-export async function resolveClassWeights(
-  weights: ClassWeights, classes: number, data: { dataset: SegmentationDataset; split: { train: number[] } }, log: (line: string) => void, skipBad = false,
-): Promise<'none' | number[]> {
+export async function resolveClassWeights(weights: ClassWeights, classes: number, data: { dataset: SegmentationDataset; split: { train: number[] } }, log: (line: string) => void, skipBad = false): Promise<'none' | number[]> {
   if (weights !== 'auto') return weights;
   const counts = await classPixelCounts(data.dataset, data.split.train, Math.max(classes, 2), skipBad);
   const w = medianFrequencyWeights(counts);

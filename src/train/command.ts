@@ -136,9 +136,7 @@ export async function trainCommand(cfg: TrainConfig, out: Output = { json: false
 function summary(r: TrainResult, report: string): string {
   // predict reads the architecture and the training scale from the checkpoint: -m and -i are all it needs.
   const model = r.bestModel ?? r.lastCheckpoint;
-  const next = model
-    ? `unet predict -m ${model} -i IMAGE`
-    : 'no checkpoint was written (stopped before the end of the first epoch); run the same `unet train` command again';
+  const next = model ? `unet predict -m ${model} -i IMAGE` : 'no checkpoint was written (stopped before the end of the first epoch); run the same `unet train` command again';
   return [
     '',
     r.interrupted ? 'Training interrupted.' : r.stoppedEarly ? 'Training stopped early.' : 'Training finished.',

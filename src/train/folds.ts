@@ -10,7 +10,10 @@ import { Rng, shuffle } from '../data/split.js';
 /** The K folds of `0..n-1`: disjoint, covering, each sorted. */
 export function kFolds(n: number, k: number, seed = 0): number[][] {
   if (!Number.isInteger(k) || k < 2) throw new RangeError(`kFolds: k must be an integer >= 2, got ${k}`);
-  const perm = shuffle(Array.from({ length: n }, (_, i) => i), new Rng(seed));
+  const perm = shuffle(
+    Array.from({ length: n }, (_, i) => i),
+    new Rng(seed),
+  );
   const folds: number[][] = [];
   let at = 0;
   for (let i = 0; i < k; i++) {

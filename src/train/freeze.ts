@@ -28,7 +28,12 @@ export function checkEncoderFlags(cfg: EncoderFlags): void {
 
 /** The encoder's parameters (none for a model without an `encoder`), in the model's order. */
 export function encoderParameters(model: Module): Tensor[] {
-  return 'encoder' in model ? model.namedParameters().filter(([k]) => k.startsWith('encoder.')).map(([, p]) => p) : [];
+  return 'encoder' in model
+    ? model
+        .namedParameters()
+        .filter(([k]) => k.startsWith('encoder.'))
+        .map(([, p]) => p)
+    : [];
 }
 
 /**

@@ -112,10 +112,7 @@ export async function checkCheckpointDir(cfg: TrainConfig, note: (line: string) 
     note(`--exist-ok: this run replaces ${what} in ${dir}; those files are removed when this run writes its first checkpoint`);
     return;
   }
-  throw new TrainError(
-    `${dir} holds the checkpoints of another run: ${what}; this run would overwrite them. ` +
-      `Pass --exist-ok to replace that run, --resume to continue it, or --checkpoint-dir DIR to train into another folder.`,
-  );
+  throw new TrainError(`${dir} holds the checkpoints of another run: ${what}; this run would overwrite them. Pass --exist-ok to replace that run, --resume to continue it, or --checkpoint-dir DIR to train into another folder.`);
 }
 
 /**

@@ -11,7 +11,7 @@ import { type EpochPosition, type LoadedCheckpoint, type MaskValues, architectur
 import { ENCODERS } from '../model/encoders/index.js';
 import { DEFAULT_DECODER_CHANNELS, type SegmentationModel, type UNet, type UNetArgs, fullArgs, fullEncoderArgs, hasEncoder } from '../model/index.js';
 import { minSideOf } from '../model/limits.js';
-import { type GradScaler, createOptimizer, createScheduler } from '../optim/index.js';
+import { type GradScaler, type LRScheduler, type Optimizer, createOptimizer, createScheduler } from '../optim/index.js';
 import { EncoderFreeze, encoderParameters, optimizerParams } from './freeze.js';
 import { Tracker } from '../tracking/index.js';
 import { budgetSchedule } from './budget.js';
@@ -82,10 +82,11 @@ function checkEncoder(cfg: Pick<TrainConfig, 'depth' | 'baseChannels' | 'deepSup
   if ((cfg.encoder ?? 'plain') === 'plain') return;
   const names = ['plain', ...Object.keys(ENCODERS)];
   if (!names.includes(cfg.encoder)) throw new OptionError(`--encoder must be one of ${names.join(', ')}; got '${cfg.encoder}'`);
-  if (cfg.deepSupervision) throw new OptionError('--deep-supervision is not supported with --encoder (its heads sit on the reference UNet\'s decoder); leave one of them out');
+  if (cfg.deepSupervision) throw new OptionError("--deep-supervision is not supported with --encoder (its heads sit on the reference UNet's decoder); leave one of them out");
   const other = [cfg.depth !== trainOptions.depth.default && `--depth ${cfg.depth}`, cfg.baseChannels !== trainOptions.baseChannels.default && `--base-channels ${cfg.baseChannels}`, cfg.bilinear && '--bilinear'].filter(Boolean);
   if (other.length) throw new OptionError(`${other.join(' and ')} only shape the plain UNet: they do not apply to --encoder ${cfg.encoder}; use --encoder-depth / --decoder-channels instead`);
-  if (cfg.decoderChannels && cfg.decoderChannels.length !== cfg.encoderDepth) throw new OptionError(`--decoder-channels has ${cfg.decoderChannels.length} widths, --encoder-depth ${cfg.encoderDepth} needs one per stage (${cfg.encoderDepth})`);
+  if (cfg.decoderChannels && cfg.decoderChannels.length !== cfg.encoderDepth)
+    throw new OptionError(`--decoder-channels has ${cfg.decoderChannels.length} widths, --encoder-depth ${cfg.encoderDepth} needs one per stage (${cfg.encoderDepth})`);
 }
 
 /** --depth, --base-channels, --encoder and --deep-supervision together (usage errors). */
@@ -177,20 +178,8 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   release.push(() => optimizer.dispose());
   const freeze = cfg.freezeEncoder !== 0 && encoder.length > 0 ? new EncoderFreeze(encoder, cfg.freezeEncoder) : null;
   const scheduler = createScheduler(cfg.scheduler, optimizer, { epochs: cfg.epochs, mode: 'max', patience: cfg.lrPatience, ...budgetSchedule(cfg, data.split.train.length, dist?.worldSize ?? 1) });
-  let globalStep = 0;
   const worldSize = dist?.worldSize ?? 1;
-  let resumeAt: EpochPosition | null = null;
-  if (ckpt?.kind === 'unet-ts') {
-    restore(ckpt, { optimizer, scheduler, scaler: p.scaler, early: p.early, dataRng: p.dataRng });
-    globalStep = ckpt.globalStep;
-    resumeAt = resumePosition(ckpt, { cfg, worldSize, data, dist });
-    // Each rank's own data generator, where its next batch's draws start.
-    if (resumeAt) p.dataRng.loadStateDict(resumeAt.dataRng[dist?.rank ?? 0] as RngStateDict);
-    const where = resumeAt && resumeAt.batch > 0 ? `; epoch ${resumeAt.epoch} continues at batch ${resumeAt.batch + 1}` : '';
-    log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}${where}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
-  } else if (ckpt) {
-    log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
-  }
+  const { globalStep, resumeAt } = resumeTraining(p, optimizer, scheduler);
 
   const ckptDir = resolve(cfg.checkpointDir);
   let replaceOtherRun = async (): Promise<void> => {};
@@ -214,7 +203,61 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
   log(continued && tracker.runDir === continued.runDir ? `Run directory: ${tracker.runDir} (continued after step ${globalStep})` : `Run directory: ${tracker.runDir}`);
   if (continued) tracker.record({ type: 'resume', step: globalStep, epoch: ckpt?.epoch, checkpoint: ckpt?.path });
 
-  const { dataset } = data;
+  const { loaders, onBadSample, skipped } = createLoaders(p);
+  hooks.onSplit?.({ train: split.train.map((i) => data.pairs[i].id), val: split.val.map((i) => data.pairs[i].id) });
+  // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
+  const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), cfg.batchSize);
+  return {
+    ...p,
+    dist,
+    worldSize,
+    cuda,
+    channelsLast: cuda,
+    params,
+    classWeights,
+    optimizer,
+    scheduler,
+    freeze,
+    tracker,
+    ckptDir,
+    replaceOtherRun,
+    cadence,
+    loaders,
+    globalStep,
+    bnFresh: freshBn(ckpt, cfg, resumeAt),
+    lastLoss: Number.NaN,
+    nonFinite: 0,
+    startStep: globalStep,
+    mark: null,
+    resumeAt,
+    onBadSample,
+    skipped,
+  };
+}
+
+/** A checkpoint of ours restores the training state (and says where the run continues); another kind only gave weights. */
+function resumeTraining(p: RunParts, optimizer: Optimizer, scheduler: LRScheduler): { globalStep: number; resumeAt: EpochPosition | null } {
+  const { cfg, hooks, log, ckpt, data } = p;
+  const dist = hooks.dist;
+  if (ckpt?.kind !== 'unet-ts') {
+    if (ckpt) log(`Loaded weights only from ${ckpt.path} (${ckpt.kind === 'reference' ? 'reference trainer' : 'nested fork'} format); training starts at epoch 1`);
+    return { globalStep: 0, resumeAt: null };
+  }
+  restore(ckpt, { optimizer, scheduler, scaler: p.scaler, early: p.early, dataRng: p.dataRng });
+  const globalStep = ckpt.globalStep;
+  const resumeAt = resumePosition(ckpt, { cfg, worldSize: dist?.worldSize ?? 1, data, dist });
+  // Each rank's own data generator, where its next batch's draws start.
+  if (resumeAt) p.dataRng.loadStateDict(resumeAt.dataRng[dist?.rank ?? 0] as RngStateDict);
+  const where = resumeAt && resumeAt.batch > 0 ? `; epoch ${resumeAt.epoch} continues at batch ${resumeAt.batch + 1}` : '';
+  log(`Resuming from ${ckpt.path} (epoch ${ckpt.epoch} done, step ${globalStep}${where}): weights, optimizer, scheduler, scaler, early stopping and RNG restored`);
+  return { globalStep, resumeAt };
+}
+
+/** The train, validation and precise-BN loaders, and --skip-bad's record of the files it left out. */
+function createLoaders(p: RunParts) {
+  const { cfg, data, hooks } = p;
+  const { dataset, split } = data;
+  const dist = hooks.dist;
   const batchSize = cfg.batchSize;
   // --skip-bad: an unreadable pair is left out of its batch, with one warning per file.
   const skipped = new Set<string>();
@@ -232,13 +275,7 @@ export async function createRun(p: RunParts, release: (() => void)[]): Promise<T
     val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: patch ? 1 : batchSize, shuffle: false, onBadSample }),
     preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, patch: patch && { ...patch, centred: true }, onBadSample }) : null,
   };
-  hooks.onSplit?.({ train: split.train.map((i) => data.pairs[i].id), val: split.val.map((i) => data.pairs[i].id) });
-  // Per rank under data parallelism: every rank validates at the same batches (evaluation is collective).
-  const cadence = validationCadence(cfg.valEvery, Math.ceil(split.train.length / worldSize), batchSize);
-  return {
-    ...p, dist, worldSize, cuda, channelsLast: cuda, params, classWeights, optimizer, scheduler, freeze, tracker, ckptDir, replaceOtherRun, cadence, loaders,
-    globalStep, bnFresh: freshBn(ckpt, cfg, resumeAt), lastLoss: Number.NaN, nonFinite: 0, startStep: globalStep, mark: null, resumeAt, onBadSample, skipped,
-  };
+  return { loaders, onBadSample, skipped };
 }
 
 /**

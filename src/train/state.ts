@@ -122,7 +122,19 @@ export async function nextEpochStart(run: TrainRun, epoch: number): Promise<{ po
   const dataRng = run.dataRng.stateDict();
   const [, ...states] = await gather(run, 0, dataRng);
   const { batchSize, accumulateGradBatches: accumulate } = run.cfg;
-  const position = { epoch: epoch + 1, batch: 0, order: [], batchSize, accumulate, worldSize: run.worldSize, dataRng: states.map((state) => ({ state })), lossSum: 0, seen: 0, seconds: 0, bnFresh: run.bnFresh };
+  const position = {
+    epoch: epoch + 1,
+    batch: 0,
+    order: [],
+    batchSize,
+    accumulate,
+    worldSize: run.worldSize,
+    dataRng: states.map((state) => ({ state })),
+    lossSum: 0,
+    seen: 0,
+    seconds: 0,
+    bnFresh: run.bnFresh,
+  };
   return { position, dataRng };
 }
 
@@ -153,9 +165,7 @@ export function resumePosition(ckpt: LoadedCheckpoint, run: Pick<TrainRun, 'cfg'
   const sorted = (a: readonly number[]) => JSON.stringify([...a].sort((x, y) => x - y));
   if (differs.length === 0 && worldSize === 1 && sorted(order) !== sorted(data.split.train)) differs.push('another training split (data, -v/--validation or --seed)');
   if (differs.length > 0) {
-    throw new CheckpointError(
-      `${ckpt.path} was saved in the middle of epoch ${p.epoch} by a run with ${differs.join(', ')}; resume it with the same flags and data to continue exactly, or ${instead}`,
-    );
+    throw new CheckpointError(`${ckpt.path} was saved in the middle of epoch ${p.epoch} by a run with ${differs.join(', ')}; resume it with the same flags and data to continue exactly, or ${instead}`);
   }
   return p;
 }

@@ -191,7 +191,14 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
   }
   const skipped = [...run.skipped];
   if (skipped.length > 0) run.log(`Skipped ${skipped.length} unreadable file(s) (--skip-bad), each in every epoch: ${listSome(skipped, 5)}`);
-  run.tracker.record({ type: 'final', bestScore: result.bestScore, bestEpoch: result.bestEpoch, epochs: result.epochsRun, stoppedEarly: result.stoppedEarly, ...(skipped.length ? { skippedFiles: skipped } : {}) });
+  run.tracker.record({
+    type: 'final',
+    bestScore: result.bestScore,
+    bestEpoch: result.bestEpoch,
+    epochs: result.epochsRun,
+    stoppedEarly: result.stoppedEarly,
+    ...(skipped.length ? { skippedFiles: skipped } : {}),
+  });
   return result;
 }
 

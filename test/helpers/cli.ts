@@ -112,8 +112,28 @@ export function snapshotDir(dir: string): Map<string, string> {
 /** The common flags of a quick CPU run on tiny data (bilinear, scale 1, 1 epoch, no validation). */
 export function quickTrainArgs(data: string, work: string, extra: readonly string[] = []): string[] {
   return [
-    'train', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(work, 'checkpoints'), '--logdir', join(work, 'runs'),
-    '--device', 'cpu', '--bilinear', '-s', '1', '-e', '1', '-v', '0', '--workers', '2', '--no-tensorboard', ...extra,
+    'train',
+    '--imgs',
+    join(data, 'imgs'),
+    '--masks',
+    join(data, 'masks'),
+    '--checkpoint-dir',
+    join(work, 'checkpoints'),
+    '--logdir',
+    join(work, 'runs'),
+    '--device',
+    'cpu',
+    '--bilinear',
+    '-s',
+    '1',
+    '-e',
+    '1',
+    '-v',
+    '0',
+    '--workers',
+    '2',
+    '--no-tensorboard',
+    ...extra,
   ];
 }
 

@@ -30,7 +30,10 @@ export function loadTensors(dir: string, manifestName: string): Map<string, Tens
   const out = new Map<string, Tensor>();
   for (const e of manifest) {
     const bytes = readFileSync(join(dir, e.file));
-    out.set(e.name, E.tensor(new Uint8Array(bytes), [bytes.length], { dtype: 'uint8' }).disposeAfter((u) => rawView(u, e)));
+    out.set(
+      e.name,
+      E.tensor(new Uint8Array(bytes), [bytes.length], { dtype: 'uint8' }).disposeAfter((u) => rawView(u, e)),
+    );
   }
   return out;
 }
@@ -66,15 +69,17 @@ def dump(d, tensors, name):
  * the change itself. Asserts change > 0 and max |ours - final| <= rel * change + abs for each;
  * num_batches_tracked must be equal. Returns the worst error / change.
  */
-export function assertMovedAsReference(
-  ours: Map<string, Tensor>, init: Map<string, Tensor>, final: Map<string, Tensor>, tol: { rel: number; abs?: number; what: string },
-): number {
+export function assertMovedAsReference(ours: Map<string, Tensor>, init: Map<string, Tensor>, final: Map<string, Tensor>, tol: { rel: number; abs?: number; what: string }): number {
   let worst = 0;
   for (const [name, ref] of final) {
     E.tidy(() => {
       const t = ours.get(name) as Tensor;
       if (name.endsWith('num_batches_tracked')) return assert.equal(t.item(), ref.item(), name);
-      const change = ref.sub(init.get(name) as Tensor).abs().amax().item();
+      const change = ref
+        .sub(init.get(name) as Tensor)
+        .abs()
+        .amax()
+        .item();
       const err = t.sub(ref).abs().amax().item();
       assert.ok(change > 0, `${name}: the reference did not change it`);
       assert.ok(err <= tol.rel * change + (tol.abs ?? 0), `${name}: max error ${err} against ${tol.what}, ${((100 * err) / change).toFixed(2)}% of its change ${change}`);

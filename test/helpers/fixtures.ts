@@ -37,8 +37,11 @@ export async function writePng(path: string, width: number, height: number, chan
  * the image's and the grey mask's values come from (pixel index, pair index).
  */
 export async function writePairs(
-  dir: string, count: number, o: { width: number; height: number; channels: 1 | 3; name: (k: number) => string },
-  image: (i: number, k: number) => number, mask: (i: number, k: number) => number,
+  dir: string,
+  count: number,
+  o: { width: number; height: number; channels: 1 | 3; name: (k: number) => string },
+  image: (i: number, k: number) => number,
+  mask: (i: number, k: number) => number,
 ): Promise<void> {
   await mkdir(join(dir, 'imgs'), { recursive: true });
   await mkdir(join(dir, 'masks'), { recursive: true });
@@ -50,7 +53,10 @@ export async function writePairs(
 
 /** A CMYK JPEG of the pattern. */
 export async function cmykJpeg(width: number, height: number): Promise<Buffer> {
-  return sharp(rgbPattern(width, height), { raw: { width, height, channels: 3 } }).toColourspace('cmyk').jpeg().toBuffer();
+  return sharp(rgbPattern(width, height), { raw: { width, height, channels: 3 } })
+    .toColourspace('cmyk')
+    .jpeg()
+    .toBuffer();
 }
 
 /** A PNG with an alpha channel (RGBA). */

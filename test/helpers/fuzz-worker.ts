@@ -62,7 +62,7 @@ async function checkpoint(file: string, i: number): Promise<void> {
   const c = await loadCheckpoint(file);
   const errors: unknown[] = [];
   if (c.modelArgs) {
-    const model = new UNet(c.modelArgs) // args record the narrowed width;
+    const model = new UNet(c.modelArgs); // args record the narrowed width;
     try {
       loadWeights(model as unknown as UNet, c);
       if (c.kind === 'unet-ts') {

@@ -53,7 +53,11 @@ export function trend(samples: readonly Sample[]): Trend {
   const half = samples.slice(Math.floor(samples.length / 2));
   const q = Math.max(1, Math.floor(samples.length / 4));
   return {
-    slopePer1000: slope(half.map((s) => s.i), half.map((s) => s.rss)) * 1000,
+    slopePer1000:
+      slope(
+        half.map((s) => s.i),
+        half.map((s) => s.rss),
+      ) * 1000,
     first: samples[0]?.rss ?? Number.NaN,
     peak: Math.max(...samples.map((s) => s.rss)),
     last: samples[samples.length - 1]?.rss ?? Number.NaN,

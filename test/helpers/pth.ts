@@ -28,14 +28,24 @@ export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 export function values(t: RawTensor): Iterable<number | bigint> & ArrayLike<number | bigint> {
   const b = t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength);
   switch (t.dtype) {
-    case 'float32': return new Float32Array(b);
-    case 'float64': return new Float64Array(b);
-    case 'int64': return new BigInt64Array(b);
-    case 'int32': return new Int32Array(b);
-    case 'int16': return new Int16Array(b);
-    case 'int8': return new Int8Array(b);
-    case 'uint8': case 'bool': return new Uint8Array(b);
-    case 'float16': case 'bfloat16': return new Uint16Array(b);
+    case 'float32':
+      return new Float32Array(b);
+    case 'float64':
+      return new Float64Array(b);
+    case 'int64':
+      return new BigInt64Array(b);
+    case 'int32':
+      return new Int32Array(b);
+    case 'int16':
+      return new Int16Array(b);
+    case 'int8':
+      return new Int8Array(b);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(b);
+    case 'float16':
+    case 'bfloat16':
+      return new Uint16Array(b);
   }
 }
 

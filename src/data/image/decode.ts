@@ -79,7 +79,7 @@ export function checkPixels(width: number, height: number, maxPixels: number, pa
   if (maxPixels > 0 && width * height > maxPixels) {
     throw new DataError(`image is ${width}×${height} = ${width * height} pixels, above the limit of ${maxPixels}`, {
       file: path,
-      hint: 'Very large images are refused to protect memory (like PIL\'s decompression-bomb check). Downscale it, or raise the limit if you trust the file: --max-pixels N (maxPixels option); `unet predict --max-pixels 0 --tile auto` predicts a huge image region by region.',
+      hint: "Very large images are refused to protect memory (like PIL's decompression-bomb check). Downscale it, or raise the limit if you trust the file: --max-pixels N (maxPixels option); `unet predict --max-pixels 0 --tile auto` predicts a huge image region by region.",
     });
   }
 }
@@ -113,11 +113,13 @@ export async function run(pipeline: Sharp, path: string, format: FileFormat): Pr
   } catch (err) {
     const msg = (err as Error).message ?? '';
     if (/no known route|colourspace/i.test(msg)) {
-      return Promise.reject(new DataError(`unsupported colour layout (${msg.trim()})`, {
-        file: path,
-        hint: 'Save the file as greyscale or RGB (PNG/TIFF), or as an (H, W, C) .npy array.',
-        cause: err,
-      }));
+      return Promise.reject(
+        new DataError(`unsupported colour layout (${msg.trim()})`, {
+          file: path,
+          hint: 'Save the file as greyscale or RGB (PNG/TIFF), or as an (H, W, C) .npy array.',
+          cause: err,
+        }),
+      );
     }
     throw decodeError(err, path, format);
   }
@@ -127,9 +129,12 @@ export function npyLayout(arr: Pick<NpyArray, 'shape'>, path: string, what: 'ima
   const s = arr.shape;
   if (s.length === 2) return { height: s[0], width: s[1], channels: 1 };
   if (s.length === 3 && [1, 2, 3, 4].includes(s[2])) return { height: s[0], width: s[1], channels: s[2] };
-  const chwHint = s.length === 3 && [1, 3, 4].includes(s[0]) && s[2] > 4
-    ? `It looks channels-first (C, H, W); save it as (H, W, C): np.save(path, a.transpose(1, 2, 0)).`
-    : what === 'mask' ? 'Save masks as (H, W) class/value arrays or (H, W, 3) colour arrays.' : 'Save images as (H, W) or (H, W, C) arrays with C = 1, 3 or 4.';
+  const chwHint =
+    s.length === 3 && [1, 3, 4].includes(s[0]) && s[2] > 4
+      ? `It looks channels-first (C, H, W); save it as (H, W, C): np.save(path, a.transpose(1, 2, 0)).`
+      : what === 'mask'
+        ? 'Save masks as (H, W) class/value arrays or (H, W, 3) colour arrays.'
+        : 'Save images as (H, W) or (H, W, C) arrays with C = 1, 3 or 4.';
   throw new DataError(`.npy ${what} has shape (${s.join(', ')}); expected (H, W) or (H, W, C)`, { file: path, hint: chwHint });
 }
 

@@ -59,7 +59,10 @@ export function readHeader(b: Uint8Array, format: FileFormat): HeaderInfo | null
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   if (format === 'png') {
     if (b.length < 33 || String.fromCharCode(b[12], b[13], b[14], b[15]) !== 'IHDR') return null;
-    const width = dv.getUint32(16), height = dv.getUint32(20), bitDepth = b[24], colorType = b[25];
+    const width = dv.getUint32(16),
+      height = dv.getUint32(20),
+      bitDepth = b[24],
+      colorType = b[25];
     let hasTrns = false;
     // Walk the chunks before the image data: tRNS adds an alpha channel, acTL means APNG.
     for (let p = 8; p + 8 <= b.length; ) {
@@ -74,7 +77,8 @@ export function readHeader(b: Uint8Array, format: FileFormat): HeaderInfo | null
     const grey = colorType === 0 || colorType === 4;
     if (![0, 2, 3, 4, 6].includes(colorType)) return null;
     return {
-      width, height,
+      width,
+      height,
       space: grey ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb',
       depth: is16 ? 'ushort' : 'uchar',
       hasAlpha: colorType === 4 || colorType === 6 || hasTrns,
@@ -86,7 +90,10 @@ export function readHeader(b: Uint8Array, format: FileFormat): HeaderInfo | null
     for (let p = 2; p + 4 <= b.length; ) {
       if (b[p] !== 0xff) return null;
       const marker = b[p + 1];
-      if (marker === 0xff) { p++; continue; } // fill byte
+      if (marker === 0xff) {
+        p++;
+        continue;
+      } // fill byte
       const len = dv.getUint16(p + 2);
       const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
       if (isSof) {

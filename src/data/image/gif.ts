@@ -30,8 +30,7 @@ function gifSize(bytes: Uint8Array): { width: number; height: number } {
  * `checkSize(width, height)` is called before the pixels are allocated (a pixel limit can throw).
  */
 export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>', checkSize?: (width: number, height: number) => void): GifIndexed {
-  const damaged = (what: string) =>
-    new DataError(`damaged GIF (${what})`, { file, hint: 'The file is truncated or corrupt; export the mask again (PNG is preferred for masks).' });
+  const damaged = (what: string) => new DataError(`damaged GIF (${what})`, { file, hint: 'The file is truncated or corrupt; export the mask again (PNG is preferred for masks).' });
   const n = bytes.length;
   if (n < 13) throw damaged('too short');
   const { width, height } = gifSize(bytes);
@@ -78,10 +77,16 @@ export function decodeGifIndices(bytes: Uint8Array, file = '<buffer>', checkSize
       // Gather the data sub-blocks into one contiguous stream.
       let total = 0;
       let q = p;
-      while (q < n && bytes[q] !== 0) { total += bytes[q]; q += bytes[q] + 1; }
+      while (q < n && bytes[q] !== 0) {
+        total += bytes[q];
+        q += bytes[q] + 1;
+      }
       if (q >= n) throw damaged('truncated image data');
       const stream = new Uint8Array(total);
-      for (let o = 0, r = p; r < q; r += bytes[r] + 1) { stream.set(bytes.subarray(r + 1, r + 1 + bytes[r]), o); o += bytes[r]; }
+      for (let o = 0, r = p; r < q; r += bytes[r] + 1) {
+        stream.set(bytes.subarray(r + 1, r + 1 + bytes[r]), o);
+        o += bytes[r];
+      }
       const frame = lzwDecode(stream, minCodeSize, fw * fh);
       if (frame === null) throw damaged('truncated LZW stream');
       const rows = flags & 0x40 ? deinterlace(frame, fw, fh) : frame;
@@ -188,7 +193,12 @@ function copy(out: Uint8Array, from: number, to: number, n: number): void {
 function deinterlace(src: Uint8Array, w: number, h: number): Uint8Array {
   const out = new Uint8Array(w * h);
   let r = 0;
-  for (const [start, step] of [[0, 8], [4, 8], [2, 4], [1, 2]]) {
+  for (const [start, step] of [
+    [0, 8],
+    [4, 8],
+    [2, 4],
+    [1, 2],
+  ]) {
     for (let y = start; y < h; y += step, r++) out.set(src.subarray(r * w, (r + 1) * w), y * w);
   }
   return out;
@@ -207,10 +217,16 @@ export function encodeGifIndices(indices: Uint8Array, width: number, height: num
   const out: number[] = [];
   const u16 = (v: number) => out.push(v & 0xff, (v >> 8) & 0xff);
   out.push(...Buffer.from('GIF89a', 'latin1'));
-  u16(width); u16(height);
+  u16(width);
+  u16(height);
   out.push(0x80 | ((bitsPerIndex - 1) << 4) | (bitsPerIndex - 1), 0, 0);
   for (let i = 0; i < tableSize; i++) out.push(...(palette[i] ?? [0, 0, 0]));
-  out.push(0x2c); u16(0); u16(0); u16(width); u16(height); out.push(0);
+  out.push(0x2c);
+  u16(0);
+  u16(0);
+  u16(width);
+  u16(height);
+  out.push(0);
   const minCodeSize = Math.max(2, bitsPerIndex);
   out.push(minCodeSize);
   const lzw = lzwEncode(indices, minCodeSize);
@@ -233,7 +249,11 @@ function lzwEncode(indices: Uint8Array, minCodeSize: number): Uint8Array {
   const emit = (code: number) => {
     acc |= code << bits;
     bits += codeSize;
-    while (bits >= 8) { bytes.push(acc & 0xff); acc >>>= 8; bits -= 8; }
+    while (bits >= 8) {
+      bytes.push(acc & 0xff);
+      acc >>>= 8;
+      bits -= 8;
+    }
   };
   emit(clear);
   let next = eoi + 1;
@@ -242,7 +262,10 @@ function lzwEncode(indices: Uint8Array, minCodeSize: number): Uint8Array {
     const k = indices[i];
     const key = cur * 256 + k;
     const found = table[key];
-    if (found >= 0) { cur = found; continue; }
+    if (found >= 0) {
+      cur = found;
+      continue;
+    }
     emit(cur);
     if (next === 4096) {
       emit(clear);

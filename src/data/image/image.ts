@@ -20,10 +20,7 @@
  */
 
 import type { Metadata } from 'sharp';
-import {
-  type DataWarning, DEFAULT_MAX_PIXELS, type ReadOptions,
-  checkFormat, checkPixels, metadataOf, npyLayout, parseNpyChecked, readBytes, run, targetSize,
-} from './decode.js';
+import { type DataWarning, DEFAULT_MAX_PIXELS, type ReadOptions, checkFormat, checkPixels, metadataOf, npyLayout, parseNpyChecked, readBytes, run, targetSize } from './decode.js';
 import { type FileFormat, type HeaderInfo, readHeader } from './formats.js';
 import { decodeGifIndices } from './gif.js';
 import { parseNpyHeader, type NpyArray } from './npy.js';
@@ -158,15 +155,18 @@ async function inspect(bytes: Uint8Array, path: string, format: FileFormat, maxP
  * (the same result, on a third of the pixels). `divisor: 'float'` applies the reference's rule
  * to the resized data.
  */
-async function resizeAndFinish(
-  hwc: PixelData, channels: number, source: { width: number; height: number }, opts: ReadOptions, path: string,
-  divisor: number | 'float', bitDepth: 8 | 16 | 32, warnings: DataWarning[],
-): Promise<RawImage> {
+async function resizeAndFinish(hwc: PixelData, channels: number, source: { width: number; height: number }, opts: ReadOptions, path: string, divisor: number | 'float', bitDepth: 8 | 16 | 32, warnings: DataWarning[]): Promise<RawImage> {
   let c = channels;
-  if (opts.channels === 1 && c === 3) { hwc = rgbToLuma(hwc); c = 1; }
+  if (opts.channels === 1 && c === 3) {
+    hwc = rgbToLuma(hwc);
+    c = 1;
+  }
   const size = targetSize(source.width, source.height, opts, path);
   hwc = await resizeBicubic(hwc, source.width, source.height, c, size.width, size.height);
-  if (opts.channels === 3 && c === 1) { hwc = greyToRgb(hwc); c = 3; }
+  if (opts.channels === 3 && c === 1) {
+    hwc = greyToRgb(hwc);
+    c = 3;
+  }
   const div = divisor === 'float' ? floatDivisor(hwc as Float32Array) : divisor;
   return {
     data: opts.layout === 'hwc' ? hwc : hwcToChw(hwc, size.height, size.width, c),
@@ -198,7 +198,11 @@ function gifPixels(bytes: Uint8Array, path: string, maxPixels: number): { width:
   for (let i = 0; i < gif.indices.length; i++) {
     const rgb = pal[gif.indices[i]] ?? BLACK;
     if (grey) hwc[i] = rgb[0];
-    else { hwc[3 * i] = rgb[0]; hwc[3 * i + 1] = rgb[1]; hwc[3 * i + 2] = rgb[2]; }
+    else {
+      hwc[3 * i] = rgb[0];
+      hwc[3 * i + 1] = rgb[1];
+      hwc[3 * i + 2] = rgb[2];
+    }
   }
   return { width, height, grey, hwc };
 }

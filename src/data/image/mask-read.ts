@@ -6,10 +6,7 @@
 import { DataError } from '../errors.js';
 import { readHeader } from './formats.js';
 import { decodeGifIndices } from './gif.js';
-import {
-  type DataWarning, DEFAULT_MAX_PIXELS, type ReadOptions,
-  checkFormat, checkPixels, metadataOf, npyLayout, parseNpyChecked, readBytes, run, targetSize,
-} from './decode.js';
+import { type DataWarning, DEFAULT_MAX_PIXELS, type ReadOptions, checkFormat, checkPixels, metadataOf, npyLayout, parseNpyChecked, readBytes, run, targetSize } from './decode.js';
 import type { NpyArray } from './npy.js';
 import { dropLastChannel } from './pixels.js';
 import { decodePngIndices, pngHeader } from './png.js';
@@ -56,8 +53,16 @@ async function decodeMaskFull(path: string, maxPixels: number): Promise<RawMask>
   const bytes = await readBytes(path);
   const format = checkFormat(bytes, path);
   const warnings: DataWarning[] = [];
-  const mask = (data: Uint8Array | Uint16Array, width: number, height: number, channels: 1 | 3, palette?: boolean): RawMask =>
-    ({ data, channels, width, height, sourceWidth: width, sourceHeight: height, warnings, ...(palette ? { palette } : {}) });
+  const mask = (data: Uint8Array | Uint16Array, width: number, height: number, channels: 1 | 3, palette?: boolean): RawMask => ({
+    data,
+    channels,
+    width,
+    height,
+    sourceWidth: width,
+    sourceHeight: height,
+    warnings,
+    ...(palette ? { palette } : {}),
+  });
 
   if (format === 'npy') return npyMask(parseNpyChecked(bytes, path, maxPixels), path, warnings);
   if (format === 'gif') {

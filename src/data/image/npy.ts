@@ -5,9 +5,7 @@
 
 import { DataError } from '../errors.js';
 
-export type NpyDtype =
-  | 'bool' | 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'int64' | 'uint64'
-  | 'float32' | 'float64';
+export type NpyDtype = 'bool' | 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'int64' | 'uint64' | 'float32' | 'float64';
 
 /** int64/uint64 arrive as Float64Array (exact up to 2^53, which covers any pixel value). */
 export type NpyData = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
@@ -37,8 +35,7 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Header fields only (cheap): lets callers check the pixel limit before copying data. */
 export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>'): { dtype: NpyDtype; shape: number[]; littleEndian: boolean; dataOffset: number; itemBytes: number } {
-  const bad = (what: string) =>
-    new DataError(`not a valid .npy file (${what})`, { file, hint: 'Save arrays with numpy.save(path, array); .npz archives and pickled objects are not supported.' });
+  const bad = (what: string) => new DataError(`not a valid .npy file (${what})`, { file, hint: 'Save arrays with numpy.save(path, array); .npz archives and pickled objects are not supported.' });
   if (bytes.length < 10 || bytes[0] !== 0x93 || String.fromCharCode(...bytes.subarray(1, 6)) !== 'NUMPY') throw bad('missing \\x93NUMPY magic');
   const major = bytes[6];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -71,7 +68,11 @@ export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>'): { dtype: N
   if (fortran[1] === 'True') {
     throw new DataError('.npy array is stored in Fortran order', { file, hint: 'Save it in C order: np.save(path, np.ascontiguousarray(array)).' });
   }
-  const shape = shapeM[1].split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  const shape = shapeM[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw bad(`bad shape (${shapeM[1]})`);
   const littleEndian = descr[1] === '<' || descr[1] === '|' || (descr[1] === '=' && LITTLE_ENDIAN_HOST);
   return { dtype: spec.dtype, shape, littleEndian, dataOffset: headerStart + headerLen, itemBytes: spec.bytes };
@@ -97,14 +98,30 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>'): NpyArray {
   let data: NpyData;
   switch (h.dtype) {
     case 'bool':
-    case 'uint8': data = raw; break;
-    case 'int8': data = new Int8Array(raw.buffer); break;
-    case 'uint16': data = native ? new Uint16Array(raw.buffer) : Uint16Array.from({ length: count }, (_, i) => dv.getUint16(2 * i, le)); break;
-    case 'int16': data = native ? new Int16Array(raw.buffer) : Int16Array.from({ length: count }, (_, i) => dv.getInt16(2 * i, le)); break;
-    case 'uint32': data = native ? new Uint32Array(raw.buffer) : Uint32Array.from({ length: count }, (_, i) => dv.getUint32(4 * i, le)); break;
-    case 'int32': data = native ? new Int32Array(raw.buffer) : Int32Array.from({ length: count }, (_, i) => dv.getInt32(4 * i, le)); break;
-    case 'float32': data = native ? new Float32Array(raw.buffer) : Float32Array.from({ length: count }, (_, i) => dv.getFloat32(4 * i, le)); break;
-    case 'float64': data = native ? new Float64Array(raw.buffer) : Float64Array.from({ length: count }, (_, i) => dv.getFloat64(8 * i, le)); break;
+    case 'uint8':
+      data = raw;
+      break;
+    case 'int8':
+      data = new Int8Array(raw.buffer);
+      break;
+    case 'uint16':
+      data = native ? new Uint16Array(raw.buffer) : Uint16Array.from({ length: count }, (_, i) => dv.getUint16(2 * i, le));
+      break;
+    case 'int16':
+      data = native ? new Int16Array(raw.buffer) : Int16Array.from({ length: count }, (_, i) => dv.getInt16(2 * i, le));
+      break;
+    case 'uint32':
+      data = native ? new Uint32Array(raw.buffer) : Uint32Array.from({ length: count }, (_, i) => dv.getUint32(4 * i, le));
+      break;
+    case 'int32':
+      data = native ? new Int32Array(raw.buffer) : Int32Array.from({ length: count }, (_, i) => dv.getInt32(4 * i, le));
+      break;
+    case 'float32':
+      data = native ? new Float32Array(raw.buffer) : Float32Array.from({ length: count }, (_, i) => dv.getFloat32(4 * i, le));
+      break;
+    case 'float64':
+      data = native ? new Float64Array(raw.buffer) : Float64Array.from({ length: count }, (_, i) => dv.getFloat64(8 * i, le));
+      break;
     case 'int64': {
       const out = new Float64Array(count);
       for (let i = 0; i < count; i++) out[i] = Number(dv.getBigInt64(8 * i, le));
@@ -123,8 +140,14 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>'): NpyArray {
 }
 
 const DESCR: Record<string, string> = {
-  Uint8Array: '|u1', Int8Array: '|i1', Uint16Array: '<u2', Int16Array: '<i2', Uint32Array: '<u4',
-  Int32Array: '<i4', Float32Array: '<f4', Float64Array: '<f8',
+  Uint8Array: '|u1',
+  Int8Array: '|i1',
+  Uint16Array: '<u2',
+  Int16Array: '<i2',
+  Uint32Array: '<u4',
+  Int32Array: '<i4',
+  Float32Array: '<f4',
+  Float64Array: '<f8',
 };
 
 /** Encodes a C-order array as `.npy` v1.0 (little endian). `dtype: 'bool'` writes a Uint8Array as bool. */

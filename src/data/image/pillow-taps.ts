@@ -14,7 +14,12 @@ function bicubic(x: number): number {
 }
 
 /** Per output index: the first input index, the number of taps, and `ksize` weights (row-major). */
-export interface Taps { start: Int32Array; count: Int32Array; weights: Float64Array; ksize: number }
+export interface Taps {
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float64Array;
+  ksize: number;
+}
 
 /** Pillow's `precompute_coeffs` for the bicubic filter, in the same double arithmetic. */
 export function coefficients(inSize: number, outSize: number): Taps {

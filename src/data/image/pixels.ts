@@ -24,7 +24,9 @@ export function toChwFloat32(hwc: PixelData, channels: number, divisor: number, 
     // The common case: one sequential pass over the source, three output streams (2x faster
     // than three strided passes).
     const src = hwc as Uint8Array;
-    const o0 = offset, o1 = offset + plane, o2 = offset + 2 * plane;
+    const o0 = offset,
+      o1 = offset + plane,
+      o2 = offset + 2 * plane;
     for (let i = 0, j = 0; i < plane; i++, j += 3) {
       dst[o0 + i] = lut[src[j]];
       dst[o1 + i] = lut[src[j + 1]];
@@ -65,7 +67,11 @@ export function rgbToLuma<T extends PixelData>(hwc: T): T {
 /** PIL's convert('RGB') of a greyscale image: the value copied to R, G and B. */
 export function greyToRgb<T extends PixelData>(hwc: T): T {
   const out = new (hwc.constructor as new (n: number) => T)(hwc.length * 3);
-  for (let i = 0, j = 0; i < hwc.length; i++, j += 3) { out[j] = hwc[i]; out[j + 1] = hwc[i]; out[j + 2] = hwc[i]; }
+  for (let i = 0, j = 0; i < hwc.length; i++, j += 3) {
+    out[j] = hwc[i];
+    out[j + 1] = hwc[i];
+    out[j + 2] = hwc[i];
+  }
   return out;
 }
 

@@ -225,7 +225,10 @@ export class PngRowWriter {
   private readonly ended: Promise<void>;
   private readonly untrack: () => void;
 
-  constructor(path: string, readonly format: PngRowFormat) {
+  constructor(
+    path: string,
+    readonly format: PngRowFormat,
+  ) {
     this.path = path;
     this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
     this.fd = openSync(this.tmp, 'w');
@@ -263,7 +266,10 @@ export class PngRowWriter {
     for (let r = 0; r < rows; r++) {
       const o = r * (1 + this.rowBytes) + 1; // filter byte 0 (none) before each row
       const src = r * perRow;
-      if (depth === 1) for (let x = 0; x < width; x++) { if (samples[src + x]) buf[o + (x >> 3)] |= 0x80 >> (x & 7); }
+      if (depth === 1)
+        for (let x = 0; x < width; x++) {
+          if (samples[src + x]) buf[o + (x >> 3)] |= 0x80 >> (x & 7);
+        }
       else if (depth === 8) buf.set(samples.subarray(src, src + perRow), o);
       else for (let i = 0; i < perRow; i++) buf.writeUInt16BE(samples[src + i], o + 2 * i);
     }

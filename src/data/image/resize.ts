@@ -58,9 +58,7 @@ export function nearestIndexTable(inSize: number, outSize: number): Int32Array {
 }
 
 /** Nearest-neighbour resize of interleaved [H, W, C] data (C = 1 for label maps). PIL-exact. */
-export function resizeNearest<T extends Uint8Array | Uint16Array | Float32Array>(
-  src: T, width: number, height: number, channels: number, newWidth: number, newHeight: number,
-): T {
+export function resizeNearest<T extends Uint8Array | Uint16Array | Float32Array>(src: T, width: number, height: number, channels: number, newWidth: number, newHeight: number): T {
   if (newWidth === width && newHeight === height) return src;
   const Ctor = src.constructor as new (n: number) => T;
   const out = new Ctor(newWidth * newHeight * channels);
@@ -105,9 +103,7 @@ function nearest8(src: Uint8Array, out: Uint8Array, width: number, xs: Int32Arra
  *   of integers that may leave 0..65535 near sharp edges, as PIL's int32 result does;
  * - float data as PIL's "F" mode.
  */
-export async function resizeBicubic(
-  src: PixelData, width: number, height: number, channels: number, newWidth: number, newHeight: number,
-): Promise<PixelData> {
+export async function resizeBicubic(src: PixelData, width: number, height: number, channels: number, newWidth: number, newHeight: number): Promise<PixelData> {
   if (newWidth === width && newHeight === height) return src;
   return bicubicBands(width, height, channels, newWidth, newHeight).resize(src, 0, 0, newHeight);
 }
@@ -129,8 +125,12 @@ export function bicubicBands(width: number, height: number, channels: number, ne
   const v = newHeight === height ? null : coefficients(height, newHeight);
   const inputRows = (y0: number, y1: number): [number, number] => {
     if (!v) return [y0, y1];
-    let lo = height, hi = 0;
-    for (let y = y0; y < y1; y++) { lo = Math.min(lo, v.start[y]); hi = Math.max(hi, v.start[y] + v.count[y]); }
+    let lo = height,
+      hi = 0;
+    for (let y = y0; y < y1; y++) {
+      lo = Math.min(lo, v.start[y]);
+      hi = Math.max(hi, v.start[y] + v.count[y]);
+    }
     return [lo, hi];
   };
   return {
@@ -189,16 +189,15 @@ export function resampleBicubicFloat(src: Float32Array, width: number, height: n
  * The 32-bit passes ("I" and "F" modes): sums in double, each pass's result stored through
  * `store` (ROUND_UP to int32, or rounding to float32).
  */
-function resampleDouble(
-  src: Uint16Array | Float32Array, width: number, height: number, channels: number, newWidth: number,
-  h: Taps | null, v: Taps | null, store: (v: number) => number,
-): Float64Array {
+function resampleDouble(src: Uint16Array | Float32Array, width: number, height: number, channels: number, newWidth: number, h: Taps | null, v: Taps | null, store: (v: number) => number): Float64Array {
   let tmp: ArrayLike<number> = src; // [H, newW, C] after the horizontal pass (skipped, as in Pillow, when widths match)
   if (h) {
     const out = new Float64Array(newWidth * height * channels);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < newWidth; x++) {
-        const s = h.start[x], n = h.count[x], k0 = x * h.ksize;
+        const s = h.start[x],
+          n = h.count[x],
+          k0 = x * h.ksize;
         for (let c = 0; c < channels; c++) {
           let acc = 0;
           for (let k = 0; k < n; k++) acc += src[(y * width + s + k) * channels + c] * h.weights[k0 + k];
@@ -213,7 +212,9 @@ function resampleDouble(
   const out = new Float64Array(newWidth * newHeight * channels); // [newH, newW, C]
   const rowLen = newWidth * channels;
   for (let y = 0; y < newHeight; y++) {
-    const s = v.start[y], n = v.count[y], k0 = y * v.ksize;
+    const s = v.start[y],
+      n = v.count[y],
+      k0 = y * v.ksize;
     for (let i = 0; i < rowLen; i++) {
       let acc = 0;
       for (let k = 0; k < n; k++) acc += tmp[(s + k) * rowLen + i] * v.weights[k0 + k];

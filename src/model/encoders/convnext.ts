@@ -26,15 +26,7 @@ class CNBlock extends Module {
     super();
     this.block = this.child(
       'block',
-      new Sequential(
-        new Conv2d(dim, dim, 7, { padding: 3, groups: dim }),
-        new Permute([0, 2, 3, 1]),
-        new LayerNorm(dim, EPS),
-        new Linear(dim, 4 * dim),
-        new GELU(),
-        new Linear(4 * dim, dim),
-        new Permute([0, 3, 1, 2]),
-      ),
+      new Sequential(new Conv2d(dim, dim, 7, { padding: 3, groups: dim }), new Permute([0, 2, 3, 1]), new LayerNorm(dim, EPS), new Linear(dim, 4 * dim), new GELU(), new Linear(4 * dim, dim), new Permute([0, 3, 1, 2])),
     );
     this.layerScale = this.param('layer_scale', E.full([dim, 1, 1], LAYER_SCALE));
     this.stochasticDepth = this.child('stochastic_depth', new StochasticDepth(sdProb));

@@ -31,11 +31,7 @@ const silu = () => new SiLU();
 function mbconv(expandRatio: number, kernel: number, stride: number, inC: number, outC: number, sdProb: number): InvertedResidual {
   const expanded = makeDivisible(inC * expandRatio);
   const layers: Layer[] = expanded === inC ? [] : [convNormAct(inC, expanded, 1, NORM, silu)];
-  layers.push(
-    convNormAct(expanded, expanded, kernel, NORM, silu, { stride, groups: expanded }),
-    new SqueezeExcitation(expanded, Math.max(1, Math.floor(inC / 4)), new SiLU(), new Sigmoid()),
-    convNormAct(expanded, outC, 1, NORM, null),
-  );
+  layers.push(convNormAct(expanded, expanded, kernel, NORM, silu, { stride, groups: expanded }), new SqueezeExcitation(expanded, Math.max(1, Math.floor(inC / 4)), new SiLU(), new Sigmoid()), convNormAct(expanded, outC, 1, NORM, null));
   return new InvertedResidual(layers, stride === 1 && inC === outC, sdProb);
 }
 
@@ -50,7 +46,11 @@ function efficientNet(inChannels: number, depth: number, widthMult: number, dept
     layers.push(new Sequential(...blocks));
     channels.push(st.o);
   }
-  return new TappedFeatures(layers, TAPS.slice(0, depth), TAPS.slice(0, depth).map((t) => channels[t]));
+  return new TappedFeatures(
+    layers,
+    TAPS.slice(0, depth),
+    TAPS.slice(0, depth).map((t) => channels[t]),
+  );
 }
 
 const spec = (widthMult: number, depthMult: number, torchvisionFile: string): EncoderSpec => ({

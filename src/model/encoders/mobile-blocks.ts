@@ -21,9 +21,7 @@ export function makeDivisible(v: number, divisor = 8, min = divisor): number {
 }
 
 /** Conv2dNormActivation: conv (no bias, 'same' padding) -> BN -> activation (children 0, 1, 2; no 2 when `act` is null). */
-export function convNormAct(
-  inC: number, outC: number, kernel: number, norm: NormCfg, act: (() => Layer) | null, o: { stride?: number; groups?: number } = {},
-): Sequential {
+export function convNormAct(inC: number, outC: number, kernel: number, norm: NormCfg, act: (() => Layer) | null, o: { stride?: number; groups?: number } = {}): Sequential {
   const conv = new Conv2d(inC, outC, kernel, { stride: o.stride ?? 1, padding: (kernel - 1) >> 1, groups: o.groups ?? 1, bias: false });
   const bn = new BatchNorm2d(outC, norm.momentum, norm.eps);
   return act ? new Sequential(conv, bn, act()) : new Sequential(conv, bn);
@@ -140,7 +138,9 @@ export class TappedFeatures extends Module implements Encoder {
 }
 
 /** `unused` for a torchvision `features` + `classifier` model whose feature at /2^(d+1) is the output of features.<taps[d]>. */
-export const featuresUnused = (taps: number[]) => (key: string, depth: number): boolean => {
-  if (key.startsWith('classifier.')) return true;
-  return key.startsWith('features.') && Number(key.split('.')[1]) > taps[depth - 1];
-};
+export const featuresUnused =
+  (taps: number[]) =>
+  (key: string, depth: number): boolean => {
+    if (key.startsWith('classifier.')) return true;
+    return key.startsWith('features.') && Number(key.split('.')[1]) > taps[depth - 1];
+  };

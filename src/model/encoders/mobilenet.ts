@@ -47,7 +47,11 @@ function mobileNetV3Large(inChannels: number, depth: number): TappedFeatures {
   layers.push(convNormAct(BLOCKS[BLOCKS.length - 1][3], LAST_CONV, 1, NORM, hardswish));
   const channels = [BLOCKS[0][0], ...BLOCKS.map((b) => b[3]), LAST_CONV];
   const taps = TAPS.slice(0, depth);
-  return new TappedFeatures(layers.slice(0, taps[depth - 1] + 1), taps, taps.map((t) => channels[t]));
+  return new TappedFeatures(
+    layers.slice(0, taps[depth - 1] + 1),
+    taps,
+    taps.map((t) => channels[t]),
+  );
 }
 
 export const MOBILENETS: Record<string, EncoderSpec> = {

@@ -60,7 +60,11 @@ class Bottleneck extends Module implements Block {
   constructor(inPlanes: number, planes: number, stride: number) {
     super();
     const out = planes * Bottleneck.expansion;
-    const specs: [number, number, number, number][] = [[inPlanes, planes, 1, 1], [planes, planes, 3, stride], [planes, out, 1, 1]];
+    const specs: [number, number, number, number][] = [
+      [inPlanes, planes, 1, 1],
+      [planes, planes, 3, stride],
+      [planes, out, 1, 1],
+    ];
     this.convs = [];
     this.bns = [];
     specs.forEach(([i, o, k, s], j) => {

@@ -52,16 +52,19 @@ export function renderRuns(refresh: () => void): void {
         h('div', { class: 'rname' }, [name, badge(info.status)]),
         h('div', { class: 'meta', text: meta.join(' · ') }),
         info.hasReport && !STATIC ? h('a', { href: `/files/${enc(name)}/report.html`, target: '_blank', class: 'meta', text: 'report' }) : null,
-        state.tryIt && !STATIC
-          ? h('a', { href: `/try/${enc(name)}/`, target: '_blank', class: 'meta', title: 'predict with its best model in this browser', text: ' try it' })
-          : null,
+        state.tryIt && !STATIC ? h('a', { href: `/try/${enc(name)}/`, target: '_blank', class: 'meta', title: 'predict with its best model in this browser', text: ' try it' }) : null,
       ]),
     ]);
     nav.appendChild(row);
   }
 }
 
-const headerRow = (...names: string[]) => h('tr', null, names.map((n) => h('th', { text: n })));
+const headerRow = (...names: string[]) =>
+  h(
+    'tr',
+    null,
+    names.map((n) => h('th', { text: n })),
+  );
 
 export function renderFinal(): void {
   const r = focused();
@@ -93,13 +96,7 @@ export function renderFinal(): void {
       const title = pc.type === 'final' ? 'class' : `class (${pc.type || 'record'}${at})`;
       const crow = [headerRow(title, 'Dice', 'IoU')];
       for (let i = 0; i < n; i++) {
-        crow.push(
-          h('tr', null, [
-            h('td', { text: names[i] != null ? String(names[i]) : String(i) }),
-            h('td', { text: dice[i] != null ? fmt(num(dice[i])) : '-' }),
-            h('td', { text: iou[i] != null ? fmt(num(iou[i])) : '-' }),
-          ]),
-        );
+        crow.push(h('tr', null, [h('td', { text: names[i] != null ? String(names[i]) : String(i) }), h('td', { text: dice[i] != null ? fmt(num(dice[i])) : '-' }), h('td', { text: iou[i] != null ? fmt(num(iou[i])) : '-' })]));
       }
       tables.appendChild(h('table', { class: 'metrics', 'data-role': 'per-class' }, crow));
     }
@@ -177,10 +174,7 @@ export function renderMedia(): void {
         { class: 'row' },
         (rows[g] as Media[]).map((m) =>
           // small images are scaled up (pixelated) so that masks stay readable
-          h('figure', null, [
-            h('img', { src: mediaSrc(r, m), alt: m.tag, width: String(Math.min(256, Math.max(160, m.width))) }),
-            h('figcaption', { text: `${m.tag} · ${m.width}×${m.height}` }),
-          ]),
+          h('figure', null, [h('img', { src: mediaSrc(r, m), alt: m.tag, width: String(Math.min(256, Math.max(160, m.width))) }), h('figcaption', { text: `${m.tag} · ${m.width}×${m.height}` })]),
         ),
       ),
     );
