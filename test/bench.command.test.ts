@@ -67,6 +67,7 @@ describe('bench (training step, inference)', () => {
     assert.equal(line.mode, 'train');
     assert.equal(line.height, 32);
     assert.ok((line.ms_per_step as number) > 0 && (line.img_per_s as number) > 0);
+    assert.ok((line.cpu_ms_per_step as number) > 0);
     assert.ok(Number.isFinite(line.loss));
     assert.match(String(line.amp), E.cpuHasNativeBf16() ? /^bf16$/ : /no native bf16 on this CPU: fp32/);
   });
@@ -108,6 +109,7 @@ describe('bench --encoder', () => {
     if (torch) {
       assert.equal(lines[1].model, 'smp Unet resnet18');
       assert.ok((lines[2].ratio_ours_over_pytorch_step_time as number) > 0);
+      assert.ok((lines[2].ratio_ours_over_pytorch_cpu_time as number) > 0, 'both sides report CPU time per step');
     }
     assertCleanFailure(await runCli([...flags, '--width-divisor', '2']), /--encoder times the encoder UNet's train or --predict step: drop --width-divisor/, 'divisor', 1);
   });

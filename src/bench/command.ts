@@ -190,5 +190,8 @@ function pytorchSide(o: BenchOpts, c: BenchConfig, reference: string, ours: Retu
   if (r.status !== 0) throw new BenchError(`bench: PyTorch run failed: ${r.stderr}`);
   const theirs = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   console.log(JSON.stringify(theirs));
-  console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: Math.round(((ours.ms_per_step as number) / theirs.ms_per_step) * 1000) / 1000 }));
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+  // The CPU-time ratio where the reference reports it (test/reference/bench.py does).
+  const cpu = typeof theirs.cpu_ms_per_step === 'number' ? { ratio_ours_over_pytorch_cpu_time: ratio(ours.cpu_ms_per_step as number, theirs.cpu_ms_per_step) } : {};
+  console.log(JSON.stringify({ ratio_ours_over_pytorch_step_time: ratio(ours.ms_per_step as number, theirs.ms_per_step), ...cpu }));
 }

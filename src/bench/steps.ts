@@ -85,10 +85,14 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     });
   for (let i = 0; i < o.warmup; i++) step();
   const times: number[] = [];
+  const cpuTimes: number[] = [];
   for (let i = 0; i < o.steps; i++) {
+    const c = process.cpuUsage();
     const t = performance.now();
     lastLoss = step();
     times.push(performance.now() - t);
+    const used = process.cpuUsage(c);
+    cpuTimes.push((used.user + used.system) / 1000);
   }
   const ms = median(times);
   const out = {
@@ -108,6 +112,8 @@ export function benchTrain(o: BenchOpts): Record<string, unknown> {
     ...(o.divisor > 1 ? { width_divisor: o.divisor } : {}),
     channels_last: channelsLast,
     ms_per_step: Math.round(ms * 100) / 100,
+    // CPU time of the whole process (every thread): on a shared machine it varies far less than the wall time.
+    cpu_ms_per_step: Math.round(median(cpuTimes) * 100) / 100,
     img_per_s: Math.round((o.batch / ms) * 1000 * 100) / 100,
     loss: Math.round(lastLoss * 1e5) / 1e5,
     rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),

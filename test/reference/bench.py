@@ -56,17 +56,18 @@ def main():
     for _ in range(a.warmup):
         step()
     sync()
-    times = []
+    times, cpu_times = [], []
     for _ in range(a.steps):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         loss = step()
         sync()
         times.append(time.perf_counter() - t)
+        cpu_times.append(time.process_time() - c)
     med = sorted(times)[len(times) // 2]
     print(json.dumps({'impl': 'pytorch', 'torch': torch.__version__, 'device': str(dev), 'threads': torch.get_num_threads(),
                       'batch': a.batch, 'channels': a.channels, 'height': a.height, 'width': a.width, 'classes': a.classes,
                       'amp': a.amp, 'bilinear': a.bilinear, 'channels_last': a.channels_last, 'model': 'UNet' if a.encoder == 'plain' else f'smp Unet {a.encoder}',
-                      'ms_per_step': round(med * 1000, 2), 'img_per_s': round(a.batch / med, 2), 'loss': round(float(loss), 5)}))
+                      'ms_per_step': round(med * 1000, 2), 'cpu_ms_per_step': round(sorted(cpu_times)[len(cpu_times) // 2] * 1000, 2), 'img_per_s': round(a.batch / med, 2), 'loss': round(float(loss), 5)}))
 
 
 if __name__ == '__main__':
