@@ -1,7 +1,8 @@
 // Progress output degrades to plain lines when not on a terminal, written during the epoch.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { epochProgress } from '../src/train/progress.js';
+import { NO_EPOCH_CAP } from '../src/config/options.js';
+import { epochOf, epochProgress } from '../src/train/progress.js';
 
 test('non-TTY progress prints plain lines from update() and at the end', () => {
   const lines: string[] = [];
@@ -36,4 +37,13 @@ test('the plain-text ETA is "-" while the rate is 0, rounds to 0 or is not a num
   assert.match(lines[2], /ETA -$/m);
   assert.match(lines[3], /ETA -$/m);
   assert.match(lines[4], /ETA 10s$/m);
+});
+
+test('while --time-budget has not planned the epochs, the epoch shows without the placeholder cap', () => {
+  assert.equal(epochOf(3, 10), '3/10');
+  assert.equal(epochOf(1, NO_EPOCH_CAP), '1');
+  const lines: string[] = [];
+  const p = epochProgress(1, NO_EPOCH_CAP, 10, { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream, 0);
+  p.update(5, { loss: 1, imgPerSec: 1 });
+  assert.match(lines[0], /^Epoch 1: 5\/10 img/);
 });

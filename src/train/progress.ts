@@ -4,6 +4,7 @@
  * calls back to back, so a timer-driven printer would not get a turn until the epoch ends.
  */
 import cliProgress from 'cli-progress';
+import { NO_EPOCH_CAP } from '../config/options.js';
 
 export interface Progress {
   update(done: number, payload: { loss?: number; imgPerSec?: number }): void;
@@ -21,6 +22,9 @@ export function eta(left: number, imgPerSec: number | undefined): string {
   return `${Math.max(0, Math.round(left / imgPerSec))}s`;
 }
 
+/** "3/10", or "3" while --time-budget has not yet planned the epochs (no cap to show). */
+export const epochOf = (epoch: number, epochs: number): string => (epochs >= NO_EPOCH_CAP ? String(epoch) : `${epoch}/${epochs}`);
+
 export function epochProgress(epoch: number, epochs: number, total: number, stream: NodeJS.WriteStream = process.stderr, intervalMs = 5000): Progress {
   if (!stream.isTTY) {
     let last = performance.now();
@@ -29,7 +33,7 @@ export function epochProgress(epoch: number, epochs: number, total: number, stre
     let rate: number | undefined;
     let stopped = false;
     const line = () => {
-      stream.write(`Epoch ${epoch}/${epochs}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta(total - done, rate)}\n`);
+      stream.write(`Epoch ${epochOf(epoch, epochs)}: ${done}/${total} img | loss ${payload.loss} | ${payload.ips} img/s | ETA ${eta(total - done, rate)}\n`);
     };
     return {
       update(d, p) {
@@ -51,7 +55,7 @@ export function epochProgress(epoch: number, epochs: number, total: number, stre
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: `Epoch ${epoch}/${epochs} [{bar}] {value}/{total} img | loss {loss} | {ips} img/s | ETA {eta_formatted}`,
+      format: `Epoch ${epochOf(epoch, epochs)} [{bar}] {value}/{total} img | loss {loss} | {ips} img/s | ETA {eta_formatted}`,
       hideCursor: true,
       etaBuffer: 50,
       barsize: 24,

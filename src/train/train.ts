@@ -25,6 +25,7 @@ import { ModelEma } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData, wantedArgs } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
+import { epochOf } from './progress.js';
 
 export { TrainError, type TrainHooks, type TrainResult } from './context.js';
 export { type Restorable, loadWeights, restore } from './state.js';
@@ -243,7 +244,7 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   const { isBest, stop } = run.early.update(score, epoch);
   result.epochsRun++;
   result.lastScore = score;
-  run.log(`Epoch ${epoch}/${cfg.epochs}: loss ${stats.loss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
+  run.log(`Epoch ${epochOf(epoch, cfg.epochs)}: loss ${stats.loss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
   const epochPath = join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
   const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
