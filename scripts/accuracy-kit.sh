@@ -22,27 +22,8 @@ SEEDS=${SEEDS:-0 1 2}
 K=${K:-5}
 FOLD_BUDGET=${FOLD_BUDGET:-2m}
 export UNET_THREADS=${THREADS:-1}
-case "$DATASET" in
-  camvid) DATA=${DATA:-../shared/data/camvid-12class}; COMMON=(-c 11 --ignore-index 11); score=meanIoUAll ;;
-  isbi) DATA=${DATA:-../shared/data/isbi2012-membranes}; COMMON=(-c 2); score=referenceDice ;;
-  *) echo "accuracy-kit: the dataset is camvid or isbi, got '$DATASET'" >&2; exit 64 ;;
-esac
-bash scripts/setup.sh >&2
-work=${WORK:-$(mktemp -d)}
-mkdir -p "$work"
-[ -n "${WORK:-}" ] || trap 'rm -rf "$work"' EXIT
-if [ "$DATASET" = camvid ]; then
-  train=$DATA/train test=$DATA/val
-else # the split of scripts/accuracy.sh: the last 5 images by name held out
-  train=$work/train test=$work/test
-  mkdir -p "$train"/{imgs,masks} "$test"/{imgs,masks}
-  mapfile -t names < <(ls "$DATA/imgs" | sort)
-  for i in "${!names[@]}"; do
-    part=$train; [ "$i" -ge $(( ${#names[@]} - 5 )) ] && part=$test
-    ln -sf "$(realpath "$DATA/imgs/${names[$i]}")" "$part/imgs/${names[$i]}"
-    ln -sf "$(realpath "$DATA/masks/${names[$i]}")" "$part/masks/${names[$i]}"
-  done
-fi
+NAME=accuracy-kit
+source scripts/held-out.sh
 # the cross-validation's budget: K x FOLD_BUDGET, shared equally by the folds (the plan comes first)
 total=$(node -e 'const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(process.argv[1]); if (!m) process.exit(64); console.log(`${Math.round(Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] ?? "s"] * Number(process.argv[2]))}s`)' "$FOLD_BUDGET" "$K")
 echo "accuracy-kit folds: $DATASET, $K folds, budget $total (the plan, then an equal share per fold), seeds $SEEDS" >&2
@@ -66,7 +47,7 @@ fold_seed() {
     const cv = read(`${dir}/cv-summary.json`);
     console.log(JSON.stringify({ seed: Number(seed), folds, bestFold: Math.max(...folds), ensemble: read(`${dir}.ensemble.json`)[score],
       outOfFoldNone: cv.postprocess.perClass.reduce((a, d) => a + d.dice, 0) / cv.postprocess.perClass.length, outOfFoldAuto: cv.postprocess.meanDice, cleaned: cv.postprocess.classes }));
-  ' "$dir" "$K" "$seed" "$score"
+  ' "$dir" "$K" "$seed" "$SCORE"
 }
 
 # two seeds at a time, one thread each

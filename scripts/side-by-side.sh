@@ -23,30 +23,9 @@ SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
 PARALLEL=${PARALLEL:-1}
 export UNET_THREADS=$THREADS
-case "$DATASET" in
-  camvid) DATA=${DATA:-../shared/data/camvid-12class}; BUDGET=${BUDGET:-15m}; COMMON=(-c 11 --ignore-index 11) ;;
-  isbi) DATA=${DATA:-../shared/data/isbi2012-membranes}; BUDGET=${BUDGET:-5m}; COMMON=(-c 2) ;;
-  *) echo "side-by-side: the dataset is camvid or isbi, got '$DATASET'" >&2; exit 64 ;;
-esac
-bash scripts/setup.sh >&2
-
-work=${WORK:-$(mktemp -d)}
-mkdir -p "$work"
-[ -n "${WORK:-}" ] || trap 'rm -rf "$work"' EXIT
-if [ "$DATASET" = camvid ]; then
-  train=$DATA/train test=$DATA/val
-else
-  train=$work/train test=$work/test
-  mkdir -p "$train"/{imgs,masks} "$test"/{imgs,masks}
-  mapfile -t names < <(ls "$DATA/imgs" | sort)
-  for i in "${!names[@]}"; do
-    part=$train; [ "$i" -ge $(( ${#names[@]} - 5 )) ] && part=$test
-    # TRAIN_COUNT=N: only the first N training images (a small-data run); the held-out 5 stay the same
-    [ "$part" = "$train" ] && [ -n "${TRAIN_COUNT:-}" ] && [ "$i" -ge "$TRAIN_COUNT" ] && continue
-    ln -sf "$(realpath "$DATA/imgs/${names[$i]}")" "$part/imgs/${names[$i]}"
-    ln -sf "$(realpath "$DATA/masks/${names[$i]}")" "$part/masks/${names[$i]}"
-  done
-fi
+NAME=side-by-side
+source scripts/held-out.sh
+BUDGET=${BUDGET:-$DEFAULT_BUDGET}
 echo "side-by-side: $DATASET, budget $BUDGET, seeds $SEEDS, $THREADS thread(s) per run, arms: $*" >&2
 
 # one ARM SEED: trains into $work/NAME-SEED, scores its best model on the held-out set
@@ -63,15 +42,15 @@ one() {
   # shellcheck disable=SC2086
   node bin/unet.js evaluate -m "$dir/best_model.pth" --imgs "$test/imgs" --masks "$test/masks" --json "$dir.eval.json" $evalFlags >/dev/null 2>>"$dir.log"
   node -e '
-    const [name, seed, evalFile, runs, dataset, evalSeconds] = process.argv.slice(1);
+    const [name, seed, evalFile, runs, dataset, evalSeconds, scoreField] = process.argv.slice(1);
     const fs = require("node:fs");
     const e = JSON.parse(fs.readFileSync(evalFile, "utf8"));
     const run = fs.readdirSync(runs).find((d) => fs.existsSync(`${runs}/${d}/config.json`));
     const budget = JSON.parse(fs.readFileSync(`${runs}/${run}/config.json`, "utf8")).budget ?? {};
-    const score = dataset === "camvid" ? e.meanIoUAll : e.referenceDice;
+    const score = e[scoreField];
     console.log(JSON.stringify({ recipe: name, seed: Number(seed), score, metric: dataset === "camvid" ? "mean IoU, classes 0-10" : "Dice",
       budgetSeconds: budget.seconds, usedSeconds: budget.used, steps: budget.steps, evalSeconds: e.seconds, evalWallSeconds: Number(evalSeconds), tta: e.tta }));
-  ' "$name" "$seed" "$dir.eval.json" "$dir/runs" "$DATASET" $((SECONDS - t0))
+  ' "$name" "$seed" "$dir.eval.json" "$dir/runs" "$DATASET" $((SECONDS - t0)) "$SCORE"
 }
 
 for seed in $SEEDS; do

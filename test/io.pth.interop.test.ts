@@ -1,16 +1,13 @@
 // src/io/pth.ts against Python torch (/usr/bin/python3): Python writes, we read and compare exactly;
 // we write, Python reads (weights_only where torch allows it) and loads the results into real
 // modules and optimizers.
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PyFloat, loadPth, rawTensor, savePth, type DType, type PyValue, type RawTensor } from '../src/io/pth.js';
-import { PY, hex, python, tmpDir, values } from './helpers/pth.js';
-
-const torchProbe = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
-const NO_TORCH = torchProbe.status === 0 ? false : `${PY} cannot import torch (${(torchProbe.stderr || String(torchProbe.error ?? '')).trim().split('\n').pop()})`;
+import { hex, python, tmpDir, values } from './helpers/pth.js';
+import { NO_TORCH, hasTorch } from './helpers/python.js';
 
 // Tagged JSON from Python: ints/floats are tagged so nothing is lost to JSON numbers.
 type Tagged =
@@ -182,7 +179,7 @@ torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), f'{out}/torchscript.pth'
 json.dump(cases, open(f'{out}/expected.json', 'w'))
 `;
 
-test('reads what Python torch.save writes, exactly', { skip: NO_TORCH }, async () => {
+test('reads what Python torch.save writes, exactly', { skip: hasTorch() ? false : NO_TORCH }, async () => {
   const dir = tmpDir();
   python(PY_WRITE_CASES, [dir]);
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as Record<string, Tagged>;
@@ -270,7 +267,7 @@ for name in names:
 print(json.dumps(result))
 `;
 
-test('Python torch.load reads what we write (weights_only), state dict and optimizer load into torch', { skip: NO_TORCH }, async () => {
+test('Python torch.load reads what we write (weights_only), state dict and optimizer load into torch', { skip: hasTorch() ? false : NO_TORCH }, async () => {
   const dir = tmpDir();
   // Reference files from Python, decoded by us and re-encoded: the round trip Python -> TS -> Python.
   python(

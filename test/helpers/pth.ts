@@ -7,12 +7,11 @@ import path from 'node:path';
 import { decodePth, type RawTensor } from '../../src/io/pth.js';
 import type { PickleWriter } from '../../src/io/pickle.js';
 import { type ZipRecord, concatChunks, zipChunks } from '../../src/io/zip.js';
+import { PYTHON } from './python.js';
 
-export const PY = '/usr/bin/python3';
-
-/** Run a Python script (source passed with -c) and return stdout; throws with stderr on failure. */
+/** Run a Python script (source passed with -c, arguments after it) and return stdout; throws with stderr on failure. */
 export function python(script: string, args: string[]): string {
-  const r = spawnSync(PY, ['-c', script, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 256 << 20 });
+  const r = spawnSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 256 << 20 });
   if (r.status !== 0) throw new Error(`python failed (${r.status ?? r.signal}):\n${r.stderr}\n${r.stdout}`);
   return r.stdout;
 }
