@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
+import { Graph } from '../src/export/onnx.js';
 import { DataType, ModelProto } from '../src/export/onnx-schema.js';
 import { ENCODERS, type Encoder } from '../src/model/encoders/index.js';
-import { LayerNorm2d, Linear, type Module, type OnnxAttr, type OnnxSink, StochasticDepth } from '../src/nn/index.js';
+import { LayerNorm2d, Linear, type Module, StochasticDepth } from '../src/nn/index.js';
 import { PY_EXCHANGE, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, PYTHON, assertClose, hasTorch, runPython } from './helpers/python.js';
 import { PY_IMPORT_REFERENCE, REFERENCE_ROOT } from './helpers/reference.js';
@@ -82,34 +83,6 @@ after(() => {
   for (const m of [gold, ops]) for (const t of m?.values() ?? []) t.dispose();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** The least OnnxSink that onnxruntime runs: nodes, constants, and weights looked up by key. */
-class TestGraph implements OnnxSink {
-  readonly nodes: object[] = [];
-  readonly constants: object[] = [];
-  node(op: string, name: string, input: string[], attrs: Record<string, OnnxAttr> = {}): string {
-    const attribute = Object.entries(attrs).map(([k, v]) => {
-      if (Array.isArray(v)) return { name: k, type: 7, ints: v };
-      if (typeof v === 'number') return Number.isInteger(v) ? { name: k, type: 2, i: v } : { name: k, type: 1, f: v };
-      throw new Error(`attribute ${k}: not needed here`);
-    });
-    this.nodes.push({ op_type: op, name, input, output: [`${name}_out`], attribute });
-    return `${name}_out`;
-  }
-  w(key: string): string {
-    return key;
-  }
-  private constant(name: string, data_type: number, raw: ArrayBufferView): string {
-    this.constants.push({ name, dims: [raw.byteLength / 4 / (data_type === DataType.INT64 ? 2 : 1)], data_type, raw_data: new Uint8Array(raw.buffer) });
-    return name;
-  }
-  int64(name: string, values: number[]): string {
-    return this.constant(name, DataType.INT64, BigInt64Array.from(values.map(BigInt)));
-  }
-  float(name: string, values: number[]): string {
-    return this.constant(name, DataType.FLOAT, Float32Array.from(values));
-  }
-}
 
 let NO_ORT: string | false = false;
 try {
@@ -209,7 +182,7 @@ describe('ConvNeXt encoder (convnext_tiny) against torchvision 0.14', { skip: SK
 
   test('ONNX: onnxFeatures in onnxruntime equal the libtorch features (batch 2, 64x96)', { skip: NO_ORT }, async () => {
     const ort = await import('onnxruntime-node');
-    const g = new TestGraph();
+    const g = new Graph();
     const outs = enc.onnxFeatures(g, 'input', 'encoder.');
     assert.equal(outs[0], '');
     const sd = [...enc.stateDict()].map(([k, t]) => ({ name: `encoder.${k}`, dims: t.shape, data_type: DataType.FLOAT, raw_data: t.bytes() }));

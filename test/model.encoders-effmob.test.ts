@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import { ENCODERS } from '../src/model/encoders/index.js';
-import { AttributeType, DataType, ModelProto } from '../src/export/onnx-schema.js';
-import { BatchNorm2d, type Module, type OnnxAttr, type OnnxSink, StochasticDepth } from '../src/nn/index.js';
+import { Graph } from '../src/export/onnx.js';
+import { DataType, ModelProto } from '../src/export/onnx-schema.js';
+import { BatchNorm2d, type Module, StochasticDepth } from '../src/nn/index.js';
 import { PY_EXCHANGE, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, assertClose, hasTorch, maxDiff, runPython } from './helpers/python.js';
 
@@ -164,32 +165,12 @@ function compareCase(arch: string, mode: 'eval' | 'train'): void {
   }
 }
 
-/** A minimal OnnxSink (the exporter's Graph is private to export/onnx.ts): nodes, small constants, weights by key. */
-class TestSink implements OnnxSink {
-  readonly nodes: { op_type: string; name: string; input: string[]; output: string[]; attribute: object[] }[] = [];
-  readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
+/** The exporter's graph builder, noting which weights feed a node. */
+class TestSink extends Graph {
   readonly used = new Set<string>();
   w(key: string): string {
     this.used.add(key);
-    return key;
-  }
-  node(op: string, name: string, input: string[], attrs: Record<string, OnnxAttr> = {}): string {
-    const attribute = Object.entries(attrs).map(([k, v]) => {
-      if (Array.isArray(v)) return { name: k, type: AttributeType.INTS, ints: v };
-      if (typeof v === 'number') return Number.isInteger(v) ? { name: k, type: AttributeType.INT, i: v } : { name: k, type: AttributeType.FLOAT, f: v };
-      if (typeof v === 'string') return { name: k, type: AttributeType.STRING, s: Buffer.from(v) };
-      return { name: k, type: AttributeType.FLOATS, floats: v.floats };
-    });
-    this.nodes.push({ op_type: op, name, input, output: [`${name}_out`], attribute });
-    return `${name}_out`;
-  }
-  int64(name: string, values: number[]): string {
-    this.constants.push({ name, dims: [values.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
-    return name;
-  }
-  float(name: string, values: number[]): string {
-    this.constants.push({ name, dims: [values.length], data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(values).buffer) });
-    return name;
+    return super.w(key);
   }
 }
 

@@ -45,7 +45,7 @@ interface NodeSpec {
  * A tiny graph builder: each node is named after its module and outputs `<name>_out`. `prefix`
  * goes before every node, constant and weight name (an ensemble's member i: `m<i>.`).
  */
-class Graph implements OnnxSink {
+export class Graph implements OnnxSink {
   readonly nodes: NodeSpec[] = [];
   /** Small constant tensors (int64 shapes, scales), encoded inline. */
   readonly constants: { name: string; dims: number[]; data_type: number; raw_data: Uint8Array }[] = [];
