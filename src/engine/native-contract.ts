@@ -58,9 +58,8 @@ export interface ProcessGroupState {
   nccl: boolean;
 }
 
-/** [H,W,C] interleaved 8-bit pixels. */
-/** Pillow's 8-bit resampling taps (native/resample.cpp); null skips that pass. */
-type TapArg = Int32Array | null;
+/** Pillow's 8-bit resampling taps (native/resample.cpp, its `precompute_coeffs` in fixed point); null skips that pass. */
+export type TapArg = Int32Array | null;
 
 export interface NativeModule {
   // ---- tensor.cpp: handles, metadata, bytes
