@@ -9,8 +9,8 @@
 # camvid: trains on train/, scores mean IoU over classes 0-10 on val/ (void 11 ignored: -c 11
 #         --ignore-index 11 for every arm). isbi: the split of scripts/accuracy.sh (last 5 images by
 #         name held out), scores the reference's Dice.
-# Environment: BUDGET (camvid 15m, isbi 5m), SEEDS (0 1 2), THREADS per run (1), PARALLEL=1 runs a
-# seed's arms at the same time (the default: on 2 cores, 2 arms of one thread each), TRAIN_COUNT=N
+# Environment: BUDGET (camvid 15m, isbi 5m), SEEDS (0 1 2), THREADS per run (1), JOBS runs at the
+# same time (2: on 2 cores, two runs of one thread each; 1: one after another), TRAIN_COUNT=N
 # (isbi: train on the first N images only), WORK=DIR (keep the runs there).
 # Prints one JSON line per run (score, seconds and optimizer steps used of the budget, evaluation
 # seconds) and a Markdown table.
@@ -21,7 +21,7 @@ shift
 [ $# -ge 1 ] || { echo "side-by-side: name at least one arm, e.g. 'auto:--auto'" >&2; exit 64; }
 SEEDS=${SEEDS:-0 1 2}
 THREADS=${THREADS:-1}
-PARALLEL=${PARALLEL:-1}
+JOBS=${JOBS:-2}
 export UNET_THREADS=$THREADS
 NAME=side-by-side
 source scripts/held-out.sh
@@ -53,14 +53,18 @@ one() {
   ' "$name" "$seed" "$dir.eval.json" "$dir/runs" "$DATASET" $((SECONDS - t0)) "$SCORE"
 }
 
-for seed in $SEEDS; do
-  pids=()
-  for arm in "$@"; do
-    if [ "$PARALLEL" = 1 ]; then one "$arm" "$seed" >"$work/${arm%%:*}-$seed.json" & pids+=($!)
-    else one "$arm" "$seed" >"$work/${arm%%:*}-$seed.json"; fi
-  done
-  for p in "${pids[@]}"; do wait "$p"; done
-  for arm in "$@"; do cat "$work/${arm%%:*}-$seed.json"; done
+# runs in seed order, JOBS at a time (each waits for a free slot), rows printed in that order
+runs=()
+for seed in $SEEDS; do for arm in "$@"; do runs+=("$seed $arm"); done; done
+for r in "${runs[@]}"; do
+  seed=${r%% *} arm=${r#* }
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  one "$arm" "$seed" >"$work/${arm%%:*}-$seed.json" &
+done
+wait
+for r in "${runs[@]}"; do
+  seed=${r%% *} arm=${r#* }
+  cat "$work/${arm%%:*}-$seed.json"
 done | tee "$work/rows.jsonl"
 
 node -e '

@@ -48,8 +48,14 @@ export class LayerNorm extends Module {
     this.weight = this.param('weight', E.ones([dim]));
     this.bias = this.param('bias', E.zeros([dim]));
   }
+  /**
+   * Under CPU bf16 autocast x arrives in bf16, and libtorch 1.13's CPU layer_norm wants x and the
+   * fp32 weight alike (PyTorch 1.13's own LayerNorm fails there): it runs in fp32, as CUDA
+   * autocast's fp32 policy for layer_norm does.
+   */
   forward(x: Tensor): Tensor {
-    return E.layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+    if (x.dtype === this.weight.dtype) return E.layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+    return E.tidy(() => E.layerNorm(x.float(), [this.dim], this.weight, this.bias, this.eps));
   }
   /** LayerNormalization(axis=-1) normalises over the last dim only, as torch's normalized_shape [dim]. */
   onnx(g: OnnxSink, x: string, prefix: string): string {

@@ -1,17 +1,18 @@
 /**
  * One process of the data-parallel golden test (test/distributed.ddp.test.ts):
- *   node --import tsx ddp-worker.ts DIR MODE RANK WORLD PORT
- * MODE ddp: a narrow UNet under our DDP (Reducer; the first of two micro-batches per step is
+ *   node --import tsx ddp-worker.ts DIR MODE RANK WORLD PORT [ENCODER]
+ * MODE ddp: a narrow UNet (or ENCODER's UNet, encoder depth 3) under our DDP (Reducer; the first of two micro-batches per step is
  * no_sync); syncbn: the same with sync-BN; single: one process on both ranks' micro-batches at
  * once. Starts from DIR/init.json, trains on DIR/data.json, and rank 0 writes DIR/out-MODE.json.
  */
 import { DistContext } from '../../src/distributed/index.js';
 import * as E from '../../src/engine/index.js';
+import { createModel } from '../../src/model/index.js';
 import { createOptimizer } from '../../src/optim/index.js';
 import { dumpTensors, loadTensors } from './exchange.js';
-import { TinyUNet } from './tiny-unet.js';
+import { TinyUNet, tinyEncoderArgs } from './tiny-unet.js';
 
-const [dir, mode, rankS, worldS, portS] = process.argv.slice(2);
+const [dir, mode, rankS, worldS, portS, encoder] = process.argv.slice(2);
 const rank = Number(rankS);
 const worldSize = Number(worldS);
 E.setNumThreads(1);
@@ -19,7 +20,7 @@ const STEPS = 3;
 const MICRO = 2; // micro-batches per optimizer step
 const PER = 2; // images per micro-batch and rank
 
-const model = new TinyUNet({ nChannels: 1, nClasses: 2, bilinear: false });
+const model = encoder ? createModel(tinyEncoderArgs(encoder)) : new TinyUNet({ nChannels: 1, nClasses: 2, bilinear: false });
 const init = loadTensors(dir, 'init.json');
 model.loadStateDict(init);
 E.dispose([...init.values()]);

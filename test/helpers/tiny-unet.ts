@@ -12,6 +12,9 @@ export class TinyUNet extends UNet {
   }
 }
 
+/** An encoder UNet small enough for weight exchanges through JSON: 1 channel in, 2 classes, encoder depth 3, decoder 16-8-8. */
+export const tinyEncoderArgs = (encoder: string): UNetArgs => ({ nChannels: 1, nClasses: 2, bilinear: false, encoder, encoderDepth: 3, decoderChannels: [16, 8, 8] });
+
 /** `createModel` hook for train(). */
 export const tinyUNet = (args: UNetArgs, div = 16): UNet => new TinyUNet(args, div);
 
