@@ -10,6 +10,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { OptionError, type TrainConfig } from '../src/config/options.js';
 import { checkArchitecture } from '../src/train/setup.js';
 import { assertNoCrashText, runCli } from './helpers/cli.js';
+import { freePort } from './helpers/dist.js';
 import { parseTrain } from './helpers/parse.js';
 import { writePairs } from './helpers/fixtures.js';
 import { tempDir } from './helpers/workdir.js';
@@ -86,6 +87,26 @@ test('train --encoder resnet18 trains, resumes, and its checkpoint predicts and 
   const e = await runCli(['evaluate', '-m', join(work, 'ck', 'checkpoint_epoch2.pth'), '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--device', 'cpu', '-s', '1']);
   assert.equal(e.code, 0, e.stderr);
   assert.match(e.stdout, /Confusion matrix/);
+});
+
+test('--nproc-per-node 2 --sync-bn with --freeze-encoder 2: epoch 2 leaves the encoder as it was, epoch 3 trains it', async () => {
+  await ready;
+  const ck = join(work, 'ck-ddp');
+  const r = await runCli(
+    [
+      ...['train', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', ck, '--logdir', join(work, 'runs-ddp'), '--no-tensorboard'],
+      ...['--device', 'cpu', '-s', '1', '-b', '1', '-v', '25', '-e', '3', '--workers', '1', '--seed', '2'],
+      ...['--encoder', 'resnet18', '--encoder-depth', '3', '--decoder-channels', '16,8,8', '--freeze-encoder', '2'],
+      ...['--nproc-per-node', '2', '--sync-bn', '--master-port', String(await freePort())],
+    ],
+    { timeoutMs: 240_000 },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const ckpts = await Promise.all([1, 2, 3].map((n) => loadCheckpoint(join(ck, `checkpoint_epoch${n}.pth`))));
+  const same = (key: string, a: number, b: number) => Buffer.from(ckpts[a - 1].model.get(key)?.data ?? []).equals(Buffer.from(ckpts[b - 1].model.get(key)?.data ?? [1]));
+  assert.ok(same('encoder.layer1.0.conv1.weight', 1, 2), 'frozen in epoch 2');
+  assert.ok(!same('decoder.blocks.0.conv1.0.weight', 1, 2), 'the decoder trains meanwhile');
+  assert.ok(!same('encoder.layer1.0.conv1.weight', 2, 3), 'the encoder trains once it thaws');
 });
 
 test('flags that do not go with --encoder are usage errors (exit 64, before any data is read)', async () => {
