@@ -9,9 +9,11 @@ import { describe, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { EXIT } from '../src/config/errors.js';
 import { type TrainConfig, planOptions, trainOptions } from '../src/config/options.js';
-import { type Fingerprint, pixelMedianArea, regionAreas } from '../src/plan/fingerprint.js';
+import { type Fingerprint, HalfCounts, pixelMedianArea, regionAreas, totalVariation } from '../src/plan/fingerprint.js';
 import { plan2d } from '../src/plan/nnunet2d.js';
-import { MIN_STEPS, type StepTimer, makePlan } from '../src/plan/rules.js';
+import { MIN_STEPS, type StepTimer, isUpright, makePlan } from '../src/plan/rules.js';
+import { augmentOptions } from '../src/train/setup.js';
+import { Rng, sampleAugment } from '../src/data/index.js';
 import { ROOT } from './helpers/cli.js';
 import { demoDataDir } from './helpers/workdir.js';
 
@@ -63,6 +65,7 @@ const fingerprint = (c: Case): Fingerprint => ({
   maskValues: Array.from({ length: c.classes }, (_, i) => i),
   classes: Array.from({ length: c.classes }, () => ({ frequency: 1 / c.classes, images: c.n, medianObjectArea: 400, typicalObjectSize: 20 })),
   foregroundFraction: 0.5,
+  halves: { topBottom: 0, leftRight: 0 },
 });
 
 /** A step time proportional to batch x pixels x width²: `perPixel` seconds per pixel at width 32. */
@@ -106,6 +109,9 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.ok(h * w < 512 * 512 && h % 2 ** (p.train.depth as number) === 0 && w % 2 ** (p.train.depth as number) === 0, `${h}x${w}`);
     assert.ok((p.timing.steps as number) >= MIN_STEPS * 0.9, `${p.timing.steps} steps`);
     assert.equal(p.train.timeBudget, 300);
+    assert.equal(p.train.preciseBn, 16, 'batches of 2: BatchNorm statistics recomputed before each validation');
+    const roomy = await gpuPlan(CASES[12]); // 100x100 images: a large batch
+    assert.ok((roomy.train.batchSize as number) > 4 && roomy.train.preciseBn === 0, `batch ${roomy.train.batchSize}, precise BN ${roomy.train.preciseBn}`);
   });
 
   test('--ignore-index: the void value is not a class; deep supervision only where the depth allows it', async () => {
@@ -123,6 +129,37 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     });
     assert.ok((tiny.train.depth as number) < 3 && tiny.train.deepSupervision === false, `depth ${tiny.train.depth}`);
   });
+});
+
+test("upright images (an up: sky above, road below): told by the masks' halves; --upright keeps horizontal flips only", async () => {
+  // 5 rows x 4 columns: class 1 fills the top two rows, class 2 the bottom two but one pixel; the middle row (0) is in neither half
+  const road = Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 0]);
+  const h = new HalfCounts(3);
+  h.add(road, 5, 4);
+  assert.deepEqual([...h.top, ...h.bottom], [0, 8, 0, 1, 0, 7]);
+  assert.deepEqual([...h.left, ...h.right], [2, 4, 4, 3, 4, 3]);
+  assert.equal(h.distances().topBottom, 1);
+  assert.equal(totalVariation(Float64Array.from([1, 3]), Float64Array.from([2, 2])), 0.25);
+  assert.equal(totalVariation(Float64Array.from([0, 0]), Float64Array.from([2, 2])), 0, 'an empty half tells nothing');
+  assert.ok(isUpright({ topBottom: 0.83, leftRight: 0.07 }), "CamVid's halves");
+  assert.ok(!isUpright({ topBottom: 0.005, leftRight: 0.03 }), "ISBI's halves");
+  assert.ok(!isUpright({ topBottom: 0.4, leftRight: 0.3 }), 'as different left/right: no single up');
+  // The plan: --upright with its reason, and the augmentation it leaves
+  const withHalves = (halves: Fingerprint['halves']) => makePlan({ fp: { ...fingerprint(CASES[1]), halves }, device: { kind: 'cpu', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12) });
+  const [up, flat] = await Promise.all([withHalves({ topBottom: 0.83, leftRight: 0.07 }), withHalves({ topBottom: 0.005, leftRight: 0.03 })]);
+  assert.deepEqual([up.train.upright, flat.train.upright, up.train.augment], [true, false, true]);
+  assert.match(up.reasons.upright, /top\/bottom by 0\.83, left\/right by 0\.07: the images have an up/);
+  assert.match(up.reasons.augment, /^horizontal flips, scale and brightness/);
+  // What the loader draws: never upside down or turned with --upright; every view without it
+  const draws = (upright: boolean) => {
+    const rng = new Rng(3);
+    const opts = augmentOptions({ augment: true, upright });
+    return Array.from({ length: 200 }, () => sampleAugment(rng, opts === true ? {} : opts || {}));
+  };
+  const [kept, all] = [draws(true), draws(false)];
+  assert.ok(kept.every((p) => !p.vflip && p.rot === 0) && kept.some((p) => p.hflip));
+  assert.ok(all.some((p) => p.vflip) && all.some((p) => p.rot !== 0));
+  assert.equal(augmentOptions({ augment: false, upright: true }), false, '--upright alone adds no augmentation');
 });
 
 test('fingerprint regions: 4-connected areas per class (diagonal pixels are separate objects); budgets as durations', () => {

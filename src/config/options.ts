@@ -51,6 +51,7 @@ export const trainOptions = {
   momentum: { flags: '--momentum <m>', help: 'momentum (RMSprop, SGD)', default: 0.999, parse: unit },
   gradClip: { flags: '--grad-clip <norm>', help: 'clip the gradient norm (0 = off)', default: 1.0, parse: nonNegFloat },
   augment: { flags: '--augment', help: 'random flips, 90-degree rotations, scale and brightness jitter', default: false },
+  upright: { flags: '--upright', help: 'with --augment: the images have an up (photos, road scenes): horizontal flips, scale and brightness only, no vertical flips or 90-degree rotations', default: false },
   workers: workersOption,
   channels: { flags: '--channels <n>', help: "input channels ('auto' from the data)", default: 'auto' as 'auto' | number, parse: channels },
   valEvery: { flags: '--val-every <steps>', help: "validation rounds that step the plateau scheduler: 'auto' = the reference's, every n_train // (5 x batch) batches; N = every N optimizer steps; 0 = end of epoch only", default: 'auto' as 'auto' | number, parse: autoOrNonNegInt },

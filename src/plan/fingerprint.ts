@@ -37,6 +37,46 @@ export interface Fingerprint {
   maskValues: MaskValues;
   classes: ClassStats[];
   foregroundFraction: number;
+  /**
+   * How much the classes of the masks' top half differ from those of the bottom half, and the left
+   * half from the right (total variation distance of the two class distributions, 0..1): road
+   * scenes and photos have an up (sky above, road below), micrographs do not.
+   */
+  halves: { topBottom: number; leftRight: number };
+}
+
+/** Class counts of the four half-images (rows above / below the middle, columns left / right of it; the middle row or column of an odd size in neither). */
+export class HalfCounts {
+  readonly top: Float64Array;
+  readonly bottom: Float64Array;
+  readonly left: Float64Array;
+  readonly right: Float64Array;
+  constructor(nClasses: number) {
+    [this.top, this.bottom, this.left, this.right] = Array.from({ length: 4 }, () => new Float64Array(nClasses));
+  }
+  add(mask: Uint8Array, height: number, width: number): void {
+    for (let y = 0; y < height; y++) {
+      const vertical = 2 * y + 1 < height ? this.top : 2 * y + 1 > height ? this.bottom : null;
+      for (let x = 0; x < width; x++) {
+        const k = mask[y * width + x];
+        if (vertical) vertical[k]++;
+        if (2 * x + 1 < width) this.left[k]++;
+        else if (2 * x + 1 > width) this.right[k]++;
+      }
+    }
+  }
+  /** Total variation distances between the halves' class distributions. */
+  distances(): { topBottom: number; leftRight: number } {
+    return { topBottom: totalVariation(this.top, this.bottom), leftRight: totalVariation(this.left, this.right) };
+  }
+}
+
+/** Half the L1 distance between two histograms, each normalised to sum 1 (0 where either is empty). */
+export function totalVariation(a: Float64Array, b: Float64Array): number {
+  const sa = a.reduce((s, v) => s + v, 0);
+  const sb = b.reduce((s, v) => s + v, 0);
+  if (!sa || !sb) return 0;
+  return a.reduce((s, v, k) => s + Math.abs(v / sa - b[k] / sb), 0) / 2;
 }
 
 /** The area-weighted median of region areas: half the class's pixels lie in regions at least this large. */
@@ -123,6 +163,7 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
   const counts = new Float64Array(nClasses);
   const present = new Array<number>(nClasses).fill(0);
   const areas: number[][] = Array.from({ length: nClasses }, () => []);
+  const halves = new HalfCounts(nClasses);
   const n = Math.min(pairs.length, MAX_SAMPLED);
   const sample = Array.from({ length: n }, (_, j) => Math.floor((j * pairs.length) / n));
   for (const i of sample) {
@@ -146,6 +187,7 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
     }
     for (const k of seen) present[k]++;
     regionAreas(s.mask, s.width, nClasses).forEach((a, k) => areas[k].push(...a));
+    halves.add(s.mask, s.height, s.width);
   }
   const total = counts.reduce((a, b) => a + b, 0);
   const classes = [...counts].map((n, k) => {
@@ -168,5 +210,6 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
     maskValues,
     classes,
     foregroundFraction: total ? 1 - counts[0] / total : 0,
+    halves: halves.distances(),
   };
 }

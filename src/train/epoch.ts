@@ -12,7 +12,7 @@ import { roundDue } from './cadence.js';
 import { type EpochMark, TrainError, type TrainRun, isMain } from './context.js';
 import { toDevice } from './device.js';
 import { segmentationLoss } from './loss.js';
-import { patchOptions } from './setup.js';
+import { augmentOptions, patchOptions } from './setup.js';
 import { epochProgress } from './progress.js';
 import { validationRound } from './validation.js';
 
@@ -44,7 +44,9 @@ export async function trainEpoch(run: TrainRun, epoch: number): Promise<EpochSta
   run.resumeAt = null;
   // Data-parallel: this rank's shard of a per-epoch permutation (DistributedSampler).
   const shard = dist ? dist.shard(run.data.split.train, epoch, cfg.seed) : null;
-  const loader = shard ? new DataLoader(run.data.dataset, shard, { batchSize: cfg.batchSize, rng: run.dataRng, augment: cfg.augment, patch: patchOptions(cfg), onBadSample: run.onBadSample, keepEveryBatch: true }) : run.loaders.train;
+  const loader = shard
+    ? new DataLoader(run.data.dataset, shard, { batchSize: cfg.batchSize, rng: run.dataRng, augment: augmentOptions(cfg), patch: patchOptions(cfg), onBadSample: run.onBadSample, keepEveryBatch: true })
+    : run.loaders.train;
   const progress = isMain(run) ? epochProgress(epoch, cfg.epochs, Math.ceil(run.data.split.train.length / run.worldSize)) : { update() {}, stop() {} }; // rank 0's shard
   // Resumed mid-epoch: rank 0 carries the loss summed over all ranks before the stop.
   const epochLoss = E.full([], from && isMain(run) ? from.lossSum : 0, { device: run.device }).keep();

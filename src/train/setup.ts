@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import { NO_EPOCH_CAP, OptionError, type TrainConfig, trainOptions } from '../config/options.js';
-import { type DataError, DataLoader, PAD_CLASS, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
+import { type DataError, DataLoader, PAD_CLASS, type AugmentOptions, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -68,6 +68,11 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
 /** --patch-size as the loader takes it (undefined: whole images, the reference). */
 export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
   return cfg.patchSize ? { size: cfg.patchSize, oversampleFg: cfg.oversampleFg } : undefined;
+}
+
+/** --augment, and --upright's subset of it (configs made before --upright have none). */
+export function augmentOptions(cfg: Pick<TrainConfig, 'augment' | 'upright'>): boolean | AugmentOptions {
+  return cfg.augment && cfg.upright ? { vflip: false, rotate90: false } : cfg.augment;
 }
 
 /** The model the flags and data ask for: the reference UNet, or --encoder's (depth and widths filled in). */
@@ -271,7 +276,7 @@ function createLoaders(p: RunParts) {
   // --patch-size: validation images one at a time (sizes may differ), -b sliding windows per forward pass.
   const patch = patchOptions(cfg);
   const loaders = {
-    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: cfg.augment, patch, onBadSample }),
+    train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: augmentOptions(cfg), patch, onBadSample }),
     val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: patch ? 1 : batchSize, shuffle: false, onBadSample }),
     preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, patch: patch && { ...patch, centred: true }, onBadSample }) : null,
   };
