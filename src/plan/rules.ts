@@ -178,32 +178,21 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   reasons.baseChannels = s.base === 32 ? "nnU-Net's 32 (the reference: 64)" : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
   // No `epochs` in the plan: train --time-budget plans them from its own timing (a plan's or a flag's -e would cap them).
   reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${p.budgetSeconds} s`;
-  const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
-  reasons.classWeights = rare ? `${rare} class(es) below ${RARE_CLASS * 100}% of the pixels` : `every class has >= ${RARE_CLASS * 100}% of the pixels`;
-  Object.assign(reasons, RECIPE_REASONS);
-  const upright = isUpright(fp.halves);
-  const h = `the masks' halves differ top/bottom by ${fp.halves.topBottom.toFixed(2)}, left/right by ${fp.halves.leftRight.toFixed(2)}`;
-  reasons.upright = upright ? `${h}: the images have an up, so no vertical flips or 90-degree rotations` : `${h}: no up, every flip and rotation is a view that can come`;
-  if (upright) reasons.augment = 'horizontal flips, scale and brightness (nnU-Net: rich spatial + intensity augmentation, less what --upright rules out)';
-  const preciseBn = s.batch <= SMALL_BATCH ? PRECISE_BN_BATCHES : 0;
-  reasons.preciseBn = preciseBn
-    ? `BatchNorm statistics recomputed over ${preciseBn} batches before each validation: running averages over batches of ${s.batch} jump from epoch to epoch`
-    : `off: batches of ${s.batch} give steady running averages`;
-  if (p.ignoreIndex !== undefined && p.ignoreIndex !== null) reasons.ignoreIndex = `--ignore-index: mask value ${p.ignoreIndex} is void, in neither the loss nor the scores`;
-  reasons.classes = `${fp.maskValues.length} mask values${p.ignoreIndex !== undefined && p.ignoreIndex !== null ? ` besides the void ${p.ignoreIndex}` : ''}${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
-  reasons.amp = device.kind === 'cuda' ? 'fp16 on CUDA (nnU-Net trains in mixed precision)' : 'fp32 on CPU';
-  const train: Record<string, unknown> = { classes, scale: s.scale, patchSize: s.patch, oversampleFg: 0.33, batchSize: s.batch, depth, baseChannels: s.base, loss: 'ce+dice' };
-  Object.assign(train, {
-    classWeights: rare ? 'auto' : 'none',
-    ignoreIndex: p.ignoreIndex ?? null,
-    deepSupervision: depth >= 3,
-    ...NNUNET_RECIPE,
-    upright,
-    preciseBn,
+  const recipe = recipeFor(fp, p, depth, s.batch, reasons);
+  const train = {
+    classes,
+    scale: s.scale,
+    patchSize: s.patch,
+    oversampleFg: 0.33,
+    batchSize: s.batch,
+    depth,
+    baseChannels: s.base,
+    loss: 'ce+dice',
+    ...recipe,
     amp: device.kind === 'cuda',
     timeBudget: p.budgetSeconds,
     validation: p.validation,
-  });
+  };
   const timing = {
     stepsPerEpoch,
     epochs,
@@ -212,6 +201,27 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
     measured: timings.map((m) => ({ ...m.shape, depth: depthOf(m.shape.patch, m.shape.base), seconds: m.seconds, note: m.note })),
   };
   return { train, reasons, timing, nnunet: nn };
+}
+
+/** The training recipe around the shape (classes, losses, optimizer, augmentation), with its reasons. */
+function recipeFor(fp: Fingerprint, p: PlanInput, depth: number, batch: number, reasons: Record<string, string>): Record<string, unknown> {
+  const rare = fp.classes.filter((c) => c.frequency < RARE_CLASS).length;
+  reasons.classWeights = rare ? `${rare} class(es) below ${RARE_CLASS * 100}% of the pixels` : `every class has >= ${RARE_CLASS * 100}% of the pixels`;
+  Object.assign(reasons, RECIPE_REASONS);
+  const voidValue = p.ignoreIndex ?? null;
+  if (voidValue !== null) reasons.ignoreIndex = `--ignore-index: mask value ${voidValue} is void, in neither the loss nor the scores`;
+  reasons.classes = `${fp.maskValues.length} mask values${voidValue !== null ? ` besides the void ${voidValue}` : ''}${fp.maskValues.length < 2 ? ' (softmax needs 2)' : ''}`;
+  reasons.amp = p.device.kind === 'cuda' ? 'fp16 on CUDA (nnU-Net trains in mixed precision)' : 'fp32 on CPU';
+  // Beyond nnU-Net: images with an up, and the BatchNorm statistics of small batches
+  const upright = isUpright(fp.halves);
+  const h = `the masks' halves differ top/bottom by ${fp.halves.topBottom.toFixed(2)}, left/right by ${fp.halves.leftRight.toFixed(2)}`;
+  reasons.upright = upright ? `${h}: the images have an up, so no vertical flips or 90-degree rotations` : `${h}: no up, every flip and rotation is a view that can come`;
+  if (upright) reasons.augment = 'horizontal flips, scale and brightness (nnU-Net: rich spatial + intensity augmentation, less what --upright rules out)';
+  const preciseBn = batch <= SMALL_BATCH ? PRECISE_BN_BATCHES : 0;
+  reasons.preciseBn = preciseBn
+    ? `BatchNorm statistics recomputed over ${preciseBn} batches before each validation: running averages over batches of ${batch} jump from epoch to epoch`
+    : `off: batches of ${batch} give steady running averages`;
+  return { classWeights: rare ? 'auto' : 'none', ignoreIndex: voidValue, deepSupervision: depth >= 3, ...NNUNET_RECIPE, upright, preciseBn };
 }
 
 /** The fingerprint without --ignore-index's void value: not a class, so neither counted nor weighted. */
