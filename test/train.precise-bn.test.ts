@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as E from '../src/engine/index.js';
 import { UNet } from '../src/model/index.js';
+import { SegmentationDataset, listPairs } from '../src/data/index.js';
 import { recomputeBatchNorm } from '../src/train/precise-bn.js';
+import { preciseBnLoader } from '../src/train/setup.js';
+import { writePairs } from './helpers/fixtures.js';
 import { PY_EXCHANGE, dumpTensors, loadTensors } from './helpers/exchange.js';
 import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
 import { PY_IMPORT_REFERENCE, REFERENCE_ROOT } from './helpers/reference.js';
@@ -79,6 +82,29 @@ test('precise BN: statistics equal PyTorch momentum=None over the same batches; 
     assert.ok(fresh < 0.05 * stale, `eval vs train mode after precise BN: ${fresh} (stale statistics: ${stale})`);
     E.dispose([...xs, ...weights, ...after.values()]);
     m.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('precise BN with --patch-size: seeded random patches, the same at every recomputation (not centre crops)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unet-pbn-patch-'));
+  try {
+    // 4 images of 64x64 whose value is the row: a patch's mean tells where it was cut
+    await writePairs(dir, 4, { width: 64, height: 64, channels: 1, name: (k) => `g${k}.png` }, (i) => Math.floor(i / 64) * 4, (i) => (i % 64 > 32 ? 255 : 0));
+    const ds = new SegmentationDataset((await listPairs({ imgsDir: join(dir, 'imgs'), masksDir: join(dir, 'masks') })).pairs, { scale: 1, maskValues: [0, 255] });
+    const patch = { size: [16, 16] as [number, number], oversampleFg: 0.33 };
+    const rows = async () => {
+      const out: number[] = [];
+      for await (const b of preciseBnLoader(ds, [0, 1, 2, 3], { batchSize: 2, seed: 0, patch })) {
+        for (let k = 0; k < 2; k++) out.push(Math.round(b.images.subarray(k * 256, (k + 1) * 256).reduce((s, v) => s + v, 0) / 256 / (4 / 255)));
+      }
+      return out;
+    };
+    const [first, again] = [await rows(), await rows()];
+    assert.deepEqual(first, again, 'the same patches every time');
+    assert.equal(first.length, 4);
+    assert.ok(new Set(first).size > 1 && first.some((r) => r !== 31.5 && r !== 32), `patch centres at rows ${first}: not all at the centre`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

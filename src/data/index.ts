@@ -30,7 +30,7 @@ export { type DatasetOptions, type Sample, type StoredSample, SegmentationDatase
 export { Limiter, mapPool } from './pool.js';
 export { Rng, type RngStateDict, mulberry32, randomSplit, shuffle } from './split.js';
 export { type AugmentOptions, type AugmentParams, type AugmentSource, augment, augmentInto, sampleAugment } from './augment.js';
-export { PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, centrePatch, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
+export { PAD_CLASS, type PatchDraw, type PatchOptions, type PatchPlace, type PatchSize, cropInto, drawPatch, patchInto, placePatch } from './patches.js';
 export { type Batch, DataLoader, type LoaderOptions, type SampleSource } from './loader.js';
 export { type DemoOptions, type JpegDatasetOptions, type WrittenDataset, demoMaskLevel, makeDemoDataset, makeJpegDataset } from './synthetic.js';
 export { type NpyArray, type NpyDtype, encodeNpy, parseNpy } from './image/npy.js';

@@ -133,7 +133,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         // Draw augmentation parameters and patches now, in batch order: results do not depend on decode timing.
         const draws: Draws[] = idx.map(() => ({
           aug: aug ? sampleAugment(this.rng, aug) : null,
-          patch: patch && !patch.centred ? drawPatch(this.rng, patch.oversampleFg) : null,
+          patch: patch ? drawPatch(this.rng, patch.oversampleFg) : null,
         }));
         const p = this.assemble(idx, draws, { order, batch: next++, rngAfter: this.rng.stateDict() });
         p.catch(() => {}); // handled when awaited; avoids unhandled rejections if iteration stops early
@@ -185,7 +185,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     let padded = false;
     samples.forEach((s, k) => {
       const { aug, patch: draw } = draws[k];
-      if (patch) padded = patchInto(s, aug, draw, patch.size, images, k * chw, masks, k * hw) || padded;
+      if (patch && draw) padded = patchInto(s, aug, draw, patch.size, images, k * chw, masks, k * hw) || padded;
       else if (aug) augmentInto(s, aug, images, k * chw, masks, k * hw);
       else {
         toChwFloat32(s.image, c, s.divisor, images, k * chw); // fused [H, W, C] -> [C, H, W] and / divisor

@@ -22,8 +22,6 @@ export interface PatchOptions {
   size: PatchSize;
   /** Share of patches centred on a foreground class, 0..1. */
   oversampleFg: number;
-  /** Every patch at the image centre, without draws (precise BN's fixed batches). */
-  centred?: boolean;
 }
 
 /**
@@ -52,7 +50,7 @@ export function drawPatch(rng: Rng, oversampleFg: number): PatchDraw {
 export interface PatchPlace {
   y0: number;
   x0: number;
-  /** The class it was centred on; null when placed uniformly (or at the centre). */
+  /** The class it was centred on; null when placed uniformly. */
   centredOn: number | null;
 }
 
@@ -85,11 +83,6 @@ export function placePatch(d: PatchDraw, mask: Uint8Array, height: number, width
   }
   const uniform = (u: number, [lo, hi]: [number, number]) => lo + Math.floor(u * (hi - lo + 1));
   return { y0: uniform(d.y, ry), x0: uniform(d.x, rx), centredOn: null };
-}
-
-/** The patch at the image centre. */
-export function centrePatch(height: number, width: number, size: PatchSize): PatchPlace {
-  return { y0: Math.floor((height - size[0]) / 2), x0: Math.floor((width - size[1]) / 2), centredOn: null };
 }
 
 /**
@@ -130,9 +123,9 @@ export function cropInto(src: AugmentSource, at: Pick<PatchPlace, 'y0' | 'x0'>, 
 
 /**
  * One sample's patch into a batch: augmented first (the whole image, as without patches), then
- * placed by its draw (or at the centre) and cut. Returns whether the patch holds padding.
+ * placed by its draw and cut. Returns whether the patch holds padding.
  */
-export function patchInto(s: AugmentSource, aug: AugmentParams | null, draw: PatchDraw | null, size: PatchSize, images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number): boolean {
+export function patchInto(s: AugmentSource, aug: AugmentParams | null, draw: PatchDraw, size: PatchSize, images: Float32Array, imageOffset: number, masks: Uint8Array, maskOffset: number): boolean {
   let src = s;
   if (aug) {
     const image = new Float32Array(s.channels * s.height * s.width);
@@ -140,6 +133,6 @@ export function patchInto(s: AugmentSource, aug: AugmentParams | null, draw: Pat
     augmentInto(s, aug, image, 0, mask, 0);
     src = { image, mask, layout: 'chw', divisor: 1, channels: s.channels, height: s.height, width: s.width };
   }
-  const at = draw ? placePatch(draw, src.mask, src.height, src.width, size) : centrePatch(src.height, src.width, size);
+  const at = placePatch(draw, src.mask, src.height, src.width, size);
   return cropInto(src, at, size, images, imageOffset, masks, maskOffset);
 }

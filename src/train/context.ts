@@ -100,7 +100,8 @@ export interface TrainRun {
   /** --exist-ok: removes the replaced run's checkpoints (once, before this run's first checkpoint). */
   replaceOtherRun: () => Promise<void>;
   cadence: Cadence;
-  loaders: { train: DataLoader; val: DataLoader; preciseBn: DataLoader | null };
+  /** preciseBn: a fresh loader for each recomputation (with --patch-size: the same random patches every time). */
+  loaders: { train: DataLoader; val: DataLoader; preciseBn: (() => DataLoader) | null };
   /** Optimizer steps so far (the x axis of every logged value). */
   globalStep: number;
   /** Precise BN statistics recomputed since the last optimizer step. */

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { EXIT } from '../config/errors.js';
 import { NO_EPOCH_CAP, OptionError, type TrainConfig, trainOptions } from '../config/options.js';
-import { type DataError, DataLoader, PAD_CLASS, type AugmentOptions, type PatchOptions, type Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
+import { type DataError, DataLoader, PAD_CLASS, type AugmentOptions, type PatchOptions, Rng, type RngStateDict, SegmentationDataset, checkClasses, listPairs, randomSplit, withoutIgnoreValue } from '../data/index.js';
 import type { DistContext } from '../distributed/index.js';
 import * as E from '../engine/index.js';
 import type { AutocastDtype, Device } from '../engine/index.js';
@@ -68,6 +68,19 @@ export async function loadData(cfg: TrainConfig, dist: DistContext | undefined, 
 /** --patch-size as the loader takes it (undefined: whole images, the reference). */
 export function patchOptions(cfg: TrainConfig): PatchOptions | undefined {
   return cfg.patchSize ? { size: cfg.patchSize, oversampleFg: cfg.oversampleFg } : undefined;
+}
+
+/** Offset of the seed the precise-BN patches are drawn from (apart from the training draws). */
+const PRECISE_BN_SEED = 104729;
+
+/**
+ * The batches --precise-bn recomputes the statistics over: the training images in split order,
+ * unaugmented; with --patch-size, patches where training draws them (random places, foreground
+ * share) from a seed of their own, so every recomputation sees the same ones and resuming stays
+ * exact. Centre crops would leave out what lies at the edges (a road scene's sky).
+ */
+export function preciseBnLoader(dataset: SegmentationDataset, indices: number[], o: { batchSize: number; seed: number; patch?: PatchOptions; onBadSample?: (e: DataError, i: number) => void }): DataLoader {
+  return new DataLoader(dataset, indices, { batchSize: o.batchSize, shuffle: false, rng: new Rng(o.seed + PRECISE_BN_SEED), patch: o.patch, onBadSample: o.onBadSample });
 }
 
 /** --augment, and --upright's subset of it (configs made before --upright have none). */
@@ -278,7 +291,7 @@ function createLoaders(p: RunParts) {
   const loaders = {
     train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: augmentOptions(cfg), patch, onBadSample }),
     val: new DataLoader(dataset, dist ? dist.shardValidation(split.val) : split.val, { batchSize: patch ? 1 : batchSize, shuffle: false, onBadSample }),
-    preciseBn: cfg.preciseBn > 0 ? new DataLoader(dataset, split.train, { batchSize, shuffle: false, patch: patch && { ...patch, centred: true }, onBadSample }) : null,
+    preciseBn: cfg.preciseBn > 0 ? () => preciseBnLoader(dataset, split.train, { batchSize, seed: cfg.seed, patch, onBadSample }) : null,
   };
   return { loaders, onBadSample, skipped };
 }

@@ -30,12 +30,13 @@ export interface Validation {
 
 /**
  * Precise BN: BatchNorm statistics recomputed over the first --precise-bn training batches in split
- * order, unshuffled and unaugmented (the training RNG and data order are untouched, so resuming stays exact).
+ * order, unshuffled and unaugmented (with --patch-size: the same seeded random patches each time);
+ * the training RNG and data order are untouched, so resuming stays exact.
  */
 export async function preciseBn(run: TrainRun): Promise<void> {
   const loader = run.loaders.preciseBn;
   if (!loader || run.bnFresh) return;
-  await recomputeBatchNorm(run.model, loader, run.cfg.preciseBn, (b) => forward(run, toDevice(run, b).x));
+  await recomputeBatchNorm(run.model, loader(), run.cfg.preciseBn, (b) => forward(run, toDevice(run, b).x));
   run.bnFresh = true;
 }
 
