@@ -91,7 +91,13 @@ test('precise BN with --patch-size: seeded random patches, the same at every rec
   const dir = mkdtempSync(join(tmpdir(), 'unet-pbn-patch-'));
   try {
     // 4 images of 64x64 whose value is the row: a patch's mean tells where it was cut
-    await writePairs(dir, 4, { width: 64, height: 64, channels: 1, name: (k) => `g${k}.png` }, (i) => Math.floor(i / 64) * 4, (i) => (i % 64 > 32 ? 255 : 0));
+    await writePairs(
+      dir,
+      4,
+      { width: 64, height: 64, channels: 1, name: (k) => `g${k}.png` },
+      (i) => Math.floor(i / 64) * 4,
+      (i) => (i % 64 > 32 ? 255 : 0),
+    );
     const ds = new SegmentationDataset((await listPairs({ imgsDir: join(dir, 'imgs'), masksDir: join(dir, 'masks') })).pairs, { scale: 1, maskValues: [0, 255] });
     const patch = { size: [16, 16] as [number, number], oversampleFg: 0.33 };
     const rows = async () => {
