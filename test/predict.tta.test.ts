@@ -136,7 +136,7 @@ describe('--tta', () => {
     const shape = [2, 1, 32, 48];
     const x = random(2 * 32 * 48, 1).map((v, i) => v * ((i % 48) / 48) * (((i / 48) | 0) % 32 < 12 ? 1 : 0.2));
     const plain = ours(predictor([m], 'none'), x, shape);
-    for (const mode of ['flip', 'd4'] as const) assert.ok(maxDiff(plain, ours(predictor([m], mode), x, shape)) < 1e-5, mode);
+    for (const mode of ['hflip', 'flip', 'd4'] as const) assert.ok(maxDiff(plain, ours(predictor([m], mode), x, shape)) < 1e-5, mode);
     // The image is not symmetric, nor is the prediction: the equality above is the model's.
     const flipped = ours(predictor([m], 'none'), handFlip(x, 2, 32, 48), shape);
     assert.ok(maxDiff(plain, flipped) > 1e-2, 'flipping the input changes the prediction');
@@ -152,6 +152,7 @@ describe('--tta', () => {
 
   const cases: [UNetArgs, TtaMode][] = [
     [{ nChannels: 1, nClasses: 3, bilinear: false }, 'flip'],
+    [{ nChannels: 3, nClasses: 4, bilinear: false }, 'hflip'],
     [{ nChannels: 3, nClasses: 1, bilinear: false }, 'd4'],
     [{ nChannels: 3, nClasses: 2, bilinear: true }, 'd4'],
   ];

@@ -161,11 +161,11 @@ const ensembleModelOption = (what: string) =>
   }) satisfies OptionSpec<string | string[]>;
 
 /** --tta: the views whose softmax is averaged (src/predict/tta.ts). */
-export const TTA_MODES = ['none', 'flip', 'd4'] as const;
+export const TTA_MODES = ['none', 'hflip', 'flip', 'd4'] as const;
 export type TtaMode = (typeof TTA_MODES)[number];
 const ttaOption = {
   flags: '--tta <mode>',
-  help: "test-time augmentation: none, flip (mean softmax of the 4 flips) or d4 (the 8 symmetries of the square: flips x 90-degree rotations); per window with --tile",
+  help: "test-time augmentation: none, hflip (mean softmax of the image and its mirror: images with an up, models trained with --upright), flip (the 4 flips) or d4 (the 8 symmetries of the square: flips x 90-degree rotations); per window with --tile",
   default: 'none' as TtaMode,
   parse: choice(...TTA_MODES),
 } satisfies OptionSpec<TtaMode>;

@@ -1,5 +1,5 @@
 /**
- * Test-time augmentation and ensembles (`--tta flip|d4`, several `-m`): the mean of the softmax
+ * Test-time augmentation and ensembles (`--tta hflip|flip|d4`, several `-m`): the mean of the softmax
  * (sigmoid for a 1-output model) over the views of the input and over the models.
  *
  * The views are the 4 flips (identity, horizontal, vertical, both) or the 8 symmetries of the
