@@ -16,7 +16,7 @@ import { ModelProto } from '../src/export/onnx-schema.js';
 import { loadOnnxPredictor } from '../src/export/onnx-runtime.js';
 import type { UNet, UNetArgs } from '../src/model/index.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
-import { type Predictor, PredictError, forwardTensor, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
+import { type Predictor, PredictError, forwardTensor, loadPredictor, preprocess, runEvaluate, runPredict } from '../src/predict/index.js';
 import { predictTiledInMemory } from '../src/predict/tiled-image.js';
 import { type TtaMode, type View, ttaViews } from '../src/predict/tta.js';
 import { ttaLogits } from '../src/predictor-page/infer.js';
@@ -167,6 +167,22 @@ describe('--tta', () => {
       assert.ok(maxDiff(got, ours(predictor([m], 'none'), x, shape)) > 1e-3, "TTA changes a generic model's output");
     });
   }
+
+  test('a model trained with --upright: --tta flip and d4 say it adds views the model never saw; hflip does not', async () => {
+    const m = unet({ nChannels: 1, nClasses: 2, bilinear: false }, 1);
+    const notes = async (config: Record<string, unknown>, tta: TtaMode) => {
+      const path = join(dir, 'upright.pth');
+      await saveCheckpoint(path, { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0, valScore: 0, maskValues: [0, 1], modelArgs: m.args, config });
+      const p = await loadPredictor(path, { device: 'cpu', tta });
+      p.dispose();
+      return p.notes.join('\n');
+    };
+    const upright = { scale: 1, augment: true, upright: true };
+    assert.match(await notes(upright, 'flip'), /trained upright .*--tta flip adds views it never saw, --tta hflip/);
+    assert.match(await notes(upright, 'd4'), /--tta d4 adds views/);
+    assert.doesNotMatch(await notes(upright, 'hflip'), /upright/);
+    assert.doesNotMatch(await notes({ scale: 1, augment: true }, 'flip'), /upright/);
+  });
 
   test("the browser page's TTA (on arrays) equals ours, for logits and for an ensemble's probabilities", async () => {
     const a = unet({ nChannels: 3, nClasses: 3, bilinear: false }, 5);

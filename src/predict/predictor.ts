@@ -67,6 +67,8 @@ export async function loadPredictor(path: string, opts: LoadModelOptions = {}): 
   const { args } = card;
   if (args.nClasses > 256) throw new PredictError(`${path}: ${args.nClasses} classes; at most 256 classes are supported for prediction`);
   const notes = [...card.notes];
+  const upright = ckpt.config?.upright === true && ckpt.config?.augment === true;
+  if (upright && (opts.tta === 'flip' || opts.tta === 'd4')) notes.push(`the model was trained upright (--upright: no upside-down or turned views); --tta ${opts.tta} adds views it never saw, --tta hflip averages the ones it knows`);
   const model = createModel(args); // the architecture as recorded (older files and smp imports: read from the weights)
   try {
     const weights = weightsToTensors(ckpt.model);
