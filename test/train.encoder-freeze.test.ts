@@ -14,7 +14,9 @@ import { before } from 'node:test';
 import type { TrainConfig } from '../src/config/options.js';
 import { makeDemoDataset } from '../src/data/index.js';
 import { type RawTensor, loadPth, savePth } from '../src/io/pth.js';
-import { type LoadedCheckpoint, loadCheckpoint, toRaw } from '../src/model/checkpoint.js';
+import { type LoadedCheckpoint, loadCheckpoint, saveCheckpoint, toRaw } from '../src/model/checkpoint.js';
+import { createModel } from '../src/model/index.js';
+import { tinyEncoderArgs } from './helpers/tiny-unet.js';
 import { ENCODERS } from '../src/model/encoders/index.js';
 import { train } from '../src/train/train.js';
 import { floats, runConfig, sameWeights } from './helpers/runs.js';
@@ -171,12 +173,31 @@ test('the flags parse (--freeze-encoder alone: all epochs) and need an encoder (
   assert.doesNotThrow(() => checkEncoderFlags(defaults as NonNullable<typeof defaults>));
 });
 
-test("normalize in the model args: the weights' with --encoder-weights, a checkpoint's kept on resume, none otherwise", () => {
-  const flags = { encoder: 'resnet18', encoderWeights: 'imagenet', freezeEncoder: 0 as const, encoderLr: 1 };
-  assert.deepEqual(weightsArgs(flags, 3), { normalize: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } });
+test("normalize in the model args: ImageNet's with --encoder-weights, a unet-ts checkpoint's own, a checkpoint's kept on resume, none otherwise", async () => {
+  const dir = tempDir('enc-normalize');
+  const flags = { encoder: 'resnet18', encoderWeights: join(dir, 'resnet18.pth'), freezeEncoder: 0 as const, encoderLr: 1 };
+  await savePth(flags.encoderWeights, { 'conv1.weight': toRaw(E.zeros([64, 3, 7, 7]).keep()) });
+  assert.deepEqual(await weightsArgs(flags, 3), { normalize: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } });
+  // An encoder trained here (e.g. on other data) keeps its own normalisation: none, or what it had
+  const [grey1, rgb] = [1, 3].map((nChannels) => createModel({ ...tinyEncoderArgs('resnet18'), nChannels }));
+  const ours = join(dir, 'trained-here.pth');
+  const save = (normalize?: { mean: number[]; std: number[] }) => {
+    const m = normalize?.mean.length === 3 ? rgb : grey1;
+    return saveCheckpoint(ours, { model: m.stateDict(), epoch: 1, globalStep: 1, loss: 0, valScore: 0, maskValues: [0, 1], modelArgs: { ...m.args, ...(normalize ? { normalize } : {}) }, config: {} });
+  };
+  await save();
+  assert.deepEqual(await weightsArgs({ ...flags, encoderWeights: ours }, 3), {});
+  await save({ mean: [0.449], std: [0.226] });
+  assert.deepEqual(await weightsArgs({ ...flags, encoderWeights: ours }, 1), { normalize: { mean: [0.449], std: [0.226] } });
+  assert.deepEqual(await weightsArgs({ ...flags, encoderWeights: ours }, 3), { normalize: { mean: [0.449, 0.449, 0.449], std: [0.226, 0.226, 0.226] } }, 'cycled to 3 channels');
+  await save({ mean: [0.2, 0.4, 0.6], std: [0.1, 0.2, 0.3] });
+  const grey = (await weightsArgs({ ...flags, encoderWeights: ours }, 1)).normalize;
+  assert.ok(grey && Math.abs(grey.mean[0] - 0.4) < 1e-12 && Math.abs(grey.std[0] - 0.2) < 1e-12, 'averaged to 1 channel');
+  grey1.dispose();
+  rgb.dispose();
   const saved = { nChannels: 1, normalize: { mean: [0.5], std: [0.25] } };
-  assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 1, saved), { normalize: saved.normalize });
-  assert.deepEqual(weightsArgs({ ...flags, encoderWeights: '' }, 3, { nChannels: 3 }), {});
+  assert.deepEqual(await weightsArgs({ ...flags, encoderWeights: '' }, 1, saved), { normalize: saved.normalize });
+  assert.deepEqual(await weightsArgs({ ...flags, encoderWeights: '' }, 3, { nChannels: 3 }), {});
 });
 
 // The hook-up in train(), on the encoder UNet (resnet18 at encoder depth 3, a narrow decoder).

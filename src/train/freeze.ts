@@ -5,7 +5,9 @@
 import { OptionError } from '../config/parsers.js';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
-import { loadEncoderWeights, normalizationFor, type Normalize } from '../model/encoder-weights.js';
+import { readCheckpointInfo } from '../model/checkpoint.js';
+import { loadEncoderWeights, normalizationFor, type Normalize, resolveEncoderWeights } from '../model/encoder-weights.js';
+import { hasEncoder } from '../model/unet.js';
 import { ENCODERS, type Encoder } from '../model/encoders/index.js';
 import type { Module } from '../nn/index.js';
 import type { ParamGroupInit } from '../optim/index.js';
@@ -36,14 +38,29 @@ export function encoderParameters(model: Module): Tensor[] {
     : [];
 }
 
+/** A normalisation for other input channels, as the first convolution is adapted (smp's rule): one channel averages, N cycle. */
+function channelsOf(n: Normalize, nChannels: number): Normalize {
+  const avg = (xs: number[]) => [xs.reduce((s, x) => s + x, 0) / xs.length];
+  const cycle = (xs: number[]) => Array.from({ length: nChannels }, (_, i) => xs[i % xs.length]);
+  return nChannels === 1 ? { mean: avg(n.mean), std: avg(n.std) } : { mean: cycle(n.mean), std: cycle(n.std) };
+}
+
 /**
  * The model args --encoder-weights adds: the weights' normalisation, applied by the model itself. A
- * checkpoint's (`saved`: resuming, or fine-tuning from it) stays, as its weights learnt with it.
+ * checkpoint's (`saved`: resuming, or fine-tuning from it) stays, as its weights learnt with it; so
+ * does that of a unet-ts checkpoint given as --encoder-weights (an encoder trained here on other
+ * data: none unless it had pretrained weights itself). Other files hold ImageNet weights.
  */
-export function weightsArgs(cfg: EncoderFlags, nChannels: number, saved?: object | null): { normalize?: Normalize } {
+export async function weightsArgs(cfg: EncoderFlags, nChannels: number, saved?: object | null): Promise<{ normalize?: Normalize }> {
   const kept = (saved as { normalize?: Normalize } | null | undefined)?.normalize;
   if (kept) return { normalize: kept };
-  return cfg.encoderWeights ? { normalize: normalizationFor(nChannels) } : {};
+  if (!cfg.encoderWeights || !cfg.encoder || !ENCODERS[cfg.encoder]) return {};
+  const info = await readCheckpointInfo(resolveEncoderWeights(cfg.encoderWeights, ENCODERS[cfg.encoder], cfg.encoder)).catch(() => null);
+  if (info?.kind === 'unet-ts' && info.modelArgs && hasEncoder(info.modelArgs)) {
+    const own = info.modelArgs.normalize;
+    return own ? { normalize: own.mean.length === nChannels ? own : channelsOf(own, nChannels) } : {};
+  }
+  return { normalize: normalizationFor(nChannels) };
 }
 
 /**

@@ -64,7 +64,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   cfg = { ...cfg, classWeights: await resolveClassWeights(cfg.classWeights, cfg.classes, data, log, cfg.skipBad) };
 
   // The model (the checkpoint's architecture must match), AMP and its loss scaling, early stopping
-  const wanted = fromCheckpoint({ ...wantedArgs(cfg, data.nChannels), ...weightsArgs(cfg, data.nChannels, ckpt?.modelArgs) }, ckpt);
+  const wanted = fromCheckpoint({ ...wantedArgs(cfg, data.nChannels), ...(await weightsArgs(cfg, data.nChannels, ckpt?.modelArgs)) }, ckpt);
   const model = hooks.createModel ? hooks.createModel(wanted) : createModel(wanted);
   const modelArgs = model.args; // as built: a test's narrow createModel records its own width
   const auxHeads = cfg.deepSupervision ? new AuxHeads(modelArgs) : null; // training only, beside the model
