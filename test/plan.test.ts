@@ -114,6 +114,18 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.ok((roomy.train.batchSize as number) > 4 && roomy.train.preciseBn === 0, `batch ${roomy.train.batchSize}, precise BN ${roomy.train.preciseBn}`);
   });
 
+  test("deliberate difference: context before resolution: the patch keeps half of nnU-Net's per side, then the scale halves (CamVid-sized, 15 min on a CPU)", async () => {
+    // A step time as measured here: 0.3 s for 2 patches of 96x144 at width 16
+    const p = await makePlan({ fp: fingerprint(CASES[1]), device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 900, validation: 10, timer: modelTimer(4.3e-5) });
+    const [h, w] = p.train.patchSize as number[];
+    assert.equal(p.train.scale, 0.5);
+    assert.ok(2 * h >= 384 * 0.5 && 2 * w >= 512 * 0.5, `patch ${h}x${w} at scale 0.5: at least half of nnU-Net's 384x512, scaled, per side`);
+    assert.match(p.reasons.patchSize, /base width 16 \(CPU\), scale 0\.5, patch /);
+    // With an hour the full resolution stays and only the patch shrinks
+    const hour = await makePlan({ fp: fingerprint(CASES[1]), device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 3600, validation: 10, timer: modelTimer(4.3e-5) });
+    assert.equal(hour.train.scale, 1);
+  });
+
   test('--ignore-index: the void value is not a class; deep supervision only where the depth allows it', async () => {
     const camvid = { ...fingerprint(CASES[1]), maskValues: Array.from({ length: 12 }, (_, i) => i) };
     const p = await makePlan({ fp: camvid, device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12), ignoreIndex: 11 });
