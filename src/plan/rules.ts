@@ -102,7 +102,7 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
       c.depthOf(x.patch, x.base),
       minSide(x.scale),
     );
-    if (next && next.every((v, i) => 2 * v >= c.nnPatch[i] * x.scale)) {
+    if (next?.every((v, i) => 2 * v >= c.nnPatch[i] * x.scale)) {
       x.patch = next;
       continue;
     }
