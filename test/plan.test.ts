@@ -126,6 +126,20 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.equal(hour.train.scale, 1);
   });
 
+  test('--encoder: the encoder UNet is what gets timed; its depth is fixed (patches multiples of 2^depth) and its width not shrunk', async () => {
+    const seen: { baseChannels: number; depth: number; patch: [number, number] }[] = [];
+    const timer: StepTimer = async (s) => (seen.push(s), { seconds: 4e-5 * s.batch * s.patch[0] * s.patch[1], note: 'encoder' });
+    const fp = fingerprint(CASES[1]);
+    const p = await makePlan({ fp, device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 900, validation: 10, timer, encoder: { name: 'resnet34', depth: 5 } });
+    assert.ok(seen.length > 0 && seen.every((s) => s.baseChannels === 32 && s.depth === 5 && s.patch.every((v) => v % 32 === 0)), JSON.stringify(seen));
+    assert.ok((p.train.patchSize as number[]).every((v) => v % 32 === 0));
+    assert.match(p.reasons.depth, /--encoder resnet34: its 5 stages/);
+    assert.doesNotMatch(p.reasons.patchSize, /base width/);
+    // The plain UNet under the same timer: its width is the first thing a CPU gives up
+    const plain = await makePlan({ fp, device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 900, validation: 10, timer: modelTimer(4.3e-5) });
+    assert.equal(plain.train.baseChannels, 16);
+  });
+
   test('--ignore-index: the void value is not a class; deep supervision only where the depth allows it', async () => {
     const camvid = { ...fingerprint(CASES[1]), maskValues: Array.from({ length: 12 }, (_, i) => i) };
     const p = await makePlan({ fp: camvid, device: { kind: 'cuda', memoryGB: 8, memorySource: 'test' }, budgetSeconds: 1e6, validation: 0, timer: modelTimer(1e-12), ignoreIndex: 11 });

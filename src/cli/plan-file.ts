@@ -29,6 +29,8 @@ export const planConfigOf = (cfg: TrainConfig, output: string): PlanConfig => ({
   assumeMemory: 0,
   validation: cfg.validation,
   workers: cfg.workers,
+  encoder: cfg.encoder ?? 'plain',
+  encoderDepth: cfg.encoderDepth,
   output,
 });
 

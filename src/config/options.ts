@@ -126,6 +126,8 @@ export const planOptions = {
   validation: trainOptions.validation,
   ignoreIndex: trainOptions.ignoreIndex,
   workers: trainOptions.workers,
+  encoder: { ...trainOptions.encoder, help: 'plan for this encoder under the UNet (its training step is timed): plain (the reference UNet), resnet18, resnet34, ...' },
+  encoderDepth: trainOptions.encoderDepth,
   output: { flags: '-o, --output <file>', help: 'where the plan is written', default: 'plan.json', parse: str },
 } satisfies Record<string, OptionSpec<unknown>>;
 

@@ -28,8 +28,8 @@ export function planDevice(cfg: Pick<PlanConfig, 'device' | 'assumeMemory'>): { 
   };
 }
 
-/** A few training steps of the planned UNet (depth, width) on this device, median seconds. */
-function measuredTimer(device: string, channels: number, classes: number, amp: boolean): StepTimer {
+/** A few training steps of the planned UNet (depth, width; or the encoder's UNet) on this device, median seconds. */
+function measuredTimer(device: string, channels: number, classes: number, amp: boolean, encoder?: { name: string; depth: number }): StepTimer {
   return async ({ batch, patch, baseChannels, depth }) => {
     const step = 2 ** depth;
     const side = (v: number) => Math.max(step, Math.ceil(v / step) * step);
@@ -48,6 +48,7 @@ function measuredTimer(device: string, channels: number, classes: number, amp: b
       divisor: 1,
       depth,
       baseChannels,
+      ...(encoder ? { encoder: encoder.name, encoderDepth: encoder.depth } : {}),
     });
     const note = `measured on ${device}, ${E.getNumThreads()} threads`;
     return { seconds: (r.ms_per_step as number) / 1000, note };
@@ -74,9 +75,10 @@ export async function planFor(cfg: PlanConfig, log: (l: string) => void): Promis
   log(`Fingerprinting ${cfg.imgs} + ${cfg.masks}...`);
   const fp = await computeFingerprint({ imgs: cfg.imgs, masks: cfg.masks, maskSuffix: cfg.maskSuffix, workers: cfg.workers, onWarning: (w) => log(`warning: ${w}`) });
   const classes = Math.max(2, fp.maskValues.length);
-  const timer = here ? measuredTimer(name, fp.channels, classes, device.kind === 'cuda') : estimatedTimer(classes);
+  const encoder = cfg.encoder !== 'plain' ? { name: cfg.encoder, depth: cfg.encoderDepth } : undefined;
+  const timer = here ? measuredTimer(name, fp.channels, classes, device.kind === 'cuda', encoder) : estimatedTimer(classes);
   log(`Timing a few training steps on ${name}...`);
-  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer, ignoreIndex: cfg.ignoreIndex });
+  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer, ignoreIndex: cfg.ignoreIndex, encoder });
   const file = resolve(cfg.output);
   const { shapes, ...summary } = fp;
   const json = {

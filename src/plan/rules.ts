@@ -36,6 +36,8 @@ export interface PlanInput {
   timer: StepTimer;
   /** --ignore-index: a void mask value, left out of the classes. */
   ignoreIndex?: number | null;
+  /** --encoder (not 'plain'): its UNet is what the timer times; its depth is fixed and its width not planned. */
+  encoder?: { name: string; depth: number };
 }
 
 export interface PlanResult {
@@ -77,6 +79,10 @@ interface FitContext {
   depthOf: (patch: readonly number[], base: number) => number;
   /** nnU-Net's patch at scale 1. */
   nnPatch: readonly number[];
+  /** An encoder's width is its own: no width step. */
+  fixedWidth: boolean;
+  /** Patch sides are multiples of this (an encoder: 2^its depth; the plain UNet: 1, poolProps's patches fit its depth). */
+  multiple: number;
 }
 
 /**
@@ -90,7 +96,7 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
     x.batch = 2;
     why.push("batch 2 (nnU-Net's minimum)");
   }
-  if (!fits(x) && c.kind === 'cpu' && x.base > 16) {
+  if (!fits(x) && c.kind === 'cpu' && x.base > 16 && !c.fixedWidth) {
     x.base = 16;
     why.push('base width 16 (CPU)');
   }
@@ -109,7 +115,7 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
     const sc = x.scale / 2;
     if (sc >= 0.25 && c.smallest * sc >= MIN_OBJECT_PX) {
       x.scale = sc;
-      x.patch = poolProps(c.median.map((m) => Math.floor(m * sc))).patch.map((v, i) => Math.min(v, x.patch[i])) as [number, number];
+      x.patch = poolProps(c.median.map((m) => Math.floor(m * sc))).patch.map((v, i) => roundDown(Math.min(v, x.patch[i]), c.multiple)) as [number, number];
       why.push(`scale ${sc}`);
       continue;
     }
@@ -117,6 +123,26 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
     x.patch = next;
   }
   return x;
+}
+
+/** The rows an encoder decides, not the plan (train drops the plan's depth, width and deep supervision with --encoder). */
+const encoderReasons = (e: NonNullable<PlanInput['encoder']>): Record<string, string> => ({
+  depth: `--encoder ${e.name}: its ${e.depth} stages (not planned; patch sides multiples of ${2 ** e.depth})`,
+  baseChannels: `--encoder ${e.name}: its own widths (not planned); the timings are of its UNet`,
+  deepSupervision: `not with --encoder (its heads sit on the plain UNet's decoder)`,
+});
+
+/** `v` down to a multiple of `m` (at least `m`). */
+const roundDown = (v: number, m: number): number => Math.max(m, v - (v % m));
+
+/**
+ * How the patch may shrink: the plain UNet's depth follows the patch (nnU-Net's patches fit it; the
+ * CPU's timing probe is cut to multiples of 16); an encoder's depth is fixed, so every patch is a
+ * multiple of 2^depth, and so is its width.
+ */
+function shapeRules(encoder: PlanInput['encoder']): Pick<FitContext, 'depthOf' | 'fixedWidth' | 'multiple'> & { probeMultiple: number } {
+  if (encoder) return { depthOf: () => encoder.depth, fixedWidth: true, multiple: 2 ** encoder.depth, probeMultiple: 2 ** encoder.depth };
+  return { depthOf: (patch, base) => Math.min(...poolProps(patch).numPool, maxDepthFor(base)), fixedWidth: false, multiple: 1, probeMultiple: 16 };
 }
 
 /**
@@ -144,8 +170,9 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const nTrain = fp.count - nVal;
   // nnU-Net counts every case (it validates by cross-validation), so the 5% cap uses them all.
   const nn = plan2d(fp.medianShape, fp.count, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
-  const depthOf = (patch: readonly number[], base: number) => Math.min(...poolProps(patch).numPool, maxDepthFor(base));
-  let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch, base: 32 };
+  const rules = shapeRules(p.encoder);
+  const { depthOf, multiple, probeMultiple } = rules;
+  let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch.map((v) => roundDown(v, multiple)) as [number, number], base: 32 };
   const smallest = Math.min(
     ...fp.classes
       .slice(1)
@@ -166,13 +193,13 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const stepsIn = (x: Shape, t: number) => (usable / epochCost(x, t)) * Math.ceil(nTrain / x.batch);
   const why: string[] = [];
   // On a CPU nnU-Net's GPU-sized batch would take minutes to time: a small probe anchors the cost model.
-  let anchor: Shape = device.kind === 'cpu' ? { ...s, batch: Math.min(2, s.batch), patch: s.patch.map((v) => Math.max(16, Math.min(v, 128) - (Math.min(v, 128) % 16))) as [number, number] } : s;
+  let anchor: Shape = device.kind === 'cpu' ? { ...s, batch: Math.min(2, s.batch), patch: s.patch.map((v) => roundDown(Math.min(v, 128), probeMultiple)) as [number, number] } : s;
   let t = await time(anchor);
   // Up to 3 rounds: shrink by a cost model anchored at the latest timing, then time the result.
   for (let round = 0; round < 3; round++) {
     const [a, ta] = [anchor, t];
     const predict = (x: Shape) => (ta * x.batch * x.patch[0] * x.patch[1] * (x.base / a.base) ** 2) / (a.batch * a.patch[0] * a.patch[1]);
-    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, depthOf, nnPatch: nn.patch }, why);
+    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, nnPatch: nn.patch, ...rules }, why);
     if (JSON.stringify(s) === JSON.stringify(anchor)) break;
     anchor = s;
     t = await time(s);
@@ -187,6 +214,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   reasons.batchSize = `nnU-Net: ${nn.batch} from ${device.memoryGB.toFixed(1)} GiB (${device.memorySource}), at most 5% of the dataset's pixels per batch${s.batch !== nn.batch ? `; ${s.batch} for the budget` : ''}`;
   reasons.depth = `poolings while the feature map stays >= 4 px (nnU-Net: ${Math.max(...nn.numPool)}), both axes together, capped so the bottleneck has <= ${MAX_WIDTH} channels`;
   reasons.baseChannels = s.base === 32 ? "nnU-Net's 32 (the reference: 64)" : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
+  if (p.encoder) Object.assign(reasons, encoderReasons(p.encoder));
   // No `epochs` in the plan: train --time-budget plans them from its own timing (a plan's or a flag's -e would cap them).
   reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${p.budgetSeconds} s`;
   const recipe = recipeFor(fp, p, depth, s.batch, reasons);
