@@ -260,7 +260,7 @@ function recipeFor(fp: Fingerprint, p: PlanInput, depth: number, batch: number, 
   reasons.preciseBn = preciseBn
     ? `BatchNorm statistics recomputed over ${preciseBn} batches before each validation: running averages over batches of ${batch} jump from epoch to epoch`
     : `off: batches of ${batch} give steady running averages`;
-  return { classWeights: rare ? 'auto' : 'none', ignoreIndex: voidValue, deepSupervision: depth >= 3, ...NNUNET_RECIPE, upright, preciseBn };
+  return { classWeights: rare ? 'auto' : 'none', ignoreIndex: voidValue, deepSupervision: depth >= 3, ...NNUNET_RECIPE, upright, preciseBn, keepLast: 3 };
 }
 
 /** The fingerprint without --ignore-index's void value: not a class, so neither counted nor weighted. */
@@ -285,6 +285,7 @@ const RECIPE_REASONS: Record<string, string> = {
   gradClip: 'nnU-Net clips the gradient norm at 12',
   augment: 'flips, 90-degree rotations, scale and brightness (nnU-Net: rich spatial + intensity augmentation)',
   patience: 'off: the poly schedule is planned to its end',
+  keepLast: 'the last 3 epoch checkpoints (and best_model.pth): a budget on a small dataset runs hundreds of epochs of seconds, each checkpoint the size of the model and its optimizer state',
   valEvery: 'validation once per epoch (the whole images)',
   validation: 'percent held out, as -v',
 };
