@@ -97,7 +97,7 @@ describe('--config', () => {
     assert.equal(r.classesGiven, true);
   });
 
-  test('predict: -m repeated is an ensemble, --tta takes none|flip|d4 and refuses anything else', async () => {
+  test('predict: -m repeated is an ensemble, --tta takes none|hflip|flip|d4 and refuses anything else', async () => {
     let r = await parse(['predict', '-m', 'a.pth', '-m', 'b.pth', '-i', 'x.png', '--tta', 'd4']);
     assert.ok(r.predict, r.error);
     assert.deepEqual(r.predict.model, ['a.pth', 'b.pth']);
@@ -106,7 +106,7 @@ describe('--config', () => {
     assert.equal(r.predict?.model, 'checkpoints/best_model.pth');
     assert.equal(r.predict?.tta, 'none');
     r = await parse(['predict', '-i', 'x.png', '--tta', 'flips']);
-    assert.match(r.error ?? '', /--tta.*must be one of none, flip, d4; got 'flips'/);
+    assert.match(r.error ?? '', /--tta.*must be one of none, hflip, flip, d4; got 'flips'/);
   });
 
   test('unknown keys, bad values and bad files are refused naming the key and the file', async () => {

@@ -1,4 +1,4 @@
-// Test-time augmentation (--tta flip|d4) and ensembles (several -m): a D4-equivariant model (its
+// Test-time augmentation (--tta hflip|flip|d4) and ensembles (several -m): a D4-equivariant model (its
 // kernels made symmetric) predicts the same with and without TTA, also window by window; for
 // generic models (grey/RGB, softmax/sigmoid, batches, a non-square input) our TTA and ensembles
 // equal the views' softmax averaged by hand; the browser page's TTA equals ours; an ensemble of
