@@ -30,17 +30,17 @@ export interface Normalize {
 }
 
 /**
- * ImageNet's RGB statistics for `nChannels` input channels, cycled the way the first convolution's
+ * `from` (ImageNet's RGB statistics by default) for `nChannels` input channels, cycled the way the first convolution's
  * kernels are (channel i sees the kernel of RGB channel i % 3). One channel: its kernel is the sum
  * of the RGB kernels, i.e. it sees a grey image standing for R, G and B alike, so it gets the mean
  * of the three means and of the three stds (0.449, 0.226).
  */
-export function normalizationFor(nChannels: number): Normalize {
+export function normalizationFor(nChannels: number, from: Normalize = { mean: IMAGENET_MEAN, std: IMAGENET_STD }): Normalize {
   if (!Number.isInteger(nChannels) || nChannels < 1) throw new RangeError(`normalizationFor: channels must be a positive integer, got ${nChannels}`);
   const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-  if (nChannels === 1) return { mean: [avg(IMAGENET_MEAN)], std: [avg(IMAGENET_STD)] };
-  const cycle = (xs: number[]) => Array.from({ length: nChannels }, (_, i) => xs[i % 3]);
-  return { mean: cycle(IMAGENET_MEAN), std: cycle(IMAGENET_STD) };
+  if (nChannels === 1) return { mean: [avg(from.mean)], std: [avg(from.std)] };
+  const cycle = (xs: number[]) => Array.from({ length: nChannels }, (_, i) => xs[i % xs.length]);
+  return { mean: cycle(from.mean), std: cycle(from.std) };
 }
 
 /**

@@ -38,13 +38,6 @@ export function encoderParameters(model: Module): Tensor[] {
     : [];
 }
 
-/** A normalisation for other input channels, as the first convolution is adapted (smp's rule): one channel averages, N cycle. */
-function channelsOf(n: Normalize, nChannels: number): Normalize {
-  const avg = (xs: number[]) => [xs.reduce((s, x) => s + x, 0) / xs.length];
-  const cycle = (xs: number[]) => Array.from({ length: nChannels }, (_, i) => xs[i % xs.length]);
-  return nChannels === 1 ? { mean: avg(n.mean), std: avg(n.std) } : { mean: cycle(n.mean), std: cycle(n.std) };
-}
-
 /**
  * The model args --encoder-weights adds: the weights' normalisation, applied by the model itself. A
  * checkpoint's (`saved`: resuming, or fine-tuning from it) stays, as its weights learnt with it; so
@@ -58,7 +51,7 @@ export async function weightsArgs(cfg: EncoderFlags, nChannels: number, saved?: 
   const info = await readCheckpointInfo(resolveEncoderWeights(cfg.encoderWeights, ENCODERS[cfg.encoder], cfg.encoder)).catch(() => null);
   if (info?.kind === 'unet-ts' && info.modelArgs && hasEncoder(info.modelArgs)) {
     const own = info.modelArgs.normalize;
-    return own ? { normalize: own.mean.length === nChannels ? own : channelsOf(own, nChannels) } : {};
+    return own ? { normalize: normalizationFor(nChannels, own) } : {}; // averaged or cycled to the channels, as the first convolution
   }
   return { normalize: normalizationFor(nChannels) };
 }
