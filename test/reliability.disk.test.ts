@@ -149,7 +149,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     const ro = join(root, 'read-only');
     let r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', ro, '--device', 'cpu'], { cwd: root });
     // Nothing was written: exit 1 (2 means some outputs were written).
-    assertCleanFailure(r, [/000\.png: cannot write .*000_OUT\.png: the folder .*read-only is not writable \(read-only file system\)/, /--output-dir DIR/], 'predict read-only', 1);
+    assertCleanFailure(r, [/000\.png: cannot write .*000_OUT\.png: the folder .*read-only is not writable \(the file system is read-only\)/, /--output-dir DIR/], 'predict read-only', 1);
     r = await runCli(['predict', '-m', model, '-i', join(data, 'imgs', '000.png'), '--output-dir', join(ro, 'masks'), '--device', 'cpu'], { cwd: root });
     assertCleanFailure(r, [/cannot create the output folder .*read-only\/masks: EROFS: read-only file system/, /--output-dir DIR/], 'predict read-only new folder', 1);
   });
@@ -197,7 +197,7 @@ describe('full and read-only disks', { skip: mountProblem }, () => {
     const ro = join(root, 'read-only');
     for (const o of [join(ro, 'site'), ro]) {
       const r = await runCli(['export', '-m', model, '--format', 'web', '-o', o], { cwd: root });
-      assertCleanFailure(r, [/the folder .*read-only is not writable \(read-only file system\); choose another place with -o/], `export web to ${o}`, 1);
+      assertCleanFailure(r, [/the folder .*read-only is not writable \(the file system is read-only\); choose another place with -o/], `export web to ${o}`, 1);
       assert.doesNotMatch(r.stderr, /ENOENT/);
     }
   });

@@ -4,6 +4,7 @@
  * run without the addon) or a known system error.
  */
 import { EXIT, UserError } from '../config/errors.js';
+import { errnoWords } from '../io/files.js';
 
 export { EXIT, EXIT_CODES_HELP } from '../config/errors.js';
 
@@ -23,15 +24,14 @@ export function reportError(e: unknown): Report {
   const path = (err as { path?: string }).path ?? '';
   if (code === 'ERR_TORCH' || code === 'ERR_OUT_OF_MEMORY') return { message: `error (libtorch): ${err.message}`, exitCode };
   if (code === 'ERR_DEVICE' || code === 'ERR_ADDON_MISSING') return { message: `error: ${err.message}`, exitCode };
+  const why = errnoWords(err);
   if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-    const why = code === 'EROFS' ? 'the file system is read-only' : 'no permission';
     return { message: `error: cannot write ${path}: ${why}; choose a writable directory (e.g. --checkpoint-dir, --logdir, --output-dir)`, exitCode: EXIT.error };
   }
   if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR') {
-    const why = code === 'EISDIR' ? 'it is a folder, not a file' : 'a file is in the way of a folder';
     return { message: `error: cannot use ${path}: ${why}; choose another path (e.g. --checkpoint-dir, --logdir, --output-dir, -o)`, exitCode: EXIT.error };
   }
-  if (code === 'ENOSPC' || code === 'EDQUOT') return { message: `error: the disk is full${path ? ` (writing ${path})` : ''}; free space and resume with --load (earlier checkpoints are intact)`, exitCode: EXIT.error };
+  if (code === 'ENOSPC' || code === 'EDQUOT') return { message: `error: ${why}${path ? ` (writing ${path})` : ''}; free space and resume with --load (earlier checkpoints are intact)`, exitCode: EXIT.error };
   if (code === 'ENOENT') return { message: `error: file not found: ${path || err.message}`, exitCode: EXIT.error };
   // Unknown: still no stack trace unless asked for.
   return { message: `error: ${err.message}${process.env.UNET_DEBUG ? `\n${err.stack}` : '\n(set UNET_DEBUG=1 for details)'}`, exitCode };

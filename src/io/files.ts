@@ -55,14 +55,29 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   }
 }
 
+/** errno codes of failed file-system calls, in words (the CLI, checkpoints, predict and export say these). */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  EACCES: 'no permission',
+  EPERM: 'no permission',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is exhausted',
+  ENOTDIR: 'a file is in the way (a path component is not a folder)',
+  EEXIST: 'a file with that name is in the way',
+  EISDIR: 'it is a folder, not a file',
+};
+
+/** Why a file-system call failed, in words, from its errno code; null for a code without words here. */
+export const errnoWords = (e: unknown): string | null => ERRNO_WORDS[(e as NodeJS.ErrnoException | undefined)?.code ?? ''] ?? null;
+
 /**
  * Why writing `path` failed, in words that name the file or folder (a full disk, a read-only or
  * unwritable folder), or null for other errors. Used by predict, evaluate and export.
  */
 export function writeFailure(e: unknown, path: string, folder = dirname(path)): string | null {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return `cannot write ${path}: the disk is full${code === 'EDQUOT' ? ' (quota)' : ''}`;
-  if (code === 'EROFS') return `cannot write ${path}: the folder ${folder} is not writable (read-only file system)`;
-  if (code === 'EACCES' || code === 'EPERM') return `cannot write ${path}: the folder ${folder} is not writable (no permission)`;
+  const words = errnoWords(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `cannot write ${path}: ${words}`;
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return `cannot write ${path}: the folder ${folder} is not writable (${words})`;
   return null;
 }

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import { makeDirs } from '../io/dirs.js';
+import { errnoWords } from '../io/files.js';
 import { processAlive } from '../io/lock.js';
 import { defineKey } from '../io/own.js';
 import { type PyValue, PyFloat, type RawTensor, loadPth, rawTensor, savePth } from '../io/pth.js';
@@ -210,18 +211,7 @@ export async function recordPostprocess(path: string, classes: readonly number[]
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
 /** Why a write into the checkpoint folder failed, in words (the error's own message otherwise). */
-function writeProblem(e: unknown): string {
-  const why: Record<string, string> = {
-    EACCES: 'no permission to write there',
-    EPERM: 'no permission to write there',
-    EROFS: 'the file system is read-only',
-    ENOTDIR: 'a file is in the way (a path component is not a folder)',
-    EEXIST: 'a file with that name is in the way',
-    ENOSPC: 'the disk is full',
-    EDQUOT: 'the disk quota is exhausted',
-  };
-  return why[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message;
-}
+const writeProblem = (e: unknown): string => errnoWords(e) ?? (e as Error).message;
 
 /**
  * A checkpoint write that failed during training (a full disk, a folder made read-only) as one
