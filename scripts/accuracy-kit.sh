@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 23's measures, on top of `train --auto` (the project's best recipe), mean ± sd over seeds:
-#   ema-tta   --auto against --auto --ema scored with --tta flip, side by side under one budget
+#   ema-tta   --auto against --auto --ema --ema-warmup auto scored with --tta flip (camvid: hflip),
+#             side by side under one budget
 #             (scripts/side-by-side.sh; its table also shows optimizer steps and evaluation seconds)
 #   folds     --auto --folds 5 per seed (budget K x FOLD_BUDGET): each fold's best model and the
 #             5-model ensemble scored on the held-out images; --postprocess auto against none on
@@ -14,7 +15,11 @@ cd "$(dirname "$0")/.."
 PART=${1:?usage: accuracy-kit.sh ema-tta|folds camvid|isbi}
 DATASET=${2:-isbi}
 if [ "$PART" = ema-tta ]; then
-  exec scripts/side-by-side.sh "$DATASET" 'auto:--auto' 'ema+tta:--auto --ema|--tta flip'
+  # The EMA's warm-up fitted to the run's planned steps (Ultralytics' tau 2000 is for runs of many
+  # thousand); images with an up (CamVid: --auto plans --upright) get the views they trained on.
+  tta=flip
+  [ "$DATASET" = camvid ] && tta=hflip
+  exec scripts/side-by-side.sh "$DATASET" 'auto:--auto' "ema+tta:--auto --ema --ema-warmup auto|--tta $tta"
 fi
 [ "$PART" = folds ] || { echo "accuracy-kit: the part is ema-tta or folds, got '$PART'" >&2; exit 64; }
 

@@ -11,6 +11,7 @@ import { type LoadedCheckpoint, readCheckpointInfo } from '../src/model/checkpoi
 import { PolyLR } from '../src/optim/index.js';
 import { costOf, formatDuration, leaveBudget, stepsThatFit } from '../src/train/budget.js';
 import type { TrainRun } from '../src/train/context.js';
+import { autoTau } from '../src/train/ema.js';
 import { runCli } from './helpers/cli.js';
 import { parseTrain as parse } from './helpers/parse.js';
 import { freePort, startTs } from './helpers/dist.js';
@@ -98,12 +99,15 @@ const records = (runDir: string) =>
 test('a --time-budget 60s run ends between 50 and 66 s with a usable best model, its poly schedule planned to reach ~0', { timeout: 150_000 }, async () => {
   const work = join(root, 'sixty');
   const t0 = performance.now();
-  const args = ['train', '-s', '1', '-v', '20', '-b', '2', '--bilinear', '--device', 'cpu', '--workers', '1', '--patience', '0', '--scheduler', 'poly', '--optimizer', 'adam', '-l', '1e-3'];
+  // --ema-warmup auto: the average's warm-up is fitted to the steps the budget plans.
+  const args = ['train', '-s', '1', '-v', '20', '-b', '2', '--bilinear', '--device', 'cpu', '--workers', '1', '--patience', '0', '--scheduler', 'poly', '--optimizer', 'adam', '-l', '1e-3', '--ema', '--ema-warmup', 'auto'];
   const r = await startTs(CLI, [...args, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(work, 'ckpt'), '--logdir', join(work, 'runs'), '--time-budget', '60s', '--json'], { timeoutMs: 120_000 }).done;
   const seconds = (performance.now() - t0) / 1000;
   assert.equal(r.code, 0, r.out);
   assert.ok(seconds >= 50 && seconds <= 66, `ended after ${seconds.toFixed(1)} s:\n${r.out}`);
-  assert.match(r.out, /time budget 1m: ~\d+ steps \(~[\d.]+ epochs\) at [\d.]+ s\/step/);
+  const planned = /time budget 1m: ~(\d+) steps \(~[\d.]+ epochs\) at [\d.]+ s\/step; EMA warm-up tau (\d+) steps/.exec(r.out);
+  assert.ok(planned, r.out);
+  assert.equal(Number(planned[2]), Math.round(autoTau(Number(planned[1]))));
   const summary = JSON.parse(r.out.split('\n').find((l) => l.startsWith('{"status"')) ?? '{}');
   assert.equal(summary.status, 'finished');
   assert.equal(summary.budget.seconds, 60);

@@ -11,7 +11,7 @@ import * as E from '../src/engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../src/model/checkpoint.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { BatchNorm2d, Conv2d, ReLU, Sequential } from '../src/nn/index.js';
-import { ModelEma } from '../src/train/ema.js';
+import { ModelEma, autoTau } from '../src/train/ema.js';
 import { type TrainHooks, train } from '../src/train/train.js';
 import { parseTrain as parse } from './helpers/parse.js';
 import { NO_TORCH, assertClose, hasTorch, runPython } from './helpers/python.js';
@@ -126,4 +126,39 @@ test('--ema alone is 0.9999, a value outside (0, 1) is a usage error naming the 
   assert.equal((await parse(['train', '--ema', '0.99', '-e', '2'])).cfg?.ema, 0.99);
   assert.equal((await parse(['train'])).cfg?.ema, 0);
   assert.match((await parse(['train', '--ema', '1'])).error ?? '', /--ema.*decay between 0 and 1/);
+});
+
+test('--ema-warmup auto: tau T/ln(T/10) leaves 1 - d = 10/T at the end of a T-step run (tau = T up to 27 steps); a number is kept', () => {
+  for (const steps of [100, 1000, 30_000]) assert.ok(Math.abs(Math.exp(-steps / autoTau(steps)) - 10 / steps) < 1e-12, `${steps} steps`);
+  assert.deepEqual([autoTau(8), autoTau(27)], [8, 27]);
+  const m = small();
+  const auto = new ModelEma(m, small(), 0.9999, { device: 'cpu' }, 'auto');
+  auto.planFor(1000);
+  assert.equal(auto.tau, autoTau(1000));
+  const fixed = new ModelEma(m, small(), 0.9999, { device: 'cpu' }, 2000);
+  fixed.planFor(1000);
+  assert.equal(fixed.tau, 2000);
+  for (const x of [auto, fixed, m]) x.dispose();
+});
+
+test('--ema-warmup auto in a run of -e epochs: the average of --ema-warmup <its steps>, not of 2000', async () => {
+  // 2 epochs of 4 steps: autoTau(8) = 8.
+  const run = (dir: string, emaWarmup: number | 'auto') => train(cfg(dir, { emaWarmup, preciseBn: 0, augment: false }), hooks({ emaTau: undefined }));
+  await run('auto', 'auto');
+  await run('eight', 8);
+  await run('ultralytics', 2000);
+  const warnings: string[] = [];
+  await train(cfg('off', { ema: 0, emaWarmup: 'auto', epochs: 1 }), hooks({ warn: (w: string) => warnings.push(w) }));
+  assert.deepEqual(warnings, ['--ema-warmup has no effect without --ema']);
+  const [auto, eight, ultra] = [await ckpt('auto', 'checkpoint_epoch2.pth'), await ckpt('eight', 'checkpoint_epoch2.pth'), await ckpt('ultralytics', 'checkpoint_epoch2.pth')];
+  assert.ok(sameWeights(auto.model, eight.model), 'auto is not tau 8');
+  assert.ok(auto.rawModel && ultra.rawModel && sameWeights(auto.rawModel, ultra.rawModel), 'the training weights differ');
+  assert.ok(!sameWeights(auto.model, ultra.model), 'tau 8 and tau 2000 gave the same average');
+});
+
+test('--ema-warmup takes a positive step count or auto, else a usage error naming the flag', async () => {
+  assert.equal((await parse(['train'])).cfg?.emaWarmup, 2000);
+  assert.equal((await parse(['train', '--ema', '--ema-warmup', 'auto'])).cfg?.emaWarmup, 'auto');
+  assert.equal((await parse(['train', '--ema-warmup', '300'])).cfg?.emaWarmup, 300);
+  for (const bad of ['0', '-5', 'soon']) assert.match((await parse(['train', '--ema-warmup', bad])).error ?? '', /--ema-warmup/);
 });

@@ -3,7 +3,7 @@
  * config.json and the checkpoint's `config`. Values are validated at the boundary by parsers.ts.
  */
 import {
-  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, decoderChannelsParser, depthParser, device, encoderDepthParser, encoderName, durationParser, emaDecayParser, foldsParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
+  type ClassWeights, LOSSES, type LossName, MAX_PIXELS, OptionError, type OptionSpec, type Parser, type TileSetting, autoOrNonNegInt, autoOrPosInt, channels, choice, classNamesParser, classWeightsParser, defaultWorkers, decoderChannelsParser, depthParser, device, encoderDepthParser, encoderName, durationParser, emaDecayParser, foldsParser, ignoreValueParser, nonNegFloat, nonNegInt, overlapParser, patchSizeParser, percent, port, posFloat, posInt, scaleParser, str, tileParser, unit,
 } from './parsers.js';
 
 // Everything the tables' users need from the parsers (OptionError, posInt, TileSetting, ...).
@@ -83,6 +83,7 @@ export const trainOptions = {
   ignoreIndex: { flags: '--ignore-index <value>', help: "a mask value (as stored in the mask files, e.g. CamVid's void 11) whose pixels count in neither the loss nor any metric; not a class (default: none)", default: null as number | null, parse: ignoreValueParser },
   classWeights: { flags: '--class-weights <auto|w0,w1,...>', help: "per-class weights of the CE term (BCE for -c 1: background,foreground): one per class, or 'auto' from the training masks' class frequencies", default: 'none' as ClassWeights, parse: classWeightsParser },
   ema: { flags: '--ema [decay]', help: "average the weights (Ultralytics' ModelEMA, decay warmed up over the first steps; the flag alone: 0.9999): validation, best_model.pth and predict/export use the average (0 = off)", default: 0, parse: emaDecayParser, preset: '0.9999' },
+  emaWarmup: { flags: '--ema-warmup <steps|auto>', help: "with --ema: tau of the decay's warm-up d = decay x (1 - exp(-steps/tau)); Ultralytics' 2000 suits runs of many thousand steps, 'auto' fits it to the run's planned optimizer steps T (T / ln(T/10): at its end the average spans about the last tenth of the run)", default: 2000 as number | 'auto', parse: autoOrPosInt },
   folds: { flags: '--folds <k>', help: 'k-fold cross-validation: a seeded split of the pairs by file into K folds; fold I validates (-v is not used), the rest trains; without --fold all K run one after another into <checkpoint-dir>/fold<I>/, then cv-summary.json scores the out-of-fold predictions and records the --postprocess auto decision (0 = off)', default: 0, parse: foldsParser },
   fold: { flags: '--fold <i>', help: 'with --folds: train only fold I (0 .. K-1) into <checkpoint-dir>/fold<I>/', default: undefined as number | undefined, parse: nonNegInt },
   // A pretrained encoder (with --encoder NAME; model/encoder-weights.ts, train/freeze.ts)

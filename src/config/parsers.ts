@@ -122,6 +122,7 @@ export const decoderChannelsParser: Parser<number[]> = (raw, flag) => {
   return v;
 };
 export const autoOrNonNegInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : nonNegInt(raw, flag));
+export const autoOrPosInt: Parser<'auto' | number> = (raw, flag) => (raw === 'auto' ? 'auto' : posInt(raw, flag));
 export const port: Parser<number> = (raw, flag) => {
   const v = nonNegInt(raw, flag);
   if (v > 65535) throw new OptionError(`${flag} must be a TCP port (0-65535), got '${raw}'`);

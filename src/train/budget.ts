@@ -61,6 +61,9 @@ function shape(run: TrainRun): { batches: number; steps: number; valBatches: num
   return { batches, steps: Math.ceil(batches / cfg.accumulateGradBatches), valBatches };
 }
 
+/** Optimizer steps per epoch (of one rank). */
+export const stepsPerEpoch = (run: TrainRun): number => shape(run).steps;
+
 /** Scheduler options under a budget: poly and cosine step per optimizer step (their length is replanned). */
 export function budgetSchedule(cfg: TrainConfig, trainImages: number, worldSize: number): { stepsPerEpoch?: number } {
   if (!(cfg.timeBudget > 0) || (cfg.scheduler !== 'poly' && cfg.scheduler !== 'cosine')) return {};
@@ -155,10 +158,12 @@ export class TimeBudget implements RunBudget {
     const lastEpoch = done + Math.max(1, Math.ceil((into + left) / p.stepsPerEpoch));
     run.cfg.epochs = Math.min(this.ceiling, lastEpoch);
     if (run.scheduler instanceof EpochScheduler && run.scheduler.interval === 'step') run.scheduler.replan(run.globalStep, Math.max(this.horizon, run.globalStep + 1));
+    run.ema?.planFor(this.horizon);
     run.tracker.scalar('time budget/planned steps', this.horizon, run.globalStep);
     if (say) {
       const epochs = (this.horizon - this.firstStep) / p.stepsPerEpoch;
-      run.log(`time budget ${formatDuration(this.seconds)}: ~${this.horizon - this.firstStep} steps (~${epochs.toFixed(1)} epochs) at ${p.step.toFixed(3)} s/step`);
+      const ema = run.ema && run.cfg.emaWarmup === 'auto' ? `; EMA warm-up tau ${Math.round(run.ema.tau)} steps` : '';
+      run.log(`time budget ${formatDuration(this.seconds)}: ~${this.horizon - this.firstStep} steps (~${epochs.toFixed(1)} epochs) at ${p.step.toFixed(3)} s/step${ema}`);
     }
     return left;
   }

@@ -1,8 +1,11 @@
 /**
  * --ema: an exponential moving average of the weights (Ultralytics' ModelEMA), updated after every
  * optimizer step with the decay warmed up as d = decay * (1 - exp(-updates / tau)), tau 2000, so
- * the average follows the raw weights closely at first. Every floating-point tensor of the state
- * dict is averaged, BatchNorm's running mean and variance included (as Ultralytics and timm);
+ * the average follows the raw weights closely at first. Ultralytics' tau suits runs of many thousand
+ * steps; a run of a few hundred would end with d ~ 0.1, an average of its last step or two, so
+ * `--ema-warmup auto` fits tau to the run's planned steps instead (autoTau).
+ *
+ * Every floating-point tensor of the state dict is averaged, BatchNorm's running mean and variance included (as Ultralytics and timm);
  * num_batches_tracked is copied (timm's ModelEmaV3).
  *
  * The average is what validation scores and what checkpoints offer as the model: their
@@ -22,20 +25,31 @@ export const EMA_TAU = 2000;
 /** The decay of update number `updates` (from 1). */
 export const emaDecay = (decay: number, updates: number, tau: number = EMA_TAU): number => decay * (1 - Math.exp(-updates / tau));
 
+/**
+ * --ema-warmup auto: the tau with which the average of a run of `steps` optimizer steps spans about
+ * its last tenth at its end (1 - d = exp(-steps / tau) = 10 / steps); tau = steps for runs of 27
+ * steps or fewer, where that tenth is under 3 steps.
+ */
+export const autoTau = (steps: number): number => Math.max(1, steps) / Math.max(1, Math.log(steps / 10));
+
 /** The averaged copy of `source` in `model`: a fresh module of the same layout, which it moves to `place` and fills. */
 export class ModelEma<M extends Module = SegmentationModel> {
   /** Optimizer steps averaged so far (Ultralytics' `updates`). */
   updates = 0;
   private readonly floats: [Tensor[], Tensor[]] = [[], []];
   private readonly others: [Tensor[], Tensor[]] = [[], []];
+  /** The warm-up's tau in steps (Ultralytics' 2000 unless --ema-warmup says otherwise). */
+  tau: number;
 
   constructor(
     readonly source: M,
     readonly model: M,
     readonly decay: number,
     place: { device: Device; memoryFormat?: 'channels_last' },
-    readonly tau: number = EMA_TAU,
+    /** The warm-up's tau: a number of steps, or 'auto' (autoTau of the steps planned, set by planFor). */
+    readonly warmup: number | 'auto' = EMA_TAU,
   ) {
+    this.tau = warmup === 'auto' ? autoTau(1) : warmup;
     model.to(place).eval();
     model.loadStateDict(source.stateDict());
     const own = this.model.stateDict();
@@ -44,6 +58,11 @@ export class ModelEma<M extends Module = SegmentationModel> {
       pair[0].push(own.get(k) as Tensor);
       pair[1].push(t);
     }
+  }
+
+  /** The run's optimizer steps as planned (by -e, or again by --time-budget): sets tau under --ema-warmup auto. */
+  planFor(steps: number): void {
+    if (this.warmup === 'auto') this.tau = autoTau(steps);
   }
 
   /** After an optimizer step: ema = d * ema + (1 - d) * raw (one foreach kernel each), other buffers copied. */

@@ -15,13 +15,13 @@ import type { RunEnd } from '../tracking/index.js';
 import { GradScaler } from '../optim/index.js';
 import { type EpochMark, TrainError, type TrainHooks, type TrainResult, type TrainRun, isMain } from './context.js';
 import { saveAfterDistFailure } from './dist-failure.js';
-import { TimeBudget, leaveBudget } from './budget.js';
+import { TimeBudget, leaveBudget, stepsPerEpoch } from './budget.js';
 import { EarlyStopping } from './early-stopping.js';
 import { type EpochStats, disposeMark, trainEpoch } from './epoch.js';
 import { resolveClassWeights } from './class-weights.js';
 import { AuxHeads } from './deep-supervision.js';
 import { checkEncoderFlags, loadPretrained, weightsArgs } from './freeze.js';
-import { ModelEma } from './ema.js';
+import { EMA_TAU, ModelEma } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData, wantedArgs } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
 import { logValidation, preciseBn, validate } from './validation.js';
@@ -86,7 +86,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     startEma(run, ckpt, release);
     const startEpoch = ckpt?.kind === 'unet-ts' ? ckpt.epoch + 1 : 1;
     for (const line of describeRun(run, startEpoch)) log(line);
-    if (run.ema) log(`  Weight EMA:      decay ${cfg.ema} (warm-up tau ${run.ema.tau} steps, ${run.ema.updates} done); validation and best_model.pth use the average`);
+    if (run.ema)
+      log(
+        `  Weight EMA:      decay ${cfg.ema} (warm-up tau ${cfg.emaWarmup === 'auto' && cfg.timeBudget > 0 ? 'fitted to the budget' : `${Math.round(run.ema.tau)} steps`}, ${run.ema.updates} done); validation and best_model.pth use the average`,
+      );
     if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
     else leaveBudget(run, ckpt);
     let end: RunEnd = 'failed'; // what the dashboard and the report show
@@ -127,11 +130,13 @@ function fromCheckpoint(wanted: UNetArgs, ckpt: LoadedCheckpoint | null): UNetAr
  */
 function startEma(run: TrainRun, ckpt: LoadedCheckpoint | null, release: (() => void)[]): void {
   if (run.cfg.ema > 0) {
-    const ema = new ModelEma(run.model, createModel(run.modelArgs), run.cfg.ema, { device: run.device, memoryFormat: run.channelsLast ? 'channels_last' : undefined }, run.hooks.emaTau);
+    const ema = new ModelEma(run.model, createModel(run.modelArgs), run.cfg.ema, { device: run.device, memoryFormat: run.channelsLast ? 'channels_last' : undefined }, run.hooks.emaTau ?? run.cfg.emaWarmup);
+    // Under --time-budget the planned steps come later (budget.ts plans them again as it goes).
+    if (!(run.cfg.timeBudget > 0)) ema.planFor(run.cfg.epochs * stepsPerEpoch(run));
     release.push(() => ema.dispose());
     run.ema = ema;
     if (ckpt?.rawModel) ema.updates = ckpt.emaUpdates;
-  }
+  } else if (run.cfg.emaWarmup !== EMA_TAU) run.warn('--ema-warmup has no effect without --ema');
   // A checkpoint saved with --ema: training goes on from its raw weights, which replace the average
   // that loadWeights put into the model (with --ema the average was copied from there first).
   if (ckpt?.rawModel) loadWeights(run.model, ckpt, ckpt.rawModel, 'raw_model_state_dict');
