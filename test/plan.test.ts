@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { type Handlers, buildProgram } from '../src/cli/program.js';
 import { EXIT } from '../src/config/errors.js';
 import { type TrainConfig, planOptions, trainOptions } from '../src/config/options.js';
-import { type Fingerprint, HalfCounts, pixelMedianArea, regionAreas, totalVariation } from '../src/plan/fingerprint.js';
+import { type Fingerprint, HalfCounts, boundaryEdges, pixelMedianArea, regionAreas, totalVariation } from '../src/plan/fingerprint.js';
 import { plan2d } from '../src/plan/nnunet2d.js';
 import { MIN_STEPS, type StepTimer, isUpright, makePlan } from '../src/plan/rules.js';
 import { augmentOptions } from '../src/train/setup.js';
@@ -63,7 +63,7 @@ const fingerprint = (c: Case): Fingerprint => ({
   maxShape: c.median,
   intensity: { mean: [0.5], std: [0.2], foregroundMean: [0.5], foregroundStd: [0.2] },
   maskValues: Array.from({ length: c.classes }, (_, i) => i),
-  classes: Array.from({ length: c.classes }, () => ({ frequency: 1 / c.classes, images: c.n, medianObjectArea: 400, typicalObjectSize: 20 })),
+  classes: Array.from({ length: c.classes }, () => ({ frequency: 1 / c.classes, images: c.n, medianObjectArea: 400, typicalObjectSize: 20, thickness: 10 })),
   foregroundFraction: 0.5,
   halves: { topBottom: 0, leftRight: 0 },
 });
@@ -125,6 +125,15 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     // With an hour the full resolution stays and only the patch shrinks
     const hour = await makePlan({ fp: fingerprint(CASES[1]), device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 3600, validation: 10, timer: modelTimer(4.3e-5) });
     assert.equal(hour.train.scale, 1);
+    // A class of thin lines (ISBI's membranes: 5.5 px) would be 2.75 px at half the resolution: the patch shrinks instead.
+    const fp = fingerprint(CASES[1]);
+    fp.classes[0].thickness = 5.5;
+    const thin = await makePlan({ fp, device: { kind: 'cpu', memoryGB: 11, memorySource: 'test' }, budgetSeconds: 900, validation: 10, timer: modelTimer(4.3e-5) });
+    const [th, tw] = thin.train.patchSize as number[];
+    assert.equal(thin.train.scale, 1);
+    assert.ok(th * tw < h * w * 4, `patch ${th}x${tw} at scale 1 against ${h}x${w} at 0.5`);
+    assert.match(thin.reasons.scale, /^native resolution .*; class 0 is 5\.5 px thick, under 3 px at half the resolution$/);
+    assert.match(p.reasons.scale, /the thinnest 5\.0 px thick$/);
   });
 
   test('--encoder: the encoder UNet is what gets timed; its depth is fixed (patches multiples of 2^depth) and its width not shrunk', async () => {
@@ -201,6 +210,11 @@ test('fingerprint regions: 4-connected areas per class (diagonal pixels are sepa
     [1, 4],
     [1, 2],
   ]);
+  // Thickness = 2 x pixels / boundary edges: 4-neighbour edges to another class, counted for both sides.
+  assert.deepEqual(boundaryEdges(mask, 4, 3), [16, 9, 7]);
+  const strip = new Uint8Array(20 * 20).map((_, i) => (i % 20 >= 8 && i % 20 < 12 ? 1 : 0)); // a 4 px wide line, top to bottom
+  const e = boundaryEdges(strip, 20, 2);
+  assert.deepEqual([(2 * 80) / e[1], e[0]], [4, 40], 'a strip 4 px wide is 4 px thick; the image border is no boundary');
   // The typical object: half the pixels lie in regions at least this large; specks do not pull it down.
   assert.equal(pixelMedianArea([1, 1, 1, 1, 1, 1, 400]), 400);
   assert.equal(pixelMedianArea([1, 4]), 4);

@@ -105,7 +105,10 @@ export function planTable(o: PlanOutcome, data: { imgs: string; masks: string })
     ['size', `median ${fp.medianShape.join('x')}, min ${fp.minShape.join('x')}, max ${fp.maxShape.join('x')} (HxW)${fp.sampled < fp.count ? `; statistics of ${fp.sampled} images spread over the ${fp.count}` : ''}`],
     ['intensity', `mean ${fp.intensity.mean.map((v) => v.toFixed(3)).join('/')}, sd ${fp.intensity.std.map((v) => v.toFixed(3)).join('/')}; normalisation: divided by the bit range to 0..1 (as train)`],
     ['mask values', `${JSON.stringify(fp.maskValues)}; foreground ${pct(fp.foregroundFraction)}`],
-    ...fp.classes.map((c, k): [string, string] => [`class ${k}`, `${pct(c.frequency)} of pixels, in ${c.images} images, typical object ${c.typicalObjectSize.toFixed(0)} px`]),
+    ...fp.classes.map((c, k): [string, string] => [
+      `class ${k}`,
+      `${pct(c.frequency)} of pixels, in ${c.images} images, typical object ${c.typicalObjectSize.toFixed(0)} px${c.thickness === null ? '' : `, ${c.thickness.toFixed(1)} px thick`}`,
+    ]),
     ['halves', `classes differ top/bottom by ${fp.halves.topBottom.toFixed(2)}, left/right by ${fp.halves.leftRight.toFixed(2)} (total variation)`],
   ];
   const rows = Object.entries(o.train).map(([k, v]): [string, string, string] => [k, fmt(v), o.reasons[k] ?? '']);

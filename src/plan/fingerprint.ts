@@ -19,6 +19,12 @@ export interface ClassStats {
   medianObjectArea: number;
   /** sqrt(medianObjectArea): a typical object's side. */
   typicalObjectSize: number;
+  /**
+   * 2 x pixels / boundary edges (4-neighbour edges to another class; the image border is no
+   * boundary), over all sampled images: a strip's width, a disk's radius. A net of thin lines
+   * (ISBI's membranes) is one big object but a thin one; null: the class has no boundary (or no pixels).
+   */
+  thickness: number | null;
 }
 
 export interface Fingerprint {
@@ -97,6 +103,23 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** Per class, the 4-neighbour pixel edges between it and another class in one class map. */
+export function boundaryEdges(mask: Uint8Array, width: number, nClasses: number): number[] {
+  const edges = new Array<number>(nClasses).fill(0);
+  for (let i = 0; i < mask.length; i++) {
+    const k = mask[i];
+    if (i % width > 0 && mask[i - 1] !== k) {
+      edges[k]++;
+      edges[mask[i - 1]]++;
+    }
+    if (i >= width && mask[i - width] !== k) {
+      edges[k]++;
+      edges[mask[i - width]]++;
+    }
+  }
+  return edges;
+}
+
 /** Areas of the 4-connected regions of each class in one class map (union-find over the pixels). */
 export function regionAreas(mask: Uint8Array, width: number, nClasses: number): number[][] {
   const parent = new Int32Array(mask.length);
@@ -163,6 +186,7 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
   const counts = new Float64Array(nClasses);
   const present = new Array<number>(nClasses).fill(0);
   const areas: number[][] = Array.from({ length: nClasses }, () => []);
+  const edges = new Float64Array(nClasses);
   const halves = new HalfCounts(nClasses);
   const n = Math.min(pairs.length, MAX_SAMPLED);
   const sample = Array.from({ length: n }, (_, j) => Math.floor((j * pairs.length) / n));
@@ -187,12 +211,15 @@ export async function computeFingerprint(o: FingerprintOptions): Promise<Fingerp
     }
     for (const k of seen) present[k]++;
     regionAreas(s.mask, s.width, nClasses).forEach((a, k) => areas[k].push(...a));
+    boundaryEdges(s.mask, s.width, nClasses).forEach((e, k) => {
+      edges[k] += e;
+    });
     halves.add(s.mask, s.height, s.width);
   }
   const total = counts.reduce((a, b) => a + b, 0);
   const classes = [...counts].map((n, k) => {
     const m = pixelMedianArea(areas[k]);
-    return { frequency: n / total, images: present[k], medianObjectArea: m, typicalObjectSize: Math.sqrt(m) };
+    return { frequency: n / total, images: present[k], medianObjectArea: m, typicalObjectSize: Math.sqrt(m), thickness: edges[k] > 0 ? (2 * n) / edges[k] : null };
   });
   const side = (f: (xs: number[]) => number, axis: 0 | 1) => f(shapes.map((s) => s[axis]));
   const min = (xs: number[]) => Math.min(...xs);

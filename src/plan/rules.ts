@@ -17,6 +17,12 @@ export const MAX_WIDTH = 1024;
 export const RARE_CLASS = 0.01;
 /** A typical object of the smallest class stays at least this many pixels across when the plan downscales. */
 export const MIN_OBJECT_PX = 8;
+/**
+ * ... and the thinnest class stays at least this thick (ClassStats.thickness: a strip's width): a
+ * thinner line is lost to the resampling. ISBI's membranes are 5.5 px thick, one object 240 px
+ * across: the object rule allowed a quarter of the resolution, which cost Dice.
+ */
+export const MIN_THICKNESS_PX = 3;
 
 export interface Device {
   kind: 'cpu' | 'cuda';
@@ -76,6 +82,8 @@ interface FitContext {
   median: readonly number[];
   /** The smallest foreground class's typical object size, px (Infinity without foreground). */
   smallest: number;
+  /** The thinnest class's thickness, px (Infinity when none has a boundary). */
+  thinnest: number;
   depthOf: (patch: readonly number[], base: number) => number;
   /** nnU-Net's patch at scale 1. */
   nnPatch: readonly number[];
@@ -87,7 +95,7 @@ interface FitContext {
 
 /**
  * Batch to 2, width to 16 (CPU), then the patch down to half nnU-Net's (at the current scale) on
- * each side, then the scale (while objects stay MIN_OBJECT_PX across), then the patch further,
+ * each side, then the scale (while objects stay MIN_OBJECT_PX across and MIN_THICKNESS_PX thick), then the patch further,
  * until `fits`. Context before resolution: on CamVid's road scenes at 15 minutes, 96x144 patches of
  * the full 360x480 images mixed up sky and buildings that whole half-size images tell apart.
  */
@@ -113,7 +121,7 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
       continue;
     }
     const sc = x.scale / 2;
-    if (sc >= 0.25 && c.smallest * sc >= MIN_OBJECT_PX) {
+    if (sc >= 0.25 && c.smallest * sc >= MIN_OBJECT_PX && c.thinnest * sc >= MIN_THICKNESS_PX) {
       x.scale = sc;
       x.patch = poolProps(c.median.map((m) => Math.floor(m * sc))).patch.map((v, i) => roundDown(Math.min(v, x.patch[i]), c.multiple)) as [number, number];
       why.push(`scale ${sc}`);
@@ -123,6 +131,27 @@ function shrinkToFit(x: Shape, fits: (x: Shape) => boolean, c: FitContext, why: 
     x.patch = next;
   }
   return x;
+}
+
+/** The smallest foreground class's typical object size, px (Infinity without foreground). */
+const smallestObject = (fp: Fingerprint): number =>
+  Math.min(
+    ...fp.classes
+      .slice(1)
+      .map((c) => c.typicalObjectSize)
+      .filter((v) => v > 0),
+    Infinity,
+  );
+
+/** The thinnest class (index and thickness, px; Infinity when no class has a boundary). */
+function thinnestClass(fp: Fingerprint): { k: number; px: number } {
+  return fp.classes.reduce((a, c, k) => ((c.thickness ?? Infinity) < a.px ? { k, px: c.thickness as number } : a), { k: -1, px: Infinity });
+}
+
+function scaleReason(scale: number, smallest: number, thinnest: { k: number; px: number }): string {
+  if (scale !== 1) return `downscaled to fit the budget; the smallest class's typical object stays ${(smallest * scale).toFixed(0)} px across, the thinnest ${(thinnest.px * scale).toFixed(1)} px thick`;
+  const thin = thinnest.px * 0.5 < MIN_THICKNESS_PX ? `; class ${thinnest.k} is ${thinnest.px.toFixed(1)} px thick, under ${MIN_THICKNESS_PX} px at half the resolution` : '';
+  return `native resolution (nnU-Net trains at the median spacing)${thin}`;
 }
 
 /** The rows an encoder decides, not the plan (train drops the plan's depth, width and deep supervision with --encoder). */
@@ -173,13 +202,8 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const rules = shapeRules(p.encoder);
   const { depthOf, multiple, probeMultiple } = rules;
   let s: Shape = { scale: 1, batch: Math.min(nn.batch, nTrain), patch: nn.patch.map((v) => roundDown(v, multiple)) as [number, number], base: 32 };
-  const smallest = Math.min(
-    ...fp.classes
-      .slice(1)
-      .map((c) => c.typicalObjectSize)
-      .filter((v) => v > 0),
-    Infinity,
-  );
+  const smallest = smallestObject(fp);
+  const thinnest = thinnestClass(fp);
   const timings: { shape: Shape; seconds: number; note: string }[] = [];
   const time = async (x: Shape) => {
     const t = await p.timer({ batch: x.batch, patch: x.patch, baseChannels: x.base, depth: depthOf(x.patch, x.base) });
@@ -199,7 +223,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   for (let round = 0; round < 3; round++) {
     const [a, ta] = [anchor, t];
     const predict = (x: Shape) => (ta * x.batch * x.patch[0] * x.patch[1] * (x.base / a.base) ** 2) / (a.batch * a.patch[0] * a.patch[1]);
-    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, nnPatch: nn.patch, ...rules }, why);
+    s = shrinkToFit({ ...s, patch: [...s.patch] }, (y) => stepsIn(y, predict(y)) >= MIN_STEPS, { kind: device.kind, median: fp.medianShape, smallest, thinnest: thinnest.px, nnPatch: nn.patch, ...rules }, why);
     if (JSON.stringify(s) === JSON.stringify(anchor)) break;
     anchor = s;
     t = await time(s);
@@ -209,7 +233,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const epochs = Math.max(1, Math.floor(usable / epochCost(s, t)));
   if (s.patch.join() !== nn.patch.join()) why.push(`patch ${s.patch.join('x')}`);
   const budgetNote = why.length ? `; to fit ${MIN_STEPS}+ steps in the budget: ${why.join(', ')}` : '';
-  reasons.scale = s.scale === 1 ? 'native resolution (nnU-Net trains at the median spacing)' : `downscaled to fit the budget; the smallest class's typical object stays ${(smallest * s.scale).toFixed(0)} px across`;
+  reasons.scale = scaleReason(s.scale, smallest, thinnest);
   reasons.patchSize = `nnU-Net 2D: median shape ${fp.medianShape.join('x')} clipped, memory-fitted -> ${nn.patch.join('x')}${budgetNote}`;
   reasons.batchSize = `nnU-Net: ${nn.batch} from ${device.memoryGB.toFixed(1)} GiB (${device.memorySource}), at most 5% of the dataset's pixels per batch${s.batch !== nn.batch ? `; ${s.batch} for the budget` : ''}`;
   reasons.depth = `poolings while the feature map stays >= 4 px (nnU-Net: ${Math.max(...nn.numPool)}), both axes together, capped so the bottleneck has <= ${MAX_WIDTH} channels`;
