@@ -38,6 +38,9 @@ async function variant(name: string, change: (imgs: string, masks: string) => vo
  * `unet train` on `data` writing checkpoints into the saved folder; with --exist-ok, which replaces
  * the saved run only once training starts: a run that fails before must leave it untouched.
  */
+// Runs that fail only once training has begun (an image decoded in the first batch, a checkpoint
+// loaded) hold the saved folder's writer lock meanwhile: their suites run one at a time, or a
+// neighbour would be refused with "in use by another training" instead of its own error.
 function train(data: string, extra: string[] = [], label = 'run'): Promise<CliResult> {
   const work = join(root, 'work', label.replace(/\W+/g, '_'));
   return runCli([...quickTrainArgs(data, work, [...NARROW, ...extra]), '--checkpoint-dir', saved, '--exist-ok'], { cwd: root, timeoutMs: 120_000 });
@@ -102,7 +105,7 @@ describe('data folders and pairing', { concurrency: 2 }, () => {
   });
 });
 
-describe('broken files', { concurrency: 2 }, () => {
+describe('broken files', { concurrency: 1 }, () => {
   const cases: [string, (imgs: string, masks: string) => void, RegExp[]][] = [
     ['zero-byte image', (imgs) => writeFileSync(join(imgs, '001.png'), ''), [/imgs\/001\.png: file is empty \(0 bytes\)/, /Re-create it, or remove it/]],
     [
@@ -170,7 +173,7 @@ test('on a terminal (progress bar), an error in the middle of an epoch ends the 
   assertNoCrashText({ code, signal, stdout: out, stderr: '', ms: 0, timedOut: false }, 'tty');
 });
 
-describe('masks that do not fit', { concurrency: 2 }, () => {
+describe('masks that do not fit', { concurrency: 1 }, () => {
   test('mask and image sizes differ: both files named', async () => {
     const data = await variant('size', (_imgs, masks) => writeFileSync(join(masks, '001.png'), squareMask(16, 16)));
     const r = await train(data, [], 'size');
@@ -297,7 +300,7 @@ describe('flags', { concurrency: 2 }, () => {
   });
 });
 
-describe('--load', { concurrency: 2 }, () => {
+describe('--load', { concurrency: 1 }, () => {
   test('a missing file', async () => {
     const r = await train(good, ['--load', join(root, 'nope.pth')], 'load-missing');
     assertCleanFailure(r, [/nope\.pth does not exist/, /check the path/], 'load missing');
