@@ -49,7 +49,7 @@ export class ModelEma<M extends Module = SegmentationModel> {
     /** The warm-up's tau: a number of steps, or 'auto' (autoTau of the steps planned, set by planFor). */
     readonly warmup: number | 'auto' = EMA_TAU,
   ) {
-    this.tau = warmup === 'auto' ? autoTau(1) : warmup;
+    this.tau = warmup === 'auto' ? EMA_TAU : warmup; // auto: Ultralytics' until planFor (under a budget, after its first steps)
     model.to(place).eval();
     model.loadStateDict(source.stateDict());
     const own = this.model.stateDict();
