@@ -162,7 +162,7 @@ export class TimeBudget implements RunBudget {
     run.tracker.scalar('time budget/planned steps', this.horizon, run.globalStep);
     if (say) {
       const epochs = (this.horizon - this.firstStep) / p.stepsPerEpoch;
-      const ema = run.ema && run.cfg.emaWarmup === 'auto' ? `; EMA warm-up tau ${Math.round(run.ema.tau)} steps` : '';
+      const ema = run.ema?.warmup === 'auto' ? `; EMA warm-up tau ${Math.round(run.ema.tau)} steps` : '';
       run.log(`time budget ${formatDuration(this.seconds)}: ~${this.horizon - this.firstStep} steps (~${epochs.toFixed(1)} epochs) at ${p.step.toFixed(3)} s/step${ema}`);
     }
     return left;

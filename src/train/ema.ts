@@ -5,8 +5,8 @@
  * steps; a run of a few hundred would end with d ~ 0.1, an average of its last step or two, so
  * `--ema-warmup auto` fits tau to the run's planned steps instead (autoTau).
  *
- * Every floating-point tensor of the state dict is averaged, BatchNorm's running mean and variance included (as Ultralytics and timm);
- * num_batches_tracked is copied (timm's ModelEmaV3).
+ * Every floating-point tensor of the state dict is averaged, BatchNorm's running mean and variance
+ * included (as Ultralytics and timm); num_batches_tracked is copied (timm's ModelEmaV3).
  *
  * The average is what validation scores and what checkpoints offer as the model: their
  * model_state_dict holds the EMA weights (so best_model.pth, predict, evaluate and export use them

@@ -88,7 +88,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     for (const line of describeRun(run, startEpoch)) log(line);
     if (run.ema)
       log(
-        `  Weight EMA:      decay ${cfg.ema} (warm-up tau ${cfg.emaWarmup === 'auto' && cfg.timeBudget > 0 ? 'fitted to the budget' : `${Math.round(run.ema.tau)} steps`}, ${run.ema.updates} done); validation and best_model.pth use the average`,
+        `  Weight EMA:      decay ${cfg.ema} (warm-up tau ${run.ema.warmup === 'auto' && cfg.timeBudget > 0 ? 'fitted to the budget' : `${Math.round(run.ema.tau)} steps`}, ${run.ema.updates} done); validation and best_model.pth use the average`,
       );
     if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
     else leaveBudget(run, ckpt);
