@@ -112,6 +112,7 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.equal(p.train.preciseBn, 16, 'batches of 2: BatchNorm statistics recomputed before each validation');
     assert.equal(p.train.keepLast, 3, 'hundreds of short epochs must not fill the disk with checkpoints');
     assert.deepEqual([p.train.ema, p.train.emaWarmup], [0.9999, 'auto'], 'an average of the weights over the last tenth of the run');
+    assert.equal(p.train.valLast, 1, 'validation at the first and the last epoch: the poly schedule and the average make the last the best');
     const roomy = await gpuPlan(CASES[12]); // 100x100 images: a large batch
     assert.ok((roomy.train.batchSize as number) > 4 && roomy.train.preciseBn === 0, `batch ${roomy.train.batchSize}, precise BN ${roomy.train.preciseBn}`);
   });

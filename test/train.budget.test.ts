@@ -47,7 +47,7 @@ test('--time-budget reads 90s, 15m, 1h, 1h30m and bare seconds; anything else is
 });
 
 test('the estimator: steps that fit after the epoch ends they pass and the final one', () => {
-  const p = { step: 0.5, round: 2, roundsPerStep: 0.25, epochEnd: 3, stepsPerEpoch: 10 };
+  const p = { step: 0.5, round: 2, roundsPerStep: 0.25, epochEnd: 3, plainEnd: 1, stepsPerEpoch: 10, done: 4, valLast: 0 };
   // 4 steps from the start of an epoch: 4 x (0.5 + 0.25 x 2) + the final end = 7 s.
   assert.equal(costOf(4, p, 0), 7);
   // 12 steps from step 5 of an epoch cross one epoch end: 12 x 1 + 3 + 3.
@@ -57,6 +57,18 @@ test('the estimator: steps that fit after the epoch ends they pass and the final
   assert.equal(stepsThatFit(17.9, p, 5), 11);
   assert.equal(stepsThatFit(2, p, 0), 0); // not even the final validation and checkpoint
   assert.equal(stepsThatFit(1000, { ...p, roundsPerStep: 0 }, 0), 1250); // 625 + 124 epoch ends x 3 + 3 = 1000
+});
+
+test('the estimator under --val-last: unscored epoch ends cost a checkpoint, the first epoch and the last N a validation', () => {
+  const p = { step: 0.5, round: 0, roundsPerStep: 0, epochEnd: 3, plainEnd: 1, stepsPerEpoch: 10, done: 0, valLast: 1 };
+  // 45 steps from step 5 of epoch 1 run to epoch 5: ends 1 and 5 validate, 2-4 do not.
+  assert.equal(costOf(45, p, 5), 22.5 + 2 * 3 + 3 * 1);
+  // From epoch 3 on, only the last end validates.
+  assert.equal(costOf(25, { ...p, done: 2 }, 5), 12.5 + 3 + 2 * 1);
+  assert.equal(costOf(25, { ...p, done: 2, valLast: 2 }, 5), 12.5 + 2 * 3 + 1);
+  // Planned to end within the first epoch: its end is the only one.
+  assert.equal(costOf(4, p, 0), 2 + 3);
+  assert.equal(stepsThatFit(1000, { ...p, done: 2 }, 0), 1662); // 831 + 166 unscored ends x 1 + the last x 3 = 1000
 });
 
 test('replanning a poly schedule moves its position and length and the lr with them', () => {
@@ -88,6 +100,7 @@ test('resuming a budget run without a budget: the per-epoch schedule takes over 
 interface EpochRecord {
   type: string;
   lr: number;
+  valDice?: number;
   epoch: number;
 }
 const records = (runDir: string) =>
@@ -99,8 +112,37 @@ const records = (runDir: string) =>
 test('a --time-budget 60s run ends between 50 and 66 s with a usable best model, its poly schedule planned to reach ~0', { timeout: 150_000 }, async () => {
   const work = join(root, 'sixty');
   const t0 = performance.now();
-  // --ema-warmup auto: the average's warm-up is fitted to the steps the budget plans.
-  const args = ['train', '-s', '1', '-v', '20', '-b', '2', '--bilinear', '--device', 'cpu', '--workers', '1', '--patience', '0', '--scheduler', 'poly', '--optimizer', 'adam', '-l', '1e-3', '--ema', '--ema-warmup', 'auto'];
+  // --ema-warmup auto: the average's warm-up is fitted to the steps the budget plans. --val-last 1:
+  // validation at the first epoch and at the last, which the budget ends mid-epoch.
+  const args = [
+    'train',
+    '-s',
+    '1',
+    '-v',
+    '20',
+    '-b',
+    '2',
+    '--bilinear',
+    '--device',
+    'cpu',
+    '--workers',
+    '1',
+    '--patience',
+    '0',
+    '--scheduler',
+    'poly',
+    '--optimizer',
+    'adam',
+    '-l',
+    '1e-3',
+    '--ema',
+    '--ema-warmup',
+    'auto',
+    '--val-last',
+    '1',
+    '--val-every',
+    '0',
+  ];
   const r = await startTs(CLI, [...args, '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--checkpoint-dir', join(work, 'ckpt'), '--logdir', join(work, 'runs'), '--time-budget', '60s', '--json'], { timeoutMs: 120_000 }).done;
   const seconds = (performance.now() - t0) / 1000;
   assert.equal(r.code, 0, r.out);
@@ -118,6 +160,9 @@ test('a --time-budget 60s run ends between 50 and 66 s with a usable best model,
   assert.ok(epochs.length >= 3, `${epochs.length} epochs`);
   assert.ok(epochs[0].lr > 0.5e-3, `first epoch's lr ${epochs[0].lr}`);
   assert.ok(epochs[epochs.length - 1].lr < 0.15e-3, `last epoch's lr ${epochs[epochs.length - 1].lr}`);
+  const validated = epochs.filter((x) => typeof x.valDice === 'number').map((x) => x.epoch);
+  assert.deepEqual(validated, [1, epochs[epochs.length - 1].epoch], r.out);
+  assert.ok([1, epochs[epochs.length - 1].epoch].includes(summary.bestEpoch), JSON.stringify(summary));
   const config = JSON.parse(readFileSync(join(summary.runDir, 'config.json'), 'utf8'));
   assert.equal(config.timeBudget, 60);
   assert.deepEqual(config.budget, summary.budget);

@@ -55,6 +55,7 @@ export const trainOptions = {
   workers: workersOption,
   channels: { flags: '--channels <n>', help: "input channels ('auto' from the data)", default: 'auto' as 'auto' | number, parse: channels },
   valEvery: { flags: '--val-every <steps>', help: "validation rounds that step the plateau scheduler: 'auto' = the reference's, every n_train // (5 x batch) batches; N = every N optimizer steps; 0 = end of epoch only", default: 'auto' as 'auto' | number, parse: autoOrNonNegInt },
+  valLast: { flags: '--val-last <n>', help: "validate (and write best_model.pth) only at the first epoch's end and the last N epochs' ends (0 = every epoch): for schedules that decay to their planned end (poly, cosine, --time-budget), where the last epoch scores best; needs --val-every 0, --patience 0 and a scheduler other than plateau", default: 0, parse: nonNegInt },
   lrPatience: { flags: '--lr-patience <n>', help: 'plateau scheduler: validation rounds without improvement before the lr is divided by 10', default: 5, parse: nonNegInt },
   preciseBn: { flags: '--precise-bn <batches>', help: 'recompute BatchNorm statistics over this many training batches before each validation and checkpoint (0 = off)', default: 0, parse: nonNegInt },
   keepLast: { flags: '--keep-last <k>', help: 'keep only the last K epoch checkpoints (0 = all)', default: 0, parse: nonNegInt },

@@ -14,6 +14,7 @@ import { COMMAND_START_ENV } from '../distributed/index.js';
 import type { LoadedCheckpoint } from '../model/checkpoint.js';
 import { EpochScheduler } from '../optim/index.js';
 import { CONFIG_FILE } from '../tracking/index.js';
+import { validatedEnds } from './cadence.js';
 import { type BudgetSummary, type RunBudget, type TrainRun, isMain } from './context.js';
 
 /** Optimizer steps timed before the first estimate (the first one also warms up the allocator and kernels). */
@@ -29,15 +30,20 @@ export interface Pace {
   /** A validation round inside an epoch, and how many fall on one optimizer step. */
   round: number;
   roundsPerStep: number;
-  /** An epoch's end: validation, checkpoint and best model, logging. */
+  /** An epoch's end: validation, checkpoint and best model, logging; `plainEnd` one that --val-last leaves unscored. */
   epochEnd: number;
+  plainEnd: number;
   stepsPerEpoch: number;
+  /** Epochs complete, and --val-last (0: every epoch's end validates). */
+  done: number;
+  valLast: number;
 }
 
 /** Seconds that `n` more steps take, from `into` steps into an epoch, with the epoch ends they pass and the final one. */
 export function costOf(n: number, p: Pace, into: number): number {
-  const ends = n > 0 ? Math.floor((into + n - 1) / p.stepsPerEpoch) : 0;
-  return n * (p.step + p.roundsPerStep * p.round) + ends * p.epochEnd + p.epochEnd;
+  const ends = (n > 0 ? Math.floor((into + n - 1) / p.stepsPerEpoch) : 0) + 1;
+  const scored = validatedEnds(p.done, p.done + ends, p.valLast);
+  return n * (p.step + p.roundsPerStep * p.round) + scored * p.epochEnd + (ends - scored) * p.plainEnd;
 }
 
 /** The most steps whose cost (costOf) fits in `seconds`. */
@@ -101,6 +107,7 @@ export class TimeBudget implements RunBudget {
   /** Seconds of the validation rounds and epoch ends seen (means smooth the noise of a shared machine). */
   private readonly rounds: number[] = [];
   private readonly epochEnds: number[] = [];
+  private readonly plainEnds: number[] = [];
   private horizon: number | null = null;
   private stopped = false;
 
@@ -134,9 +141,11 @@ export class TimeBudget implements RunBudget {
     const forward = step / cfg.accumulateGradBatches / 3;
     const round = mean(this.rounds) ?? (valBatches + cfg.preciseBn) * forward;
     const bytes = run.model.numParameters() * 4 * 3; // weights and up to two optimizer moments
-    const epochEnd = mean(this.epochEnds) ?? (hasVal ? round : 0) + 2 * (0.2 + bytes / 100e6);
+    const save = 2 * (0.2 + bytes / 100e6); // an epoch checkpoint, and the best model
+    const epochEnd = mean(this.epochEnds) ?? (hasVal ? round : 0) + save;
+    const plainEnd = mean(this.plainEnds) ?? save / 2;
     const roundsPerStep = !hasVal || cadence.unit === 'epoch' ? 0 : cadence.unit === 'steps' ? 1 / cadence.every : cfg.accumulateGradBatches / cadence.every;
-    return { step, round, roundsPerStep, epochEnd, stepsPerEpoch: steps };
+    return { step, round, roundsPerStep, epochEnd, plainEnd, stepsPerEpoch: steps, done: this.completed, valLast: cfg.valLast };
   }
 
   /** Steps into the epoch in progress (all of them after its last step, before its end has run). */
@@ -148,6 +157,11 @@ export class TimeBudget implements RunBudget {
    * Sets the schedule's length and the epoch count from the steps that fit (rank 0's estimate on
    * every rank: their learning rates must agree); returns the steps left.
    */
+  /** Whether the budget has ended the run (the epoch in progress is its last). */
+  get ended(): boolean {
+    return this.stopped;
+  }
+
   private async plan(run: TrainRun, say: boolean): Promise<number> {
     const p = this.pace(run);
     const into = this.into(run);
@@ -191,9 +205,9 @@ export class TimeBudget implements RunBudget {
     if (this.horizon !== null) await this.plan(run, false);
   }
 
-  /** After an epoch's end begun at `from`: plans again; true when no further step fits (all ranks agree). */
-  async afterEpoch(run: TrainRun, epoch: number, from: number): Promise<boolean> {
-    this.epochEnds.push((performance.now() - from) / 1000);
+  /** After an epoch's end begun at `from` (`scored`: it validated): plans again; true when no further step fits (all ranks agree). */
+  async afterEpoch(run: TrainRun, epoch: number, from: number, scored = true): Promise<boolean> {
+    (scored ? this.epochEnds : this.plainEnds).push((performance.now() - from) / 1000);
     this.completed = epoch;
     if (this.stopped) return true;
     this.lastAt = performance.now();

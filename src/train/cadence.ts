@@ -31,3 +31,27 @@ export function describeCadence(c: Cadence): string {
   if (c.unit === 'steps') return `every ${c.every} optimizer steps and at each epoch's end`;
   return "at each epoch's end";
 }
+
+/**
+ * --val-last N: whether epoch `epoch` of a run planned to end at `lastEpoch` validates. The first
+ * epoch always does: a first score early, and the cost of a validation for --time-budget's plan.
+ */
+export const validatesAt = (epoch: number, lastEpoch: number, valLast: number): boolean => valLast === 0 || epoch === 1 || epoch > lastEpoch - valLast;
+
+/** Validated epoch ends among epochs `done + 1` .. `lastEpoch` (validatesAt, counted). */
+export function validatedEnds(done: number, lastEpoch: number, valLast: number): number {
+  const ends = Math.max(0, lastEpoch - done);
+  if (valLast === 0) return ends;
+  return Math.min(ends, valLast + (done === 0 && lastEpoch > valLast ? 1 : 0));
+}
+
+/** --val-last leaves epochs unscored: what needs a score every epoch or round is refused, all at once. */
+export function valLastProblem(cfg: { valLast: number; valEvery: 'auto' | number; patience: number; scheduler: string }): string | null {
+  if (cfg.valLast === 0) return null;
+  const needs = [
+    cfg.valEvery !== 0 && `--val-every 0 (validation rounds inside epochs; now ${cfg.valEvery})`,
+    cfg.patience > 0 && `--patience 0 (early stopping scores every epoch; now ${cfg.patience})`,
+    cfg.scheduler === 'plateau' && '--scheduler poly, cosine or none (plateau steps on validation scores)',
+  ].filter(Boolean);
+  return needs.length ? `--val-last ${cfg.valLast} validates only at the first and the last ${cfg.valLast} epoch(s); it needs ${needs.join(', ')}. --auto and --plan set all of them.` : null;
+}

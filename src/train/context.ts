@@ -129,7 +129,9 @@ export interface TrainRun {
 export interface RunBudget {
   afterStep(run: TrainRun): Promise<boolean>;
   roundDone(run: TrainRun, from: number): Promise<void>;
-  afterEpoch(run: TrainRun, epoch: number, from: number): Promise<boolean>;
+  afterEpoch(run: TrainRun, epoch: number, from: number, scored?: boolean): Promise<boolean>;
+  /** The budget has ended the run: the epoch in progress is its last. */
+  readonly ended: boolean;
   finish(run: TrainRun): Promise<BudgetSummary>;
 }
 

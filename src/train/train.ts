@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TrainConfig, checkClassNames, checkClassWeights, classNameCount } from '../config/options.js';
+import { OptionError, type TrainConfig, checkClassNames, checkClassWeights, classNameCount } from '../config/options.js';
 import { DataError, Rng, listSome } from '../data/index.js';
 import * as E from '../engine/index.js';
 import { type LoadedCheckpoint, loadCheckpoint } from '../model/checkpoint.js';
@@ -24,7 +24,8 @@ import { checkEncoderFlags, loadPretrained, weightsArgs } from './freeze.js';
 import { EMA_TAU, ModelEma } from './ema.js';
 import { checkArgs, checkArchitecture, createRun, describeRun, loadData, wantedArgs } from './setup.js';
 import { BestWeights, loadWeights, nextEpochStart, pruneCheckpoints, saveInterrupted, saveTrainingState } from './state.js';
-import { logValidation, preciseBn, validate } from './validation.js';
+import { type Validation, logValidation, preciseBn, validate } from './validation.js';
+import { validatesAt, valLastProblem } from './cadence.js';
 import { epochOf } from './progress.js';
 
 export { TrainError, type TrainHooks, type TrainResult } from './context.js';
@@ -45,6 +46,8 @@ const isOom = (e: unknown) => (e as { code?: string })?.code === 'ERR_OUT_OF_MEM
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   checkClassNames(cfg.classNames ?? [], cfg.classes);
   checkArchitecture(cfg);
+  const unscored = valLastProblem(cfg);
+  if (unscored) throw new OptionError(unscored);
   checkClassWeights(cfg.classWeights, cfg.classes);
   checkEncoderFlags(cfg);
   const log = hooks.log ?? ((l: string) => console.log(l));
@@ -172,8 +175,14 @@ async function epochs(run: TrainRun, startEpoch: number, release: (() => void)[]
       }
       disposeMark(run);
       const endStart = performance.now();
-      if (await endEpoch(run, epoch, stats, result, best)) break;
-      if (await run.budget?.afterEpoch(run, epoch, endStart)) break;
+      // --val-last: the budget may end the run mid-epoch, which makes this epoch the last.
+      const scoring = validatesAt(epoch, cfg.epochs, cfg.valLast) || run.budget?.ended === true;
+      if (await endEpoch(run, epoch, stats, result, best, scoring)) break;
+      if (await run.budget?.afterEpoch(run, epoch, endStart, scoring)) {
+        // Slower than planned, the budget ends the run after an unscored epoch: score it now (its end was budgeted).
+        if (!scoring) await lateScore(run, epoch, stats, result);
+        break;
+      }
     }
   } catch (e) {
     throw await saveAfterDistFailure(run, e, epoch, result.lastScore); // a worker died or hung
@@ -230,43 +239,77 @@ async function saveInterruptedState(run: TrainRun, result: TrainResult, mark: Ep
   throw new DataError(`${problem} ${saved}, or pass --skip-bad to skip unreadable pairs with a warning.`, { file: dataError.file });
 }
 
-/** After an epoch: validation, scheduler, early stopping, checkpoints. Returns true when training stops early. */
-async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result: TrainResult, best: BestWeights): Promise<boolean> {
+/**
+ * After an epoch: validation (unless --val-last leaves this epoch unscored), scheduler, early
+ * stopping, checkpoints. Returns true when training stops early.
+ */
+async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result: TrainResult, best: BestWeights, scoring: boolean): Promise<boolean> {
   const { cfg, tracker, optimizer, scheduler } = run;
   const imgPerSec = stats.images / stats.seconds;
   tracker.scalar('img/s', imgPerSec, run.globalStep);
-  await preciseBn(run); // also without a validation set: the checkpoint gets the recomputed statistics
-  const v = run.data.split.val.length > 0 ? await validate(run, epoch, true) : { dice: -stats.loss, metrics: null, sample: null };
-  const score = v.dice;
+  const v = scoring ? await validateEpoch(run, epoch, stats) : null;
   // The plateau scheduler steps at the validation rounds; here only when the epoch's end is the round.
   if (scheduler.interval === 'metric') {
-    if (run.cadence.unit === 'epoch' || run.data.split.val.length === 0) scheduler.step(score);
+    if (v && (run.cadence.unit === 'epoch' || run.data.split.val.length === 0)) scheduler.step(v.dice);
   } else if (scheduler.interval !== 'step') scheduler.step(); // per-step ones step in epoch.ts
-  await logValidation(run, score, epoch, v.sample);
-  const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
-  const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
-  tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
-  const { isBest, stop } = run.early.update(score, epoch);
+  const s = v ? await recordScore(run, epoch, stats, v) : null;
+  if (!s) {
+    tracker.scalar('learning rate', optimizer.lr, run.globalStep);
+    tracker.scalar('epoch', epoch, run.globalStep);
+    tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, lr: optimizer.lr, seconds: stats.seconds, imgPerSec });
+  }
   result.epochsRun++;
-  result.lastScore = score;
-  run.log(`Epoch ${epochOf(epoch, cfg.epochs)}: loss ${stats.loss.toFixed(4)}, validation Dice ${score.toFixed(4)}${isBest ? ' (best)' : ''}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
+  if (s) result.lastScore = s.score;
+  const validated = s ? `, validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}` : ` (no validation: --val-last ${cfg.valLast})`;
+  run.log(`Epoch ${epochOf(epoch, cfg.epochs)}: loss ${stats.loss.toFixed(4)}${validated}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
   const epochPath = join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
   const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
-  await saveTrainingState(run, epochPath, epoch, stats.loss, score, ranks);
+  await saveTrainingState(run, epochPath, epoch, stats.loss, s?.score ?? Number.NaN, ranks);
   result.lastCheckpoint = epochPath;
-  if (isBest) {
-    const bestPath = join(run.ckptDir, 'best_model.pth');
-    await saveTrainingState(run, bestPath, epoch, stats.loss, score, ranks);
-    result.bestModel = bestPath;
+  if (s?.isBest) {
+    await saveBest(run, epoch, stats, s.score, result, ranks);
     if (cfg.patience > 0) best.snapshot(run.ema?.model ?? run.model);
   }
   if (cfg.keepLast > 0 && isMain(run)) await pruneCheckpoints(run.ckptDir, cfg.keepLast);
   await tracker.flush();
   if (!run.cuda) E.mallocTrim(); // hand freed activation memory back to the OS between epochs
-  if (!stop) return false;
+  if (!s?.stop) return false;
   run.log(`Early stopping: no Dice gain of ${cfg.minDelta} for ${cfg.patience} epochs; restoring the best weights (epoch ${run.early.state.best_epoch}).`);
   best.restoreInto(run.ema?.model ?? run.model);
   result.stoppedEarly = true;
   return true;
+}
+
+/** Precise BN, then the validation set's score (without one: minus the training loss). */
+async function validateEpoch(run: TrainRun, epoch: number, stats: EpochStats): Promise<Validation> {
+  await preciseBn(run); // also without a validation set: the checkpoint gets the recomputed statistics
+  return run.data.split.val.length > 0 ? await validate(run, epoch, true) : { dice: -stats.loss, metrics: null, sample: null };
+}
+
+/** A validated epoch's logging and early stopping's verdict. */
+async function recordScore(run: TrainRun, epoch: number, stats: EpochStats, v: Validation): Promise<{ score: number; isBest: boolean; stop: boolean }> {
+  const { cfg, tracker, optimizer } = run;
+  const score = v.dice;
+  await logValidation(run, score, epoch, v.sample);
+  const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
+  const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
+  const imgPerSec = stats.images / stats.seconds;
+  tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
+  return { score, ...run.early.update(score, epoch) };
+}
+
+async function saveBest(run: TrainRun, epoch: number, stats: EpochStats, score: number, result: TrainResult, ranks?: Awaited<ReturnType<typeof nextEpochStart>>): Promise<void> {
+  const bestPath = join(run.ckptDir, 'best_model.pth');
+  await saveTrainingState(run, bestPath, epoch, stats.loss, score, ranks);
+  result.bestModel = bestPath;
+}
+
+/** The last epoch's score when the budget ended the run after an epoch --val-last left unscored. */
+async function lateScore(run: TrainRun, epoch: number, stats: EpochStats, result: TrainResult): Promise<void> {
+  const s = await recordScore(run, epoch, stats, await validateEpoch(run, epoch, stats));
+  result.lastScore = s.score;
+  run.log(`Epoch ${epoch} was the last the budget allowed: validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}`);
+  if (s.isBest) await saveBest(run, epoch, stats, s.score, result, run.dist ? await nextEpochStart(run, epoch) : undefined);
+  await run.tracker.flush();
 }
