@@ -9,6 +9,7 @@ import { makeDemoDataset } from '../src/data/index.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import type { UNetArgs } from '../src/model/index.js';
 import { validatedEnds, validatesAt } from '../src/train/cadence.js';
+import type { RunBudget } from '../src/train/context.js';
 import { type TrainHooks, train } from '../src/train/train.js';
 import { quiet, runConfig, runRecords, sameWeights } from './helpers/runs.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
@@ -89,4 +90,31 @@ test('--val-last with flags that need a score every epoch: one refusal naming ea
     /--val-last 1 validates only at the first and the last 1 epoch\(s\); it needs --val-every 0 .*now auto.*--patience 0 .*now 10.*--scheduler poly, cosine or none/.test(e.message),
   );
   await assert.rejects(train(cfg('bad', { patience: 3 }), quiet), (e: Error) => /needs --patience 0 \(early stopping scores every epoch; now 3\)\. --auto/.test(e.message));
+});
+
+test('a budget that ends the run after an unscored epoch: that epoch is validated then and can be the best model', async () => {
+  const scored: number[] = [];
+  const lines: string[] = [];
+  // Ends the run after epoch 3 of 5, which --val-last 1 left unscored (a machine slower than planned).
+  const budget = (): RunBudget => ({
+    ended: false,
+    afterStep: async () => false,
+    roundDone: async () => {},
+    afterEpoch: async (_run, epoch) => epoch === 3,
+    finish: async () => ({ seconds: 1, used: 1, plannedSteps: 0, steps: 0, endedByBudget: true }),
+  });
+  const r = await train(cfg('late'), { ...quiet, log: (l) => lines.push(l), createModel: (args: UNetArgs) => tinyUNet(args, 16), budget, validationScore: (d, { epoch }) => (scored.push(epoch), d + epoch) });
+  assert.deepEqual(scored, [1, 3]);
+  assert.ok(
+    lines.some((l) => l.startsWith('Epoch 3 was the last the budget allowed: validation Dice')),
+    lines.join('\n'),
+  );
+  assert.equal(r.bestEpoch, 3);
+  assert.equal((await loadCheckpoint(join(root, 'late', 'checkpoints', 'best_model.pth'))).epoch, 3);
+  assert.deepEqual(
+    runRecords(r.runDir)
+      .epochs.filter((e) => typeof e.valDice === 'number')
+      .map((e) => e.epoch),
+    [1, 3],
+  );
 });

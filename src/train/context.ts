@@ -36,6 +36,8 @@ export interface TrainHooks {
   gradScaler?: GradScalerOptions;
   /** --ema's warm-up constant instead of 2000 (tests: an average that differs from the weights within a few steps). */
   emaTau?: number;
+  /** Stands in for --time-budget's planner (tests: a budget that ends the run after a chosen epoch). */
+  budget?: (run: TrainRun) => RunBudget;
 }
 
 export interface TrainResult {

@@ -93,7 +93,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       log(
         `  Weight EMA:      decay ${cfg.ema} (warm-up tau ${run.ema.warmup === 'auto' && cfg.timeBudget > 0 ? 'fitted to the budget' : `${Math.round(run.ema.tau)} steps`}, ${run.ema.updates} done); validation and best_model.pth use the average`,
       );
-    if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
+    if (hooks.budget) run.budget = hooks.budget(run);
+    else if (cfg.timeBudget > 0) run.budget = new TimeBudget(cfg.timeBudget, run, startEpoch);
     else leaveBudget(run, ckpt);
     let end: RunEnd = 'failed'; // what the dashboard and the report show
     try {
