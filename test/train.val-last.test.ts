@@ -69,7 +69,7 @@ test('--val-last 1 over 5 epochs: validation at epochs 1 and 5 only, every epoch
   );
   assert.equal(lines.filter((l) => l.includes('(no validation: --val-last 1)')).length, 3, lines.join('\n'));
   assert.ok(
-    lines.some((l) => l.includes("Validation: at the first epoch's end and the last 1 epochs' ends")),
+    lines.some((l) => l.includes("Validation: at the first epoch's end and the last epoch's end (--val-last)")),
     lines.join('\n'),
   );
   assert.equal(r.bestEpoch, 5);
@@ -111,10 +111,21 @@ test('a budget that ends the run after an unscored epoch: that epoch is validate
   );
   assert.equal(r.bestEpoch, 3);
   assert.equal((await loadCheckpoint(join(root, 'late', 'checkpoints', 'best_model.pth'))).epoch, 3);
+  // One epoch record each; the late score is a validation record beside epoch 3's.
+  const records = runRecords(r.runDir).all;
   assert.deepEqual(
-    runRecords(r.runDir)
-      .epochs.filter((e) => typeof e.valDice === 'number')
-      .map((e) => e.epoch),
-    [1, 3],
+    records.filter((e) => e.type === 'epoch').map((e) => [e.epoch, typeof e.valDice]),
+    [
+      [1, 'number'],
+      [2, 'undefined'],
+      [3, 'undefined'],
+    ],
   );
+  assert.deepEqual(
+    records.filter((e) => e.type === 'validation').map((e) => e.epoch),
+    [3],
+  );
+  // The epoch's checkpoint was written again with its score.
+  const third = await loadCheckpoint(join(root, 'late', 'checkpoints', 'checkpoint_epoch3.pth'));
+  assert.equal(third.valScore, r.bestScore);
 });

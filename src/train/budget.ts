@@ -127,6 +127,11 @@ export class TimeBudget implements RunBudget {
     run.log(`Time budget ${formatDuration(seconds)} (${this.elapsed().toFixed(1)} s used by the start-up): planning after ${FIRST_STEPS} optimizer steps`);
   }
 
+  /** Whether the budget has ended the run (the epoch in progress is its last). */
+  get ended(): boolean {
+    return this.stopped;
+  }
+
   private elapsed(): number {
     return (performance.now() - this.startMs) / 1000;
   }
@@ -157,11 +162,6 @@ export class TimeBudget implements RunBudget {
    * Sets the schedule's length and the epoch count from the steps that fit (rank 0's estimate on
    * every rank: their learning rates must agree); returns the steps left.
    */
-  /** Whether the budget has ended the run (the epoch in progress is its last). */
-  get ended(): boolean {
-    return this.stopped;
-  }
-
   private async plan(run: TrainRun, say: boolean): Promise<number> {
     const p = this.pace(run);
     const into = this.into(run);

@@ -45,6 +45,12 @@ export function validatedEnds(done: number, lastEpoch: number, valLast: number):
   return Math.min(ends, valLast + (done === 0 && lastEpoch > valLast ? 1 : 0));
 }
 
+/** The log's line for --val-last (a resumed run's first epoch is behind it). */
+export function describeValLast(valLast: number, startEpoch: number): string {
+  const last = valLast === 1 ? "the last epoch's end" : `the last ${valLast} epochs' ends`;
+  return `at ${startEpoch === 1 ? "the first epoch's end and " : ''}${last} (--val-last)`;
+}
+
 /** --val-last leaves epochs unscored: what needs a score every epoch or round is refused, all at once. */
 export function valLastProblem(cfg: { valLast: number; valEvery: 'auto' | number; patience: number; scheduler: string }): string | null {
   if (cfg.valLast === 0) return null;

@@ -15,7 +15,7 @@ import { type GradScaler, type LRScheduler, type Optimizer, createOptimizer, cre
 import { EncoderFreeze, encoderParameters, optimizerParams } from './freeze.js';
 import { Tracker } from '../tracking/index.js';
 import { budgetSchedule } from './budget.js';
-import { describeCadence, validationCadence } from './cadence.js';
+import { describeCadence, describeValLast, validationCadence } from './cadence.js';
 import { type AuxHeads, WithAuxHeads, deepSupervisionProblem } from './deep-supervision.js';
 import { TrainError, type TrainData, type TrainHooks, type TrainRun, isMain } from './context.js';
 import type { EarlyStopping } from './early-stopping.js';
@@ -319,7 +319,7 @@ function shape(run: TrainRun): string {
 /** The reference's "Starting training" summary, then the validation schedule: two log lines. */
 export function describeRun(run: TrainRun, startEpoch: number): [string, string] {
   const { cfg, dist, data, worldSize } = run;
-  const validation = `Validation: ${data.split.val.length > 0 ? (cfg.valLast > 0 ? `at the first epoch's end and the last ${cfg.valLast} epochs' ends (--val-last)` : describeCadence(run.cadence)) : 'none (empty validation set)'}${cfg.preciseBn > 0 ? `; precise BatchNorm statistics over ${cfg.preciseBn} training batches before each` : ''}`;
+  const validation = `Validation: ${data.split.val.length > 0 ? (cfg.valLast > 0 ? describeValLast(cfg.valLast, startEpoch) : describeCadence(run.cadence)) : 'none (empty validation set)'}${cfg.preciseBn > 0 ? `; precise BatchNorm statistics over ${cfg.preciseBn} training batches before each` : ''}`;
   const batch = `${cfg.batchSize}${cfg.accumulateGradBatches > 1 ? ` x ${cfg.accumulateGradBatches} accumulated` : ''}${dist ? ` per process x ${worldSize} processes = ${cfg.batchSize * cfg.accumulateGradBatches * worldSize} per optimizer step (${dist.backend}${cfg.syncBn ? ', sync-BN' : ''})` : ''}`;
   const summary = [
     'Starting training:',

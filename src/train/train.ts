@@ -260,7 +260,7 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
     tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, lr: optimizer.lr, seconds: stats.seconds, imgPerSec });
   }
   result.epochsRun++;
-  if (s) result.lastScore = s.score;
+  result.lastScore = s ? s.score : Number.NaN; // INTERRUPTED.pth's val_score: this epoch's, if it was scored
   const validated = s ? `, validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}` : ` (no validation: --val-last ${cfg.valLast})`;
   run.log(`Epoch ${epochOf(epoch, cfg.epochs)}: loss ${stats.loss.toFixed(4)}${validated}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
@@ -289,14 +289,14 @@ async function validateEpoch(run: TrainRun, epoch: number, stats: EpochStats): P
 }
 
 /** A validated epoch's logging and early stopping's verdict. */
-async function recordScore(run: TrainRun, epoch: number, stats: EpochStats, v: Validation): Promise<{ score: number; isBest: boolean; stop: boolean }> {
+async function recordScore(run: TrainRun, epoch: number, stats: EpochStats, v: Validation, type: 'epoch' | 'validation' = 'epoch'): Promise<{ score: number; isBest: boolean; stop: boolean }> {
   const { cfg, tracker, optimizer } = run;
   const score = v.dice;
   await logValidation(run, score, epoch, v.sample);
   const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
   const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
   const imgPerSec = stats.images / stats.seconds;
-  tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
+  tracker.record({ type, epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
   return { score, ...run.early.update(score, epoch) };
 }
 
@@ -306,11 +306,17 @@ async function saveBest(run: TrainRun, epoch: number, stats: EpochStats, score: 
   result.bestModel = bestPath;
 }
 
-/** The last epoch's score when the budget ended the run after an epoch --val-last left unscored. */
+/**
+ * The last epoch's score when the budget ended the run after an epoch --val-last left unscored: its
+ * checkpoint is written again with the score (and precise BN's statistics), its record is a
+ * validation record beside the epoch's.
+ */
 async function lateScore(run: TrainRun, epoch: number, stats: EpochStats, result: TrainResult): Promise<void> {
-  const s = await recordScore(run, epoch, stats, await validateEpoch(run, epoch, stats));
+  const s = await recordScore(run, epoch, stats, await validateEpoch(run, epoch, stats), 'validation');
   result.lastScore = s.score;
   run.log(`Epoch ${epoch} was the last the budget allowed: validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}`);
-  if (s.isBest) await saveBest(run, epoch, stats, s.score, result, run.dist ? await nextEpochStart(run, epoch) : undefined);
+  const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
+  await saveTrainingState(run, join(run.ckptDir, `checkpoint_epoch${epoch}.pth`), epoch, stats.loss, s.score, ranks);
+  if (s.isBest) await saveBest(run, epoch, stats, s.score, result, ranks);
   await run.tracker.flush();
 }
