@@ -257,14 +257,14 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   if (!s) {
     tracker.scalar('learning rate', optimizer.lr, run.globalStep);
     tracker.scalar('epoch', epoch, run.globalStep);
-    tracker.record({ type: 'epoch', epoch, step: run.globalStep, loss: stats.loss, lr: optimizer.lr, seconds: stats.seconds, imgPerSec });
+    recordEpoch(run, epoch, stats, 'epoch');
   }
   result.epochsRun++;
   result.lastScore = s ? s.score : Number.NaN; // INTERRUPTED.pth's val_score: this epoch's, if it was scored
   const validated = s ? `, validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}` : ` (no validation: --val-last ${cfg.valLast})`;
   run.log(`Epoch ${epochOf(epoch, cfg.epochs)}: loss ${stats.loss.toFixed(4)}${validated}, lr ${optimizer.lr.toExponential(2)}, ${imgPerSec.toFixed(1)} img/s`);
 
-  const epochPath = join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
+  const epochPath = epochCheckpoint(run, epoch);
   const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
   await saveTrainingState(run, epochPath, epoch, stats.loss, s?.score ?? Number.NaN, ranks);
   result.lastCheckpoint = epochPath;
@@ -290,15 +290,21 @@ async function validateEpoch(run: TrainRun, epoch: number, stats: EpochStats): P
 
 /** A validated epoch's logging and early stopping's verdict. */
 async function recordScore(run: TrainRun, epoch: number, stats: EpochStats, v: Validation, type: 'epoch' | 'validation' = 'epoch'): Promise<{ score: number; isBest: boolean; stop: boolean }> {
-  const { cfg, tracker, optimizer } = run;
   const score = v.dice;
   await logValidation(run, score, epoch, v.sample);
-  const names = cfg.classNames.length ? { classNames: cfg.classNames } : {};
+  const names = run.cfg.classNames.length ? { classNames: run.cfg.classNames } : {};
   const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
-  const imgPerSec = stats.images / stats.seconds;
-  tracker.record({ type, epoch, step: run.globalStep, loss: stats.loss, valDice: score, lr: optimizer.lr, seconds: stats.seconds, imgPerSec, ...perClass });
+  recordEpoch(run, epoch, stats, type, score, perClass);
   return { score, ...run.early.update(score, epoch) };
 }
+
+/** An epoch's metrics.jsonl record; `valDice` and the per-class scores only where it was validated. */
+function recordEpoch(run: TrainRun, epoch: number, stats: EpochStats, type: 'epoch' | 'validation', valDice?: number, perClass: object = {}): void {
+  const scored = valDice === undefined ? {} : { valDice };
+  run.tracker.record({ type, epoch, step: run.globalStep, loss: stats.loss, ...scored, lr: run.optimizer.lr, seconds: stats.seconds, imgPerSec: stats.images / stats.seconds, ...perClass });
+}
+
+const epochCheckpoint = (run: TrainRun, epoch: number) => join(run.ckptDir, `checkpoint_epoch${epoch}.pth`);
 
 async function saveBest(run: TrainRun, epoch: number, stats: EpochStats, score: number, result: TrainResult, ranks?: Awaited<ReturnType<typeof nextEpochStart>>): Promise<void> {
   const bestPath = join(run.ckptDir, 'best_model.pth');
@@ -316,7 +322,7 @@ async function lateScore(run: TrainRun, epoch: number, stats: EpochStats, result
   result.lastScore = s.score;
   run.log(`Epoch ${epoch} was the last the budget allowed: validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}`);
   const ranks = run.dist ? await nextEpochStart(run, epoch) : undefined;
-  await saveTrainingState(run, join(run.ckptDir, `checkpoint_epoch${epoch}.pth`), epoch, stats.loss, s.score, ranks);
+  await saveTrainingState(run, epochCheckpoint(run, epoch), epoch, stats.loss, s.score, ranks);
   if (s.isBest) await saveBest(run, epoch, stats, s.score, result, ranks);
   await run.tracker.flush();
 }
