@@ -12,6 +12,7 @@ import { PolyLR } from '../src/optim/index.js';
 import { costOf, formatDuration, leaveBudget, stepsThatFit } from '../src/train/budget.js';
 import type { TrainRun } from '../src/train/context.js';
 import { autoTau } from '../src/train/ema.js';
+import { validationForwards } from '../src/train/validation.js';
 import { runCli } from './helpers/cli.js';
 import { parseTrain as parse } from './helpers/parse.js';
 import { freePort, startTs } from './helpers/dist.js';
@@ -69,6 +70,29 @@ test('the estimator under --val-last: unscored epoch ends cost a checkpoint, the
   // Planned to end within the first epoch: its end is the only one.
   assert.equal(costOf(4, p, 0), 2 + 3);
   assert.equal(stepsThatFit(1000, { ...p, done: 2 }, 0), 1662); // 831 + 166 unscored ends x 1 + the last x 3 = 1000
+});
+
+test("the guess of a validation round before one is seen counts the sliding window's forward passes, not images", () => {
+  // CamVid at full size, 192x320 windows: 3 rows x 2 columns, in batches of 2; a 64x64 image is one window.
+  const run = (over: { patchSize?: [number, number] | null; worldSize?: number } = {}) =>
+    ({
+      cfg: { batchSize: 2, patchSize: [192, 320], ...over },
+      worldSize: over.worldSize ?? 1,
+      data: {
+        split: { train: [], val: [1, 2, 3] },
+        dataset: {
+          scaledSizes: [
+            { width: 1, height: 1 },
+            { width: 480, height: 360 },
+            { width: 480, height: 360 },
+            { width: 64, height: 64 },
+          ],
+        },
+      },
+    }) as unknown as TrainRun;
+  assert.equal(validationForwards(run()), 3 + 3 + 1);
+  assert.equal(validationForwards(run({ worldSize: 2 })), 4); // each rank its half
+  assert.equal(validationForwards(run({ patchSize: null })), 2); // whole images, -b per forward pass
 });
 
 test('replanning a poly schedule moves its position and length and the lr with them', () => {

@@ -11,7 +11,7 @@ import type { UNetArgs } from '../src/model/index.js';
 import { validatedEnds, validatesAt } from '../src/train/cadence.js';
 import type { RunBudget } from '../src/train/context.js';
 import { type TrainHooks, train } from '../src/train/train.js';
-import { quiet, runConfig, runRecords, sameWeights } from './helpers/runs.js';
+import { quiet, runConfig, runRecords, sameWeights, scalarSeries } from './helpers/runs.js';
 import { tinyUNet } from './helpers/tiny-unet.js';
 import { tempDir } from './helpers/workdir.js';
 
@@ -125,6 +125,13 @@ test('a budget that ends the run after an unscored epoch: that epoch is validate
     records.filter((e) => e.type === 'validation').map((e) => e.epoch),
     [3],
   );
+  // The learning rate and epoch scalars once per epoch, the late score's included.
+  const { scalars } = runRecords(r.runDir);
+  assert.deepEqual(
+    scalarSeries(scalars, 'epoch').map(([, v]) => v),
+    [1, 2, 3],
+  );
+  assert.equal(scalarSeries(scalars, 'learning rate').filter(([step]) => step === records.find((e) => e.type === 'validation')?.step).length, 1);
   // The epoch's checkpoint was written again with its score.
   const third = await loadCheckpoint(join(root, 'late', 'checkpoints', 'checkpoint_epoch3.pth'));
   assert.equal(third.valScore, r.bestScore);

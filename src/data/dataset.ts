@@ -72,6 +72,8 @@ export class SegmentationDataset {
   readonly scale: number;
   /** The classes' values: scan() sets every value found; with `ignoreValue` the caller removes it (withoutIgnoreValue). */
   maskValues: MaskValues | undefined;
+  /** Each pair's size after `-s`, set by scan() (what validation's sliding window covers). */
+  scaledSizes: { width: number; height: number }[] = [];
   private readonly ignoreValue: number | null;
   private readonly channels?: number;
   private readonly minSide: number;
@@ -134,6 +136,7 @@ export class SegmentationDataset {
     });
     this.checkSizes(images);
     this.checkChannels(images);
+    this.scaledSizes = images.map((im, i) => scaledSize(im.width, im.height, this.scale, this.pairs[i].image));
     this.maskValues = mergeMaskValues(lists);
     return this.maskValues;
   }

@@ -16,6 +16,7 @@ import { EpochScheduler } from '../optim/index.js';
 import { CONFIG_FILE } from '../tracking/index.js';
 import { validatedEnds } from './cadence.js';
 import { type BudgetSummary, type RunBudget, type TrainRun, isMain } from './context.js';
+import { validationForwards } from './validation.js';
 
 /** Optimizer steps timed before the first estimate (the first one also warms up the allocator and kernels). */
 const FIRST_STEPS = 3;
@@ -63,21 +64,15 @@ export function stepsThatFit(seconds: number, p: Pace, into: number): number {
   return lo;
 }
 
-/** Batches of one rank per epoch and optimizer steps per epoch. */
-function shape(run: TrainRun): { batches: number; steps: number; valBatches: number } {
-  const { cfg, worldSize, data } = run;
-  const batches = Math.ceil(Math.ceil(data.split.train.length / worldSize) / cfg.batchSize);
-  const valBatches = Math.ceil(Math.ceil(data.split.val.length / worldSize) / cfg.batchSize);
-  return { batches, steps: Math.ceil(batches / cfg.accumulateGradBatches), valBatches };
-}
+/** Optimizer steps per epoch of one rank: its shard of the training images in batches, accumulated. */
+const stepsOf = (cfg: TrainConfig, trainImages: number, worldSize: number): number => Math.ceil(Math.ceil(Math.ceil(trainImages / worldSize) / cfg.batchSize) / cfg.accumulateGradBatches);
 
-/** Optimizer steps per epoch (of one rank). */
-export const stepsPerEpoch = (run: TrainRun): number => shape(run).steps;
+export const stepsPerEpoch = (run: TrainRun): number => stepsOf(run.cfg, run.data.split.train.length, run.worldSize);
 
 /** Scheduler options under a budget: poly and cosine step per optimizer step (their length is replanned). */
 export function budgetSchedule(cfg: TrainConfig, trainImages: number, worldSize: number): { stepsPerEpoch?: number } {
   if (!(cfg.timeBudget > 0) || (cfg.scheduler !== 'poly' && cfg.scheduler !== 'cosine')) return {};
-  return { stepsPerEpoch: Math.ceil(Math.ceil(Math.ceil(trainImages / worldSize) / cfg.batchSize) / cfg.accumulateGradBatches) };
+  return { stepsPerEpoch: stepsOf(cfg, trainImages, worldSize) };
 }
 
 /**
@@ -142,13 +137,13 @@ export class TimeBudget implements RunBudget {
 
   /** The costs measured so far, with guesses from the step time where nothing was seen yet. */
   pace(run: TrainRun): Pace {
-    const { steps, valBatches } = shape(run);
+    const steps = stepsPerEpoch(run);
     const step = Math.max(1e-6, this.stepSum / Math.max(1, this.stepCount));
     const { cadence, cfg } = run;
     const hasVal = run.data.split.val.length > 0;
     // A forward pass of a batch costs about a third of a training step's forward and backward.
     const forward = step / cfg.accumulateGradBatches / 3;
-    const round = mean(this.rounds) ?? (valBatches + cfg.preciseBn) * forward;
+    const round = mean(this.rounds) ?? (validationForwards(run) + cfg.preciseBn) * forward;
     const bytes = run.model.numParameters() * 4 * 3; // weights and up to two optimizer moments
     const save = 2 * (0.2 + bytes / 100e6); // an epoch checkpoint, and the best model
     const epochEnd = mean(this.epochEnds) ?? (hasVal ? round : 0) + save;

@@ -253,12 +253,10 @@ async function endEpoch(run: TrainRun, epoch: number, stats: EpochStats, result:
   if (scheduler.interval === 'metric') {
     if (v && (run.cadence.unit === 'epoch' || run.data.split.val.length === 0)) scheduler.step(v.dice);
   } else if (scheduler.interval !== 'step') scheduler.step(); // per-step ones step in epoch.ts
+  tracker.scalar('learning rate', optimizer.lr, run.globalStep);
+  tracker.scalar('epoch', epoch, run.globalStep);
   const s = v ? await recordScore(run, epoch, stats, v) : null;
-  if (!s) {
-    tracker.scalar('learning rate', optimizer.lr, run.globalStep);
-    tracker.scalar('epoch', epoch, run.globalStep);
-    recordEpoch(run, epoch, stats, 'epoch');
-  }
+  if (!s) recordEpoch(run, epoch, stats, 'epoch');
   result.epochsRun++;
   result.lastScore = s ? s.score : Number.NaN; // INTERRUPTED.pth's val_score: this epoch's, if it was scored
   const validated = s ? `, validation Dice ${s.score.toFixed(4)}${s.isBest ? ' (best)' : ''}` : ` (no validation: --val-last ${cfg.valLast})`;
@@ -291,7 +289,7 @@ async function validateEpoch(run: TrainRun, epoch: number, stats: EpochStats): P
 /** A validated epoch's logging and early stopping's verdict. */
 async function recordScore(run: TrainRun, epoch: number, stats: EpochStats, v: Validation, type: 'epoch' | 'validation' = 'epoch'): Promise<{ score: number; isBest: boolean; stop: boolean }> {
   const score = v.dice;
-  await logValidation(run, score, epoch, v.sample);
+  await logValidation(run, score, v.sample);
   const names = run.cfg.classNames.length ? { classNames: run.cfg.classNames } : {};
   const perClass = v.metrics ? { perClassDice: v.metrics.perClassDice, perClassIoU: v.metrics.perClassIoU, ...names } : {};
   recordEpoch(run, epoch, stats, type, score, perClass);

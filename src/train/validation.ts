@@ -9,7 +9,7 @@ import * as E from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { SegmentationMetrics } from '../metrics/confusion.js';
 import { SegmentationMeter } from '../metrics/meter.js';
-import { memoryRows, tiledLogits } from '../predict/sliding-window.js';
+import { memoryRows, tileGrid, tiledLogits } from '../predict/sliding-window.js';
 import { floatImageToImage, maskToImage } from '../tracking/index.js';
 import type { TrainRun } from './context.js';
 import { forward, toDevice } from './device.js';
@@ -76,6 +76,25 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
 const scored = (run: TrainRun) => run.ema?.model ?? run.model;
 
 /**
+ * Forward passes of one rank's validation round, for --time-budget's guess before one is seen: a
+ * batch each without --patch-size; with it, each image's windows in batches of -b.
+ */
+export function validationForwards(run: TrainRun): number {
+  const { cfg, data, worldSize } = run;
+  const { val } = data.split;
+  const shard = (n: number) => Math.ceil(n / worldSize);
+  if (!cfg.patchSize) return Math.ceil(shard(val.length) / cfg.batchSize);
+  const [ph, pw] = cfg.patchSize;
+  const o = { tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default };
+  const forwards = val.map((i) => {
+    const { width, height } = data.dataset.scaledSizes[i];
+    const { xs, ys } = tileGrid(width, height, o);
+    return Math.ceil((xs.length * ys.length) / cfg.batchSize);
+  });
+  return shard(forwards.reduce((a, b) => a + b, 0));
+}
+
+/**
  * Logits [1, K, H, W] of a one-image batch by sliding windows of the patch size (predict's default
  * overlap and gaussian blend), -b windows per forward pass: what the model trained on, at any image size.
  */
@@ -96,12 +115,10 @@ export async function validationRound(run: TrainRun, epoch: number, batch: numbe
   tracker.record({ type: 'validation', epoch, step: run.globalStep, batch, valDice: v.dice, lr: optimizer.lr });
 }
 
-/** The end-of-epoch logging: scalars; histograms and images only here, as they copy every weight to the host. */
-export async function logValidation(run: TrainRun, score: number, epoch: number, sample: ValidationSample | null): Promise<void> {
+/** A validated epoch's logging: its score; histograms and images only here, as they copy every weight to the host. */
+export async function logValidation(run: TrainRun, score: number, sample: ValidationSample | null): Promise<void> {
   const { tracker, globalStep: step } = run;
   tracker.scalar('validation Dice', score, step);
-  tracker.scalar('learning rate', run.optimizer.lr, step);
-  tracker.scalar('epoch', epoch, step);
   for (const [name, p] of run.model.namedParameters()) {
     const tag = name.replaceAll('/', '.');
     E.tidy(() => {
