@@ -138,6 +138,19 @@ describe('the planner against nnU-Net v2 2D planning (our transcription)', () =>
     assert.match(p.reasons.scale, /the thinnest 5\.0 px thick$/);
   });
 
+  test('--folds K: each fold is planned on its 1/K of the budget and validates 1/K of the images', async () => {
+    const cpu = { kind: 'cpu', memoryGB: 11, memorySource: 'test' } as const;
+    const one = await makePlan({ fp: fingerprint(CASES[1]), device: cpu, budgetSeconds: 900, validation: 20, timer: modelTimer(4.3e-5) });
+    // 5 folds of 75 minutes: each fold has 15 of them, so the same shape as one 15-minute run (not the hour's full resolution)
+    const cv = await makePlan({ fp: fingerprint(CASES[1]), device: cpu, budgetSeconds: 4500, validation: 10, folds: 5, timer: modelTimer(4.3e-5) });
+    assert.deepEqual([cv.train.scale, cv.train.patchSize, cv.train.batchSize], [one.train.scale, one.train.patchSize, one.train.batchSize]);
+    assert.equal(cv.train.scale, 0.5);
+    assert.equal(cv.timing.steps, one.timing.steps);
+    assert.deepEqual([cv.train.timeBudget, cv.train.folds], [4500, 5], 'the command-wide budget, shared by the folds at run time');
+    assert.match(cv.reasons.timeBudget, /90% of 900 s, a fold's 1\/5 of 4500 s$/);
+    assert.equal(one.train.folds, undefined);
+  });
+
   test('--encoder: the encoder UNet is what gets timed; its depth is fixed (patches multiples of 2^depth) and its width not shrunk', async () => {
     const seen: { baseChannels: number; depth: number; patch: [number, number] }[] = [];
     const timer: StepTimer = async (s) => (seen.push(s), { seconds: 4e-5 * s.batch * s.patch[0] * s.patch[1], note: 'encoder' });
@@ -298,6 +311,13 @@ describe('unet plan and train --plan', () => {
     assert.equal(r.train.optimizer, 'sgd');
     assert.equal(r.train.scheduler, 'poly');
     assert.equal(r.train.epochs, 3);
+    // --folds: the folds share the budget, so each is planned on its part; --fold I runs one on all of it.
+    const cv = await parse(['train', '--auto', '--folds', '3', '--time-budget', '9m', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--logdir', logdir, '--device', 'cpu']);
+    assert.ok(cv.train, cv.error);
+    assert.match(JSON.parse(readFileSync(cv.train.plan, 'utf8')).reasons.timeBudget, /90% of 180 s, a fold's 1\/3 of 540 s$/);
+    assert.deepEqual([cv.train.timeBudget, cv.train.folds], [540, 3]);
+    const one = await parse(['train', '--auto', '--folds', '3', '--fold', '1', '--time-budget', '9m', '--imgs', join(data, 'imgs'), '--masks', join(data, 'masks'), '--logdir', logdir, '--device', 'cpu']);
+    assert.match(JSON.parse(readFileSync(one.train?.plan ?? '', 'utf8')).reasons.timeBudget, /90% of 540 s$/);
   });
 
   test('a plan with a bad value or an unknown key is refused naming the key', async () => {

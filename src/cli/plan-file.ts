@@ -27,7 +27,9 @@ export const planConfigOf = (cfg: TrainConfig, output: string): PlanConfig => ({
   ignoreIndex: cfg.ignoreIndex,
   device: cfg.device,
   assumeMemory: 0,
-  validation: cfg.validation,
+  validation: cfg.folds > 0 ? 100 / cfg.folds : cfg.validation,
+  // --fold I runs one fold on the whole budget; without it the K folds share it.
+  folds: cfg.fold === undefined ? cfg.folds : 0,
   workers: cfg.workers,
   encoder: cfg.encoder ?? 'plain',
   encoderDepth: cfg.encoderDepth,

@@ -126,6 +126,7 @@ export const planOptions = {
   device: { flags: '--device <device>', help: 'plan for auto, cpu, cuda or cuda:N (timed there when it is here)', default: 'auto', parse: device },
   assumeMemory: { flags: '--assume-memory <size>', help: 'plan for this much device memory (e.g. 80G) instead of measuring; with --device cuda on a machine without one, step times are estimated (default: measured)', default: 0, parse: memorySize },
   validation: trainOptions.validation,
+  folds: { ...trainOptions.folds, help: 'plan for train --folds K: the K folds share the budget, each trains on (K-1)/K of the images and validates the rest (-v is not used; 0 = one run)' },
   ignoreIndex: trainOptions.ignoreIndex,
   workers: trainOptions.workers,
   encoder: { ...trainOptions.encoder, help: 'plan for this encoder under the UNet (its training step is timed): plain (the reference UNet), resnet18, resnet34, ...' },

@@ -78,7 +78,7 @@ export async function planFor(cfg: PlanConfig, log: (l: string) => void): Promis
   const encoder = cfg.encoder !== 'plain' ? { name: cfg.encoder, depth: cfg.encoderDepth } : undefined;
   const timer = here ? measuredTimer(name, fp.channels, classes, device.kind === 'cuda', encoder) : estimatedTimer(classes);
   log(`Timing a few training steps on ${name}...`);
-  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, timer, ignoreIndex: cfg.ignoreIndex, encoder });
+  const r = await makePlan({ fp, device, budgetSeconds: cfg.timeBudget, validation: cfg.validation, folds: cfg.folds, timer, ignoreIndex: cfg.ignoreIndex, encoder });
   const file = resolve(cfg.output);
   const { shapes, ...summary } = fp;
   const json = {

@@ -39,6 +39,8 @@ export interface PlanInput {
   device: Device;
   budgetSeconds: number;
   validation: number; // percent held out, as train's -v
+  /** train --folds K (0: one run): K runs share the budget, each validating 1/K of the images. */
+  folds?: number;
   timer: StepTimer;
   /** --ignore-index: a void mask value, left out of the classes. */
   ignoreIndex?: number | null;
@@ -197,8 +199,10 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   const fp = withoutVoid(p.fp, p.ignoreIndex ?? null);
   const reasons: Record<string, string> = {};
   const classes = Math.max(2, fp.maskValues.length);
-  const nVal = Math.floor((fp.count * p.validation) / 100);
+  const folds = p.folds ?? 0;
+  const nVal = folds > 0 ? Math.ceil(fp.count / folds) : Math.floor((fp.count * p.validation) / 100);
   const nTrain = fp.count - nVal;
+  const runSeconds = p.budgetSeconds / Math.max(1, folds);
   // nnU-Net counts every case (it validates by cross-validation), so the 5% cap uses them all.
   const nn = plan2d(fp.medianShape, fp.count, { baseFeatures: 32, maxFeatures: 512, inChannels: fp.channels, classes }, { targetGB: device.memoryGB });
   const rules = shapeRules(p.encoder);
@@ -212,7 +216,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
     timings.push({ shape: { ...x }, ...t });
     return t.seconds;
   };
-  const usable = p.budgetSeconds * 0.9;
+  const usable = runSeconds * 0.9;
   const medianArea = fp.medianShape[0] * fp.medianShape[1];
   // Per epoch one patch per training image; whole-image validation passes (~1/3 of a training step
   // per pixel) only at the first and the last epoch (VAL_LAST).
@@ -243,7 +247,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
   reasons.baseChannels = s.base === 32 ? "nnU-Net's 32 (the reference: 64)" : `${s.base}: a narrower net gives more steps in the budget on this CPU`;
   if (p.encoder) Object.assign(reasons, encoderReasons(p.encoder));
   // No `epochs` in the plan: train --time-budget plans them from its own timing (a plan's or a flag's -e would cap them).
-  reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${p.budgetSeconds} s`;
+  reasons.timeBudget = `the run's schedule is planned for it and it ends by it; about ${stepsPerEpoch} steps/epoch x ${epochs} epochs = ${stepsPerEpoch * epochs} steps at ${t.toFixed(3)} s/step (${timings.at(-1)?.note}) plus validation fit in 90% of ${folds > 0 ? `${Math.round(runSeconds)} s, a fold's 1/${folds} of ${p.budgetSeconds} s` : `${p.budgetSeconds} s`}`;
   const recipe = recipeFor(fp, p, depth, s.batch, reasons);
   const train = {
     classes,
@@ -258,6 +262,7 @@ export async function makePlan(p: PlanInput): Promise<PlanResult> {
     amp: device.kind === 'cuda',
     timeBudget: p.budgetSeconds,
     validation: p.validation,
+    ...(folds > 0 ? { folds } : {}),
   };
   const timing = {
     stepsPerEpoch,
