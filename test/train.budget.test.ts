@@ -12,7 +12,7 @@ import { PolyLR } from '../src/optim/index.js';
 import { costOf, formatDuration, leaveBudget, stepsThatFit } from '../src/train/budget.js';
 import type { TrainRun } from '../src/train/context.js';
 import { autoTau } from '../src/train/ema.js';
-import { validationForwards } from '../src/train/validation.js';
+import { validationSamples } from '../src/train/validation.js';
 import { runCli } from './helpers/cli.js';
 import { parseTrain as parse } from './helpers/parse.js';
 import { freePort, startTs } from './helpers/dist.js';
@@ -72,8 +72,9 @@ test('the estimator under --val-last: unscored epoch ends cost a checkpoint, the
   assert.equal(stepsThatFit(1000, { ...p, done: 2 }, 0), 1662); // 831 + 166 unscored ends x 1 + the last x 3 = 1000
 });
 
-test("the guess of a validation round before one is seen counts the sliding window's forward passes, not images", () => {
-  // CamVid at full size, 192x320 windows: 3 rows x 2 columns, in batches of 2; a 64x64 image is one window.
+test("the guess of a validation round before one is seen counts the sliding window's windows, not images", () => {
+  // CamVid at full size, 192x320 windows: 3 rows x 2 columns; a 64x64 image is one window. Each
+  // window (or whole image) is half a training sample's worth of compute.
   const run = (over: { patchSize?: [number, number] | null; worldSize?: number } = {}) =>
     ({
       cfg: { batchSize: 2, patchSize: [192, 320], ...over },
@@ -90,9 +91,9 @@ test("the guess of a validation round before one is seen counts the sliding wind
         },
       },
     }) as unknown as TrainRun;
-  assert.equal(validationForwards(run()), 3 + 3 + 1);
-  assert.equal(validationForwards(run({ worldSize: 2 })), 4); // each rank its half
-  assert.equal(validationForwards(run({ patchSize: null })), 2); // whole images, -b per forward pass
+  assert.equal(validationSamples(run()), (6 + 6 + 1) / 2);
+  assert.equal(validationSamples(run({ worldSize: 2 })), 7 / 2); // each rank its half
+  assert.equal(validationSamples(run({ patchSize: null })), 3 / 2); // whole images
 });
 
 test('replanning a poly schedule moves its position and length and the lr with them', () => {

@@ -16,7 +16,7 @@ import { EpochScheduler } from '../optim/index.js';
 import { CONFIG_FILE } from '../tracking/index.js';
 import { validatedEnds } from './cadence.js';
 import { type BudgetSummary, type RunBudget, type TrainRun, isMain } from './context.js';
-import { validationForwards } from './validation.js';
+import { validationSamples } from './validation.js';
 
 /** Optimizer steps timed before the first estimate (the first one also warms up the allocator and kernels). */
 const FIRST_STEPS = 3;
@@ -141,9 +141,9 @@ export class TimeBudget implements RunBudget {
     const step = Math.max(1e-6, this.stepSum / Math.max(1, this.stepCount));
     const { cadence, cfg } = run;
     const hasVal = run.data.split.val.length > 0;
-    // A forward pass of a batch costs about a third of a training step's forward and backward.
-    const forward = step / cfg.accumulateGradBatches / 3;
-    const round = mean(this.rounds) ?? (validationForwards(run) + cfg.preciseBn) * forward;
+    // A training sample's share of a step; precise BN's forward pass of a batch about a third of a step.
+    const sample = step / cfg.accumulateGradBatches / cfg.batchSize;
+    const round = mean(this.rounds) ?? validationSamples(run) * sample + (cfg.preciseBn * step) / cfg.accumulateGradBatches / 3;
     const bytes = run.model.numParameters() * 4 * 3; // weights and up to two optimizer moments
     const save = 2 * (0.2 + bytes / 100e6); // an epoch checkpoint, and the best model
     const epochEnd = mean(this.epochEnds) ?? (hasVal ? round : 0) + save;
