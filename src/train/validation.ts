@@ -81,6 +81,9 @@ const scored = (run: TrainRun) => run.ema?.model ?? run.model;
  */
 const windowBatch = (run: TrainRun) => Math.max(run.cfg.batchSize, 8);
 
+/** Validation's windows: the patch, with predict's default overlap and blend. */
+const windowsOf = ([ph, pw]: readonly [number, number]) => ({ tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default, blend: predictOptions.blend.default });
+
 /**
  * One rank's validation round in training samples' worth of compute, for --time-budget's guess
  * before one is seen: each whole image (without --patch-size) or each sliding window costs about
@@ -91,8 +94,7 @@ export function validationSamples(run: TrainRun): number {
   const { val } = data.split;
   const shard = (n: number) => Math.ceil(n / worldSize);
   if (!cfg.patchSize) return shard(val.length) / 2;
-  const [ph, pw] = cfg.patchSize;
-  const o = { tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default };
+  const o = windowsOf(cfg.patchSize);
   const windows = val.map((i) => {
     const { width, height } = data.dataset.scaledSizes[i];
     const { xs, ys } = tileGrid(width, height, o);
@@ -103,12 +105,11 @@ export function validationSamples(run: TrainRun): number {
 
 /**
  * Logits [1, K, H, W] of a one-image batch by sliding windows of the patch size (predict's default
- * overlap and gaussian blend), -b windows per forward pass: what the model trained on, at any image size.
+ * overlap and gaussian blend), windowBatch() windows per forward pass: what the model trained on, at any image size.
  */
-function slidingWindow(run: TrainRun, b: Batch, [ph, pw]: readonly [number, number]): Promise<Tensor> {
+function slidingWindow(run: TrainRun, b: Batch, patch: readonly [number, number]): Promise<Tensor> {
   const model = { model: scored(run), device: run.device, ampDtype: run.ampDtype, args: run.modelArgs };
-  const o = { tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default, blend: predictOptions.blend.default, batchSize: windowBatch(run) };
-  return tiledLogits(model, memoryRows(b.images, b.c, b.w, b.h), o);
+  return tiledLogits(model, memoryRows(b.images, b.c, b.w, b.h), { ...windowsOf(patch), batchSize: windowBatch(run) });
 }
 
 /** A validation round inside an epoch (--val-every): the plateau scheduler steps on its score. */
