@@ -72,12 +72,14 @@ test('the estimator under --val-last: unscored epoch ends cost a checkpoint, the
   assert.equal(stepsThatFit(1000, { ...p, done: 2 }, 0), 1662); // 831 + 166 unscored ends x 1 + the last x 3 = 1000
 });
 
-test("the guess of a validation round before one is seen counts the sliding window's windows, not images", () => {
+test("the guess of a validation round before one is seen counts the sliding window's windows, or whole images' area", () => {
   // CamVid at full size, 192x320 windows: 3 rows x 2 columns; a 64x64 image is one window. Each
-  // window (or whole image) is half a training sample's worth of compute.
-  const run = (over: { patchSize?: [number, number] | null; worldSize?: number } = {}) =>
+  // window, patch's area of a whole image, or whole image without patches is half a training sample.
+  const run = (over: { patchSize?: [number, number] | null; worldSize?: number; maxMemory?: number; device?: string } = {}) =>
     ({
-      cfg: { batchSize: 2, patchSize: [192, 320], ...over },
+      cfg: { batchSize: 2, patchSize: [192, 320], maxMemory: 1, ...over },
+      device: over.device ?? 'cpu',
+      model: { namedParameters: () => [] }, // width unknown: counted as 64 channels, 5.8 KB per pixel
       worldSize: over.worldSize ?? 1,
       data: {
         split: { train: [], val: [1, 2, 3] },
@@ -91,8 +93,13 @@ test("the guess of a validation round before one is seen counts the sliding wind
         },
       },
     }) as unknown as TrainRun;
+  // --max-memory 1 (MiB): no image fits whole, all go by windows.
   assert.equal(validationSamples(run()), (6 + 6 + 1) / 2);
   assert.equal(validationSamples(run({ worldSize: 2 })), 7 / 2); // each rank its half
+  // 100 GB: every image whole, counted by its area in patches (5.69 of them, a rank's share rounded up).
+  assert.equal(validationSamples(run({ maxMemory: 100_000 })), Math.ceil((2 * 480 * 360 + 64 * 64) / (192 * 320)) / 2);
+  // CUDA: by windows whatever the memory (the engine cannot query it).
+  assert.equal(validationSamples(run({ maxMemory: 100_000, device: 'cuda' })), 13 / 2);
   assert.equal(validationSamples(run({ patchSize: null })), 3 / 2); // whole images
 });
 

@@ -1,5 +1,5 @@
 // unet train --patch-size: batches of patches from images of mixed sizes, validation of whole
-// images through predict's sliding window, the patch size in the checkpoint, exact mid-epoch
+// images (through predict's sliding window where one would not fit --max-memory), the patch size in the checkpoint, exact mid-epoch
 // resume, the flag's errors, and padding as the ignore index on the device.
 import assert from 'node:assert/strict';
 import { readdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -27,9 +27,9 @@ before(async () => {
 });
 
 /** Input shapes [N, C, H, W] the model saw, in training and in eval mode. */
-function spyModel(seen: { train: number[][]; eval: number[][] }): TrainHooks['createModel'] {
+function spyModel(seen: { train: number[][]; eval: number[][] }, div = 16): TrainHooks['createModel'] {
   return (args: UNetArgs) => {
-    const m = tinyUNet(args, 16);
+    const m = tinyUNet(args, div);
     const forward = m.forward.bind(m);
     m.forward = (x) => {
       (m.training ? seen.train : seen.eval).push([...x.shape]);
@@ -52,22 +52,23 @@ async function cli(argv: string[], hooks: TrainHooks): Promise<{ cfg: TrainConfi
   return { cfg, dir };
 }
 
-test('--patch-size 32 on 48 and 64 px images: batches of patches, validation by sliding windows, size in the checkpoint', { timeout: 120_000 }, async () => {
+test('--patch-size 32 on 48 and 64 px images: batches of patches, validation by sliding windows under --max-memory 1, size in the checkpoint', { timeout: 120_000 }, async () => {
   const seen = { train: [] as number[][], eval: [] as number[][] };
   const logs: string[] = [];
-  const { dir } = await cli(['-e', '1', '-b', '2', '-s', '1', '-v', '25', '-c', '3', '--augment', '--patch-size', '32', '-l', '1e-3'], {
+  const { dir } = await cli(['-e', '1', '-b', '2', '-s', '1', '-v', '25', '-c', '3', '--augment', '--patch-size', '32', '-l', '1e-3', '--max-memory', '1'], {
     ...quiet,
     log: (l) => logs.push(l),
-    createModel: spyModel(seen),
+    createModel: spyModel(seen, 4), // width 16: a forward pass needs 1.4 KB per pixel
   });
-  assert.match(logs.join('\n'), /Patches: {9}32x32, 33% centred on a foreground class; validation by sliding window/);
+  assert.match(logs.join('\n'), /Patches: {9}32x32, 33% centred on a foreground class; validation of whole images \(sliding windows where one would not fit --max-memory\)/);
   // 6 training images, -b 2: 3 batches of 32x32 patches (images of both sizes share batches).
   assert.deepEqual(seen.train, [
     [2, 3, 32, 32],
     [2, 3, 32, 32],
     [2, 3, 32, 32],
   ]);
-  // 2 validation images, each whole through overlapping 32x32 windows, 2 per forward pass.
+  // 2 validation images, each whole through overlapping 32x32 windows (a 48x48 image's forward pass
+  // needs 3.3 MB, over the 1 MiB allowed), batched.
   assert.ok(seen.eval.length >= 4, JSON.stringify(seen.eval));
   for (const s of seen.eval) assert.deepEqual(s.slice(1), [3, 32, 32]);
   assert.ok(
@@ -79,7 +80,7 @@ test('--patch-size 32 on 48 and 64 px images: batches of patches, validation by 
   assert.ok(Number.isFinite(ckpt.valScore), 'validation Dice on the whole images');
 });
 
-test('-c 1, greyscale, a non-square patch; without --patch-size the whole images as before', { timeout: 120_000 }, async () => {
+test('-c 1, greyscale, a non-square patch, validated whole where the image fits; without --patch-size the whole images as before', { timeout: 120_000 }, async () => {
   const seen = { train: [] as number[][], eval: [] as number[][] };
   // Binary masks (2 mask values), RGB images read as grey.
   const bin = join(root, 'bin');
@@ -87,7 +88,8 @@ test('-c 1, greyscale, a non-square patch; without --patch-size the whole images
   const cfg = runConfig(bin, join(root, 'c1'), { epochs: 1, batchSize: 2, scale: 1, validation: 25, classes: 1, channels: 1, patchSize: [32, 48], learningRate: 1e-3, tensorboard: false });
   await train(cfg, { ...quiet, createModel: spyModel(seen) });
   assert.ok(seen.train.length > 0 && seen.train.every((s) => s[1] === 1 && s[2] === 32 && s[3] === 48), JSON.stringify(seen.train));
-  assert.ok(seen.eval.length > 0 && seen.eval.every((s) => s[2] === 32 && s[3] === 48), JSON.stringify(seen.eval));
+  // Validation as predict and evaluate score: each 48x48 image whole, in one pass.
+  assert.deepEqual(seen.eval, [[1, 1, 48, 48]], JSON.stringify(seen.eval));
 
   const whole = { train: [] as number[][], eval: [] as number[][] };
   await train({ ...cfg, patchSize: null, checkpointDir: join(root, 'c1w', 'ck'), logdir: join(root, 'c1w', 'runs') }, { ...quiet, createModel: spyModel(whole) });

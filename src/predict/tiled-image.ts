@@ -46,7 +46,7 @@ export const memoryBudget = (maxMemoryMiB: number): number => (maxMemoryMiB > 0 
  * Bytes of a CPU forward pass per scaled pixel: 90 per channel of the first layer, i.e. 5.8 KB for
  * the full-width UNet (64 channels; measured 5.6 KB at 512x512, fp32, oneDNN, 1 input channel).
  */
-export function forwardBytesPerPixel(p: Predictor): number {
+export function forwardBytesPerPixel(p: Pick<Predictor, 'model' | 'models'>): number {
   // An ensemble runs its models one after another: the widest one counts.
   const widths = (p.models ?? [p.model]).map((m) => m.namedParameters().find(([k]) => k === 'outc.conv.weight')?.[1]?.shape[1] ?? 64);
   return 90 * Math.max(...widths);

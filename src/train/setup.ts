@@ -286,7 +286,7 @@ function createLoaders(p: RunParts) {
         skipped.add(file);
       }
     : undefined;
-  // --patch-size: validation images one at a time (sizes may differ), -b sliding windows per forward pass.
+  // --patch-size: validation images one at a time (sizes may differ), each whole or by sliding windows (validation.ts).
   const patch = patchOptions(cfg);
   const loaders = {
     train: new DataLoader(dataset, split.train, { batchSize, shuffle: true, rng: p.dataRng, augment: augmentOptions(cfg), patch, onBadSample }),
@@ -329,7 +329,11 @@ export function describeRun(run: TrainRun, startEpoch: number): [string, string]
     `  Training size:   ${data.split.train.length}`,
     `  Validation size: ${data.split.val.length}`,
     `  Images scaling:  ${cfg.scale}`,
-    ...(cfg.patchSize ? [`  Patches:         ${cfg.patchSize.join('x')}, ${Math.round(cfg.oversampleFg * 100)}% centred on a foreground class; validation by sliding window`] : []),
+    ...(cfg.patchSize
+      ? [
+          `  Patches:         ${cfg.patchSize.join('x')}, ${Math.round(cfg.oversampleFg * 100)}% centred on a foreground class; validation of whole images${run.device === 'cpu' ? ' (sliding windows where one would not fit --max-memory)' : ' by sliding windows'}`,
+        ]
+      : []),
     `  Model:           UNet(${data.nChannels} channels, ${cfg.classes} classes, ${shape(run)}) ${run.model.numParameters().toLocaleString('en')} parameters${run.auxHeads ? `, deep supervision (${run.auxHeads.heads.length} auxiliary heads)` : ''}`,
     `  Device:          ${run.device}${run.ampDtype ? ` (AMP ${run.ampDtype})` : ''}, ${E.getNumThreads()} threads`,
   ].join('\n');
