@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, prepareCheckpointDir } from '../src/model/checkpoint.js';
 import { snapshotDir } from './helpers/cli.js';
 import { startTs } from './helpers/dist.js';
 import { demoDataDir } from './helpers/workdir.js';
@@ -184,4 +184,16 @@ describe('failures name the folder and leave nothing behind', { concurrency: 2 }
     assert.match(r.out, new RegExp(`resume with --resume or --load an earlier checkpoint; the checkpoints already written in ${dir} are intact`));
     assert.deepEqual(left, ['best_model.pth', 'checkpoint_epoch1.pth'], 'no temp file, no lock left');
   });
+});
+
+test("a killed run's leftovers are removed, a live writer's kept: checkpoint temp files and the folder's write probe", async () => {
+  // A kill -9 between the probe's write and its unlink left .write-test.<pid>.tmp (seen once in reliability.kill).
+  const dir = join(root, 'leftovers');
+  mkdirSync(dir, { recursive: true });
+  const dead = spawnSync('true').pid as number;
+  const live = process.ppid;
+  const files = [`.checkpoint_epoch1.pth.${dead}.0123abcd.tmp`, `.write-test.${dead}.tmp`, `.checkpoint_epoch2.pth.${live}.0123abcd.tmp`, `.write-test.${live}.tmp`];
+  for (const f of files) writeFileSync(join(dir, f), 'x');
+  await prepareCheckpointDir(dir);
+  assert.deepEqual(readdirSync(dir).sort(), [files[2], files[3]].sort());
 });

@@ -207,8 +207,11 @@ export async function recordPostprocess(path: string, classes: readonly number[]
   await savePth(path, rec);
 }
 
-/** Temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`), left behind when a writer is killed. */
-const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+/**
+ * Left behind when a writer is killed: temp files of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`)
+ * and prepareCheckpointDir's write probe (`.write-test.<pid>.tmp`).
+ */
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$|^\.write-test\.(\d+)\.tmp$/;
 
 /** Why a write into the checkpoint folder failed, in words (the error's own message otherwise). */
 const writeProblem = (e: unknown): string => errnoWords(e) ?? (e as Error).message;
@@ -250,7 +253,7 @@ export async function prepareCheckpointDir(dir: string): Promise<void> {
   await unlink(probe).catch(() => {});
   for (const f of await readdir(dir).catch(() => [] as string[])) {
     const m = TEMP_FILE.exec(f);
-    if (m && !processAlive(Number(m[1]))) await rm(join(dir, f), { force: true }).catch(() => {});
+    if (m && !processAlive(Number(m[1] ?? m[2]))) await rm(join(dir, f), { force: true }).catch(() => {});
   }
 }
 
