@@ -50,8 +50,9 @@ export async function validate(run: TrainRun, epoch: number, withImages: boolean
   const meter = new SegmentationMeter(cfg.classes, { device: run.device });
   let sample: ValidationSample | null = null;
   try {
+    const whole = wholePixels(run);
     for await (const b of run.loaders.val) {
-      const tiled = cfg.patchSize && byWindows(run, b.w, b.h) ? await slidingWindow(run, b, cfg.patchSize) : null;
+      const tiled = cfg.patchSize && b.w * b.h > whole ? await slidingWindow(run, b, cfg.patchSize) : null;
       E.tidy(() =>
         E.inferenceMode(() => {
           const { x, y } = toDevice(run, b);
@@ -86,15 +87,16 @@ const windowBatch = (run: TrainRun) => Math.max(run.cfg.batchSize, 8);
 const windowsOf = ([ph, pw]: readonly [number, number]) => ({ tile: pw, tileHeight: ph, overlap: predictOptions.overlap.default, blend: predictOptions.blend.default });
 
 /**
- * With --patch-size, whether a validation image goes through the patch's sliding window rather than
- * whole, as predict's --tile auto decides: whole where its forward pass fits --max-memory (half the
- * free RAM), which is how predict and evaluate score it, and 2.5x cheaper on a CPU than windows
- * overlapping as predict's do (360x480, 96x144 windows: 3.0 against 3.7 us/px, twice the pixels).
- * On CUDA, whose free memory the engine cannot query, always by windows: the plan fitted the patch.
+ * With --patch-size, the most (scaled) pixels a validation image may have to be predicted whole
+ * rather than by the patch's sliding window, as predict's --tile auto decides: whole where its
+ * forward pass fits --max-memory (half the free RAM), which is how predict and evaluate score it,
+ * and 2.5x cheaper on a CPU than windows overlapping as predict's do (360x480, 96x144 windows: 3.0
+ * against 3.7 us/px, twice the pixels). On CUDA, whose free memory the engine cannot query, none:
+ * always by windows, the plan fitted the patch. Read once per round (it walks the parameters).
  */
-function byWindows(run: TrainRun, width: number, height: number): boolean {
-  if (run.device !== 'cpu') return true;
-  return width * height * forwardBytesPerPixel({ model: scored(run) }) > memoryBudget(run.cfg.maxMemory);
+function wholePixels(run: TrainRun): number {
+  if (run.device !== 'cpu') return 0;
+  return memoryBudget(run.cfg.maxMemory) / forwardBytesPerPixel({ model: scored(run) });
 }
 
 /**
@@ -110,9 +112,10 @@ export function validationSamples(run: TrainRun): number {
   const patch = cfg.patchSize;
   if (!patch) return shard(val.length) / 2;
   const o = windowsOf(patch);
+  const whole = wholePixels(run);
   const samples = val.map((i) => {
     const { width, height } = data.dataset.scaledSizes[i];
-    if (!byWindows(run, width, height)) return (width * height) / (patch[0] * patch[1]);
+    if (width * height <= whole) return (width * height) / (patch[0] * patch[1]);
     const { xs, ys } = tileGrid(width, height, o);
     return xs.length * ys.length;
   });
